@@ -1,0 +1,269 @@
+//! One error type for the HTTP layer, rendered two ways: RFC 9457 problem details on the native
+//! API, and Sinch's `{"code", "text"}` on the Sinch-compatible surface.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::group::ChildGroupsError;
+use crate::store::StoreError;
+
+/// What was wrong with one field (or element) of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// The field's path in the request, e.g. `members[3]` or `auto_update.add.first_word`.
+    pub field: String,
+    /// Why the value was refused.
+    pub detail: String,
+    #[serde(skip)]
+    pub kind: FieldErrorKind,
+}
+
+/// Sinch tells JSON that does not fit the schema (`syntax_invalid_json`), malformed values
+/// (`syntax_invalid_parameter_format`) and well-formed values that break a rule
+/// (`syntax_constraint_violation`) apart; so do we.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldErrorKind {
+    Schema,
+    Format,
+    #[default]
+    Constraint,
+}
+
+impl FieldError {
+    pub fn format(field: impl Into<String>, detail: impl ToString) -> Self {
+        Self {
+            field: field.into(),
+            detail: detail.to_string(),
+            kind: FieldErrorKind::Format,
+        }
+    }
+
+    pub fn schema(field: impl Into<String>, detail: impl ToString) -> Self {
+        Self {
+            field: field.into(),
+            detail: detail.to_string(),
+            kind: FieldErrorKind::Schema,
+        }
+    }
+
+    pub fn constraint(field: impl Into<String>, detail: impl ToString) -> Self {
+        Self {
+            field: field.into(),
+            detail: detail.to_string(),
+            kind: FieldErrorKind::Constraint,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid API token")]
+    Unauthorized,
+    #[error("this token does not belong to the service plan in the path")]
+    ForeignPlan,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("the request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("the request is invalid")]
+    Invalid(Vec<FieldError>),
+    /// Groups named in the body that do not exist (or are deleted).
+    #[error("unknown group")]
+    UnknownGroups(Vec<FieldError>),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the group changed since it was read; its ETag is now \"{current}\"")]
+    PreconditionFailed { current: i64 },
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn invalid(error: FieldError) -> Self {
+        ApiError::Invalid(vec![error])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::ForeignPlan => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::InvalidJson(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnknownGroups(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn field_errors(&self) -> &[FieldError] {
+        match self {
+            ApiError::Invalid(errors) | ApiError::UnknownGroups(errors) => errors,
+            _ => &[],
+        }
+    }
+
+    /// A one-line account of the error, naming every field.
+    fn detail(&self) -> String {
+        let fields = self.field_errors();
+        if fields.is_empty() {
+            return self.to_string();
+        }
+        fields
+            .iter()
+            .map(|error| format!("{}: {}", error.field, error.detail))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => ApiError::NotFound("group"),
+            StoreError::UnknownGroups(ids) => ApiError::UnknownGroups(
+                ids.iter()
+                    .map(|id| FieldError::constraint("groups", format!("no group with id {id}")))
+                    .collect(),
+            ),
+            StoreError::ChildGroups(ChildGroupsError::Cycle(path)) => {
+                ApiError::invalid(FieldError::constraint(
+                    "child_groups",
+                    format!("would create a cycle: {}", join_path(&path)),
+                ))
+            }
+            StoreError::ChildGroups(ChildGroupsError::TooDeep(path)) => {
+                ApiError::invalid(FieldError::constraint(
+                    "child_groups",
+                    format!(
+                        "would nest groups more than {} levels deep: {}",
+                        crate::domain::group::MAX_NESTING_DEPTH,
+                        join_path(&path)
+                    ),
+                ))
+            }
+            StoreError::VersionMismatch { current } => ApiError::PreconditionFailed { current },
+            StoreError::GroupDeleted => ApiError::Conflict(
+                "the group is deleted: restore it with PATCH {\"status\": \"ACTIVE\"} first".into(),
+            ),
+            other => {
+                tracing::error!(error = %other, "storage failure");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+fn join_path(path: &[crate::domain::ids::GroupId]) -> String {
+    path.iter()
+        .map(|id| id.as_str())
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+/// RFC 9457 problem details, with `errors` naming each bad field.
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    /// A short, human-readable summary of the problem type.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request.
+    pub detail: String,
+    /// One entry per invalid field or element.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let problem = Problem {
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            errors: self.field_errors().to_vec(),
+        };
+        let mut response = (status, Json(problem)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let ApiError::Unauthorized = self {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Sinch's error body.
+#[derive(Serialize, ToSchema)]
+pub struct SinchErrorBody {
+    /// A machine-readable code such as `syntax_invalid_json` or `unknown_group`.
+    pub code: String,
+    /// A human-readable description of the error.
+    pub text: String,
+}
+
+/// The same errors, as the Sinch-compatible surface reports them.
+#[derive(Debug)]
+pub struct SinchError(pub ApiError);
+
+impl From<ApiError> for SinchError {
+    fn from(error: ApiError) -> Self {
+        SinchError(error)
+    }
+}
+
+impl From<StoreError> for SinchError {
+    fn from(error: StoreError) -> Self {
+        SinchError(ApiError::from(error))
+    }
+}
+
+impl IntoResponse for SinchError {
+    fn into_response(self) -> Response {
+        let error = self.0;
+        let (status, code) = match &error {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::ForeignPlan => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            // Sinch reports JSON that does not match the schema (wrong types) the same way as
+            // JSON that does not parse.
+            ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "syntax_invalid_json"),
+            ApiError::Invalid(errors)
+                if errors.iter().any(|e| e.kind == FieldErrorKind::Schema) =>
+            {
+                (StatusCode::BAD_REQUEST, "syntax_invalid_json")
+            }
+            ApiError::Invalid(errors)
+                if errors.iter().any(|e| e.kind == FieldErrorKind::Format) =>
+            {
+                (StatusCode::BAD_REQUEST, "syntax_invalid_parameter_format")
+            }
+            ApiError::Invalid(_) => (StatusCode::BAD_REQUEST, "syntax_constraint_violation"),
+            ApiError::UnknownGroups(_) => (StatusCode::FORBIDDEN, "unknown_group"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::PreconditionFailed { .. } => {
+                (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+            }
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "syntax_constraint_violation")
+            }
+            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        };
+        let body = SinchErrorBody {
+            code: code.to_owned(),
+            text: error.detail(),
+        };
+        (status, Json(body)).into_response()
+    }
+}

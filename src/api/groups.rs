@@ -1,0 +1,887 @@
+//! The native Contact Groups API under `/api/contactgroups`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::Authenticated;
+use super::error::{ApiError, FieldError, Problem};
+use super::extract::{IfMatch, JsonBody, etag};
+use super::limits::{DEFAULT_PAGE_SIZE, MAX_CHILD_GROUPS, MAX_NUMBERS_PER_REQUEST, MAX_PAGE_SIZE};
+use super::validate::{AutoUpdateBody, GroupFields, Validator, nullable};
+use crate::domain::algebra::MembershipChange;
+use crate::domain::group::{GroupName, GroupStatus};
+use crate::domain::ids::{ContactId, GroupId};
+use crate::domain::msisdn::RegionCode;
+use crate::store::{
+    CursorKey, GroupCursor, GroupDefinition, GroupOrder, GroupQuery, GroupRecord, GroupUpdate,
+    Plan, StatusFilter, Window,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_groups, create_group))
+        .routes(routes!(
+            get_group,
+            replace_group,
+            update_group,
+            delete_group
+        ))
+        .routes(routes!(group_members))
+}
+
+/// A contact group.
+#[derive(Serialize, ToSchema)]
+pub struct ContactGroup {
+    #[schema(example = "01JD4Q3T5V8Z9X2W1Y0A7B6C5D")]
+    pub id: String,
+    #[schema(example = "Newsletter")]
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// `ACTIVE`, or `DELETED` after a soft delete.
+    #[schema(example = "ACTIVE")]
+    pub status: &'static str,
+    /// Distinct effective members: the group's own and its active child groups'.
+    pub size: i64,
+    /// The member numbers (E.164), only with `?include=members`; `/members` is the scalable way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<String>>,
+    /// Groups whose members are included in this group, recursively.
+    pub child_groups: Vec<String>,
+    pub auto_update: Option<AutoUpdateBody>,
+    /// Creation time, UTC with milliseconds.
+    #[schema(example = "2026-11-23T05:41:50.123Z")]
+    pub created_at: String,
+    #[schema(example = "2026-11-23T05:41:50.123Z")]
+    pub modified_at: String,
+}
+
+impl ContactGroup {
+    fn from_record(record: &GroupRecord, members: Option<Vec<String>>) -> Self {
+        ContactGroup {
+            id: record.id.to_string(),
+            name: record.name.clone(),
+            description: record.description.clone(),
+            status: record.status.as_str(),
+            size: record.size,
+            members,
+            child_groups: record
+                .child_groups
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            auto_update: record.auto_update.as_ref().map(AutoUpdateBody::from),
+            created_at: record.created_at.to_rfc3339(),
+            modified_at: record.modified_at.to_rfc3339(),
+        }
+    }
+}
+
+/// A group answered with its `ETag`.
+struct GroupResponse {
+    status: StatusCode,
+    record: GroupRecord,
+    members: Option<Vec<String>>,
+}
+
+impl IntoResponse for GroupResponse {
+    fn into_response(self) -> Response {
+        let tag = etag(self.record.version);
+        let body = ContactGroup::from_record(&self.record, self.members);
+        let mut response = (self.status, Json(body)).into_response();
+        if let Ok(value) = HeaderValue::from_str(&tag) {
+            response.headers_mut().insert(header::ETAG, value);
+        }
+        response
+    }
+}
+
+/// The body of a create or replace: everything a group is defined by.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupBody {
+    /// 1 to 200 characters.
+    #[schema(example = "Newsletter")]
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Phone numbers, E.164 or national with `default_region`; duplicates are ignored.
+    #[serde(default)]
+    #[schema(example = json!(["+14155552671", "+14155552672"]))]
+    pub members: Option<Vec<String>>,
+    /// Ids of groups whose members are included in this one.
+    #[serde(default)]
+    pub child_groups: Option<Vec<String>>,
+    #[serde(default)]
+    pub auto_update: Option<AutoUpdateBody>,
+    /// Region (ISO 3166-1 alpha-2) for national-format numbers; the plan's default otherwise.
+    #[serde(default)]
+    #[schema(example = "US")]
+    pub default_region: Option<String>,
+}
+
+/// The body of a partial update. Absent fields are left as they are; `null` clears a field.
+/// Additions (`add`, `add_from_group`) are applied before removals (`remove`,
+/// `remove_from_group`): a number in both ends up absent.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPatch {
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    /// Numbers to add; duplicates and numbers already present are ignored.
+    #[serde(default)]
+    pub add: Option<Vec<String>>,
+    /// Numbers to remove; numbers not in the group are ignored.
+    #[serde(default)]
+    pub remove: Option<Vec<String>>,
+    /// Copy the members of this group in.
+    #[serde(default)]
+    pub add_from_group: Option<String>,
+    /// Take the members of this group out.
+    #[serde(default)]
+    pub remove_from_group: Option<String>,
+    /// Replaces the child groups.
+    #[serde(default)]
+    pub child_groups: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<AutoUpdateBody>)]
+    pub auto_update: Option<Option<AutoUpdateBody>>,
+    /// `ACTIVE` restores a deleted group.
+    #[serde(default)]
+    #[schema(example = "ACTIVE")]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub default_region: Option<String>,
+}
+
+/// A page of groups.
+#[derive(Serialize, ToSchema)]
+pub struct GroupList {
+    pub groups: Vec<ContactGroup>,
+    /// How many groups match the filters, over all pages.
+    pub count: i64,
+    /// With `page`: the page returned (from 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<i64>,
+    /// How many groups this page holds.
+    pub page_size: usize,
+    /// Pass as `next` to get the following page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only groups whose name contains this text (case-insensitive).
+    name: Option<String>,
+    /// `ACTIVE` (default), `DELETED` or `ALL`.
+    status: Option<String>,
+    /// Only the child groups of this group.
+    child_of: Option<String>,
+    /// `created_at` (default), `name` or `size`.
+    order_by: Option<String>,
+    /// `asc` or `desc`; by default names ascend, dates and sizes descend (newest, largest first).
+    direction: Option<String>,
+    /// Page size for cursor pagination, 1 to 1000 (default 100).
+    limit: Option<String>,
+    /// The `next` value of the previous page.
+    next: Option<String>,
+    /// Page number from 0, for simple clients (with `page_size`); not with `next`.
+    page: Option<String>,
+    /// Groups per page with `page`, 1 to 1000 (default 100).
+    page_size: Option<String>,
+    /// `members` to include each group's member numbers.
+    include: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IncludeParams {
+    /// `members` to include the member numbers in the response.
+    include: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// `true` removes the group and its memberships for good instead of marking it DELETED.
+    purge: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MemberParams {
+    /// Members per page, 1 to 1000 (default 100).
+    limit: Option<String>,
+    /// The `next` value of the previous page.
+    next: Option<String>,
+}
+
+/// A member of a group.
+#[derive(Serialize, ToSchema)]
+pub struct Member {
+    /// The contact's id.
+    pub id: String,
+    #[schema(example = "+14155552671")]
+    pub phone: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// Opted-out members stay members but are never sent to.
+    pub opted_out: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberList {
+    pub members: Vec<Member>,
+    /// Pass as `next` to get the following page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+fn parse_group_id(id: &str) -> Result<GroupId, ApiError> {
+    GroupId::parse(id).ok_or(ApiError::NotFound("group"))
+}
+
+fn parse_number(
+    field: &str,
+    value: Option<&str>,
+    min: i64,
+    max: i64,
+) -> Result<Option<i64>, ApiError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match value.parse::<i64>() {
+        Ok(number) if (min..=max).contains(&number) => Ok(Some(number)),
+        _ => Err(ApiError::invalid(FieldError::format(
+            field,
+            format!("must be a whole number from {min} to {max}"),
+        ))),
+    }
+}
+
+fn wants_members(include: Option<&str>) -> Result<bool, ApiError> {
+    match include {
+        None | Some("") => Ok(false),
+        Some("members") => Ok(true),
+        Some(_) => Err(ApiError::invalid(FieldError::format(
+            "include",
+            "the only value is `members`",
+        ))),
+    }
+}
+
+fn plan_region(plan: &Plan) -> Option<RegionCode> {
+    plan.default_region
+        .as_deref()
+        .and_then(|region| RegionCode::parse(region).ok())
+}
+
+async fn all_members(state: &AppState, plan: &Plan, id: &GroupId) -> Result<Vec<String>, ApiError> {
+    let numbers: Vec<_> = state
+        .store
+        .member_numbers(plan.id.clone(), id.clone())
+        .collect()
+        .await;
+    numbers
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::from)
+}
+
+fn validate_definition(
+    plan: &Plan,
+    body: &GroupBody,
+) -> Result<(GroupDefinition, GroupFields), ApiError> {
+    let mut check = Validator::new();
+    let region = check
+        .region("default_region", body.default_region.as_deref())
+        .or_else(|| plan_region(plan));
+    let name = check.name("name", &body.name, GroupName::NATIVE_MAX_CHARS);
+    let description = body
+        .description
+        .as_deref()
+        .and_then(|text| check.description("description", text));
+    let members = check.numbers(
+        "members",
+        body.members.as_deref().unwrap_or_default(),
+        region,
+        MAX_NUMBERS_PER_REQUEST,
+    );
+    let child_groups = check.group_ids(
+        "child_groups",
+        body.child_groups.as_deref().unwrap_or_default(),
+        MAX_CHILD_GROUPS,
+    );
+    let auto_update = body
+        .auto_update
+        .as_ref()
+        .and_then(|value| check.auto_update("auto_update", value));
+    let fields = check.finish()?;
+    Ok((
+        GroupDefinition {
+            name,
+            description,
+            members,
+            child_groups,
+            auto_update,
+        },
+        fields,
+    ))
+}
+
+/// List groups
+///
+/// Filters by name, status and parent group; orders by creation time, name or size. Pages either
+/// by cursor (`limit` and `next`) or by number (`page` and `page_size`).
+#[utoipa::path(
+    get, path = "/api/contactgroups", tag = "Contact Groups",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of groups", body = GroupList),
+        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn list_groups(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Query(params): Query<ListParams>,
+) -> Result<Json<GroupList>, ApiError> {
+    let status = match params
+        .status
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        None | Some("ACTIVE") => StatusFilter::Active,
+        Some("DELETED") => StatusFilter::Deleted,
+        Some("ALL") => StatusFilter::Any,
+        Some(_) => {
+            return Err(ApiError::invalid(FieldError::format(
+                "status",
+                "must be ACTIVE, DELETED or ALL",
+            )));
+        }
+    };
+    let order = match params.order_by.as_deref() {
+        None | Some("created_at") => GroupOrder::CreatedAt,
+        Some("name") => GroupOrder::Name,
+        Some("size") => GroupOrder::Size,
+        Some(_) => {
+            return Err(ApiError::invalid(FieldError::format(
+                "order_by",
+                "must be created_at, name or size",
+            )));
+        }
+    };
+    let descending = match params.direction.as_deref() {
+        None => order != GroupOrder::Name,
+        Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            return Err(ApiError::invalid(FieldError::format(
+                "direction",
+                "must be asc or desc",
+            )));
+        }
+    };
+    let child_of = match params.child_of.as_deref() {
+        None => None,
+        Some(id) => Some(GroupId::parse(id).ok_or_else(|| {
+            ApiError::invalid(FieldError::format("child_of", "is not the id of a group"))
+        })?),
+    };
+    let page = parse_number("page", params.page.as_deref(), 0, i64::MAX / MAX_PAGE_SIZE)?;
+    let page_size = parse_number("page_size", params.page_size.as_deref(), 1, MAX_PAGE_SIZE)?;
+    let limit = parse_number("limit", params.limit.as_deref(), 1, MAX_PAGE_SIZE)?;
+    let window = match (page, &params.next) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(FieldError::constraint(
+                "page",
+                "use either page (with page_size) or next (with limit), not both",
+            )));
+        }
+        (Some(page), None) => {
+            let limit = page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+            Window::Offset {
+                offset: page * limit,
+                limit,
+            }
+        }
+        (None, next) => Window::After {
+            after: next.as_deref().map(decode_cursor).transpose()?,
+            limit: limit.or(page_size).unwrap_or(DEFAULT_PAGE_SIZE),
+        },
+    };
+    let include_members = wants_members(params.include.as_deref())?;
+    let query = GroupQuery {
+        status,
+        name_contains: params.name.filter(|name| !name.is_empty()),
+        child_of,
+        order,
+        descending,
+        window,
+    };
+    let result = state.store.list_groups(&plan.id, &query).await?;
+    let mut groups = Vec::with_capacity(result.groups.len());
+    for record in &result.groups {
+        let members = if include_members {
+            Some(all_members(&state, &plan, &record.id).await?)
+        } else {
+            None
+        };
+        groups.push(ContactGroup::from_record(record, members));
+    }
+    Ok(Json(GroupList {
+        page_size: groups.len(),
+        groups,
+        count: result.total,
+        page,
+        next: result.next.as_ref().map(encode_cursor),
+    }))
+}
+
+/// Cursors are opaque to clients: the sort key and id of the last group, as hex-encoded JSON.
+fn encode_cursor(cursor: &GroupCursor) -> String {
+    let key = match &cursor.key {
+        CursorKey::Text(text) => serde_json::Value::from(text.as_str()),
+        CursorKey::Number(number) => serde_json::Value::from(*number),
+    };
+    hex::encode(serde_json::json!([key, cursor.id.as_str()]).to_string())
+}
+
+fn decode_cursor(text: &str) -> Result<GroupCursor, ApiError> {
+    let invalid = || {
+        ApiError::invalid(FieldError::format(
+            "next",
+            "is not a cursor returned by this API",
+        ))
+    };
+    let bytes = hex::decode(text).map_err(|_| invalid())?;
+    let (key, id): (serde_json::Value, String) =
+        serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let key = match key {
+        serde_json::Value::String(text) => CursorKey::Text(text),
+        serde_json::Value::Number(number) => {
+            CursorKey::Number(number.as_i64().ok_or_else(invalid)?)
+        }
+        _ => return Err(invalid()),
+    };
+    Ok(GroupCursor {
+        key,
+        id: GroupId::parse(&id).ok_or_else(invalid)?,
+    })
+}
+
+/// Create a group
+///
+/// Members given as bare numbers become (or reuse) the plan's contacts with those numbers.
+#[utoipa::path(
+    post, path = "/api/contactgroups", tag = "Contact Groups",
+    request_body = GroupBody,
+    responses(
+        (status = 201, description = "The group, with its ETag", body = ContactGroup),
+        (status = 400, description = "A field is invalid, a child group is unknown, or the child groups would form a cycle", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the size limit", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn create_group(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    JsonBody(body): JsonBody<GroupBody>,
+) -> Result<Response, ApiError> {
+    let (definition, fields) = validate_definition(&plan, &body)?;
+    let record = state
+        .store
+        .create_group(&plan.id, definition)
+        .await
+        .map_err(|error| fields.explain(error))?;
+    Ok(GroupResponse {
+        status: StatusCode::CREATED,
+        record,
+        members: None,
+    }
+    .into_response())
+}
+
+/// Get a group
+///
+/// Deleted groups are shown too, with status `DELETED`.
+#[utoipa::path(
+    get, path = "/api/contactgroups/{id}", tag = "Contact Groups",
+    params(("id" = String, Path, description = "The group's id"), IncludeParams),
+    responses(
+        (status = 200, description = "The group, with its ETag", body = ContactGroup),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such group in this plan", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_group(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Path(id): Path<String>,
+    Query(params): Query<IncludeParams>,
+) -> Result<Response, ApiError> {
+    let id = parse_group_id(&id)?;
+    let include_members = wants_members(params.include.as_deref())?;
+    let record = state.store.get_group(&plan.id, &id).await?;
+    let members = if include_members {
+        Some(all_members(&state, &plan, &id).await?)
+    } else {
+        None
+    };
+    Ok(GroupResponse {
+        status: StatusCode::OK,
+        record,
+        members,
+    }
+    .into_response())
+}
+
+/// Replace a group
+///
+/// Sets everything: name, description, the whole member list, child groups and auto_update.
+/// With `If-Match`, fails with 412 if the group changed since that ETag was read.
+#[utoipa::path(
+    put, path = "/api/contactgroups/{id}", tag = "Contact Groups",
+    params(
+        ("id" = String, Path, description = "The group's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on"),
+    ),
+    request_body = GroupBody,
+    responses(
+        (status = 200, description = "The group, with its new ETag", body = ContactGroup),
+        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such group in this plan", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The group is deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The group changed since the If-Match ETag", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the size limit", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn replace_group(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Path(id): Path<String>,
+    IfMatch(expected): IfMatch,
+    JsonBody(body): JsonBody<GroupBody>,
+) -> Result<Response, ApiError> {
+    let id = parse_group_id(&id)?;
+    let (definition, fields) = validate_definition(&plan, &body)?;
+    let record = state
+        .store
+        .replace_group(&plan.id, &id, expected, definition)
+        .await
+        .map_err(|error| fields.explain(error))?;
+    Ok(GroupResponse {
+        status: StatusCode::OK,
+        record,
+        members: None,
+    }
+    .into_response())
+}
+
+/// Update a group
+///
+/// Adds and removes members (additions first), copies members in from or out by another group,
+/// renames, and sets child groups or keywords. With `If-Match`, fails with 412 if the group
+/// changed since that ETag was read.
+#[utoipa::path(
+    patch, path = "/api/contactgroups/{id}", tag = "Contact Groups",
+    params(
+        ("id" = String, Path, description = "The group's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on"),
+    ),
+    request_body = GroupPatch,
+    responses(
+        (status = 200, description = "The group, with its new ETag", body = ContactGroup),
+        (status = 400, description = "A field is invalid or names an unknown group", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such group in this plan", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The group is deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The group changed since the If-Match ETag", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the size limit", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn update_group(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Path(id): Path<String>,
+    IfMatch(expected): IfMatch,
+    JsonBody(body): JsonBody<GroupPatch>,
+) -> Result<Response, ApiError> {
+    let id = parse_group_id(&id)?;
+    let mut check = Validator::new();
+    let region = check
+        .region("default_region", body.default_region.as_deref())
+        .or_else(|| plan_region(&plan));
+    let name = body.name.as_ref().map(|name| {
+        name.as_deref()
+            .and_then(|text| check.name("name", text, GroupName::NATIVE_MAX_CHARS))
+    });
+    let description = body.description.as_ref().map(|description| {
+        description
+            .as_deref()
+            .and_then(|text| check.description("description", text))
+    });
+    let add = check.numbers(
+        "add",
+        body.add.as_deref().unwrap_or_default(),
+        region,
+        MAX_NUMBERS_PER_REQUEST,
+    );
+    let remove = check.numbers(
+        "remove",
+        body.remove.as_deref().unwrap_or_default(),
+        region,
+        MAX_NUMBERS_PER_REQUEST,
+    );
+    let add_from_group = body
+        .add_from_group
+        .as_deref()
+        .and_then(|id| check.group_id("add_from_group", id));
+    let remove_from_group = body
+        .remove_from_group
+        .as_deref()
+        .and_then(|id| check.group_id("remove_from_group", id));
+    let child_groups = body
+        .child_groups
+        .as_deref()
+        .map(|ids| check.group_ids("child_groups", ids, MAX_CHILD_GROUPS));
+    let auto_update = body.auto_update.as_ref().map(|value| {
+        value
+            .as_ref()
+            .and_then(|value| check.auto_update("auto_update", value))
+    });
+    let status = match body.status.as_deref() {
+        None => None,
+        Some(text) => match GroupStatus::parse(text) {
+            Some(GroupStatus::Active) => Some(GroupStatus::Active),
+            _ => {
+                check.push(FieldError::constraint(
+                    "status",
+                    "can only be set to ACTIVE (restore); delete with DELETE",
+                ));
+                None
+            }
+        },
+    };
+    for (field, source) in [
+        ("add_from_group", &add_from_group),
+        ("remove_from_group", &remove_from_group),
+    ] {
+        if source.as_ref() == Some(&id) {
+            check.push(FieldError::constraint(field, "is this group itself"));
+        }
+    }
+    let fields = check.finish()?;
+    let update = GroupUpdate {
+        name,
+        description,
+        auto_update,
+        child_groups,
+        status,
+        members: MembershipChange::new(add, remove, add_from_group, remove_from_group),
+    };
+    let record = state
+        .store
+        .update_group(&plan.id, &id, expected, update)
+        .await
+        .map_err(|error| fields.explain(error))?;
+    Ok(GroupResponse {
+        status: StatusCode::OK,
+        record,
+        members: None,
+    }
+    .into_response())
+}
+
+/// Delete a group
+///
+/// Marks the group DELETED (it then resolves to no one and is hidden from lists unless
+/// `status=DELETED` is asked for); with `purge=true` removes it and its memberships for good.
+#[utoipa::path(
+    delete, path = "/api/contactgroups/{id}", tag = "Contact Groups",
+    params(
+        ("id" = String, Path, description = "The group's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on"),
+        DeleteParams,
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such group in this plan", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The group changed since the If-Match ETag", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn delete_group(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Path(id): Path<String>,
+    IfMatch(expected): IfMatch,
+    Query(params): Query<DeleteParams>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_group_id(&id)?;
+    let purge = match params.purge.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::invalid(FieldError::format(
+                "purge",
+                "must be true or false",
+            )));
+        }
+    };
+    state
+        .store
+        .delete_group(&plan.id, &id, expected, purge)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// List a group's members
+///
+/// The distinct effective members (the group's own and its child groups'). As JSON, a page of
+/// contacts (`limit`, `next`); with `Accept: application/x-ndjson` every number as one JSON
+/// string per line, or with `Accept: text/csv` as CSV, streamed whatever the group's size.
+#[utoipa::path(
+    get, path = "/api/contactgroups/{id}/members", tag = "Contact Groups",
+    params(("id" = String, Path, description = "The group's id"), MemberParams),
+    responses(
+        (status = 200, description = "Members", content(
+            (MemberList = "application/json"),
+            (String = "application/x-ndjson"),
+            (String = "text/csv"),
+        )),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such group in this plan", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn group_members(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Path(id): Path<String>,
+    Query(params): Query<MemberParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = parse_group_id(&id)?;
+    state.store.get_group(&plan.id, &id).await?;
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let format = if accept.contains("ndjson") || accept.contains("jsonl") {
+        Some(StreamFormat::JsonLines)
+    } else if accept.contains("text/csv") {
+        Some(StreamFormat::Csv)
+    } else {
+        None
+    };
+    if let Some(format) = format {
+        return Ok(stream_numbers(&state, &plan, id, format));
+    }
+    let limit = parse_number("limit", params.limit.as_deref(), 1, MAX_PAGE_SIZE)?
+        .unwrap_or(DEFAULT_PAGE_SIZE);
+    let after = match params.next.as_deref() {
+        None => None,
+        Some(text) => Some(ContactId::parse(text).ok_or_else(|| {
+            ApiError::invalid(FieldError::format(
+                "next",
+                "is not a cursor returned by this API",
+            ))
+        })?),
+    };
+    let page = state
+        .store
+        .member_page(&plan.id, &id, after.as_ref(), limit)
+        .await?;
+    Ok(Json(MemberList {
+        members: page
+            .members
+            .into_iter()
+            .map(|member| Member {
+                id: member.contact_id.to_string(),
+                phone: member.phone,
+                first_name: member.first_name,
+                last_name: member.last_name,
+                opted_out: member.opted_out,
+            })
+            .collect(),
+        next: page.next.map(|id| id.to_string()),
+    })
+    .into_response())
+}
+
+#[derive(Clone, Copy)]
+enum StreamFormat {
+    JsonLines,
+    Csv,
+}
+
+/// Streams every number, batching them into chunks so that a million numbers are not a million
+/// writes. A storage failure mid-stream ends the body early, which the client sees as a
+/// truncated transfer.
+fn stream_numbers(state: &AppState, plan: &Plan, id: GroupId, format: StreamFormat) -> Response {
+    let header_line = match format {
+        StreamFormat::JsonLines => None,
+        StreamFormat::Csv => Some(Ok::<_, std::io::Error>(axum::body::Bytes::from_static(
+            b"phone\n",
+        ))),
+    };
+    let body = state
+        .store
+        .member_numbers(plan.id.clone(), id)
+        .ready_chunks(4096)
+        .map(move |chunk| {
+            let mut buffer = String::with_capacity(chunk.len() * 20);
+            for number in chunk {
+                let number = number.map_err(|error| {
+                    tracing::error!(%error, "member stream failed");
+                    std::io::Error::other("storage failure")
+                })?;
+                match format {
+                    StreamFormat::JsonLines => {
+                        buffer.push('"');
+                        buffer.push_str(&number);
+                        buffer.push_str("\"\n");
+                    }
+                    StreamFormat::Csv => {
+                        buffer.push_str(&number);
+                        buffer.push('\n');
+                    }
+                }
+            }
+            Ok(axum::body::Bytes::from(buffer))
+        });
+    let content_type = match format {
+        StreamFormat::JsonLines => "application/x-ndjson",
+        StreamFormat::Csv => "text/csv; charset=utf-8",
+    };
+    let stream = futures::stream::iter(header_line).chain(body);
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| ApiError::Internal.into_response())
+}

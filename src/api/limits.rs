@@ -1,0 +1,28 @@
+//! The limits every request is held to. Each is documented in the OpenAPI text and answered with
+//! 400 or 413 naming it.
+
+/// Largest request body: room for [`MAX_NUMBERS_PER_REQUEST`] numbers in any reasonable format.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Numbers in `members`, `add` or `remove` of one native request.
+pub const MAX_NUMBERS_PER_REQUEST: usize = 100_000;
+
+/// Numbers in `members`, `add` or `remove` of one Sinch request, as Sinch documents.
+pub const SINCH_MAX_NUMBERS_PER_REQUEST: usize = 10_000;
+
+/// Child groups of one group on the Sinch surface, as Sinch documents.
+pub const SINCH_MAX_CHILD_GROUPS: usize = 10;
+
+/// Child groups of one group on the native API.
+pub const MAX_CHILD_GROUPS: usize = 100;
+
+/// Page sizes on the native API.
+pub const DEFAULT_PAGE_SIZE: i64 = 100;
+pub const MAX_PAGE_SIZE: i64 = 1000;
+
+/// Page sizes on the Sinch surface, as Sinch documents.
+pub const SINCH_DEFAULT_PAGE_SIZE: i64 = 30;
+pub const SINCH_MAX_PAGE_SIZE: i64 = 100;
+
+/// How many invalid elements one error response lists before summarising the rest.
+pub const MAX_REPORTED_ERRORS: usize = 100;

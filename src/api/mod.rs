@@ -1,0 +1,108 @@
+//! The HTTP front end: the native API under `/api`, the Sinch-compatible surface under `/xms/v1`,
+//! health checks, and the OpenAPI document with its explorer at `/docs`.
+
+pub mod auth;
+pub mod error;
+mod extract;
+mod groups;
+mod health;
+pub mod limits;
+mod sinch;
+mod validate;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use tokio::net::TcpListener;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::store::Store;
+use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Roster",
+        description = "Contacts and contact groups for SMS, resolved to phone numbers at send time.\n\n\
+            Authenticate with `Authorization: Bearer <token>` (create one with `roster plans create`).\n\n\
+            Limits: request bodies up to 32 MiB; up to 100,000 numbers per request on the native API \
+            and 10,000 on the Sinch-compatible surface; pages of up to 1000 (native) or 100 (Sinch).",
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "Contact Groups", description = "Groups of contacts, with child groups, keywords and members"),
+        (name = "Sinch-compatible Groups", description = "Sinch's Groups API, field for field"),
+        (name = "Operations", description = "Health checks"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The whole application: every route, and the OpenAPI document generated from them.
+pub fn router(state: AppState) -> Router {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(groups::router())
+        .merge(sinch::router())
+        .merge(health::router())
+        .split_for_parts();
+    router
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback(|| async { ApiError::NotFound("route").into_response() })
+        .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight.
+pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

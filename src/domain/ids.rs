@@ -1,0 +1,105 @@
+//! Identifiers. Groups and contacts use ULIDs (sortable by creation, like Sinch's group ids);
+//! service plans use 32 lowercase hex characters, the shape of Sinch's `service_plan_id`.
+
+use std::fmt;
+
+use rand::RngCore;
+
+macro_rules! ulid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn generate() -> Self {
+                Self(ulid::Ulid::new().to_string())
+            }
+
+            /// Accepts a ULID in any case; `None` when the text cannot be an id of this kind.
+            pub fn parse(input: &str) -> Option<Self> {
+                ulid::Ulid::from_string(input)
+                    .ok()
+                    .map(|id| Self(id.to_string()))
+            }
+
+            /// For ids read back from our own database, which only ever holds valid ones.
+            pub fn from_trusted(stored: String) -> Self {
+                Self(stored)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+ulid_id!(
+    /// Identifies a contact group within its plan.
+    GroupId
+);
+ulid_id!(
+    /// Identifies a contact within its plan.
+    ContactId
+);
+
+/// Identifies a service plan (tenant).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PlanId(String);
+
+impl PlanId {
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        Self(hex::encode(bytes))
+    }
+
+    pub fn parse(input: &str) -> Option<Self> {
+        let valid = input.len() == 32
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        valid.then(|| Self(input.to_owned()))
+    }
+
+    pub fn from_trusted(stored: String) -> Self {
+        Self(stored)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PlanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_ids_round_trip_and_normalise_case() {
+        let id = GroupId::generate();
+        assert_eq!(GroupId::parse(&id.as_str().to_lowercase()), Some(id));
+        assert_eq!(GroupId::parse("not-an-id"), None);
+    }
+
+    #[test]
+    fn plan_ids_are_32_lowercase_hex() {
+        let id = PlanId::generate();
+        assert_eq!(PlanId::parse(id.as_str()), Some(id.clone()));
+        assert_eq!(PlanId::parse(&id.as_str().to_uppercase()), None);
+        assert_eq!(PlanId::parse("abc"), None);
+    }
+}

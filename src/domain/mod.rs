@@ -1,0 +1,9 @@
+//! Pure types and rules: phone numbers, group names, keywords and the group update algebra.
+//! Nothing here touches the network or the database, and every value that exists is valid.
+
+pub mod algebra;
+pub mod auto_update;
+pub mod group;
+pub mod ids;
+pub mod msisdn;
+pub mod time;

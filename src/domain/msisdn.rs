@@ -1,0 +1,257 @@
+//! Phone numbers (MSISDNs) in E.164, validated with Google's libphonenumber metadata.
+
+use std::fmt;
+
+use rlibphonenumber::{
+    PHONE_NUMBER_UTIL, ParseError, PhoneNumber, PhoneNumberFormat, PhoneNumberType, Region,
+    ValidationError,
+};
+
+/// A valid phone number in E.164 form (`+` and up to 15 digits). Only [`Msisdn::parse`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Msisdn(String);
+
+/// What libphonenumber knows about a valid number: kept with the contact because an SMS to a
+/// fixed line fails. Ordered by the number alone, since type and country follow from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedNumber {
+    pub msisdn: Msisdn,
+    pub number_type: NumberType,
+    /// ISO 3166-1 alpha-2 region, absent for non-geographic numbers (e.g. `+800`).
+    pub country: Option<String>,
+}
+
+impl Ord for ParsedNumber {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.msisdn.cmp(&other.msisdn)
+    }
+}
+
+impl PartialOrd for ParsedNumber {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The kind of line a number belongs to, as libphonenumber classifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberType {
+    Mobile,
+    FixedLine,
+    FixedLineOrMobile,
+    TollFree,
+    PremiumRate,
+    SharedCost,
+    Voip,
+    PersonalNumber,
+    Pager,
+    Uan,
+    Voicemail,
+    Unknown,
+}
+
+impl NumberType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NumberType::Mobile => "mobile",
+            NumberType::FixedLine => "fixed_line",
+            NumberType::FixedLineOrMobile => "fixed_line_or_mobile",
+            NumberType::TollFree => "toll_free",
+            NumberType::PremiumRate => "premium_rate",
+            NumberType::SharedCost => "shared_cost",
+            NumberType::Voip => "voip",
+            NumberType::PersonalNumber => "personal_number",
+            NumberType::Pager => "pager",
+            NumberType::Uan => "uan",
+            NumberType::Voicemail => "voicemail",
+            NumberType::Unknown => "unknown",
+        }
+    }
+
+    fn from_library(kind: PhoneNumberType) -> Self {
+        match kind {
+            PhoneNumberType::Mobile => NumberType::Mobile,
+            PhoneNumberType::FixedLine => NumberType::FixedLine,
+            PhoneNumberType::FixedLineOrMobile => NumberType::FixedLineOrMobile,
+            PhoneNumberType::TollFree => NumberType::TollFree,
+            PhoneNumberType::PremiumRate => NumberType::PremiumRate,
+            PhoneNumberType::SharedCost => NumberType::SharedCost,
+            PhoneNumberType::VoIP => NumberType::Voip,
+            PhoneNumberType::PersonalNumber => NumberType::PersonalNumber,
+            PhoneNumberType::Pager => NumberType::Pager,
+            PhoneNumberType::UAN => NumberType::Uan,
+            PhoneNumberType::VoiceMail => NumberType::Voicemail,
+            PhoneNumberType::Unknown => NumberType::Unknown,
+        }
+    }
+}
+
+/// Why a string is not a usable phone number; the text is shown to API clients.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MsisdnError {
+    #[error("is empty")]
+    Empty,
+    #[error("is not a phone number")]
+    NotANumber,
+    #[error("is a national number; give it in E.164 (+country code) or set default_region")]
+    NeedsRegion,
+    #[error("has an unknown country calling code")]
+    UnknownCountryCode,
+    #[error("is too short")]
+    TooShort,
+    #[error("is too long")]
+    TooLong,
+    #[error("is not a valid number in its numbering plan")]
+    Invalid,
+}
+
+/// A region for national-format numbers (ISO 3166-1 alpha-2, e.g. `US`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegionCode(Region);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("is not a known region code (ISO 3166-1 alpha-2 such as US or DE)")]
+pub struct RegionCodeError;
+
+impl RegionCode {
+    pub fn parse(input: &str) -> Result<Self, RegionCodeError> {
+        let upper = input.trim().to_ascii_uppercase();
+        // Any two letters make a `Region`; only those with numbering metadata are real ones.
+        Region::from_code(&upper)
+            .ok()
+            .filter(|region| {
+                PHONE_NUMBER_UTIL
+                    .get_country_code_for_region(*region)
+                    .is_some()
+            })
+            .map(RegionCode)
+            .ok_or(RegionCodeError)
+    }
+
+    pub fn as_str(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+/// Longest input worth handing to the parser; anything longer is not a phone number.
+const MAX_INPUT_LEN: usize = 64;
+
+impl Msisdn {
+    /// Parses E.164 or, with a region, national format. Digits without a `+` and without a
+    /// region are read as E.164 missing its `+`, which is how many systems store numbers.
+    pub fn parse(input: &str, region: Option<RegionCode>) -> Result<ParsedNumber, MsisdnError> {
+        let trimmed = input.trim();
+        if trimmed.is_empty() {
+            return Err(MsisdnError::Empty);
+        }
+        if trimmed.len() > MAX_INPUT_LEN {
+            return Err(MsisdnError::TooLong);
+        }
+        let looks_international =
+            trimmed.starts_with('+') || trimmed.chars().all(|c| c.is_ascii_digit());
+        let number = match region {
+            Some(RegionCode(region)) => PhoneNumber::parse(trimmed, Some(region)),
+            None if trimmed.starts_with('+') => PhoneNumber::parse(trimmed, None),
+            None if looks_international => PhoneNumber::parse(format!("+{trimmed}"), None),
+            None => PhoneNumber::parse(trimmed, None),
+        }
+        .map_err(|error| match error {
+            ParseError::InvalidCountryCode if region.is_none() && !looks_international => {
+                MsisdnError::NeedsRegion
+            }
+            ParseError::InvalidCountryCode => MsisdnError::UnknownCountryCode,
+            ParseError::NotANumber(_) => MsisdnError::NotANumber,
+            ParseError::TooShortAfterIdd | ParseError::TooShortNsn => MsisdnError::TooShort,
+            ParseError::TooLongNsn => MsisdnError::TooLong,
+        })?;
+        if !number.is_valid() {
+            return Err(match number.is_possible_with_reason() {
+                Err(ValidationError::TooShort) => MsisdnError::TooShort,
+                Err(ValidationError::TooLong) => MsisdnError::TooLong,
+                Err(ValidationError::InvalidCountryCode) => MsisdnError::UnknownCountryCode,
+                Err(ValidationError::InvalidLength) | Ok(_) => MsisdnError::Invalid,
+            });
+        }
+        let number_type = NumberType::from_library(number.get_type());
+        let country = number
+            .get_region_code()
+            .map(|region| region.to_string())
+            .filter(|code| code != "001");
+        let e164 = number.format_as(PhoneNumberFormat::E164).into_owned();
+        Ok(ParsedNumber {
+            msisdn: Msisdn(e164),
+            number_type,
+            country,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for Msisdn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e164(input: &str, region: Option<&str>) -> Result<String, MsisdnError> {
+        let region = region.map(|r| RegionCode::parse(r).expect("test region"));
+        Msisdn::parse(input, region).map(|parsed| parsed.msisdn.into_string())
+    }
+
+    #[test]
+    fn canonical_e164_is_kept() {
+        assert_eq!(e164("+14155552671", None).as_deref(), Ok("+14155552671"));
+        assert_eq!(e164("+250788382382", None).as_deref(), Ok("+250788382382"));
+    }
+
+    #[test]
+    fn formatting_characters_are_ignored() {
+        assert_eq!(
+            e164("+1 (415) 555-2671", None).as_deref(),
+            Ok("+14155552671")
+        );
+        assert_eq!(e164(" 14155552671 ", None).as_deref(), Ok("+14155552671"));
+    }
+
+    #[test]
+    fn national_numbers_need_a_region() {
+        assert_eq!(e164("0788 382 382", None), Err(MsisdnError::NeedsRegion));
+        assert_eq!(
+            e164("0788 382 382", Some("RW")).as_deref(),
+            Ok("+250788382382")
+        );
+    }
+
+    #[test]
+    fn invalid_numbers_say_why() {
+        assert_eq!(e164("", None), Err(MsisdnError::Empty));
+        assert_eq!(e164("hello", None), Err(MsisdnError::NotANumber));
+        assert_eq!(e164("+1555", None), Err(MsisdnError::TooShort));
+        assert_eq!(e164("+19999999999", None), Err(MsisdnError::Invalid));
+        assert_eq!(e164(&"9".repeat(100), None), Err(MsisdnError::TooLong));
+    }
+
+    #[test]
+    fn number_type_and_country_are_derived() {
+        let parsed = Msisdn::parse("+447400123456", None).expect("valid UK mobile");
+        assert_eq!(parsed.number_type, NumberType::Mobile);
+        assert_eq!(parsed.country.as_deref(), Some("GB"));
+    }
+
+    #[test]
+    fn region_codes_are_case_insensitive_and_checked() {
+        assert!(RegionCode::parse("de").is_ok());
+        assert!(RegionCode::parse("XX").is_err());
+    }
+}

@@ -1,0 +1,242 @@
+//! Storage: one [`Store`] trait, implemented over SQLite (one instance, the default) and over
+//! PostgreSQL (several instances sharing a database). All SQL lives under this module.
+//!
+//! Both backends share one body of SQL and logic (`sql_store!` in `shared.rs`); `sqlite.rs` and
+//! `postgres.rs` hold only what the dialects disagree on: connecting, locking, and passing a
+//! list of values as one parameter.
+
+#[macro_use]
+mod shared;
+mod postgres;
+mod sqlite;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::domain::algebra::MembershipChange;
+use crate::domain::auto_update::AutoUpdate;
+use crate::domain::group::{ChildGroupsError, Description, GroupName, GroupStatus};
+use crate::domain::ids::{ContactId, GroupId, PlanId};
+use crate::domain::msisdn::ParsedNumber;
+use crate::domain::time::Timestamp;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The group (or plan) addressed does not exist in this plan.
+    #[error("not found")]
+    NotFound,
+    /// Groups named in a request body (child groups, add/remove from group) that do not exist.
+    #[error("unknown groups: {0:?}")]
+    UnknownGroups(Vec<GroupId>),
+    #[error("invalid child groups: {0:?}")]
+    ChildGroups(ChildGroupsError),
+    /// `If-Match` named a version other than the current one.
+    #[error("the group changed since it was read (now version {current})")]
+    VersionMismatch { current: i64 },
+    /// The group is deleted; only restoring it (status ACTIVE) or purging it is allowed.
+    #[error("the group is deleted")]
+    GroupDeleted,
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub id: PlanId,
+    pub name: String,
+    pub default_region: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// A group as stored, with its size (distinct effective members) and child groups.
+#[derive(Debug, Clone)]
+pub struct GroupRecord {
+    pub id: GroupId,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub status: GroupStatus,
+    pub size: i64,
+    pub child_groups: Vec<GroupId>,
+    pub auto_update: Option<AutoUpdate>,
+    /// Incremented on every change to the group's definition or direct members; the `ETag`.
+    pub version: i64,
+    pub created_at: Timestamp,
+    pub modified_at: Timestamp,
+}
+
+/// Everything a group is defined by: used to create one, and to replace one (PUT).
+#[derive(Debug, Clone, Default)]
+pub struct GroupDefinition {
+    pub name: Option<GroupName>,
+    pub description: Option<Description>,
+    pub members: BTreeSet<ParsedNumber>,
+    pub child_groups: BTreeSet<GroupId>,
+    pub auto_update: Option<AutoUpdate>,
+}
+
+/// A partial update (PATCH, or Sinch's POST update). `None` leaves a field as it is;
+/// `Some(None)` clears it.
+#[derive(Debug, Clone)]
+pub struct GroupUpdate {
+    pub name: Option<Option<GroupName>>,
+    pub description: Option<Option<Description>>,
+    pub auto_update: Option<Option<AutoUpdate>>,
+    pub child_groups: Option<BTreeSet<GroupId>>,
+    /// `Some(Active)` restores a soft-deleted group.
+    pub status: Option<GroupStatus>,
+    pub members: MembershipChange<ParsedNumber>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    Active,
+    Deleted,
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupOrder {
+    CreatedAt,
+    Name,
+    Size,
+}
+
+/// The position after the last group of a page, for keyset pagination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupCursor {
+    pub key: CursorKey,
+    pub id: GroupId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorKey {
+    Text(String),
+    Number(i64),
+}
+
+#[derive(Debug, Clone)]
+pub enum Window {
+    /// Keyset pagination: `limit` groups after `after` (or from the start).
+    After {
+        after: Option<GroupCursor>,
+        limit: i64,
+    },
+    /// Offset pagination, for simple clients and the Sinch surface.
+    Offset { offset: i64, limit: i64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupQuery {
+    pub status: StatusFilter,
+    /// Case-insensitive substring of the name.
+    pub name_contains: Option<String>,
+    /// Only the child groups of this group.
+    pub child_of: Option<GroupId>,
+    pub order: GroupOrder,
+    pub descending: bool,
+    pub window: Window,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupPage {
+    pub groups: Vec<GroupRecord>,
+    /// How many groups match the filters, over all pages.
+    pub total: i64,
+    /// Where the next page starts, when there is one.
+    pub next: Option<GroupCursor>,
+}
+
+/// A member of a group, as the members page shows it.
+#[derive(Debug, Clone)]
+pub struct MemberRecord {
+    pub contact_id: ContactId,
+    pub phone: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub opted_out: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberPage {
+    pub members: Vec<MemberRecord>,
+    pub next: Option<ContactId>,
+}
+
+/// The storage operations every front end uses. Every method is scoped to one plan: ids from
+/// another plan behave exactly as ids that do not exist.
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn create_plan(&self, name: &str, default_region: Option<&str>) -> StoreResult<Plan>;
+    /// Stores the hash of a new token for an existing plan.
+    async fn add_token(&self, plan: &PlanId, token_hash: &str) -> StoreResult<()>;
+    async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<Plan>>;
+
+    async fn create_group(&self, plan: &PlanId, group: GroupDefinition)
+    -> StoreResult<GroupRecord>;
+    /// A group in any status; callers decide whether a deleted one is visible.
+    async fn get_group(&self, plan: &PlanId, id: &GroupId) -> StoreResult<GroupRecord>;
+    async fn list_groups(&self, plan: &PlanId, query: &GroupQuery) -> StoreResult<GroupPage>;
+    async fn replace_group(
+        &self,
+        plan: &PlanId,
+        id: &GroupId,
+        expected_version: Option<i64>,
+        group: GroupDefinition,
+    ) -> StoreResult<GroupRecord>;
+    async fn update_group(
+        &self,
+        plan: &PlanId,
+        id: &GroupId,
+        expected_version: Option<i64>,
+        update: GroupUpdate,
+    ) -> StoreResult<GroupRecord>;
+    /// Soft delete (status DELETED), or with `purge` remove the group and its memberships.
+    async fn delete_group(
+        &self,
+        plan: &PlanId,
+        id: &GroupId,
+        expected_version: Option<i64>,
+        purge: bool,
+    ) -> StoreResult<()>;
+    /// A page of the group's distinct effective members (its own and its child groups'),
+    /// ordered by contact id.
+    async fn member_page(
+        &self,
+        plan: &PlanId,
+        id: &GroupId,
+        after: Option<&ContactId>,
+        limit: i64,
+    ) -> StoreResult<MemberPage>;
+    /// Every distinct effective member's number, read in chunks so that memory stays constant
+    /// whatever the group's size. The group must exist (check with `get_group` first).
+    fn member_numbers(&self, plan: PlanId, id: GroupId) -> BoxStream<'static, StoreResult<String>>;
+}
+
+/// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`) and brings its schema
+/// up to date.
+pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// How many numbers one chunk of [`Store::member_numbers`] reads.
+const STREAM_CHUNK: i64 = 10_000;

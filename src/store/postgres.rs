@@ -1,0 +1,105 @@
+//! PostgreSQL: several stateless instances may share one database. Writers lock the rows they
+//! change (`FOR UPDATE`), so concurrent updates of one group queue instead of losing each other.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Transaction};
+
+use super::{
+    CursorKey, GroupCursor, GroupDefinition, GroupOrder, GroupPage, GroupQuery, GroupRecord,
+    GroupUpdate, MemberPage, MemberRecord, Plan, STREAM_CHUNK, StatusFilter, Store, StoreError,
+    StoreResult, Window,
+};
+use crate::domain::algebra::{MembershipChange, MembershipStep};
+use crate::domain::auto_update::AutoUpdate;
+use crate::domain::group::{Description, GroupName, GroupStatus, check_child_groups};
+use crate::domain::ids::{ContactId, GroupId, PlanId};
+use crate::domain::msisdn::ParsedNumber;
+use crate::domain::time::Timestamp;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl PgStore {
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        // Several instances may start at once; the migrator takes an advisory lock.
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, sqlx::Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+const LOCK_GROUP: &str =
+    "SELECT version, status FROM contact_groups WHERE plan_id = $1 AND id = $2 FOR UPDATE";
+const LOCK_PLAN: &str = "SELECT id FROM plans WHERE id = $1 FOR UPDATE";
+
+/// Names sort byte by byte, as on the other backend, not by the database's locale.
+const NAME_SORT_KEY: &str = "COALESCE(name, '') COLLATE \"C\"";
+
+/// Lists travel as one `text[]` parameter.
+const INSERT_MEMBERS_BY_PHONE: &str = "INSERT INTO group_members (plan_id, group_id, contact_id) \
+     SELECT $1, $2, c.id FROM contacts c \
+     WHERE c.plan_id = $1 AND c.phone = ANY($3::text[]) \
+     ON CONFLICT DO NOTHING";
+const DELETE_MEMBERS_BY_PHONE: &str = "DELETE FROM group_members \
+     WHERE plan_id = $1 AND group_id = $2 AND contact_id IN ( \
+         SELECT c.id FROM contacts c WHERE c.plan_id = $1 AND c.phone = ANY($3::text[]))";
+
+fn phone_list(phones: &[&str]) -> Vec<String> {
+    phones.iter().map(|phone| (*phone).to_owned()).collect()
+}
+
+/// Creates a contact for every number the plan has none for, in one statement over arrays.
+async fn insert_contacts(
+    conn: &mut Conn,
+    plan: &PlanId,
+    numbers: &[&ParsedNumber],
+    now: i64,
+) -> StoreResult<()> {
+    let ids: Vec<String> = numbers
+        .iter()
+        .map(|_| ContactId::generate().as_str().to_owned())
+        .collect();
+    let phones: Vec<&str> = numbers.iter().map(|n| n.msisdn.as_str()).collect();
+    let types: Vec<&str> = numbers.iter().map(|n| n.number_type.as_str()).collect();
+    let countries: Vec<Option<&str>> = numbers.iter().map(|n| n.country.as_deref()).collect();
+    sqlx::query(
+        "INSERT INTO contacts (plan_id, id, phone, number_type, country, created_at, modified_at) \
+         SELECT $1, t.id, t.phone, t.number_type, t.country, $2, $2 \
+         FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) \
+             AS t(id, phone, number_type, country) \
+         ON CONFLICT (plan_id, phone) DO NOTHING",
+    )
+    .bind(plan.as_str())
+    .bind(now)
+    .bind(ids)
+    .bind(phones)
+    .bind(types)
+    .bind(countries)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+sql_store!(PgStore, sqlx::Postgres);

@@ -1,0 +1,922 @@
+//! The SQL and logic both backends share. The dialects agree on `$n` placeholders,
+//! `ON CONFLICT … DO NOTHING`, recursive CTEs and row-value comparison, so one text serves both;
+//! what differs is supplied by the module that expands [`sql_store!`]:
+//!
+//! - `Self::reader()` and `Self::begin_write()`: the pool for reads and a write transaction;
+//! - `LOCK_GROUP` / `LOCK_PLAN`: a read of the row that also locks it where the backend has row
+//!   locks (SQLite serialises writers instead);
+//! - `NAME_SORT_KEY`: group names in byte order whatever the database's locale;
+//! - `INSERT_MEMBERS_BY_PHONE` / `DELETE_MEMBERS_BY_PHONE` with `phone_list(..)` for their third
+//!   parameter, and `insert_contacts(..)`: how a list of values travels as one parameter.
+
+/// The groups whose members a group resolves to: itself and, recursively, its active child
+/// groups. `$1` is the plan and `$2` the group. `UNION` (not `UNION ALL`) also guarantees that the
+/// recursion ends even on a graph that somehow held a cycle.
+macro_rules! group_tree_cte {
+    () => {
+        "WITH RECURSIVE tree(id) AS ( \
+             SELECT CAST($2 AS TEXT) \
+             UNION \
+             SELECT gc.child_id FROM tree \
+             JOIN group_children gc ON gc.plan_id = $1 AND gc.group_id = tree.id \
+             JOIN contact_groups g ON g.plan_id = gc.plan_id AND g.id = gc.child_id \
+                                  AND g.status = 'ACTIVE' \
+         ) "
+    };
+}
+
+macro_rules! sql_store {
+    ($store:ident, $db:ty) => {
+        type Conn = <$db as sqlx::Database>::Connection;
+
+        const GROUP_COLUMNS: &str = "id, name, description, status, size, auto_update, version, \
+                                     created_at, modified_at";
+
+        fn group_from_row(
+            row: &<$db as sqlx::Database>::Row,
+        ) -> Result<$crate::store::GroupRecord, sqlx::Error> {
+            use sqlx::Row;
+            let status: String = row.try_get("status")?;
+            let auto_update: Option<String> = row.try_get("auto_update")?;
+            let auto_update = auto_update
+                .map(|json| serde_json::from_str(&json))
+                .transpose()
+                .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+            Ok($crate::store::GroupRecord {
+                id: GroupId::from_trusted(row.try_get("id")?),
+                name: row.try_get("name")?,
+                description: row.try_get("description")?,
+                status: GroupStatus::parse(&status).unwrap_or(GroupStatus::Deleted),
+                size: row.try_get("size")?,
+                child_groups: Vec::new(),
+                auto_update,
+                version: row.try_get("version")?,
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                modified_at: Timestamp::from_millis(row.try_get("modified_at")?),
+            })
+        }
+
+        fn auto_update_json(auto_update: Option<&AutoUpdate>) -> Result<Option<String>, sqlx::Error> {
+            auto_update
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|error| sqlx::Error::Encode(Box::new(error)))
+        }
+
+        async fn load_group(
+            conn: &mut Conn,
+            plan: &PlanId,
+            id: &GroupId,
+        ) -> StoreResult<GroupRecord> {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {GROUP_COLUMNS} FROM contact_groups WHERE plan_id = $1 AND id = $2"
+            )))
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            let mut group = group_from_row(&row)?;
+            group.child_groups = sqlx::query_scalar::<_, String>(
+                "SELECT child_id FROM group_children WHERE plan_id = $1 AND group_id = $2 \
+                 ORDER BY child_id",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(GroupId::from_trusted)
+            .collect();
+            Ok(group)
+        }
+
+        /// Reads the group's version and status, locking its row where the backend can.
+        async fn lock_group(
+            conn: &mut Conn,
+            plan: &PlanId,
+            id: &GroupId,
+            expected_version: Option<i64>,
+        ) -> StoreResult<GroupStatus> {
+            let (version, status): (i64, String) = sqlx::query_as(LOCK_GROUP)
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            if expected_version.is_some_and(|expected| expected != version) {
+                return Err(StoreError::VersionMismatch { current: version });
+            }
+            Ok(GroupStatus::parse(&status).unwrap_or(GroupStatus::Deleted))
+        }
+
+        /// Fails with the ids among `ids` that are not active groups of the plan.
+        async fn require_active_groups(
+            conn: &mut Conn,
+            plan: &PlanId,
+            ids: &[GroupId],
+        ) -> StoreResult<()> {
+            let mut unknown = Vec::new();
+            for id in ids {
+                let found: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM contact_groups WHERE plan_id = $1 AND id = $2 \
+                     AND status = 'ACTIVE'",
+                )
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+                if found.is_none() {
+                    unknown.push(id.clone());
+                }
+            }
+            if unknown.is_empty() {
+                Ok(())
+            } else {
+                Err(StoreError::UnknownGroups(unknown))
+            }
+        }
+
+        /// Replaces the child groups of `id`, after checking they exist and keep the graph
+        /// acyclic and shallow. The plan row is locked first so that two concurrent changes
+        /// cannot each close half of a cycle.
+        async fn set_child_groups(
+            conn: &mut Conn,
+            plan: &PlanId,
+            id: &GroupId,
+            children: &BTreeSet<GroupId>,
+        ) -> StoreResult<()> {
+            sqlx::query(LOCK_PLAN)
+                .bind(plan.as_str())
+                .execute(&mut *conn)
+                .await?;
+            let ids: Vec<GroupId> = children.iter().cloned().collect();
+            require_active_groups(conn, plan, &ids).await?;
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT group_id, child_id FROM group_children WHERE plan_id = $1",
+            )
+            .bind(plan.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut edges: BTreeMap<GroupId, Vec<GroupId>> = BTreeMap::new();
+            for (parent, child) in rows {
+                edges
+                    .entry(GroupId::from_trusted(parent))
+                    .or_default()
+                    .push(GroupId::from_trusted(child));
+            }
+            check_child_groups(id, children, &edges).map_err(StoreError::ChildGroups)?;
+            sqlx::query("DELETE FROM group_children WHERE plan_id = $1 AND group_id = $2")
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await?;
+            for child in children {
+                sqlx::query(
+                    "INSERT INTO group_children (plan_id, group_id, child_id) VALUES ($1, $2, $3)",
+                )
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .bind(child.as_str())
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        }
+
+        /// Adds numbers as direct members, creating the plan's contact for any number that has
+        /// none. Returns how many memberships are new.
+        async fn insert_members(
+            conn: &mut Conn,
+            plan: &PlanId,
+            id: &GroupId,
+            numbers: &[&ParsedNumber],
+            now: i64,
+        ) -> StoreResult<u64> {
+            if numbers.is_empty() {
+                return Ok(0);
+            }
+            insert_contacts(conn, plan, numbers, now).await?;
+            let phones: Vec<&str> = numbers.iter().map(|n| n.msisdn.as_str()).collect();
+            let inserted = sqlx::query(INSERT_MEMBERS_BY_PHONE)
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .bind(phone_list(&phones))
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            Ok(inserted)
+        }
+
+        async fn delete_members(
+            conn: &mut Conn,
+            plan: &PlanId,
+            id: &GroupId,
+            numbers: &[&ParsedNumber],
+        ) -> StoreResult<u64> {
+            if numbers.is_empty() {
+                return Ok(0);
+            }
+            let phones: Vec<&str> = numbers.iter().map(|n| n.msisdn.as_str()).collect();
+            let deleted = sqlx::query(DELETE_MEMBERS_BY_PHONE)
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .bind(phone_list(&phones))
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            Ok(deleted)
+        }
+
+        /// Carries out a membership change in the algebra's order; returns the change in the
+        /// number of direct members.
+        async fn apply_membership_change(
+            conn: &mut Conn,
+            plan: &PlanId,
+            id: &GroupId,
+            change: &MembershipChange<ParsedNumber>,
+            now: i64,
+        ) -> StoreResult<i64> {
+            let mut delta = 0i64;
+            for step in change.steps() {
+                let affected = match step {
+                    MembershipStep::Insert(numbers) => {
+                        insert_members(conn, plan, id, &numbers, now).await? as i64
+                    }
+                    MembershipStep::InsertMembersOf(source) => {
+                        sqlx::query(concat!(
+                            group_tree_cte!(),
+                            "INSERT INTO group_members (plan_id, group_id, contact_id) \
+                             SELECT DISTINCT $1, $3, m.contact_id FROM group_members m \
+                             WHERE m.plan_id = $1 AND m.group_id IN (SELECT id FROM tree) \
+                             ON CONFLICT DO NOTHING"
+                        ))
+                        .bind(plan.as_str())
+                        .bind(source.as_str())
+                        .bind(id.as_str())
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected() as i64
+                    }
+                    MembershipStep::Delete(numbers) => {
+                        -(delete_members(conn, plan, id, &numbers).await? as i64)
+                    }
+                    MembershipStep::DeleteMembersOf(source) => {
+                        -(sqlx::query(concat!(
+                            group_tree_cte!(),
+                            "DELETE FROM group_members \
+                             WHERE plan_id = $1 AND group_id = $3 AND contact_id IN ( \
+                                 SELECT m.contact_id FROM group_members m \
+                                 WHERE m.plan_id = $1 AND m.group_id IN (SELECT id FROM tree))"
+                        ))
+                        .bind(plan.as_str())
+                        .bind(source.as_str())
+                        .bind(id.as_str())
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected() as i64)
+                    }
+                };
+                delta += affected;
+            }
+            Ok(delta)
+        }
+
+        async fn has_active_children(
+            conn: &mut Conn,
+            plan: &PlanId,
+            id: &str,
+        ) -> StoreResult<bool> {
+            let found: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM group_children gc \
+                 JOIN contact_groups g ON g.plan_id = gc.plan_id AND g.id = gc.child_id \
+                 WHERE gc.plan_id = $1 AND gc.group_id = $2 AND g.status = 'ACTIVE' LIMIT 1",
+            )
+            .bind(plan.as_str())
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(found.is_some())
+        }
+
+        /// Recomputes the stored size of `id` and of every group above it. A group without
+        /// active children has exactly its direct members, which are counted as they change;
+        /// only groups with children need the distinct count over their tree.
+        async fn refresh_sizes(conn: &mut Conn, plan: &PlanId, id: &GroupId) -> StoreResult<()> {
+            let ancestors: Vec<String> = sqlx::query_scalar(
+                "WITH RECURSIVE up(id, depth) AS ( \
+                     SELECT CAST($2 AS TEXT), 0 \
+                     UNION \
+                     SELECT gc.group_id, up.depth + 1 FROM up \
+                     JOIN group_children gc ON gc.plan_id = $1 AND gc.child_id = up.id \
+                     WHERE up.depth < 64 \
+                 ) SELECT DISTINCT id FROM up",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
+            for group in ancestors {
+                if has_active_children(conn, plan, &group).await? {
+                    let size: i64 = sqlx::query_scalar(concat!(
+                        group_tree_cte!(),
+                        "SELECT COUNT(DISTINCT m.contact_id) FROM group_members m \
+                         WHERE m.plan_id = $1 AND m.group_id IN (SELECT id FROM tree)"
+                    ))
+                    .bind(plan.as_str())
+                    .bind(group.as_str())
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    sqlx::query("UPDATE contact_groups SET size = $3 WHERE plan_id = $1 AND id = $2")
+                        .bind(plan.as_str())
+                        .bind(group.as_str())
+                        .bind(size)
+                        .execute(&mut *conn)
+                        .await?;
+                } else {
+                    sqlx::query(
+                        "UPDATE contact_groups SET size = member_count \
+                         WHERE plan_id = $1 AND id = $2",
+                    )
+                    .bind(plan.as_str())
+                    .bind(group.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+            Ok(())
+        }
+
+        async fn bump_version(
+            conn: &mut Conn,
+            plan: &PlanId,
+            id: &GroupId,
+            member_delta: i64,
+            now: i64,
+        ) -> StoreResult<()> {
+            sqlx::query(
+                "UPDATE contact_groups SET version = version + 1, modified_at = $3, \
+                 member_count = member_count + $4 WHERE plan_id = $1 AND id = $2",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .bind(now)
+            .bind(member_delta)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        /// One page of a group's distinct effective members after `after`, by contact id.
+        async fn fetch_members(
+            conn: &mut Conn,
+            plan: &PlanId,
+            id: &GroupId,
+            after: &str,
+            limit: i64,
+        ) -> StoreResult<Vec<MemberRecord>> {
+            use sqlx::Row;
+            // A group without children reads its members straight off the primary key; the
+            // distinct union over a tree is only paid for when there is a tree.
+            let sql = if has_active_children(conn, plan, id.as_str()).await? {
+                concat!(
+                    group_tree_cte!(),
+                    ", page(contact_id) AS ( \
+                         SELECT DISTINCT m.contact_id FROM group_members m \
+                         WHERE m.plan_id = $1 AND m.group_id IN (SELECT id FROM tree) \
+                           AND m.contact_id > $3 \
+                         ORDER BY m.contact_id LIMIT $4) \
+                     SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
+                     FROM page JOIN contacts c ON c.plan_id = $1 AND c.id = page.contact_id \
+                     ORDER BY c.id"
+                )
+            } else {
+                "SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
+                 FROM group_members m \
+                 JOIN contacts c ON c.plan_id = m.plan_id AND c.id = m.contact_id \
+                 WHERE m.plan_id = $1 AND m.group_id = $2 AND m.contact_id > $3 \
+                 ORDER BY m.contact_id LIMIT $4"
+            };
+            let rows = sqlx::query(sql)
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(MemberRecord {
+                        contact_id: ContactId::from_trusted(row.try_get("id")?),
+                        phone: row.try_get("phone")?,
+                        first_name: row.try_get("first_name")?,
+                        last_name: row.try_get("last_name")?,
+                        opted_out: row.try_get("opted_out")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(StoreError::from)
+        }
+
+        fn push_group_filters(
+            builder: &mut sqlx::QueryBuilder<$db>,
+            plan: &PlanId,
+            query: &GroupQuery,
+        ) {
+            builder.push(" WHERE plan_id = ").push_bind(plan.as_str().to_owned());
+            match query.status {
+                StatusFilter::Active => {
+                    builder.push(" AND status = 'ACTIVE'");
+                }
+                StatusFilter::Deleted => {
+                    builder.push(" AND status = 'DELETED'");
+                }
+                StatusFilter::Any => {}
+            }
+            if let Some(name) = &query.name_contains {
+                let escaped = name
+                    .to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                builder
+                    .push(" AND lower(name) LIKE ")
+                    .push_bind(format!("%{escaped}%"))
+                    .push(" ESCAPE '\\'");
+            }
+            if let Some(parent) = &query.child_of {
+                builder
+                    .push(" AND id IN (SELECT child_id FROM group_children WHERE plan_id = ")
+                    .push_bind(plan.as_str().to_owned())
+                    .push(" AND group_id = ")
+                    .push_bind(parent.as_str().to_owned())
+                    .push(")");
+            }
+        }
+
+        fn cursor_of(order: GroupOrder, group: &GroupRecord) -> GroupCursor {
+            let key = match order {
+                GroupOrder::CreatedAt => CursorKey::Number(group.created_at.millis()),
+                GroupOrder::Size => CursorKey::Number(group.size),
+                GroupOrder::Name => CursorKey::Text(group.name.clone().unwrap_or_default()),
+            };
+            GroupCursor {
+                key,
+                id: group.id.clone(),
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(self.reader()).await?;
+                Ok(())
+            }
+
+            async fn create_plan(
+                &self,
+                name: &str,
+                default_region: Option<&str>,
+            ) -> StoreResult<Plan> {
+                let plan = Plan {
+                    id: PlanId::generate(),
+                    name: name.to_owned(),
+                    default_region: default_region.map(str::to_owned),
+                    created_at: Timestamp::now(),
+                };
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO plans (id, name, default_region, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(plan.id.as_str())
+                .bind(&plan.name)
+                .bind(plan.default_region.as_deref())
+                .bind(plan.created_at.millis())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(plan)
+            }
+
+            async fn add_token(&self, plan: &PlanId, token_hash: &str) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO api_tokens (plan_id, token_hash, created_at) \
+                     SELECT id, $2, $3 FROM plans WHERE id = $1",
+                )
+                .bind(plan.as_str())
+                .bind(token_hash)
+                .bind(Timestamp::now().millis())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                if inserted == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            }
+
+            async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<Plan>> {
+                let row: Option<(String, String, Option<String>, i64)> = sqlx::query_as(
+                    "SELECT p.id, p.name, p.default_region, p.created_at \
+                     FROM api_tokens t JOIN plans p ON p.id = t.plan_id \
+                     WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+                )
+                .bind(token_hash)
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(row.map(|(id, name, default_region, created_at)| Plan {
+                    id: PlanId::from_trusted(id),
+                    name,
+                    default_region,
+                    created_at: Timestamp::from_millis(created_at),
+                }))
+            }
+
+            async fn create_group(
+                &self,
+                plan: &PlanId,
+                group: GroupDefinition,
+            ) -> StoreResult<GroupRecord> {
+                let id = GroupId::generate();
+                let now = Timestamp::now().millis();
+                let auto_update = auto_update_json(group.auto_update.as_ref())?;
+                let mut tx = self.begin_write().await?;
+                let conn: &mut Conn = &mut tx;
+                let outcome = async move {
+                    sqlx::query(
+                        "INSERT INTO contact_groups (plan_id, id, name, description, status, \
+                         auto_update, created_at, modified_at) \
+                         VALUES ($1, $2, $3, $4, 'ACTIVE', $5, $6, $6)",
+                    )
+                    .bind(plan.as_str())
+                    .bind(id.as_str())
+                    .bind(group.name.as_ref().map(GroupName::as_str))
+                    .bind(group.description.as_ref().map(Description::as_str))
+                    .bind(auto_update)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                    if !group.child_groups.is_empty() {
+                        set_child_groups(conn, plan, &id, &group.child_groups).await?;
+                    }
+                    let members: Vec<&ParsedNumber> = group.members.iter().collect();
+                    let added = insert_members(conn, plan, &id, &members, now).await?;
+                    sqlx::query(
+                        "UPDATE contact_groups SET member_count = $3 \
+                         WHERE plan_id = $1 AND id = $2",
+                    )
+                    .bind(plan.as_str())
+                    .bind(id.as_str())
+                    .bind(added as i64)
+                    .execute(&mut *conn)
+                    .await?;
+                    refresh_sizes(conn, plan, &id).await?;
+                    load_group(conn, plan, &id).await
+                }
+                .await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn get_group(&self, plan: &PlanId, id: &GroupId) -> StoreResult<GroupRecord> {
+                let mut conn = self.reader().acquire().await?;
+                load_group(&mut conn, plan, id).await
+            }
+
+            async fn list_groups(
+                &self,
+                plan: &PlanId,
+                query: &GroupQuery,
+            ) -> StoreResult<GroupPage> {
+                let mut conn = self.reader().acquire().await?;
+                let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM contact_groups");
+                push_group_filters(&mut count, plan, query);
+                let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
+
+                let sort = match query.order {
+                    GroupOrder::CreatedAt => "created_at",
+                    GroupOrder::Name => NAME_SORT_KEY,
+                    GroupOrder::Size => "size",
+                };
+                let direction = if query.descending { "DESC" } else { "ASC" };
+                let mut page = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {GROUP_COLUMNS} FROM contact_groups"
+                ));
+                push_group_filters(&mut page, plan, query);
+                let (limit, offset) = match &query.window {
+                    Window::After { after, limit } => {
+                        if let Some(cursor) = after {
+                            let comparison = if query.descending { "<" } else { ">" };
+                            page.push(format!(" AND ({sort}, id) {comparison} ("));
+                            match &cursor.key {
+                                CursorKey::Text(text) => page.push_bind(text.clone()),
+                                CursorKey::Number(number) => page.push_bind(*number),
+                            };
+                            page.push(", ").push_bind(cursor.id.as_str().to_owned()).push(")");
+                        }
+                        (*limit, 0)
+                    }
+                    Window::Offset { offset, limit } => (*limit, *offset),
+                };
+                page.push(format!(" ORDER BY {sort} {direction}, id {direction} LIMIT "))
+                    .push_bind(limit + 1)
+                    .push(" OFFSET ")
+                    .push_bind(offset);
+                let rows = page.build().fetch_all(&mut *conn).await?;
+                let mut groups = rows
+                    .iter()
+                    .map(group_from_row)
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+                let more = groups.len() as i64 > limit;
+                groups.truncate(limit.max(0) as usize);
+
+                if !groups.is_empty() {
+                    let mut children = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT group_id, child_id FROM group_children WHERE plan_id = ",
+                    );
+                    children.push_bind(plan.as_str().to_owned()).push(" AND group_id IN (");
+                    let mut ids = children.separated(", ");
+                    for group in &groups {
+                        ids.push_bind(group.id.as_str().to_owned());
+                    }
+                    children.push(") ORDER BY group_id, child_id");
+                    let edges: Vec<(String, String)> =
+                        children.build_query_as().fetch_all(&mut *conn).await?;
+                    let mut by_parent: BTreeMap<String, Vec<GroupId>> = BTreeMap::new();
+                    for (parent, child) in edges {
+                        by_parent.entry(parent).or_default().push(GroupId::from_trusted(child));
+                    }
+                    for group in &mut groups {
+                        group.child_groups =
+                            by_parent.remove(group.id.as_str()).unwrap_or_default();
+                    }
+                }
+                let next = match (&query.window, more, groups.last()) {
+                    (Window::After { .. }, true, Some(last)) => Some(cursor_of(query.order, last)),
+                    _ => None,
+                };
+                Ok(GroupPage {
+                    groups,
+                    total,
+                    next,
+                })
+            }
+
+            async fn replace_group(
+                &self,
+                plan: &PlanId,
+                id: &GroupId,
+                expected_version: Option<i64>,
+                group: GroupDefinition,
+            ) -> StoreResult<GroupRecord> {
+                let now = Timestamp::now().millis();
+                let auto_update = auto_update_json(group.auto_update.as_ref())?;
+                let mut tx = self.begin_write().await?;
+                let conn: &mut Conn = &mut tx;
+                let outcome = async move {
+                    if lock_group(conn, plan, id, expected_version).await?
+                        == GroupStatus::Deleted
+                    {
+                        return Err(StoreError::GroupDeleted);
+                    }
+                    set_child_groups(conn, plan, id, &group.child_groups).await?;
+                    sqlx::query("DELETE FROM group_members WHERE plan_id = $1 AND group_id = $2")
+                        .bind(plan.as_str())
+                        .bind(id.as_str())
+                        .execute(&mut *conn)
+                        .await?;
+                    let members: Vec<&ParsedNumber> = group.members.iter().collect();
+                    let added = insert_members(conn, plan, id, &members, now).await?;
+                    sqlx::query(
+                        "UPDATE contact_groups SET name = $3, description = $4, \
+                         auto_update = $5, member_count = $6, version = version + 1, \
+                         modified_at = $7 WHERE plan_id = $1 AND id = $2",
+                    )
+                    .bind(plan.as_str())
+                    .bind(id.as_str())
+                    .bind(group.name.as_ref().map(GroupName::as_str))
+                    .bind(group.description.as_ref().map(Description::as_str))
+                    .bind(auto_update)
+                    .bind(added as i64)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                    refresh_sizes(conn, plan, id).await?;
+                    load_group(conn, plan, id).await
+                }
+                .await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn update_group(
+                &self,
+                plan: &PlanId,
+                id: &GroupId,
+                expected_version: Option<i64>,
+                update: GroupUpdate,
+            ) -> StoreResult<GroupRecord> {
+                let now = Timestamp::now().millis();
+                let auto_update = update
+                    .auto_update
+                    .as_ref()
+                    .map(|value| auto_update_json(value.as_ref()))
+                    .transpose()?;
+                let mut tx = self.begin_write().await?;
+                let conn: &mut Conn = &mut tx;
+                let outcome = async move {
+                    let status = lock_group(conn, plan, id, expected_version).await?;
+                    if status == GroupStatus::Deleted
+                        && update.status != Some(GroupStatus::Active)
+                    {
+                        return Err(StoreError::GroupDeleted);
+                    }
+                    let sources: Vec<GroupId> = update
+                        .members
+                        .add_from_group()
+                        .into_iter()
+                        .chain(update.members.remove_from_group())
+                        .cloned()
+                        .collect();
+                    require_active_groups(conn, plan, &sources).await?;
+                    if let Some(status) = update.status {
+                        sqlx::query(
+                            "UPDATE contact_groups SET status = $3 \
+                             WHERE plan_id = $1 AND id = $2",
+                        )
+                        .bind(plan.as_str())
+                        .bind(id.as_str())
+                        .bind(status.as_str())
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    if let Some(name) = &update.name {
+                        sqlx::query(
+                            "UPDATE contact_groups SET name = $3 WHERE plan_id = $1 AND id = $2",
+                        )
+                        .bind(plan.as_str())
+                        .bind(id.as_str())
+                        .bind(name.as_ref().map(GroupName::as_str))
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    if let Some(description) = &update.description {
+                        sqlx::query(
+                            "UPDATE contact_groups SET description = $3 \
+                             WHERE plan_id = $1 AND id = $2",
+                        )
+                        .bind(plan.as_str())
+                        .bind(id.as_str())
+                        .bind(description.as_ref().map(Description::as_str))
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    if let Some(auto_update) = auto_update {
+                        sqlx::query(
+                            "UPDATE contact_groups SET auto_update = $3 \
+                             WHERE plan_id = $1 AND id = $2",
+                        )
+                        .bind(plan.as_str())
+                        .bind(id.as_str())
+                        .bind(auto_update)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    if let Some(children) = &update.child_groups {
+                        set_child_groups(conn, plan, id, children).await?;
+                    }
+                    let delta =
+                        apply_membership_change(conn, plan, id, &update.members, now).await?;
+                    bump_version(conn, plan, id, delta, now).await?;
+                    refresh_sizes(conn, plan, id).await?;
+                    if update.status.is_some() {
+                        // The group's own status decides whether its parents count it.
+                        refresh_parents(conn, plan, id).await?;
+                    }
+                    load_group(conn, plan, id).await
+                }
+                .await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn delete_group(
+                &self,
+                plan: &PlanId,
+                id: &GroupId,
+                expected_version: Option<i64>,
+                purge: bool,
+            ) -> StoreResult<()> {
+                let now = Timestamp::now().millis();
+                let mut tx = self.begin_write().await?;
+                let conn: &mut Conn = &mut tx;
+                let outcome = async move {
+                    let status = lock_group(conn, plan, id, expected_version).await?;
+                    if purge {
+                        let parents = parents_of(conn, plan, id).await?;
+                        sqlx::query("DELETE FROM contact_groups WHERE plan_id = $1 AND id = $2")
+                            .bind(plan.as_str())
+                            .bind(id.as_str())
+                            .execute(&mut *conn)
+                            .await?;
+                        for parent in parents {
+                            refresh_sizes(conn, plan, &parent).await?;
+                        }
+                    } else if status == GroupStatus::Active {
+                        sqlx::query(
+                            "UPDATE contact_groups SET status = 'DELETED', \
+                             version = version + 1, modified_at = $3 \
+                             WHERE plan_id = $1 AND id = $2",
+                        )
+                        .bind(plan.as_str())
+                        .bind(id.as_str())
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await?;
+                        refresh_parents(conn, plan, id).await?;
+                    }
+                    Ok::<_, StoreError>(())
+                }
+                .await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn member_page(
+                &self,
+                plan: &PlanId,
+                id: &GroupId,
+                after: Option<&ContactId>,
+                limit: i64,
+            ) -> StoreResult<MemberPage> {
+                let mut conn = self.reader().acquire().await?;
+                let after = after.map(ContactId::as_str).unwrap_or("");
+                let mut members = fetch_members(&mut conn, plan, id, after, limit + 1).await?;
+                let more = members.len() as i64 > limit;
+                members.truncate(limit.max(0) as usize);
+                let next = if more {
+                    members.last().map(|m| m.contact_id.clone())
+                } else {
+                    None
+                };
+                Ok(MemberPage { members, next })
+            }
+
+            fn member_numbers(
+                &self,
+                plan: PlanId,
+                id: GroupId,
+            ) -> BoxStream<'static, StoreResult<String>> {
+                use futures::{StreamExt, TryStreamExt};
+                let store = self.clone();
+                futures::stream::try_unfold(Some(String::new()), move |after| {
+                    let store = store.clone();
+                    let plan = plan.clone();
+                    let id = id.clone();
+                    async move {
+                        let Some(after) = after else {
+                            return Ok::<_, StoreError>(None);
+                        };
+                        let mut conn = store.reader().acquire().await?;
+                        let chunk =
+                            fetch_members(&mut conn, &plan, &id, &after, STREAM_CHUNK).await?;
+                        let next = if (chunk.len() as i64) < STREAM_CHUNK {
+                            None
+                        } else {
+                            chunk.last().map(|m| m.contact_id.as_str().to_owned())
+                        };
+                        if chunk.is_empty() {
+                            return Ok(None);
+                        }
+                        let numbers: Vec<StoreResult<String>> =
+                            chunk.into_iter().map(|m| Ok(m.phone)).collect();
+                        Ok(Some((futures::stream::iter(numbers), next)))
+                    }
+                })
+                .try_flatten()
+                .boxed()
+            }
+        }
+
+        async fn parents_of(conn: &mut Conn, plan: &PlanId, id: &GroupId) -> StoreResult<Vec<GroupId>> {
+            let parents: Vec<String> = sqlx::query_scalar(
+                "SELECT group_id FROM group_children WHERE plan_id = $1 AND child_id = $2",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(parents.into_iter().map(GroupId::from_trusted).collect())
+        }
+
+        async fn refresh_parents(conn: &mut Conn, plan: &PlanId, id: &GroupId) -> StoreResult<()> {
+            for parent in parents_of(conn, plan, id).await? {
+                refresh_sizes(conn, plan, &parent).await?;
+            }
+            Ok(())
+        }
+    };
+}

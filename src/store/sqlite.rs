@@ -1,0 +1,119 @@
+//! SQLite: one file in WAL mode. Reads go through a pool of connections; writes go through a
+//! single connection, so that writers queue in the process instead of failing with
+//! `SQLITE_BUSY`, and each write transaction starts with `BEGIN IMMEDIATE` so that another process
+//! (the CLI beside a running server) waits for the lock rather than failing mid-transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqlitePool, Transaction};
+
+use super::{
+    CursorKey, GroupCursor, GroupDefinition, GroupOrder, GroupPage, GroupQuery, GroupRecord,
+    GroupUpdate, MemberPage, MemberRecord, Plan, STREAM_CHUNK, StatusFilter, Store, StoreError,
+    StoreResult, Window,
+};
+use crate::domain::algebra::{MembershipChange, MembershipStep};
+use crate::domain::auto_update::AutoUpdate;
+use crate::domain::group::{Description, GroupName, GroupStatus, check_child_groups};
+use crate::domain::ids::{ContactId, GroupId, PlanId};
+use crate::domain::msisdn::ParsedNumber;
+use crate::domain::time::Timestamp;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl SqliteStore {
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL loses no committed transaction on a process crash, only
+            // possibly the last ones on a power cut, and spares an fsync per commit.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { read, write })
+    }
+
+    fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// Writers are serialised, so a plain read is as good as a lock.
+const LOCK_GROUP: &str =
+    "SELECT version, status FROM contact_groups WHERE plan_id = $1 AND id = $2";
+const LOCK_PLAN: &str = "SELECT id FROM plans WHERE id = $1";
+
+/// Names sort byte by byte, as on the other backend.
+const NAME_SORT_KEY: &str = "COALESCE(name, '')";
+
+/// Lists travel as one JSON array parameter, unpacked by `json_each`.
+const INSERT_MEMBERS_BY_PHONE: &str = "INSERT INTO group_members (plan_id, group_id, contact_id) \
+     SELECT $1, $2, c.id FROM contacts c \
+     WHERE c.plan_id = $1 AND c.phone IN (SELECT value FROM json_each($3)) \
+     ON CONFLICT DO NOTHING";
+const DELETE_MEMBERS_BY_PHONE: &str = "DELETE FROM group_members \
+     WHERE plan_id = $1 AND group_id = $2 AND contact_id IN ( \
+         SELECT c.id FROM contacts c \
+         WHERE c.plan_id = $1 AND c.phone IN (SELECT value FROM json_each($3)))";
+
+fn phone_list(phones: &[&str]) -> String {
+    serde_json::Value::from(phones.to_vec()).to_string()
+}
+
+/// Creates a contact for every number the plan has none for.
+async fn insert_contacts(
+    conn: &mut Conn,
+    plan: &PlanId,
+    numbers: &[&ParsedNumber],
+    now: i64,
+) -> StoreResult<()> {
+    let rows: Vec<serde_json::Value> = numbers
+        .iter()
+        .map(|number| {
+            serde_json::json!([
+                ContactId::generate().as_str(),
+                number.msisdn.as_str(),
+                number.number_type.as_str(),
+                number.country,
+            ])
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO contacts (plan_id, id, phone, number_type, country, created_at, modified_at) \
+         SELECT $1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, $2, $2 \
+         FROM json_each($3) WHERE true \
+         ON CONFLICT (plan_id, phone) DO NOTHING",
+    )
+    .bind(plan.as_str())
+    .bind(now)
+    .bind(serde_json::Value::Array(rows).to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+sql_store!(SqliteStore, sqlx::Sqlite);

@@ -1,0 +1,151 @@
+//! The real `roster` binary: plans, tokens, migrations, and `serve` with a graceful shutdown.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{Backend, database_url};
+
+const ROSTER: &str = env!("CARGO_BIN_EXE_roster");
+
+fn roster(args: &[&str], database: &str) -> std::process::Output {
+    Command::new(ROSTER)
+        .args(args)
+        .env("ROSTER_DATABASE_URL", database)
+        .env_remove("ROSTER_LISTEN")
+        .output()
+        .expect("run roster")
+}
+
+async fn plans_tokens_and_serve(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(database) = database_url(backend, &dir).await else {
+        return;
+    };
+    let migrated = roster(&["migrate"], &database);
+    assert!(migrated.status.success(), "{migrated:?}");
+
+    let created = roster(
+        &["plans", "create", "Acme SMS", "--default-region", "us"],
+        &database,
+    );
+    assert!(created.status.success(), "{created:?}");
+    let plan: Value = serde_json::from_slice(&created.stdout).expect("JSON on stdout");
+    let plan_id = plan["service_plan_id"].as_str().unwrap().to_owned();
+    assert_eq!(plan_id.len(), 32);
+    assert!(plan["api_token"].as_str().unwrap().starts_with("rst_"));
+
+    let token = roster(&["tokens", "create", &plan_id], &database);
+    assert!(token.status.success(), "{token:?}");
+    let token: Value = serde_json::from_slice(&token.stdout).unwrap();
+    assert_eq!(token["service_plan_id"], plan_id.as_str());
+    let second_token = token["api_token"].as_str().unwrap().to_owned();
+
+    let unknown = roster(
+        &["tokens", "create", "0123456789abcdef0123456789abcdef"],
+        &database,
+    );
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no plan"));
+    let bad_region = roster(
+        &["plans", "create", "X", "--default-region", "XX"],
+        &database,
+    );
+    assert!(!bad_region.status.success());
+    assert!(String::from_utf8_lossy(&bad_region.stderr).contains("region"));
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(ROSTER)
+        .arg("serve")
+        .env("ROSTER_DATABASE_URL", &database)
+        .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start roster serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = client.get(format!("{base}/readyz")).send().await;
+        if ready.is_ok_and(|response| response.status() == 200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "roster serve did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Both tokens work, and the plan's default region applies to national numbers.
+    let created = client
+        .post(format!("{base}/api/contactgroups"))
+        .bearer_auth(plan["api_token"].as_str().unwrap())
+        .json(&serde_json::json!({"name": "CLI", "members": ["(415) 555-2671"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let listed: Value = client
+        .get(format!("{base}/xms/v1/{plan_id}/groups"))
+        .bearer_auth(&second_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["count"], 1);
+    let docs = client.get(format!("{base}/docs/")).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    let document: Value = client
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+
+    // SIGTERM: a graceful, successful exit.
+    // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
+    unsafe {
+        libc::kill(server.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "roster serve ignored SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+#[tokio::test]
+async fn sqlite_plans_tokens_and_serve() {
+    plans_tokens_and_serve(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_plans_tokens_and_serve() {
+    plans_tokens_and_serve(Backend::Postgres).await;
+}
+
+#[test]
+fn help_shows_examples() {
+    let output = Command::new(ROSTER).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("Examples:") && text.contains("roster plans create"));
+    let bad_url = roster(&["migrate"], "mysql://nowhere");
+    assert!(!bad_url.status.success());
+    assert!(String::from_utf8_lossy(&bad_url.stderr).contains("unsupported database URL"));
+}

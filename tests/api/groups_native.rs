@@ -1,0 +1,781 @@
+//! The native Contact Groups API under `/api/contactgroups`.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+use crate::on_both_backends;
+
+on_both_backends!(
+    create_counts_distinct_members_and_reuses_contacts,
+    get_returns_the_group_with_its_etag,
+    patch_applies_additions_before_removals,
+    patch_copies_members_from_and_out_by_other_groups,
+    patch_name_absent_keeps_and_null_clears,
+    put_replaces_name_and_every_member,
+    stale_if_match_is_refused_with_412,
+    child_groups_resolve_recursively_and_count_distinct,
+    a_cycle_of_child_groups_is_refused_naming_it,
+    unknown_groups_in_the_body_are_named,
+    soft_delete_hides_restore_returns_purge_removes,
+    deleted_child_groups_count_as_empty,
+    members_page_by_cursor_and_stream,
+    list_filters_orders_and_pages,
+    invalid_input_names_every_bad_field,
+    limits_are_enforced_and_named,
+    requests_without_a_valid_token_get_401,
+);
+
+async fn create_counts_distinct_members_and_reuses_contacts(app: TestApp) {
+    // The plan's default region is US, so the national form is the same number.
+    let group = app
+        .create_group(json!({
+            "name": "Friends",
+            "members": ["+14155552671", "(415) 555-2671", "+14155552672"],
+        }))
+        .await;
+    assert_eq!(group["size"], 2);
+    assert_eq!(group["status"], "ACTIVE");
+    assert_eq!(group["child_groups"], json!([]));
+    assert!(group.get("members").is_none());
+    let id = group["id"].as_str().unwrap();
+    assert_eq!(
+        app.member_numbers(id).await,
+        vec!["+14155552671", "+14155552672"]
+    );
+    // A second group with one of the numbers reuses the same contact.
+    let other = app
+        .create_group(json!({"name": "Family", "members": ["+14155552672"]}))
+        .await;
+    let page: Value = app
+        .get(&format!("/api/contactgroups/{id}/members"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let other_page: Value = app
+        .get(&format!(
+            "/api/contactgroups/{}/members",
+            other["id"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let contact_in_first = page["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["phone"] == "+14155552672")
+        .unwrap()["id"]
+        .clone();
+    assert_eq!(other_page["members"][0]["id"], contact_in_first);
+}
+
+async fn get_returns_the_group_with_its_etag(app: TestApp) {
+    let created = app
+        .create_group(
+            json!({"name": "Team", "description": "On call", "members": ["+447400123456"]}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let response = app.get(&format!("/api/contactgroups/{id}")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["etag"], "\"1\"");
+    let group: Value = response.json().await.unwrap();
+    assert_eq!(group, created);
+    assert_eq!(group["description"], "On call");
+    let created_at = group["created_at"].as_str().unwrap();
+    assert_eq!(created_at.len(), "2026-11-23T05:41:50.123Z".len());
+    assert!(created_at.ends_with('Z'));
+
+    let with_members: Value = app
+        .get(&format!("/api/contactgroups/{id}?include=members"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(with_members["members"], json!(["+447400123456"]));
+
+    let missing = app
+        .get("/api/contactgroups/01ARZ3NDEKTSV4RRFFQ69G5FAV")
+        .await;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(app.get("/api/contactgroups/not-an-id").await.status(), 404);
+}
+
+async fn patch(app: &TestApp, id: &str, body: Value) -> Value {
+    let response = app
+        .send_json(Method::PATCH, &format!("/api/contactgroups/{id}"), &body)
+        .await;
+    assert_eq!(response.status(), 200, "PATCH {body}");
+    response.json().await.unwrap()
+}
+
+async fn patch_applies_additions_before_removals(app: TestApp) {
+    let group = app
+        .create_group(json!({"name": "G", "members": ["+14155550101", "+14155550102"]}))
+        .await;
+    let id = group["id"].as_str().unwrap();
+    let updated = patch(
+        &app,
+        id,
+        json!({
+            "add": ["+14155550103", "+14155550103", "+14155550101", "+14155550104"],
+            "remove": ["+14155550104", "+14155550199", "+14155550102"],
+        }),
+    )
+    .await;
+    assert_eq!(updated["size"], 2);
+    assert_eq!(
+        app.member_numbers(id).await,
+        vec!["+14155550101", "+14155550103"]
+    );
+    // The same update again changes nothing.
+    patch(
+        &app,
+        id,
+        json!({"add": ["+14155550103"], "remove": ["+14155550104"]}),
+    )
+    .await;
+    assert_eq!(
+        app.member_numbers(id).await,
+        vec!["+14155550101", "+14155550103"]
+    );
+}
+
+async fn patch_copies_members_from_and_out_by_other_groups(app: TestApp) {
+    let source = app
+        .create_group(json!({"name": "Source", "members": ["+14155550201", "+14155550202"]}))
+        .await;
+    let target = app
+        .create_group(json!({"name": "Target", "members": ["+14155550203"]}))
+        .await;
+    let source_id = source["id"].as_str().unwrap();
+    let target_id = target["id"].as_str().unwrap();
+    let updated = patch(&app, target_id, json!({"add_from_group": source_id})).await;
+    assert_eq!(updated["size"], 3);
+    let updated = patch(
+        &app,
+        target_id,
+        json!({"remove_from_group": source_id, "add": ["+14155550204"]}),
+    )
+    .await;
+    assert_eq!(updated["size"], 2);
+    assert_eq!(
+        app.member_numbers(target_id).await,
+        vec!["+14155550203", "+14155550204"]
+    );
+    // The source group is untouched.
+    assert_eq!(app.member_numbers(source_id).await.len(), 2);
+}
+
+async fn patch_name_absent_keeps_and_null_clears(app: TestApp) {
+    let group = app.create_group(json!({"name": "Named"})).await;
+    let id = group["id"].as_str().unwrap();
+    let kept = patch(&app, id, json!({"add": ["+14155550301"]})).await;
+    assert_eq!(kept["name"], "Named");
+    let renamed = patch(&app, id, json!({"name": "Renamed", "description": "d"})).await;
+    assert_eq!(renamed["name"], "Renamed");
+    assert_eq!(renamed["description"], "d");
+    let cleared = patch(&app, id, json!({"name": null, "description": null})).await;
+    assert_eq!(cleared["name"], Value::Null);
+    assert_eq!(cleared["description"], Value::Null);
+    assert_eq!(cleared["size"], 1);
+}
+
+async fn put_replaces_name_and_every_member(app: TestApp) {
+    let group = app
+        .create_group(json!({
+            "name": "Old", "members": ["+14155550401", "+14155550402"],
+            "auto_update": {"to": "12345", "add": {"first_word": "JOIN"}},
+        }))
+        .await;
+    let id = group["id"].as_str().unwrap();
+    let response = app
+        .send_json(
+            Method::PUT,
+            &format!("/api/contactgroups/{id}"),
+            &json!({"name": "New", "members": ["+14155550402", "+14155550403"]}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["etag"], "\"2\"");
+    let replaced: Value = response.json().await.unwrap();
+    assert_eq!(replaced["name"], "New");
+    assert_eq!(replaced["size"], 2);
+    assert_eq!(replaced["auto_update"], Value::Null);
+    assert_eq!(replaced["created_at"], group["created_at"]);
+    assert_eq!(
+        app.member_numbers(id).await,
+        vec!["+14155550402", "+14155550403"]
+    );
+}
+
+async fn stale_if_match_is_refused_with_412(app: TestApp) {
+    let group = app.create_group(json!({"name": "Race"})).await;
+    let id = group["id"].as_str().unwrap();
+    let path = format!("/api/contactgroups/{id}");
+    let first = app
+        .request(Method::PATCH, &path)
+        .header("If-Match", "\"1\"")
+        .json(&json!({"add": ["+14155550501"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["etag"], "\"2\"");
+    // A second writer that read version 1 loses.
+    let stale = app
+        .request(Method::PATCH, &path)
+        .header("If-Match", "\"1\"")
+        .json(&json!({"add": ["+14155550502"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 412);
+    let problem: Value = stale.json().await.unwrap();
+    assert_eq!(problem["status"], 412);
+    let stale_put = app
+        .request(Method::PUT, &path)
+        .header("If-Match", "W/\"1\"")
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale_put.status(), 412);
+    let any = app
+        .request(Method::PATCH, &path)
+        .header("If-Match", "*")
+        .json(&json!({"add": ["+14155550503"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(any.status(), 200);
+    assert_eq!(
+        app.member_numbers(id).await,
+        vec!["+14155550501", "+14155550503"]
+    );
+}
+
+async fn child_groups_resolve_recursively_and_count_distinct(app: TestApp) {
+    let grandchild = app
+        .create_group(json!({"name": "Grandchild", "members": ["+14155550601", "+14155550602"]}))
+        .await;
+    let child = app
+        .create_group(json!({
+            "name": "Child", "members": ["+14155550602", "+14155550603"],
+            "child_groups": [grandchild["id"]],
+        }))
+        .await;
+    assert_eq!(child["size"], 3);
+    let parent = app
+        .create_group(json!({
+            "name": "Parent", "members": ["+14155550601", "+14155550604"],
+            "child_groups": [child["id"]],
+        }))
+        .await;
+    assert_eq!(parent["size"], 4);
+    assert_eq!(parent["child_groups"], json!([child["id"]]));
+    let parent_id = parent["id"].as_str().unwrap();
+    assert_eq!(
+        app.member_numbers(parent_id).await,
+        vec![
+            "+14155550601",
+            "+14155550602",
+            "+14155550603",
+            "+14155550604"
+        ]
+    );
+    // A change deep below is seen at the top.
+    patch(
+        &app,
+        grandchild["id"].as_str().unwrap(),
+        json!({"add": ["+14155550605"]}),
+    )
+    .await;
+    let parent_now: Value = app
+        .get(&format!("/api/contactgroups/{parent_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(parent_now["size"], 5);
+    let page: Value = app
+        .get(&format!("/api/contactgroups/{parent_id}/members?limit=2"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["members"].as_array().unwrap().len(), 2);
+    assert!(page["next"].is_string());
+}
+
+async fn a_cycle_of_child_groups_is_refused_naming_it(app: TestApp) {
+    let a = app.create_group(json!({"name": "A"})).await;
+    let b = app
+        .create_group(json!({"name": "B", "child_groups": [a["id"]]}))
+        .await;
+    let a_id = a["id"].as_str().unwrap();
+    let response = app
+        .send_json(
+            Method::PATCH,
+            &format!("/api/contactgroups/{a_id}"),
+            &json!({"child_groups": [b["id"]]}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "child_groups");
+    let detail = problem["errors"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("cycle"), "{detail}");
+    assert!(detail.contains(a_id) && detail.contains(b["id"].as_str().unwrap()));
+    // A group cannot contain itself either.
+    let own = app
+        .send_json(
+            Method::PATCH,
+            &format!("/api/contactgroups/{a_id}"),
+            &json!({"child_groups": [a_id]}),
+        )
+        .await;
+    assert_eq!(own.status(), 400);
+    let unchanged: Value = app
+        .get(&format!("/api/contactgroups/{a_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(unchanged["child_groups"], json!([]));
+    assert_eq!(unchanged["modified_at"], a["modified_at"]);
+}
+
+async fn unknown_groups_in_the_body_are_named(app: TestApp) {
+    let group = app.create_group(json!({"name": "G"})).await;
+    let id = group["id"].as_str().unwrap();
+    let unknown = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/contactgroups",
+            &json!({"name": "H", "child_groups": [id, unknown]}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "child_groups[1]");
+    let response = app
+        .send_json(
+            Method::PATCH,
+            &format!("/api/contactgroups/{id}"),
+            &json!({"add_from_group": unknown}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "add_from_group");
+    let response = app
+        .send_json(
+            Method::PATCH,
+            &format!("/api/contactgroups/{id}"),
+            &json!({"remove_from_group": "nonsense"}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "remove_from_group");
+}
+
+async fn soft_delete_hides_restore_returns_purge_removes(app: TestApp) {
+    let group = app
+        .create_group(json!({"name": "Doomed", "members": ["+14155550701"]}))
+        .await;
+    let id = group["id"].as_str().unwrap();
+    let path = format!("/api/contactgroups/{id}");
+    assert_eq!(app.delete(&path).await.status(), 204);
+    let listed: Value = app.get("/api/contactgroups").await.json().await.unwrap();
+    assert_eq!(listed["count"], 0);
+    let deleted: Value = app
+        .get("/api/contactgroups?status=DELETED")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deleted["groups"][0]["id"], id);
+    assert_eq!(deleted["groups"][0]["status"], "DELETED");
+    let shown: Value = app.get(&path).await.json().await.unwrap();
+    assert_eq!(shown["status"], "DELETED");
+    // A deleted group cannot be changed, only restored.
+    let refused = app
+        .send_json(Method::PATCH, &path, &json!({"add": ["+14155550702"]}))
+        .await;
+    assert_eq!(refused.status(), 409);
+    let restored = patch(&app, id, json!({"status": "ACTIVE"})).await;
+    assert_eq!(restored["status"], "ACTIVE");
+    assert_eq!(restored["size"], 1);
+    let purge = app.delete(&format!("{path}?purge=true")).await;
+    assert_eq!(purge.status(), 204);
+    assert_eq!(app.get(&path).await.status(), 404);
+    assert_eq!(app.delete(&path).await.status(), 404);
+}
+
+async fn deleted_child_groups_count_as_empty(app: TestApp) {
+    let child = app
+        .create_group(json!({"name": "Child", "members": ["+14155550801"]}))
+        .await;
+    let parent = app
+        .create_group(json!({
+            "name": "Parent", "members": ["+14155550802"], "child_groups": [child["id"]],
+        }))
+        .await;
+    assert_eq!(parent["size"], 2);
+    let parent_path = format!("/api/contactgroups/{}", parent["id"].as_str().unwrap());
+    let child_path = format!("/api/contactgroups/{}", child["id"].as_str().unwrap());
+    app.delete(&child_path).await;
+    let now: Value = app.get(&parent_path).await.json().await.unwrap();
+    assert_eq!(now["size"], 1);
+    assert_eq!(
+        app.member_numbers(parent["id"].as_str().unwrap()).await,
+        vec!["+14155550802"]
+    );
+    app.delete(&format!("{child_path}?purge=true")).await;
+    let now: Value = app.get(&parent_path).await.json().await.unwrap();
+    assert_eq!(now["child_groups"], json!([]));
+    assert_eq!(now["size"], 1);
+}
+
+async fn members_page_by_cursor_and_stream(app: TestApp) {
+    let numbers: Vec<String> = (0..25)
+        .map(|i| format!("+1415555{:04}", 1000 + i))
+        .collect();
+    let group = app
+        .create_group(json!({"name": "Many", "members": numbers}))
+        .await;
+    let id = group["id"].as_str().unwrap();
+    let mut seen = Vec::new();
+    let mut next: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &next {
+            Some(cursor) => format!("/api/contactgroups/{id}/members?limit=10&next={cursor}"),
+            None => format!("/api/contactgroups/{id}/members?limit=10"),
+        };
+        let page: Value = app.get(&path).await.json().await.unwrap();
+        pages += 1;
+        for member in page["members"].as_array().unwrap() {
+            seen.push(member["phone"].as_str().unwrap().to_owned());
+            assert_eq!(member["opted_out"], false);
+        }
+        match page["next"].as_str() {
+            Some(cursor) => next = Some(cursor.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    seen.sort();
+    assert_eq!(seen, numbers);
+
+    let csv = app
+        .request(Method::GET, &format!("/api/contactgroups/{id}/members"))
+        .header("Accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let text = csv.text().await.unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.remove(0), "phone");
+    lines.sort();
+    assert_eq!(lines, numbers);
+    assert_eq!(app.member_numbers(id).await, numbers);
+
+    let empty = app.create_group(json!({"name": "Empty"})).await;
+    let none = app.member_numbers(empty["id"].as_str().unwrap()).await;
+    assert!(none.is_empty());
+}
+
+async fn list_filters_orders_and_pages(app: TestApp) {
+    let mut ids = Vec::new();
+    for (name, members) in [("Charlie", 1), ("alpha", 3), ("Bravo", 2), ("Alphabet", 0)] {
+        let numbers: Vec<String> = (0..members)
+            .map(|i| format!("+1415555{:04}", 2000 + i))
+            .collect();
+        let group = app
+            .create_group(json!({"name": name, "members": numbers}))
+            .await;
+        ids.push(group["id"].as_str().unwrap().to_owned());
+    }
+    let names = |list: &Value| -> Vec<String> {
+        list["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let newest_first: Value = app.get("/api/contactgroups").await.json().await.unwrap();
+    assert_eq!(
+        names(&newest_first),
+        ["Alphabet", "Bravo", "alpha", "Charlie"]
+    );
+    assert_eq!(newest_first["count"], 4);
+    let by_name: Value = app
+        .get("/api/contactgroups?order_by=name")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(names(&by_name), ["Alphabet", "Bravo", "Charlie", "alpha"]);
+    let by_size: Value = app
+        .get("/api/contactgroups?order_by=size")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(names(&by_size), ["alpha", "Bravo", "Charlie", "Alphabet"]);
+    let filtered: Value = app
+        .get("/api/contactgroups?name=ALPHA")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(filtered["count"], 2);
+    // LIKE wildcards in the filter are plain text.
+    let wildcard: Value = app
+        .get("/api/contactgroups?name=%25")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(wildcard["count"], 0);
+
+    // Cursor paging in name order, two at a time.
+    let first: Value = app
+        .get("/api/contactgroups?order_by=name&limit=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(names(&first), ["Alphabet", "Bravo"]);
+    let cursor = first["next"].as_str().unwrap();
+    let second: Value = app
+        .get(&format!(
+            "/api/contactgroups?order_by=name&limit=2&next={cursor}"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(names(&second), ["Charlie", "alpha"]);
+    assert!(second.get("next").is_none());
+
+    // Numbered pages.
+    let page1: Value = app
+        .get("/api/contactgroups?page=1&page_size=3")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(names(&page1), ["Charlie"]);
+    assert_eq!(page1["page"], 1);
+    assert_eq!(page1["page_size"], 1);
+    assert_eq!(page1["count"], 4);
+
+    // Children of a group.
+    let parent = app
+        .create_group(json!({"name": "Parent", "child_groups": [ids[0], ids[2]]}))
+        .await;
+    let children: Value = app
+        .get(&format!(
+            "/api/contactgroups?child_of={}&order_by=name",
+            parent["id"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(names(&children), ["Bravo", "Charlie"]);
+
+    for bad in [
+        "order_by=colour",
+        "status=GONE",
+        "limit=0",
+        "limit=1001",
+        "page=-1",
+        "next=zzz",
+        "page=0&next=00",
+        "direction=up",
+    ] {
+        let response = app.get(&format!("/api/contactgroups?{bad}")).await;
+        assert_eq!(response.status(), 400, "{bad}");
+        let problem: Value = response.json().await.unwrap();
+        assert!(
+            problem["errors"][0]["field"].is_string(),
+            "{bad}: {problem}"
+        );
+    }
+}
+
+async fn invalid_input_names_every_bad_field(app: TestApp) {
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/contactgroups",
+            &json!({
+                "name": "x".repeat(201),
+                "members": ["+14155550901", "not a number", "+1999999999", "0788 382 382"],
+                "auto_update": {"to": "12", "add": {"first_word": "two words"}},
+                "default_region": "ZZ",
+            }),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = response.json().await.unwrap();
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "default_region",
+        "name",
+        "members[1]",
+        "members[2]",
+        "auto_update.to",
+        "auto_update.add.first_word",
+    ] {
+        assert!(
+            fields.contains(&expected),
+            "{expected} missing from {fields:?}"
+        );
+    }
+    // Nothing was written.
+    let listed: Value = app.get("/api/contactgroups").await.json().await.unwrap();
+    assert_eq!(listed["count"], 0);
+
+    let national = app
+        .send_json(
+            Method::POST,
+            "/api/contactgroups",
+            &json!({"name": "Rwanda", "members": ["0788 382 382"], "default_region": "RW"}),
+        )
+        .await;
+    assert_eq!(national.status(), 201);
+
+    let not_json = app
+        .request(Method::POST, "/api/contactgroups")
+        .header("Content-Type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 400);
+    let problem: Value = not_json.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("JSON"));
+
+    let wrong_type = app
+        .send_json(
+            Method::POST,
+            "/api/contactgroups",
+            &json!({"name": "x", "members": "+1415"}),
+        )
+        .await;
+    assert_eq!(wrong_type.status(), 400);
+    let problem: Value = wrong_type.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "members");
+
+    let unknown_field = app
+        .send_json(
+            Method::POST,
+            "/api/contactgroups",
+            &json!({"name": "x", "colour": "red"}),
+        )
+        .await;
+    assert_eq!(unknown_field.status(), 400);
+    let missing_name = app
+        .send_json(Method::POST, "/api/contactgroups", &json!({"members": []}))
+        .await;
+    assert_eq!(missing_name.status(), 400);
+}
+
+async fn limits_are_enforced_and_named(app: TestApp) {
+    let too_many: Vec<String> = (0..100_001).map(|i| format!("+1415{:07}", i)).collect();
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/contactgroups",
+            &json!({"name": "Huge", "members": too_many}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "members");
+    assert!(
+        problem["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("100000")
+    );
+
+    let oversized = format!("{{\"name\": \"{}\"}}", "x".repeat(33 * 1024 * 1024));
+    let response = app
+        .request(Method::POST, "/api/contactgroups")
+        .header("Content-Type", "application/json")
+        .body(oversized)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let problem: Value = response.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("33554432"));
+}
+
+async fn requests_without_a_valid_token_get_401(app: TestApp) {
+    let anonymous = app
+        .client
+        .get(format!("{}/api/contactgroups", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.headers()["content-type"],
+        "application/problem+json"
+    );
+    let wrong = app
+        .client
+        .get(format!("{}/api/contactgroups", app.address))
+        .bearer_auth("rst_0000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}

@@ -1,0 +1,175 @@
+//! `spawn_app`: the real router on a random port, over a fresh database of either backend.
+
+use std::sync::Arc;
+
+use reqwest::{Method, RequestBuilder, Response};
+use roster::api::{self, AppState, auth};
+use roster::store::{self, Store};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::postgres;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub plan_id: String,
+    pub token: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A database URL for `backend`, or `None` when PostgreSQL is unavailable and not required
+/// (the skip is announced on stderr).
+pub async fn database_url(backend: Backend, dir: &tempfile::TempDir) -> Option<String> {
+    match backend {
+        Backend::Sqlite => Some(format!("sqlite://{}/roster.db", dir.path().display())),
+        Backend::Postgres => match postgres::fresh_database().await {
+            Ok(url) => Some(url),
+            Err(reason) if postgres::required() => {
+                panic!(
+                    "PostgreSQL is required (ROSTER_REQUIRE_POSTGRES=1) but unavailable: {reason}"
+                )
+            }
+            Err(reason) => {
+                eprintln!("\n*** SKIPPED PostgreSQL test: {reason} ***\n");
+                None
+            }
+        },
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let database_url = database_url(backend, &dir).await?;
+    let store = store::connect(&database_url)
+        .await
+        .expect("connect to the test database");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a port");
+    let address = format!("http://{}", listener.local_addr().expect("local address"));
+    let app = api::router(AppState {
+        store: store.clone(),
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut test_app = TestApp {
+        address,
+        client: reqwest::Client::new(),
+        store,
+        plan_id: String::new(),
+        token: String::new(),
+        _dir: dir,
+    };
+    let (plan_id, token) = test_app.create_plan(Some("US")).await;
+    test_app.plan_id = plan_id;
+    test_app.token = token;
+    Some(test_app)
+}
+
+impl TestApp {
+    /// A new plan with a token: `(service_plan_id, api_token)`.
+    pub async fn create_plan(&self, default_region: Option<&str>) -> (String, String) {
+        let plan = self
+            .store
+            .create_plan("Test plan", default_region)
+            .await
+            .expect("create a plan");
+        let token = auth::generate_token();
+        self.store
+            .add_token(&plan.id, &auth::hash_token(&token))
+            .await
+            .expect("add a token");
+        (plan.id.to_string(), token)
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(&self.token)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path).send().await.expect("GET")
+    }
+
+    pub async fn send_json(&self, method: Method, path: &str, body: &Value) -> Response {
+        self.request(method, path)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.request(Method::DELETE, path)
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
+    /// Creates a group on the native API and returns its JSON.
+    pub async fn create_group(&self, body: Value) -> Value {
+        let response = self
+            .send_json(Method::POST, "/api/contactgroups", &body)
+            .await;
+        assert_eq!(response.status(), 201, "create group {body}");
+        response.json().await.expect("group JSON")
+    }
+
+    /// The path of the Sinch-compatible groups collection for this app's plan.
+    pub fn sinch_groups(&self) -> String {
+        format!("/xms/v1/{}/groups", self.plan_id)
+    }
+
+    /// Every number of a group, through the streamed JSON-lines route.
+    pub async fn member_numbers(&self, group_id: &str) -> Vec<String> {
+        let response = self
+            .request(
+                Method::GET,
+                &format!("/api/contactgroups/{group_id}/members"),
+            )
+            .header("Accept", "application/x-ndjson")
+            .send()
+            .await
+            .expect("members");
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.expect("body");
+        let mut numbers: Vec<String> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON string per line"))
+            .collect();
+        numbers.sort();
+        numbers
+    }
+}
+
+/// Runs each named `async fn(TestApp)` against SQLite and PostgreSQL, as two tests.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use $crate::helpers::{spawn_app, Backend};
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    if let Some(app) = spawn_app(Backend::Sqlite).await {
+                        super::$name(app).await;
+                    }
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = spawn_app(Backend::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            }
+        )*
+    };
+}

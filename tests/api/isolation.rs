@@ -1,0 +1,131 @@
+//! Tenant isolation on every route, found from the OpenAPI document the router generates, so a
+//! new route is covered without editing this test.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+use crate::on_both_backends;
+
+on_both_backends!(every_route_keeps_plans_apart);
+
+/// Every operation that needs a token, as `(method, path template)`.
+async fn secured_operations(app: &TestApp) -> Vec<(Method, String)> {
+    let document: Value = app
+        .client
+        .get(format!("{}/openapi.json", app.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut operations = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if operation.get("security").is_none() {
+                continue;
+            }
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            operations.push((method, path.clone()));
+        }
+    }
+    assert!(
+        operations.len() >= 12,
+        "too few routes found: {operations:?}"
+    );
+    operations
+}
+
+async fn every_route_keeps_plans_apart(app: TestApp) {
+    // The other plan owns a group; this app's token must not reach it by any route.
+    let (other_plan, other_token) = app.create_plan(None).await;
+    let theirs: Value = app
+        .client
+        .post(format!("{}/api/contactgroups", app.address))
+        .bearer_auth(&other_token)
+        .json(&json!({"name": "Theirs", "members": ["+14155551234"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let their_group = theirs["id"].as_str().unwrap();
+    // A body that every write route accepts, so that only the ids decide the outcome.
+    let body = json!({"name": "x"});
+
+    for (method, template) in secured_operations(&app).await {
+        let fill = |plan: &str| {
+            template
+                .replace("{service_plan_id}", plan)
+                .replace("{group_id}", their_group)
+                .replace("{id}", their_group)
+        };
+        // No token: 401, whatever the route.
+        let anonymous = app
+            .client
+            .request(
+                method.clone(),
+                format!("{}{}", app.address, fill(&app.plan_id)),
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            anonymous.status(),
+            401,
+            "{method} {template} without a token"
+        );
+
+        if template.contains("{service_plan_id}") {
+            // Their plan in the path: 403.
+            let foreign = app
+                .request(method.clone(), &fill(&other_plan))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(foreign.status(), 403, "{method} {template} with their plan");
+        }
+        let own_path = fill(&app.plan_id);
+        let response = app
+            .request(method.clone(), &own_path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        if template.contains("{id}") || template.contains("{group_id}") {
+            // Their group under our plan: as if it did not exist.
+            assert_eq!(
+                response.status(),
+                404,
+                "{method} {template} with their group"
+            );
+        } else {
+            // Collections: our view never contains their group.
+            assert!(response.status().is_success(), "{method} {template}");
+            let text = response.text().await.unwrap();
+            assert!(
+                !text.contains(their_group),
+                "{method} {template} leaked {text}"
+            );
+        }
+    }
+
+    // Their group is untouched.
+    let after: Value = app
+        .client
+        .get(format!("{}/api/contactgroups/{their_group}", app.address))
+        .bearer_auth(&other_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["name"], "Theirs");
+    assert_eq!(after["size"], 1);
+    assert_eq!(after["status"], "ACTIVE");
+}

@@ -1,0 +1,12 @@
+//! One integration-test binary: every test talks HTTP to the real router (or runs the real
+//! binary) over a fresh SQLite file and a fresh PostgreSQL database.
+
+mod helpers;
+mod postgres;
+
+mod cli;
+mod groups_native;
+mod groups_sinch;
+mod isolation;
+mod sdk;
+mod store_model;
