@@ -30,7 +30,14 @@ fn sdks_ready() -> Result<(), String> {
                 .is_ok_and(|s| s.success());
             if !python_has_sdk {
                 let installed = Command::new("python3")
-                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", PYTHON_SDK])
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        PYTHON_SDK,
+                    ])
                     .status()
                     .map_err(|e| format!("cannot run python3: {e}"))?;
                 if !installed.success() {
