@@ -137,19 +137,25 @@ macro_rules! sql_store {
             }
         }
 
+        /// Takes the plan's lock, which every change to the child-group graph holds, so that two
+        /// concurrent changes cannot each close half of a cycle. Taken before any group's lock,
+        /// so that locks are always acquired in one order.
+        async fn lock_plan(conn: &mut Conn, plan: &PlanId) -> StoreResult<()> {
+            sqlx::query(LOCK_PLAN)
+                .bind(plan.as_str())
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
         /// Replaces the child groups of `id`, after checking they exist and keep the graph
-        /// acyclic and shallow. The plan row is locked first so that two concurrent changes
-        /// cannot each close half of a cycle.
+        /// acyclic and shallow. The caller holds the plan's lock.
         async fn set_child_groups(
             conn: &mut Conn,
             plan: &PlanId,
             id: &GroupId,
             children: &BTreeSet<GroupId>,
         ) -> StoreResult<()> {
-            sqlx::query(LOCK_PLAN)
-                .bind(plan.as_str())
-                .execute(&mut *conn)
-                .await?;
             let ids: Vec<GroupId> = children.iter().cloned().collect();
             require_active_groups(conn, plan, &ids).await?;
             let rows: Vec<(String, String)> = sqlx::query_as(
@@ -301,7 +307,9 @@ macro_rules! sql_store {
 
         /// Recomputes the stored size of `id` and of every group above it. A group without
         /// active children has exactly its direct members, which are counted as they change;
-        /// only groups with children need the distinct count over their tree.
+        /// only groups with children need the distinct count over their tree. Groups are
+        /// updated in id order, so that two writers below a shared ancestor lock rows in the
+        /// same order and cannot deadlock.
         async fn refresh_sizes(conn: &mut Conn, plan: &PlanId, id: &GroupId) -> StoreResult<()> {
             let ancestors: Vec<String> = sqlx::query_scalar(
                 "WITH RECURSIVE up(id, depth) AS ( \
@@ -310,7 +318,7 @@ macro_rules! sql_store {
                      SELECT gc.group_id, up.depth + 1 FROM up \
                      JOIN group_children gc ON gc.plan_id = $1 AND gc.child_id = up.id \
                      WHERE up.depth < 64 \
-                 ) SELECT DISTINCT id FROM up",
+                 ) SELECT DISTINCT id FROM up ORDER BY id",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
@@ -560,6 +568,7 @@ macro_rules! sql_store {
                     .execute(&mut *conn)
                     .await?;
                     if !group.child_groups.is_empty() {
+                        lock_plan(conn, plan).await?;
                         set_child_groups(conn, plan, &id, &group.child_groups).await?;
                     }
                     let members: Vec<&ParsedNumber> = group.members.iter().collect();
@@ -677,6 +686,7 @@ macro_rules! sql_store {
                 let mut tx = self.begin_write().await?;
                 let conn: &mut Conn = &mut tx;
                 let outcome = async move {
+                    lock_plan(conn, plan).await?;
                     if lock_group(conn, plan, id, expected_version).await?
                         == GroupStatus::Deleted
                     {
@@ -728,6 +738,9 @@ macro_rules! sql_store {
                 let mut tx = self.begin_write().await?;
                 let conn: &mut Conn = &mut tx;
                 let outcome = async move {
+                    if update.child_groups.is_some() {
+                        lock_plan(conn, plan).await?;
+                    }
                     let status = lock_group(conn, plan, id, expected_version).await?;
                     if status == GroupStatus::Deleted
                         && update.status != Some(GroupStatus::Active)
@@ -814,6 +827,10 @@ macro_rules! sql_store {
                 let mut tx = self.begin_write().await?;
                 let conn: &mut Conn = &mut tx;
                 let outcome = async move {
+                    if purge {
+                        // Purging removes edges of the child-group graph.
+                        lock_plan(conn, plan).await?;
+                    }
                     let status = lock_group(conn, plan, id, expected_version).await?;
                     if purge {
                         let parents = parents_of(conn, plan, id).await?;

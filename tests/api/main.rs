@@ -5,6 +5,7 @@ mod helpers;
 mod postgres;
 
 mod cli;
+mod concurrency;
 mod groups_native;
 mod groups_sinch;
 mod isolation;
