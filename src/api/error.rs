@@ -149,6 +149,20 @@ impl From<StoreError> for ApiError {
                 ))
             }
             StoreError::VersionMismatch { current } => ApiError::PreconditionFailed { current },
+            StoreError::SmartGroup(reason) => ApiError::Conflict(reason),
+            StoreError::DuplicatePhone(existing) => {
+                ApiError::Conflict(format!("contact {existing} already has this phone number"))
+            }
+            StoreError::UnknownContacts(ids) => ApiError::invalid(FieldError::constraint(
+                "contact_ids",
+                format!(
+                    "no contacts with ids {}",
+                    ids.iter()
+                        .map(|id| id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
             StoreError::GroupDeleted => ApiError::Conflict(
                 "the group is deleted: restore it with PATCH {\"status\": \"ACTIVE\"} first".into(),
             ),

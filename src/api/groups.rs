@@ -16,14 +16,14 @@ use super::auth::Authenticated;
 use super::error::{ApiError, FieldError, Problem};
 use super::extract::{IfMatch, JsonBody, etag};
 use super::limits::{DEFAULT_PAGE_SIZE, MAX_CHILD_GROUPS, MAX_NUMBERS_PER_REQUEST, MAX_PAGE_SIZE};
+use super::paging::{bounded_number, decode_cursor, encode_cursor, flag};
 use super::validate::{AutoUpdateBody, GroupFields, Validator, nullable};
 use crate::domain::algebra::MembershipChange;
 use crate::domain::group::{GroupName, GroupStatus};
 use crate::domain::ids::{ContactId, GroupId};
 use crate::domain::msisdn::RegionCode;
 use crate::store::{
-    CursorKey, GroupCursor, GroupDefinition, GroupOrder, GroupQuery, GroupRecord, GroupUpdate,
-    Plan, StatusFilter, Window,
+    GroupDefinition, GroupOrder, GroupQuery, GroupRecord, GroupUpdate, Plan, StatusFilter, Window,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -57,6 +57,9 @@ pub struct ContactGroup {
     /// Groups whose members are included in this group, recursively.
     pub child_groups: Vec<String>,
     pub auto_update: Option<AutoUpdateBody>,
+    /// A smart group's rule, in the filter language; its members are the contacts matching it.
+    #[schema(example = "country = \"DE\" and not opted_out")]
+    pub rule: Option<String>,
     /// Creation time, UTC with milliseconds.
     #[schema(example = "2026-11-23T05:41:50.123Z")]
     pub created_at: String,
@@ -79,6 +82,7 @@ impl ContactGroup {
                 .map(ToString::to_string)
                 .collect(),
             auto_update: record.auto_update.as_ref().map(AutoUpdateBody::from),
+            rule: record.rule.clone(),
             created_at: record.created_at.to_rfc3339(),
             modified_at: record.modified_at.to_rfc3339(),
         }
@@ -122,6 +126,13 @@ pub struct GroupBody {
     pub child_groups: Option<Vec<String>>,
     #[serde(default)]
     pub auto_update: Option<AutoUpdateBody>,
+    /// Makes a smart group: members are the contacts matching this filter, always in sync.
+    /// Not with `members`.
+    #[serde(default)]
+    #[schema(
+        example = "country = \"DE\" and fields.plan in (\"gold\", \"silver\") and not opted_out"
+    )]
+    pub rule: Option<String>,
     /// Region (ISO 3166-1 alpha-2) for national-format numbers; the plan's default otherwise.
     #[serde(default)]
     #[schema(example = "US")]
@@ -158,6 +169,10 @@ pub struct GroupPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<AutoUpdateBody>)]
     pub auto_update: Option<Option<AutoUpdateBody>>,
+    /// A smart group's new rule; `null` makes it a static group with no members.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub rule: Option<Option<String>>,
     /// `ACTIVE` restores a deleted group.
     #[serde(default)]
     #[schema(example = "ACTIVE")]
@@ -255,24 +270,6 @@ fn parse_group_id(id: &str) -> Result<GroupId, ApiError> {
     GroupId::parse(id).ok_or(ApiError::NotFound("group"))
 }
 
-fn parse_number(
-    field: &str,
-    value: Option<&str>,
-    min: i64,
-    max: i64,
-) -> Result<Option<i64>, ApiError> {
-    let Some(value) = value else {
-        return Ok(None);
-    };
-    match value.parse::<i64>() {
-        Ok(number) if (min..=max).contains(&number) => Ok(Some(number)),
-        _ => Err(ApiError::invalid(FieldError::format(
-            field,
-            format!("must be a whole number from {min} to {max}"),
-        ))),
-    }
-}
-
 fn wants_members(include: Option<&str>) -> Result<bool, ApiError> {
     match include {
         None | Some("") => Ok(false),
@@ -330,6 +327,16 @@ fn validate_definition(
         .auto_update
         .as_ref()
         .and_then(|value| check.auto_update("auto_update", value));
+    let rule = body
+        .rule
+        .as_deref()
+        .and_then(|text| check.filter("rule", text));
+    if body.rule.is_some() && !members.is_empty() {
+        check.push(FieldError::constraint(
+            "members",
+            "a smart group (with a rule) has no direct members",
+        ));
+    }
     let fields = check.finish()?;
     Ok((
         GroupDefinition {
@@ -338,6 +345,7 @@ fn validate_definition(
             members,
             child_groups,
             auto_update,
+            rule,
         },
         fields,
     ))
@@ -406,9 +414,9 @@ async fn list_groups(
             ApiError::invalid(FieldError::format("child_of", "is not the id of a group"))
         })?),
     };
-    let page = parse_number("page", params.page.as_deref(), 0, i64::MAX / MAX_PAGE_SIZE)?;
-    let page_size = parse_number("page_size", params.page_size.as_deref(), 1, MAX_PAGE_SIZE)?;
-    let limit = parse_number("limit", params.limit.as_deref(), 1, MAX_PAGE_SIZE)?;
+    let page = bounded_number("page", params.page.as_deref(), 0, i64::MAX / MAX_PAGE_SIZE)?;
+    let page_size = bounded_number("page_size", params.page_size.as_deref(), 1, MAX_PAGE_SIZE)?;
+    let limit = bounded_number("limit", params.limit.as_deref(), 1, MAX_PAGE_SIZE)?;
     let window = match (page, &params.next) {
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid(FieldError::constraint(
@@ -424,7 +432,10 @@ async fn list_groups(
             }
         }
         (None, next) => Window::After {
-            after: next.as_deref().map(decode_cursor).transpose()?,
+            after: next
+                .as_deref()
+                .map(|text| decode_cursor("next", text))
+                .transpose()?,
             limit: limit.or(page_size).unwrap_or(DEFAULT_PAGE_SIZE),
         },
     };
@@ -454,38 +465,6 @@ async fn list_groups(
         page,
         next: result.next.as_ref().map(encode_cursor),
     }))
-}
-
-/// Cursors are opaque to clients: the sort key and id of the last group, as hex-encoded JSON.
-fn encode_cursor(cursor: &GroupCursor) -> String {
-    let key = match &cursor.key {
-        CursorKey::Text(text) => serde_json::Value::from(text.as_str()),
-        CursorKey::Number(number) => serde_json::Value::from(*number),
-    };
-    hex::encode(serde_json::json!([key, cursor.id.as_str()]).to_string())
-}
-
-fn decode_cursor(text: &str) -> Result<GroupCursor, ApiError> {
-    let invalid = || {
-        ApiError::invalid(FieldError::format(
-            "next",
-            "is not a cursor returned by this API",
-        ))
-    };
-    let bytes = hex::decode(text).map_err(|_| invalid())?;
-    let (key, id): (serde_json::Value, String) =
-        serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    let key = match key {
-        serde_json::Value::String(text) => CursorKey::Text(text),
-        serde_json::Value::Number(number) => {
-            CursorKey::Number(number.as_i64().ok_or_else(invalid)?)
-        }
-        _ => return Err(invalid()),
-    };
-    Ok(GroupCursor {
-        key,
-        id: GroupId::parse(&id).ok_or_else(invalid)?,
-    })
 }
 
 /// Create a group
@@ -673,6 +652,10 @@ async fn update_group(
             .as_ref()
             .and_then(|value| check.auto_update("auto_update", value))
     });
+    let rule = body
+        .rule
+        .as_ref()
+        .map(|rule| rule.as_deref().and_then(|text| check.filter("rule", text)));
     let status = match body.status.as_deref() {
         None => None,
         Some(text) => match GroupStatus::parse(text) {
@@ -700,6 +683,7 @@ async fn update_group(
         description,
         auto_update,
         child_groups,
+        rule,
         status,
         members: MembershipChange::new(add, remove, add_from_group, remove_from_group),
     };
@@ -743,16 +727,7 @@ async fn delete_group(
     Query(params): Query<DeleteParams>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_group_id(&id)?;
-    let purge = match params.purge.as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(ApiError::invalid(FieldError::format(
-                "purge",
-                "must be true or false",
-            )));
-        }
-    };
+    let purge = flag("purge", params.purge.as_deref())?.unwrap_or(false);
     state
         .store
         .delete_group(&plan.id, &id, expected, purge)
@@ -802,7 +777,7 @@ async fn group_members(
     if let Some(format) = format {
         return Ok(stream_numbers(&state, &plan, id, format));
     }
-    let limit = parse_number("limit", params.limit.as_deref(), 1, MAX_PAGE_SIZE)?
+    let limit = bounded_number("limit", params.limit.as_deref(), 1, MAX_PAGE_SIZE)?
         .unwrap_or(DEFAULT_PAGE_SIZE);
     let after = match params.next.as_deref() {
         None => None,

@@ -7,6 +7,7 @@ mod extract;
 mod groups;
 mod health;
 pub mod limits;
+mod paging;
 mod sinch;
 mod validate;
 

@@ -187,6 +187,7 @@ fn validate_definition(
             members,
             child_groups,
             auto_update,
+            rule: None,
         },
         fields,
     ))
@@ -420,6 +421,7 @@ async fn update_group(
         description: None,
         auto_update,
         child_groups: None,
+        rule: None,
         status: None,
         members: MembershipChange::new(add, remove, add_from_group, remove_from_group),
     };

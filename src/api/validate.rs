@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, FieldError};
 use super::limits::MAX_REPORTED_ERRORS;
 use crate::domain::auto_update::{AutoUpdate, Keyword, KeywordPair, ShortCodeOrNumber};
+use crate::domain::filter::FilterExpr;
 use crate::domain::group::{Description, GroupName};
 use crate::domain::ids::GroupId;
 use crate::domain::msisdn::{Msisdn, ParsedNumber, RegionCode};
@@ -183,6 +184,12 @@ impl Validator {
     pub fn description(&mut self, field: &str, input: &str) -> Option<Description> {
         Description::parse(input)
             .map_err(|error| self.push(FieldError::constraint(field, error)))
+            .ok()
+    }
+
+    pub fn filter(&mut self, field: &str, source: &str) -> Option<FilterExpr> {
+        FilterExpr::parse(source)
+            .map_err(|error| self.push(FieldError::format(field, error)))
             .ok()
     }
 

@@ -3,6 +3,8 @@
 
 pub mod algebra;
 pub mod auto_update;
+pub mod contact;
+pub mod filter;
 pub mod group;
 pub mod ids;
 pub mod msisdn;

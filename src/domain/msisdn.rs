@@ -68,6 +68,25 @@ impl NumberType {
         }
     }
 
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            NumberType::Mobile,
+            NumberType::FixedLine,
+            NumberType::FixedLineOrMobile,
+            NumberType::TollFree,
+            NumberType::PremiumRate,
+            NumberType::SharedCost,
+            NumberType::Voip,
+            NumberType::PersonalNumber,
+            NumberType::Pager,
+            NumberType::Uan,
+            NumberType::Voicemail,
+            NumberType::Unknown,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+
     fn from_library(kind: PhoneNumberType) -> Self {
         match kind {
             PhoneNumberType::Mobile => NumberType::Mobile,
@@ -183,6 +202,11 @@ impl Msisdn {
             number_type,
             country,
         })
+    }
+
+    /// For numbers read back from our own database, which only ever holds valid ones.
+    pub fn from_trusted(stored: String) -> Self {
+        Self(stored)
     }
 
     pub fn as_str(&self) -> &str {

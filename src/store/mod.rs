@@ -7,6 +7,10 @@
 
 #[macro_use]
 mod shared;
+#[macro_use]
+mod membership_sql;
+#[macro_use]
+mod contacts_sql;
 mod postgres;
 mod sqlite;
 
@@ -18,6 +22,8 @@ use futures::stream::BoxStream;
 
 use crate::domain::algebra::MembershipChange;
 use crate::domain::auto_update::AutoUpdate;
+use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName};
+use crate::domain::filter::FilterExpr;
 use crate::domain::group::{ChildGroupsError, Description, GroupName, GroupStatus};
 use crate::domain::ids::{ContactId, GroupId, PlanId};
 use crate::domain::msisdn::ParsedNumber;
@@ -44,6 +50,15 @@ pub enum StoreError {
     /// The group is deleted; only restoring it (status ACTIVE) or purging it is allowed.
     #[error("the group is deleted")]
     GroupDeleted,
+    /// A smart group's members follow its rule; they cannot be changed directly.
+    #[error("{0}")]
+    SmartGroup(String),
+    /// Another contact of the plan already has this phone number.
+    #[error("contact {0} already has this phone number")]
+    DuplicatePhone(ContactId),
+    /// Contacts named in a request that do not exist in the plan.
+    #[error("unknown contacts: {0:?}")]
+    UnknownContacts(Vec<ContactId>),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("database error: {0}")]
@@ -70,6 +85,8 @@ pub struct GroupRecord {
     pub size: i64,
     pub child_groups: Vec<GroupId>,
     pub auto_update: Option<AutoUpdate>,
+    /// A smart group's rule (filter language source); its members are the contacts matching it.
+    pub rule: Option<String>,
     /// Incremented on every change to the group's definition or direct members; the `ETag`.
     pub version: i64,
     pub created_at: Timestamp,
@@ -84,6 +101,8 @@ pub struct GroupDefinition {
     pub members: BTreeSet<ParsedNumber>,
     pub child_groups: BTreeSet<GroupId>,
     pub auto_update: Option<AutoUpdate>,
+    /// Makes the group smart: members are computed, `members` must be empty.
+    pub rule: Option<FilterExpr>,
 }
 
 /// A partial update (PATCH, or Sinch's POST update). `None` leaves a field as it is;
@@ -94,6 +113,8 @@ pub struct GroupUpdate {
     pub description: Option<Option<Description>>,
     pub auto_update: Option<Option<AutoUpdate>>,
     pub child_groups: Option<BTreeSet<GroupId>>,
+    /// Changes a smart group's rule; `Some(None)` makes it a static group with no members.
+    pub rule: Option<Option<FilterExpr>>,
     /// `Some(Active)` restores a soft-deleted group.
     pub status: Option<GroupStatus>,
     pub members: MembershipChange<ParsedNumber>,
@@ -113,11 +134,12 @@ pub enum GroupOrder {
     Size,
 }
 
-/// The position after the last group of a page, for keyset pagination.
+/// The position after the last row of a page, for keyset pagination: the sort key and id of
+/// that row.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupCursor {
+pub struct Cursor {
     pub key: CursorKey,
-    pub id: GroupId,
+    pub id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,10 +151,7 @@ pub enum CursorKey {
 #[derive(Debug, Clone)]
 pub enum Window {
     /// Keyset pagination: `limit` groups after `after` (or from the start).
-    After {
-        after: Option<GroupCursor>,
-        limit: i64,
-    },
+    After { after: Option<Cursor>, limit: i64 },
     /// Offset pagination, for simple clients and the Sinch surface.
     Offset { offset: i64, limit: i64 },
 }
@@ -155,7 +174,7 @@ pub struct GroupPage {
     /// How many groups match the filters, over all pages.
     pub total: i64,
     /// Where the next page starts, when there is one.
-    pub next: Option<GroupCursor>,
+    pub next: Option<Cursor>,
 }
 
 /// A member of a group, as the members page shows it.
@@ -168,6 +187,97 @@ pub struct MemberRecord {
     pub opted_out: bool,
 }
 
+/// A contact as stored.
+#[derive(Debug, Clone)]
+pub struct ContactRecord {
+    pub id: ContactId,
+    pub phone: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub gender: Option<String>,
+    pub fields: CustomFields,
+    /// libphonenumber's type (`mobile`, `fixed_line`, …); absent if the number was not valid.
+    pub number_type: Option<String>,
+    pub country: Option<String>,
+    pub opted_out: bool,
+    pub opted_out_at: Option<Timestamp>,
+    pub opted_out_reason: Option<String>,
+    pub created_at: Timestamp,
+    pub modified_at: Timestamp,
+}
+
+/// Everything a contact is defined by: used to create one, and to replace one (PUT).
+#[derive(Debug, Clone)]
+pub struct ContactDefinition {
+    pub phone: ParsedNumber,
+    pub first_name: Option<PersonName>,
+    pub last_name: Option<PersonName>,
+    pub email: Option<Email>,
+    pub gender: Option<Gender>,
+    pub fields: CustomFields,
+    pub opted_out: bool,
+    pub opted_out_reason: Option<OptOutReason>,
+}
+
+/// A partial update of a contact: `None` leaves a field, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct ContactPatch {
+    pub phone: Option<ParsedNumber>,
+    pub first_name: Option<Option<PersonName>>,
+    pub last_name: Option<Option<PersonName>>,
+    pub email: Option<Option<Email>>,
+    pub gender: Option<Option<Gender>>,
+    /// Replaces all custom fields.
+    pub fields: Option<CustomFields>,
+    pub opted_out: Option<bool>,
+    pub opted_out_reason: Option<Option<OptOutReason>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactOrder {
+    Name,
+    CreatedAt,
+    ModifiedAt,
+}
+
+/// Search and filter of a plan's contacts. Every condition present must hold.
+#[derive(Debug, Clone)]
+pub struct ContactQuery {
+    /// Case-insensitive prefix of "first last" or "last first".
+    pub name_prefix: Option<String>,
+    /// Case-insensitive substring of the full name (not indexed: scans the plan).
+    pub name_contains: Option<String>,
+    /// Prefix of the E.164 number.
+    pub phone_prefix: Option<String>,
+    /// Case-insensitive equality.
+    pub email: Option<String>,
+    pub gender: Option<String>,
+    pub valid: Option<bool>,
+    pub number_type: Option<String>,
+    /// Valid mobile numbers (sms-capable), or not.
+    pub sms_capable: Option<bool>,
+    /// Effective members of this group.
+    pub group: Option<GroupId>,
+    pub opted_out: Option<bool>,
+    /// `fields.NAME = "value"` conditions.
+    pub custom: Vec<(String, String)>,
+    /// A filter-language expression (`q`).
+    pub filter: Option<FilterExpr>,
+    pub order: ContactOrder,
+    pub descending: bool,
+    pub window: Window,
+    /// Count the matches over all pages (costs a second query).
+    pub with_total: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContactPage {
+    pub contacts: Vec<ContactRecord>,
+    pub total: Option<i64>,
+    pub next: Option<Cursor>,
+}
+
 #[derive(Debug, Clone)]
 pub struct MemberPage {
     pub members: Vec<MemberRecord>,
@@ -177,7 +287,7 @@ pub struct MemberPage {
 /// The storage operations every front end uses. Every method is scoped to one plan: ids from
 /// another plan behave exactly as ids that do not exist.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: ContactStore {
     async fn ping(&self) -> StoreResult<()>;
 
     async fn create_plan(&self, name: &str, default_region: Option<&str>) -> StoreResult<Plan>;
@@ -224,6 +334,49 @@ pub trait Store: Send + Sync {
     /// Every distinct effective member's number, read in chunks so that memory stays constant
     /// whatever the group's size. The group must exist (check with `get_group` first).
     fn member_numbers(&self, plan: PlanId, id: GroupId) -> BoxStream<'static, StoreResult<String>>;
+}
+
+/// Contacts, and memberships of many contacts in many groups at once. Every method is scoped
+/// to one plan.
+#[async_trait]
+pub trait ContactStore: Send + Sync {
+    async fn create_contact(
+        &self,
+        plan: &PlanId,
+        contact: ContactDefinition,
+    ) -> StoreResult<ContactRecord>;
+    async fn get_contact(&self, plan: &PlanId, id: &ContactId) -> StoreResult<ContactRecord>;
+    async fn replace_contact(
+        &self,
+        plan: &PlanId,
+        id: &ContactId,
+        contact: ContactDefinition,
+    ) -> StoreResult<ContactRecord>;
+    async fn update_contact(
+        &self,
+        plan: &PlanId,
+        id: &ContactId,
+        patch: ContactPatch,
+    ) -> StoreResult<ContactRecord>;
+    /// Deletes the contacts (and their memberships) that exist; returns how many did.
+    async fn delete_contacts(&self, plan: &PlanId, ids: &[ContactId]) -> StoreResult<u64>;
+    async fn list_contacts(&self, plan: &PlanId, query: &ContactQuery) -> StoreResult<ContactPage>;
+    /// The groups the contact is a direct member of.
+    async fn contact_groups(&self, plan: &PlanId, id: &ContactId) -> StoreResult<Vec<GroupId>>;
+    /// Adds every contact to every group, atomically; returns how many memberships are new.
+    async fn add_memberships(
+        &self,
+        plan: &PlanId,
+        contacts: &[ContactId],
+        groups: &[GroupId],
+    ) -> StoreResult<u64>;
+    /// Removes every contact from every group, atomically; returns how many memberships ended.
+    async fn remove_memberships(
+        &self,
+        plan: &PlanId,
+        contacts: &[ContactId],
+        groups: &[GroupId],
+    ) -> StoreResult<u64>;
 }
 
 /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`) and brings its schema

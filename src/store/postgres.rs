@@ -5,20 +5,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::time::Duration;
 
-use futures::stream::BoxStream;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Transaction};
 
-use super::{
-    CursorKey, GroupCursor, GroupDefinition, GroupOrder, GroupPage, GroupQuery, GroupRecord,
-    GroupUpdate, MemberPage, MemberRecord, Plan, STREAM_CHUNK, StatusFilter, Store, StoreError,
-    StoreResult, Window,
-};
+use super::*;
 use crate::domain::algebra::{MembershipChange, MembershipStep};
 use crate::domain::auto_update::AutoUpdate;
+use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName, sort_names};
+use crate::domain::filter::{CompareOp, Expr, Field, FilterExpr, Value as FilterValue};
 use crate::domain::group::{Description, GroupName, GroupStatus, check_child_groups};
 use crate::domain::ids::{ContactId, GroupId, PlanId};
-use crate::domain::msisdn::ParsedNumber;
+use crate::domain::msisdn::{Msisdn, NumberType, ParsedNumber};
 use crate::domain::time::Timestamp;
 
 #[derive(Clone)]
@@ -50,9 +47,13 @@ impl PgStore {
     }
 }
 
-const LOCK_GROUP: &str =
-    "SELECT version, status FROM contact_groups WHERE plan_id = $1 AND id = $2 FOR UPDATE";
+const LOCK_GROUP: &str = "SELECT version, status, rule, member_count FROM contact_groups \
+     WHERE plan_id = $1 AND id = $2 FOR UPDATE";
 const LOCK_PLAN: &str = "SELECT id FROM plans WHERE id = $1 FOR UPDATE";
+const LOCK_CONTACT: &str = "SELECT id FROM contacts WHERE plan_id = $1 AND id = $2 FOR UPDATE";
+
+/// Text compares byte by byte, as on SQLite, whatever the database's locale.
+const TEXT_COLLATE: &str = " COLLATE \"C\"";
 
 /// Names sort byte by byte, as on the other backend, not by the database's locale.
 const NAME_SORT_KEY: &str = "COALESCE(name, '') COLLATE \"C\"";
@@ -102,4 +103,54 @@ async fn insert_contacts(
     Ok(())
 }
 
+/// `(SELECT unnest(?::text[]))`: a list as one array parameter, for `x IN …`.
+fn push_list<'a>(
+    builder: &mut sqlx::QueryBuilder<sqlx::Postgres>,
+    items: impl Iterator<Item = &'a str>,
+) {
+    let items: Vec<String> = items.map(str::to_owned).collect();
+    builder
+        .push("(SELECT unnest(")
+        .push_bind(items)
+        .push("::text[]))");
+}
+
+/// A custom field compared with a value of the same JSON type; any other type, or no field,
+/// makes the comparison false. `CASE` guarantees the cast only sees values of the right type.
+fn push_custom_compare(
+    builder: &mut sqlx::QueryBuilder<sqlx::Postgres>,
+    name: &str,
+    op: &str,
+    value: &FilterValue,
+) {
+    let (json_type, cast) = match value {
+        FilterValue::Text(_) => ("string", " COLLATE \"C\""),
+        FilterValue::Number(_) => ("number", "::double precision"),
+        FilterValue::Bool(_) => ("boolean", "::boolean"),
+    };
+    builder
+        .push("COALESCE(CASE WHEN jsonb_typeof(c.fields::jsonb -> ")
+        .push_bind(name.to_owned())
+        .push(format!(
+            "::text) = '{json_type}' THEN (c.fields::jsonb ->> "
+        ))
+        .push_bind(name.to_owned())
+        .push(format!("::text){cast} {op} "));
+    match value {
+        FilterValue::Text(text) => builder.push_bind(text.clone()),
+        FilterValue::Number(number) => builder.push_bind(*number),
+        FilterValue::Bool(flag) => builder.push_bind(*flag),
+    };
+    builder.push(" END, FALSE)");
+}
+
+fn push_custom_is_null(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, name: &str) {
+    builder
+        .push("COALESCE(jsonb_typeof(c.fields::jsonb -> ")
+        .push_bind(name.to_owned())
+        .push("::text) = 'null', TRUE)");
+}
+
 sql_store!(PgStore, sqlx::Postgres);
+sql_membership!(sqlx::Postgres);
+sql_contacts!(PgStore, sqlx::Postgres);

@@ -29,8 +29,8 @@ macro_rules! sql_store {
     ($store:ident, $db:ty) => {
         type Conn = <$db as sqlx::Database>::Connection;
 
-        const GROUP_COLUMNS: &str = "id, name, description, status, size, auto_update, version, \
-                                     created_at, modified_at";
+        const GROUP_COLUMNS: &str = "id, name, description, status, size, auto_update, rule, \
+                                     version, created_at, modified_at";
 
         fn group_from_row(
             row: &<$db as sqlx::Database>::Row,
@@ -50,6 +50,7 @@ macro_rules! sql_store {
                 size: row.try_get("size")?,
                 child_groups: Vec::new(),
                 auto_update,
+                rule: row.try_get("rule")?,
                 version: row.try_get("version")?,
                 created_at: Timestamp::from_millis(row.try_get("created_at")?),
                 modified_at: Timestamp::from_millis(row.try_get("modified_at")?),
@@ -88,26 +89,56 @@ macro_rules! sql_store {
             .into_iter()
             .map(GroupId::from_trusted)
             .collect();
+            // Sizes of trees with a smart group change with every contact; they are counted live.
+            if group.rule.is_some() || !group.child_groups.is_empty() {
+                let tree = load_tree(conn, plan, id.as_str()).await?;
+                if !is_static(&tree) {
+                    group.size = count_members(conn, plan, &tree).await?;
+                }
+            }
             Ok(group)
         }
 
-        /// Reads the group's version and status, locking its row where the backend can.
+        /// The number of distinct effective members of a tree.
+        async fn count_members(conn: &mut Conn, plan: &PlanId, tree: &[TreeGroup]) -> StoreResult<i64> {
+            let mut count = sqlx::QueryBuilder::<$db>::new(
+                "SELECT COUNT(*) FROM contacts c WHERE c.plan_id = ",
+            );
+            count.push_bind(plan.as_str().to_owned()).push(" AND ");
+            push_membership(&mut count, tree);
+            Ok(count.build_query_scalar().fetch_one(&mut *conn).await?)
+        }
+
+        /// What a writer needs to know of the group it has locked.
+        struct LockedGroup {
+            status: GroupStatus,
+            smart: bool,
+            member_count: i64,
+        }
+
+        /// Reads the group's state, locking its row where the backend can, and checks the
+        /// writer's expected version.
         async fn lock_group(
             conn: &mut Conn,
             plan: &PlanId,
             id: &GroupId,
             expected_version: Option<i64>,
-        ) -> StoreResult<GroupStatus> {
-            let (version, status): (i64, String) = sqlx::query_as(LOCK_GROUP)
-                .bind(plan.as_str())
-                .bind(id.as_str())
-                .fetch_optional(&mut *conn)
-                .await?
-                .ok_or(StoreError::NotFound)?;
+        ) -> StoreResult<LockedGroup> {
+            let (version, status, rule, member_count): (i64, String, Option<String>, i64) =
+                sqlx::query_as(LOCK_GROUP)
+                    .bind(plan.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
             if expected_version.is_some_and(|expected| expected != version) {
                 return Err(StoreError::VersionMismatch { current: version });
             }
-            Ok(GroupStatus::parse(&status).unwrap_or(GroupStatus::Deleted))
+            Ok(LockedGroup {
+                status: GroupStatus::parse(&status).unwrap_or(GroupStatus::Deleted),
+                smart: rule.is_some(),
+                member_count,
+            })
         }
 
         /// Fails with the ids among `ids` that are not active groups of the plan.
@@ -250,37 +281,38 @@ macro_rules! sql_store {
                         insert_members(conn, plan, id, &numbers, now).await? as i64
                     }
                     MembershipStep::InsertMembersOf(source) => {
-                        sqlx::query(concat!(
-                            group_tree_cte!(),
+                        let tree = load_tree(conn, plan, source.as_str()).await?;
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(
                             "INSERT INTO group_members (plan_id, group_id, contact_id) \
-                             SELECT DISTINCT $1, $3, m.contact_id FROM group_members m \
-                             WHERE m.plan_id = $1 AND m.group_id IN (SELECT id FROM tree) \
-                             ON CONFLICT DO NOTHING"
-                        ))
-                        .bind(plan.as_str())
-                        .bind(source.as_str())
-                        .bind(id.as_str())
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected() as i64
+                             SELECT c.plan_id, ",
+                        );
+                        insert
+                            .push_bind(id.as_str().to_owned())
+                            .push(", c.id FROM contacts c WHERE c.plan_id = ")
+                            .push_bind(plan.as_str().to_owned())
+                            .push(" AND ");
+                        push_membership(&mut insert, &tree);
+                        insert.push(" ON CONFLICT DO NOTHING");
+                        insert.build().execute(&mut *conn).await?.rows_affected() as i64
                     }
                     MembershipStep::Delete(numbers) => {
                         -(delete_members(conn, plan, id, &numbers).await? as i64)
                     }
                     MembershipStep::DeleteMembersOf(source) => {
-                        -(sqlx::query(concat!(
-                            group_tree_cte!(),
-                            "DELETE FROM group_members \
-                             WHERE plan_id = $1 AND group_id = $3 AND contact_id IN ( \
-                                 SELECT m.contact_id FROM group_members m \
-                                 WHERE m.plan_id = $1 AND m.group_id IN (SELECT id FROM tree))"
-                        ))
-                        .bind(plan.as_str())
-                        .bind(source.as_str())
-                        .bind(id.as_str())
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected() as i64)
+                        let tree = load_tree(conn, plan, source.as_str()).await?;
+                        let mut delete = sqlx::QueryBuilder::<$db>::new(
+                            "DELETE FROM group_members WHERE plan_id = ",
+                        );
+                        delete
+                            .push_bind(plan.as_str().to_owned())
+                            .push(" AND group_id = ")
+                            .push_bind(id.as_str().to_owned())
+                            .push(" AND contact_id IN (SELECT c.id FROM contacts c WHERE c.plan_id = ")
+                            .push_bind(plan.as_str().to_owned())
+                            .push(" AND ");
+                        push_membership(&mut delete, &tree);
+                        delete.push(")");
+                        -(delete.build().execute(&mut *conn).await?.rows_affected() as i64)
                     }
                 };
                 delta += affected;
@@ -288,26 +320,10 @@ macro_rules! sql_store {
             Ok(delta)
         }
 
-        async fn has_active_children(
-            conn: &mut Conn,
-            plan: &PlanId,
-            id: &str,
-        ) -> StoreResult<bool> {
-            let found: Option<i32> = sqlx::query_scalar(
-                "SELECT 1 FROM group_children gc \
-                 JOIN contact_groups g ON g.plan_id = gc.plan_id AND g.id = gc.child_id \
-                 WHERE gc.plan_id = $1 AND gc.group_id = $2 AND g.status = 'ACTIVE' LIMIT 1",
-            )
-            .bind(plan.as_str())
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            Ok(found.is_some())
-        }
-
         /// Recomputes the stored size of `id` and of every group above it. A group without
         /// active children has exactly its direct members, which are counted as they change;
-        /// only groups with children need the distinct count over their tree. Groups are
+        /// only groups with children need the distinct count over their tree (and trees with a
+        /// smart group are counted again whenever they are read). Groups are
         /// updated in id order, so that two writers below a shared ancestor lock rows in the
         /// same order and cannot deadlock.
         async fn refresh_sizes(conn: &mut Conn, plan: &PlanId, id: &GroupId) -> StoreResult<()> {
@@ -325,23 +341,8 @@ macro_rules! sql_store {
             .fetch_all(&mut *conn)
             .await?;
             for group in ancestors {
-                if has_active_children(conn, plan, &group).await? {
-                    let size: i64 = sqlx::query_scalar(concat!(
-                        group_tree_cte!(),
-                        "SELECT COUNT(DISTINCT m.contact_id) FROM group_members m \
-                         WHERE m.plan_id = $1 AND m.group_id IN (SELECT id FROM tree)"
-                    ))
-                    .bind(plan.as_str())
-                    .bind(group.as_str())
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    sqlx::query("UPDATE contact_groups SET size = $3 WHERE plan_id = $1 AND id = $2")
-                        .bind(plan.as_str())
-                        .bind(group.as_str())
-                        .bind(size)
-                        .execute(&mut *conn)
-                        .await?;
-                } else {
+                let tree = load_tree(conn, plan, &group).await?;
+                if tree.len() == 1 && is_static(&tree) {
                     sqlx::query(
                         "UPDATE contact_groups SET size = member_count \
                          WHERE plan_id = $1 AND id = $2",
@@ -350,6 +351,14 @@ macro_rules! sql_store {
                     .bind(group.as_str())
                     .execute(&mut *conn)
                     .await?;
+                } else {
+                    let size = count_members(conn, plan, &tree).await?;
+                    sqlx::query("UPDATE contact_groups SET size = $3 WHERE plan_id = $1 AND id = $2")
+                        .bind(plan.as_str())
+                        .bind(group.as_str())
+                        .bind(size)
+                        .execute(&mut *conn)
+                        .await?;
                 }
             }
             Ok(())
@@ -384,34 +393,36 @@ macro_rules! sql_store {
             limit: i64,
         ) -> StoreResult<Vec<MemberRecord>> {
             use sqlx::Row;
-            // A group without children reads its members straight off the primary key; the
-            // distinct union over a tree is only paid for when there is a tree.
-            let sql = if has_active_children(conn, plan, id.as_str()).await? {
-                concat!(
-                    group_tree_cte!(),
-                    ", page(contact_id) AS ( \
-                         SELECT DISTINCT m.contact_id FROM group_members m \
-                         WHERE m.plan_id = $1 AND m.group_id IN (SELECT id FROM tree) \
-                           AND m.contact_id > $3 \
-                         ORDER BY m.contact_id LIMIT $4) \
-                     SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
-                     FROM page JOIN contacts c ON c.plan_id = $1 AND c.id = page.contact_id \
-                     ORDER BY c.id"
+            // A group without children reads its members straight off the primary key; a tree
+            // walks the plan's contacts in id order, testing membership of each.
+            let tree = load_tree(conn, plan, id.as_str()).await?;
+            let rows = if tree.len() == 1 && is_static(&tree) {
+                sqlx::query(
+                    "SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
+                     FROM group_members m \
+                     JOIN contacts c ON c.plan_id = m.plan_id AND c.id = m.contact_id \
+                     WHERE m.plan_id = $1 AND m.group_id = $2 AND m.contact_id > $3 \
+                     ORDER BY m.contact_id LIMIT $4",
                 )
-            } else {
-                "SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
-                 FROM group_members m \
-                 JOIN contacts c ON c.plan_id = m.plan_id AND c.id = m.contact_id \
-                 WHERE m.plan_id = $1 AND m.group_id = $2 AND m.contact_id > $3 \
-                 ORDER BY m.contact_id LIMIT $4"
-            };
-            let rows = sqlx::query(sql)
                 .bind(plan.as_str())
                 .bind(id.as_str())
                 .bind(after)
                 .bind(limit)
                 .fetch_all(&mut *conn)
-                .await?;
+                .await?
+            } else {
+                let mut page = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
+                     FROM contacts c WHERE c.plan_id = ",
+                );
+                page.push_bind(plan.as_str().to_owned())
+                    .push(" AND c.id > ")
+                    .push_bind(after.to_owned())
+                    .push(" AND ");
+                push_membership(&mut page, &tree);
+                page.push(" ORDER BY c.id LIMIT ").push_bind(limit);
+                page.build().fetch_all(&mut *conn).await?
+            };
             rows.iter()
                 .map(|row| {
                     Ok(MemberRecord {
@@ -462,15 +473,15 @@ macro_rules! sql_store {
             }
         }
 
-        fn cursor_of(order: GroupOrder, group: &GroupRecord) -> GroupCursor {
+        fn cursor_of(order: GroupOrder, group: &GroupRecord) -> Cursor {
             let key = match order {
                 GroupOrder::CreatedAt => CursorKey::Number(group.created_at.millis()),
                 GroupOrder::Size => CursorKey::Number(group.size),
                 GroupOrder::Name => CursorKey::Text(group.name.clone().unwrap_or_default()),
             };
-            GroupCursor {
+            Cursor {
                 key,
-                id: group.id.clone(),
+                id: group.id.to_string(),
             }
         }
 
@@ -556,8 +567,8 @@ macro_rules! sql_store {
                 let outcome = async move {
                     sqlx::query(
                         "INSERT INTO contact_groups (plan_id, id, name, description, status, \
-                         auto_update, created_at, modified_at) \
-                         VALUES ($1, $2, $3, $4, 'ACTIVE', $5, $6, $6)",
+                         auto_update, rule, created_at, modified_at) \
+                         VALUES ($1, $2, $3, $4, 'ACTIVE', $5, $7, $6, $6)",
                     )
                     .bind(plan.as_str())
                     .bind(id.as_str())
@@ -565,6 +576,7 @@ macro_rules! sql_store {
                     .bind(group.description.as_ref().map(Description::as_str))
                     .bind(auto_update)
                     .bind(now)
+                    .bind(group.rule.as_ref().map(FilterExpr::source))
                     .execute(&mut *conn)
                     .await?;
                     if !group.child_groups.is_empty() {
@@ -624,7 +636,7 @@ macro_rules! sql_store {
                                 CursorKey::Text(text) => page.push_bind(text.clone()),
                                 CursorKey::Number(number) => page.push_bind(*number),
                             };
-                            page.push(", ").push_bind(cursor.id.as_str().to_owned()).push(")");
+                            page.push(", ").push_bind(cursor.id.clone()).push(")");
                         }
                         (*limit, 0)
                     }
@@ -687,7 +699,7 @@ macro_rules! sql_store {
                 let conn: &mut Conn = &mut tx;
                 let outcome = async move {
                     lock_plan(conn, plan).await?;
-                    if lock_group(conn, plan, id, expected_version).await?
+                    if lock_group(conn, plan, id, expected_version).await?.status
                         == GroupStatus::Deleted
                     {
                         return Err(StoreError::GroupDeleted);
@@ -703,7 +715,7 @@ macro_rules! sql_store {
                     sqlx::query(
                         "UPDATE contact_groups SET name = $3, description = $4, \
                          auto_update = $5, member_count = $6, version = version + 1, \
-                         modified_at = $7 WHERE plan_id = $1 AND id = $2",
+                         modified_at = $7, rule = $8 WHERE plan_id = $1 AND id = $2",
                     )
                     .bind(plan.as_str())
                     .bind(id.as_str())
@@ -712,6 +724,7 @@ macro_rules! sql_store {
                     .bind(auto_update)
                     .bind(added as i64)
                     .bind(now)
+                    .bind(group.rule.as_ref().map(FilterExpr::source))
                     .execute(&mut *conn)
                     .await?;
                     refresh_sizes(conn, plan, id).await?;
@@ -741,11 +754,37 @@ macro_rules! sql_store {
                     if update.child_groups.is_some() {
                         lock_plan(conn, plan).await?;
                     }
-                    let status = lock_group(conn, plan, id, expected_version).await?;
-                    if status == GroupStatus::Deleted
+                    let locked = lock_group(conn, plan, id, expected_version).await?;
+                    if locked.status == GroupStatus::Deleted
                         && update.status != Some(GroupStatus::Active)
                     {
                         return Err(StoreError::GroupDeleted);
+                    }
+                    let smart_after = match &update.rule {
+                        Some(rule) => rule.is_some(),
+                        None => locked.smart,
+                    };
+                    if smart_after && !update.members.is_empty() {
+                        return Err(StoreError::SmartGroup(
+                            "the group is a smart group: its members follow its rule and cannot \
+                             be added or removed"
+                                .into(),
+                        ));
+                    }
+                    if matches!(update.rule, Some(Some(_))) && !locked.smart && locked.member_count > 0 {
+                        return Err(StoreError::SmartGroup(
+                            "the group has members; replace it (PUT) to give it a rule".into(),
+                        ));
+                    }
+                    if let Some(rule) = &update.rule {
+                        sqlx::query(
+                            "UPDATE contact_groups SET rule = $3 WHERE plan_id = $1 AND id = $2",
+                        )
+                        .bind(plan.as_str())
+                        .bind(id.as_str())
+                        .bind(rule.as_ref().map(FilterExpr::source))
+                        .execute(&mut *conn)
+                        .await?;
                     }
                     let sources: Vec<GroupId> = update
                         .members
@@ -831,7 +870,7 @@ macro_rules! sql_store {
                         // Purging removes edges of the child-group graph.
                         lock_plan(conn, plan).await?;
                     }
-                    let status = lock_group(conn, plan, id, expected_version).await?;
+                    let status = lock_group(conn, plan, id, expected_version).await?.status;
                     if purge {
                         let parents = parents_of(conn, plan, id).await?;
                         sqlx::query("DELETE FROM contact_groups WHERE plan_id = $1 AND id = $2")

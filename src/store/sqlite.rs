@@ -7,20 +7,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::time::Duration;
 
-use futures::stream::BoxStream;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{SqlitePool, Transaction};
 
-use super::{
-    CursorKey, GroupCursor, GroupDefinition, GroupOrder, GroupPage, GroupQuery, GroupRecord,
-    GroupUpdate, MemberPage, MemberRecord, Plan, STREAM_CHUNK, StatusFilter, Store, StoreError,
-    StoreResult, Window,
-};
+use super::*;
 use crate::domain::algebra::{MembershipChange, MembershipStep};
 use crate::domain::auto_update::AutoUpdate;
+use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName, sort_names};
+use crate::domain::filter::{CompareOp, Expr, Field, FilterExpr, Value as FilterValue};
 use crate::domain::group::{Description, GroupName, GroupStatus, check_child_groups};
 use crate::domain::ids::{ContactId, GroupId, PlanId};
-use crate::domain::msisdn::ParsedNumber;
+use crate::domain::msisdn::{Msisdn, NumberType, ParsedNumber};
 use crate::domain::time::Timestamp;
 
 #[derive(Clone)]
@@ -63,9 +60,13 @@ impl SqliteStore {
 }
 
 /// Writers are serialised, so a plain read is as good as a lock.
-const LOCK_GROUP: &str =
-    "SELECT version, status FROM contact_groups WHERE plan_id = $1 AND id = $2";
+const LOCK_GROUP: &str = "SELECT version, status, rule, member_count FROM contact_groups \
+     WHERE plan_id = $1 AND id = $2";
 const LOCK_PLAN: &str = "SELECT id FROM plans WHERE id = $1";
+const LOCK_CONTACT: &str = "SELECT id FROM contacts WHERE plan_id = $1 AND id = $2";
+
+/// SQLite's default collation already compares byte by byte.
+const TEXT_COLLATE: &str = "";
 
 /// Names sort byte by byte, as on the other backend.
 const NAME_SORT_KEY: &str = "COALESCE(name, '')";
@@ -116,4 +117,54 @@ async fn insert_contacts(
     Ok(())
 }
 
+/// `(SELECT value FROM json_each(?))`: a list as one JSON parameter, for `x IN …`.
+fn push_list<'a>(
+    builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>,
+    items: impl Iterator<Item = &'a str>,
+) {
+    let items: Vec<&str> = items.collect();
+    builder
+        .push("(SELECT value FROM json_each(")
+        .push_bind(serde_json::Value::from(items).to_string())
+        .push("))");
+}
+
+/// A custom field compared with a value of the same JSON type; any other type, or no field,
+/// makes the comparison false.
+fn push_custom_compare(
+    builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>,
+    name: &str,
+    op: &str,
+    value: &FilterValue,
+) {
+    let path = format!("$.\"{name}\"");
+    let types = match value {
+        FilterValue::Text(_) => "('text')",
+        FilterValue::Number(_) => "('integer', 'real')",
+        FilterValue::Bool(_) => "('true', 'false')",
+    };
+    builder
+        .push("COALESCE(json_type(c.fields, ")
+        .push_bind(path.clone())
+        .push(format!(") IN {types} AND json_extract(c.fields, "))
+        .push_bind(path)
+        .push(format!(") {op} "));
+    match value {
+        FilterValue::Text(text) => builder.push_bind(text.clone()),
+        FilterValue::Number(number) => builder.push_bind(*number),
+        // json_extract reads JSON true and false as 1 and 0.
+        FilterValue::Bool(flag) => builder.push_bind(i64::from(*flag)),
+    };
+    builder.push(", FALSE)");
+}
+
+fn push_custom_is_null(builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>, name: &str) {
+    builder
+        .push("COALESCE(json_type(c.fields, ")
+        .push_bind(format!("$.\"{name}\""))
+        .push(") = 'null', TRUE)");
+}
+
 sql_store!(SqliteStore, sqlx::Sqlite);
+sql_membership!(sqlx::Sqlite);
+sql_contacts!(SqliteStore, sqlx::Sqlite);

@@ -93,6 +93,7 @@ fn run(backend: Backend, cases: u32) {
                                     description: None,
                                     auto_update: None,
                                     child_groups: None,
+                                    rule: None,
                                     status: None,
                                     members: change,
                                 },

@@ -1,0 +1,68 @@
+//! Paging parameters shared by the list routes: opaque keyset cursors and bounded numbers.
+
+use super::error::{ApiError, FieldError};
+use crate::store::{Cursor, CursorKey};
+
+/// Cursors are opaque to clients: the sort key and id of the last row, as hex-encoded JSON.
+pub fn encode_cursor(cursor: &Cursor) -> String {
+    let key = match &cursor.key {
+        CursorKey::Text(text) => serde_json::Value::from(text.as_str()),
+        CursorKey::Number(number) => serde_json::Value::from(*number),
+    };
+    hex::encode(serde_json::json!([key, cursor.id]).to_string())
+}
+
+pub fn decode_cursor(field: &str, text: &str) -> Result<Cursor, ApiError> {
+    let invalid = || {
+        ApiError::invalid(FieldError::format(
+            field,
+            "is not a cursor returned by this API",
+        ))
+    };
+    let bytes = hex::decode(text).map_err(|_| invalid())?;
+    let (key, id): (serde_json::Value, String) =
+        serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let key = match key {
+        serde_json::Value::String(text) => CursorKey::Text(text),
+        serde_json::Value::Number(number) => {
+            CursorKey::Number(number.as_i64().ok_or_else(invalid)?)
+        }
+        _ => return Err(invalid()),
+    };
+    if ulid::Ulid::from_string(&id).is_err() {
+        return Err(invalid());
+    }
+    Ok(Cursor { key, id })
+}
+
+/// An optional whole-number parameter within `min..=max`.
+pub fn bounded_number(
+    field: &str,
+    value: Option<&str>,
+    min: i64,
+    max: i64,
+) -> Result<Option<i64>, ApiError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match value.parse::<i64>() {
+        Ok(number) if (min..=max).contains(&number) => Ok(Some(number)),
+        _ => Err(ApiError::invalid(FieldError::format(
+            field,
+            format!("must be a whole number from {min} to {max}"),
+        ))),
+    }
+}
+
+/// An optional `true`/`false` parameter.
+pub fn flag(field: &str, value: Option<&str>) -> Result<Option<bool>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => Err(ApiError::invalid(FieldError::format(
+            field,
+            "must be true or false",
+        ))),
+    }
+}

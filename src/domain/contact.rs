@@ -1,0 +1,249 @@
+//! A contact's own fields: names, email, gender, custom fields and opt-out reason.
+
+use serde_json::{Map, Value};
+
+/// A first or last name: trimmed, at most [`PersonName::MAX_CHARS`] characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonName(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextFieldError {
+    #[error("must not be empty (use null to clear it)")]
+    Empty,
+    #[error("must be at most {0} characters")]
+    TooLong(usize),
+    #[error("must not contain control characters")]
+    ControlCharacters,
+}
+
+fn bounded_text(input: &str, max: usize) -> Result<String, TextFieldError> {
+    let trimmed = input.trim();
+    if trimmed.is_empty() {
+        return Err(TextFieldError::Empty);
+    }
+    if trimmed.chars().count() > max {
+        return Err(TextFieldError::TooLong(max));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(TextFieldError::ControlCharacters);
+    }
+    Ok(trimmed.to_owned())
+}
+
+impl PersonName {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(input: &str) -> Result<Self, TextFieldError> {
+        bounded_text(input, Self::MAX_CHARS).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A gender as the business records it (`female`, `male`, `other`, …): free text, short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gender(String);
+
+impl Gender {
+    pub const MAX_CHARS: usize = 32;
+
+    pub fn parse(input: &str) -> Result<Self, TextFieldError> {
+        bounded_text(input, Self::MAX_CHARS).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a contact was opted out, as given by the API caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptOutReason(String);
+
+impl OptOutReason {
+    pub const MAX_CHARS: usize = 500;
+
+    pub fn parse(input: &str) -> Result<Self, TextFieldError> {
+        bounded_text(input, Self::MAX_CHARS).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address: one `@`, a non-empty local part, a domain with a dot, no spaces, at most
+/// 254 characters. Deliverability is not our business; obvious typos are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("is not an email address")]
+pub struct EmailError;
+
+impl Email {
+    pub fn parse(input: &str) -> Result<Self, EmailError> {
+        let trimmed = input.trim();
+        let (local, domain) = trimmed.rsplit_once('@').ok_or(EmailError)?;
+        let valid = trimmed.len() <= 254
+            && !local.is_empty()
+            && local.len() <= 64
+            && !local.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && domain
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+            && !trimmed.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !valid {
+            return Err(EmailError);
+        }
+        // Domains are case-insensitive; the local part, strictly, is not.
+        Ok(Self(format!("{local}@{}", domain.to_lowercase())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Custom fields: a JSON object of string, number or boolean values.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CustomFields(Map<String, Value>);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CustomFieldsError {
+    #[error("must be a JSON object")]
+    NotAnObject,
+    #[error("has more than {0} fields")]
+    TooMany(usize),
+    #[error("field name {0:?} must be 1 to 64 letters, digits, _ or -")]
+    BadName(String),
+    #[error("field {0:?} must be a string, number or boolean")]
+    BadValue(String),
+    #[error("field {0:?} is longer than {1} characters")]
+    TooLong(String, usize),
+}
+
+impl CustomFields {
+    pub const MAX_FIELDS: usize = 100;
+    pub const MAX_VALUE_CHARS: usize = 1000;
+
+    pub fn parse(value: &Value) -> Result<Self, CustomFieldsError> {
+        let object = value.as_object().ok_or(CustomFieldsError::NotAnObject)?;
+        if object.len() > Self::MAX_FIELDS {
+            return Err(CustomFieldsError::TooMany(Self::MAX_FIELDS));
+        }
+        for (name, value) in object {
+            let good_name = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+            if !good_name {
+                return Err(CustomFieldsError::BadName(name.clone()));
+            }
+            match value {
+                Value::String(text) if text.chars().count() > Self::MAX_VALUE_CHARS => {
+                    return Err(CustomFieldsError::TooLong(
+                        name.clone(),
+                        Self::MAX_VALUE_CHARS,
+                    ));
+                }
+                Value::String(_) | Value::Bool(_) => {}
+                Value::Number(number) if number.as_f64().is_some_and(f64::is_finite) => {}
+                _ => return Err(CustomFieldsError::BadValue(name.clone())),
+            }
+        }
+        Ok(Self(object.clone()))
+    }
+
+    /// For fields read back from our own database, which only ever holds valid ones.
+    pub fn from_trusted(map: Map<String, Value>) -> Self {
+        Self(map)
+    }
+
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
+    pub fn into_map(self) -> Map<String, Value> {
+        self.0
+    }
+}
+
+/// The lower-cased "first last" and "last first" forms that contacts are sorted and searched
+/// by (stored, so that both can be indexed).
+pub fn sort_names(first: Option<&str>, last: Option<&str>) -> (String, String) {
+    let join = |a: Option<&str>, b: Option<&str>| {
+        [a, b]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    (join(first, last), join(last, first))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn emails_are_checked_and_domains_lowercased() {
+        assert_eq!(
+            Email::parse(" Ada@Example.COM ").map(|e| e.0),
+            Ok("Ada@example.com".into())
+        );
+        for bad in [
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "ada@ex..com",
+        ] {
+            assert_eq!(Email::parse(bad), Err(EmailError), "{bad}");
+        }
+    }
+
+    #[test]
+    fn custom_fields_hold_only_scalars() {
+        assert!(CustomFields::parse(&json!({"plan": "gold", "age": 30, "vip": true})).is_ok());
+        assert_eq!(
+            CustomFields::parse(&json!({"tags": ["a"]})),
+            Err(CustomFieldsError::BadValue("tags".into()))
+        );
+        assert_eq!(
+            CustomFields::parse(&json!({"x": null})),
+            Err(CustomFieldsError::BadValue("x".into()))
+        );
+        assert_eq!(
+            CustomFields::parse(&json!({"bad name": 1})),
+            Err(CustomFieldsError::BadName("bad name".into()))
+        );
+        assert_eq!(
+            CustomFields::parse(&json!([1])),
+            Err(CustomFieldsError::NotAnObject)
+        );
+    }
+
+    #[test]
+    fn sort_names_cover_both_orders() {
+        assert_eq!(
+            sort_names(Some("Ada"), Some("Lovelace")),
+            ("ada lovelace".into(), "lovelace ada".into())
+        );
+        assert_eq!(
+            sort_names(None, Some("Lovelace")),
+            ("lovelace".into(), "lovelace".into())
+        );
+        assert_eq!(sort_names(None, None), (String::new(), String::new()));
+    }
+}

@@ -1,0 +1,625 @@
+//! Contacts and bulk memberships, shared by both backends like `shared.rs`. Lists of ids travel
+//! as one parameter through the expanding module's `push_list`, and `LOCK_CONTACT` reads a
+//! contact locking its row where the backend can.
+
+macro_rules! sql_contacts {
+    ($store:ident, $db:ty) => {
+        const CONTACT_COLUMNS: &str = "c.id, c.phone, c.first_name, c.last_name, c.email, \
+            c.gender, c.fields, c.number_type, c.country, c.opted_out, c.opted_out_at, \
+            c.opted_out_reason, c.created_at, c.modified_at";
+
+        fn contact_from_row(
+            row: &<$db as sqlx::Database>::Row,
+        ) -> Result<ContactRecord, sqlx::Error> {
+            use sqlx::Row;
+            let fields: String = row.try_get("fields")?;
+            let fields: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&fields).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            Ok(ContactRecord {
+                id: ContactId::from_trusted(row.try_get("id")?),
+                phone: row.try_get("phone")?,
+                first_name: row.try_get("first_name")?,
+                last_name: row.try_get("last_name")?,
+                email: row.try_get("email")?,
+                gender: row.try_get("gender")?,
+                fields: CustomFields::from_trusted(fields),
+                number_type: row.try_get("number_type")?,
+                country: row.try_get("country")?,
+                opted_out: row.try_get("opted_out")?,
+                opted_out_at: row
+                    .try_get::<Option<i64>, _>("opted_out_at")?
+                    .map(Timestamp::from_millis),
+                opted_out_reason: row.try_get("opted_out_reason")?,
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                modified_at: Timestamp::from_millis(row.try_get("modified_at")?),
+            })
+        }
+
+        async fn load_contact(
+            conn: &mut Conn,
+            plan: &PlanId,
+            id: &ContactId,
+        ) -> StoreResult<ContactRecord> {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.plan_id = $1 AND c.id = $2"
+            )))
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            Ok(contact_from_row(&row)?)
+        }
+
+        /// Fails if another contact of the plan has `phone`.
+        async fn require_free_phone(
+            conn: &mut Conn,
+            plan: &PlanId,
+            phone: &str,
+            except: Option<&ContactId>,
+        ) -> StoreResult<()> {
+            let existing: Option<String> =
+                sqlx::query_scalar("SELECT id FROM contacts WHERE plan_id = $1 AND phone = $2")
+                    .bind(plan.as_str())
+                    .bind(phone)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            match existing {
+                Some(id) if except.is_none_or(|own| own.as_str() != id) => {
+                    Err(StoreError::DuplicatePhone(ContactId::from_trusted(id)))
+                }
+                _ => Ok(()),
+            }
+        }
+
+        /// The contact's row after a write of `contact`, given what it was before (`None` for a
+        /// new contact): opting out stamps the time, opting back in clears time and reason.
+        async fn write_contact(
+            conn: &mut Conn,
+            plan: &PlanId,
+            id: &ContactId,
+            contact: &ContactDefinition,
+            before: Option<&ContactRecord>,
+            now: i64,
+        ) -> StoreResult<()> {
+            let (sort_name, sort_name_last) = sort_names(
+                contact.first_name.as_ref().map(PersonName::as_str),
+                contact.last_name.as_ref().map(PersonName::as_str),
+            );
+            let opted_out_at = match (contact.opted_out, before) {
+                (false, _) => None,
+                (true, Some(before)) if before.opted_out => {
+                    before.opted_out_at.map(Timestamp::millis)
+                }
+                (true, _) => Some(now),
+            };
+            let reason = if contact.opted_out {
+                contact.opted_out_reason.as_ref().map(OptOutReason::as_str)
+            } else {
+                None
+            };
+            let fields = serde_json::Value::Object(contact.fields.as_map().clone()).to_string();
+            let sql = if before.is_some() {
+                "UPDATE contacts SET phone = $3, first_name = $4, last_name = $5, email = $6, \
+                 gender = $7, fields = $8, number_type = $9, country = $10, opted_out = $11, \
+                 opted_out_at = $12, opted_out_reason = $13, sort_name = $14, \
+                 sort_name_last = $15, modified_at = $16 \
+                 WHERE plan_id = $1 AND id = $2"
+            } else {
+                "INSERT INTO contacts (plan_id, id, phone, first_name, last_name, email, gender, \
+                 fields, number_type, country, opted_out, opted_out_at, opted_out_reason, \
+                 sort_name, sort_name_last, created_at, modified_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"
+            };
+            sqlx::query(sql)
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .bind(contact.phone.msisdn.as_str())
+                .bind(contact.first_name.as_ref().map(PersonName::as_str))
+                .bind(contact.last_name.as_ref().map(PersonName::as_str))
+                .bind(contact.email.as_ref().map(Email::as_str))
+                .bind(contact.gender.as_ref().map(Gender::as_str))
+                .bind(fields)
+                .bind(contact.phone.number_type.as_str())
+                .bind(contact.phone.country.as_deref())
+                .bind(contact.opted_out)
+                .bind(opted_out_at)
+                .bind(reason)
+                .bind(sort_name)
+                .bind(sort_name_last)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
+        /// The stored contact as a definition, so that a patch can be laid over it.
+        fn definition_of(record: &ContactRecord) -> ContactDefinition {
+            let text = |value: &Option<String>| value.as_deref().and_then(|v| PersonName::parse(v).ok());
+            ContactDefinition {
+                phone: ParsedNumber {
+                    msisdn: Msisdn::from_trusted(record.phone.clone()),
+                    number_type: NumberType::parse(record.number_type.as_deref().unwrap_or(""))
+                        .unwrap_or(NumberType::Unknown),
+                    country: record.country.clone(),
+                },
+                first_name: text(&record.first_name),
+                last_name: text(&record.last_name),
+                email: record.email.as_deref().and_then(|v| Email::parse(v).ok()),
+                gender: record.gender.as_deref().and_then(|v| Gender::parse(v).ok()),
+                fields: record.fields.clone(),
+                opted_out: record.opted_out,
+                opted_out_reason: record
+                    .opted_out_reason
+                    .as_deref()
+                    .and_then(|v| OptOutReason::parse(v).ok()),
+            }
+        }
+
+        fn apply_patch(mut contact: ContactDefinition, patch: ContactPatch) -> ContactDefinition {
+            if let Some(phone) = patch.phone {
+                contact.phone = phone;
+            }
+            if let Some(value) = patch.first_name {
+                contact.first_name = value;
+            }
+            if let Some(value) = patch.last_name {
+                contact.last_name = value;
+            }
+            if let Some(value) = patch.email {
+                contact.email = value;
+            }
+            if let Some(value) = patch.gender {
+                contact.gender = value;
+            }
+            if let Some(value) = patch.fields {
+                contact.fields = value;
+            }
+            if let Some(value) = patch.opted_out {
+                contact.opted_out = value;
+            }
+            if let Some(value) = patch.opted_out_reason {
+                contact.opted_out_reason = value;
+            }
+            contact
+        }
+
+        /// Which of `ids` exist in the plan.
+        async fn existing_contacts(
+            conn: &mut Conn,
+            plan: &PlanId,
+            ids: &[ContactId],
+        ) -> StoreResult<BTreeSet<String>> {
+            let mut query =
+                sqlx::QueryBuilder::<$db>::new("SELECT c.id FROM contacts c WHERE c.plan_id = ");
+            query.push_bind(plan.as_str().to_owned()).push(" AND c.id IN ");
+            push_list(&mut query, ids.iter().map(ContactId::as_str));
+            let found: Vec<String> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+            Ok(found.into_iter().collect())
+        }
+
+        async fn require_contacts(
+            conn: &mut Conn,
+            plan: &PlanId,
+            ids: &[ContactId],
+        ) -> StoreResult<()> {
+            let found = existing_contacts(conn, plan, ids).await?;
+            let missing: Vec<ContactId> = ids
+                .iter()
+                .filter(|id| !found.contains(id.as_str()))
+                .cloned()
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(StoreError::UnknownContacts(missing))
+            }
+        }
+
+        /// Locks each group (in id order, so that concurrent bulk changes cannot deadlock) and
+        /// checks that every one is an active static group.
+        async fn lock_static_groups(
+            conn: &mut Conn,
+            plan: &PlanId,
+            groups: &[GroupId],
+        ) -> StoreResult<Vec<GroupId>> {
+            let ordered: BTreeSet<GroupId> = groups.iter().cloned().collect();
+            let mut unknown = Vec::new();
+            for group in &ordered {
+                match lock_group(conn, plan, group, None).await {
+                    Ok(locked) if locked.status == GroupStatus::Deleted => unknown.push(group.clone()),
+                    Ok(locked) if locked.smart => {
+                        return Err(StoreError::SmartGroup(format!(
+                            "group {group} is a smart group: its members follow its rule"
+                        )));
+                    }
+                    Ok(_) => {}
+                    Err(StoreError::NotFound) => unknown.push(group.clone()),
+                    Err(other) => return Err(other),
+                }
+            }
+            if unknown.is_empty() {
+                Ok(ordered.into_iter().collect())
+            } else {
+                Err(StoreError::UnknownGroups(unknown))
+            }
+        }
+
+        fn push_contact_filters(
+            builder: &mut sqlx::QueryBuilder<$db>,
+            plan: &PlanId,
+            query: &ContactQuery,
+            tree: Option<&[TreeGroup]>,
+        ) {
+            builder.push(" WHERE c.plan_id = ").push_bind(plan.as_str().to_owned());
+            // U+10FFFF sorts after every character, so [p, p + U+10FFFF) is "starts with p".
+            let upper = |prefix: &str| format!("{prefix}\u{10FFFF}");
+            if let Some(prefix) = &query.name_prefix {
+                let prefix = prefix.to_lowercase();
+                builder
+                    .push(" AND ((c.sort_name >= ")
+                    .push_bind(prefix.clone())
+                    .push(" AND c.sort_name < ")
+                    .push_bind(upper(&prefix))
+                    .push(") OR (c.sort_name_last >= ")
+                    .push_bind(prefix.clone())
+                    .push(" AND c.sort_name_last < ")
+                    .push_bind(upper(&prefix))
+                    .push("))");
+            }
+            if let Some(text) = &query.name_contains {
+                let escaped = text
+                    .to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                builder
+                    .push(" AND c.sort_name LIKE ")
+                    .push_bind(format!("%{escaped}%"))
+                    .push(" ESCAPE '\\'");
+            }
+            if let Some(prefix) = &query.phone_prefix {
+                builder
+                    .push(" AND c.phone >= ")
+                    .push_bind(prefix.clone())
+                    .push(" AND c.phone < ")
+                    .push_bind(upper(prefix));
+            }
+            if let Some(email) = &query.email {
+                builder
+                    .push(" AND lower(c.email) = lower(")
+                    .push_bind(email.clone())
+                    .push(")");
+            }
+            if let Some(gender) = &query.gender {
+                builder.push(" AND c.gender = ").push_bind(gender.clone());
+            }
+            match query.valid {
+                Some(true) => {
+                    builder.push(" AND c.number_type IS NOT NULL");
+                }
+                Some(false) => {
+                    builder.push(" AND c.number_type IS NULL");
+                }
+                None => {}
+            }
+            if let Some(number_type) = &query.number_type {
+                builder.push(" AND c.number_type = ").push_bind(number_type.clone());
+            }
+            match query.sms_capable {
+                Some(true) => {
+                    builder.push(" AND c.number_type IN ('mobile', 'fixed_line_or_mobile')");
+                }
+                Some(false) => {
+                    builder.push(
+                        " AND NOT COALESCE(c.number_type IN ('mobile', 'fixed_line_or_mobile'), FALSE)",
+                    );
+                }
+                None => {}
+            }
+            if let Some(opted_out) = query.opted_out {
+                builder.push(" AND c.opted_out = ").push_bind(opted_out);
+            }
+            for (name, value) in &query.custom {
+                builder.push(" AND ");
+                push_custom_compare(builder, name, "=", &FilterValue::Text(value.clone()));
+            }
+            if let Some(filter) = &query.filter {
+                builder.push(" AND ");
+                push_filter(builder, filter.root());
+            }
+            if let Some(tree) = tree {
+                builder.push(" AND ");
+                push_membership(builder, tree);
+            }
+        }
+
+        fn contact_cursor(order: ContactOrder, contact: &ContactRecord) -> Cursor {
+            let key = match order {
+                ContactOrder::Name => CursorKey::Text(
+                    sort_names(contact.first_name.as_deref(), contact.last_name.as_deref()).0,
+                ),
+                ContactOrder::CreatedAt => CursorKey::Number(contact.created_at.millis()),
+                ContactOrder::ModifiedAt => CursorKey::Number(contact.modified_at.millis()),
+            };
+            Cursor {
+                key,
+                id: contact.id.to_string(),
+            }
+        }
+
+        /// Takes `count` memberships away from each group and brings sizes up to date.
+        async fn memberships_removed(
+            conn: &mut Conn,
+            plan: &PlanId,
+            removed: &[(String, i64)],
+            now: i64,
+        ) -> StoreResult<()> {
+            for (group, count) in removed {
+                let group = GroupId::from_trusted(group.clone());
+                bump_version(conn, plan, &group, -count, now).await?;
+                refresh_sizes(conn, plan, &group).await?;
+            }
+            Ok(())
+        }
+
+        #[async_trait::async_trait]
+        impl ContactStore for $store {
+            async fn create_contact(
+                &self,
+                plan: &PlanId,
+                contact: ContactDefinition,
+            ) -> StoreResult<ContactRecord> {
+                let id = ContactId::generate();
+                let now = Timestamp::now().millis();
+                let mut tx = self.begin_write().await?;
+                let conn: &mut Conn = &mut tx;
+                let outcome = async move {
+                    require_free_phone(conn, plan, contact.phone.msisdn.as_str(), None).await?;
+                    write_contact(conn, plan, &id, &contact, None, now).await?;
+                    load_contact(conn, plan, &id).await
+                }
+                .await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn get_contact(&self, plan: &PlanId, id: &ContactId) -> StoreResult<ContactRecord> {
+                let mut conn = self.reader().acquire().await?;
+                load_contact(&mut conn, plan, id).await
+            }
+
+            async fn replace_contact(
+                &self,
+                plan: &PlanId,
+                id: &ContactId,
+                contact: ContactDefinition,
+            ) -> StoreResult<ContactRecord> {
+                self.update_contact_with(plan, id, move |_| contact).await
+            }
+
+            async fn update_contact(
+                &self,
+                plan: &PlanId,
+                id: &ContactId,
+                patch: ContactPatch,
+            ) -> StoreResult<ContactRecord> {
+                self.update_contact_with(plan, id, move |before| apply_patch(definition_of(before), patch))
+                    .await
+            }
+
+            async fn delete_contacts(&self, plan: &PlanId, ids: &[ContactId]) -> StoreResult<u64> {
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                let now = Timestamp::now().millis();
+                let mut tx = self.begin_write().await?;
+                let conn: &mut Conn = &mut tx;
+                let outcome = async move {
+                    let mut affected = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT m.group_id, COUNT(*) FROM group_members m WHERE m.plan_id = ",
+                    );
+                    affected
+                        .push_bind(plan.as_str().to_owned())
+                        .push(" AND m.contact_id IN ");
+                    push_list(&mut affected, ids.iter().map(ContactId::as_str));
+                    affected.push(" GROUP BY m.group_id ORDER BY m.group_id");
+                    let removed: Vec<(String, i64)> =
+                        affected.build_query_as().fetch_all(&mut *conn).await?;
+                    let mut delete =
+                        sqlx::QueryBuilder::<$db>::new("DELETE FROM contacts WHERE plan_id = ");
+                    delete.push_bind(plan.as_str().to_owned()).push(" AND id IN ");
+                    push_list(&mut delete, ids.iter().map(ContactId::as_str));
+                    let deleted = delete.build().execute(&mut *conn).await?.rows_affected();
+                    memberships_removed(conn, plan, &removed, now).await?;
+                    Ok::<_, StoreError>(deleted)
+                }
+                .await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn list_contacts(
+                &self,
+                plan: &PlanId,
+                query: &ContactQuery,
+            ) -> StoreResult<ContactPage> {
+                let mut conn = self.reader().acquire().await?;
+                let tree = match &query.group {
+                    Some(group) => Some(load_tree(&mut conn, plan, group.as_str()).await?),
+                    None => None,
+                };
+                let total = if query.with_total {
+                    let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM contacts c");
+                    push_contact_filters(&mut count, plan, query, tree.as_deref());
+                    Some(count.build_query_scalar().fetch_one(&mut *conn).await?)
+                } else {
+                    None
+                };
+                let sort = match query.order {
+                    ContactOrder::Name => "c.sort_name",
+                    ContactOrder::CreatedAt => "c.created_at",
+                    ContactOrder::ModifiedAt => "c.modified_at",
+                };
+                let direction = if query.descending { "DESC" } else { "ASC" };
+                let mut page =
+                    sqlx::QueryBuilder::<$db>::new(format!("SELECT {CONTACT_COLUMNS} FROM contacts c"));
+                push_contact_filters(&mut page, plan, query, tree.as_deref());
+                let (limit, offset) = match &query.window {
+                    Window::After { after, limit } => {
+                        if let Some(cursor) = after {
+                            let comparison = if query.descending { "<" } else { ">" };
+                            page.push(format!(" AND ({sort}, c.id) {comparison} ("));
+                            match &cursor.key {
+                                CursorKey::Text(text) => page.push_bind(text.clone()),
+                                CursorKey::Number(number) => page.push_bind(*number),
+                            };
+                            page.push(", ").push_bind(cursor.id.clone()).push(")");
+                        }
+                        (*limit, 0)
+                    }
+                    Window::Offset { offset, limit } => (*limit, *offset),
+                };
+                page.push(format!(" ORDER BY {sort} {direction}, c.id {direction} LIMIT "))
+                    .push_bind(limit + 1)
+                    .push(" OFFSET ")
+                    .push_bind(offset);
+                let rows = page.build().fetch_all(&mut *conn).await?;
+                let mut contacts = rows
+                    .iter()
+                    .map(contact_from_row)
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+                let more = contacts.len() as i64 > limit;
+                contacts.truncate(limit.max(0) as usize);
+                let next = match (&query.window, more, contacts.last()) {
+                    (Window::After { .. }, true, Some(last)) => Some(contact_cursor(query.order, last)),
+                    _ => None,
+                };
+                Ok(ContactPage {
+                    contacts,
+                    total,
+                    next,
+                })
+            }
+
+            async fn contact_groups(&self, plan: &PlanId, id: &ContactId) -> StoreResult<Vec<GroupId>> {
+                let mut conn = self.reader().acquire().await?;
+                load_contact(&mut conn, plan, id).await?;
+                let groups: Vec<String> = sqlx::query_scalar(
+                    "SELECT group_id FROM group_members WHERE plan_id = $1 AND contact_id = $2 \
+                     ORDER BY group_id",
+                )
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .fetch_all(&mut *conn)
+                .await?;
+                Ok(groups.into_iter().map(GroupId::from_trusted).collect())
+            }
+
+            async fn add_memberships(
+                &self,
+                plan: &PlanId,
+                contacts: &[ContactId],
+                groups: &[GroupId],
+            ) -> StoreResult<u64> {
+                let now = Timestamp::now().millis();
+                let mut tx = self.begin_write().await?;
+                let conn: &mut Conn = &mut tx;
+                let outcome = async move {
+                    let groups = lock_static_groups(conn, plan, groups).await?;
+                    require_contacts(conn, plan, contacts).await?;
+                    let mut total = 0;
+                    for group in &groups {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO group_members (plan_id, group_id, contact_id) \
+                             SELECT c.plan_id, ",
+                        );
+                        insert
+                            .push_bind(group.as_str().to_owned())
+                            .push(", c.id FROM contacts c WHERE c.plan_id = ")
+                            .push_bind(plan.as_str().to_owned())
+                            .push(" AND c.id IN ");
+                        push_list(&mut insert, contacts.iter().map(ContactId::as_str));
+                        insert.push(" ON CONFLICT DO NOTHING");
+                        let added = insert.build().execute(&mut *conn).await?.rows_affected();
+                        bump_version(conn, plan, group, added as i64, now).await?;
+                        refresh_sizes(conn, plan, group).await?;
+                        total += added;
+                    }
+                    Ok::<_, StoreError>(total)
+                }
+                .await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn remove_memberships(
+                &self,
+                plan: &PlanId,
+                contacts: &[ContactId],
+                groups: &[GroupId],
+            ) -> StoreResult<u64> {
+                let now = Timestamp::now().millis();
+                let mut tx = self.begin_write().await?;
+                let conn: &mut Conn = &mut tx;
+                let outcome = async move {
+                    let groups = lock_static_groups(conn, plan, groups).await?;
+                    require_contacts(conn, plan, contacts).await?;
+                    let mut total = 0;
+                    for group in &groups {
+                        let mut delete = sqlx::QueryBuilder::<$db>::new(
+                            "DELETE FROM group_members WHERE plan_id = ",
+                        );
+                        delete
+                            .push_bind(plan.as_str().to_owned())
+                            .push(" AND group_id = ")
+                            .push_bind(group.as_str().to_owned())
+                            .push(" AND contact_id IN ");
+                        push_list(&mut delete, contacts.iter().map(ContactId::as_str));
+                        let removed = delete.build().execute(&mut *conn).await?.rows_affected();
+                        bump_version(conn, plan, group, -(removed as i64), now).await?;
+                        refresh_sizes(conn, plan, group).await?;
+                        total += removed;
+                    }
+                    Ok::<_, StoreError>(total)
+                }
+                .await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+        }
+
+        impl $store {
+            /// Replaces a contact by what `change` makes of its current state, under its lock.
+            async fn update_contact_with(
+                &self,
+                plan: &PlanId,
+                id: &ContactId,
+                change: impl FnOnce(&ContactRecord) -> ContactDefinition + Send,
+            ) -> StoreResult<ContactRecord> {
+                let now = Timestamp::now().millis();
+                let mut tx = self.begin_write().await?;
+                let conn: &mut Conn = &mut tx;
+                let outcome = async move {
+                    sqlx::query(LOCK_CONTACT)
+                        .bind(plan.as_str())
+                        .bind(id.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await?
+                        .ok_or(StoreError::NotFound)?;
+                    let before = load_contact(conn, plan, id).await?;
+                    let after = change(&before);
+                    if after.phone.msisdn.as_str() != before.phone {
+                        require_free_phone(conn, plan, after.phone.msisdn.as_str(), Some(id))
+                            .await?;
+                    }
+                    write_contact(conn, plan, id, &after, Some(&before), now).await?;
+                    load_contact(conn, plan, id).await
+                }
+                .await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+        }
+    };
+}
