@@ -7,6 +7,9 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// Numbers in `members`, `add` or `remove` of one native request.
 pub const MAX_NUMBERS_PER_REQUEST: usize = 100_000;
 
+/// Contact ids in one bulk request (delete, memberships).
+pub const MAX_IDS_PER_REQUEST: usize = 10_000;
+
 /// Numbers in `members`, `add` or `remove` of one Sinch request, as Sinch documents.
 pub const SINCH_MAX_NUMBERS_PER_REQUEST: usize = 10_000;
 

@@ -2,6 +2,7 @@
 //! health checks, and the OpenAPI document with its explorer at `/docs`.
 
 pub mod auth;
+mod contacts;
 pub mod error;
 mod extract;
 mod groups;
@@ -43,7 +44,8 @@ pub struct AppState {
     ),
     modifiers(&BearerAuth),
     tags(
-        (name = "Contact Groups", description = "Groups of contacts, with child groups, keywords and members"),
+        (name = "Contact Groups", description = "Groups of contacts, with child groups, keywords and members; smart groups defined by a filter"),
+        (name = "Contacts", description = "The address book: contacts, their numbers, custom fields and opt-out state"),
         (name = "Sinch-compatible Groups", description = "Sinch's Groups API, field for field"),
         (name = "Operations", description = "Health checks"),
     )
@@ -66,6 +68,7 @@ impl utoipa::Modify for BearerAuth {
 pub fn router(state: AppState) -> Router {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(groups::router())
+        .merge(contacts::router())
         .merge(sinch::router())
         .merge(health::router())
         .split_for_parts();

@@ -144,6 +144,29 @@ impl Validator {
         numbers
     }
 
+    pub fn number(
+        &mut self,
+        field: &str,
+        input: &str,
+        region: Option<RegionCode>,
+    ) -> Option<ParsedNumber> {
+        Msisdn::parse(input, region)
+            .map_err(|error| self.push(FieldError::format(field, format!("{input:?} {error}"))))
+            .ok()
+    }
+
+    /// Any field with its own parser: the parser's error becomes the field's.
+    pub fn text<I: ?Sized, T, E: ToString>(
+        &mut self,
+        field: &str,
+        input: &I,
+        parse: impl FnOnce(&I) -> Result<T, E>,
+    ) -> Option<T> {
+        parse(input)
+            .map_err(|error| self.push(FieldError::constraint(field, error)))
+            .ok()
+    }
+
     pub fn group_id(&mut self, field: &str, input: &str) -> Option<GroupId> {
         match GroupId::parse(input) {
             Some(id) => {

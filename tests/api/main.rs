@@ -6,8 +6,11 @@ mod postgres;
 
 mod cli;
 mod concurrency;
+mod contacts;
+mod filter_model;
 mod groups_native;
 mod groups_sinch;
 mod isolation;
 mod sdk;
+mod smart_groups;
 mod store_model;

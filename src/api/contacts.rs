@@ -1,0 +1,818 @@
+//! The address book under `/api/contacts`, and many contacts into or out of many groups at once
+//! under `/api/contactgroups/members`.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::Authenticated;
+use super::error::{ApiError, FieldError, Problem};
+use super::extract::JsonBody;
+use super::limits::{DEFAULT_PAGE_SIZE, MAX_IDS_PER_REQUEST, MAX_PAGE_SIZE};
+use super::paging::{bounded_number, decode_cursor, encode_cursor, flag};
+use super::validate::{Validator, nullable};
+use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName};
+use crate::domain::filter::FilterExpr;
+use crate::domain::ids::{ContactId, GroupId};
+use crate::domain::msisdn::RegionCode;
+use crate::store::{
+    ContactDefinition, ContactOrder, ContactPatch, ContactQuery, ContactRecord, Plan, Window,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_contacts, create_contact, delete_contacts))
+        .routes(routes!(
+            get_contact,
+            replace_contact,
+            update_contact,
+            delete_contact
+        ))
+        .routes(routes!(add_memberships, remove_memberships))
+}
+
+/// A contact.
+#[derive(Serialize, ToSchema)]
+pub struct Contact {
+    #[schema(example = "01JD4Q3T5V8Z9X2W1Y0A7B6C5D")]
+    pub id: String,
+    /// E.164.
+    #[schema(example = "+14155552671")]
+    pub phone: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub gender: Option<String>,
+    /// Custom fields: string, number or boolean values.
+    #[schema(value_type = Object, example = json!({"plan": "gold", "age": 42}))]
+    pub fields: serde_json::Map<String, Value>,
+    /// Whether libphonenumber considers the number valid.
+    pub valid: bool,
+    /// `mobile`, `fixed_line`, `fixed_line_or_mobile`, `toll_free`, `voip`, …
+    #[schema(example = "mobile")]
+    pub number_type: Option<String>,
+    /// ISO 3166-1 alpha-2 region of the number.
+    #[schema(example = "US")]
+    pub country: Option<String>,
+    /// Channels the number can be reached on: `sms` for valid mobile numbers.
+    pub channels: Vec<&'static str>,
+    /// Opted-out contacts stay in their groups but are never sent to.
+    pub opted_out: bool,
+    pub opted_out_at: Option<String>,
+    pub opted_out_reason: Option<String>,
+    /// With `?include=groups`: the groups the contact is a direct member of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    pub created_at: String,
+    pub modified_at: String,
+}
+
+fn sms_capable(number_type: Option<&str>) -> bool {
+    matches!(number_type, Some("mobile" | "fixed_line_or_mobile"))
+}
+
+impl Contact {
+    fn from_record(record: ContactRecord, groups: Option<Vec<GroupId>>) -> Self {
+        Contact {
+            id: record.id.to_string(),
+            phone: record.phone,
+            first_name: record.first_name,
+            last_name: record.last_name,
+            email: record.email,
+            gender: record.gender,
+            fields: record.fields.into_map(),
+            valid: record.number_type.is_some(),
+            channels: if sms_capable(record.number_type.as_deref()) {
+                vec!["sms"]
+            } else {
+                Vec::new()
+            },
+            number_type: record.number_type,
+            country: record.country,
+            opted_out: record.opted_out,
+            opted_out_at: record.opted_out_at.map(|at| at.to_rfc3339()),
+            opted_out_reason: record.opted_out_reason,
+            groups: groups.map(|ids| ids.iter().map(ToString::to_string).collect()),
+            created_at: record.created_at.to_rfc3339(),
+            modified_at: record.modified_at.to_rfc3339(),
+        }
+    }
+}
+
+/// Everything a contact is defined by (create, replace).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBody {
+    /// E.164, or national format with `default_region` (or the plan's default region).
+    #[schema(example = "+14155552671")]
+    pub phone: String,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub gender: Option<String>,
+    /// Custom fields: a JSON object of string, number or boolean values.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub fields: Option<Value>,
+    #[serde(default)]
+    pub opted_out: Option<bool>,
+    #[serde(default)]
+    pub opted_out_reason: Option<String>,
+    #[serde(default)]
+    #[schema(example = "US")]
+    pub default_region: Option<String>,
+}
+
+/// A partial update: absent fields are left as they are; `null` clears a field.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactPatchBody {
+    /// A new number; the contact keeps its groups.
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub first_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub last_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub gender: Option<Option<String>>,
+    /// Replaces all custom fields.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub fields: Option<Value>,
+    #[serde(default)]
+    pub opted_out: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub opted_out_reason: Option<Option<String>>,
+    #[serde(default)]
+    pub default_region: Option<String>,
+}
+
+/// Ids of contacts to delete.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactIds {
+    /// At most 10,000 ids; ids that do not exist are ignored.
+    pub ids: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    /// How many contacts were deleted.
+    pub deleted: u64,
+}
+
+/// Contacts and groups for a bulk membership change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Memberships {
+    /// At most 10,000 contact ids; every one must exist.
+    pub contact_ids: Vec<String>,
+    /// At most 100 ids of active, static groups.
+    pub group_ids: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MembershipChange {
+    /// How many memberships were created or ended (existing ones and absent ones are ignored).
+    pub changed: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ContactList {
+    pub contacts: Vec<Contact>,
+    /// With `count=true`: how many contacts match, over all pages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<i64>,
+    /// How many contacts this page holds.
+    pub page_size: usize,
+    /// Pass as `next` to get the following page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// Contact search. Any `fields.NAME=value` parameter also filters by that custom field.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContactParams {
+    /// Names starting with this text, first or last name first (case-insensitive; indexed).
+    name: Option<String>,
+    /// Names containing this text (case-insensitive; scans the plan's contacts).
+    name_contains: Option<String>,
+    /// Numbers starting with this prefix, e.g. `+4917`.
+    phone: Option<String>,
+    /// Email address (case-insensitive).
+    email: Option<String>,
+    gender: Option<String>,
+    /// `true` or `false`: whether the number is valid.
+    valid: Option<String>,
+    /// e.g. `mobile`, `fixed_line`.
+    number_type: Option<String>,
+    /// `sms`: only contacts reachable by SMS (valid mobile numbers).
+    channel: Option<String>,
+    /// Only effective members of this group (child groups and smart rules included).
+    group: Option<String>,
+    /// `true` or `false`.
+    opted_out: Option<String>,
+    /// A filter-language expression, e.g. `country = "DE" and not opted_out`.
+    q: Option<String>,
+    /// `name`, `created_at` (default) or `modified_at`.
+    order_by: Option<String>,
+    /// `asc` or `desc`; names ascend and dates descend by default.
+    direction: Option<String>,
+    /// Page size for cursor pagination, 1 to 1000 (default 100).
+    limit: Option<String>,
+    /// The `next` value of the previous page.
+    next: Option<String>,
+    /// Page number from 0 (with `page_size`); not with `next`.
+    page: Option<String>,
+    page_size: Option<String>,
+    /// `true` to count all matches (a second query).
+    count: Option<String>,
+    #[serde(flatten)]
+    #[param(ignore)]
+    rest: HashMap<String, String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IncludeGroups {
+    /// `groups` to list the groups the contact is a direct member of.
+    include: Option<String>,
+}
+
+fn parse_contact_id(id: &str) -> Result<ContactId, ApiError> {
+    ContactId::parse(id).ok_or(ApiError::NotFound("contact"))
+}
+
+fn plan_region(plan: &Plan) -> Option<RegionCode> {
+    plan.default_region
+        .as_deref()
+        .and_then(|region| RegionCode::parse(region).ok())
+}
+
+fn not_found_contact(error: crate::store::StoreError) -> ApiError {
+    match error {
+        crate::store::StoreError::NotFound => ApiError::NotFound("contact"),
+        other => ApiError::from(other),
+    }
+}
+
+fn validate_contact(plan: &Plan, body: &ContactBody) -> Result<ContactDefinition, ApiError> {
+    let mut check = Validator::new();
+    let region = check
+        .region("default_region", body.default_region.as_deref())
+        .or_else(|| plan_region(plan));
+    let phone = check.number("phone", &body.phone, region);
+    let first_name = body
+        .first_name
+        .as_deref()
+        .and_then(|v| check.text("first_name", v, PersonName::parse));
+    let last_name = body
+        .last_name
+        .as_deref()
+        .and_then(|v| check.text("last_name", v, PersonName::parse));
+    let email = body
+        .email
+        .as_deref()
+        .and_then(|v| check.text("email", v, Email::parse));
+    let gender = body
+        .gender
+        .as_deref()
+        .and_then(|v| check.text("gender", v, Gender::parse));
+    let fields = match &body.fields {
+        Some(value) => check.text("fields", value, CustomFields::parse),
+        None => Some(CustomFields::default()),
+    };
+    let opted_out_reason = body
+        .opted_out_reason
+        .as_deref()
+        .and_then(|v| check.text("opted_out_reason", v, OptOutReason::parse));
+    check.finish()?;
+    match (phone, fields) {
+        (Some(phone), Some(fields)) => Ok(ContactDefinition {
+            phone,
+            first_name,
+            last_name,
+            email,
+            gender,
+            fields,
+            opted_out: body.opted_out.unwrap_or(false),
+            opted_out_reason,
+        }),
+        // Unreachable: a missing value always left an error behind.
+        _ => Err(ApiError::Internal),
+    }
+}
+
+/// List and search contacts
+///
+/// Filters combine with AND. Pages by cursor (`limit`, `next`) or by number (`page`,
+/// `page_size`).
+#[utoipa::path(
+    get, path = "/api/contacts", tag = "Contacts",
+    params(ContactParams),
+    responses(
+        (status = 200, description = "A page of contacts", body = ContactList),
+        (status = 400, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn list_contacts(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Query(params): Query<ContactParams>,
+) -> Result<Json<ContactList>, ApiError> {
+    let invalid = |field: &str, detail: &str| ApiError::invalid(FieldError::format(field, detail));
+    let order = match params.order_by.as_deref() {
+        None | Some("created_at") => ContactOrder::CreatedAt,
+        Some("modified_at") => ContactOrder::ModifiedAt,
+        Some("name") => ContactOrder::Name,
+        Some(_) => {
+            return Err(invalid(
+                "order_by",
+                "must be name, created_at or modified_at",
+            ));
+        }
+    };
+    let descending = match params.direction.as_deref() {
+        None => order != ContactOrder::Name,
+        Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => return Err(invalid("direction", "must be asc or desc")),
+    };
+    let sms_capable = match params.channel.as_deref() {
+        None => None,
+        Some("sms") => Some(true),
+        Some(_) => return Err(invalid("channel", "the only channel is sms")),
+    };
+    let group = match params.group.as_deref() {
+        None => None,
+        Some(id) => {
+            Some(GroupId::parse(id).ok_or_else(|| invalid("group", "is not the id of a group"))?)
+        }
+    };
+    let filter = match params.q.as_deref() {
+        None => None,
+        Some(text) => Some(
+            FilterExpr::parse(text)
+                .map_err(|error| ApiError::invalid(FieldError::format("q", error)))?,
+        ),
+    };
+    let mut custom = Vec::new();
+    for (key, value) in &params.rest {
+        match key.strip_prefix("fields.") {
+            Some(name)
+                if !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == '-') =>
+            {
+                custom.push((name.to_owned(), value.clone()));
+            }
+            _ => return Err(invalid(key, "is not a known parameter")),
+        }
+    }
+    custom.sort();
+    let page = bounded_number("page", params.page.as_deref(), 0, i64::MAX / MAX_PAGE_SIZE)?;
+    let page_size = bounded_number("page_size", params.page_size.as_deref(), 1, MAX_PAGE_SIZE)?;
+    let limit = bounded_number("limit", params.limit.as_deref(), 1, MAX_PAGE_SIZE)?;
+    let window = match (page, &params.next) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(FieldError::constraint(
+                "page",
+                "use either page (with page_size) or next (with limit), not both",
+            )));
+        }
+        (Some(page), None) => {
+            let limit = page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+            Window::Offset {
+                offset: page * limit,
+                limit,
+            }
+        }
+        (None, next) => Window::After {
+            after: next
+                .as_deref()
+                .map(|text| decode_cursor("next", text))
+                .transpose()?,
+            limit: limit.or(page_size).unwrap_or(DEFAULT_PAGE_SIZE),
+        },
+    };
+    let phone_prefix = params.phone.map(|phone| {
+        let trimmed = phone.trim();
+        if trimmed.starts_with('+') {
+            trimmed.to_owned()
+        } else {
+            format!("+{trimmed}")
+        }
+    });
+    let query = ContactQuery {
+        name_prefix: params.name.filter(|v| !v.is_empty()),
+        name_contains: params.name_contains.filter(|v| !v.is_empty()),
+        phone_prefix,
+        email: params.email,
+        gender: params.gender,
+        valid: flag("valid", params.valid.as_deref())?,
+        number_type: params.number_type,
+        sms_capable,
+        group,
+        opted_out: flag("opted_out", params.opted_out.as_deref())?,
+        custom,
+        filter,
+        order,
+        descending,
+        window,
+        with_total: flag("count", params.count.as_deref())?.unwrap_or(false),
+    };
+    let result = state.store.list_contacts(&plan.id, &query).await?;
+    let contacts: Vec<Contact> = result
+        .contacts
+        .into_iter()
+        .map(|record| Contact::from_record(record, None))
+        .collect();
+    Ok(Json(ContactList {
+        page_size: contacts.len(),
+        contacts,
+        count: result.total,
+        page,
+        next: result.next.as_ref().map(encode_cursor),
+    }))
+}
+
+/// Create a contact
+///
+/// The phone number is unique within the plan: a second contact with the same number is 409,
+/// naming the existing contact.
+#[utoipa::path(
+    post, path = "/api/contacts", tag = "Contacts",
+    request_body = ContactBody,
+    responses(
+        (status = 201, description = "The contact", body = Contact),
+        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another contact has this number", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn create_contact(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    JsonBody(body): JsonBody<ContactBody>,
+) -> Result<(StatusCode, Json<Contact>), ApiError> {
+    let definition = validate_contact(&plan, &body)?;
+    let record = state.store.create_contact(&plan.id, definition).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Contact::from_record(record, None)),
+    ))
+}
+
+/// Get a contact
+#[utoipa::path(
+    get, path = "/api/contacts/{id}", tag = "Contacts",
+    params(("id" = String, Path, description = "The contact's id"), IncludeGroups),
+    responses(
+        (status = 200, description = "The contact", body = Contact),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such contact in this plan", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_contact(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Path(id): Path<String>,
+    Query(params): Query<IncludeGroups>,
+) -> Result<Json<Contact>, ApiError> {
+    let id = parse_contact_id(&id)?;
+    let include_groups = match params.include.as_deref() {
+        None | Some("") => false,
+        Some("groups") => true,
+        Some(_) => {
+            return Err(ApiError::invalid(FieldError::format(
+                "include",
+                "the only value is `groups`",
+            )));
+        }
+    };
+    let record = state
+        .store
+        .get_contact(&plan.id, &id)
+        .await
+        .map_err(not_found_contact)?;
+    let groups = if include_groups {
+        Some(
+            state
+                .store
+                .contact_groups(&plan.id, &id)
+                .await
+                .map_err(not_found_contact)?,
+        )
+    } else {
+        None
+    };
+    Ok(Json(Contact::from_record(record, groups)))
+}
+
+/// Replace a contact
+///
+/// Sets every field; fields left out are cleared. The contact keeps its groups.
+#[utoipa::path(
+    put, path = "/api/contacts/{id}", tag = "Contacts",
+    params(("id" = String, Path, description = "The contact's id")),
+    request_body = ContactBody,
+    responses(
+        (status = 200, description = "The contact", body = Contact),
+        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such contact in this plan", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another contact has this number", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn replace_contact(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ContactBody>,
+) -> Result<Json<Contact>, ApiError> {
+    let id = parse_contact_id(&id)?;
+    let definition = validate_contact(&plan, &body)?;
+    let record = state
+        .store
+        .replace_contact(&plan.id, &id, definition)
+        .await
+        .map_err(not_found_contact)?;
+    Ok(Json(Contact::from_record(record, None)))
+}
+
+/// Update a contact
+///
+/// Changes only the fields given; `null` clears one. Opting out stamps `opted_out_at`; opting
+/// back in clears it and the reason. A new phone number keeps the contact's groups.
+#[utoipa::path(
+    patch, path = "/api/contacts/{id}", tag = "Contacts",
+    params(("id" = String, Path, description = "The contact's id")),
+    request_body = ContactPatchBody,
+    responses(
+        (status = 200, description = "The contact", body = Contact),
+        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such contact in this plan", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another contact has this number", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn update_contact(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ContactPatchBody>,
+) -> Result<Json<Contact>, ApiError> {
+    let id = parse_contact_id(&id)?;
+    let mut check = Validator::new();
+    let region = check
+        .region("default_region", body.default_region.as_deref())
+        .or_else(|| plan_region(&plan));
+    let phone = body
+        .phone
+        .as_deref()
+        .and_then(|phone| check.number("phone", phone, region));
+    let patch = ContactPatch {
+        phone,
+        first_name: body.first_name.as_ref().map(|value| {
+            value
+                .as_deref()
+                .and_then(|v| check.text("first_name", v, PersonName::parse))
+        }),
+        last_name: body.last_name.as_ref().map(|value| {
+            value
+                .as_deref()
+                .and_then(|v| check.text("last_name", v, PersonName::parse))
+        }),
+        email: body.email.as_ref().map(|value| {
+            value
+                .as_deref()
+                .and_then(|v| check.text("email", v, Email::parse))
+        }),
+        gender: body.gender.as_ref().map(|value| {
+            value
+                .as_deref()
+                .and_then(|v| check.text("gender", v, Gender::parse))
+        }),
+        fields: body
+            .fields
+            .as_ref()
+            .and_then(|value| check.text("fields", value, CustomFields::parse)),
+        opted_out: body.opted_out,
+        opted_out_reason: body.opted_out_reason.as_ref().map(|value| {
+            value
+                .as_deref()
+                .and_then(|v| check.text("opted_out_reason", v, OptOutReason::parse))
+        }),
+    };
+    check.finish()?;
+    let record = state
+        .store
+        .update_contact(&plan.id, &id, patch)
+        .await
+        .map_err(not_found_contact)?;
+    Ok(Json(Contact::from_record(record, None)))
+}
+
+/// Delete a contact
+///
+/// Removes the contact and its memberships.
+#[utoipa::path(
+    delete, path = "/api/contacts/{id}", tag = "Contacts",
+    params(("id" = String, Path, description = "The contact's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such contact in this plan", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn delete_contact(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_contact_id(&id)?;
+    match state.store.delete_contacts(&plan.id, &[id]).await? {
+        0 => Err(ApiError::NotFound("contact")),
+        _ => Ok(StatusCode::NO_CONTENT),
+    }
+}
+
+fn parse_ids<T>(
+    check: &mut Validator,
+    field: &str,
+    ids: &[String],
+    max: usize,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Vec<T> {
+    if ids.len() > max {
+        check.push(FieldError::constraint(
+            field,
+            format!("at most {max} ids per request (got {})", ids.len()),
+        ));
+        return Vec::new();
+    }
+    ids.iter()
+        .enumerate()
+        .filter_map(|(index, id)| {
+            let parsed = parse(id);
+            if parsed.is_none() {
+                check.push(FieldError::format(
+                    format!("{field}[{index}]"),
+                    format!("{id:?} is not an id"),
+                ));
+            }
+            parsed
+        })
+        .collect()
+}
+
+/// Delete contacts
+///
+/// Deletes every listed contact that exists, with its memberships, in one transaction.
+#[utoipa::path(
+    delete, path = "/api/contacts", tag = "Contacts",
+    request_body = ContactIds,
+    responses(
+        (status = 200, description = "How many were deleted", body = Deleted),
+        (status = 400, description = "An id is malformed, or too many ids", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn delete_contacts(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    JsonBody(body): JsonBody<ContactIds>,
+) -> Result<Json<Deleted>, ApiError> {
+    let mut check = Validator::new();
+    let ids = parse_ids(
+        &mut check,
+        "ids",
+        &body.ids,
+        MAX_IDS_PER_REQUEST,
+        ContactId::parse,
+    );
+    check.finish()?;
+    let deleted = state.store.delete_contacts(&plan.id, &ids).await?;
+    Ok(Json(Deleted { deleted }))
+}
+
+fn validate_memberships(body: &Memberships) -> Result<(Vec<ContactId>, Vec<GroupId>), ApiError> {
+    let mut check = Validator::new();
+    let contacts = parse_ids(
+        &mut check,
+        "contact_ids",
+        &body.contact_ids,
+        MAX_IDS_PER_REQUEST,
+        ContactId::parse,
+    );
+    let groups = parse_ids(
+        &mut check,
+        "group_ids",
+        &body.group_ids,
+        100,
+        GroupId::parse,
+    );
+    check.finish()?;
+    Ok((contacts, groups))
+}
+
+fn explain_membership_error(error: crate::store::StoreError) -> ApiError {
+    match error {
+        crate::store::StoreError::UnknownGroups(ids) => ApiError::UnknownGroups(
+            ids.iter()
+                .map(|id| {
+                    FieldError::constraint("group_ids", format!("no active group with id {id}"))
+                })
+                .collect(),
+        ),
+        other => ApiError::from(other),
+    }
+}
+
+/// Add contacts to groups
+///
+/// Every contact into every group, all or nothing. Existing memberships are left as they are.
+#[utoipa::path(
+    post, path = "/api/contactgroups/members", tag = "Contact Groups",
+    request_body = Memberships,
+    responses(
+        (status = 200, description = "How many memberships are new", body = MembershipChange),
+        (status = 400, description = "An id is malformed or unknown", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A group is a smart group", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn add_memberships(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    JsonBody(body): JsonBody<Memberships>,
+) -> Result<Json<MembershipChange>, ApiError> {
+    let (contacts, groups) = validate_memberships(&body)?;
+    let changed = state
+        .store
+        .add_memberships(&plan.id, &contacts, &groups)
+        .await
+        .map_err(explain_membership_error)?;
+    Ok(Json(MembershipChange { changed }))
+}
+
+/// Remove contacts from groups
+///
+/// Every contact out of every group, all or nothing. The contacts themselves stay.
+#[utoipa::path(
+    delete, path = "/api/contactgroups/members", tag = "Contact Groups",
+    request_body = Memberships,
+    responses(
+        (status = 200, description = "How many memberships ended", body = MembershipChange),
+        (status = 400, description = "An id is malformed or unknown", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A group is a smart group", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn remove_memberships(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    JsonBody(body): JsonBody<Memberships>,
+) -> Result<Json<MembershipChange>, ApiError> {
+    let (contacts, groups) = validate_memberships(&body)?;
+    let changed = state
+        .store
+        .remove_memberships(&plan.id, &contacts, &groups)
+        .await
+        .map_err(explain_membership_error)?;
+    Ok(Json(MembershipChange { changed }))
+}

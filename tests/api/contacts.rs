@@ -1,0 +1,486 @@
+//! The address book under `/api/contacts` and bulk memberships.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+use crate::on_both_backends;
+
+on_both_backends!(
+    contacts_are_created_read_changed_and_deleted,
+    a_phone_number_belongs_to_one_contact,
+    changing_a_phone_keeps_the_groups,
+    opting_out_and_in_is_stamped,
+    deleting_contacts_updates_their_groups,
+    search_filters_combine,
+    search_pages_by_cursor_and_number,
+    bad_contact_input_names_the_field,
+    bulk_memberships_are_all_or_nothing,
+);
+
+async fn create(app: &TestApp, body: Value) -> Value {
+    let response = app.send_json(Method::POST, "/api/contacts", &body).await;
+    assert_eq!(response.status(), 201, "create {body}");
+    response.json().await.unwrap()
+}
+
+async fn patch(app: &TestApp, id: &str, body: Value) -> Value {
+    let response = app
+        .send_json(Method::PATCH, &format!("/api/contacts/{id}"), &body)
+        .await;
+    assert_eq!(response.status(), 200, "PATCH {body}");
+    response.json().await.unwrap()
+}
+
+async fn contacts_are_created_read_changed_and_deleted(app: TestApp) {
+    // The plan's default region is US.
+    let created = create(
+        &app,
+        json!({
+            "phone": "(415) 555-2671", "first_name": " Ada ", "last_name": "Lovelace",
+            "email": "Ada@Example.COM", "gender": "female",
+            "fields": {"plan": "gold", "age": 36, "vip": true},
+        }),
+    )
+    .await;
+    assert_eq!(created["phone"], "+14155552671");
+    assert_eq!(created["first_name"], "Ada");
+    assert_eq!(created["email"], "Ada@example.com");
+    assert_eq!(created["valid"], true);
+    assert_eq!(created["country"], "US");
+    assert_eq!(
+        created["fields"],
+        json!({"plan": "gold", "age": 36, "vip": true})
+    );
+    assert_eq!(created["opted_out"], false);
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/api/contacts/{id}");
+
+    let read: Value = app.get(&path).await.json().await.unwrap();
+    assert_eq!(read, created);
+
+    let changed = patch(
+        &app,
+        id,
+        json!({"last_name": null, "fields": {"plan": "silver"}}),
+    )
+    .await;
+    assert_eq!(changed["last_name"], Value::Null);
+    assert_eq!(changed["first_name"], "Ada");
+    assert_eq!(changed["fields"], json!({"plan": "silver"}));
+
+    let replaced = app
+        .send_json(Method::PUT, &path, &json!({"phone": "+447400123456"}))
+        .await;
+    assert_eq!(replaced.status(), 200);
+    let replaced: Value = replaced.json().await.unwrap();
+    assert_eq!(replaced["phone"], "+447400123456");
+    assert_eq!(replaced["first_name"], Value::Null);
+    assert_eq!(replaced["fields"], json!({}));
+    assert_eq!(replaced["number_type"], "mobile");
+    assert_eq!(replaced["channels"], json!(["sms"]));
+    assert_eq!(replaced["created_at"], created["created_at"]);
+
+    assert_eq!(app.delete(&path).await.status(), 204);
+    assert_eq!(app.get(&path).await.status(), 404);
+    assert_eq!(app.delete(&path).await.status(), 404);
+    assert_eq!(app.get("/api/contacts/nonsense").await.status(), 404);
+}
+
+async fn a_phone_number_belongs_to_one_contact(app: TestApp) {
+    let first = create(&app, json!({"phone": "+14155550001"})).await;
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/contacts",
+            &json!({"phone": "415-555-0001"}),
+        )
+        .await;
+    assert_eq!(response.status(), 409);
+    let problem: Value = response.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains(first["id"].as_str().unwrap())
+    );
+    let second = create(&app, json!({"phone": "+14155550002"})).await;
+    let response = app
+        .send_json(
+            Method::PATCH,
+            &format!("/api/contacts/{}", second["id"].as_str().unwrap()),
+            &json!({"phone": "+14155550001"}),
+        )
+        .await;
+    assert_eq!(response.status(), 409);
+    // A group member added by number is the same contact.
+    let group = app
+        .create_group(json!({"name": "G", "members": ["+1 415 555 0001"]}))
+        .await;
+    let members: Value = app
+        .get(&format!(
+            "/api/contactgroups/{}/members",
+            group["id"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(members["members"][0]["id"], first["id"]);
+}
+
+async fn changing_a_phone_keeps_the_groups(app: TestApp) {
+    let group = app
+        .create_group(json!({"name": "Team", "members": ["+14155550101"]}))
+        .await;
+    let group_id = group["id"].as_str().unwrap();
+    let page: Value = app
+        .get(&format!("/api/contactgroups/{group_id}/members"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let contact_id = page["members"][0]["id"].as_str().unwrap().to_owned();
+    patch(
+        &app,
+        &contact_id,
+        json!({"phone": "+14155550199", "first_name": "Moved"}),
+    )
+    .await;
+    assert_eq!(app.member_numbers(group_id).await, ["+14155550199"]);
+    let with_groups: Value = app
+        .get(&format!("/api/contacts/{contact_id}?include=groups"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(with_groups["groups"], json!([group_id]));
+}
+
+async fn opting_out_and_in_is_stamped(app: TestApp) {
+    let contact = create(&app, json!({"phone": "+14155550201"})).await;
+    let id = contact["id"].as_str().unwrap();
+    let out = patch(
+        &app,
+        id,
+        json!({"opted_out": true, "opted_out_reason": "asked by phone"}),
+    )
+    .await;
+    assert_eq!(out["opted_out"], true);
+    assert_eq!(out["opted_out_reason"], "asked by phone");
+    let stamped = out["opted_out_at"].as_str().unwrap().to_owned();
+    // Staying out keeps the original time.
+    let again = patch(&app, id, json!({"first_name": "Still out"})).await;
+    assert_eq!(again["opted_out_at"], stamped.as_str());
+    let back = patch(&app, id, json!({"opted_out": false})).await;
+    assert_eq!(back["opted_out"], false);
+    assert_eq!(back["opted_out_at"], Value::Null);
+    assert_eq!(back["opted_out_reason"], Value::Null);
+}
+
+async fn deleting_contacts_updates_their_groups(app: TestApp) {
+    let group = app
+        .create_group(json!({
+            "name": "G", "members": ["+14155550301", "+14155550302", "+14155550303"],
+        }))
+        .await;
+    let group_id = group["id"].as_str().unwrap();
+    let parent = app
+        .create_group(json!({"name": "Parent", "child_groups": [group_id]}))
+        .await;
+    let page: Value = app
+        .get(&format!("/api/contactgroups/{group_id}/members"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<String> = page["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    let response = app
+        .send_json(
+            Method::DELETE,
+            "/api/contacts",
+            &json!({"ids": [ids[0], ids[1], "01ARZ3NDEKTSV4RRFFQ69G5FAV"]}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let deleted: Value = response.json().await.unwrap();
+    assert_eq!(deleted["deleted"], 2);
+    let group_now: Value = app
+        .get(&format!("/api/contactgroups/{group_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(group_now["size"], 1);
+    assert_ne!(group_now["modified_at"], group["modified_at"]);
+    let parent_now: Value = app
+        .get(&format!(
+            "/api/contactgroups/{}",
+            parent["id"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(parent_now["size"], 1);
+    let malformed = app
+        .send_json(Method::DELETE, "/api/contacts", &json!({"ids": ["nope"]}))
+        .await;
+    assert_eq!(malformed.status(), 400);
+    let problem: Value = malformed.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "ids[0]");
+}
+
+/// Seeds a small address book and returns the ids by first name.
+async fn seed(app: &TestApp) -> std::collections::HashMap<String, String> {
+    let people = [
+        json!({"phone": "+4915112345601", "first_name": "Anna", "last_name": "Schmidt", "gender": "female",
+               "email": "anna@example.de", "fields": {"plan": "gold", "age": 31}}),
+        json!({"phone": "+4930123456", "first_name": "Bernd", "last_name": "Anders", "gender": "male",
+               "fields": {"plan": "silver", "age": 45}}),
+        json!({"phone": "+14155550401", "first_name": "Carla", "last_name": "Diaz", "gender": "female",
+               "fields": {"plan": "gold", "age": 27}, "opted_out": true}),
+        json!({"phone": "+447400123401", "first_name": "Dan", "last_name": "Brown",
+               "fields": {"plan": "bronze"}}),
+        json!({"phone": "+4915112345605", "first_name": "Eva", "last_name": "Annaberg"}),
+    ];
+    let mut ids = std::collections::HashMap::new();
+    for person in people {
+        let contact = create(app, person).await;
+        ids.insert(
+            contact["first_name"].as_str().unwrap().to_owned(),
+            contact["id"].as_str().unwrap().to_owned(),
+        );
+    }
+    ids
+}
+
+async fn first_names(app: &TestApp, query: &str) -> Vec<String> {
+    let response = app
+        .get(&format!("/api/contacts?order_by=name&{query}"))
+        .await;
+    assert_eq!(response.status(), 200, "{query}");
+    let list: Value = response.json().await.unwrap();
+    list["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["first_name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn search_filters_combine(app: TestApp) {
+    let ids = seed(&app).await;
+    let group = app
+        .create_group(json!({"name": "Some", "members": ["+4930123456", "+447400123401"]}))
+        .await;
+    for (query, expected) in [
+        ("", vec!["Anna", "Bernd", "Carla", "Dan", "Eva"]),
+        ("name=ann", vec!["Anna", "Eva"]),
+        ("name=anders", vec!["Bernd"]),
+        ("name=bernd%20and", vec!["Bernd"]),
+        ("name_contains=ROW", vec!["Dan"]),
+        ("phone=%2B49151", vec!["Anna", "Eva"]),
+        ("phone=4930", vec!["Bernd"]),
+        ("email=ANNA@EXAMPLE.DE", vec!["Anna"]),
+        ("gender=female", vec!["Anna", "Carla"]),
+        ("number_type=fixed_line", vec!["Bernd"]),
+        ("channel=sms", vec!["Anna", "Carla", "Dan", "Eva"]),
+        ("valid=true", vec!["Anna", "Bernd", "Carla", "Dan", "Eva"]),
+        ("valid=false", vec![]),
+        ("opted_out=true", vec!["Carla"]),
+        ("opted_out=false&gender=female", vec!["Anna"]),
+        ("fields.plan=gold", vec!["Anna", "Carla"]),
+        ("fields.plan=gold&opted_out=false", vec!["Anna"]),
+        (
+            &format!("group={}", group["id"].as_str().unwrap()),
+            vec!["Bernd", "Dan"],
+        ),
+        ("q=fields.age%20%3E%2030", vec!["Anna", "Bernd"]),
+        (
+            "q=country%20%3D%20%22DE%22%20and%20not%20fields.plan%20in%20(%22gold%22)",
+            vec!["Bernd", "Eva"],
+        ),
+        ("q=last_name%20%3D%20%22x%27%20OR%201%3D1%20--%22", vec![]),
+    ] {
+        assert_eq!(first_names(&app, query).await, expected, "{query}");
+    }
+    let descending = first_names(&app, "direction=desc").await;
+    assert_eq!(descending, ["Eva", "Dan", "Carla", "Bernd", "Anna"]);
+    assert_eq!(ids.len(), 5);
+    for bad in [
+        "order_by=age",
+        "channel=fax",
+        "valid=maybe",
+        "group=x",
+        "q=country%20%3D",
+        "colour=red",
+        "limit=0",
+    ] {
+        let response = app.get(&format!("/api/contacts?{bad}")).await;
+        assert_eq!(response.status(), 400, "{bad}");
+        let problem: Value = response.json().await.unwrap();
+        assert!(
+            problem["errors"][0]["field"].is_string(),
+            "{bad}: {problem}"
+        );
+    }
+}
+
+async fn search_pages_by_cursor_and_number(app: TestApp) {
+    seed(&app).await;
+    let mut seen = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let path = match &next {
+            Some(cursor) => format!("/api/contacts?order_by=name&limit=2&next={cursor}"),
+            None => "/api/contacts?order_by=name&limit=2&count=true".to_owned(),
+        };
+        let page: Value = app.get(&path).await.json().await.unwrap();
+        if next.is_none() {
+            assert_eq!(page["count"], 5);
+        }
+        for contact in page["contacts"].as_array().unwrap() {
+            seen.push(contact["first_name"].as_str().unwrap().to_owned());
+        }
+        match page["next"].as_str() {
+            Some(cursor) => next = Some(cursor.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["Anna", "Bernd", "Carla", "Dan", "Eva"]);
+    assert_eq!(
+        first_names(&app, "page=1&page_size=2").await,
+        ["Carla", "Dan"]
+    );
+    // Newest first by default.
+    let newest: Value = app.get("/api/contacts?limit=1").await.json().await.unwrap();
+    assert_eq!(newest["contacts"][0]["first_name"], "Eva");
+}
+
+async fn bad_contact_input_names_the_field(app: TestApp) {
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/contacts",
+            &json!({
+                "phone": "12", "email": "not-an-email", "first_name": "",
+                "fields": {"tags": ["a"]}, "default_region": "ZZ",
+            }),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    for expected in ["default_region", "phone", "email", "first_name", "fields"] {
+        assert!(
+            fields.contains(&expected),
+            "{expected} missing from {fields:?}"
+        );
+    }
+    let missing_phone = app
+        .send_json(Method::POST, "/api/contacts", &json!({"first_name": "x"}))
+        .await;
+    assert_eq!(missing_phone.status(), 400);
+    let listed: Value = app
+        .get("/api/contacts?count=true")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["count"], 0);
+}
+
+async fn bulk_memberships_are_all_or_nothing(app: TestApp) {
+    let a = create(&app, json!({"phone": "+14155550501"})).await;
+    let b = create(&app, json!({"phone": "+14155550502"})).await;
+    let g1 = app.create_group(json!({"name": "One"})).await;
+    let g2 = app
+        .create_group(json!({"name": "Two", "members": ["+14155550501"]}))
+        .await;
+    let body = json!({"contact_ids": [a["id"], b["id"]], "group_ids": [g1["id"], g2["id"]]});
+    let added = app
+        .send_json(Method::POST, "/api/contactgroups/members", &body)
+        .await;
+    assert_eq!(added.status(), 200);
+    assert_eq!(added.json::<Value>().await.unwrap()["changed"], 3);
+    for group in [&g1, &g2] {
+        let now: Value = app
+            .get(&format!(
+                "/api/contactgroups/{}",
+                group["id"].as_str().unwrap()
+            ))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(now["size"], 2);
+    }
+    let again = app
+        .send_json(Method::POST, "/api/contactgroups/members", &body)
+        .await;
+    assert_eq!(again.json::<Value>().await.unwrap()["changed"], 0);
+
+    // An unknown contact or group changes nothing at all.
+    let g3 = app.create_group(json!({"name": "Three"})).await;
+    let unknown_contact = app
+        .send_json(
+            Method::POST,
+            "/api/contactgroups/members",
+            &json!({"contact_ids": [a["id"], "01ARZ3NDEKTSV4RRFFQ69G5FAV"], "group_ids": [g3["id"]]}),
+        )
+        .await;
+    assert_eq!(unknown_contact.status(), 400);
+    let unknown_group = app
+        .send_json(
+            Method::POST,
+            "/api/contactgroups/members",
+            &json!({"contact_ids": [a["id"]], "group_ids": [g3["id"], "01ARZ3NDEKTSV4RRFFQ69G5FAV"]}),
+        )
+        .await;
+    assert_eq!(unknown_group.status(), 400);
+    let problem: Value = unknown_group.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "group_ids");
+    let g3_now: Value = app
+        .get(&format!(
+            "/api/contactgroups/{}",
+            g3["id"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(g3_now["size"], 0);
+
+    let removed = app
+        .send_json(
+            Method::DELETE,
+            "/api/contactgroups/members",
+            &json!({"contact_ids": [a["id"]], "group_ids": [g1["id"], g2["id"]]}),
+        )
+        .await;
+    assert_eq!(removed.status(), 200);
+    assert_eq!(removed.json::<Value>().await.unwrap()["changed"], 2);
+    assert_eq!(
+        app.member_numbers(g2["id"].as_str().unwrap()).await,
+        ["+14155550502"]
+    );
+    // The contact itself stays.
+    let still: Value = app
+        .get(&format!("/api/contacts/{}", a["id"].as_str().unwrap()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(still["phone"], "+14155550501");
+}
