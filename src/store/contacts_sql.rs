@@ -372,6 +372,7 @@ macro_rules! sql_contacts {
             ) -> StoreResult<ContactRecord> {
                 let id = ContactId::generate();
                 let now = Timestamp::now().millis();
+                let phone = contact.phone.msisdn.as_str().to_owned();
                 let mut tx = self.begin_write().await?;
                 let conn: &mut Conn = &mut tx;
                 let outcome = async move {
@@ -379,7 +380,8 @@ macro_rules! sql_contacts {
                     write_contact(conn, plan, &id, &contact, None, now).await?;
                     load_contact(conn, plan, &id).await
                 }
-                .await?;
+                .await;
+                let outcome = self.explain_duplicate(plan, &phone, outcome).await?;
                 tx.commit().await?;
                 Ok(outcome)
             }
@@ -590,6 +592,28 @@ macro_rules! sql_contacts {
         }
 
         impl $store {
+            /// A concurrent writer may take a number between our check and our write; the
+            /// unique index then refuses it, and that is the same conflict as the check's.
+            async fn explain_duplicate<T>(
+                &self,
+                plan: &PlanId,
+                phone: &str,
+                outcome: StoreResult<T>,
+            ) -> StoreResult<T> {
+                match outcome {
+                    Err(StoreError::Database(error))
+                        if error
+                            .as_database_error()
+                            .is_some_and(|e| e.is_unique_violation()) =>
+                    {
+                        let mut conn = self.reader().acquire().await?;
+                        require_free_phone(&mut conn, plan, phone, None).await?;
+                        Err(StoreError::Database(error))
+                    }
+                    other => other,
+                }
+            }
+
             /// Replaces a contact by what `change` makes of its current state, under its lock.
             async fn update_contact_with(
                 &self,
@@ -598,6 +622,8 @@ macro_rules! sql_contacts {
                 change: impl FnOnce(&ContactRecord) -> ContactDefinition + Send,
             ) -> StoreResult<ContactRecord> {
                 let now = Timestamp::now().millis();
+                let mut attempted_phone = String::new();
+                let phone_slot = &mut attempted_phone;
                 let mut tx = self.begin_write().await?;
                 let conn: &mut Conn = &mut tx;
                 let outcome = async move {
@@ -609,6 +635,7 @@ macro_rules! sql_contacts {
                         .ok_or(StoreError::NotFound)?;
                     let before = load_contact(conn, plan, id).await?;
                     let after = change(&before);
+                    phone_slot.push_str(after.phone.msisdn.as_str());
                     if after.phone.msisdn.as_str() != before.phone {
                         require_free_phone(conn, plan, after.phone.msisdn.as_str(), Some(id))
                             .await?;
@@ -616,7 +643,8 @@ macro_rules! sql_contacts {
                     write_contact(conn, plan, id, &after, Some(&before), now).await?;
                     load_contact(conn, plan, id).await
                 }
-                .await?;
+                .await;
+                let outcome = self.explain_duplicate(plan, &attempted_phone, outcome).await?;
                 tx.commit().await?;
                 Ok(outcome)
             }

@@ -16,6 +16,7 @@ on_both_backends!(
     search_pages_by_cursor_and_number,
     bad_contact_input_names_the_field,
     bulk_memberships_are_all_or_nothing,
+    concurrent_creates_of_one_number_make_one_contact,
 );
 
 async fn create(app: &TestApp, body: Value) -> Value {
@@ -483,4 +484,23 @@ async fn bulk_memberships_are_all_or_nothing(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(still["phone"], "+14155550501");
+}
+
+async fn concurrent_creates_of_one_number_make_one_contact(app: TestApp) {
+    let attempts = (0..12).map(|i| {
+        let request = app
+            .request(Method::POST, "/api/contacts")
+            .json(&json!({"phone": "+14155550901", "first_name": format!("Try {i}")}));
+        async move { request.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
 }
