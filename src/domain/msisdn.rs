@@ -155,6 +155,9 @@ impl RegionCode {
 /// Longest input worth handing to the parser; anything longer is not a phone number.
 const MAX_INPUT_LEN: usize = 64;
 
+/// E.164's limit: country code and national number together.
+const MAX_E164_DIGITS: usize = 15;
+
 impl Msisdn {
     /// Parses E.164 or, with a region, national format. Digits without a `+` and without a
     /// region are read as E.164 missing its `+`, which is how many systems store numbers.
@@ -191,12 +194,17 @@ impl Msisdn {
                 Err(ValidationError::InvalidLength) | Ok(_) => MsisdnError::Invalid,
             });
         }
+        let e164 = number.format_as(PhoneNumberFormat::E164).into_owned();
+        // libphonenumber accepts some national numbers (German ones, for instance) so long that
+        // with their country code they pass E.164's 15 digits; no SMS route takes those.
+        if e164.len() - 1 > MAX_E164_DIGITS {
+            return Err(MsisdnError::TooLong);
+        }
         let number_type = NumberType::from_library(number.get_type());
         let country = number
             .get_region_code()
             .map(|region| region.to_string())
             .filter(|code| code != "001");
-        let e164 = number.format_as(PhoneNumberFormat::E164).into_owned();
         Ok(ParsedNumber {
             msisdn: Msisdn(e164),
             number_type,
@@ -264,6 +272,8 @@ mod tests {
         assert_eq!(e164("+1555", None), Err(MsisdnError::TooShort));
         assert_eq!(e164("+19999999999", None), Err(MsisdnError::Invalid));
         assert_eq!(e164(&"9".repeat(100), None), Err(MsisdnError::TooLong));
+        // Found by fuzzing: valid to libphonenumber, but 16 digits with the country code.
+        assert_eq!(e164("50411091234566", Some("DE")), Err(MsisdnError::TooLong));
     }
 
     #[test]
