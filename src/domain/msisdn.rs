@@ -273,7 +273,10 @@ mod tests {
         assert_eq!(e164("+19999999999", None), Err(MsisdnError::Invalid));
         assert_eq!(e164(&"9".repeat(100), None), Err(MsisdnError::TooLong));
         // Found by fuzzing: valid to libphonenumber, but 16 digits with the country code.
-        assert_eq!(e164("50411091234566", Some("DE")), Err(MsisdnError::TooLong));
+        assert_eq!(
+            e164("50411091234566", Some("DE")),
+            Err(MsisdnError::TooLong)
+        );
     }
 
     #[test]
