@@ -4,6 +4,7 @@
 pub mod algebra;
 pub mod auto_update;
 pub mod contact;
+pub mod fast_e164;
 pub mod filter;
 pub mod group;
 pub mod ids;

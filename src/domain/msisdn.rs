@@ -163,6 +163,27 @@ impl Msisdn {
     /// region are read as E.164 missing its `+`, which is how many systems store numbers.
     pub fn parse(input: &str, region: Option<RegionCode>) -> Result<ParsedNumber, MsisdnError> {
         let trimmed = input.trim();
+        // Most numbers arrive international already: the fast path decides those exactly as
+        // the library would, and hands anything else to it.
+        if trimmed.starts_with('+') {
+            if let Some(parsed) = super::fast_e164::parse(trimmed) {
+                return Ok(parsed);
+            }
+        } else if region.is_none() && !trimmed.is_empty() && trimmed.len() <= MAX_INPUT_LEN {
+            let plus = format!("+{trimmed}");
+            if let Some(parsed) = super::fast_e164::parse(&plus) {
+                return Ok(parsed);
+            }
+        }
+        Self::parse_with_library(input, region)
+    }
+
+    /// The same verdicts as [`Msisdn::parse`], from rlibphonenumber's general parser alone.
+    pub fn parse_with_library(
+        input: &str,
+        region: Option<RegionCode>,
+    ) -> Result<ParsedNumber, MsisdnError> {
+        let trimmed = input.trim();
         if trimmed.is_empty() {
             return Err(MsisdnError::Empty);
         }

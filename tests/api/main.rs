@@ -11,6 +11,7 @@ mod filter_model;
 mod groups_native;
 mod groups_sinch;
 mod isolation;
+mod phone_differential;
 mod sdk;
 mod smart_groups;
 mod store_model;

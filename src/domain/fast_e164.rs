@@ -1,0 +1,337 @@
+//! A fast path for the common case of phone-number parsing: input that is already international
+//! (`+` and digits, perhaps with spaces, dashes, dots or parentheses). It reaches the verdicts of
+//! rlibphonenumber's `parse` + `is_valid` + `get_type` + `get_region_code` without the general
+//! parser's work, from tables built once out of the metadata the library itself ships.
+//!
+//! It only ever answers for numbers it finds valid; everything else — invalid numbers (whose
+//! reason the library words), national formats, `00` prefixes, numbers whose national prefix the
+//! library might strip, numbers with leading zeros — returns `None`, and the caller asks the
+//! library. The tables check themselves against the library when they are built and stand down
+//! if any verdict differs, and a differential test compares the two on over a million numbers.
+
+// The library marks the proto's pattern fields deprecated because its own wrapper empties them;
+// our copy, decoded from the metadata file, keeps them.
+#![allow(deprecated)]
+
+use std::sync::{LazyLock, OnceLock};
+
+use prost::Message;
+use regex::Regex;
+use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneMetadata, PhoneMetadataCollection, PhoneNumberDesc};
+
+use super::msisdn::{Msisdn, NumberType, ParsedNumber};
+
+/// The metadata file rlibphonenumber embeds, found by the build script.
+static METADATA: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/phone_metadata.bin"));
+
+/// Limits of the library's parser, repeated: numbers outside them are its to refuse.
+const MIN_NSN: usize = 2;
+const MAX_NSN: usize = 17;
+/// E.164's limit, which `Msisdn` also enforces.
+const MAX_E164_DIGITS: usize = 15;
+
+/// A pattern as the library uses it: absent patterns match nothing, and (like the library)
+/// a pattern too short to carry its `^(?:…)$` wrapping matches everything. Compiled on first use.
+struct Pattern {
+    source: Option<String>,
+    compiled: OnceLock<Option<Regex>>,
+}
+
+impl Pattern {
+    /// `anchored_full`: the whole pattern as stored (`^(?:p)$`); otherwise only its start
+    /// (`^(?:p)`), as the library's "anchor start" matching does.
+    fn new(stored: Option<&str>, anchored_full: bool) -> Self {
+        let source = stored.map(|base| {
+            if base.len() < 6 {
+                String::new()
+            } else if anchored_full {
+                base.to_owned()
+            } else {
+                base[..base.len() - 1].to_owned()
+            }
+        });
+        Self {
+            source,
+            compiled: OnceLock::new(),
+        }
+    }
+
+    fn is_match(&self, text: &str) -> bool {
+        self.compiled
+            .get_or_init(|| self.source.as_deref().and_then(|p| Regex::new(p).ok()))
+            .as_ref()
+            .is_some_and(|re| re.is_match(text))
+    }
+
+    fn exists(&self) -> bool {
+        self.source.is_some()
+    }
+}
+
+struct Desc {
+    possible_lengths: Vec<i32>,
+    pattern: Pattern,
+}
+
+impl Desc {
+    fn new(desc: Option<&PhoneNumberDesc>) -> Self {
+        Self {
+            possible_lengths: desc.map(|d| d.possible_length.clone()).unwrap_or_default(),
+            pattern: Pattern::new(
+                desc.and_then(|d| d.national_number_pattern.as_deref()),
+                true,
+            ),
+        }
+    }
+
+    /// The library's `is_number_matching_desc`: lengths first, then the pattern.
+    fn matches(&self, nsn: &str) -> bool {
+        let length = nsn.len() as i32;
+        if !self.possible_lengths.is_empty() && !self.possible_lengths.contains(&length) {
+            return false;
+        }
+        self.pattern.is_match(nsn)
+    }
+}
+
+/// One region's (or non-geographic entity's) rules.
+struct RegionRules {
+    /// ISO code, or `None` for the non-geographic entity `001`.
+    country: Option<String>,
+    leading_digits: Pattern,
+    general: Desc,
+    /// In the library's order of precedence.
+    special: [(Desc, NumberType); 8],
+    fixed_line: Desc,
+    mobile: Desc,
+    same_mobile_and_fixed_line: bool,
+}
+
+impl RegionRules {
+    fn new(metadata: &PhoneMetadata) -> Self {
+        let desc = |d: &Option<PhoneNumberDesc>| Desc::new(d.as_ref());
+        Self {
+            country: Some(metadata.id.clone()).filter(|id| id != "001"),
+            leading_digits: Pattern::new(metadata.leading_digits.as_deref(), false),
+            general: desc(&metadata.general_desc),
+            special: [
+                (desc(&metadata.premium_rate), NumberType::PremiumRate),
+                (desc(&metadata.toll_free), NumberType::TollFree),
+                (desc(&metadata.shared_cost), NumberType::SharedCost),
+                (desc(&metadata.voip), NumberType::Voip),
+                (desc(&metadata.personal_number), NumberType::PersonalNumber),
+                (desc(&metadata.pager), NumberType::Pager),
+                (desc(&metadata.uan), NumberType::Uan),
+                (desc(&metadata.voicemail), NumberType::Voicemail),
+            ],
+            fixed_line: desc(&metadata.fixed_line),
+            mobile: desc(&metadata.mobile),
+            same_mobile_and_fixed_line: metadata
+                .same_mobile_and_fixed_line_pattern
+                .unwrap_or(false),
+        }
+    }
+
+    /// The library's `get_number_type_helper`; `None` is its `Unknown` (not a valid number).
+    fn number_type(&self, nsn: &str) -> Option<NumberType> {
+        if !self.general.matches(nsn) {
+            return None;
+        }
+        for (desc, kind) in &self.special {
+            if desc.matches(nsn) {
+                return Some(*kind);
+            }
+        }
+        if self.fixed_line.matches(nsn) {
+            if self.same_mobile_and_fixed_line || self.mobile.matches(nsn) {
+                return Some(NumberType::FixedLineOrMobile);
+            }
+            return Some(NumberType::FixedLine);
+        }
+        if !self.same_mobile_and_fixed_line && self.mobile.matches(nsn) {
+            return Some(NumberType::Mobile);
+        }
+        None
+    }
+}
+
+/// The regions sharing one country calling code, in the library's order.
+struct CallingCode {
+    regions: Vec<RegionRules>,
+    /// The main region's national prefix for parsing: the library may strip it even from an
+    /// international number, so a number it matches is left to the library.
+    national_prefix: Pattern,
+}
+
+struct Tables {
+    /// Indexed by calling code (1 to 999).
+    codes: Vec<Option<CallingCode>>,
+}
+
+static TABLES: LazyLock<Option<Tables>> = LazyLock::new(|| {
+    let tables = build_tables()?;
+    if agrees_with_library(&tables) {
+        Some(tables)
+    } else {
+        tracing::warn!("fast E.164 tables disagree with rlibphonenumber; using the library alone");
+        None
+    }
+});
+
+fn build_tables() -> Option<Tables> {
+    let collection = PhoneMetadataCollection::decode(METADATA).ok()?;
+    if collection.metadata.is_empty() {
+        return None;
+    }
+    let by_id: std::collections::HashMap<(String, i32), &PhoneMetadata> = collection
+        .metadata
+        .iter()
+        .map(|m| ((m.id.clone(), m.country_code.unwrap_or(0)), m))
+        .collect();
+    let mut codes: Vec<Option<CallingCode>> = (0..1000).map(|_| None).collect();
+    for (code, slot) in codes.iter_mut().enumerate().skip(1) {
+        let code = code as i32;
+        let Some(regions) = PHONE_NUMBER_UTIL.get_regions_for_country_calling_code(code) else {
+            continue;
+        };
+        let mut rules = Vec::new();
+        for region in regions {
+            let id = region.to_string();
+            let metadata = by_id
+                .get(&(id.clone(), code))
+                .or_else(|| by_id.get(&(id, 0)))?;
+            rules.push((RegionRules::new(metadata), *metadata));
+        }
+        let main = rules.first()?.1;
+        *slot = Some(CallingCode {
+            national_prefix: Pattern::new(main.national_prefix_for_parsing.as_deref(), false),
+            regions: rules.into_iter().map(|(rules, _)| rules).collect(),
+        });
+    }
+    Some(Tables { codes })
+}
+
+/// Every example number the metadata carries, through both paths: any difference and the
+/// tables are not to be trusted (a different metadata file than the library's, say).
+fn agrees_with_library(tables: &Tables) -> bool {
+    let Ok(collection) = PhoneMetadataCollection::decode(METADATA) else {
+        return false;
+    };
+    for metadata in &collection.metadata {
+        let code = metadata.country_code.unwrap_or(0);
+        let descs = [
+            &metadata.fixed_line,
+            &metadata.mobile,
+            &metadata.toll_free,
+            &metadata.premium_rate,
+            &metadata.voip,
+        ];
+        for example in descs
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.example_number.as_deref())
+        {
+            let input = format!("+{code}{example}");
+            let fast = parse_with(tables, &input);
+            if fast.is_some() && Msisdn::parse_with_library(&input, None).ok() != fast {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// The fast verdict for `input`, or `None` to ask the library.
+pub fn parse(input: &str) -> Option<ParsedNumber> {
+    parse_with(TABLES.as_ref()?, input)
+}
+
+fn parse_with(tables: &Tables, input: &str) -> Option<ParsedNumber> {
+    let rest = input.trim().strip_prefix('+')?;
+    let mut digits = [0u8; MAX_NSN + 3];
+    let mut count = 0;
+    for byte in rest.bytes() {
+        match byte {
+            b'0'..=b'9' => {
+                *digits.get_mut(count)? = byte;
+                count += 1;
+            }
+            b' ' | b'-' | b'.' | b'(' | b')' => {}
+            _ => return None,
+        }
+    }
+    let digits = std::str::from_utf8(&digits[..count]).ok()?;
+    if digits.starts_with('0') || count > MAX_E164_DIGITS {
+        return None;
+    }
+    // The first one to three digits that form a calling code, as the library extracts them.
+    let (code, calling) = (1..=3).find_map(|length| {
+        let code: usize = digits.get(..length)?.parse().ok()?;
+        let calling = tables.codes.get(code)?.as_ref()?;
+        Some((length, calling))
+    })?;
+    let nsn = &digits[code..];
+    if !(MIN_NSN..=MAX_NSN).contains(&nsn.len())
+        || nsn.starts_with('0')
+        || (calling.national_prefix.exists() && calling.national_prefix.is_match(nsn))
+    {
+        return None;
+    }
+    // The library's `get_region_for_number`: the only region, or the first whose leading digits
+    // match or whose rules know the number.
+    let (rules, number_type) = if calling.regions.len() == 1 {
+        let rules = &calling.regions[0];
+        (rules, rules.number_type(nsn)?)
+    } else {
+        let rules = calling
+            .regions
+            .iter()
+            .find(|rules| rules.leading_digits.is_match(nsn) || rules.number_type(nsn).is_some())?;
+        (rules, rules.number_type(nsn)?)
+    };
+    Some(ParsedNumber {
+        msisdn: Msisdn::from_trusted(format!("+{digits}")),
+        number_type,
+        country: rules.country.clone(),
+    })
+}
+
+/// Whether the fast path is in use (its tables were built and agree with the library).
+pub fn enabled() -> bool {
+    TABLES.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_build_and_agree_with_the_library() {
+        assert!(enabled(), "the fast path's tables were not built");
+    }
+
+    #[test]
+    fn answers_for_valid_international_numbers() {
+        let us = parse("+1 (415) 555-2671").expect("fast path for a US number");
+        assert_eq!(us.msisdn.as_str(), "+14155552671");
+        assert_eq!(us.country.as_deref(), Some("US"));
+        let de = parse("+49 151 12345678").expect("fast path for a German mobile");
+        assert_eq!(de.number_type, NumberType::Mobile);
+        let toll_free = parse("+80012345678").expect("non-geographic toll free");
+        assert_eq!(toll_free.country, None);
+    }
+
+    #[test]
+    fn leaves_everything_else_to_the_library() {
+        for input in [
+            "+1555",
+            "0151 12345678",
+            "+44 07400 123456",
+            "+390612345678",
+            "+1 415 555 2671 ext 5",
+            "+4950411091234566",
+        ] {
+            assert_eq!(parse(input), None, "{input}");
+        }
+    }
+}
