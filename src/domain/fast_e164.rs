@@ -5,8 +5,8 @@
 //!
 //! It only ever answers for numbers it finds valid; everything else — invalid numbers (whose
 //! reason the library words), national formats, `00` prefixes, numbers whose national prefix the
-//! library might strip, numbers with leading zeros — returns `None`, and the caller asks the
-//! library. The tables check themselves against the library when they are built and stand down
+//! library might strip, numbers with more than one leading zero — returns `None`, and the caller
+//! asks the library. The tables check themselves against the library when they are built and stand down
 //! if any verdict differs, and a differential test compares the two on over a million numbers.
 
 // The library marks the proto's pattern fields deprecated because its own wrapper empties them;
@@ -16,8 +16,8 @@
 use std::sync::{LazyLock, OnceLock};
 
 use prost::Message;
-use regex::Regex;
-use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneMetadata, PhoneMetadataCollection, PhoneNumberDesc};
+use regex::{Regex, RegexSet};
+use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneMetadata, PhoneMetadataCollection};
 
 use super::msisdn::{Msisdn, NumberType, ParsedNumber};
 
@@ -68,64 +68,92 @@ impl Pattern {
     }
 }
 
+/// One type's rules: its possible lengths and its pattern's place in the region's set.
 struct Desc {
     possible_lengths: Vec<i32>,
-    pattern: Pattern,
+    /// `Some(i)`: pattern `i` of the region's set; `None`: no pattern, never matches.
+    pattern: Option<usize>,
+    /// A pattern too short to carry its wrapping matches everything, in the library too.
+    matches_all: bool,
 }
 
 impl Desc {
-    fn new(desc: Option<&PhoneNumberDesc>) -> Self {
-        Self {
-            possible_lengths: desc.map(|d| d.possible_length.clone()).unwrap_or_default(),
-            pattern: Pattern::new(
-                desc.and_then(|d| d.national_number_pattern.as_deref()),
-                true,
-            ),
-        }
-    }
-
-    /// The library's `is_number_matching_desc`: lengths first, then the pattern.
-    fn matches(&self, nsn: &str) -> bool {
-        let length = nsn.len() as i32;
-        if !self.possible_lengths.is_empty() && !self.possible_lengths.contains(&length) {
-            return false;
-        }
-        self.pattern.is_match(nsn)
+    fn lengths_allow(&self, length: usize) -> bool {
+        self.possible_lengths.is_empty() || self.possible_lengths.contains(&(length as i32))
     }
 }
+
+/// The order of a region's descs: the general one, then the library's order of precedence.
+const GENERAL: usize = 0;
+const SPECIAL: [(usize, NumberType); 8] = [
+    (1, NumberType::PremiumRate),
+    (2, NumberType::TollFree),
+    (3, NumberType::SharedCost),
+    (4, NumberType::Voip),
+    (5, NumberType::PersonalNumber),
+    (6, NumberType::Pager),
+    (7, NumberType::Uan),
+    (8, NumberType::Voicemail),
+];
+const FIXED_LINE: usize = 9;
+const MOBILE: usize = 10;
 
 /// One region's (or non-geographic entity's) rules.
 struct RegionRules {
     /// ISO code, or `None` for the non-geographic entity `001`.
     country: Option<String>,
     leading_digits: Pattern,
-    general: Desc,
-    /// In the library's order of precedence.
-    special: [(Desc, NumberType); 8],
-    fixed_line: Desc,
-    mobile: Desc,
+    descs: Vec<Desc>,
+    /// Every type pattern of the region in one automaton: a single pass over the number tells
+    /// which of them match it (each is anchored at both ends, as the library matches them).
+    patterns: Vec<String>,
+    set: OnceLock<Option<RegexSet>>,
     same_mobile_and_fixed_line: bool,
 }
 
 impl RegionRules {
     fn new(metadata: &PhoneMetadata) -> Self {
-        let desc = |d: &Option<PhoneNumberDesc>| Desc::new(d.as_ref());
+        let all = [
+            &metadata.general_desc,
+            &metadata.premium_rate,
+            &metadata.toll_free,
+            &metadata.shared_cost,
+            &metadata.voip,
+            &metadata.personal_number,
+            &metadata.pager,
+            &metadata.uan,
+            &metadata.voicemail,
+            &metadata.fixed_line,
+            &metadata.mobile,
+        ];
+        let mut patterns = Vec::new();
+        let descs = all
+            .iter()
+            .map(|desc| {
+                let stored = desc
+                    .as_ref()
+                    .and_then(|d| d.national_number_pattern.as_deref());
+                let matches_all = stored.is_some_and(|p| p.len() < 6);
+                let pattern = stored.filter(|p| p.len() >= 6).map(|p| {
+                    patterns.push(p.to_owned());
+                    patterns.len() - 1
+                });
+                Desc {
+                    possible_lengths: desc
+                        .as_ref()
+                        .map(|d| d.possible_length.clone())
+                        .unwrap_or_default(),
+                    pattern,
+                    matches_all,
+                }
+            })
+            .collect();
         Self {
             country: Some(metadata.id.clone()).filter(|id| id != "001"),
             leading_digits: Pattern::new(metadata.leading_digits.as_deref(), false),
-            general: desc(&metadata.general_desc),
-            special: [
-                (desc(&metadata.premium_rate), NumberType::PremiumRate),
-                (desc(&metadata.toll_free), NumberType::TollFree),
-                (desc(&metadata.shared_cost), NumberType::SharedCost),
-                (desc(&metadata.voip), NumberType::Voip),
-                (desc(&metadata.personal_number), NumberType::PersonalNumber),
-                (desc(&metadata.pager), NumberType::Pager),
-                (desc(&metadata.uan), NumberType::Uan),
-                (desc(&metadata.voicemail), NumberType::Voicemail),
-            ],
-            fixed_line: desc(&metadata.fixed_line),
-            mobile: desc(&metadata.mobile),
+            descs,
+            patterns,
+            set: OnceLock::new(),
             same_mobile_and_fixed_line: metadata
                 .same_mobile_and_fixed_line_pattern
                 .unwrap_or(false),
@@ -134,21 +162,32 @@ impl RegionRules {
 
     /// The library's `get_number_type_helper`; `None` is its `Unknown` (not a valid number).
     fn number_type(&self, nsn: &str) -> Option<NumberType> {
-        if !self.general.matches(nsn) {
+        if !self.descs[GENERAL].lengths_allow(nsn.len()) {
             return None;
         }
-        for (desc, kind) in &self.special {
-            if desc.matches(nsn) {
-                return Some(*kind);
-            }
+        let set = self
+            .set
+            .get_or_init(|| RegexSet::new(&self.patterns).ok())
+            .as_ref()?;
+        let matched = set.matches(nsn);
+        let holds = |index: usize| {
+            let desc = &self.descs[index];
+            desc.lengths_allow(nsn.len())
+                && (desc.matches_all || desc.pattern.is_some_and(|p| matched.matched(p)))
+        };
+        if !holds(GENERAL) {
+            return None;
         }
-        if self.fixed_line.matches(nsn) {
-            if self.same_mobile_and_fixed_line || self.mobile.matches(nsn) {
+        if let Some((_, kind)) = SPECIAL.iter().find(|(index, _)| holds(*index)) {
+            return Some(*kind);
+        }
+        if holds(FIXED_LINE) {
+            if self.same_mobile_and_fixed_line || holds(MOBILE) {
                 return Some(NumberType::FixedLineOrMobile);
             }
             return Some(NumberType::FixedLine);
         }
-        if !self.same_mobile_and_fixed_line && self.mobile.matches(nsn) {
+        if !self.same_mobile_and_fixed_line && holds(MOBILE) {
             return Some(NumberType::Mobile);
         }
         None
@@ -271,8 +310,10 @@ fn parse_with(tables: &Tables, input: &str) -> Option<ParsedNumber> {
         Some((length, calling))
     })?;
     let nsn = &digits[code..];
+    // One leading zero (Italy's fixed lines) survives the library's parse unchanged; several
+    // are counted and re-added by rules of their own, which the library keeps.
     if !(MIN_NSN..=MAX_NSN).contains(&nsn.len())
-        || nsn.starts_with('0')
+        || nsn.starts_with("00")
         || (calling.national_prefix.exists() && calling.national_prefix.is_match(nsn))
     {
         return None;
@@ -283,11 +324,14 @@ fn parse_with(tables: &Tables, input: &str) -> Option<ParsedNumber> {
         let rules = &calling.regions[0];
         (rules, rules.number_type(nsn)?)
     } else {
-        let rules = calling
-            .regions
-            .iter()
-            .find(|rules| rules.leading_digits.is_match(nsn) || rules.number_type(nsn).is_some())?;
-        (rules, rules.number_type(nsn)?)
+        calling.regions.iter().find_map(|rules| {
+            if rules.leading_digits.is_match(nsn) {
+                // The region is decided; an unknown type makes the number invalid there.
+                Some(rules.number_type(nsn).map(|kind| (rules, kind)))
+            } else {
+                rules.number_type(nsn).map(|kind| Some((rules, kind)))
+            }
+        })??
     };
     Some(ParsedNumber {
         msisdn: Msisdn::from_trusted(format!("+{digits}")),
@@ -317,6 +361,8 @@ mod tests {
         assert_eq!(us.country.as_deref(), Some("US"));
         let de = parse("+49 151 12345678").expect("fast path for a German mobile");
         assert_eq!(de.number_type, NumberType::Mobile);
+        let rome = parse("+39 06 1234 5678").expect("an Italian fixed line keeps its zero");
+        assert_eq!(rome.msisdn.as_str(), "+390612345678");
         let toll_free = parse("+80012345678").expect("non-geographic toll free");
         assert_eq!(toll_free.country, None);
     }
@@ -327,7 +373,7 @@ mod tests {
             "+1555",
             "0151 12345678",
             "+44 07400 123456",
-            "+390612345678",
+            "+39 0012345678",
             "+1 415 555 2671 ext 5",
             "+4950411091234566",
         ] {
