@@ -164,14 +164,17 @@ impl Msisdn {
     pub fn parse(input: &str, region: Option<RegionCode>) -> Result<ParsedNumber, MsisdnError> {
         let trimmed = input.trim();
         // Most numbers arrive international already: the fast path decides those exactly as
-        // the library would, and hands anything else to it.
-        if trimmed.starts_with('+') {
-            if let Some(parsed) = super::fast_e164::parse(trimmed) {
-                return Ok(parsed);
-            }
-        } else if region.is_none() && !trimmed.is_empty() && trimmed.len() <= MAX_INPUT_LEN {
-            let plus = format!("+{trimmed}");
-            if let Some(parsed) = super::fast_e164::parse(&plus) {
+        // the library would, and hands anything else to it. The input bounds come first, as
+        // they do on the library's path.
+        if !trimmed.is_empty() && trimmed.len() <= MAX_INPUT_LEN {
+            let fast = if trimmed.starts_with('+') {
+                super::fast_e164::parse(trimmed)
+            } else if region.is_none() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+                super::fast_e164::parse(&format!("+{trimmed}"))
+            } else {
+                None
+            };
+            if let Some(parsed) = fast {
                 return Ok(parsed);
             }
         }

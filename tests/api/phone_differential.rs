@@ -50,6 +50,10 @@ fn inputs(rng: &mut StdRng) -> Vec<(String, Option<RegionCode>)> {
             inputs.push((international.replace(' ', "-"), region_code));
             inputs.push((format!("00{}", &e164[1..]), region_code));
             inputs.push((e164[1..].to_owned(), None));
+            // Found by fuzzing: punctuation without a `+` is not international to the library.
+            inputs.push((international[1..].to_owned(), None));
+            // Found by fuzzing: over-long input is refused on both paths, however it is padded.
+            inputs.push((format!("+{}{}", "-".repeat(64), &e164[1..]), None));
             e164_examples.push(e164);
         }
     }
