@@ -7,6 +7,7 @@ pub mod error;
 mod extract;
 mod groups;
 mod health;
+mod inbound;
 pub mod limits;
 mod paging;
 mod sinch;
@@ -47,6 +48,7 @@ pub struct AppState {
         (name = "Contact Groups", description = "Groups of contacts, with child groups, keywords and members; smart groups defined by a filter"),
         (name = "Contacts", description = "The address book: contacts, their numbers, custom fields and opt-out state"),
         (name = "Sinch-compatible Groups", description = "Sinch's Groups API, field for field"),
+        (name = "Inbound and consent", description = "Inbound SMS keywords (opt-out, opt-in, joining and leaving groups) and consent history"),
         (name = "Operations", description = "Health checks"),
     )
 )]
@@ -69,6 +71,7 @@ pub fn router(state: AppState) -> Router {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(groups::router())
         .merge(contacts::router())
+        .merge(inbound::router())
         .merge(sinch::router())
         .merge(health::router())
         .split_for_parts();

@@ -8,5 +8,6 @@ pub mod fast_e164;
 pub mod filter;
 pub mod group;
 pub mod ids;
+pub mod keywords;
 pub mod msisdn;
 pub mod time;

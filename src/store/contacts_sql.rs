@@ -130,6 +130,21 @@ macro_rules! sql_contacts {
                 .bind(now)
                 .execute(&mut *conn)
                 .await?;
+            if contact.opted_out != before.is_some_and(|b| b.opted_out) {
+                let event = if contact.opted_out { "opt_out" } else { "opt_in" };
+                record_consent(
+                    conn,
+                    plan,
+                    id.as_str(),
+                    contact.phone.msisdn.as_str(),
+                    event,
+                    None,
+                    "api",
+                    None,
+                    now,
+                )
+                .await?;
+            }
             Ok(())
         }
 

@@ -11,6 +11,8 @@ mod shared;
 mod membership_sql;
 #[macro_use]
 mod contacts_sql;
+#[macro_use]
+mod consent_sql;
 mod postgres;
 mod sqlite;
 
@@ -26,6 +28,7 @@ use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonNa
 use crate::domain::filter::FilterExpr;
 use crate::domain::group::{ChildGroupsError, Description, GroupName, GroupStatus};
 use crate::domain::ids::{ContactId, GroupId, PlanId};
+use crate::domain::keywords::ConsentKeywords;
 use crate::domain::msisdn::ParsedNumber;
 use crate::domain::time::Timestamp;
 
@@ -278,6 +281,43 @@ pub struct ContactPage {
     pub next: Option<Cursor>,
 }
 
+/// An inbound SMS (MO), as the SMS platform delivers it.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    /// The platform's id for the message; a redelivery carries the same id.
+    pub id: String,
+    pub from: ParsedNumber,
+    /// The short code or number the message was sent to.
+    pub to: String,
+    pub body: String,
+    pub received_at: Option<String>,
+}
+
+/// What an inbound message did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InboundOutcome {
+    pub contact_id: String,
+    /// `opted_out`, `opted_in`, `joined`, `left` or `none`.
+    pub action: String,
+    /// The groups joined or left.
+    pub groups: Vec<String>,
+}
+
+/// One consent change.
+#[derive(Debug, Clone)]
+pub struct ConsentEvent {
+    pub id: String,
+    pub contact_id: String,
+    pub phone: String,
+    /// `opt_out`, `opt_in`, `join` or `leave`.
+    pub event: String,
+    pub group_id: Option<String>,
+    /// `keyword`, `api`, `import` or `page`.
+    pub source: String,
+    pub message_id: Option<String>,
+    pub at: Timestamp,
+}
+
 #[derive(Debug, Clone)]
 pub struct MemberPage {
     pub members: Vec<MemberRecord>,
@@ -287,7 +327,7 @@ pub struct MemberPage {
 /// The storage operations every front end uses. Every method is scoped to one plan: ids from
 /// another plan behave exactly as ids that do not exist.
 #[async_trait]
-pub trait Store: ContactStore {
+pub trait Store: ContactStore + ConsentStore {
     async fn ping(&self) -> StoreResult<()>;
 
     async fn create_plan(&self, name: &str, default_region: Option<&str>) -> StoreResult<Plan>;
@@ -377,6 +417,31 @@ pub trait ContactStore: Send + Sync {
         contacts: &[ContactId],
         groups: &[GroupId],
     ) -> StoreResult<u64>;
+}
+
+/// Consent: keywords, inbound messages and the history of consent changes.
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    async fn consent_keywords(&self, plan: &PlanId) -> StoreResult<ConsentKeywords>;
+    async fn set_consent_keywords(
+        &self,
+        plan: &PlanId,
+        keywords: &ConsentKeywords,
+    ) -> StoreResult<()>;
+    /// Acts on an inbound message once: opt-out or opt-in by keyword, or joining or leaving the
+    /// groups whose `auto_update` words it carries. A message id seen before is not acted on
+    /// again; the first outcome is returned, with `true`.
+    async fn process_inbound(
+        &self,
+        plan: &PlanId,
+        message: InboundMessage,
+    ) -> StoreResult<(InboundOutcome, bool)>;
+    /// A contact's consent changes, oldest first.
+    async fn consent_history(
+        &self,
+        plan: &PlanId,
+        id: &ContactId,
+    ) -> StoreResult<Vec<ConsentEvent>>;
 }
 
 /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`) and brings its schema

@@ -15,6 +15,7 @@ use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonNa
 use crate::domain::filter::{CompareOp, Expr, Field, FilterExpr, Value as FilterValue};
 use crate::domain::group::{Description, GroupName, GroupStatus, check_child_groups};
 use crate::domain::ids::{ContactId, GroupId, PlanId};
+use crate::domain::keywords::{Consent, ConsentKeywords, GroupRequest, group_request, normalize};
 use crate::domain::msisdn::{Msisdn, NumberType, ParsedNumber};
 use crate::domain::time::Timestamp;
 
@@ -154,3 +155,4 @@ fn push_custom_is_null(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, name: &
 sql_store!(PgStore, sqlx::Postgres);
 sql_membership!(sqlx::Postgres);
 sql_contacts!(PgStore, sqlx::Postgres);
+sql_consent!(PgStore);

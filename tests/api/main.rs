@@ -10,6 +10,7 @@ mod contacts;
 mod filter_model;
 mod groups_native;
 mod groups_sinch;
+mod inbound;
 mod isolation;
 mod phone_differential;
 mod sdk;
