@@ -16,15 +16,15 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, FieldError, Problem};
 use super::extract::JsonBody;
-use super::limits::{DEFAULT_PAGE_SIZE, MAX_IDS_PER_REQUEST, MAX_PAGE_SIZE};
-use super::paging::{bounded_number, decode_cursor, encode_cursor, flag};
+use super::limits::MAX_IDS_PER_REQUEST;
+use super::paging::{encode_cursor, flag, window};
 use super::validate::{Validator, nullable};
 use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName};
 use crate::domain::filter::FilterExpr;
 use crate::domain::ids::{ContactId, GroupId};
 use crate::domain::msisdn::RegionCode;
 use crate::store::{
-    ContactDefinition, ContactOrder, ContactPatch, ContactQuery, ContactRecord, Plan, Window,
+    ContactDefinition, ContactOrder, ContactPatch, ContactQuery, ContactRecord, Plan,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -396,31 +396,12 @@ async fn list_contacts(
         }
     }
     custom.sort();
-    let page = bounded_number("page", params.page.as_deref(), 0, i64::MAX / MAX_PAGE_SIZE)?;
-    let page_size = bounded_number("page_size", params.page_size.as_deref(), 1, MAX_PAGE_SIZE)?;
-    let limit = bounded_number("limit", params.limit.as_deref(), 1, MAX_PAGE_SIZE)?;
-    let window = match (page, &params.next) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(FieldError::constraint(
-                "page",
-                "use either page (with page_size) or next (with limit), not both",
-            )));
-        }
-        (Some(page), None) => {
-            let limit = page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-            Window::Offset {
-                offset: page * limit,
-                limit,
-            }
-        }
-        (None, next) => Window::After {
-            after: next
-                .as_deref()
-                .map(|text| decode_cursor("next", text))
-                .transpose()?,
-            limit: limit.or(page_size).unwrap_or(DEFAULT_PAGE_SIZE),
-        },
-    };
+    let (window, page) = window(
+        params.page.as_deref(),
+        params.page_size.as_deref(),
+        params.limit.as_deref(),
+        params.next.as_deref(),
+    )?;
     let phone_prefix = params.phone.map(|phone| {
         let trimmed = phone.trim();
         if trimmed.starts_with('+') {

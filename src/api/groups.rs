@@ -16,14 +16,14 @@ use super::auth::Authenticated;
 use super::error::{ApiError, FieldError, Problem};
 use super::extract::{IfMatch, JsonBody, etag};
 use super::limits::{DEFAULT_PAGE_SIZE, MAX_CHILD_GROUPS, MAX_NUMBERS_PER_REQUEST, MAX_PAGE_SIZE};
-use super::paging::{bounded_number, decode_cursor, encode_cursor, flag};
+use super::paging::{bounded_number, encode_cursor, flag, window};
 use super::validate::{AutoUpdateBody, GroupFields, Validator, nullable};
 use crate::domain::algebra::MembershipChange;
 use crate::domain::group::{GroupName, GroupStatus};
 use crate::domain::ids::{ContactId, GroupId};
 use crate::domain::msisdn::RegionCode;
 use crate::store::{
-    GroupDefinition, GroupOrder, GroupQuery, GroupRecord, GroupUpdate, Plan, StatusFilter, Window,
+    GroupDefinition, GroupOrder, GroupQuery, GroupRecord, GroupUpdate, Plan, StatusFilter,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -414,31 +414,12 @@ async fn list_groups(
             ApiError::invalid(FieldError::format("child_of", "is not the id of a group"))
         })?),
     };
-    let page = bounded_number("page", params.page.as_deref(), 0, i64::MAX / MAX_PAGE_SIZE)?;
-    let page_size = bounded_number("page_size", params.page_size.as_deref(), 1, MAX_PAGE_SIZE)?;
-    let limit = bounded_number("limit", params.limit.as_deref(), 1, MAX_PAGE_SIZE)?;
-    let window = match (page, &params.next) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(FieldError::constraint(
-                "page",
-                "use either page (with page_size) or next (with limit), not both",
-            )));
-        }
-        (Some(page), None) => {
-            let limit = page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-            Window::Offset {
-                offset: page * limit,
-                limit,
-            }
-        }
-        (None, next) => Window::After {
-            after: next
-                .as_deref()
-                .map(|text| decode_cursor("next", text))
-                .transpose()?,
-            limit: limit.or(page_size).unwrap_or(DEFAULT_PAGE_SIZE),
-        },
-    };
+    let (window, page) = window(
+        params.page.as_deref(),
+        params.page_size.as_deref(),
+        params.limit.as_deref(),
+        params.next.as_deref(),
+    )?;
     let include_members = wants_members(params.include.as_deref())?;
     let query = GroupQuery {
         status,

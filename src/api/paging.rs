@@ -1,7 +1,42 @@
 //! Paging parameters shared by the list routes: opaque keyset cursors and bounded numbers.
 
 use super::error::{ApiError, FieldError};
-use crate::store::{Cursor, CursorKey};
+use super::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::store::{Cursor, CursorKey, Window};
+
+/// The window a list request asks for: numbered pages (`page` from 0 with `page_size`) or keyset
+/// pages (`limit` with the `next` of the previous page), never both. Returns the page number too,
+/// for the response.
+pub fn window(
+    page: Option<&str>,
+    page_size: Option<&str>,
+    limit: Option<&str>,
+    next: Option<&str>,
+) -> Result<(Window, Option<i64>), ApiError> {
+    let page = bounded_number("page", page, 0, i64::MAX / MAX_PAGE_SIZE)?;
+    let page_size = bounded_number("page_size", page_size, 1, MAX_PAGE_SIZE)?;
+    let limit = bounded_number("limit", limit, 1, MAX_PAGE_SIZE)?;
+    let window = match (page, next) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(FieldError::constraint(
+                "page",
+                "use either page (with page_size) or next (with limit), not both",
+            )));
+        }
+        (Some(page), None) => {
+            let limit = page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+            Window::Offset {
+                offset: page * limit,
+                limit,
+            }
+        }
+        (None, next) => Window::After {
+            after: next.map(|text| decode_cursor("next", text)).transpose()?,
+            limit: limit.or(page_size).unwrap_or(DEFAULT_PAGE_SIZE),
+        },
+    };
+    Ok((window, page))
+}
 
 /// Cursors are opaque to clients: the sort key and id of the last row, as hex-encoded JSON.
 pub fn encode_cursor(cursor: &Cursor) -> String {

@@ -478,29 +478,10 @@ macro_rules! sql_contacts {
                     ContactOrder::CreatedAt => "c.created_at",
                     ContactOrder::ModifiedAt => "c.modified_at",
                 };
-                let direction = if query.descending { "DESC" } else { "ASC" };
                 let mut page =
                     sqlx::QueryBuilder::<$db>::new(format!("SELECT {CONTACT_COLUMNS} FROM contacts c"));
                 push_contact_filters(&mut page, plan, query, tree.as_deref());
-                let (limit, offset) = match &query.window {
-                    Window::After { after, limit } => {
-                        if let Some(cursor) = after {
-                            let comparison = if query.descending { "<" } else { ">" };
-                            page.push(format!(" AND ({sort}, c.id) {comparison} ("));
-                            match &cursor.key {
-                                CursorKey::Text(text) => page.push_bind(text.clone()),
-                                CursorKey::Number(number) => page.push_bind(*number),
-                            };
-                            page.push(", ").push_bind(cursor.id.clone()).push(")");
-                        }
-                        (*limit, 0)
-                    }
-                    Window::Offset { offset, limit } => (*limit, *offset),
-                };
-                page.push(format!(" ORDER BY {sort} {direction}, c.id {direction} LIMIT "))
-                    .push_bind(limit + 1)
-                    .push(" OFFSET ")
-                    .push_bind(offset);
+                let limit = push_window(&mut page, &query.window, sort, "c.id", query.descending);
                 let rows = page.build().fetch_all(&mut *conn).await?;
                 let mut contacts = rows
                     .iter()

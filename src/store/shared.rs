@@ -473,6 +473,40 @@ macro_rules! sql_store {
             }
         }
 
+        /// The end of a list query: after the cursor (keyset) or from an offset, in `sort` then
+        /// `id` order, one row more than the page so that the caller knows whether another
+        /// follows. Returns the page's size.
+        fn push_window(
+            builder: &mut sqlx::QueryBuilder<$db>,
+            window: &Window,
+            sort: &str,
+            id: &str,
+            descending: bool,
+        ) -> i64 {
+            let (limit, offset) = match window {
+                Window::After { after, limit } => {
+                    if let Some(cursor) = after {
+                        let comparison = if descending { "<" } else { ">" };
+                        builder.push(format!(" AND ({sort}, {id}) {comparison} ("));
+                        match &cursor.key {
+                            CursorKey::Text(text) => builder.push_bind(text.clone()),
+                            CursorKey::Number(number) => builder.push_bind(*number),
+                        };
+                        builder.push(", ").push_bind(cursor.id.clone()).push(")");
+                    }
+                    (*limit, 0)
+                }
+                Window::Offset { offset, limit } => (*limit, *offset),
+            };
+            let direction = if descending { "DESC" } else { "ASC" };
+            builder
+                .push(format!(" ORDER BY {sort} {direction}, {id} {direction} LIMIT "))
+                .push_bind(limit + 1)
+                .push(" OFFSET ")
+                .push_bind(offset);
+            limit
+        }
+
         fn cursor_of(order: GroupOrder, group: &GroupRecord) -> Cursor {
             let key = match order {
                 GroupOrder::CreatedAt => CursorKey::Number(group.created_at.millis()),
@@ -622,30 +656,11 @@ macro_rules! sql_store {
                     GroupOrder::Name => NAME_SORT_KEY,
                     GroupOrder::Size => "size",
                 };
-                let direction = if query.descending { "DESC" } else { "ASC" };
                 let mut page = sqlx::QueryBuilder::<$db>::new(format!(
                     "SELECT {GROUP_COLUMNS} FROM contact_groups"
                 ));
                 push_group_filters(&mut page, plan, query);
-                let (limit, offset) = match &query.window {
-                    Window::After { after, limit } => {
-                        if let Some(cursor) = after {
-                            let comparison = if query.descending { "<" } else { ">" };
-                            page.push(format!(" AND ({sort}, id) {comparison} ("));
-                            match &cursor.key {
-                                CursorKey::Text(text) => page.push_bind(text.clone()),
-                                CursorKey::Number(number) => page.push_bind(*number),
-                            };
-                            page.push(", ").push_bind(cursor.id.clone()).push(")");
-                        }
-                        (*limit, 0)
-                    }
-                    Window::Offset { offset, limit } => (*limit, *offset),
-                };
-                page.push(format!(" ORDER BY {sort} {direction}, id {direction} LIMIT "))
-                    .push_bind(limit + 1)
-                    .push(" OFFSET ")
-                    .push_bind(offset);
+                let limit = push_window(&mut page, &query.window, sort, "id", query.descending);
                 let rows = page.build().fetch_all(&mut *conn).await?;
                 let mut groups = rows
                     .iter()
