@@ -18,6 +18,7 @@ Examples:
   roster serve --listen 0.0.0.0:8080 --database postgres://roster@db/roster
   roster plans create \"Acme SMS\" --default-region US
   roster tokens create 5b3f0c6e9a1d4e2f8c7b6a5d4e3f2a1b
+  roster tokens revoke rst_9f2c…
   roster migrate --database postgres://roster@db/roster";
 
 #[derive(Parser)]
@@ -45,6 +46,10 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Requests per second allowed per API token (bursts of twice that pass); 0 for no limit.
+        /// Over the limit a request gets 429 with Retry-After.
+        #[arg(long, env = "ROSTER_RATE_LIMIT", default_value_t = 0)]
+        rate_limit: u32,
         #[command(flatten)]
         database: DatabaseArg,
     },
@@ -88,6 +93,14 @@ enum TokenCommand {
         #[command(flatten)]
         database: DatabaseArg,
     },
+    /// Revoke a token: it is refused from then on. Tokens are stored hashed, so the token itself
+    /// is what names it.
+    Revoke {
+        /// The token (`rst_…`).
+        token: String,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
 }
 
 pub async fn run() -> ExitCode {
@@ -110,11 +123,15 @@ pub async fn run() -> ExitCode {
 
 async fn execute(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen, database } => {
+        Command::Serve {
+            listen,
+            rate_limit,
+            database,
+        } => {
             let store = store::connect(&database.url).await?;
             let listener = TcpListener::bind(listen).await?;
             tracing::info!(address = %listener.local_addr()?, database = %redact(&database.url), "serving");
-            api::serve(listener, AppState { store }).await?;
+            api::serve(listener, AppState::new(store, rate_limit)).await?;
         }
         Command::Plans {
             command:
@@ -159,6 +176,21 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 "{}",
                 json!({"service_plan_id": plan.as_str(), "api_token": token})
             );
+        }
+        Command::Tokens {
+            command: TokenCommand::Revoke { token, database },
+        } => {
+            let store = store::connect(&database.url).await?;
+            match store.revoke_token(&auth::hash_token(token.trim())).await {
+                Err(store::StoreError::NotFound) => {
+                    anyhow::bail!("no active token matches")
+                }
+                Ok(plan) => println!(
+                    "{}",
+                    json!({"service_plan_id": plan.as_str(), "revoked": true})
+                ),
+                Err(other) => return Err(other.into()),
+            }
         }
         Command::Migrate { database } => {
             store::connect(&database.url).await?;

@@ -42,11 +42,17 @@ impl FromRequestParts<AppState> for Authenticated {
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
             return Err(ApiError::Unauthorized);
         }
+        let hash = hash_token(token.trim());
         let plan = state
             .store
-            .plan_for_token(&hash_token(token.trim()))
+            .plan_for_token(&hash)
             .await?
             .ok_or(ApiError::Unauthorized)?;
+        if let Some(limiter) = &state.rate_limit {
+            limiter
+                .check(&hash)
+                .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
+        }
         Ok(Authenticated(plan))
     }
 }

@@ -10,6 +10,7 @@ mod health;
 mod inbound;
 pub mod limits;
 mod paging;
+pub mod rate_limit;
 mod sinch;
 mod validate;
 
@@ -32,6 +33,18 @@ use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Requests per second per token; `None` when unlimited.
+    pub rate_limit: Option<Arc<rate_limit::RateLimiter>>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, requests_per_second: u32) -> Self {
+        Self {
+            store,
+            rate_limit: (requests_per_second > 0)
+                .then(|| Arc::new(rate_limit::RateLimiter::new(requests_per_second))),
+        }
+    }
 }
 
 #[derive(OpenApi)]

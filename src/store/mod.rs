@@ -334,6 +334,8 @@ pub trait Store: ContactStore + ConsentStore {
     /// Stores the hash of a new token for an existing plan.
     async fn add_token(&self, plan: &PlanId, token_hash: &str) -> StoreResult<()>;
     async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<Plan>>;
+    /// Revokes the token with this hash; `NotFound` if there is no such active token.
+    async fn revoke_token(&self, token_hash: &str) -> StoreResult<PlanId>;
 
     async fn create_group(&self, plan: &PlanId, group: GroupDefinition)
     -> StoreResult<GroupRecord>;

@@ -571,6 +571,20 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn revoke_token(&self, token_hash: &str) -> StoreResult<PlanId> {
+                let mut tx = self.begin_write().await?;
+                let plan: Option<String> = sqlx::query_scalar(
+                    "UPDATE api_tokens SET revoked_at = $2 \
+                     WHERE token_hash = $1 AND revoked_at IS NULL RETURNING plan_id",
+                )
+                .bind(token_hash)
+                .bind(Timestamp::now().millis())
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                plan.map(PlanId::from_trusted).ok_or(StoreError::NotFound)
+            }
+
             async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<Plan>> {
                 let row: Option<(String, String, Option<String>, i64)> = sqlx::query_as(
                     "SELECT p.id, p.name, p.default_region, p.created_at \

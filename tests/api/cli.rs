@@ -113,6 +113,27 @@ async fn plans_tokens_and_serve(backend: Backend) {
         .unwrap();
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
 
+    // A revoked token is refused at once; the plan's other token still works.
+    let revoked = roster(&["tokens", "revoke", &second_token], &database);
+    assert!(revoked.status.success(), "{revoked:?}");
+    let refused = client
+        .get(format!("{base}/xms/v1/{plan_id}/groups"))
+        .bearer_auth(&second_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let still = client
+        .get(format!("{base}/api/contactgroups"))
+        .bearer_auth(plan["api_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 200);
+    let again = roster(&["tokens", "revoke", &second_token], &database);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no active token"));
+
     // SIGTERM: a graceful, successful exit.
     // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
     unsafe {

@@ -46,6 +46,11 @@ pub async fn database_url(backend: Backend, dir: &tempfile::TempDir) -> Option<S
 }
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, 0).await
+}
+
+/// `spawn_app` with a per-token rate limit (requests per second; 0 for none).
+pub async fn spawn_app_with(backend: Backend, rate_limit: u32) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let database_url = database_url(backend, &dir).await?;
     let store = store::connect(&database_url)
@@ -53,9 +58,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         .expect("connect to the test database");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a port");
     let address = format!("http://{}", listener.local_addr().expect("local address"));
-    let app = api::router(AppState {
-        store: store.clone(),
-    });
+    let app = api::router(AppState::new(store.clone(), rate_limit));
     tokio::spawn(async move { axum::serve(listener, app).await });
     let mut test_app = TestApp {
         address,

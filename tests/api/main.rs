@@ -13,6 +13,7 @@ mod groups_sinch;
 mod inbound;
 mod isolation;
 mod phone_differential;
+mod rate_limit;
 mod sdk;
 mod smart_groups;
 mod store_model;
