@@ -477,6 +477,7 @@ async fn create_contact(
     params(("id" = String, Path, description = "The contact's id"), IncludeGroups),
     responses(
         (status = 200, description = "The contact", body = Contact),
+        (status = 400, description = "A query parameter is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such contact in this plan", body = Problem, content_type = "application/problem+json"),
     ),

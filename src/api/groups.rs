@@ -489,6 +489,7 @@ async fn create_group(
     params(("id" = String, Path, description = "The group's id"), IncludeParams),
     responses(
         (status = 200, description = "The group, with its ETag", body = ContactGroup),
+        (status = 400, description = "A query parameter is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group in this plan", body = Problem, content_type = "application/problem+json"),
     ),
@@ -694,6 +695,7 @@ async fn update_group(
     ),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "A query parameter is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group in this plan", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The group changed since the If-Match ETag", body = Problem, content_type = "application/problem+json"),
@@ -730,6 +732,7 @@ async fn delete_group(
             (String = "application/x-ndjson"),
             (String = "text/csv"),
         )),
+        (status = 400, description = "A query parameter is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group in this plan", body = Problem, content_type = "application/problem+json"),
     ),
