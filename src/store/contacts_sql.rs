@@ -520,35 +520,7 @@ macro_rules! sql_contacts {
                 contacts: &[ContactId],
                 groups: &[GroupId],
             ) -> StoreResult<u64> {
-                let now = Timestamp::now().millis();
-                let mut tx = self.begin_write().await?;
-                let conn: &mut Conn = &mut tx;
-                let outcome = async move {
-                    let groups = lock_static_groups(conn, plan, groups).await?;
-                    require_contacts(conn, plan, contacts).await?;
-                    let mut total = 0;
-                    for group in &groups {
-                        let mut insert = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO group_members (plan_id, group_id, contact_id) \
-                             SELECT c.plan_id, ",
-                        );
-                        insert
-                            .push_bind(group.as_str().to_owned())
-                            .push(", c.id FROM contacts c WHERE c.plan_id = ")
-                            .push_bind(plan.as_str().to_owned())
-                            .push(" AND c.id IN ");
-                        push_list(&mut insert, contacts.iter().map(ContactId::as_str));
-                        insert.push(" ON CONFLICT DO NOTHING");
-                        let added = insert.build().execute(&mut *conn).await?.rows_affected();
-                        bump_version(conn, plan, group, added as i64, now).await?;
-                        refresh_sizes(conn, plan, group).await?;
-                        total += added;
-                    }
-                    Ok::<_, StoreError>(total)
-                }
-                .await?;
-                tx.commit().await?;
-                Ok(outcome)
+                self.change_memberships(plan, contacts, groups, true).await
             }
 
             async fn remove_memberships(
@@ -556,6 +528,20 @@ macro_rules! sql_contacts {
                 plan: &PlanId,
                 contacts: &[ContactId],
                 groups: &[GroupId],
+            ) -> StoreResult<u64> {
+                self.change_memberships(plan, contacts, groups, false).await
+            }
+        }
+
+        impl $store {
+            /// Puts every contact into (`add`) or takes it out of every group, in one
+            /// transaction; returns how many memberships began or ended.
+            async fn change_memberships(
+                &self,
+                plan: &PlanId,
+                contacts: &[ContactId],
+                groups: &[GroupId],
+                add: bool,
             ) -> StoreResult<u64> {
                 let now = Timestamp::now().millis();
                 let mut tx = self.begin_write().await?;
@@ -565,19 +551,37 @@ macro_rules! sql_contacts {
                     require_contacts(conn, plan, contacts).await?;
                     let mut total = 0;
                     for group in &groups {
-                        let mut delete = sqlx::QueryBuilder::<$db>::new(
-                            "DELETE FROM group_members WHERE plan_id = ",
-                        );
-                        delete
-                            .push_bind(plan.as_str().to_owned())
-                            .push(" AND group_id = ")
-                            .push_bind(group.as_str().to_owned())
-                            .push(" AND contact_id IN ");
-                        push_list(&mut delete, contacts.iter().map(ContactId::as_str));
-                        let removed = delete.build().execute(&mut *conn).await?.rows_affected();
-                        bump_version(conn, plan, group, -(removed as i64), now).await?;
+                        let mut change = if add {
+                            let mut insert = sqlx::QueryBuilder::<$db>::new(
+                                "INSERT INTO group_members (plan_id, group_id, contact_id) \
+                                 SELECT c.plan_id, ",
+                            );
+                            insert
+                                .push_bind(group.as_str().to_owned())
+                                .push(", c.id FROM contacts c WHERE c.plan_id = ")
+                                .push_bind(plan.as_str().to_owned())
+                                .push(" AND c.id IN ");
+                            insert
+                        } else {
+                            let mut delete = sqlx::QueryBuilder::<$db>::new(
+                                "DELETE FROM group_members WHERE plan_id = ",
+                            );
+                            delete
+                                .push_bind(plan.as_str().to_owned())
+                                .push(" AND group_id = ")
+                                .push_bind(group.as_str().to_owned())
+                                .push(" AND contact_id IN ");
+                            delete
+                        };
+                        push_list(&mut change, contacts.iter().map(ContactId::as_str));
+                        if add {
+                            change.push(" ON CONFLICT DO NOTHING");
+                        }
+                        let changed = change.build().execute(&mut *conn).await?.rows_affected();
+                        let delta = if add { changed as i64 } else { -(changed as i64) };
+                        bump_version(conn, plan, group, delta, now).await?;
                         refresh_sizes(conn, plan, group).await?;
-                        total += removed;
+                        total += changed;
                     }
                     Ok::<_, StoreError>(total)
                 }
@@ -585,9 +589,7 @@ macro_rules! sql_contacts {
                 tx.commit().await?;
                 Ok(outcome)
             }
-        }
 
-        impl $store {
             /// A concurrent writer may take a number between our check and our write; the
             /// unique index then refuses it, and that is the same conflict as the check's.
             async fn explain_duplicate<T>(
