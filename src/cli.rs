@@ -2,20 +2,29 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::api::{self, AppState, auth};
 use crate::domain::ids::PlanId;
 use crate::domain::msisdn::RegionCode;
+use crate::send::Sender;
+use crate::send::dispatcher::{DispatchConfig, Dispatcher};
+use crate::send::http::HttpSender;
+use crate::send::log::LogSender;
 use crate::store;
 
 const EXAMPLES: &str = "\
 Examples:
   roster serve                                   # SQLite file roster.db, http://127.0.0.1:8080
   roster serve --listen 0.0.0.0:8080 --database postgres://roster@db/roster
+  ROSTER_UPSTREAM_TOKEN=… roster serve --sender http --upstream-url https://us.sms.api.sinch.com \\
+      --upstream-plan 3f2a…
   roster plans create \"Acme SMS\" --default-region US
   roster tokens create 5b3f0c6e9a1d4e2f8c7b6a5d4e3f2a1b
   roster tokens revoke rst_9f2c…
@@ -39,6 +48,100 @@ struct DatabaseArg {
     url: String,
 }
 
+/// Where due batches go, and how they are claimed and retried.
+#[derive(Args, Clone)]
+struct SendingArgs {
+    /// `log` (one JSON line per message appended to --sender-log), `http` (a Sinch-compatible
+    /// upstream) or `off` (this instance serves the API and sends nothing).
+    #[arg(long, env = "ROSTER_SENDER", default_value = "log", value_parser = ["log", "http", "off"])]
+    sender: String,
+    /// The file the `log` sender appends to.
+    #[arg(
+        long,
+        env = "ROSTER_SENDER_LOG",
+        default_value = "roster-messages.jsonl"
+    )]
+    sender_log: std::path::PathBuf,
+    /// The `http` sender's upstream base URL, e.g. https://us.sms.api.sinch.com.
+    #[arg(long, env = "ROSTER_UPSTREAM_URL")]
+    upstream_url: Option<String>,
+    /// The upstream's service plan id.
+    #[arg(long, env = "ROSTER_UPSTREAM_PLAN")]
+    upstream_plan: Option<String>,
+    /// The upstream's API token (prefer the environment variable: arguments are visible to
+    /// other users of the machine).
+    #[arg(long, env = "ROSTER_UPSTREAM_TOKEN", hide_env_values = true)]
+    upstream_token: Option<String>,
+    /// Seconds before an upstream request is given up (and retried).
+    #[arg(long, env = "ROSTER_UPSTREAM_TIMEOUT", default_value_t = 10)]
+    upstream_timeout: u64,
+    /// Recipients per hand-over to the sender (Sinch takes at most 1000).
+    #[arg(long, env = "ROSTER_CHUNK_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    chunk_size: i64,
+    /// Batches this instance sends at once.
+    #[arg(long, env = "ROSTER_SEND_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    send_workers: u16,
+    /// Seconds a claim on a batch lasts without renewal: how soon another instance takes over
+    /// the batches of one that died.
+    #[arg(long, env = "ROSTER_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    lease_seconds: u64,
+    /// Tries per chunk before the batch fails; waits double from 0.5 s up to 30 s between them.
+    #[arg(long, env = "ROSTER_SEND_ATTEMPTS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
+    send_attempts: u32,
+    /// Milliseconds before the first retry of a chunk.
+    #[arg(long, env = "ROSTER_RETRY_INITIAL_MS", default_value_t = 500)]
+    retry_initial_ms: u64,
+    /// Milliseconds between looks for due batches.
+    #[arg(long, env = "ROSTER_POLL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    poll_ms: u64,
+}
+
+impl SendingArgs {
+    /// The configured sender, or `None` when sending is off.
+    fn sender(&self) -> anyhow::Result<Option<Arc<dyn Sender>>> {
+        Ok(match self.sender.as_str() {
+            "off" => None,
+            "http" => {
+                let missing = |name: &str| anyhow::anyhow!("--sender http needs --{name}");
+                let url = self
+                    .upstream_url
+                    .as_deref()
+                    .ok_or_else(|| missing("upstream-url"))?;
+                let plan = self
+                    .upstream_plan
+                    .as_deref()
+                    .ok_or_else(|| missing("upstream-plan"))?;
+                let token = self
+                    .upstream_token
+                    .as_deref()
+                    .ok_or_else(|| missing("upstream-token (or ROSTER_UPSTREAM_TOKEN)"))?;
+                let timeout = Duration::from_secs(self.upstream_timeout.max(1));
+                Some(Arc::new(HttpSender::new(url, plan, token, timeout)?))
+            }
+            _ => Some(Arc::new(LogSender::open(&self.sender_log).map_err(
+                |error| {
+                    anyhow::anyhow!(
+                        "cannot open --sender-log {}: {error}",
+                        self.sender_log.display()
+                    )
+                },
+            )?)),
+        })
+    }
+
+    fn config(&self) -> DispatchConfig {
+        DispatchConfig {
+            chunk_size: self.chunk_size,
+            lease: Duration::from_secs(self.lease_seconds),
+            workers: usize::from(self.send_workers),
+            poll: Duration::from_millis(self.poll_ms),
+            initial_backoff: Duration::from_millis(self.retry_initial_ms),
+            max_backoff: Duration::from_secs(30),
+            max_attempts: self.send_attempts,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API (migrations run first; SIGTERM shuts down gracefully).
@@ -52,6 +155,8 @@ enum Command {
         rate_limit: u32,
         #[command(flatten)]
         database: DatabaseArg,
+        #[command(flatten)]
+        sending: SendingArgs,
     },
     /// Manage service plans (tenants).
     Plans {
@@ -127,11 +232,28 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             listen,
             rate_limit,
             database,
+            sending,
         } => {
+            let sender = sending.sender()?;
             let store = store::connect(&database.url).await?;
             let listener = TcpListener::bind(listen).await?;
-            tracing::info!(address = %listener.local_addr()?, database = %redact(&database.url), "serving");
-            api::serve(listener, AppState::new(store, rate_limit)).await?;
+            tracing::info!(address = %listener.local_addr()?, database = %redact(&database.url), sender = %sending.sender, "serving");
+            let state = AppState::new(store.clone(), rate_limit);
+            let (stop, stopped) = watch::channel(false);
+            let dispatcher = sender.map(|sender| {
+                let dispatcher =
+                    Dispatcher::new(store, sender, sending.config(), state.wake.clone());
+                tokio::spawn(dispatcher.run(stopped))
+            });
+            let shutdown = async move {
+                api::shutdown_signal().await;
+                // Senders finish the chunk in hand while requests in flight complete.
+                let _ = stop.send(true);
+            };
+            api::serve(listener, state, shutdown).await?;
+            if let Some(dispatcher) = dispatcher {
+                dispatcher.await?;
+            }
         }
         Command::Plans {
             command:

@@ -6,4 +6,5 @@
 pub mod api;
 pub mod cli;
 pub mod domain;
+pub mod send;
 pub mod store;

@@ -166,6 +166,13 @@ impl From<StoreError> for ApiError {
                         .join(", ")
                 ),
             )),
+            StoreError::BatchFinished(status) => {
+                ApiError::Conflict(format!("the batch is already {}", status.as_str()))
+            }
+            StoreError::NotResolved => ApiError::Conflict(
+                "the batch's recipients are resolved when it is sent; it has not been sent yet"
+                    .into(),
+            ),
             StoreError::GroupDeleted => ApiError::Conflict(
                 "the group is deleted: restore it with PATCH {\"status\": \"ACTIVE\"} first".into(),
             ),

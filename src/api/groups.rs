@@ -1,7 +1,6 @@
 //! The native Contact Groups API under `/api/contactgroups`.
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -751,15 +750,10 @@ async fn group_members(
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
-    let format = if accept.contains("ndjson") || accept.contains("jsonl") {
-        Some(StreamFormat::JsonLines)
-    } else if accept.contains("text/csv") {
-        Some(StreamFormat::Csv)
-    } else {
-        None
-    };
-    if let Some(format) = format {
-        return Ok(stream_numbers(&state, &plan, id, format));
+    let csv = accept.contains("text/csv");
+    if csv || accept.contains("ndjson") || accept.contains("jsonl") {
+        let numbers = state.store.member_numbers(plan.id.clone(), id);
+        return Ok(super::batches::stream_lines(numbers, csv));
     }
     let limit = bounded_number("limit", params.limit.as_deref(), 1, MAX_PAGE_SIZE)?
         .unwrap_or(DEFAULT_PAGE_SIZE);
@@ -791,56 +785,4 @@ async fn group_members(
         next: page.next.map(|id| id.to_string()),
     })
     .into_response())
-}
-
-#[derive(Clone, Copy)]
-enum StreamFormat {
-    JsonLines,
-    Csv,
-}
-
-/// Streams every number, batching them into chunks so that a million numbers are not a million
-/// writes. A storage failure mid-stream ends the body early, which the client sees as a
-/// truncated transfer.
-fn stream_numbers(state: &AppState, plan: &Plan, id: GroupId, format: StreamFormat) -> Response {
-    let header_line = match format {
-        StreamFormat::JsonLines => None,
-        StreamFormat::Csv => Some(Ok::<_, std::io::Error>(axum::body::Bytes::from_static(
-            b"phone\n",
-        ))),
-    };
-    let body = state
-        .store
-        .member_numbers(plan.id.clone(), id)
-        .ready_chunks(4096)
-        .map(move |chunk| {
-            let mut buffer = String::with_capacity(chunk.len() * 20);
-            for number in chunk {
-                let number = number.map_err(|error| {
-                    tracing::error!(%error, "member stream failed");
-                    std::io::Error::other("storage failure")
-                })?;
-                match format {
-                    StreamFormat::JsonLines => {
-                        buffer.push('"');
-                        buffer.push_str(&number);
-                        buffer.push_str("\"\n");
-                    }
-                    StreamFormat::Csv => {
-                        buffer.push_str(&number);
-                        buffer.push('\n');
-                    }
-                }
-            }
-            Ok(axum::body::Bytes::from(buffer))
-        });
-    let content_type = match format {
-        StreamFormat::JsonLines => "application/x-ndjson",
-        StreamFormat::Csv => "text/csv; charset=utf-8",
-    };
-    let stream = futures::stream::iter(header_line).chain(body);
-    Response::builder()
-        .header(header::CONTENT_TYPE, content_type)
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| ApiError::Internal.into_response())
 }

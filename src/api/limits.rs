@@ -29,3 +29,6 @@ pub const SINCH_MAX_PAGE_SIZE: i64 = 100;
 
 /// How many invalid elements one error response lists before summarising the rest.
 pub const MAX_REPORTED_ERRORS: usize = 100;
+
+/// Entries in a Sinch batch's `to`, as Sinch documents.
+pub const SINCH_MAX_BATCH_RECIPIENTS: usize = 1000;

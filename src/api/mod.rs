@@ -2,6 +2,7 @@
 //! health checks, and the OpenAPI document with its explorer at `/docs`.
 
 pub mod auth;
+mod batches;
 mod contacts;
 pub mod error;
 mod extract;
@@ -12,6 +13,7 @@ pub mod limits;
 mod paging;
 pub mod rate_limit;
 mod sinch;
+mod sinch_batches;
 mod validate;
 
 use std::net::SocketAddr;
@@ -35,6 +37,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Requests per second per token; `None` when unlimited.
     pub rate_limit: Option<Arc<rate_limit::RateLimiter>>,
+    /// Wakes the dispatcher when a batch is created, so that one due now is sent at once.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -43,6 +47,7 @@ impl AppState {
             store,
             rate_limit: (requests_per_second > 0)
                 .then(|| Arc::new(rate_limit::RateLimiter::new(requests_per_second))),
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 }
@@ -61,6 +66,8 @@ impl AppState {
         (name = "Contact Groups", description = "Groups of contacts, with child groups, keywords and members; smart groups defined by a filter"),
         (name = "Contacts", description = "The address book: contacts, their numbers, custom fields and opt-out state"),
         (name = "Sinch-compatible Groups", description = "Sinch's Groups API, field for field"),
+        (name = "Batches", description = "Messages to groups and numbers, resolved to recipients at the moment they are sent"),
+        (name = "Sinch-compatible Batches", description = "Sinch's batch sending, for the fields that concern groups"),
         (name = "Inbound and consent", description = "Inbound SMS keywords (opt-out, opt-in, joining and leaving groups) and consent history"),
         (name = "Operations", description = "Health checks"),
     )
@@ -85,6 +92,8 @@ pub fn router(state: AppState) -> Router {
         .merge(groups::router())
         .merge(contacts::router())
         .merge(inbound::router())
+        .merge(batches::router())
+        .merge(sinch_batches::router())
         .merge(sinch::router())
         .merge(health::router())
         .split_for_parts();
@@ -100,15 +109,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight.
-pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+/// Serves until `shutdown` completes, then finishes the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

@@ -135,10 +135,10 @@ pub struct SinchListParams {
     page_size: Option<String>,
 }
 
-type SinchResult<T> = Result<T, SinchError>;
+pub type SinchResult<T> = Result<T, SinchError>;
 
 /// Authenticates the request and checks the path's plan is the token's.
-fn authorize(auth: Result<Authenticated, ApiError>, plan_id: &str) -> SinchResult<Plan> {
+pub fn authorize(auth: Result<Authenticated, ApiError>, plan_id: &str) -> SinchResult<Plan> {
     let Authenticated(plan) = auth?;
     if plan.id.as_str() != plan_id {
         return Err(ApiError::ForeignPlan.into());
@@ -214,30 +214,7 @@ async fn list_groups(
     Query(params): Query<SinchListParams>,
 ) -> SinchResult<Json<SinchGroupList>> {
     let plan = authorize(auth, &plan_id)?;
-    let number = |field: &str, value: Option<&str>, min: i64, max: i64, default: i64| match value {
-        None => Ok(default),
-        Some(text) => match text.parse::<i64>() {
-            Ok(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::invalid(FieldError::constraint(
-                field,
-                format!("must be a whole number from {min} to {max}"),
-            ))),
-        },
-    };
-    let page = number(
-        "page",
-        params.page.as_deref(),
-        0,
-        i64::MAX / SINCH_MAX_PAGE_SIZE,
-        0,
-    )?;
-    let page_size = number(
-        "page_size",
-        params.page_size.as_deref(),
-        1,
-        SINCH_MAX_PAGE_SIZE,
-        SINCH_DEFAULT_PAGE_SIZE,
-    )?;
+    let (page, page_size) = sinch_page(params.page.as_deref(), params.page_size.as_deref())?;
     let query = GroupQuery {
         status: StatusFilter::Active,
         name_contains: None,
@@ -256,6 +233,29 @@ async fn list_groups(
         page_size: result.groups.len(),
         groups: result.groups.iter().map(SinchGroup::from).collect(),
     }))
+}
+
+/// Sinch's paging: `page` from 0 and `page_size` from 1 to 100 (default 30).
+pub fn sinch_page(page: Option<&str>, page_size: Option<&str>) -> Result<(i64, i64), ApiError> {
+    let number = |field: &str, value: Option<&str>, min: i64, max: i64, default: i64| match value {
+        None => Ok(default),
+        Some(text) => match text.parse::<i64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::invalid(FieldError::constraint(
+                field,
+                format!("must be a whole number from {min} to {max}"),
+            ))),
+        },
+    };
+    let page = number("page", page, 0, i64::MAX / SINCH_MAX_PAGE_SIZE, 0)?;
+    let page_size = number(
+        "page_size",
+        page_size,
+        1,
+        SINCH_MAX_PAGE_SIZE,
+        SINCH_DEFAULT_PAGE_SIZE,
+    )?;
+    Ok((page, page_size))
 }
 
 /// Create a group (Sinch)

@@ -49,6 +49,10 @@ ulid_id!(
     /// Identifies a contact within its plan.
     ContactId
 );
+ulid_id!(
+    /// Identifies a batch of messages within its plan.
+    BatchId
+);
 
 /// Identifies a service plan (tenant).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

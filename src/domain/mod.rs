@@ -3,6 +3,7 @@
 
 pub mod algebra;
 pub mod auto_update;
+pub mod batch;
 pub mod contact;
 pub mod fast_e164;
 pub mod filter;

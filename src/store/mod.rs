@@ -13,6 +13,8 @@ mod membership_sql;
 mod contacts_sql;
 #[macro_use]
 mod consent_sql;
+#[macro_use]
+mod batches_sql;
 mod postgres;
 mod sqlite;
 
@@ -24,10 +26,11 @@ use futures::stream::BoxStream;
 
 use crate::domain::algebra::MembershipChange;
 use crate::domain::auto_update::AutoUpdate;
+use crate::domain::batch::{Audience, BatchStatus};
 use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName};
 use crate::domain::filter::FilterExpr;
 use crate::domain::group::{ChildGroupsError, Description, GroupName, GroupStatus};
-use crate::domain::ids::{ContactId, GroupId, PlanId};
+use crate::domain::ids::{BatchId, ContactId, GroupId, PlanId};
 use crate::domain::keywords::ConsentKeywords;
 use crate::domain::msisdn::ParsedNumber;
 use crate::domain::time::Timestamp;
@@ -62,6 +65,16 @@ pub enum StoreError {
     /// Contacts named in a request that do not exist in the plan.
     #[error("unknown contacts: {0:?}")]
     UnknownContacts(Vec<ContactId>),
+    /// The batch has reached an end (sent, failed or canceled) and cannot change.
+    #[error("the batch is already {}", .0.as_str())]
+    BatchFinished(BatchStatus),
+    /// The batch has no recorded recipients yet: they are resolved when it is sent.
+    #[error("the batch's recipients are resolved when it is sent")]
+    NotResolved,
+    /// This instance's claim on a batch ended (it expired and another instance took the batch
+    /// over, or the batch was canceled): it must stop sending it.
+    #[error("the claim on the batch was lost")]
+    LeaseLost,
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("database error: {0}")]
@@ -327,7 +340,7 @@ pub struct MemberPage {
 /// The storage operations every front end uses. Every method is scoped to one plan: ids from
 /// another plan behave exactly as ids that do not exist.
 #[async_trait]
-pub trait Store: ContactStore + ConsentStore {
+pub trait Store: ContactStore + ConsentStore + BatchStore {
     async fn ping(&self) -> StoreResult<()>;
 
     async fn create_plan(&self, name: &str, default_region: Option<&str>) -> StoreResult<Plan>;
@@ -446,6 +459,159 @@ pub trait ConsentStore: Send + Sync {
     ) -> StoreResult<Vec<ConsentEvent>>;
 }
 
+/// A batch to create.
+#[derive(Debug, Clone)]
+pub struct NewBatch {
+    pub to: Audience,
+    pub exclude: Audience,
+    pub from: Option<String>,
+    pub body: String,
+    pub client_reference: Option<String>,
+    pub send_at: Timestamp,
+    pub expire_at: Option<Timestamp>,
+}
+
+/// A batch as stored.
+#[derive(Debug, Clone)]
+pub struct BatchRecord {
+    pub plan_id: PlanId,
+    pub id: BatchId,
+    pub status: BatchStatus,
+    pub to: Audience,
+    pub exclude: Audience,
+    pub from: Option<String>,
+    pub body: String,
+    pub client_reference: Option<String>,
+    pub send_at: Timestamp,
+    pub expire_at: Option<Timestamp>,
+    /// How many recipients it resolved to; `None` until it is sent.
+    pub recipient_count: Option<i64>,
+    /// Recipients per chunk handed to the sender, fixed when the batch is resolved.
+    pub chunk_size: Option<i64>,
+    pub resolved_at: Option<Timestamp>,
+    /// Recipients handed to the sender so far.
+    pub sent_count: i64,
+    pub error: Option<String>,
+    pub created_at: Timestamp,
+    pub modified_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+}
+
+/// Filters of a batch list; newest first, by numbered page.
+#[derive(Debug, Clone, Default)]
+pub struct BatchQuery {
+    pub status: Option<BatchStatus>,
+    pub client_reference: Option<String>,
+    pub from: Option<String>,
+    /// Created at or after.
+    pub created_from: Option<Timestamp>,
+    /// Created before.
+    pub created_before: Option<Timestamp>,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// An instance's claim on the batches it sends: who it is and how long a claim lasts without
+/// renewal.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub owner: String,
+    pub millis: i64,
+}
+
+/// What was recorded of a chunk handed to the sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRecord {
+    pub chunk: i64,
+    /// Handed over and acknowledged (`true`), or handed over with no acknowledgement recorded.
+    pub done: bool,
+    /// What the sender said would find the chunk again (its own JSON).
+    pub sender_state: String,
+    pub handed_at: Timestamp,
+}
+
+/// Batches: created by clients, claimed and sent by the dispatcher of some instance.
+#[async_trait]
+pub trait BatchStore: Send + Sync {
+    /// Creates a batch. Its groups must exist in the plan and be active now; whether they still
+    /// do when it is sent is decided then (a deleted group counts as empty).
+    async fn create_batch(&self, plan: &PlanId, batch: NewBatch) -> StoreResult<BatchRecord>;
+    async fn get_batch(&self, plan: &PlanId, id: &BatchId) -> StoreResult<BatchRecord>;
+    /// A page of batches and how many match over all pages.
+    async fn list_batches(
+        &self,
+        plan: &PlanId,
+        query: &BatchQuery,
+    ) -> StoreResult<(Vec<BatchRecord>, i64)>;
+    /// Cancels a batch that is scheduled or being sent (chunks already handed over stay sent).
+    async fn cancel_batch(&self, plan: &PlanId, id: &BatchId) -> StoreResult<BatchRecord>;
+    /// The recorded recipients, in sending order, read in chunks so that memory stays constant.
+    /// `NotResolved` (as the stream's only item) until the batch has been resolved.
+    fn batch_recipients(
+        &self,
+        plan: PlanId,
+        id: BatchId,
+    ) -> BoxStream<'static, StoreResult<String>>;
+
+    /// Claims the batch that has been due longest — scheduled and due, or being sent by an
+    /// instance whose claim expired — for `lease`. Instances sharing a database never claim
+    /// the same batch at once.
+    async fn claim_batch(&self, lease: &Lease) -> StoreResult<Option<BatchRecord>>;
+    /// Resolves the batch's recipients and records them, once: union of its groups (with child
+    /// groups and smart groups) and numbers, minus excluded groups and numbers, minus opted-out
+    /// contacts, de-duplicated. A resolved batch is returned as it is.
+    async fn resolve_batch(
+        &self,
+        lease: &Lease,
+        plan: &PlanId,
+        id: &BatchId,
+        chunk_size: i64,
+    ) -> StoreResult<BatchRecord>;
+    /// The chunks recorded so far, in order.
+    async fn batch_chunks(&self, plan: &PlanId, id: &BatchId) -> StoreResult<Vec<ChunkRecord>>;
+    /// The recipients of one chunk.
+    async fn chunk_recipients(
+        &self,
+        plan: &PlanId,
+        id: &BatchId,
+        chunk: i64,
+        chunk_size: i64,
+    ) -> StoreResult<Vec<String>>;
+    /// Records that a chunk is about to be handed over, renewing the lease; `LeaseLost` if the
+    /// claim ended. Recording it again (a retry) keeps the first record.
+    async fn begin_chunk(
+        &self,
+        lease: &Lease,
+        plan: &PlanId,
+        id: &BatchId,
+        chunk: i64,
+        sender_state: &str,
+    ) -> StoreResult<()>;
+    /// Records that the sender took a chunk of `recipients`, renewing the lease.
+    async fn finish_chunk(
+        &self,
+        lease: &Lease,
+        plan: &PlanId,
+        id: &BatchId,
+        chunk: i64,
+        recipients: i64,
+    ) -> StoreResult<()>;
+    /// Renews the lease; `LeaseLost` if the claim ended.
+    async fn renew_lease(&self, lease: &Lease, plan: &PlanId, id: &BatchId) -> StoreResult<()>;
+    /// Ends a batch being sent: `Sent`, or `Failed` with the reason.
+    async fn finish_batch(
+        &self,
+        lease: &Lease,
+        plan: &PlanId,
+        id: &BatchId,
+        status: BatchStatus,
+        error: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Gives up this owner's claims (at shutdown), so that another instance or a restart takes
+    /// the batches over at once.
+    async fn release_leases(&self, owner: &str) -> StoreResult<()>;
+}
+
 /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`) and brings its schema
 /// up to date.
 pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
@@ -458,5 +624,6 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     }
 }
 
-/// How many numbers one chunk of [`Store::member_numbers`] reads.
+/// How many numbers one chunk of [`Store::member_numbers`] and [`BatchStore::batch_recipients`]
+/// reads.
 const STREAM_CHUNK: i64 = 10_000;

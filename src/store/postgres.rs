@@ -11,10 +11,11 @@ use sqlx::{PgPool, Transaction};
 use super::*;
 use crate::domain::algebra::{MembershipChange, MembershipStep};
 use crate::domain::auto_update::AutoUpdate;
+use crate::domain::batch::{Audience, BatchStatus};
 use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName, sort_names};
 use crate::domain::filter::{CompareOp, Expr, Field, FilterExpr, Value as FilterValue};
 use crate::domain::group::{Description, GroupName, GroupStatus, check_child_groups};
-use crate::domain::ids::{ContactId, GroupId, PlanId};
+use crate::domain::ids::{BatchId, ContactId, GroupId, PlanId};
 use crate::domain::keywords::{Consent, ConsentKeywords, GroupRequest, group_request, normalize};
 use crate::domain::msisdn::{Msisdn, NumberType, ParsedNumber};
 use crate::domain::time::Timestamp;
@@ -152,7 +153,25 @@ fn push_custom_is_null(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, name: &
         .push("::text) = 'null', TRUE)");
 }
 
+const LOCK_BATCH: &str = "SELECT status FROM batches WHERE plan_id = $1 AND id = $2 FOR UPDATE";
+/// A claim skips batches another instance is claiming, instead of waiting for it.
+const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
+
+/// A list as a one-column table `phone`, from one parameter.
+fn push_phone_table<'a>(
+    builder: &mut sqlx::QueryBuilder<sqlx::Postgres>,
+    items: impl Iterator<Item = &'a str>,
+) {
+    let items: Vec<&str> = items.collect();
+    let items: Vec<String> = items.iter().map(|item| (*item).to_owned()).collect();
+    builder
+        .push("(SELECT unnest(")
+        .push_bind(items)
+        .push("::text[]) AS phone)");
+}
+
 sql_store!(PgStore, sqlx::Postgres);
 sql_membership!(sqlx::Postgres);
 sql_contacts!(PgStore, sqlx::Postgres);
 sql_consent!(PgStore);
+sql_batches!(PgStore, sqlx::Postgres);

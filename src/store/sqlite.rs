@@ -13,10 +13,11 @@ use sqlx::{SqlitePool, Transaction};
 use super::*;
 use crate::domain::algebra::{MembershipChange, MembershipStep};
 use crate::domain::auto_update::AutoUpdate;
+use crate::domain::batch::{Audience, BatchStatus};
 use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName, sort_names};
 use crate::domain::filter::{CompareOp, Expr, Field, FilterExpr, Value as FilterValue};
 use crate::domain::group::{Description, GroupName, GroupStatus, check_child_groups};
-use crate::domain::ids::{ContactId, GroupId, PlanId};
+use crate::domain::ids::{BatchId, ContactId, GroupId, PlanId};
 use crate::domain::keywords::{Consent, ConsentKeywords, GroupRequest, group_request, normalize};
 use crate::domain::msisdn::{Msisdn, NumberType, ParsedNumber};
 use crate::domain::time::Timestamp;
@@ -166,7 +167,24 @@ fn push_custom_is_null(builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>, name: &st
         .push(") = 'null', TRUE)");
 }
 
+const LOCK_BATCH: &str = "SELECT status FROM batches WHERE plan_id = $1 AND id = $2";
+/// Writers are serialised: a plain read is as good as a lock, and no two instances claim at once.
+const CLAIM_LOCK: &str = "";
+
+/// A list as a one-column table `phone`, from one parameter.
+fn push_phone_table<'a>(
+    builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>,
+    items: impl Iterator<Item = &'a str>,
+) {
+    let items: Vec<&str> = items.collect();
+    builder
+        .push("(SELECT value AS phone FROM json_each(")
+        .push_bind(serde_json::Value::from(items).to_string())
+        .push("))");
+}
+
 sql_store!(SqliteStore, sqlx::Sqlite);
 sql_membership!(sqlx::Sqlite);
 sql_contacts!(SqliteStore, sqlx::Sqlite);
 sql_consent!(SqliteStore);
+sql_batches!(SqliteStore, sqlx::Sqlite);

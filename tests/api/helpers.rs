@@ -22,7 +22,35 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     pub plan_id: String,
     pub token: String,
-    _dir: tempfile::TempDir,
+    /// Wakes dispatchers started with [`TestApp::start_dispatcher`] when a batch is created.
+    pub wake: Arc<tokio::sync::Notify>,
+    dir: tempfile::TempDir,
+}
+
+/// A dispatcher running beside a test app; stopped (its claims released) by [`Running::stop`].
+pub struct Running {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.expect("dispatcher task");
+    }
+}
+
+/// Settings for tests: quick polls, short leases and retries.
+pub fn quick_dispatch() -> roster::send::dispatcher::DispatchConfig {
+    roster::send::dispatcher::DispatchConfig {
+        chunk_size: 7,
+        lease: std::time::Duration::from_secs(2),
+        workers: 2,
+        poll: std::time::Duration::from_millis(50),
+        initial_backoff: std::time::Duration::from_millis(20),
+        max_backoff: std::time::Duration::from_millis(200),
+        max_attempts: 6,
+    }
 }
 
 /// A database URL for `backend`, or `None` when PostgreSQL is unavailable and not required
@@ -58,7 +86,9 @@ pub async fn spawn_app_with(backend: Backend, rate_limit: u32) -> Option<TestApp
         .expect("connect to the test database");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a port");
     let address = format!("http://{}", listener.local_addr().expect("local address"));
-    let app = api::router(AppState::new(store.clone(), rate_limit));
+    let state = AppState::new(store.clone(), rate_limit);
+    let wake = state.wake.clone();
+    let app = api::router(state);
     tokio::spawn(async move { axum::serve(listener, app).await });
     let mut test_app = TestApp {
         address,
@@ -66,7 +96,8 @@ pub async fn spawn_app_with(backend: Backend, rate_limit: u32) -> Option<TestApp
         store,
         plan_id: String::new(),
         token: String::new(),
-        _dir: dir,
+        wake,
+        dir,
     };
     let (plan_id, token) = test_app.create_plan(Some("US")).await;
     test_app.plan_id = plan_id;
@@ -75,6 +106,30 @@ pub async fn spawn_app_with(backend: Backend, rate_limit: u32) -> Option<TestApp
 }
 
 impl TestApp {
+    /// A directory that lives as long as the app.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Starts a dispatcher over the app's database.
+    pub fn start_dispatcher(
+        &self,
+        sender: Arc<dyn roster::send::Sender>,
+        config: roster::send::dispatcher::DispatchConfig,
+    ) -> Running {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let dispatcher = roster::send::dispatcher::Dispatcher::new(
+            self.store.clone(),
+            sender,
+            config,
+            self.wake.clone(),
+        );
+        Running {
+            stop,
+            task: tokio::spawn(dispatcher.run(stopped)),
+        }
+    }
+
     /// A new plan with a token: `(service_plan_id, api_token)`.
     pub async fn create_plan(&self, default_region: Option<&str>) -> (String, String) {
         let plan = self

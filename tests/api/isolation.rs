@@ -64,20 +64,42 @@ async fn every_route_keeps_plans_apart(app: TestApp) {
         .await
         .unwrap();
     let their_contact = their_contact["id"].as_str().unwrap();
+    let their_batch: Value = app
+        .client
+        .post(format!("{}/api/batches", app.address))
+        .bearer_auth(&other_token)
+        .json(&json!({"to": [their_group], "body": "Theirs", "send_at": "2999-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let their_batch = their_batch["id"].as_str().unwrap();
 
     for (method, template) in secured_operations(&app).await {
         let contacts = template.starts_with("/api/contacts");
+        let batches = template.contains("/batches");
         // A body the route accepts, so that only the ids decide the outcome.
         let body = if contacts {
             json!({"phone": "+14155559876"})
+        } else if batches {
+            json!({"to": ["+14155559876"], "body": "x", "send_at": "2999-01-01T00:00:00Z"})
         } else {
             json!({"name": "x"})
         };
-        let their_id = if contacts { their_contact } else { their_group };
+        let their_id = if contacts {
+            their_contact
+        } else if batches {
+            their_batch
+        } else {
+            their_group
+        };
         let fill = |plan: &str| {
             template
                 .replace("{service_plan_id}", plan)
                 .replace("{group_id}", their_id)
+                .replace("{batch_id}", their_id)
                 .replace("{id}", their_id)
         };
         // No token: 401, whatever the route.
@@ -114,7 +136,10 @@ async fn every_route_keeps_plans_apart(app: TestApp) {
             .send()
             .await
             .unwrap();
-        if template.contains("{id}") || template.contains("{group_id}") {
+        if template.contains("{id}")
+            || template.contains("{group_id}")
+            || template.contains("{batch_id}")
+        {
             // Their group or contact under our plan: as if it did not exist.
             assert_eq!(response.status(), 404, "{method} {template} with their id");
         } else {
@@ -124,7 +149,9 @@ async fn every_route_keeps_plans_apart(app: TestApp) {
             assert!(status.as_u16() < 500, "{method} {template}: {status}");
             let text = response.text().await.unwrap();
             assert!(
-                !text.contains(their_group) && !text.contains(their_contact),
+                !text.contains(their_group)
+                    && !text.contains(their_contact)
+                    && !text.contains(their_batch),
                 "{method} {template} leaked {text}"
             );
         }
@@ -198,4 +225,15 @@ async fn every_route_keeps_plans_apart(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(contact_after["first_name"], "Theirs");
+    let batch_after: Value = app
+        .client
+        .get(format!("{}/api/batches/{their_batch}", app.address))
+        .bearer_auth(&other_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(batch_after["status"], "scheduled");
 }

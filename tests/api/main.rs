@@ -4,6 +4,7 @@
 mod helpers;
 mod postgres;
 
+mod batches;
 mod cli;
 mod concurrency;
 mod contacts;
@@ -15,5 +16,6 @@ mod isolation;
 mod phone_differential;
 mod rate_limit;
 mod sdk;
+mod sending_processes;
 mod smart_groups;
 mod store_model;

@@ -1,0 +1,556 @@
+//! Batches as SQL, shared by both backends: creating and listing them, claiming due ones with a
+//! lease, resolving their recipients in one `INSERT … SELECT` (the numbers never leave the
+//! database), and recording every chunk handed to the sender before and after the hand-off.
+//!
+//! The expanding module supplies `CLAIM_LOCK` (`FOR UPDATE SKIP LOCKED` where rows can be
+//! locked; SQLite serialises writers instead), `push_list` and `push_phone_table` (a list of
+//! values as one parameter) and `TEXT_COLLATE`.
+
+macro_rules! sql_batches {
+    ($store:ident, $db:ty) => {
+        const BATCH_COLUMNS: &str = "plan_id, id, status, targets, excludes, sender, body, \
+             client_reference, send_at, expire_at, recipient_count, chunk_size, resolved_at, \
+             sent_count, error, created_at, modified_at, completed_at";
+
+        fn batch_from_row(row: &<$db as sqlx::Database>::Row) -> Result<BatchRecord, sqlx::Error> {
+            use sqlx::Row;
+            let audience = |column: &str| -> Result<Audience, sqlx::Error> {
+                let json: String = row.try_get(column)?;
+                let entries: Vec<String> = serde_json::from_str(&json)
+                    .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+                Ok(Audience::from_stored(&entries))
+            };
+            let status: String = row.try_get("status")?;
+            let time = |column: &str| -> Result<Option<Timestamp>, sqlx::Error> {
+                Ok(row
+                    .try_get::<Option<i64>, _>(column)?
+                    .map(Timestamp::from_millis))
+            };
+            Ok(BatchRecord {
+                plan_id: PlanId::from_trusted(row.try_get("plan_id")?),
+                id: BatchId::from_trusted(row.try_get("id")?),
+                status: BatchStatus::parse(&status).unwrap_or(BatchStatus::Failed),
+                to: audience("targets")?,
+                exclude: audience("excludes")?,
+                from: row.try_get("sender")?,
+                body: row.try_get("body")?,
+                client_reference: row.try_get("client_reference")?,
+                send_at: Timestamp::from_millis(row.try_get("send_at")?),
+                expire_at: time("expire_at")?,
+                recipient_count: row.try_get("recipient_count")?,
+                chunk_size: row.try_get("chunk_size")?,
+                resolved_at: time("resolved_at")?,
+                sent_count: row.try_get("sent_count")?,
+                error: row.try_get("error")?,
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                modified_at: Timestamp::from_millis(row.try_get("modified_at")?),
+                completed_at: time("completed_at")?,
+            })
+        }
+
+        async fn load_batch(conn: &mut Conn, plan: &PlanId, id: &str) -> StoreResult<BatchRecord> {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {BATCH_COLUMNS} FROM batches WHERE plan_id = $1 AND id = $2"
+            )))
+            .bind(plan.as_str())
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            Ok(batch_from_row(&row)?)
+        }
+
+        /// Renews the claim on a batch being sent; `LeaseLost` if it is no longer this owner's
+        /// (expired and taken over, or canceled).
+        async fn hold_lease(
+            conn: &mut Conn,
+            lease: &Lease,
+            plan: &PlanId,
+            id: &BatchId,
+            sent: i64,
+        ) -> StoreResult<()> {
+            let now = Timestamp::now().millis();
+            let updated = sqlx::query(
+                "UPDATE batches SET lease_until = $1, sent_count = sent_count + $2 \
+                 WHERE plan_id = $3 AND id = $4 AND status = 'sending' AND lease_owner = $5",
+            )
+            .bind(now + lease.millis)
+            .bind(sent)
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .bind(&lease.owner)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if updated == 1 { Ok(()) } else { Err(StoreError::LeaseLost) }
+        }
+
+        /// The groups of an audience as one tree: each group that is still active, with its
+        /// active children. A group deleted since the batch was created counts as empty.
+        async fn audience_tree(
+            conn: &mut Conn,
+            plan: &PlanId,
+            audience: &Audience,
+        ) -> StoreResult<Vec<TreeGroup>> {
+            let mut tree: Vec<TreeGroup> = Vec::new();
+            for group in &audience.groups {
+                let active: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM contact_groups \
+                     WHERE plan_id = $1 AND id = $2 AND status = 'ACTIVE'",
+                )
+                .bind(plan.as_str())
+                .bind(group.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+                if active.is_none() {
+                    continue;
+                }
+                for member in load_tree(conn, plan, group.as_str()).await? {
+                    if !tree.iter().any(|known| known.id == member.id) {
+                        tree.push(member);
+                    }
+                }
+            }
+            Ok(tree)
+        }
+
+        /// `SELECT phone FROM …`: the distinct recipients of a batch, unordered.
+        fn push_resolution(
+            builder: &mut sqlx::QueryBuilder<$db>,
+            plan: &PlanId,
+            include: &[TreeGroup],
+            exclude: &[TreeGroup],
+            batch: &BatchRecord,
+        ) {
+            let excluded_numbers = |builder: &mut sqlx::QueryBuilder<$db>, column: &str| {
+                if !batch.exclude.numbers.is_empty() {
+                    builder.push(format!(" AND {column} NOT IN "));
+                    push_list(builder, batch.exclude.numbers.iter().map(String::as_str));
+                }
+            };
+            let mut branches = 0;
+            if !include.is_empty() {
+                builder
+                    .push("SELECT c.phone AS phone FROM contacts c WHERE c.plan_id = ")
+                    .push_bind(plan.as_str().to_owned())
+                    .push(" AND NOT c.opted_out AND ");
+                push_membership(builder, include);
+                if !exclude.is_empty() {
+                    builder.push(" AND NOT ");
+                    push_membership(builder, exclude);
+                }
+                excluded_numbers(builder, "c.phone");
+                branches += 1;
+            }
+            if !batch.to.numbers.is_empty() {
+                if branches > 0 {
+                    builder.push(" UNION ");
+                }
+                // A loose number is left out when its contact opted out or is in an excluded
+                // group; a number that is no contact is sent to.
+                builder.push("SELECT n.phone AS phone FROM ");
+                push_phone_table(builder, batch.to.numbers.iter().map(String::as_str));
+                builder
+                    .push(
+                        " n WHERE NOT EXISTS (SELECT 1 FROM contacts c \
+                         WHERE c.plan_id = ",
+                    )
+                    .push_bind(plan.as_str().to_owned())
+                    .push(" AND c.phone = n.phone AND (c.opted_out");
+                if !exclude.is_empty() {
+                    builder.push(" OR ");
+                    push_membership(builder, exclude);
+                }
+                builder.push("))");
+                excluded_numbers(builder, "n.phone");
+                branches += 1;
+            }
+            if branches == 0 {
+                builder.push("SELECT CAST(NULL AS TEXT) AS phone WHERE FALSE");
+            }
+        }
+
+        #[async_trait]
+        impl BatchStore for $store {
+            async fn create_batch(&self, plan: &PlanId, batch: NewBatch) -> StoreResult<BatchRecord> {
+                let mut tx = self.begin_write().await?;
+                let mut unknown = Vec::new();
+                for group in batch.to.groups.iter().chain(&batch.exclude.groups) {
+                    let found: Option<String> = sqlx::query_scalar(
+                        "SELECT id FROM contact_groups \
+                         WHERE plan_id = $1 AND id = $2 AND status = 'ACTIVE'",
+                    )
+                    .bind(plan.as_str())
+                    .bind(group.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if found.is_none() {
+                        unknown.push(group.clone());
+                    }
+                }
+                if !unknown.is_empty() {
+                    return Err(StoreError::UnknownGroups(unknown));
+                }
+                let id = BatchId::generate();
+                let now = Timestamp::now().millis();
+                let entries = |audience: &Audience| {
+                    serde_json::to_string(&audience.entries())
+                        .map_err(|error| sqlx::Error::Encode(Box::new(error)))
+                };
+                sqlx::query(
+                    "INSERT INTO batches (plan_id, id, status, targets, excludes, sender, body, \
+                     client_reference, send_at, expire_at, created_at, modified_at) \
+                     VALUES ($1, $2, 'scheduled', $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+                )
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .bind(entries(&batch.to)?)
+                .bind(entries(&batch.exclude)?)
+                .bind(batch.from.as_deref())
+                .bind(&batch.body)
+                .bind(batch.client_reference.as_deref())
+                .bind(batch.send_at.millis())
+                .bind(batch.expire_at.map(Timestamp::millis))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let record = load_batch(&mut tx, plan, id.as_str()).await?;
+                tx.commit().await?;
+                Ok(record)
+            }
+
+            async fn get_batch(&self, plan: &PlanId, id: &BatchId) -> StoreResult<BatchRecord> {
+                let mut conn = self.reader().acquire().await?;
+                load_batch(&mut conn, plan, id.as_str()).await
+            }
+
+            async fn list_batches(
+                &self,
+                plan: &PlanId,
+                query: &BatchQuery,
+            ) -> StoreResult<(Vec<BatchRecord>, i64)> {
+                let mut conn = self.reader().acquire().await?;
+                let filters = |builder: &mut sqlx::QueryBuilder<$db>| {
+                    builder.push(" FROM batches WHERE plan_id = ").push_bind(plan.as_str().to_owned());
+                    if let Some(status) = query.status {
+                        builder.push(" AND status = ").push_bind(status.as_str());
+                    }
+                    if let Some(reference) = &query.client_reference {
+                        builder.push(" AND client_reference = ").push_bind(reference.clone());
+                    }
+                    if let Some(from) = &query.from {
+                        builder.push(" AND sender = ").push_bind(from.clone());
+                    }
+                    if let Some(at) = query.created_from {
+                        builder.push(" AND created_at >= ").push_bind(at.millis());
+                    }
+                    if let Some(at) = query.created_before {
+                        builder.push(" AND created_at < ").push_bind(at.millis());
+                    }
+                };
+                let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*)");
+                filters(&mut count);
+                let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
+                let mut page = sqlx::QueryBuilder::<$db>::new(format!("SELECT {BATCH_COLUMNS}"));
+                filters(&mut page);
+                page.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+                    .push_bind(query.limit)
+                    .push(" OFFSET ")
+                    .push_bind(query.offset);
+                let rows = page.build().fetch_all(&mut *conn).await?;
+                let batches = rows
+                    .iter()
+                    .map(batch_from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((batches, total))
+            }
+
+            async fn cancel_batch(&self, plan: &PlanId, id: &BatchId) -> StoreResult<BatchRecord> {
+                let mut tx = self.begin_write().await?;
+                let status: String = sqlx::query_scalar(LOCK_BATCH)
+                    .bind(plan.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                let status = BatchStatus::parse(&status).unwrap_or(BatchStatus::Failed);
+                if status.is_final() {
+                    return Err(StoreError::BatchFinished(status));
+                }
+                let now = Timestamp::now().millis();
+                sqlx::query(
+                    "UPDATE batches SET status = 'canceled', lease_owner = NULL, \
+                     lease_until = NULL, modified_at = $1, completed_at = $1 \
+                     WHERE plan_id = $2 AND id = $3",
+                )
+                .bind(now)
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                let record = load_batch(&mut tx, plan, id.as_str()).await?;
+                tx.commit().await?;
+                Ok(record)
+            }
+
+            fn batch_recipients(
+                &self,
+                plan: PlanId,
+                id: BatchId,
+            ) -> BoxStream<'static, StoreResult<String>> {
+                use futures::{StreamExt, TryStreamExt};
+                let store = self.clone();
+                futures::stream::try_unfold(Some(0_i64), move |from| {
+                    let store = store.clone();
+                    let plan = plan.clone();
+                    let id = id.clone();
+                    async move {
+                        let Some(from) = from else {
+                            return Ok::<_, StoreError>(None);
+                        };
+                        let mut conn = store.reader().acquire().await?;
+                        if from == 0 {
+                            let batch = load_batch(&mut conn, &plan, id.as_str()).await?;
+                            if batch.recipient_count.is_none() {
+                                return Err(StoreError::NotResolved);
+                            }
+                        }
+                        let chunk: Vec<String> = sqlx::query_scalar(
+                            "SELECT phone FROM batch_recipients \
+                             WHERE plan_id = $1 AND batch_id = $2 AND seq >= $3 \
+                             ORDER BY seq LIMIT $4",
+                        )
+                        .bind(plan.as_str())
+                        .bind(id.as_str())
+                        .bind(from)
+                        .bind(STREAM_CHUNK)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                        if chunk.is_empty() {
+                            return Ok(None);
+                        }
+                        let next = ((chunk.len() as i64) == STREAM_CHUNK)
+                            .then_some(from + STREAM_CHUNK);
+                        let numbers: Vec<StoreResult<String>> = chunk.into_iter().map(Ok).collect();
+                        Ok(Some((futures::stream::iter(numbers), next)))
+                    }
+                })
+                .try_flatten()
+                .boxed()
+            }
+
+            async fn claim_batch(&self, lease: &Lease) -> StoreResult<Option<BatchRecord>> {
+                let mut tx = self.begin_write().await?;
+                let now = Timestamp::now().millis();
+                let claimed: Option<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "UPDATE batches SET status = 'sending', lease_owner = $1, lease_until = $2, \
+                     modified_at = $3 \
+                     WHERE (plan_id, id) IN ( \
+                         SELECT plan_id, id FROM batches \
+                         WHERE (status = 'scheduled' AND send_at <= $3) \
+                            OR (status = 'sending' AND lease_until < $3) \
+                         ORDER BY send_at, id LIMIT 1{CLAIM_LOCK}) \
+                     RETURNING plan_id, id"
+                )))
+                .bind(&lease.owner)
+                .bind(now + lease.millis)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((plan, id)) = claimed else {
+                    tx.commit().await?;
+                    return Ok(None);
+                };
+                let record = load_batch(&mut tx, &PlanId::from_trusted(plan), &id).await?;
+                tx.commit().await?;
+                Ok(Some(record))
+            }
+
+            async fn resolve_batch(
+                &self,
+                lease: &Lease,
+                plan: &PlanId,
+                id: &BatchId,
+                chunk_size: i64,
+            ) -> StoreResult<BatchRecord> {
+                let mut tx = self.begin_write().await?;
+                hold_lease(&mut tx, lease, plan, id, 0).await?;
+                let batch = load_batch(&mut tx, plan, id.as_str()).await?;
+                if batch.recipient_count.is_some() {
+                    tx.commit().await?;
+                    return Ok(batch);
+                }
+                let include = audience_tree(&mut tx, plan, &batch.to).await?;
+                let exclude = audience_tree(&mut tx, plan, &batch.exclude).await?;
+                let mut insert = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO batch_recipients (plan_id, batch_id, seq, phone) SELECT ",
+                );
+                insert
+                    .push_bind(plan.as_str().to_owned())
+                    .push(", ")
+                    .push_bind(id.as_str().to_owned())
+                    .push(format!(
+                        ", ROW_NUMBER() OVER (ORDER BY r.phone{TEXT_COLLATE}) - 1, r.phone FROM ("
+                    ));
+                push_resolution(&mut insert, plan, &include, &exclude, &batch);
+                insert.push(") r");
+                let count = insert.build().execute(&mut *tx).await?.rows_affected() as i64;
+                let now = Timestamp::now().millis();
+                sqlx::query(
+                    "UPDATE batches SET recipient_count = $1, chunk_size = $2, resolved_at = $3, \
+                     modified_at = $3 WHERE plan_id = $4 AND id = $5",
+                )
+                .bind(count)
+                .bind(chunk_size)
+                .bind(now)
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                let batch = load_batch(&mut tx, plan, id.as_str()).await?;
+                tx.commit().await?;
+                Ok(batch)
+            }
+
+            async fn batch_chunks(&self, plan: &PlanId, id: &BatchId) -> StoreResult<Vec<ChunkRecord>> {
+                let mut conn = self.reader().acquire().await?;
+                let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+                    "SELECT chunk, state, sender_state, handed_at FROM batch_chunks \
+                     WHERE plan_id = $1 AND batch_id = $2 ORDER BY chunk",
+                )
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .fetch_all(&mut *conn)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(chunk, state, sender_state, handed_at)| ChunkRecord {
+                        chunk,
+                        done: state == "done",
+                        sender_state,
+                        handed_at: Timestamp::from_millis(handed_at),
+                    })
+                    .collect())
+            }
+
+            async fn chunk_recipients(
+                &self,
+                plan: &PlanId,
+                id: &BatchId,
+                chunk: i64,
+                chunk_size: i64,
+            ) -> StoreResult<Vec<String>> {
+                let mut conn = self.reader().acquire().await?;
+                Ok(sqlx::query_scalar(
+                    "SELECT phone FROM batch_recipients \
+                     WHERE plan_id = $1 AND batch_id = $2 AND seq >= $3 AND seq < $4 \
+                     ORDER BY seq",
+                )
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .bind(chunk * chunk_size)
+                .bind((chunk + 1) * chunk_size)
+                .fetch_all(&mut *conn)
+                .await?)
+            }
+
+            async fn begin_chunk(
+                &self,
+                lease: &Lease,
+                plan: &PlanId,
+                id: &BatchId,
+                chunk: i64,
+                sender_state: &str,
+            ) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                hold_lease(&mut tx, lease, plan, id, 0).await?;
+                sqlx::query(
+                    "INSERT INTO batch_chunks (plan_id, batch_id, chunk, state, sender_state, \
+                     handed_at) VALUES ($1, $2, $3, 'handing', $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .bind(chunk)
+                .bind(sender_state)
+                .bind(Timestamp::now().millis())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn finish_chunk(
+                &self,
+                lease: &Lease,
+                plan: &PlanId,
+                id: &BatchId,
+                chunk: i64,
+                recipients: i64,
+            ) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let marked = sqlx::query(
+                    "UPDATE batch_chunks SET state = 'done', done_at = $1 \
+                     WHERE plan_id = $2 AND batch_id = $3 AND chunk = $4 AND state = 'handing'",
+                )
+                .bind(Timestamp::now().millis())
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .bind(chunk)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                // The count moves with the chunk's state, so it counts every chunk once.
+                hold_lease(&mut tx, lease, plan, id, if marked == 1 { recipients } else { 0 }).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn renew_lease(&self, lease: &Lease, plan: &PlanId, id: &BatchId) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                hold_lease(&mut tx, lease, plan, id, 0).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn finish_batch(
+                &self,
+                lease: &Lease,
+                plan: &PlanId,
+                id: &BatchId,
+                status: BatchStatus,
+                error: Option<&str>,
+            ) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                hold_lease(&mut tx, lease, plan, id, 0).await?;
+                let now = Timestamp::now().millis();
+                sqlx::query(
+                    "UPDATE batches SET status = $1, error = $2, lease_owner = NULL, \
+                     lease_until = NULL, modified_at = $3, completed_at = $3 \
+                     WHERE plan_id = $4 AND id = $5",
+                )
+                .bind(status.as_str())
+                .bind(error)
+                .bind(now)
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn release_leases(&self, owner: &str) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "UPDATE batches SET lease_until = 0 \
+                     WHERE status = 'sending' AND lease_owner = $1",
+                )
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+}

@@ -1,0 +1,591 @@
+//! Batches: resolution at the moment of sending, exclusions and opt-outs, cancel and expiry, the
+//! Sinch surface, and hand-over exactly once through a crash mid-chunk and a failing upstream.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use roster::domain::ids::{BatchId, PlanId};
+use roster::send::log::{LogLine, LogSender};
+use roster::send::{Chunk, Sender};
+use roster::store::Lease;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, quick_dispatch};
+use crate::on_both_backends;
+
+on_both_backends!(
+    groups_resolve_when_the_batch_is_sent,
+    deleted_groups_cancel_and_expiry,
+    invalid_batches_name_the_field,
+    sinch_batches,
+    a_crash_mid_chunk_resends_nothing,
+    an_upstream_that_fails_then_recovers_gets_everyone_once,
+);
+
+/// How many times each (batch, recipient) was logged. Lines cut short by a crash are skipped.
+pub fn logged(path: &Path) -> BTreeMap<(String, String), usize> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut counts = BTreeMap::new();
+    for line in text.lines() {
+        if let Ok(line) = serde_json::from_str::<LogLine>(line) {
+            *counts.entry((line.batch_id, line.to)).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// Polls a batch until its status is one of `statuses` (30 s at most).
+pub async fn wait_for(app: &TestApp, id: &str, statuses: &[&str]) -> Value {
+    let started = Instant::now();
+    loop {
+        let batch: Value = app
+            .get(&format!("/api/batches/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if statuses.contains(&batch["status"].as_str().unwrap_or("")) {
+            return batch;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "batch stuck: {batch}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn recipients(app: &TestApp, id: &str) -> Vec<String> {
+    let response = app
+        .request(Method::GET, &format!("/api/batches/{id}/recipients"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    text.lines()
+        .map(|line| serde_json::from_str::<String>(line).unwrap())
+        .collect()
+}
+
+async fn create_batch(app: &TestApp, body: Value) -> Value {
+    let response = app.send_json(Method::POST, "/api/batches", &body).await;
+    assert_eq!(response.status(), 201, "create batch {body}");
+    response.json().await.unwrap()
+}
+
+fn in_seconds(seconds: f64) -> String {
+    let at = chrono::Utc::now() + chrono::Duration::milliseconds((seconds * 1000.0) as i64);
+    at.to_rfc3339()
+}
+
+fn number(n: u32) -> String {
+    format!("+1415555{n:04}")
+}
+
+fn numbers(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(number).collect()
+}
+
+async fn groups_resolve_when_the_batch_is_sent(app: TestApp) {
+    let child = app
+        .create_group(json!({"name": "Child", "members": numbers(4..7)}))
+        .await;
+    let base = app
+        .create_group(json!({
+            "name": "Base",
+            "members": numbers(1..6),
+            "child_groups": [child["id"]],
+        }))
+        .await;
+    let excluded = app
+        .create_group(json!({"name": "Excluded", "members": [number(2)]}))
+        .await;
+    // 3 opts out by keyword.
+    let stop = app
+        .send_json(
+            Method::POST,
+            "/api/inbound",
+            &json!({"type": "mo_text", "id": "mo-1", "from": number(3), "to": "12345", "body": "Stop."}),
+        )
+        .await;
+    assert_eq!(stop.status(), 200);
+
+    let batch = create_batch(
+        &app,
+        json!({
+            "to": [base["id"], number(7), number(3)],
+            "exclude": [excluded["id"], number(5)],
+            "from": "12345",
+            "body": "Sale ends tonight",
+            "client_reference": "spring",
+            "send_at": in_seconds(0.5),
+        }),
+    )
+    .await;
+    let id = batch["id"].as_str().unwrap();
+    assert_eq!(batch["status"], "scheduled");
+    assert_eq!(batch["recipient_count"], Value::Null);
+    let early = app
+        .request(Method::GET, &format!("/api/batches/{id}/recipients"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(early.status(), 409);
+
+    // Changed after scheduling: the batch sees the group as it is when sent.
+    let added = app
+        .send_json(
+            Method::PATCH,
+            &format!("/api/contactgroups/{}", base["id"].as_str().unwrap()),
+            &json!({"add": [number(8)]}),
+        )
+        .await;
+    assert_eq!(added.status(), 200);
+
+    let log = app.dir().join("messages.jsonl");
+    let running = app.start_dispatcher(Arc::new(LogSender::open(&log).unwrap()), quick_dispatch());
+    let sent = wait_for(&app, id, &["sent", "failed"]).await;
+    running.stop().await;
+    assert_eq!(sent["status"], "sent", "{sent}");
+    let expected = vec![number(1), number(4), number(6), number(7), number(8)];
+    assert_eq!(sent["recipient_count"], expected.len());
+    assert_eq!(sent["sent_count"], expected.len());
+    assert!(sent["resolved_at"].as_str().unwrap() >= batch["send_at"].as_str().unwrap());
+    assert_eq!(recipients(&app, id).await, expected);
+
+    let logged = logged(&log);
+    let mine: Vec<_> = logged
+        .iter()
+        .filter(|((batch, _), _)| batch == id)
+        .collect();
+    assert_eq!(mine.len(), expected.len());
+    assert!(mine.iter().all(|(_, times)| **times == 1), "{mine:?}");
+    let line: LogLine = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(line.body, "Sale ends tonight");
+    assert_eq!(line.from.as_deref(), Some("12345"));
+    assert_eq!(line.client_reference.as_deref(), Some("spring"));
+    assert_eq!(line.plan_id, app.plan_id);
+
+    let csv = app
+        .request(Method::GET, &format!("/api/batches/{id}/recipients"))
+        .header("Accept", "text/csv")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv, format!("phone\n{}\n", expected.join("\n")));
+    let listed: Value = app
+        .get("/api/batches?status=sent&client_reference=spring")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["count"], 1);
+    assert_eq!(listed["batches"][0]["id"], id);
+}
+
+async fn deleted_groups_cancel_and_expiry(app: TestApp) {
+    let group = app
+        .create_group(json!({"name": "Gone", "members": numbers(1..4)}))
+        .await;
+    let group_id = group["id"].as_str().unwrap();
+    let to_deleted = create_batch(&app, json!({"to": [group_id], "body": "hi"})).await;
+    let expiring = create_batch(
+        &app,
+        json!({"to": [number(9)], "body": "quick", "expire_at": in_seconds(0.3)}),
+    )
+    .await;
+    let later = create_batch(
+        &app,
+        json!({"to": [number(9)], "body": "later", "send_at": in_seconds(3600.0)}),
+    )
+    .await;
+    let later_id = later["id"].as_str().unwrap();
+    assert_eq!(
+        app.delete(&format!("/api/contactgroups/{group_id}"))
+            .await
+            .status(),
+        204
+    );
+
+    let canceled = app.delete(&format!("/api/batches/{later_id}")).await;
+    assert_eq!(canceled.status(), 200);
+    let canceled: Value = canceled.json().await.unwrap();
+    assert_eq!(canceled["status"], "canceled");
+    assert!(canceled["completed_at"].is_string());
+    let again = app.delete(&format!("/api/batches/{later_id}")).await;
+    assert_eq!(again.status(), 409);
+    let problem: Value = again.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("canceled"));
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let log = app.dir().join("messages.jsonl");
+    let running = app.start_dispatcher(Arc::new(LogSender::open(&log).unwrap()), quick_dispatch());
+    let empty = wait_for(
+        &app,
+        to_deleted["id"].as_str().unwrap(),
+        &["sent", "failed"],
+    )
+    .await;
+    assert_eq!(empty["status"], "sent");
+    assert_eq!(empty["recipient_count"], 0);
+    let expired = wait_for(&app, expiring["id"].as_str().unwrap(), &["sent", "failed"]).await;
+    assert_eq!(expired["status"], "failed");
+    assert!(
+        expired["error"].as_str().unwrap().contains("expired"),
+        "{expired}"
+    );
+    running.stop().await;
+    let still: Value = app
+        .get(&format!("/api/batches/{later_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(still["status"], "canceled");
+    assert!(logged(&log).is_empty());
+}
+
+async fn invalid_batches_name_the_field(app: TestApp) {
+    let cases = [
+        (json!({"to": [], "body": "x"}), "to"),
+        (
+            json!({"to": ["+14155550100", "not a number"], "body": "x"}),
+            "to[1]",
+        ),
+        (json!({"to": ["+14155550100"], "body": ""}), "body"),
+        (
+            json!({"to": ["+14155550100"], "body": "x".repeat(2001)}),
+            "body",
+        ),
+        (
+            json!({"to": ["+14155550100"], "body": "x", "send_at": "tomorrow"}),
+            "send_at",
+        ),
+        (
+            json!({"to": ["+14155550100"], "body": "x", "send_at": in_seconds(60.0), "expire_at": in_seconds(30.0)}),
+            "expire_at",
+        ),
+        (
+            json!({"to": ["+14155550100"], "body": "x", "from": "a\u{1}b"}),
+            "from",
+        ),
+        (
+            json!({"to": ["+14155550100"], "exclude": ["nope"], "body": "x"}),
+            "exclude[0]",
+        ),
+        (
+            json!({"to": [BatchId::generate().as_str()], "body": "x"}),
+            "to[0]",
+        ),
+        (json!({"to": "+14155550100", "body": "x"}), "to"),
+    ];
+    for (body, field) in cases {
+        let response = app.send_json(Method::POST, "/api/batches", &body).await;
+        assert_eq!(response.status(), 400, "{body}");
+        let problem: Value = response.json().await.unwrap();
+        let fields: Vec<&str> = problem["errors"]
+            .as_array()
+            .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(
+            fields.contains(&field) || problem["detail"].as_str().unwrap_or("").contains(field),
+            "{body} → {problem}"
+        );
+    }
+    let too_many: Vec<String> = (0..100_001).map(|n| format!("+1415{n:07}")).collect();
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/batches",
+            &json!({"to": too_many, "body": "x"}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("100000"));
+
+    assert_eq!(app.get("/api/batches/not-an-id").await.status(), 404);
+    let missing = BatchId::generate();
+    let response = app.get(&format!("/api/batches/{missing}")).await;
+    assert_eq!(response.status(), 404);
+    let problem: Value = response.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("batch"));
+    assert_eq!(app.get("/api/batches?status=done").await.status(), 400);
+    assert_eq!(app.get("/api/batches?page_size=0").await.status(), 400);
+}
+
+async fn sinch_batches(app: TestApp) {
+    let group = app
+        .create_group(json!({"name": "Sinch", "members": numbers(1..3)}))
+        .await;
+    let path = format!("/xms/v1/{}/batches", app.plan_id);
+    let response = app
+        .send_json(
+            Method::POST,
+            &path,
+            &json!({
+                "to": [group["id"], "+14155550199"],
+                "from": "12345",
+                "body": "Hello group",
+                "type": "mt_text",
+                "delivery_report": "none",
+                "client_reference": "sdk-1",
+                "send_at": in_seconds(3600.0),
+            }),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let batch: Value = response.json().await.unwrap();
+    assert_eq!(batch["type"], "mt_text");
+    assert_eq!(batch["canceled"], false);
+    assert_eq!(batch["to"], json!([group["id"], "+14155550199"]));
+    let id = batch["id"].as_str().unwrap();
+
+    let fetched: Value = app.get(&format!("{path}/{id}")).await.json().await.unwrap();
+    assert_eq!(fetched["body"], "Hello group");
+    let listed: Value = app
+        .get(&format!("{path}?client_reference=sdk-1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["count"], 1);
+    assert_eq!(listed["batches"][0]["id"], id);
+    let none: Value = app
+        .get(&format!("{path}?client_reference=other"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["count"], 0);
+
+    let binary = app
+        .send_json(
+            Method::POST,
+            &path,
+            &json!({"to": ["+14155550199"], "body": "AA==", "type": "mt_binary"}),
+        )
+        .await;
+    assert_eq!(binary.status(), 400);
+    let error: Value = binary.json().await.unwrap();
+    assert_eq!(error["code"], "syntax_constraint_violation");
+    let bad_json = app
+        .request(Method::POST, &path)
+        .body("{\"to\": 5}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_json.status(), 400);
+    let error: Value = bad_json.json().await.unwrap();
+    assert_eq!(error["code"], "syntax_invalid_json");
+    let too_many: Vec<String> = (0..1001).map(|n| format!("+1415{n:07}")).collect();
+    let response = app
+        .send_json(Method::POST, &path, &json!({"to": too_many, "body": "x"}))
+        .await;
+    assert_eq!(response.status(), 400);
+
+    let canceled = app.delete(&format!("{path}/{id}")).await;
+    assert_eq!(canceled.status(), 200);
+    let canceled: Value = canceled.json().await.unwrap();
+    assert_eq!(canceled["canceled"], true);
+    let again = app.delete(&format!("{path}/{id}")).await;
+    assert_eq!(again.status(), 200);
+    let missing = app.get(&format!("{path}/{}", BatchId::generate())).await;
+    assert_eq!(missing.status(), 404);
+}
+
+/// An instance claimed a batch, recorded chunk 0 as handed over, logged part of it (the last
+/// line cut short) and died. The next dispatcher sends only what is missing.
+async fn a_crash_mid_chunk_resends_nothing(app: TestApp) {
+    let group = app
+        .create_group(json!({"name": "Crash", "members": numbers(1..21)}))
+        .await;
+    let batch = create_batch(&app, json!({"to": [group["id"]], "body": "once"})).await;
+    let id = BatchId::parse(batch["id"].as_str().unwrap()).unwrap();
+    let plan = PlanId::parse(&app.plan_id).unwrap();
+    let log = app.dir().join("messages.jsonl");
+
+    let crashed = Lease {
+        owner: "crashed-instance".into(),
+        millis: 60_000,
+    };
+    let claimed = app.store.claim_batch(&crashed).await.unwrap().unwrap();
+    assert_eq!(claimed.id, id);
+    let resolved = app
+        .store
+        .resolve_batch(&crashed, &plan, &id, 7)
+        .await
+        .unwrap();
+    assert_eq!(resolved.recipient_count, Some(20));
+    let first = app.store.chunk_recipients(&plan, &id, 0, 7).await.unwrap();
+    let sender = LogSender::open(&log).unwrap();
+    let chunk = Chunk {
+        batch: &resolved,
+        index: 0,
+        recipients: &first,
+    };
+    let located = sender.locate(&chunk).await.unwrap();
+    app.store
+        .begin_chunk(&crashed, &plan, &id, 0, &located)
+        .await
+        .unwrap();
+    let part = Chunk {
+        batch: &resolved,
+        index: 0,
+        recipients: &first[..3],
+    };
+    sender.deliver(&part).await.unwrap();
+    drop(sender);
+    {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        file.write_all(b"{\"plan_id\":\"cut sho").unwrap();
+    }
+    app.store.release_leases("crashed-instance").await.unwrap();
+
+    let running = app.start_dispatcher(Arc::new(LogSender::open(&log).unwrap()), quick_dispatch());
+    let sent = wait_for(&app, id.as_str(), &["sent", "failed"]).await;
+    running.stop().await;
+    assert_eq!(sent["status"], "sent", "{sent}");
+    assert_eq!(sent["sent_count"], 20);
+    let logged = logged(&log);
+    assert_eq!(logged.len(), 20, "{logged:?}");
+    assert!(logged.values().all(|times| *times == 1), "{logged:?}");
+}
+
+/// What the fake upstream received, and how it is to misbehave.
+#[derive(Default)]
+struct Upstream {
+    /// Requests answered 503 before any is accepted.
+    fail_first: usize,
+    /// The request (counted from 1) that is accepted but answered too late for the client.
+    slow_request: usize,
+    requests: usize,
+    /// Accepted batches: client reference → recipients.
+    accepted: Vec<(String, Vec<String>)>,
+}
+
+async fn fake_upstream(state: Arc<Mutex<Upstream>>) -> String {
+    use axum::extract::{Query, State};
+    use axum::routing::post;
+    async fn send(
+        State(state): State<Arc<Mutex<Upstream>>>,
+        headers: axum::http::HeaderMap,
+        axum::Json(body): axum::Json<Value>,
+    ) -> (axum::http::StatusCode, axum::Json<Value>) {
+        assert_eq!(
+            headers.get("authorization").unwrap(),
+            "Bearer upstream-token"
+        );
+        let slow = {
+            let mut upstream = state.lock().unwrap();
+            upstream.requests += 1;
+            if upstream.requests <= upstream.fail_first {
+                return (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(json!({"code": "unavailable", "text": "try later"})),
+                );
+            }
+            let reference = body["client_reference"].as_str().unwrap().to_owned();
+            let to = body["to"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap().to_owned())
+                .collect();
+            upstream.accepted.push((reference, to));
+            upstream.requests == upstream.slow_request
+        };
+        if slow {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        (
+            axum::http::StatusCode::CREATED,
+            axum::Json(json!({"id": "up"})),
+        )
+    }
+    async fn list(
+        State(state): State<Arc<Mutex<Upstream>>>,
+        Query(query): Query<BTreeMap<String, String>>,
+    ) -> axum::Json<Value> {
+        assert!(query.contains_key("start_date"));
+        let upstream = state.lock().unwrap();
+        let reference = query.get("client_reference").cloned().unwrap_or_default();
+        let count = upstream
+            .accepted
+            .iter()
+            .filter(|(accepted, _)| *accepted == reference)
+            .count();
+        axum::Json(json!({"count": count, "page": 0, "page_size": count, "batches": []}))
+    }
+    let app = axum::Router::new()
+        .route("/xms/v1/upstream-plan/batches", post(send).get(list))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+async fn an_upstream_that_fails_then_recovers_gets_everyone_once(app: TestApp) {
+    let upstream = Arc::new(Mutex::new(Upstream {
+        fail_first: 2,
+        slow_request: 4,
+        ..Upstream::default()
+    }));
+    let address = fake_upstream(upstream.clone()).await;
+    let group = app
+        .create_group(json!({"name": "Upstream", "members": numbers(1..46)}))
+        .await;
+    let batch = create_batch(
+        &app,
+        json!({"to": [group["id"]], "body": "hello", "from": "Acme"}),
+    )
+    .await;
+    let id = batch["id"].as_str().unwrap();
+    let sender = roster::send::http::HttpSender::new(
+        &address,
+        "upstream-plan",
+        "upstream-token",
+        Duration::from_millis(700),
+    )
+    .unwrap();
+    let mut config = quick_dispatch();
+    config.chunk_size = 10;
+    let running = app.start_dispatcher(Arc::new(sender), config);
+    let sent = wait_for(&app, id, &["sent", "failed"]).await;
+    running.stop().await;
+    assert_eq!(sent["status"], "sent", "{sent}");
+    assert_eq!(sent["recipient_count"], 45);
+    assert_eq!(sent["sent_count"], 45);
+
+    let upstream = upstream.lock().unwrap();
+    let mut received: Vec<String> = upstream
+        .accepted
+        .iter()
+        .flat_map(|(_, to)| to.clone())
+        .collect();
+    received.sort();
+    assert_eq!(received, numbers(1..46), "every recipient exactly once");
+    let mut references: Vec<&str> = upstream.accepted.iter().map(|(r, _)| r.as_str()).collect();
+    references.dedup();
+    assert_eq!(references.len(), 5, "one upstream batch per chunk");
+    assert!(
+        references
+            .iter()
+            .all(|r| r.starts_with(&format!("roster:{id}:")))
+    );
+}
