@@ -30,13 +30,16 @@ CREATE INDEX batches_due ON batches (status, send_at);
 CREATE INDEX batches_by_created ON batches (plan_id, created_at, id);
 CREATE INDEX batches_by_reference ON batches (plan_id, client_reference);
 
--- The recipients a batch resolved to, in sending order; `seq` numbers them from 0.
+-- The recipients a batch resolved to, recorded when it is sent: one row per chunk handed to the
+-- sender, its numbers joined by newlines in sending order (a million recipients are a thousand
+-- rows, not a million).
 CREATE TABLE batch_recipients (
     plan_id  TEXT   NOT NULL,
     batch_id TEXT   NOT NULL,
-    seq      BIGINT NOT NULL,
-    phone    TEXT   NOT NULL,
-    PRIMARY KEY (plan_id, batch_id, seq),
+    chunk    BIGINT NOT NULL,
+    count    BIGINT NOT NULL,
+    phones   TEXT   NOT NULL,
+    PRIMARY KEY (plan_id, batch_id, chunk),
     FOREIGN KEY (plan_id, batch_id) REFERENCES batches (plan_id, id) ON DELETE CASCADE
 );
 

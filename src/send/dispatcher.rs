@@ -187,10 +187,7 @@ impl Dispatcher {
                     .await?;
                 return Ok(());
             }
-            let recipients = self
-                .store
-                .chunk_recipients(&plan, &id, index, chunk_size)
-                .await?;
+            let recipients = self.store.chunk_recipients(&plan, &id, index).await?;
             let chunk = Chunk {
                 batch: &batch,
                 index,

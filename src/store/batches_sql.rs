@@ -1,10 +1,10 @@
 //! Batches as SQL, shared by both backends: creating and listing them, claiming due ones with a
-//! lease, resolving their recipients in one `INSERT … SELECT` (the numbers never leave the
-//! database), and recording every chunk handed to the sender before and after the hand-off.
+//! lease, resolving their recipients (one query, recorded as chunk rows as it is read), and
+//! recording every chunk handed to the sender before and after the hand-off.
 //!
-//! The expanding module supplies `CLAIM_LOCK` (`FOR UPDATE SKIP LOCKED` where rows can be
-//! locked; SQLite serialises writers instead), `push_list` and `push_phone_table` (a list of
-//! values as one parameter) and `TEXT_COLLATE`.
+//! The expanding module supplies `LOCK_BATCH`, `CLAIM_LOCK` (`FOR UPDATE SKIP LOCKED` where rows
+//! can be locked; SQLite serialises writers instead), and `push_list` and `push_phone_table` (a
+//! list of values as one parameter).
 
 macro_rules! sql_batches {
     ($store:ident, $db:ty) => {
@@ -114,6 +114,82 @@ macro_rules! sql_batches {
             Ok(tree)
         }
 
+        /// Writes a batch's recipients as rows of `chunk_size` numbers, a few rows per statement.
+        struct ChunkRecorder<'a> {
+            plan: &'a PlanId,
+            id: &'a BatchId,
+            size: usize,
+            current: Vec<String>,
+            /// Finished chunks not yet written: (chunk, count, phones).
+            pending: Vec<(i64, i64, String)>,
+            next_chunk: i64,
+            total: i64,
+        }
+
+        /// Chunk rows per `INSERT`.
+        const CHUNK_ROWS_PER_INSERT: usize = 32;
+
+        impl<'a> ChunkRecorder<'a> {
+            fn new(plan: &'a PlanId, id: &'a BatchId, size: usize) -> Self {
+                Self {
+                    plan,
+                    id,
+                    size,
+                    current: Vec::with_capacity(size),
+                    pending: Vec::new(),
+                    next_chunk: 0,
+                    total: 0,
+                }
+            }
+
+            async fn push(&mut self, conn: &mut Conn, phone: String) -> StoreResult<()> {
+                self.current.push(phone);
+                self.total += 1;
+                if self.current.len() == self.size {
+                    self.close_chunk();
+                    if self.pending.len() == CHUNK_ROWS_PER_INSERT {
+                        self.write(conn).await?;
+                    }
+                }
+                Ok(())
+            }
+
+            fn close_chunk(&mut self) {
+                let phones = self.current.join("\n");
+                self.pending
+                    .push((self.next_chunk, self.current.len() as i64, phones));
+                self.current.clear();
+                self.next_chunk += 1;
+            }
+
+            async fn write(&mut self, conn: &mut Conn) -> StoreResult<()> {
+                if self.pending.is_empty() {
+                    return Ok(());
+                }
+                let mut insert = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO batch_recipients (plan_id, batch_id, chunk, count, phones) ",
+                );
+                insert.push_values(self.pending.drain(..), |mut row, (chunk, count, phones)| {
+                    row.push_bind(self.plan.as_str().to_owned())
+                        .push_bind(self.id.as_str().to_owned())
+                        .push_bind(chunk)
+                        .push_bind(count)
+                        .push_bind(phones);
+                });
+                insert.build().execute(&mut *conn).await?;
+                Ok(())
+            }
+
+            /// Writes what is left; returns how many recipients there were.
+            async fn finish(mut self, conn: &mut Conn) -> StoreResult<i64> {
+                if !self.current.is_empty() {
+                    self.close_chunk();
+                }
+                self.write(conn).await?;
+                Ok(self.total)
+            }
+        }
+
         /// `SELECT phone FROM …`: the distinct recipients of a batch, unordered.
         fn push_resolution(
             builder: &mut sqlx::QueryBuilder<$db>,
@@ -134,10 +210,10 @@ macro_rules! sql_batches {
                     .push("SELECT c.phone AS phone FROM contacts c WHERE c.plan_id = ")
                     .push_bind(plan.as_str().to_owned())
                     .push(" AND NOT c.opted_out AND ");
-                push_membership(builder, include);
+                push_membership(builder, plan, include, Scan::Set);
                 if !exclude.is_empty() {
                     builder.push(" AND NOT ");
-                    push_membership(builder, exclude);
+                    push_membership(builder, plan, exclude, Scan::Set);
                 }
                 excluded_numbers(builder, "c.phone");
                 branches += 1;
@@ -159,7 +235,7 @@ macro_rules! sql_batches {
                     .push(" AND c.phone = n.phone AND (c.opted_out");
                 if !exclude.is_empty() {
                     builder.push(" OR ");
-                    push_membership(builder, exclude);
+                    push_membership(builder, plan, exclude, Scan::Set);
                 }
                 builder.push("))");
                 excluded_numbers(builder, "n.phone");
@@ -298,45 +374,28 @@ macro_rules! sql_batches {
                 plan: PlanId,
                 id: BatchId,
             ) -> BoxStream<'static, StoreResult<String>> {
-                use futures::{StreamExt, TryStreamExt};
                 let store = self.clone();
-                futures::stream::try_unfold(Some(0_i64), move |from| {
-                    let store = store.clone();
-                    let plan = plan.clone();
-                    let id = id.clone();
-                    async move {
-                        let Some(from) = from else {
-                            return Ok::<_, StoreError>(None);
-                        };
-                        let mut conn = store.reader().acquire().await?;
-                        if from == 0 {
-                            let batch = load_batch(&mut conn, &plan, id.as_str()).await?;
-                            if batch.recipient_count.is_none() {
-                                return Err(StoreError::NotResolved);
-                            }
-                        }
-                        let chunk: Vec<String> = sqlx::query_scalar(
-                            "SELECT phone FROM batch_recipients \
-                             WHERE plan_id = $1 AND batch_id = $2 AND seq >= $3 \
-                             ORDER BY seq LIMIT $4",
-                        )
-                        .bind(plan.as_str())
-                        .bind(id.as_str())
-                        .bind(from)
-                        .bind(STREAM_CHUNK)
-                        .fetch_all(&mut *conn)
-                        .await?;
-                        if chunk.is_empty() {
-                            return Ok(None);
-                        }
-                        let next = ((chunk.len() as i64) == STREAM_CHUNK)
-                            .then_some(from + STREAM_CHUNK);
-                        let numbers: Vec<StoreResult<String>> = chunk.into_iter().map(Ok).collect();
-                        Ok(Some((futures::stream::iter(numbers), next)))
+                spawn_number_stream(move |sender| async move {
+                    let mut conn = store.reader().acquire().await?;
+                    let batch = load_batch(&mut conn, &plan, id.as_str()).await?;
+                    if batch.recipient_count.is_none() {
+                        return Err(StoreError::NotResolved);
                     }
+                    let mut rows = sqlx::query_scalar::<_, String>(
+                        "SELECT phones FROM batch_recipients \
+                         WHERE plan_id = $1 AND batch_id = $2 ORDER BY chunk",
+                    )
+                    .bind(plan.as_str())
+                    .bind(id.as_str())
+                    .fetch(&mut *conn);
+                    while let Some(phones) = futures::TryStreamExt::try_next(&mut rows).await? {
+                        let chunk = phones.split('\n').map(str::to_owned).collect();
+                        if sender.send(Ok(chunk)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
                 })
-                .try_flatten()
-                .boxed()
             }
 
             async fn claim_batch(&self, lease: &Lease) -> StoreResult<Option<BatchRecord>> {
@@ -380,21 +439,21 @@ macro_rules! sql_batches {
                     tx.commit().await?;
                     return Ok(batch);
                 }
-                let include = audience_tree(&mut tx, plan, &batch.to).await?;
-                let exclude = audience_tree(&mut tx, plan, &batch.exclude).await?;
-                let mut insert = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO batch_recipients (plan_id, batch_id, seq, phone) SELECT ",
-                );
-                insert
-                    .push_bind(plan.as_str().to_owned())
-                    .push(", ")
-                    .push_bind(id.as_str().to_owned())
-                    .push(format!(
-                        ", ROW_NUMBER() OVER (ORDER BY r.phone{TEXT_COLLATE}) - 1, r.phone FROM ("
-                    ));
-                push_resolution(&mut insert, plan, &include, &exclude, &batch);
-                insert.push(") r");
-                let count = insert.build().execute(&mut *tx).await?.rows_affected() as i64;
+                // The recipients are read on a connection of their own (on PostgreSQL the
+                // query can then run in parallel) and written in chunks beside it, so that
+                // memory holds a few chunks whatever the batch's size.
+                let mut reader = self.reader().acquire().await?;
+                let include = audience_tree(&mut reader, plan, &batch.to).await?;
+                let exclude = audience_tree(&mut reader, plan, &batch.exclude).await?;
+                let mut select = sqlx::QueryBuilder::<$db>::new("");
+                push_resolution(&mut select, plan, &include, &exclude, &batch);
+                let mut rows = select.build_query_scalar::<String>().fetch(&mut *reader);
+                let size = usize::try_from(chunk_size.max(1)).unwrap_or(1000);
+                let mut recorder = ChunkRecorder::new(plan, id, size);
+                while let Some(phone) = futures::TryStreamExt::try_next(&mut rows).await? {
+                    recorder.push(&mut tx, phone).await?;
+                }
+                let count = recorder.finish(&mut tx).await?;
                 let now = Timestamp::now().millis();
                 sqlx::query(
                     "UPDATE batches SET recipient_count = $1, chunk_size = $2, resolved_at = $3, \
@@ -438,20 +497,20 @@ macro_rules! sql_batches {
                 plan: &PlanId,
                 id: &BatchId,
                 chunk: i64,
-                chunk_size: i64,
             ) -> StoreResult<Vec<String>> {
                 let mut conn = self.reader().acquire().await?;
-                Ok(sqlx::query_scalar(
-                    "SELECT phone FROM batch_recipients \
-                     WHERE plan_id = $1 AND batch_id = $2 AND seq >= $3 AND seq < $4 \
-                     ORDER BY seq",
+                let phones: Option<String> = sqlx::query_scalar(
+                    "SELECT phones FROM batch_recipients \
+                     WHERE plan_id = $1 AND batch_id = $2 AND chunk = $3",
                 )
                 .bind(plan.as_str())
                 .bind(id.as_str())
-                .bind(chunk * chunk_size)
-                .bind((chunk + 1) * chunk_size)
-                .fetch_all(&mut *conn)
-                .await?)
+                .bind(chunk)
+                .fetch_optional(&mut *conn)
+                .await?;
+                Ok(phones
+                    .map(|phones| phones.split('\n').map(str::to_owned).collect())
+                    .unwrap_or_default())
             }
 
             async fn begin_chunk(

@@ -345,7 +345,7 @@ macro_rules! sql_contacts {
             }
             if let Some(tree) = tree {
                 builder.push(" AND ");
-                push_membership(builder, tree);
+                push_membership(builder, plan, tree, Scan::Probe);
             }
         }
 

@@ -42,28 +42,59 @@ macro_rules! sql_membership {
             tree.iter().all(|group| group.rule.is_none())
         }
 
+        /// How a membership test is written. `Probe` looks each candidate contact up (best when
+        /// a `LIMIT` stops the scan early); `Set` collects the members once and tests against
+        /// that (best when every member is wanted: counts, resolution, streams).
+        #[derive(Clone, Copy)]
+        enum Scan {
+            Probe,
+            Set,
+        }
+
         /// `c` is an effective member of the tree: a direct member of one of its static groups,
-        /// or matched by one of its rules.
-        fn push_membership(builder: &mut sqlx::QueryBuilder<$db>, tree: &[TreeGroup]) {
+        /// or matched by one of its rules. A lone test is written without `OR`, so that
+        /// PostgreSQL can turn it into a join.
+        fn push_membership(
+            builder: &mut sqlx::QueryBuilder<$db>,
+            plan: &PlanId,
+            tree: &[TreeGroup],
+            scan: Scan,
+        ) {
             let static_ids: Vec<&str> = tree
                 .iter()
                 .filter(|group| group.rule.is_none())
                 .map(|group| group.id.as_str())
                 .collect();
-            builder.push("(FALSE");
+            let rules: Vec<&FilterExpr> = tree.iter().filter_map(|group| group.rule.as_ref()).collect();
+            if static_ids.is_empty() && rules.is_empty() {
+                builder.push("FALSE");
+                return;
+            }
+            builder.push("(");
+            let mut first = true;
             if !static_ids.is_empty() {
-                builder.push(
-                    " OR EXISTS (SELECT 1 FROM group_members m \
-                     WHERE m.plan_id = c.plan_id AND m.contact_id = c.id AND m.group_id IN (",
-                );
+                first = false;
+                match scan {
+                    Scan::Probe => builder.push(
+                        "EXISTS (SELECT 1 FROM group_members m \
+                         WHERE m.plan_id = c.plan_id AND m.contact_id = c.id AND m.group_id IN (",
+                    ),
+                    Scan::Set => builder
+                        .push("c.id IN (SELECT m.contact_id FROM group_members m WHERE m.plan_id = ")
+                        .push_bind(plan.as_str().to_owned())
+                        .push(" AND m.group_id IN ("),
+                };
                 let mut ids = builder.separated(", ");
                 for id in static_ids {
                     ids.push_bind(id.to_owned());
                 }
                 builder.push("))");
             }
-            for rule in tree.iter().filter_map(|group| group.rule.as_ref()) {
-                builder.push(" OR ");
+            for rule in rules {
+                if !first {
+                    builder.push(" OR ");
+                }
+                first = false;
                 push_filter(builder, rule.root());
             }
             builder.push(")");

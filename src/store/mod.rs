@@ -386,8 +386,9 @@ pub trait Store: ContactStore + ConsentStore + BatchStore {
         after: Option<&ContactId>,
         limit: i64,
     ) -> StoreResult<MemberPage>;
-    /// Every distinct effective member's number, read in chunks so that memory stays constant
-    /// whatever the group's size. The group must exist (check with `get_group` first).
+    /// Every distinct effective member's number (in no particular order), streamed from one
+    /// query so that memory stays constant whatever the group's size. The group must exist
+    /// (check with `get_group` first).
     fn member_numbers(&self, plan: PlanId, id: GroupId) -> BoxStream<'static, StoreResult<String>>;
 }
 
@@ -545,7 +546,7 @@ pub trait BatchStore: Send + Sync {
     ) -> StoreResult<(Vec<BatchRecord>, i64)>;
     /// Cancels a batch that is scheduled or being sent (chunks already handed over stay sent).
     async fn cancel_batch(&self, plan: &PlanId, id: &BatchId) -> StoreResult<BatchRecord>;
-    /// The recorded recipients, in sending order, read in chunks so that memory stays constant.
+    /// The recorded recipients, in sending order, streamed so that memory stays constant.
     /// `NotResolved` (as the stream's only item) until the batch has been resolved.
     fn batch_recipients(
         &self,
@@ -569,13 +570,12 @@ pub trait BatchStore: Send + Sync {
     ) -> StoreResult<BatchRecord>;
     /// The chunks recorded so far, in order.
     async fn batch_chunks(&self, plan: &PlanId, id: &BatchId) -> StoreResult<Vec<ChunkRecord>>;
-    /// The recipients of one chunk.
+    /// The recipients of one chunk, in sending order.
     async fn chunk_recipients(
         &self,
         plan: &PlanId,
         id: &BatchId,
         chunk: i64,
-        chunk_size: i64,
     ) -> StoreResult<Vec<String>>;
     /// Records that a chunk is about to be handed over, renewing the lease; `LeaseLost` if the
     /// claim ended. Recording it again (a retry) keeps the first record.
@@ -624,6 +624,59 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     }
 }
 
-/// How many numbers one chunk of [`Store::member_numbers`] and [`BatchStore::batch_recipients`]
-/// reads.
-const STREAM_CHUNK: i64 = 10_000;
+/// How many numbers travel together from a streaming query to its reader.
+const STREAM_CHUNK: usize = 4096;
+
+/// Streams open at once in this process. Each holds a database connection while its client
+/// reads, so that a few slow readers cannot take every connection from the writers.
+static OPEN_STREAMS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+type NumberChunks = tokio::sync::mpsc::Sender<StoreResult<Vec<String>>>;
+
+/// Runs `produce` in a task of its own, which sends chunks of numbers into a small channel; the
+/// stream returned yields them one by one. Memory stays at a few chunks whatever the total, a
+/// client that stops reading pauses the producer, and one that goes away ends it.
+fn spawn_number_stream<F, Fut>(produce: F) -> BoxStream<'static, StoreResult<String>>
+where
+    F: FnOnce(NumberChunks) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = StoreResult<()>> + Send + 'static,
+{
+    use futures::StreamExt;
+    let (sender, receiver) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        let Ok(_permit) = OPEN_STREAMS.acquire().await else {
+            return;
+        };
+        if let Err(error) = produce(sender.clone()).await {
+            let _ = sender.send(Err(error)).await;
+        }
+    });
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+    .flat_map(|item| match item {
+        Ok(chunk) => futures::stream::iter(chunk.into_iter().map(Ok)).left_stream(),
+        Err(error) => futures::stream::once(async { Err(error) }).right_stream(),
+    })
+    .boxed()
+}
+
+/// Sends a query's rows in chunks; stops quietly when the reader has gone.
+async fn forward_rows(
+    rows: impl futures::Stream<Item = Result<String, sqlx::Error>>,
+    sender: &NumberChunks,
+) -> StoreResult<()> {
+    use futures::{StreamExt, TryStreamExt};
+    let mut rows = std::pin::pin!(rows.try_chunks(STREAM_CHUNK));
+    while let Some(chunk) = rows
+        .next()
+        .await
+        .transpose()
+        .map_err(|futures::stream::TryChunksError(_, error)| StoreError::from(error))?
+    {
+        if sender.send(Ok(chunk)).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}

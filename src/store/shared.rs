@@ -105,7 +105,7 @@ macro_rules! sql_store {
                 "SELECT COUNT(*) FROM contacts c WHERE c.plan_id = ",
             );
             count.push_bind(plan.as_str().to_owned()).push(" AND ");
-            push_membership(&mut count, tree);
+            push_membership(&mut count, plan, tree, Scan::Set);
             Ok(count.build_query_scalar().fetch_one(&mut *conn).await?)
         }
 
@@ -291,7 +291,7 @@ macro_rules! sql_store {
                             .push(", c.id FROM contacts c WHERE c.plan_id = ")
                             .push_bind(plan.as_str().to_owned())
                             .push(" AND ");
-                        push_membership(&mut insert, &tree);
+                        push_membership(&mut insert, plan, &tree, Scan::Set);
                         insert.push(" ON CONFLICT DO NOTHING");
                         insert.build().execute(&mut *conn).await?.rows_affected() as i64
                     }
@@ -310,7 +310,7 @@ macro_rules! sql_store {
                             .push(" AND contact_id IN (SELECT c.id FROM contacts c WHERE c.plan_id = ")
                             .push_bind(plan.as_str().to_owned())
                             .push(" AND ");
-                        push_membership(&mut delete, &tree);
+                        push_membership(&mut delete, plan, &tree, Scan::Set);
                         delete.push(")");
                         -(delete.build().execute(&mut *conn).await?.rows_affected() as i64)
                     }
@@ -419,7 +419,7 @@ macro_rules! sql_store {
                     .push(" AND c.id > ")
                     .push_bind(after.to_owned())
                     .push(" AND ");
-                push_membership(&mut page, &tree);
+                push_membership(&mut page, plan, &tree, Scan::Probe);
                 page.push(" ORDER BY c.id LIMIT ").push_bind(limit);
                 page.build().fetch_all(&mut *conn).await?
             };
@@ -955,34 +955,32 @@ macro_rules! sql_store {
                 plan: PlanId,
                 id: GroupId,
             ) -> BoxStream<'static, StoreResult<String>> {
-                use futures::{StreamExt, TryStreamExt};
                 let store = self.clone();
-                futures::stream::try_unfold(Some(String::new()), move |after| {
-                    let store = store.clone();
-                    let plan = plan.clone();
-                    let id = id.clone();
-                    async move {
-                        let Some(after) = after else {
-                            return Ok::<_, StoreError>(None);
-                        };
-                        let mut conn = store.reader().acquire().await?;
-                        let chunk =
-                            fetch_members(&mut conn, &plan, &id, &after, STREAM_CHUNK).await?;
-                        let next = if (chunk.len() as i64) < STREAM_CHUNK {
-                            None
-                        } else {
-                            chunk.last().map(|m| m.contact_id.as_str().to_owned())
-                        };
-                        if chunk.is_empty() {
-                            return Ok(None);
-                        }
-                        let numbers: Vec<StoreResult<String>> =
-                            chunk.into_iter().map(|m| Ok(m.phone)).collect();
-                        Ok(Some((futures::stream::iter(numbers), next)))
-                    }
+                spawn_number_stream(move |sender| async move {
+                    let mut conn = store.reader().acquire().await?;
+                    let tree = load_tree(&mut conn, &plan, id.as_str()).await?;
+                    let mut query = if tree.len() == 1 && is_static(&tree) {
+                        let mut query = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT c.phone FROM group_members m \
+                             JOIN contacts c ON c.plan_id = m.plan_id AND c.id = m.contact_id \
+                             WHERE m.plan_id = ",
+                        );
+                        query
+                            .push_bind(plan.as_str().to_owned())
+                            .push(" AND m.group_id = ")
+                            .push_bind(id.as_str().to_owned());
+                        query
+                    } else {
+                        let mut query = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT c.phone FROM contacts c WHERE c.plan_id = ",
+                        );
+                        query.push_bind(plan.as_str().to_owned()).push(" AND ");
+                        push_membership(&mut query, &plan, &tree, Scan::Set);
+                        query
+                    };
+                    let rows = query.build_query_scalar::<String>().fetch(&mut *conn);
+                    forward_rows(rows, &sender).await
                 })
-                .try_flatten()
-                .boxed()
             }
         }
 

@@ -39,7 +39,12 @@ impl SqliteStore {
             // possibly the last ones on a power cut, and spares an fsync per commit.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // Reads go through the OS page cache by memory map instead of a copy per page, and
+            // each connection keeps 16 MiB of pages of its own: scans of a million-member group
+            // run at memory speed.
+            .pragma("mmap_size", "1073741824")
+            .pragma("cache_size", "-16384");
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())

@@ -66,9 +66,12 @@ async fn recipients(app: &TestApp, id: &str) -> Vec<String> {
         .unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
-    text.lines()
+    let mut numbers: Vec<String> = text
+        .lines()
         .map(|line| serde_json::from_str::<String>(line).unwrap())
-        .collect()
+        .collect();
+    numbers.sort();
+    numbers
 }
 
 async fn create_batch(app: &TestApp, body: Value) -> Value {
@@ -186,7 +189,10 @@ async fn groups_resolve_when_the_batch_is_sent(app: TestApp) {
         .text()
         .await
         .unwrap();
-    assert_eq!(csv, format!("phone\n{}\n", expected.join("\n")));
+    let mut lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.remove(0), "phone");
+    lines.sort_unstable();
+    assert_eq!(lines, expected);
     let listed: Value = app
         .get("/api/batches?status=sent&client_reference=spring")
         .await
@@ -430,7 +436,7 @@ async fn a_crash_mid_chunk_resends_nothing(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(resolved.recipient_count, Some(20));
-    let first = app.store.chunk_recipients(&plan, &id, 0, 7).await.unwrap();
+    let first = app.store.chunk_recipients(&plan, &id, 0).await.unwrap();
     let sender = LogSender::open(&log).unwrap();
     let chunk = Chunk {
         batch: &resolved,

@@ -37,14 +37,14 @@ const sameList = (a, b) => show(a) === show(b);
 // it, Roster returns E.164 with it; the SDKs pass either through untouched.
 const digits = (numbers) => numbers.map((n) => n.replace(/^\+/, '')).sort();
 
-function groupsFor(baseUrl, planId, token) {
+function smsFor(baseUrl, planId, token) {
   return new SmsService({
     servicePlanId: planId,
     apiToken: token,
     smsHostname: baseUrl.replace(/\/+$/, ''),
     // The SDK logs every 4xx at debug level; the expected ones would drown the output.
     logger: { debug() {}, info() {}, warn: console.warn, error: console.error },
-  }).groups;
+  });
 }
 
 async function expectError(what, call, status, code) {
@@ -95,7 +95,8 @@ async function main() {
     process.exit(2);
   }
   const [baseUrl, planId, token] = process.argv.slice(2);
-  const groups = groupsFor(baseUrl, planId, token);
+  const sms = smsFor(baseUrl, planId, token);
+  const groups = sms.groups;
 
   const tag = Math.random().toString(16).slice(2, 8);
   const [nameA, nameB, nameC] = [`js-${tag}-A`, `js-${tag}-B`, `js-${tag}-C`];
@@ -120,9 +121,9 @@ async function main() {
   const before = await countByWalking();
   say(`ok: list works, ${before} existing group(s)`);
   await expectError('wrong token',
-    () => groupsFor(baseUrl, planId, `${token}x`).list({ page: 0, page_size: 1 }), 401);
+    () => smsFor(baseUrl, planId, `${token}x`).groups.list({ page: 0, page_size: 1 }), 401);
   await expectError('token used with another service plan',
-    () => groupsFor(baseUrl, `${planId}x`, token).list({ page: 0, page_size: 1 }), 403);
+    () => smsFor(baseUrl, `${planId}x`, token).groups.list({ page: 0, page_size: 1 }), 403);
 
   // --- create / retrieve -------------------------------------------------
   const a = await groups.create({ createGroupRequestBody: { name: nameA, members: [n1, n2, n1] } });
@@ -222,6 +223,29 @@ async function main() {
     () => groups.replace({ group_id: missing, replaceGroupRequestBody: { members: [n1] } }), 404);
   await expectError('members of an unknown group', () => groups.listMembers({ group_id: missing }), 404);
   check(await countByWalking() === before + 3, 'failed requests must not create groups');
+
+  // --- a batch to a group -------------------------------------------------------
+  // Scheduled an hour ahead, so that nothing is sent; Roster resolves groups at send time.
+  const target = await groups.create({ createGroupRequestBody: { name: `js-${tag}-S`, members: [n1, n2] } });
+  const sendAt = new Date(Date.now() + 3600 * 1000);
+  const batch = await sms.batches.sendTextMessage({
+    sendSMSRequestBody: {
+      to: [target.id, n3], from: '12345', body: 'Hello from the SDK',
+      client_reference: `js-${tag}`, send_at: sendAt,
+    },
+  });
+  check(typeof batch.id === 'string' && batch.id.length > 0, `send: expected a batch id, got ${show(batch)}`);
+  check(sameList(batch.to, [target.id, n3]), `send: to ${show(batch.to)}`);
+  check(batch.canceled === false, 'send: a new batch is not canceled');
+  const fetched = await sms.batches.get({ batch_id: batch.id });
+  check(fetched.id === batch.id && fetched.body === 'Hello from the SDK', `get batch: ${show(fetched)}`);
+  const listed = await sms.batches.list({ client_reference: `js-${tag}` });
+  check(listed.data.length === 1 && listed.data[0].id === batch.id, `list batches: ${show(listed.data)}`);
+  const canceled = await sms.batches.cancel({ batch_id: batch.id });
+  check(canceled.canceled === true, `cancel: ${show(canceled)}`);
+  await expectError('get an unknown batch', () => sms.batches.get({ batch_id: missing }), 404);
+  await groups.delete({ group_id: target.id });
+  say('ok: send a batch to a group, get, list, cancel');
 
   // --- delete ------------------------------------------------------------------
   for (const g of [c, b, a]) {

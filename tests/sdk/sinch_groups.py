@@ -19,7 +19,7 @@ SDK notes (sinch 2.3.0):
 import sys
 import traceback
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from sinch import SinchClient
 from sinch.core.exceptions import SinchException
@@ -94,7 +94,8 @@ def main():
         print("usage: sinch_groups.py BASE_URL PLAN_ID TOKEN", file=sys.stderr)
         sys.exit(2)
     base_url, plan_id, token = sys.argv[1:4]
-    groups = client_for(base_url, plan_id, token).sms.groups
+    client = client_for(base_url, plan_id, token)
+    groups = client.sms.groups
 
     tag = uuid.uuid4().hex[:6]
     name_a, name_b, name_c = f"py-{tag}-A", f"py-{tag}-B", f"py-{tag}-C"
@@ -231,6 +232,28 @@ def main():
                  lambda: groups.replace(group_id=missing, members=[n1]), 404)
     expect_error("members of an unknown group", lambda: groups.list_members(group_id=missing), 404)
     check_total(before + 3, "failed requests must not create groups")
+
+    # --- a batch to a group -------------------------------------------------------
+    # Scheduled an hour ahead, so that nothing is sent; Roster resolves groups at send time.
+    batches = client.sms.batches
+    target = groups.create(name=f"py-{tag}-S", members=[n1, n2])
+    send_at = datetime.now(timezone.utc) + timedelta(hours=1)
+    batch = batches.send_sms(to=[target.id, n3], from_="12345", body="Hello from the SDK",
+                             client_reference=f"py-{tag}", send_at=send_at, delivery_report="none")
+    check(batch.id, f"send_sms: expected a batch id, got {batch!r}")
+    check(list(batch.to) == [target.id, n3], f"send_sms: to {batch.to!r}")
+    check(batch.body == "Hello from the SDK", f"send_sms: body {batch.body!r}")
+    check(not batch.canceled, "send_sms: a new batch is not canceled")
+    fetched = batches.get(batch_id=batch.id)
+    check(fetched.id == batch.id and fetched.client_reference == f"py-{tag}",
+          f"get batch: {fetched!r}")
+    listed = [b.id for b in batches.list(client_reference=f"py-{tag}").content()]
+    check(listed == [batch.id], f"list batches by client_reference: {listed!r}")
+    canceled = batches.cancel(batch_id=batch.id)
+    check(canceled.canceled, f"cancel: expected canceled, got {canceled!r}")
+    expect_error("get an unknown batch", lambda: batches.get(batch_id=missing), 404)
+    groups.delete(group_id=target.id)
+    say("ok: send a batch to a group, get, list, cancel")
 
     # --- delete ------------------------------------------------------------------
     for g in (c, b, a):

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Sending at scale: resolving a 1,000,000-member group with two overlapping child groups,
+streaming its members, and adding 100,000 numbers to a 1,000,000-member group, on SQLite and on
+PostgreSQL, against a release build of `roster serve` (log sender).
+
+    python3 bench/sending.py [--contacts N] [--skip-postgres]
+
+Contacts and memberships are loaded with the raw tools (`sqlite3`, `psql`) into the schema
+`roster migrate` creates. The group G has 100,000 direct members and two child groups: C1 with
+contacts 0–60% and C2 with 40–100% (overlapping by a fifth). 5% of the contacts are opted out, so
+G resolves to about 95% of N. 100,000 contacts more are loaded, in no group, to be added to a
+group of N. Beside each figure, the raw tool runs the equivalent query in the
+same run (distinct opted-in members of the three groups: counted, and dumped to /dev/null).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from contacts_search import (  # noqa: E402  (a sibling script, not a package)
+    ROOT, ROSTER, free_port, generate, load_postgres, load_sqlite, roster, run, start_postgres,
+)
+
+
+def call(base, token, method, path, body=None, accept="application/json"):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json", "Accept": accept,
+    })
+    start = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=600) as response:
+        payload = response.read()
+    elapsed = time.perf_counter() - start
+    if accept == "application/json":
+        return elapsed, json.loads(payload) if payload else None
+    return elapsed, payload
+
+
+def membership_sql(plan, groups, n):
+    """Memberships of the bench groups as INSERT … SELECT over the contacts' creation order."""
+    g, c1, c2, big = groups
+    rows = [
+        (g, 0, n // 10),
+        (c1, 0, n * 6 // 10),
+        (c2, n * 4 // 10, n),
+        (big, 0, n),
+    ]
+    statements = []
+    for group, lo, hi in rows:
+        statements.append(
+            "INSERT INTO group_members (plan_id, group_id, contact_id) "
+            f"SELECT plan_id, '{group}', id FROM contacts WHERE plan_id = '{plan}' "
+            f"AND created_at >= {1_700_000_000_000 + lo} AND created_at < {1_700_000_000_000 + hi};")
+    statements.append(
+        "UPDATE contact_groups SET member_count = (SELECT COUNT(*) FROM group_members m "
+        "WHERE m.plan_id = contact_groups.plan_id AND m.group_id = contact_groups.id), "
+        f"size = (SELECT COUNT(*) FROM group_members m WHERE m.plan_id = contact_groups.plan_id "
+        f"AND m.group_id = contact_groups.id) WHERE plan_id = '{plan}';")
+    statements.append(
+        f"UPDATE contact_groups SET size = {n} WHERE plan_id = '{plan}' AND id = '{g}';")
+    return "\n".join(statements)
+
+
+def raw_query(plan, groups):
+    g, c1, c2, _ = groups
+    return (f"SELECT c.phone FROM contacts c WHERE c.plan_id = '{plan}' AND NOT c.opted_out "
+            f"AND c.id IN (SELECT contact_id FROM group_members WHERE plan_id = '{plan}' "
+            f"AND group_id IN ('{g}', '{c1}', '{c2}')) ORDER BY c.phone")
+
+
+def bench_backend(name, database, plan, token, n, raw):
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="roster-send-")
+    log = os.path.join(workdir, "messages.jsonl")
+    server = subprocess.Popen([ROSTER, "serve", "--listen", f"127.0.0.1:{port}", "--database",
+                               database, "--sender-log", log, "--poll-ms", "10"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(base + "/readyz")
+                break
+            except OSError:
+                time.sleep(0.05)
+        groups = []
+        for label in ["G", "C1", "C2", "Big"]:
+            _, group = call(base, token, "POST", "/api/contactgroups", {"name": label})
+            groups.append(group["id"])
+        g, c1, c2, big = groups
+        call(base, token, "PATCH", f"/api/contactgroups/{g}", {"child_groups": [c1, c2]})
+        raw["load_memberships"](membership_sql(plan, groups, n))
+
+        # Streaming the group's members (own and children's, distinct).
+        elapsed, body = call(base, token, "GET", f"/api/contactgroups/{g}/members",
+                             accept="application/x-ndjson")
+        streamed = body.count(b"\n")
+        raw_dump = raw["time"](raw_query(plan, groups))
+
+        # Resolution at send time, then the hand-over to the log sender.
+        _, batch = call(base, token, "POST", "/api/batches", {"to": [g], "body": "Bench"})
+        while True:
+            _, batch = call(base, token, "GET", f"/api/batches/{batch['id']}")
+            if batch["status"] in ("sent", "failed"):
+                break
+            time.sleep(0.05)
+        assert batch["status"] == "sent", batch
+        resolve_ms = iso_ms(batch["resolved_at"]) - iso_ms(batch["created_at"])
+        send_ms = iso_ms(batch["completed_at"]) - iso_ms(batch["resolved_at"])
+        recipients = batch["recipient_count"]
+        elapsed_recipients, body = call(base, token, "GET", f"/api/batches/{batch['id']}/recipients",
+                                        accept="application/x-ndjson")
+        assert body.count(b"\n") == recipients
+
+        # Adding 100,000 numbers to a group of N: contacts that exist (the 100,000 loaded
+        # beyond N), then numbers that are no contact yet.
+        existing = [f"+49151{10_000_000 + n + i}" for i in range(100_000)]
+        add_existing_s, _ = call(base, token, "PATCH", f"/api/contactgroups/{big}",
+                                 {"add": existing})
+        numbers = [f"+4916{20_000_000 + i}" for i in range(100_000)]
+        add_s, group = call(base, token, "PATCH", f"/api/contactgroups/{big}", {"add": numbers})
+
+        print(f"\n{name}: G resolves to {recipients} of {n} contacts (opted-out left out)")
+        print("| operation | roster | raw tool, same query | ratio |")
+        print("|---|---:|---:|---:|")
+        print(f"| resolve G at send time (created → resolved, recorded) | {resolve_ms:.0f} ms | "
+              f"{raw_dump * 1000:.0f} ms | {resolve_ms / (raw_dump * 1000):.2f} |")
+        print(f"| stream G's members over HTTP | {streamed / elapsed / 1e6:.2f} M numbers/s "
+              f"({elapsed * 1000:.0f} ms) | {recipients / raw_dump / 1e6:.2f} M/s | "
+              f"{elapsed / raw_dump:.2f} |")
+        print(f"| stream the batch's recorded recipients | {recipients / elapsed_recipients / 1e6:.2f}"
+              f" M numbers/s | | |")
+        print(f"| hand {recipients} recipients to the log sender (1000 per chunk, fsync each) | "
+              f"{send_ms:.0f} ms ({recipients / send_ms * 1000 / 1e6:.2f} M/s) | | |")
+        print(f"| add 100,000 numbers of existing contacts to a group of {n} | "
+              f"{add_existing_s * 1000:.0f} ms | | |")
+        print(f"| add 100,000 new numbers (creating their contacts) to a group of {n + 100_000} | "
+              f"{add_s * 1000:.0f} ms (size now {group['size']}) | | |")
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def iso_ms(text):
+    from datetime import datetime
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000
+
+
+def sqlite_raw(db):
+    def load(sql):
+        # The server beside it writes too (claims): wait for the lock instead of failing.
+        run(["sqlite3", db], input=".timeout 30000\n" + sql + "\nANALYZE;")
+
+    def timed(sql):
+        start = time.perf_counter()
+        subprocess.run(["sqlite3", "-cmd", ".timeout 30000", db, sql], check=True,
+                       stdout=subprocess.DEVNULL)
+        return time.perf_counter() - start
+    return {"load_memberships": load, "time": timed}
+
+
+def postgres_raw(url):
+    def load(sql):
+        run(["psql", "-v", "ON_ERROR_STOP=1", "-q", url], input=sql + "\nANALYZE;")
+
+    def timed(sql):
+        start = time.perf_counter()
+        subprocess.run(["psql", "-q", url, "-c", f"\\copy ({sql}) TO '/dev/null'"], check=True,
+                       stdout=subprocess.DEVNULL)
+        return time.perf_counter() - start
+    return {"load_memberships": load, "time": timed}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the SQLite database (its path is printed) for inspection")
+    args = parser.parse_args()
+    print("building roster (release)...", file=sys.stderr)
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    workdir = tempfile.mkdtemp(prefix="roster-bench-")
+    os.chmod(workdir, 0o755)
+    pg_server = None
+    try:
+        csv_path = os.path.join(workdir, "contacts.csv")
+        sqlite_db = os.path.join(workdir, "bench.db")
+        sqlite_url = f"sqlite://{sqlite_db}"
+        plan = json.loads(roster("plans", "create", "Bench", database=sqlite_url))
+        # 100,000 contacts beyond N, in no group, for the "add existing contacts" figure.
+        generate(csv_path, plan["service_plan_id"], args.contacts + 100_000)
+        os.chmod(csv_path, 0o644)
+        load_sqlite(sqlite_db, csv_path)
+        print(f"# Sending, {args.contacts} contacts in one plan")
+        bench_backend("SQLite", sqlite_url, plan["service_plan_id"], plan["api_token"],
+                      args.contacts, sqlite_raw(sqlite_db))
+        if not args.skip_postgres:
+            pg_server, pg_url = start_postgres(workdir)
+            if pg_url is None:
+                print("\n*** PostgreSQL binaries not found: PostgreSQL part skipped ***")
+                return
+            pg_plan = json.loads(roster("plans", "create", "Bench", database=pg_url))
+            generate(csv_path, pg_plan["service_plan_id"], args.contacts + 100_000)
+            load_postgres(pg_url, csv_path)
+            bench_backend("PostgreSQL", pg_url, pg_plan["service_plan_id"], pg_plan["api_token"],
+                          args.contacts, postgres_raw(pg_url))
+    finally:
+        if pg_server is not None:
+            pg_server.terminate()
+            pg_server.wait()
+        if args.keep:
+            print(f"kept {sqlite_db}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
