@@ -399,8 +399,21 @@ macro_rules! sql_batches {
             }
 
             async fn claim_batch(&self, lease: &Lease) -> StoreResult<Option<BatchRecord>> {
-                let mut tx = self.begin_write().await?;
+                // Idle instances poll; a read first keeps them from taking the write lock (the
+                // only writer connection, on SQLite) when nothing is due.
                 let now = Timestamp::now().millis();
+                let due: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM batches \
+                     WHERE (status = 'scheduled' AND send_at <= $1) \
+                        OR (status = 'sending' AND lease_until < $1) LIMIT 1",
+                )
+                .bind(now)
+                .fetch_optional(self.reader())
+                .await?;
+                if due.is_none() {
+                    return Ok(None);
+                }
+                let mut tx = self.begin_write().await?;
                 let claimed: Option<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "UPDATE batches SET status = 'sending', lease_owner = $1, lease_until = $2, \
                      modified_at = $3 \
