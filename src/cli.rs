@@ -153,6 +153,16 @@ enum Command {
         /// Over the limit a request gets 429 with Retry-After.
         #[arg(long, env = "ROSTER_RATE_LIMIT", default_value_t = 0)]
         rate_limit: u32,
+        /// Seconds a client has to send a request's headers; slower connections are closed.
+        #[arg(long, env = "ROSTER_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        header_timeout: u64,
+        /// Seconds a request body may stall between two parts before the request gets 408.
+        #[arg(long, env = "ROSTER_BODY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        body_timeout: u64,
+        /// Seconds a request may take to be answered before it gets 503 (streamed bodies may
+        /// take longer once begun).
+        #[arg(long, env = "ROSTER_REQUEST_TIMEOUT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86400))]
+        request_timeout: u64,
         #[command(flatten)]
         database: DatabaseArg,
         #[command(flatten)]
@@ -231,9 +241,17 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         Command::Serve {
             listen,
             rate_limit,
+            header_timeout,
+            body_timeout,
+            request_timeout,
             database,
             sending,
         } => {
+            let timeouts = api::Timeouts {
+                header: Duration::from_secs(header_timeout),
+                body: Duration::from_secs(body_timeout),
+                request: Duration::from_secs(request_timeout),
+            };
             let sender = sending.sender()?;
             let store = store::connect(&database.url).await?;
             let listener = TcpListener::bind(listen).await?;
@@ -250,7 +268,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 // Senders finish the chunk in hand while requests in flight complete.
                 let _ = stop.send(true);
             };
-            api::serve(listener, state, shutdown).await?;
+            api::serve(listener, state, timeouts, shutdown).await?;
             if let Some(dispatcher) = dispatcher {
                 dispatcher.await?;
             }

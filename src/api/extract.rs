@@ -2,7 +2,7 @@
 //! in the surface's own error format and names what was wrong.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -27,9 +27,13 @@ where
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|rejection| match rejection {
-                BytesRejection::FailedToBufferBody(_) => ApiError::PayloadTooLarge {
-                    limit: MAX_BODY_BYTES,
-                },
+                BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+                    ApiError::PayloadTooLarge {
+                        limit: MAX_BODY_BYTES,
+                    }
+                }
+                // The body stalled past the body timeout, or the connection broke.
+                BytesRejection::FailedToBufferBody(_) => ApiError::BodyTimeout,
                 other => ApiError::InvalidJson(other.body_text()),
             })?;
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -63,6 +63,7 @@ async fn plans_tokens_and_serve(backend: Backend) {
     let mut server = Command::new(ROSTER)
         .arg("serve")
         .env("ROSTER_DATABASE_URL", &database)
+        .env("ROSTER_SENDER_LOG", dir.path().join("messages.jsonl"))
         .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -169,4 +170,106 @@ fn help_shows_examples() {
     let bad_url = roster(&["migrate"], "mysql://nowhere");
     assert!(!bad_url.status.success());
     assert!(String::from_utf8_lossy(&bad_url.stderr).contains("unsupported database URL"));
+}
+
+/// A client that sends its headers too slowly is disconnected; one whose body stalls gets 408;
+/// the server goes on serving everyone else.
+#[tokio::test]
+async fn slow_clients_are_cut_off() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/roster.db", dir.path().display());
+    let created = roster(&["plans", "create", "Slow"], &database);
+    let plan: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let token = plan["api_token"].as_str().unwrap().to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(ROSTER)
+        .args([
+            "serve",
+            "--sender",
+            "off",
+            "--header-timeout",
+            "1",
+            "--body-timeout",
+            "1",
+        ])
+        .env("ROSTER_DATABASE_URL", &database)
+        .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start roster serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|response| response.status() == 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "roster serve did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let outcome = tokio::task::spawn_blocking(move || {
+        let connect = || {
+            let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream
+        };
+        // Headers begun and never finished: the server hangs up.
+        let mut slow_headers = connect();
+        let started = Instant::now();
+        slow_headers
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: roster\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = slow_headers.read_to_end(&mut answer);
+        let header_wait = started.elapsed();
+
+        // A body that stops halfway: 408.
+        let mut slow_body = connect();
+        let request = format!(
+            "POST /api/contactgroups HTTP/1.1\r\nHost: roster\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\": "
+        );
+        slow_body.write_all(request.as_bytes()).unwrap();
+        let mut body_answer = [0u8; 512];
+        let read = slow_body.read(&mut body_answer).unwrap_or(0);
+        (
+            header_wait,
+            String::from_utf8_lossy(&answer).into_owned(),
+            String::from_utf8_lossy(&body_answer[..read]).into_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    let (header_wait, header_answer, body_answer) = outcome;
+    assert!(
+        header_wait < Duration::from_secs(5),
+        "slow headers kept the connection {header_wait:?}: {header_answer:?}"
+    );
+    assert!(!header_answer.contains("200 OK"), "{header_answer}");
+    assert!(
+        body_answer.starts_with("HTTP/1.1 408"),
+        "stalled body answered {body_answer:?}"
+    );
+    let fine = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(fine.status(), 200);
+
+    // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
+    unsafe {
+        libc::kill(server.id() as i32, libc::SIGTERM);
+    }
+    assert!(server.wait().unwrap().success());
 }
