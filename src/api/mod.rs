@@ -147,7 +147,17 @@ pub async fn serve(
     timeouts: Timeouts,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state)
+    serve_router(listener, router(state), timeouts, shutdown).await
+}
+
+/// Serves any router the way [`serve`] serves Roster's (also used by the benchmarks' baseline).
+pub async fn serve_router(
+    listener: TcpListener,
+    app: Router,
+    timeouts: Timeouts,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app
         .layer(RequestBodyTimeoutLayer::new(timeouts.body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -44,7 +44,10 @@ impl SqliteStore {
             // each connection keeps 16 MiB of pages of its own: scans of a million-member group
             // run at memory speed.
             .pragma("mmap_size", "1073741824")
-            .pragma("cache_size", "-16384");
+            .pragma("cache_size", "-16384")
+            // SQLite keeps no statistics of its own accord; without them a join may scan a
+            // whole plan where an index would do.
+            .optimize_on_close(true, None);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())

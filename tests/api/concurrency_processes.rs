@@ -110,7 +110,10 @@ async fn sixty_four_clients_two_servers(backend: Backend) {
                 };
                 let base = &bases[(number + step) % bases.len()];
                 let response = client
-                    .request(Method::PATCH, format!("{base}/api/contactgroups/{}", groups[group]))
+                    .request(
+                        Method::PATCH,
+                        format!("{base}/api/contactgroups/{}", groups[group]),
+                    )
                     .bearer_auth(&token)
                     .json(&body)
                     .send()

@@ -40,7 +40,10 @@ async fn start(database: &str) -> Server {
         .await
         .is_ok_and(|response| response.status() == 200)
     {
-        assert!(Instant::now() < deadline, "roster serve did not become ready");
+        assert!(
+            Instant::now() < deadline,
+            "roster serve did not become ready"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Server { child, base }

@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""HTTP under load: wrk (loopback only, bounded in time) against a release build of
+`roster serve`, on SQLite and on PostgreSQL, beside the bare axum "hello" handler of
+`examples/hello.rs` (same dependency versions, same server set-up) measured in the same run.
+
+    python3 bench/load.py [--seconds S] [--mixed-seconds M] [--connections C] [--skip-postgres]
+
+For each backend: GET of one group (native and Sinch), a page of 100 members, and a mixed run —
+reads of groups and members with PATCH adds of single numbers to the same group (one request in
+five a write) — which must finish with zero errors (non-2xx answers or socket errors).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from contacts_search import ROOT, ROSTER, free_port, roster, start_postgres  # noqa: E402
+
+HELLO = os.path.join(ROOT, "target", "release", "examples", "hello")
+
+MIXED_LUA = r"""
+local group, plan, token = "%(group)s", "%(plan)s", "%(token)s"
+local headers = {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"}
+local counter = 0
+request = function()
+  counter = counter + 1
+  local kind = counter %% 5
+  if kind == 0 then
+    local number = string.format("+1415%%07d", 3000000 + (counter * 7919) %% 1000000)
+    return wrk.format("PATCH", "/api/contactgroups/" .. group, headers,
+                      '{"add": ["' .. number .. '"]}')
+  elseif kind == 1 then
+    return wrk.format("GET", "/xms/v1/" .. plan .. "/groups/" .. group, headers)
+  elseif kind == 2 then
+    return wrk.format("GET", "/api/contactgroups/" .. group .. "/members?limit=100", headers)
+  else
+    return wrk.format("GET", "/api/contactgroups/" .. group, headers)
+  end
+end
+"""
+
+GET_LUA = r"""
+wrk.headers["Authorization"] = "Bearer %(token)s"
+"""
+
+
+def wait_ready(url):
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} never answered")
+
+
+def wrk(url, seconds, connections, script=None):
+    """Runs wrk; returns requests/s, p99 in ms, and the error count."""
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run(cmd + [url], check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    errors = 0
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if non_2xx:
+        errors += int(non_2xx.group(1))
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if socket:
+        errors += sum(int(x) for x in socket.groups())
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return rps, p99_ms, errors, total
+
+
+def call(base, token, method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read())
+
+
+def analyze(database):
+    """Table statistics as autovacuum (PostgreSQL) or `PRAGMA optimize` (SQLite) would have them
+    a while after the data was written: the steady state, not the first minute."""
+    if database.startswith("sqlite://"):
+        subprocess.run(["sqlite3", "-cmd", ".timeout 30000", database[len("sqlite://"):],
+                        "ANALYZE"], check=True)
+    else:
+        subprocess.run(["psql", "-q", database, "-c", "ANALYZE"], check=True)
+
+
+def bench_backend(name, database, args, hello_rps, workdir):
+    plan = json.loads(roster("plans", "create", "Load", database=database))
+    token, plan_id = plan["api_token"], plan["service_plan_id"]
+    port = free_port()
+    server = subprocess.Popen([ROSTER, "serve", "--listen", f"127.0.0.1:{port}", "--database",
+                               database, "--sender", "off"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    rows = []
+    try:
+        wait_ready(base + "/readyz")
+        members = [f"+1415{2_000_000 + n:07d}" for n in range(1000)]
+        group = call(base, token, "POST", "/api/contactgroups",
+                     {"name": "Load", "members": members})["id"]
+        analyze(database)
+        values = {"group": group, "plan": plan_id, "token": token}
+        get_script = os.path.join(workdir, f"get-{name}.lua")
+        with open(get_script, "w") as out:
+            out.write(GET_LUA % values)
+        mixed_script = os.path.join(workdir, f"mixed-{name}.lua")
+        with open(mixed_script, "w") as out:
+            out.write(MIXED_LUA % values)
+        for label, path in [
+            ("GET /api/contactgroups/{id}", f"/api/contactgroups/{group}"),
+            ("GET /xms/v1/{plan}/groups/{id}", f"/xms/v1/{plan_id}/groups/{group}"),
+            ("GET members, page of 100", f"/api/contactgroups/{group}/members?limit=100"),
+        ]:
+            rows.append((label, *wrk(base + path, args.seconds, args.connections, get_script)))
+        rows.append(("mixed: 80% reads, 20% PATCH add",
+                     *wrk(base, args.mixed_seconds, args.connections, mixed_script)))
+    finally:
+        server.terminate()
+        server.wait()
+    print(f"\n{name} ({args.connections} connections, loopback)")
+    print("| request | requests/s | ratio to hello | p99 ms | errors | requests |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, rps, p99, errors, total in rows:
+        print(f"| {label} | {rps:,.0f} | {rps / hello_rps:.2f} | {p99:.1f} | {errors} | {total:,} |")
+    return all(errors == 0 for _, _, _, errors, _ in rows)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--mixed-seconds", type=int, default=60)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed (Debian: apt-get install wrk)")
+    print("building roster and the hello baseline (release)...", file=sys.stderr)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "roster",
+                    "--example", "hello"], cwd=ROOT, check=True)
+    workdir = tempfile.mkdtemp(prefix="roster-load-")
+    os.chmod(workdir, 0o755)
+    pg_server = None
+    try:
+        port = free_port()
+        hello = subprocess.Popen([HELLO, f"127.0.0.1:{port}"])
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/hello")
+            hello_rps, hello_p99, _, _ = wrk(f"http://127.0.0.1:{port}/hello", args.seconds,
+                                             args.connections)
+        finally:
+            hello.terminate()
+            hello.wait()
+        print(f"# HTTP under load\n\nhello baseline: {hello_rps:,.0f} requests/s, p99 "
+              f"{hello_p99:.1f} ms")
+        ok = bench_backend("SQLite", f"sqlite://{workdir}/load.db", args, hello_rps, workdir)
+        if not args.skip_postgres:
+            pg_server, pg_url = start_postgres(workdir)
+            if pg_url is None:
+                print("\n*** PostgreSQL binaries not found: PostgreSQL part skipped ***")
+            else:
+                ok = bench_backend("PostgreSQL", pg_url, args, hello_rps, workdir) and ok
+        if not ok:
+            raise SystemExit("errors under load")
+    finally:
+        if pg_server is not None:
+            pg_server.terminate()
+            pg_server.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
