@@ -134,7 +134,7 @@ async fn sixty_four_clients_two_servers(backend: Backend) {
     });
     let outcomes = futures::future::join_all(tasks).await;
     let mut expected: Vec<BTreeSet<String>> = vec![BTreeSet::new(); GROUPS];
-    let mut writes = vec![0usize; GROUPS];
+    let mut writes = [0usize; GROUPS];
     for outcome in outcomes {
         let (model, acknowledged) = outcome.expect("client task");
         for (group, members) in model {
