@@ -153,6 +153,10 @@ enum Command {
         /// Over the limit a request gets 429 with Retry-After.
         #[arg(long, env = "ROSTER_RATE_LIMIT", default_value_t = 0)]
         rate_limit: u32,
+        /// Seconds a verified API token is remembered: a revoked token is refused within this
+        /// long. 0 checks every request against the database.
+        #[arg(long, env = "ROSTER_TOKEN_CACHE_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=300))]
+        token_cache_seconds: u64,
         /// Seconds a client has to send a request's headers; slower connections are closed.
         #[arg(long, env = "ROSTER_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
         header_timeout: u64,
@@ -241,6 +245,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         Command::Serve {
             listen,
             rate_limit,
+            token_cache_seconds,
             header_timeout,
             body_timeout,
             request_timeout,
@@ -256,7 +261,8 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let store = store::connect(&database.url).await?;
             let listener = TcpListener::bind(listen).await?;
             tracing::info!(address = %listener.local_addr()?, database = %redact(&database.url), sender = %sending.sender, "serving");
-            let state = AppState::new(store.clone(), rate_limit);
+            let state = AppState::new(store.clone(), rate_limit)
+                .with_token_cache(Duration::from_secs(token_cache_seconds));
             let (stop, stopped) = watch::channel(false);
             let dispatcher = sender.map(|sender| {
                 let dispatcher =

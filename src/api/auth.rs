@@ -43,11 +43,25 @@ impl FromRequestParts<AppState> for Authenticated {
             return Err(ApiError::Unauthorized);
         }
         let hash = hash_token(token.trim());
-        let plan = state
-            .store
-            .plan_for_token(&hash)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
+        let now = std::time::Instant::now();
+        let cached = state
+            .tokens
+            .as_ref()
+            .and_then(|cache| cache.get(&hash, now));
+        let plan = match cached {
+            Some(plan) => plan,
+            None => {
+                let plan = state
+                    .store
+                    .plan_for_token(&hash)
+                    .await?
+                    .ok_or(ApiError::Unauthorized)?;
+                if let Some(cache) = &state.tokens {
+                    cache.insert(&hash, &plan, now);
+                }
+                plan
+            }
+        };
         if let Some(limiter) = &state.rate_limit {
             limiter
                 .check(&hash)

@@ -14,6 +14,7 @@ mod paging;
 pub mod rate_limit;
 mod sinch;
 mod sinch_batches;
+mod token_cache;
 mod validate;
 
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub rate_limit: Option<Arc<rate_limit::RateLimiter>>,
     /// Wakes the dispatcher when a batch is created, so that one due now is sent at once.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Recently verified tokens; `None` when every request asks the database.
+    pub tokens: Option<Arc<token_cache::TokenCache>>,
 }
 
 impl AppState {
@@ -54,7 +57,15 @@ impl AppState {
             rate_limit: (requests_per_second > 0)
                 .then(|| Arc::new(rate_limit::RateLimiter::new(requests_per_second))),
             wake: Arc::new(tokio::sync::Notify::new()),
+            tokens: None,
         }
+    }
+
+    /// Remembers verified tokens for `ttl` (a revoked token keeps working for at most that
+    /// long); a zero `ttl` verifies every request against the database.
+    pub fn with_token_cache(mut self, ttl: Duration) -> Self {
+        self.tokens = (!ttl.is_zero()).then(|| Arc::new(token_cache::TokenCache::new(ttl)));
+        self
     }
 }
 

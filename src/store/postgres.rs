@@ -56,6 +56,10 @@ const LOCK_GROUP: &str = "SELECT version, status, rule, member_count FROM contac
 const LOCK_PLAN: &str = "SELECT id FROM plans WHERE id = $1 FOR UPDATE";
 const LOCK_CONTACT: &str = "SELECT id FROM contacts WHERE plan_id = $1 AND id = $2 FOR UPDATE";
 
+/// A group's child ids, comma-separated in id order (ULIDs hold no commas), for a row `g`.
+const CHILD_IDS: &str = "(SELECT string_agg(gc.child_id, ',' ORDER BY gc.child_id COLLATE \"C\") \
+     FROM group_children gc WHERE gc.plan_id = g.plan_id AND gc.group_id = g.id)";
+
 /// Text compares byte by byte, as on SQLite, whatever the database's locale.
 const TEXT_COLLATE: &str = " COLLATE \"C\"";
 

@@ -75,6 +75,11 @@ const LOCK_GROUP: &str = "SELECT version, status, rule, member_count FROM contac
 const LOCK_PLAN: &str = "SELECT id FROM plans WHERE id = $1";
 const LOCK_CONTACT: &str = "SELECT id FROM contacts WHERE plan_id = $1 AND id = $2";
 
+/// A group's child ids, comma-separated in id order (ULIDs hold no commas), for a row `g`.
+const CHILD_IDS: &str = "(SELECT group_concat(child_id, ',') FROM (SELECT gc.child_id \
+     FROM group_children gc WHERE gc.plan_id = g.plan_id AND gc.group_id = g.id \
+     ORDER BY gc.child_id))";
+
 /// SQLite's default collation already compares byte by byte.
 const TEXT_COLLATE: &str = "";
 

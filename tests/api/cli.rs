@@ -64,6 +64,8 @@ async fn plans_tokens_and_serve(backend: Backend) {
         .arg("serve")
         .env("ROSTER_DATABASE_URL", &database)
         .env("ROSTER_SENDER_LOG", dir.path().join("messages.jsonl"))
+        // Revocation is checked below to take effect on the very next request.
+        .env("ROSTER_TOKEN_CACHE_SECONDS", "0")
         .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -272,4 +274,67 @@ async fn slow_clients_are_cut_off() {
         libc::kill(server.id() as i32, libc::SIGTERM);
     }
     assert!(server.wait().unwrap().success());
+}
+
+/// With the token cache on, a revoked token is refused once its entry expires.
+#[tokio::test]
+async fn revoked_tokens_leave_the_cache_within_its_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/roster.db", dir.path().display());
+    let created = roster(&["plans", "create", "Cached"], &database);
+    let plan: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let token = plan["api_token"].as_str().unwrap().to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(ROSTER)
+        .args(["serve", "--sender", "off", "--token-cache-seconds", "1"])
+        .env("ROSTER_DATABASE_URL", &database)
+        .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start roster serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let groups = format!("{base}/api/contactgroups");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client
+        .get(&groups)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .is_ok_and(|response| response.status() == 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "roster serve did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let revoked = roster(&["tokens", "revoke", &token], &database);
+    assert!(revoked.status.success(), "{revoked:?}");
+    let revoked_at = Instant::now();
+    loop {
+        let status = client
+            .get(&groups)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            revoked_at.elapsed() < Duration::from_millis(2500),
+            "a revoked token still worked after the cache's second"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
 }

@@ -1,0 +1,92 @@
+//! Verified tokens, remembered for a few seconds so that a burst of requests does not look the
+//! same token up in the database every time. Only successful lookups are kept (an unknown token
+//! is asked about every time, and cannot fill the cache); a revoked token stops working once its
+//! entry expires, within `ttl`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::store::Plan;
+
+/// Entries kept at most; past it, expired entries go, and if that is not enough, all of them.
+const MAX_ENTRIES: usize = 10_000;
+
+pub struct TokenCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Plan, Instant)>>,
+}
+
+impl TokenCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The plan of a token hash verified less than `ttl` before `now`.
+    pub fn get(&self, hash: &str, now: Instant) -> Option<Plan> {
+        let entries = self.entries.lock().ok()?;
+        let (plan, verified_at) = entries.get(hash)?;
+        (now.saturating_duration_since(*verified_at) < self.ttl).then(|| plan.clone())
+    }
+
+    pub fn insert(&self, hash: &str, plan: &Plan, now: Instant) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= MAX_ENTRIES {
+            entries.retain(|_, (_, verified_at)| {
+                now.saturating_duration_since(*verified_at) < self.ttl
+            });
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(hash.to_owned(), (plan.clone(), now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::PlanId;
+    use crate::domain::time::Timestamp;
+
+    fn plan() -> Plan {
+        Plan {
+            id: PlanId::generate(),
+            name: "Cached".into(),
+            default_region: None,
+            created_at: Timestamp::now(),
+        }
+    }
+
+    #[test]
+    fn entries_expire_after_the_ttl() {
+        let cache = TokenCache::new(Duration::from_secs(5));
+        let start = Instant::now();
+        let plan = plan();
+        assert!(cache.get("h", start).is_none());
+        cache.insert("h", &plan, start);
+        let hit = cache.get("h", start + Duration::from_secs(4));
+        assert_eq!(hit.map(|p| p.id), Some(plan.id));
+        assert!(cache.get("h", start + Duration::from_secs(5)).is_none());
+        assert!(cache.get("other", start).is_none());
+    }
+
+    #[test]
+    fn a_full_cache_makes_room() {
+        let cache = TokenCache::new(Duration::from_secs(5));
+        let start = Instant::now();
+        let plan = plan();
+        for n in 0..MAX_ENTRIES {
+            cache.insert(&n.to_string(), &plan, start);
+        }
+        let later = start + Duration::from_secs(10);
+        cache.insert("fresh", &plan, later);
+        assert!(cache.get("fresh", later).is_some());
+        assert_eq!(cache.entries.lock().map(|e| e.len()).unwrap_or(0), 1);
+    }
+}
