@@ -2,8 +2,7 @@
 //! lease, resolving their recipients (one query, recorded as chunk rows as it is read), and
 //! recording every chunk handed to the sender before and after the hand-off.
 //!
-//! The expanding module supplies `JOIN_LINES` (an aggregate joining `x.phone` with newlines),
-//! `LOCK_BATCH`, `CLAIM_LOCK` (`FOR UPDATE SKIP LOCKED` where rows
+//! The expanding module supplies `LOCK_BATCH`, `CLAIM_LOCK` (`FOR UPDATE SKIP LOCKED` where rows
 //! can be locked; SQLite serialises writers instead), and `push_list` and `push_phone_table` (a
 //! list of values as one parameter).
 
@@ -115,12 +114,15 @@ macro_rules! sql_batches {
             Ok(tree)
         }
 
-        /// Writes a batch's recipient chunks, a few rows per statement.
+        /// Writes a batch's recipients as rows of `chunk_size` numbers, a few rows per statement.
         struct ChunkRecorder<'a> {
             plan: &'a PlanId,
             id: &'a BatchId,
-            /// Chunks not yet written: (chunk, count, phones).
+            size: usize,
+            current: Vec<String>,
+            /// Finished chunks not yet written: (chunk, count, phones).
             pending: Vec<(i64, i64, String)>,
+            next_chunk: i64,
             total: i64,
         }
 
@@ -128,22 +130,36 @@ macro_rules! sql_batches {
         const CHUNK_ROWS_PER_INSERT: usize = 32;
 
         impl<'a> ChunkRecorder<'a> {
-            fn new(plan: &'a PlanId, id: &'a BatchId) -> Self {
+            fn new(plan: &'a PlanId, id: &'a BatchId, size: usize) -> Self {
                 Self {
                     plan,
                     id,
+                    size,
+                    current: Vec::with_capacity(size),
                     pending: Vec::new(),
+                    next_chunk: 0,
                     total: 0,
                 }
             }
 
-            async fn push(&mut self, conn: &mut Conn, chunk: (i64, i64, String)) -> StoreResult<()> {
-                self.total += chunk.1;
-                self.pending.push(chunk);
-                if self.pending.len() == CHUNK_ROWS_PER_INSERT {
-                    self.write(conn).await?;
+            async fn push(&mut self, conn: &mut Conn, phone: String) -> StoreResult<()> {
+                self.current.push(phone);
+                self.total += 1;
+                if self.current.len() == self.size {
+                    self.close_chunk();
+                    if self.pending.len() == CHUNK_ROWS_PER_INSERT {
+                        self.write(conn).await?;
+                    }
                 }
                 Ok(())
+            }
+
+            fn close_chunk(&mut self) {
+                let phones = self.current.join("\n");
+                self.pending
+                    .push((self.next_chunk, self.current.len() as i64, phones));
+                self.current.clear();
+                self.next_chunk += 1;
             }
 
             async fn write(&mut self, conn: &mut Conn) -> StoreResult<()> {
@@ -166,6 +182,9 @@ macro_rules! sql_batches {
 
             /// Writes what is left; returns how many recipients there were.
             async fn finish(mut self, conn: &mut Conn) -> StoreResult<i64> {
+                if !self.current.is_empty() {
+                    self.close_chunk();
+                }
                 self.write(conn).await?;
                 Ok(self.total)
             }
@@ -362,14 +381,20 @@ macro_rules! sql_batches {
                     if batch.recipient_count.is_none() {
                         return Err(StoreError::NotResolved);
                     }
-                    let rows = sqlx::query_scalar::<_, String>(
+                    let mut rows = sqlx::query_scalar::<_, String>(
                         "SELECT phones FROM batch_recipients \
                          WHERE plan_id = $1 AND batch_id = $2 ORDER BY chunk",
                     )
                     .bind(plan.as_str())
                     .bind(id.as_str())
                     .fetch(&mut *conn);
-                    forward_lines(rows, &sender).await
+                    while let Some(phones) = futures::TryStreamExt::try_next(&mut rows).await? {
+                        let chunk = phones.split('\n').map(str::to_owned).collect();
+                        if sender.send(Ok(chunk)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
                 })
             }
 
@@ -433,19 +458,13 @@ macro_rules! sql_batches {
                 let mut reader = self.reader().acquire().await?;
                 let include = audience_tree(&mut reader, plan, &batch.to).await?;
                 let exclude = audience_tree(&mut reader, plan, &batch.exclude).await?;
-                // The database joins each chunk's numbers into one row: a row costs far more
-                // to hand over than its bytes, so a million recipients travel as a thousand.
-                let size = chunk_size.max(1);
-                let mut select = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT x.n / {size}, COUNT(*), {JOIN_LINES} \
-                     FROM (SELECT r.phone AS phone, ROW_NUMBER() OVER () - 1 AS n FROM ("
-                ));
+                let mut select = sqlx::QueryBuilder::<$db>::new("");
                 push_resolution(&mut select, plan, &include, &exclude, &batch);
-                select.push(format!(") r) x GROUP BY x.n / {size}"));
-                let mut rows = select.build_query_as::<(i64, i64, String)>().fetch(&mut *reader);
-                let mut recorder = ChunkRecorder::new(plan, id);
-                while let Some(chunk) = futures::TryStreamExt::try_next(&mut rows).await? {
-                    recorder.push(&mut tx, chunk).await?;
+                let mut rows = select.build_query_scalar::<String>().fetch(&mut *reader);
+                let size = usize::try_from(chunk_size.max(1)).unwrap_or(1000);
+                let mut recorder = ChunkRecorder::new(plan, id, size);
+                while let Some(phone) = futures::TryStreamExt::try_next(&mut rows).await? {
+                    recorder.push(&mut tx, phone).await?;
                 }
                 let count = recorder.finish(&mut tx).await?;
                 let now = Timestamp::now().millis();

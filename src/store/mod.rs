@@ -624,7 +624,7 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     }
 }
 
-/// How many numbers travel together, as one row, from a streaming query to its reader.
+/// How many numbers travel together from a streaming query to its reader.
 const STREAM_CHUNK: usize = 4096;
 
 /// Streams open at once in this process. Each holds a database connection while its client
@@ -661,15 +661,19 @@ where
     .boxed()
 }
 
-/// Sends rows of newline-joined numbers on as chunks; stops quietly when the reader has gone.
-async fn forward_lines(
+/// Sends a query's rows in chunks; stops quietly when the reader has gone.
+async fn forward_rows(
     rows: impl futures::Stream<Item = Result<String, sqlx::Error>>,
     sender: &NumberChunks,
 ) -> StoreResult<()> {
-    use futures::TryStreamExt;
-    let mut rows = std::pin::pin!(rows);
-    while let Some(lines) = rows.try_next().await? {
-        let chunk = lines.split('\n').map(str::to_owned).collect();
+    use futures::{StreamExt, TryStreamExt};
+    let mut rows = std::pin::pin!(rows.try_chunks(STREAM_CHUNK));
+    while let Some(chunk) = rows
+        .next()
+        .await
+        .transpose()
+        .map_err(|futures::stream::TryChunksError(_, error)| StoreError::from(error))?
+    {
         if sender.send(Ok(chunk)).await.is_err() {
             break;
         }

@@ -60,9 +60,6 @@ const LOCK_CONTACT: &str = "SELECT id FROM contacts WHERE plan_id = $1 AND id = 
 const CHILD_IDS: &str = "(SELECT string_agg(gc.child_id, ',' ORDER BY gc.child_id COLLATE \"C\") \
      FROM group_children gc WHERE gc.plan_id = g.plan_id AND gc.group_id = g.id)";
 
-/// The numbers of a group of rows `x`, joined by newlines.
-const JOIN_LINES: &str = "string_agg(x.phone, E'\\n')";
-
 /// Text compares byte by byte, as on SQLite, whatever the database's locale.
 const TEXT_COLLATE: &str = " COLLATE \"C\"";
 

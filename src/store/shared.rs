@@ -956,32 +956,27 @@ macro_rules! sql_store {
                 spawn_number_stream(move |sender| async move {
                     let mut conn = store.reader().acquire().await?;
                     let tree = load_tree(&mut conn, &plan, id.as_str()).await?;
-                    // The database joins the numbers into rows of STREAM_CHUNK: a row costs far
-                    // more to hand over than its bytes.
-                    let mut query = sqlx::QueryBuilder::<$db>::new(format!(
-                        "SELECT {JOIN_LINES} FROM (SELECT i.phone AS phone, \
-                         ROW_NUMBER() OVER () - 1 AS n FROM ("
-                    ));
-                    if tree.len() == 1 && is_static(&tree) {
+                    let mut query = if tree.len() == 1 && is_static(&tree) {
+                        let mut query = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT c.phone FROM group_members m \
+                             JOIN contacts c ON c.plan_id = m.plan_id AND c.id = m.contact_id \
+                             WHERE m.plan_id = ",
+                        );
                         query
-                            .push(
-                                "SELECT c.phone FROM group_members m \
-                                 JOIN contacts c ON c.plan_id = m.plan_id AND c.id = m.contact_id \
-                                 WHERE m.plan_id = ",
-                            )
                             .push_bind(plan.as_str().to_owned())
                             .push(" AND m.group_id = ")
                             .push_bind(id.as_str().to_owned());
-                    } else {
                         query
-                            .push("SELECT c.phone FROM contacts c WHERE c.plan_id = ")
-                            .push_bind(plan.as_str().to_owned())
-                            .push(" AND ");
+                    } else {
+                        let mut query = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT c.phone FROM contacts c WHERE c.plan_id = ",
+                        );
+                        query.push_bind(plan.as_str().to_owned()).push(" AND ");
                         push_membership(&mut query, &plan, &tree, Scan::Set);
-                    }
-                    query.push(format!(") i) x GROUP BY x.n / {STREAM_CHUNK}"));
+                        query
+                    };
                     let rows = query.build_query_scalar::<String>().fetch(&mut *conn);
-                    forward_lines(rows, &sender).await
+                    forward_rows(rows, &sender).await
                 })
             }
         }

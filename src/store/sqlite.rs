@@ -80,9 +80,6 @@ const CHILD_IDS: &str = "(SELECT group_concat(child_id, ',') FROM (SELECT gc.chi
      FROM group_children gc WHERE gc.plan_id = g.plan_id AND gc.group_id = g.id \
      ORDER BY gc.child_id))";
 
-/// The numbers of a group of rows `x`, joined by newlines.
-const JOIN_LINES: &str = "group_concat(x.phone, char(10))";
-
 /// SQLite's default collation already compares byte by byte.
 const TEXT_COLLATE: &str = "";
 
