@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{Backend, database_url};
+use crate::helpers::{Backend, database_url, wait_ready};
 
 const ROSTER: &str = env!("CARGO_BIN_EXE_roster");
 
@@ -207,19 +207,7 @@ async fn slow_clients_are_cut_off() {
         .expect("start roster serve");
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|response| response.status() == 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "roster serve did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ready(&client, &base).await;
 
     let outcome = tokio::task::spawn_blocking(move || {
         let connect = || {

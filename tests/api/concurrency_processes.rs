@@ -5,13 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, database_url};
+use crate::helpers::{Backend, database_url, free_port, wait_ready};
 
 const ROSTER: &str = env!("CARGO_BIN_EXE_roster");
 const CLIENTS: usize = 64;
@@ -27,27 +26,6 @@ fn serve(database: &str, port: u16) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start roster serve")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|response| response.status() == 200)
-    {
-        assert!(Instant::now() < deadline, "{base} did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn sixty_four_clients_two_servers(backend: Backend) {

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, database_url};
+use crate::helpers::{Backend, database_url, free_port, wait_ready};
 
 const ROSTER: &str = env!("CARGO_BIN_EXE_roster");
 const SIZE: usize = 100_000;
@@ -18,11 +18,7 @@ struct Server {
 }
 
 async fn start(database: &str) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = Command::new(ROSTER)
         .args(["serve", "--sender", "off"])
         .env("ROSTER_DATABASE_URL", database)
@@ -33,19 +29,7 @@ async fn start(database: &str) -> Server {
         .expect("start roster serve");
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|response| response.status() == 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "roster serve did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ready(&client, &base).await;
     Server { child, base }
 }
 

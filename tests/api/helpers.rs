@@ -40,6 +40,31 @@ impl Running {
     }
 }
 
+/// A loopback port free at the moment of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Waits (30 s at most) until a `roster serve` at `base` answers `/readyz` with 200.
+pub async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|response| response.status() == 200)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{base} did not become ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Settings for tests: quick polls, short leases and retries.
 pub fn quick_dispatch() -> roster::send::dispatcher::DispatchConfig {
     roster::send::dispatcher::DispatchConfig {
