@@ -6,5 +6,7 @@
 pub mod api;
 pub mod cli;
 pub mod domain;
+pub mod export;
+pub mod import;
 pub mod send;
 pub mod store;

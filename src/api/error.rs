@@ -179,6 +179,7 @@ impl From<StoreError> for ApiError {
             StoreError::GroupDeleted => ApiError::Conflict(
                 "the group is deleted: restore it with PATCH {\"status\": \"ACTIVE\"} first".into(),
             ),
+            StoreError::JobState(reason) => ApiError::Conflict(reason),
             other => {
                 tracing::error!(error = %other, "storage failure");
                 ApiError::Internal

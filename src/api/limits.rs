@@ -32,3 +32,9 @@ pub const MAX_REPORTED_ERRORS: usize = 100;
 
 /// Entries in a Sinch batch's `to`, as Sinch documents.
 pub const SINCH_MAX_BATCH_RECIPIENTS: usize = 1000;
+
+/// Largest file an import accepts.
+pub const MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
+
+/// Groups (existing and new) one import adds its contacts to.
+pub const MAX_IMPORT_GROUPS: usize = 100;

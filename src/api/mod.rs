@@ -5,9 +5,11 @@ pub mod auth;
 mod batches;
 mod contacts;
 pub mod error;
+mod exports;
 mod extract;
 mod groups;
 mod health;
+mod imports;
 mod inbound;
 pub mod limits;
 mod paging;
@@ -48,6 +50,13 @@ pub struct AppState {
     pub wake: Arc<tokio::sync::Notify>,
     /// Recently verified tokens; `None` when every request asks the database.
     pub tokens: Option<Arc<token_cache::TokenCache>>,
+    /// This instance, as the owner of the imports and exports it runs.
+    pub owner: String,
+    /// The imports and exports this instance is running, with their progress.
+    pub jobs: Arc<crate::import::job::Progress>,
+    /// How long a claim on a running import or export holds without renewal: how soon one
+    /// interrupted by a crash shows as failed (and an import may be committed again).
+    pub job_lease: Duration,
 }
 
 impl AppState {
@@ -58,6 +67,22 @@ impl AppState {
                 .then(|| Arc::new(rate_limit::RateLimiter::new(requests_per_second))),
             wake: Arc::new(tokio::sync::Notify::new()),
             tokens: None,
+            owner: ulid::Ulid::new().to_string(),
+            jobs: Arc::default(),
+            job_lease: crate::import::job::DEFAULT_JOB_LEASE,
+        }
+    }
+
+    pub fn with_job_lease(mut self, lease: Duration) -> Self {
+        self.job_lease = lease;
+        self
+    }
+
+    /// The claim this instance's imports and exports hold.
+    pub fn job_lease(&self) -> crate::store::Lease {
+        crate::store::Lease {
+            owner: self.owner.clone(),
+            millis: self.job_lease.as_millis() as i64,
         }
     }
 
@@ -75,7 +100,7 @@ impl AppState {
         title = "Roster",
         description = "Contacts and contact groups for SMS, resolved to phone numbers at send time.\n\n\
             Authenticate with `Authorization: Bearer <token>` (create one with `roster plans create`).\n\n\
-            Limits: request bodies up to 32 MiB; up to 100,000 numbers per request on the native API \
+            Limits: request bodies up to 32 MiB (uploads to /api/imports up to 256 MiB); up to 100,000 numbers per request on the native API \
             and 10,000 on the Sinch-compatible surface; pages of up to 1000 (native) or 100 (Sinch).",
     ),
     modifiers(&BearerAuth),
@@ -86,6 +111,7 @@ impl AppState {
         (name = "Batches", description = "Messages to groups and numbers, resolved to recipients at the moment they are sent"),
         (name = "Sinch-compatible Batches", description = "Sinch's batch sending, for the fields that concern groups"),
         (name = "Inbound and consent", description = "Inbound SMS keywords (opt-out, opt-in, joining and leaving groups) and consent history"),
+        (name = "Imports and exports", description = "Contacts from CSV, XLSX, XLS, ODS and vCard files, previewed, mapped and imported whole or not at all; exports as CSV, XLSX or vCard"),
         (name = "Operations", description = "Health checks"),
     )
 )]
@@ -110,6 +136,8 @@ pub fn router(state: AppState) -> Router {
         .merge(contacts::router())
         .merge(inbound::router())
         .merge(batches::router())
+        .merge(imports::router())
+        .merge(exports::router())
         .merge(sinch_batches::router())
         .merge(sinch::router())
         .merge(health::router())

@@ -53,6 +53,14 @@ ulid_id!(
     /// Identifies a batch of messages within its plan.
     BatchId
 );
+ulid_id!(
+    /// Identifies an uploaded file being imported, within its plan.
+    ImportId
+);
+ulid_id!(
+    /// Identifies an export of contacts, within its plan.
+    ExportId
+);
 
 /// Identifies a service plan (tenant).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

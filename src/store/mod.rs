@@ -15,6 +15,9 @@ mod contacts_sql;
 mod consent_sql;
 #[macro_use]
 mod batches_sql;
+pub mod jobs;
+#[macro_use]
+mod jobs_sql;
 mod postgres;
 mod sqlite;
 
@@ -35,6 +38,7 @@ use crate::domain::keywords::ConsentKeywords;
 use crate::domain::msisdn::ParsedNumber;
 use crate::domain::time::Timestamp;
 
+pub use jobs::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -75,6 +79,12 @@ pub enum StoreError {
     /// over, or the batch was canceled): it must stop sending it.
     #[error("the claim on the batch was lost")]
     LeaseLost,
+    /// The import or export is not in a state that allows the operation.
+    #[error("{0}")]
+    JobState(String),
+    /// A file of the job could not be read or written.
+    #[error("file error: {0}")]
+    File(String),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("database error: {0}")]
@@ -287,6 +297,34 @@ pub struct ContactQuery {
     pub with_total: bool,
 }
 
+impl ContactQuery {
+    /// Every contact of the plan, or only a group's effective members, or only those matching
+    /// a filter (or both), oldest first: what an export holds.
+    pub fn selection(group: Option<GroupId>, filter: Option<FilterExpr>) -> Self {
+        Self {
+            name_prefix: None,
+            name_contains: None,
+            phone_prefix: None,
+            email: None,
+            gender: None,
+            valid: None,
+            number_type: None,
+            sms_capable: None,
+            group,
+            opted_out: None,
+            custom: Vec::new(),
+            filter,
+            order: ContactOrder::CreatedAt,
+            descending: false,
+            window: Window::Offset {
+                offset: 0,
+                limit: 0,
+            },
+            with_total: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ContactPage {
     pub contacts: Vec<ContactRecord>,
@@ -340,13 +378,14 @@ pub struct MemberPage {
 /// The storage operations every front end uses. Every method is scoped to one plan: ids from
 /// another plan behave exactly as ids that do not exist.
 #[async_trait]
-pub trait Store: ContactStore + ConsentStore + BatchStore {
+pub trait Store: ContactStore + ConsentStore + BatchStore + JobStore {
     async fn ping(&self) -> StoreResult<()>;
 
     async fn create_plan(&self, name: &str, default_region: Option<&str>) -> StoreResult<Plan>;
     /// Stores the hash of a new token for an existing plan.
     async fn add_token(&self, plan: &PlanId, token_hash: &str) -> StoreResult<()>;
     async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<Plan>>;
+    async fn get_plan(&self, plan: &PlanId) -> StoreResult<Plan>;
     /// Revokes the token with this hash; `NotFound` if there is no such active token.
     async fn revoke_token(&self, token_hash: &str) -> StoreResult<PlanId>;
 

@@ -599,6 +599,22 @@ macro_rules! sql_store {
                 }))
             }
 
+            async fn get_plan(&self, plan: &PlanId) -> StoreResult<Plan> {
+                let row: Option<(String, String, Option<String>, i64)> = sqlx::query_as(
+                    "SELECT id, name, default_region, created_at FROM plans WHERE id = $1",
+                )
+                .bind(plan.as_str())
+                .fetch_optional(self.reader())
+                .await?;
+                let (id, name, default_region, created_at) = row.ok_or(StoreError::NotFound)?;
+                Ok(Plan {
+                    id: PlanId::from_trusted(id),
+                    name,
+                    default_region,
+                    created_at: Timestamp::from_millis(created_at),
+                })
+            }
+
             async fn create_group(
                 &self,
                 plan: &PlanId,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{SqlitePool, Transaction};
 
+use super::jobs_sql::{ContactValues, EXPORT_CHUNK, FILE_PIECE_BYTES, IMPORT_OPT_OUT_REASON};
 use super::*;
 use crate::domain::algebra::{MembershipChange, MembershipStep};
 use crate::domain::auto_update::AutoUpdate;
@@ -17,7 +18,7 @@ use crate::domain::batch::{Audience, BatchStatus};
 use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName, sort_names};
 use crate::domain::filter::{CompareOp, Expr, Field, FilterExpr, Value as FilterValue};
 use crate::domain::group::{Description, GroupName, GroupStatus, check_child_groups};
-use crate::domain::ids::{BatchId, ContactId, GroupId, PlanId};
+use crate::domain::ids::{BatchId, ContactId, ExportId, GroupId, ImportId, PlanId};
 use crate::domain::keywords::{Consent, ConsentKeywords, GroupRequest, group_request, normalize};
 use crate::domain::msisdn::{Msisdn, NumberType, ParsedNumber};
 use crate::domain::time::Timestamp;
@@ -196,8 +197,135 @@ fn push_phone_table<'a>(
         .push("))");
 }
 
+/// A contact's direct groups' names (an unnamed group by its id), as a JSON array.
+const EXPORT_GROUPS: &str = "(SELECT json_group_array(COALESCE(g.name, g.id)) \
+     FROM group_members gm JOIN contact_groups g ON g.plan_id = gm.plan_id AND g.id = gm.group_id \
+     WHERE gm.plan_id = c.plan_id AND gm.contact_id = c.id AND g.status = 'ACTIVE')";
+
+fn contact_json(contact: &ContactValues) -> serde_json::Value {
+    serde_json::json!([
+        contact.id,
+        contact.phone,
+        contact.first_name,
+        contact.last_name,
+        contact.email,
+        contact.gender,
+        contact.fields,
+        contact.number_type,
+        contact.country,
+        contact.sort_name,
+        contact.sort_name_last,
+        contact.opted_out,
+        contact.opted_out_at,
+        contact.opted_out_reason,
+    ])
+}
+
+/// Inserts an import's contacts whose numbers the plan does not have yet, as multi-row
+/// `VALUES` (binding is cheaper than unpacking JSON); returns the numbers inserted.
+async fn insert_import_contacts(
+    conn: &mut Conn,
+    plan: &PlanId,
+    contacts: &[ContactValues],
+    now: i64,
+) -> StoreResult<Vec<String>> {
+    let mut inserted = Vec::with_capacity(contacts.len());
+    // SQLite binds at most 32,766 parameters a statement; a contact takes 17.
+    for part in contacts.chunks(1900) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO contacts (plan_id, id, phone, first_name, last_name, email, gender, \
+             fields, number_type, country, sort_name, sort_name_last, opted_out, opted_out_at, \
+             opted_out_reason, created_at, modified_at) ",
+        );
+        insert.push_values(part, |mut row, c| {
+            row.push_bind(plan.as_str())
+                .push_bind(c.id.as_str())
+                .push_bind(c.phone.as_str())
+                .push_bind(c.first_name.as_deref())
+                .push_bind(c.last_name.as_deref())
+                .push_bind(c.email.as_deref())
+                .push_bind(c.gender.as_deref())
+                .push_bind(c.fields.as_str())
+                .push_bind(c.number_type.as_str())
+                .push_bind(c.country.as_deref())
+                .push_bind(c.sort_name.as_str())
+                .push_bind(c.sort_name_last.as_str())
+                .push_bind(c.opted_out)
+                .push_bind(c.opted_out_at)
+                .push_bind(c.opted_out_reason.as_deref())
+                .push_bind(now)
+                .push_bind(now);
+        });
+        insert.push(" ON CONFLICT (plan_id, phone) DO NOTHING RETURNING phone");
+        let phones: Vec<String> = insert.build_query_scalar().fetch_all(&mut *conn).await?;
+        inserted.extend(phones);
+    }
+    Ok(inserted)
+}
+
+/// `c.phone IN (…)` for a list of numbers.
+fn push_phone_in(builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>, phones: &[&str]) {
+    builder.push("c.phone IN ");
+    push_list(builder, phones.iter().copied());
+}
+
+/// Rewrites the contacts an import changed (all but the phone number).
+async fn update_import_contacts(
+    conn: &mut Conn,
+    plan: &PlanId,
+    contacts: &[ContactValues],
+    now: i64,
+) -> StoreResult<()> {
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> = contacts.iter().map(contact_json).collect();
+    sqlx::query(
+        "UPDATE contacts SET first_name = u.value ->> 2, last_name = u.value ->> 3, \
+         email = u.value ->> 4, gender = u.value ->> 5, fields = u.value ->> 6, \
+         sort_name = u.value ->> 9, sort_name_last = u.value ->> 10, \
+         opted_out = u.value ->> 11, opted_out_at = u.value ->> 12, \
+         opted_out_reason = u.value ->> 13, modified_at = $2 \
+         FROM json_each($3) AS u \
+         WHERE contacts.plan_id = $1 AND contacts.id = u.value ->> 0",
+    )
+    .bind(plan.as_str())
+    .bind(now)
+    .bind(serde_json::Value::Array(rows).to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_import_errors(
+    conn: &mut Conn,
+    plan: &PlanId,
+    import: &ImportId,
+    rows: &[RejectedRow],
+) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| serde_json::json!([row.row, row.reason]))
+        .collect();
+    sqlx::query(
+        "INSERT INTO import_errors (plan_id, import_id, row_number, reason) \
+         SELECT $1, $2, value ->> 0, value ->> 1 FROM json_each($3) WHERE true \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(plan.as_str())
+    .bind(import.as_str())
+    .bind(serde_json::Value::Array(rows).to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 sql_store!(SqliteStore, sqlx::Sqlite);
 sql_membership!(sqlx::Sqlite);
 sql_contacts!(SqliteStore, sqlx::Sqlite);
 sql_consent!(SqliteStore);
 sql_batches!(SqliteStore, sqlx::Sqlite);
+sql_jobs!(SqliteStore, sqlx::Sqlite);

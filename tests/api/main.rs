@@ -13,6 +13,8 @@ mod crash;
 mod filter_model;
 mod groups_native;
 mod groups_sinch;
+mod import_processes;
+mod imports;
 mod inbound;
 mod isolation;
 mod phone_differential;

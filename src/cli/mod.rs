@@ -10,6 +10,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+mod files;
+
 use crate::api::{self, AppState, auth};
 use crate::domain::ids::PlanId;
 use crate::domain::msisdn::RegionCode;
@@ -28,6 +30,9 @@ Examples:
   roster plans create \"Acme SMS\" --default-region US
   roster tokens create 5b3f0c6e9a1d4e2f8c7b6a5d4e3f2a1b
   roster tokens revoke rst_9f2c…
+  roster import customers.csv --plan 5b3f0c6e… --group \"Spring sale\" --default-region GB
+  roster import people.xlsx --plan 5b3f0c6e… --map Mobile=phone --map 4=fields.city --errors rejected.csv
+  roster export --plan 5b3f0c6e… --format xlsx -o contacts.xlsx
   roster migrate --database postgres://roster@db/roster";
 
 #[derive(Parser)]
@@ -157,6 +162,10 @@ enum Command {
         /// long. 0 checks every request against the database.
         #[arg(long, env = "ROSTER_TOKEN_CACHE_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=300))]
         token_cache_seconds: u64,
+        /// Seconds a claim on a running import or export lasts without renewal: how soon one
+        /// interrupted by a crash is reported failed and an import may be committed again.
+        #[arg(long, env = "ROSTER_JOB_LEASE_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=3600))]
+        job_lease_seconds: u64,
         /// Seconds a client has to send a request's headers; slower connections are closed.
         #[arg(long, env = "ROSTER_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
         header_timeout: u64,
@@ -182,6 +191,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Import contacts from a file (CSV, XLSX, XLS, ODS, vCard) in one transaction, with a
+    /// report at the end; exits non-zero when nothing was imported.
+    Import(files::ImportArgs),
+    /// Export contacts (all, a group's, or a filter's) as CSV, XLSX or vCard.
+    Export(files::ExportArgs),
     /// Bring the database schema up to date, then exit.
     Migrate {
         #[command(flatten)]
@@ -246,6 +260,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             listen,
             rate_limit,
             token_cache_seconds,
+            job_lease_seconds,
             header_timeout,
             body_timeout,
             request_timeout,
@@ -262,7 +277,8 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let listener = TcpListener::bind(listen).await?;
             tracing::info!(address = %listener.local_addr()?, database = %redact(&database.url), sender = %sending.sender, "serving");
             let state = AppState::new(store.clone(), rate_limit)
-                .with_token_cache(Duration::from_secs(token_cache_seconds));
+                .with_token_cache(Duration::from_secs(token_cache_seconds))
+                .with_job_lease(Duration::from_secs(job_lease_seconds));
             let (stop, stopped) = watch::channel(false);
             let dispatcher = sender.map(|sender| {
                 let dispatcher =
@@ -338,6 +354,8 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 Err(other) => return Err(other.into()),
             }
         }
+        Command::Import(args) => files::import(args).await?,
+        Command::Export(args) => files::export(args).await?,
         Command::Migrate { database } => {
             store::connect(&database.url).await?;
             eprintln!("database is up to date");

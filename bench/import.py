@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Import at the speed of the storage engine: a deterministic CSV of N rows (an E.164 phone and
+five more columns) timed four ways in one run, each on a fresh database:
+
+    sqlite3 .import   into a one-table schema with a primary key (the raw tool)
+    roster import     into a new group, on SQLite (validating every number)
+    psql \\copy        into a one-table schema with a primary key (the raw tool)
+    roster import     into a new group, on PostgreSQL
+
+    python3 bench/import.py [--rows N] [--skip-postgres] [--rss-rows M]
+
+Prints each time, the ratio of roster to its raw tool (target: at most 2.0) and roster's peak
+resident memory (target: under 200 MB whatever N). Beside them, the raw tool loading the same
+file into Roster's own schema (contacts with their indexes, and the group's memberships, by
+INSERT … SELECT from a staged copy, no validation): the floor any import into that schema pays.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from contacts_search import ROOT, ROSTER, run, start_postgres  # noqa: E402
+
+FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Linus"]
+LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson",
+        "Perlman", "Torvalds"]
+CITIES = ["London", "Zürich", "New York", "São Paulo", "Lagos", "Mumbai", "Tokyo", "Sydney"]
+
+
+def generate(path, rows):
+    """Distinct valid US numbers (+1 415 2xx xxxx, …): the same file for the same N."""
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        out.write("phone,first_name,last_name,email,city,customer_id\n")
+        for i in range(rows):
+            area = (415, 212, 646, 718, 310, 312, 617, 206, 303, 512)[i // 8_000_000 % 10]
+            exchange = 200 + (i // 10_000) % 800
+            phone = f"+1{area}{exchange}{i % 10_000:04d}"
+            first, last = FIRST[i % 10], LAST[(i // 10) % 10]
+            out.write(f"{phone},{first},{last},{first.lower()}.{i}@example.com,"
+                      f"{CITIES[i % 8]},C{i:08d}\n")
+
+
+def timed(cmd, script=None, **kwargs):
+    """Runs a command (fed `script` on its standard input); returns (seconds, its output)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, **kwargs)
+    stdout, stderr = process.communicate(script)
+    elapsed = time.perf_counter() - start
+    if process.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed ({process.returncode}):\n{stdout}\n{stderr}")
+    return elapsed, stdout
+
+
+# The raw tool's best into Roster's schema: the file staged, then contacts and memberships by
+# set-based INSERT … SELECT in one transaction (ids sequential, numbers not validated).
+FLOOR_SQL = """
+INSERT INTO contact_groups (plan_id, id, name, status, created_at, modified_at)
+  VALUES ('{plan}', 'FLOOR', 'Floor', 'ACTIVE', 0, 0);
+INSERT INTO contacts (plan_id, id, phone, first_name, last_name, email, fields, number_type,
+                      country, sort_name, sort_name_last, opted_out, created_at, modified_at)
+  SELECT '{plan}', {id}, phone, first_name, last_name, email, {fields}, 'fixed_line_or_mobile',
+         'US', lower(first_name || ' ' || last_name), lower(last_name || ' ' || first_name),
+         false, 1, 1 FROM staged;
+INSERT INTO group_members (plan_id, group_id, contact_id)
+  SELECT plan_id, 'FLOOR', id FROM contacts WHERE plan_id = '{plan}';
+"""
+
+
+def floor_sqlite(csv_path, db):
+    run([ROSTER, "migrate", "--database", f"sqlite://{db}"])
+    plan = json.loads(run([ROSTER, "plans", "create", "Floor", "--database",
+                           f"sqlite://{db}"]).stdout)["service_plan_id"]
+    insert = FLOOR_SQL.format(plan=plan, id="printf('%026d', rowid)",
+                              fields="json_object('city', city, 'customer_id', customer_id)")
+    script = ("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;\n"
+              "CREATE TEMP TABLE staged (phone, first_name, last_name, email, city, customer_id);\n"
+              f".import --csv --skip 1 {csv_path} staged\n"
+              f"BEGIN;\n{insert}\nCOMMIT;\n")
+    return timed(["sqlite3", db], script)[0]
+
+
+def floor_postgres(csv_path, url):
+    plan = json.loads(run([ROSTER, "plans", "create", "Floor", "--database", url]).stdout)
+    insert = FLOOR_SQL.format(plan=plan["service_plan_id"],
+                              id="lpad((row_number() OVER ())::text, 26, '0')",
+                              fields="json_build_object('city', city, 'customer_id', "
+                                     "customer_id)::text")
+    script = ("CREATE TEMP TABLE staged (phone text, first_name text, last_name text, "
+              "email text, city text, customer_id text);\n"
+              f"\\copy staged FROM '{csv_path}' CSV HEADER\n"
+              f"BEGIN;\n{insert}\nCOMMIT;\n")
+    return timed(["psql", url, "-q", "-v", "ON_ERROR_STOP=1"], script)[0]
+
+
+def roster_import(csv_path, database):
+    plan = json.loads(run([ROSTER, "plans", "create", "Bench", "--database", database]).stdout)
+    seconds, report = timed([ROSTER, "import", csv_path, "--plan", plan["service_plan_id"],
+                                "--group", "Bench import", "--database", database],
+                               env={**os.environ, "RUST_LOG": "warn"})
+    return seconds, report
+
+
+def peak_rss_of(cmd):
+    """Peak RSS of one command, and the peak of its anonymous part (heap, not pages of the
+    database file mapped by SQLite's mmap), in MB, read from /proc while it runs."""
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = anon = 0
+    while process.poll() is None:
+        try:
+            with open(f"/proc/{process.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+                    elif line.startswith("RssAnon:"):
+                        anon = max(anon, int(line.split()[1]))
+        except OSError:
+            pass
+        time.sleep(0.02)
+    return peak / 1024, anon / 1024
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--rss-rows", type=int, default=0,
+                        help="also measure peak memory importing a file of this many rows")
+    args = parser.parse_args()
+    print("building roster (release)...", file=sys.stderr)
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    workdir = tempfile.mkdtemp(prefix="roster-import-")
+    os.chmod(workdir, 0o755)
+    csv_path = os.path.join(workdir, "contacts.csv")
+    print(f"generating {args.rows} rows...", file=sys.stderr)
+    generate(csv_path, args.rows)
+    os.chmod(csv_path, 0o644)
+    size_mb = os.path.getsize(csv_path) / 1e6
+    results = []
+
+    # SQLite: the raw tool, then roster.
+    raw_db = os.path.join(workdir, "raw.db")
+    script = ("PRAGMA journal_mode=WAL;\n"
+              "CREATE TABLE contacts (phone TEXT PRIMARY KEY, first_name TEXT, last_name TEXT, "
+              "email TEXT, city TEXT, customer_id TEXT);\n"
+              f".import --csv --skip 1 {csv_path} contacts\n")
+    raw_s, _ = timed(["sqlite3", raw_db], script)
+    db = f"sqlite://{os.path.join(workdir, 'roster.db')}"
+    run([ROSTER, "migrate", "--database", db])
+    roster_s, report = roster_import(csv_path, db)
+    floor_s = floor_sqlite(csv_path, os.path.join(workdir, "floor.db"))
+    results.append(("SQLite", "sqlite3 .import", raw_s, roster_s, floor_s, report))
+
+    pg_server = None
+    if not args.skip_postgres:
+        pg_server, url = start_postgres(os.path.join(workdir, "pgdir"))
+        if url is None:
+            print("*** PostgreSQL binaries not found: PostgreSQL skipped ***", file=sys.stderr)
+        else:
+            run(["psql", url, "-q", "-c",
+                 "CREATE TABLE raw_contacts (phone text PRIMARY KEY, first_name text, "
+                 "last_name text, email text, city text, customer_id text)"])
+            raw_s, _ = timed(["psql", url, "-q", "-c",
+                                 f"\\copy raw_contacts FROM '{csv_path}' CSV HEADER"])
+            run([ROSTER, "migrate", "--database", url])
+            roster_s, report = roster_import(csv_path, url)
+            floor_s = floor_postgres(csv_path, url)
+            results.append(("PostgreSQL", "psql \\copy", raw_s, roster_s, floor_s, report))
+    try:
+        print(f"\nimport of {args.rows:,} rows ({size_mb:.0f} MB CSV: phone + 5 columns) "
+              "into a new group\n")
+        print(f"{'backend':<11} {'raw tool':<16} {'raw s':>7} {'roster s':>9} {'ratio':>6} "
+              f"{'floor s':>8} {'roster/floor':>13}")
+        for backend, tool, raw_s, roster_s, floor_s, report in results:
+            print(f"{backend:<11} {tool:<16} {raw_s:7.2f} {roster_s:9.2f} {roster_s / raw_s:6.2f} "
+                  f"{floor_s:8.2f} {roster_s / floor_s:13.2f}")
+        for backend, _, _, _, _, report in results:
+            created = [line for line in report.splitlines() if line.startswith("created")]
+            print(f"{backend}: {created[0] if created else report.strip()}")
+        # Peak memory of a second import of the same file into a fresh SQLite database (the
+        # rows all new again), sampled from /proc.
+        db2 = f"sqlite://{os.path.join(workdir, 'rss.db')}"
+        plan = json.loads(run([ROSTER, "plans", "create", "RSS", "--database", db2]).stdout)
+        rss, anon = peak_rss_of([ROSTER, "import", csv_path, "--plan", plan["service_plan_id"],
+                           "--group", "RSS", "--database", db2])
+        print(f"\npeak RSS of roster import (SQLite, {args.rows:,} rows): {rss:.0f} MB, of which "
+              f"anonymous (heap) {anon:.0f} MB (target < 200 MB)")
+        if args.rss_rows:
+            big = os.path.join(workdir, "big.csv")
+            print(f"generating {args.rss_rows} rows...", file=sys.stderr)
+            generate(big, args.rss_rows)
+            db3 = f"sqlite://{os.path.join(workdir, 'rss-big.db')}"
+            plan = json.loads(run([ROSTER, "plans", "create", "RSS", "--database", db3]).stdout)
+            rss, anon = peak_rss_of([ROSTER, "import", big, "--plan", plan["service_plan_id"],
+                                     "--group", "RSS", "--database", db3])
+            print(f"peak RSS of roster import (SQLite, {args.rss_rows:,} rows): {rss:.0f} MB, "
+                  f"of which anonymous (heap) {anon:.0f} MB")
+    finally:
+        if pg_server is not None:
+            pg_server.terminate()
+            pg_server.wait()
+
+
+if __name__ == "__main__":
+    main()

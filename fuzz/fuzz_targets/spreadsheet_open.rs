@@ -1,0 +1,61 @@
+//! The XLSX, XLS and ODS readers on arbitrary bytes, each forced in turn: no panic escapes them,
+//! no allocation runs away (calamine trusts the sizes written in an XLS file; run with
+//! `-rss_limit_mb` to catch a regression), and rows stay within the limits.
+
+#![no_main]
+
+use std::io::Cursor;
+
+use libfuzzer_sys::fuzz_target;
+use roster::import::read::{Detected, Format, MAX_COLUMNS, detect, open};
+
+fuzz_target!(|data: &[u8]| {
+    tolerate_third_party_panics();
+    // Detection opens a workbook to list its sheets.
+    let listed = detect(&mut Cursor::new(data.to_vec()), None)
+        .map(|detected| detected.sheets)
+        .unwrap_or_default();
+    for format in [Format::Xlsx, Format::Xls, Format::Ods] {
+        let detected = Detected {
+            format,
+            encoding: None,
+            delimiter: None,
+            sheets: Vec::new(),
+        };
+        // The default sheet, then the last listed one by name.
+        let sheets = [None, listed.last().map(String::as_str)];
+        for sheet in sheets {
+            let Ok(table) = open(Cursor::new(data.to_vec()), &detected, sheet) else {
+                continue;
+            };
+            assert!(table.headers.len() <= MAX_COLUMNS);
+            for row in table.rows.take(10_000) {
+                if let Ok(row) = row {
+                    assert!(row.cells.len() <= MAX_COLUMNS);
+                }
+            }
+        }
+    }
+});
+
+/// calamine and calcard (and the zip and XML readers under calamine) panic on some malformed
+/// files. The reader catches those panics and returns an error, and that is what this target
+/// checks, so they are let through; any other panic is a bug of ours and aborts as libFuzzer's
+/// hook would, so the fuzzer reports it. (A panic escaping `open` or the rows still aborts in
+/// libfuzzer-sys's own wrapper.)
+fn tolerate_third_party_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let report_and_abort = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let third_party = info.location().is_some_and(|location| {
+                ["/calamine-", "/calcard-", "/zip-", "/quick-xml-", "/mail-parser-"]
+                    .iter()
+                    .any(|krate| location.file().contains(krate))
+            });
+            if !third_party {
+                report_and_abort(info);
+            }
+        }));
+    });
+}
