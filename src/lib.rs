@@ -1,7 +1,8 @@
 //! Roster keeps the contacts and contact groups of an SMS business and resolves a group into the
 //! list of phone numbers to message at the moment a batch is sent.
 //!
-//! Dependencies point one way: `api` and `cli` use `domain` and `store`; `domain` does no I/O.
+//! Dependencies point one way: `web` acts through `api`; `api` and `cli` use `domain` and
+//! `store`; `domain` does no I/O.
 
 pub mod api;
 pub mod cli;
@@ -10,3 +11,11 @@ pub mod export;
 pub mod import;
 pub mod send;
 pub mod store;
+pub mod web;
+
+/// Everything `roster serve` serves: the API, its documents, and the web page.
+pub fn app(state: api::AppState) -> axum::Router {
+    let store = state.store.clone();
+    let api = api::router(state);
+    api.clone().merge(web::router(api, store))
+}

@@ -26,6 +26,16 @@ pub fn hash_token(token: &str) -> String {
 /// The plan whose token authorised the request.
 pub struct Authenticated(pub Plan);
 
+/// A request the web page makes on behalf of a signed-in session: it carries the plan the
+/// session's token was verified for. Only code in this process can attach an extension, so a
+/// client cannot forge one.
+#[derive(Clone)]
+pub struct SignedIn {
+    pub plan: Plan,
+    /// The session's token, by hash: the rate limit counts the page's requests against it.
+    pub token_hash: String,
+}
+
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
@@ -33,6 +43,10 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(session) = parts.extensions.get::<SignedIn>() {
+            check_rate(state, &session.token_hash)?;
+            return Ok(Authenticated(session.plan.clone()));
+        }
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -62,11 +76,16 @@ impl FromRequestParts<AppState> for Authenticated {
                 plan
             }
         };
-        if let Some(limiter) = &state.rate_limit {
-            limiter
-                .check(&hash)
-                .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
-        }
+        check_rate(state, &hash)?;
         Ok(Authenticated(plan))
+    }
+}
+
+fn check_rate(state: &AppState, token_hash: &str) -> Result<(), ApiError> {
+    match &state.rate_limit {
+        Some(limiter) => limiter
+            .check(token_hash)
+            .map_err(|retry_after| ApiError::TooManyRequests { retry_after }),
+        None => Ok(()),
     }
 }

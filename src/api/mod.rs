@@ -177,19 +177,9 @@ impl Default for Timeouts {
     }
 }
 
-/// Serves until `shutdown` completes, then stops accepting and lets the requests in flight
-/// finish. Connections are served by hyper directly (not `axum::serve`) so that a client
-/// sending its headers slowly is cut off.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    timeouts: Timeouts,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_router(listener, router(state), timeouts, shutdown).await
-}
-
-/// Serves any router the way [`serve`] serves Roster's (also used by the benchmarks' baseline).
+/// Serves `app` until `shutdown` completes, then stops accepting and lets the requests in
+/// flight finish. Connections are served by hyper directly (not `axum::serve`) so that a client
+/// sending its headers slowly is cut off. The benchmarks' baseline is served the same way.
 pub async fn serve_router(
     listener: TcpListener,
     app: Router,

@@ -290,7 +290,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 // Senders finish the chunk in hand while requests in flight complete.
                 let _ = stop.send(true);
             };
-            api::serve(listener, state, timeouts, shutdown).await?;
+            api::serve_router(listener, crate::app(state), timeouts, shutdown).await?;
             if let Some(dispatcher) = dispatcher {
                 dispatcher.await?;
             }

@@ -101,6 +101,24 @@ pub struct Plan {
     pub created_at: Timestamp,
 }
 
+/// A browser signing in to the web page with a plan's token.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub plan: PlanId,
+    pub id_hash: String,
+    pub token_hash: String,
+    pub csrf: String,
+    pub expires_at: Timestamp,
+}
+
+/// A signed-in browser.
+#[derive(Debug, Clone)]
+pub struct WebSession {
+    pub plan: Plan,
+    pub token_hash: String,
+    pub csrf: String,
+}
+
 /// A group as stored, with its size (distinct effective members) and child groups.
 #[derive(Debug, Clone)]
 pub struct GroupRecord {
@@ -388,6 +406,12 @@ pub trait Store: ContactStore + ConsentStore + BatchStore + JobStore {
     async fn get_plan(&self, plan: &PlanId) -> StoreResult<Plan>;
     /// Revokes the token with this hash; `NotFound` if there is no such active token.
     async fn revoke_token(&self, token_hash: &str) -> StoreResult<PlanId>;
+
+    /// Records a signed-in browser; sessions past their expiry are removed on the way.
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()>;
+    /// The session with this id hash, if it has not expired and its token is not revoked.
+    async fn session(&self, id_hash: &str) -> StoreResult<Option<WebSession>>;
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
 
     async fn create_group(&self, plan: &PlanId, group: GroupDefinition)
     -> StoreResult<GroupRecord>;

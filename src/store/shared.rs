@@ -582,6 +582,68 @@ macro_rules! sql_store {
                 plan.map(PlanId::from_trusted).ok_or(StoreError::NotFound)
             }
 
+            async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
+                let now = Timestamp::now().millis();
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO web_sessions \
+                     (plan_id, id_hash, token_hash, csrf, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(session.plan.as_str())
+                .bind(&session.id_hash)
+                .bind(&session.token_hash)
+                .bind(&session.csrf)
+                .bind(now)
+                .bind(session.expires_at.millis())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn session(&self, id_hash: &str) -> StoreResult<Option<WebSession>> {
+                let row: Option<(String, String, Option<String>, i64, String, String)> =
+                    sqlx::query_as(
+                        "SELECT p.id, p.name, p.default_region, p.created_at, s.token_hash, s.csrf \
+                         FROM web_sessions s \
+                         JOIN api_tokens t ON t.plan_id = s.plan_id \
+                              AND t.token_hash = s.token_hash AND t.revoked_at IS NULL \
+                         JOIN plans p ON p.id = s.plan_id \
+                         WHERE s.id_hash = $1 AND s.expires_at > $2",
+                    )
+                    .bind(id_hash)
+                    .bind(Timestamp::now().millis())
+                    .fetch_optional(self.reader())
+                    .await?;
+                Ok(row.map(
+                    |(id, name, default_region, created_at, token_hash, csrf)| WebSession {
+                        plan: Plan {
+                            id: PlanId::from_trusted(id),
+                            name,
+                            default_region,
+                            created_at: Timestamp::from_millis(created_at),
+                        },
+                        token_hash,
+                        csrf,
+                    },
+                ))
+            }
+
+            async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM web_sessions WHERE id_hash = $1")
+                    .bind(id_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<Plan>> {
                 let row: Option<(String, String, Option<String>, i64)> = sqlx::query_as(
                     "SELECT p.id, p.name, p.default_region, p.created_at \

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use reqwest::{Method, RequestBuilder, Response};
-use roster::api::{self, AppState, auth};
+use roster::api::{AppState, auth};
 use roster::store::{self, Store};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -113,7 +113,7 @@ pub async fn spawn_app_with(backend: Backend, rate_limit: u32) -> Option<TestApp
     let address = format!("http://{}", listener.local_addr().expect("local address"));
     let state = AppState::new(store.clone(), rate_limit);
     let wake = state.wake.clone();
-    let app = api::router(state);
+    let app = roster::app(state);
     tokio::spawn(async move { axum::serve(listener, app).await });
     let mut test_app = TestApp {
         address,

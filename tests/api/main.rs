@@ -5,6 +5,7 @@ mod helpers;
 mod postgres;
 
 mod batches;
+mod browser;
 mod cli;
 mod concurrency;
 mod concurrency_processes;
@@ -23,3 +24,4 @@ mod sdk;
 mod sending_processes;
 mod smart_groups;
 mod store_model;
+mod web;

@@ -1,0 +1,203 @@
+//! Exports: choose what and in which format, watch the job, download the file.
+
+use axum::body::Body;
+use axum::extract::{Form, Path, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::WebState;
+use super::form::{Errors, error_id, non_blank, text};
+use super::groups::group_name;
+use super::layout::{Section, WebError, csrf_field, page, respond};
+use super::session::Session;
+
+const FORMATS: [(&str, &str); 3] = [("csv", "CSV"), ("xlsx", "Excel (XLSX)"), ("vcf", "vCard")];
+
+#[derive(Deserialize, Default)]
+pub struct ExportForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    format: String,
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    q: String,
+}
+
+pub async fn start(State(state): State<WebState>, session: Session) -> Result<Response, WebError> {
+    start_page(
+        &state,
+        &session,
+        &ExportForm::default(),
+        Errors::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+pub async fn create(
+    State(state): State<WebState>,
+    session: Session,
+    Form(form): Form<ExportForm>,
+) -> Result<Response, WebError> {
+    session.check_csrf(&form.csrf)?;
+    let body = json!({
+        "format": non_blank(&form.format),
+        "group_id": non_blank(&form.group),
+        "q": non_blank(&form.q),
+    });
+    let reply = state
+        .api
+        .json(&session, Method::POST, "/api/exports", Some(&body))
+        .await?;
+    if reply.ok() {
+        return Ok(Redirect::to(&format!("/exports/{}", text(&reply.body, "id"))).into_response());
+    }
+    let errors = Errors::from_reply(&reply);
+    start_page(&state, &session, &form, errors, reply.status).await
+}
+
+async fn start_page(
+    state: &WebState,
+    session: &Session,
+    draft: &ExportForm,
+    errors: Errors,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let groups = state
+        .api
+        .get_with(
+            session,
+            "/api/contactgroups",
+            &[("order_by", "name"), ("limit", "1000")],
+        )
+        .await?
+        .into_ok()?;
+    let groups = groups["groups"].as_array().cloned().unwrap_or_default();
+    let format = if draft.format.is_empty() {
+        "csv"
+    } else {
+        draft.format.as_str()
+    };
+    let body = html! {
+        h1 { "Export contacts" }
+        (errors.summary())
+        form method="post" action="/exports" class="stack" {
+            (csrf_field(session))
+            fieldset {
+                legend { "Format" }
+                @for (value, label) in FORMATS {
+                    div.check {
+                        input type="radio" id={ "format-" (value) } name="format" value=(value) checked[format == value];
+                        label for={ "format-" (value) } { (label) }
+                    }
+                }
+                (errors.message("format"))
+            }
+            div.field {
+                label for="group" { "Contacts of a group (everyone if none)" }
+                select id="group" name="group" {
+                    option value="" { "Everyone" }
+                    @for group in &groups {
+                        @let id = text(group, "id");
+                        option value=(id) selected[draft.group == id] { (group_name(group)) }
+                    }
+                }
+                (errors.message("group_id"))
+            }
+            div.field {
+                label for="q" { "Only contacts matching a filter (optional)" }
+                input id="q" name="q" type="text" value=(draft.q)
+                    aria-invalid=[errors.has("q").then_some("true")]
+                    aria-describedby=[errors.has("q").then(|| error_id("q"))];
+                (errors.message("q"))
+            }
+            button type="submit" { "Export" }
+        }
+    };
+    Ok(respond(
+        status,
+        page(session, Section::Export, "Export", body),
+    ))
+}
+
+pub async fn show(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let export = state
+        .api
+        .get(&session, &format!("/api/exports/{id}"))
+        .await?
+        .into_ok()?;
+    let done = export["progress"]["rows_written"]
+        .as_i64()
+        .unwrap_or_default();
+    let total = export["progress"]["total_rows"]
+        .as_i64()
+        .unwrap_or(done)
+        .max(1);
+    let body = html! {
+        p.crumbs { a href="/exports" { "Export" } }
+        h1 { "Export as " (text(&export, "format").to_uppercase()) }
+        @match text(&export, "status") {
+            "done" => {
+                p.success role="status" id="export-done" {
+                    (done) " contacts, " (export["file_size"].as_i64().unwrap_or_default()) " bytes. "
+                    a href={ "/exports/" (id) "/download" } download { "Download the file" }
+                }
+            }
+            "failed" => {
+                div.problem role="alert" { p { strong { "The export failed." } } p { (text(&export, "error")) } }
+            }
+            _ => {
+                noscript { meta http-equiv="refresh" content="2"; }
+                div.progress data-poll={ "/exports/" (id) "/status" } {
+                    label for="export-progress" { "Exporting…" }
+                    progress id="export-progress" max=(total) value=(done) { (done) " of " (total) }
+                    p aria-live="polite" { span data-done { (done) } " of " (total) " contacts written" }
+                }
+            }
+        }
+        p { a href="/exports" { "Another export" } }
+    };
+    Ok(respond(
+        StatusCode::OK,
+        page(&session, Section::Export, "Export", body),
+    ))
+}
+
+pub async fn status(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let export = state
+        .api
+        .get(&session, &format!("/api/exports/{id}"))
+        .await?
+        .into_ok()?;
+    Ok(axum::Json(json!({
+        "status": export["status"],
+        "done": export["progress"]["rows_written"],
+        "total": export["progress"]["total_rows"],
+    }))
+    .into_response())
+}
+
+pub async fn download(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let uri = format!("/api/exports/{id}/download");
+    state
+        .api
+        .forward(&session, Method::GET, &uri, None, Body::empty())
+        .await
+}

@@ -1,0 +1,451 @@
+//! The import wizard: choose a file → map its columns → watch the job → read the report.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::WebState;
+use super::dispatch::Reply;
+use super::form::{Errors, error_id, non_blank, text};
+use super::groups::group_name;
+use super::layout::{Section, WebError, csrf_field, page, respond};
+use super::session::Session;
+
+/// What a column can be imported as, besides a custom field named after it.
+const TARGETS: [(&str, &str); 8] = [
+    ("ignore", "Ignore"),
+    ("phone", "Phone number"),
+    ("first_name", "First name"),
+    ("last_name", "Last name"),
+    ("email", "Email"),
+    ("gender", "Gender"),
+    ("opted_out", "Opted out"),
+    ("groups", "Groups (names)"),
+];
+
+const MODES: [(&str, &str); 3] = [
+    ("update", "Update them with the file's values"),
+    ("skip", "Leave them as they are"),
+    (
+        "replace_fields",
+        "Update them and replace their custom fields",
+    ),
+];
+
+pub async fn start(session: Session) -> Response {
+    start_page(&session, &Errors::default(), StatusCode::OK)
+}
+
+fn start_page(session: &Session, errors: &Errors, status: StatusCode) -> Response {
+    let body = html! {
+        h1 { "Import contacts" }
+        p { "CSV (any delimiter; UTF-8, UTF-16 or Windows-1252), Excel (XLSX, XLS), OpenDocument (ODS) or vCard files, up to 256 MiB. Nothing is imported until you have checked the columns." }
+        (errors.summary())
+        form id="upload-form" method="post" enctype="multipart/form-data"
+            action={ "/imports?csrf=" (session.csrf()) } class="stack" {
+            div.dropzone data-dropzone {
+                label for="file" { "File" }
+                input id="file" name="file" type="file" required
+                    accept=".csv,.txt,.tsv,.xlsx,.xls,.ods,.vcf,.vcard"
+                    aria-invalid=[errors.has("file").then_some("true")]
+                    aria-describedby=[errors.has("file").then(|| error_id("file"))];
+                p.hint aria-hidden="true" { "…or drop it here." }
+                (errors.message("file"))
+            }
+            div.field {
+                label for="sheet" { "Sheet (spreadsheets; the first one if empty)" }
+                input id="sheet" name="sheet" type="text";
+            }
+            button type="submit" { "Upload and preview" }
+        }
+        section aria-labelledby="templates" {
+            h2 id="templates" { "Templates" }
+            p { "Start from a file with the columns Roster knows: "
+                a href="/imports/templates/contacts.csv" download { "contacts.csv" } " or "
+                a href="/imports/templates/contacts.xlsx" download { "contacts.xlsx" } "." }
+        }
+    };
+    respond(status, page(session, Section::Import, "Import", body))
+}
+
+#[derive(Deserialize)]
+pub struct UploadQuery {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The file is passed on to the API as it arrives: the CSRF token travels in the form's address
+/// so that the multipart body need not be read here.
+pub async fn upload(
+    State(state): State<WebState>,
+    session: Session,
+    Query(query): Query<UploadQuery>,
+    request: Request,
+) -> Result<Response, WebError> {
+    session.check_csrf(&query.csrf)?;
+    let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
+    let response = state
+        .api
+        .forward(
+            &session,
+            Method::POST,
+            "/api/imports",
+            content_type,
+            request.into_body(),
+        )
+        .await?;
+    let reply = Reply::read(response).await?;
+    if reply.ok() {
+        return Ok(Redirect::to(&format!("/imports/{}", text(&reply.body, "id"))).into_response());
+    }
+    Ok(start_page(
+        &session,
+        &Errors::from_reply(&reply),
+        reply.status,
+    ))
+}
+
+pub async fn show(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    render(
+        &state,
+        &session,
+        &id,
+        None,
+        Errors::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+pub async fn status(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let import = state
+        .api
+        .get(&session, &format!("/api/imports/{id}"))
+        .await?
+        .into_ok()?;
+    Ok(axum::Json(json!({
+        "status": import["status"],
+        "done": import["progress"]["rows_read"],
+        "total": import["progress"]["total_rows"],
+    }))
+    .into_response())
+}
+
+pub async fn errors_csv(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let uri = format!("/api/imports/{id}/errors.csv");
+    state
+        .api
+        .forward(&session, Method::GET, &uri, None, Body::empty())
+        .await
+}
+
+pub async fn template(
+    State(state): State<WebState>,
+    session: Session,
+    Path(file): Path<String>,
+) -> Result<Response, WebError> {
+    let uri = format!("/api/imports/templates/{file}");
+    state
+        .api
+        .forward(&session, Method::GET, &uri, None, Body::empty())
+        .await
+}
+
+/// The mapping form: `column.N` is the target of the N-th column (column names can hold any
+/// character, so they are not used as form field names).
+pub async fn commit(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<BTreeMap<String, String>>,
+) -> Result<Response, WebError> {
+    session.check_csrf(form.get("csrf").map_or("", String::as_str))?;
+    let import = state
+        .api
+        .get(&session, &format!("/api/imports/{id}"))
+        .await?
+        .into_ok()?;
+    let columns = import["preview"]["columns"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mapping: BTreeMap<&str, &str> = columns
+        .iter()
+        .enumerate()
+        .filter_map(|(index, column)| {
+            let target = form.get(&format!("column.{index}"))?;
+            Some((text(column, "name"), target.as_str()))
+        })
+        .collect();
+    let field = |name: &str| form.get(name).and_then(|value| non_blank(value));
+    let body = json!({
+        "mapping": mapping,
+        "default_region": field("default_region"),
+        "groups": field("group").map(|group| vec![group]),
+        "group_names": field("new_group").map(|name| vec![name]),
+        "mode": field("mode"),
+    });
+    let reply = state
+        .api
+        .json(
+            &session,
+            Method::POST,
+            &format!("/api/imports/{id}/commit"),
+            Some(&body),
+        )
+        .await?;
+    if reply.ok() {
+        return Ok(Redirect::to(&format!("/imports/{id}")).into_response());
+    }
+    let errors = Errors::from_reply(&reply);
+    render(&state, &session, &id, Some(&form), errors, reply.status).await
+}
+
+async fn render(
+    state: &WebState,
+    session: &Session,
+    id: &str,
+    draft: Option<&BTreeMap<String, String>>,
+    errors: Errors,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let import = state
+        .api
+        .get(session, &format!("/api/imports/{id}"))
+        .await?
+        .into_ok()?;
+    let file_name = import["file_name"]
+        .as_str()
+        .unwrap_or("the file")
+        .to_owned();
+    let body = match text(&import, "status") {
+        "running" => progress(id, &import),
+        "done" => report(id, &import),
+        phase => {
+            let groups = state
+                .api
+                .get_with(
+                    session,
+                    "/api/contactgroups",
+                    &[("order_by", "name"), ("limit", "1000")],
+                )
+                .await?
+                .into_ok()?;
+            let groups = groups["groups"].as_array().cloned().unwrap_or_default();
+            html! {
+                @if phase == "failed" {
+                    div.problem role="alert" {
+                        p { strong { "The import failed; nothing of it was written." } }
+                        p { (text(&import, "error")) }
+                        p { "You can change the settings and import it again." }
+                    }
+                }
+                (mapping_form(session, id, &import, &groups, draft, &errors))
+            }
+        }
+    };
+    let body = html! {
+        p.crumbs { a href="/imports" { "Import" } " › " (file_name) }
+        h1 { "Import of " (file_name) }
+        (body)
+    };
+    Ok(respond(
+        status,
+        page(session, Section::Import, "Import", body),
+    ))
+}
+
+fn mapping_form(
+    session: &Session,
+    id: &str,
+    import: &Value,
+    groups: &[Value],
+    draft: Option<&BTreeMap<String, String>>,
+    errors: &Errors,
+) -> Markup {
+    let preview = &import["preview"];
+    let columns = preview["columns"].as_array().cloned().unwrap_or_default();
+    let rows = preview["rows"].as_array().cloned().unwrap_or_default();
+    let drafted = |name: &str| draft.and_then(|form| form.get(name)).map(String::as_str);
+    let region = drafted("default_region")
+        .or(session.plan.default_region.as_deref())
+        .unwrap_or_default();
+    let mode = drafted("mode").unwrap_or("update");
+    let chosen_group = drafted("group").unwrap_or_default();
+    html! {
+        p {
+            (text(preview, "format").to_uppercase())
+            @if let Some(encoding) = preview["encoding"].as_str() { ", " (encoding) }
+            @if let Some(delimiter) = preview["delimiter"].as_str() {
+                ", delimited by " code { @if delimiter == "\t" { "tab" } @else { (delimiter) } }
+            }
+            @if let Some(sheet) = preview["sheet"].as_str() { ", sheet " (sheet) }
+            ": " strong id="total-rows" { (preview["total_rows"].as_u64().unwrap_or_default()) } " rows."
+        }
+        (errors.summary())
+        form id="mapping-form" method="post" action={ "/imports/" (id) } class="stack" {
+            (csrf_field(session))
+            h2 { "Columns" }
+            p.hint { "Choose what each column holds; the choices are guessed from the column names. One column must be the phone number." }
+            (errors.message("mapping"))
+            div.table-wrap {
+                table.preview {
+                    thead {
+                        tr {
+                            @for (index, column) in columns.iter().enumerate() {
+                                @let name = text(column, "name");
+                                @let key = format!("column.{index}");
+                                @let error_field = format!("mapping.{name}");
+                                @let custom = format!("fields.{name}");
+                                @let selected = drafted(&key).unwrap_or(text(column, "suggested"));
+                                th scope="col" {
+                                    label for=(key) { (name) }
+                                    select id=(key) name=(key) data-column=(name)
+                                        aria-invalid=[errors.has(&error_field).then_some("true")]
+                                        aria-describedby=[errors.has(&error_field).then(|| error_id(&error_field))] {
+                                        @for (value, label) in TARGETS {
+                                            option value=(value) selected[selected == value] { (label) }
+                                        }
+                                        option value=(custom) selected[selected == custom] { "Custom field “" (name) "”" }
+                                        @if selected.starts_with("fields.") && selected != custom {
+                                            option value=(selected) selected { "Custom field “" (&selected["fields.".len()..]) "”" }
+                                        }
+                                    }
+                                    (errors.message(&error_field))
+                                }
+                            }
+                        }
+                    }
+                    tbody {
+                        @for row in &rows {
+                            tr {
+                                @for cell in row["cells"].as_array().cloned().unwrap_or_default() {
+                                    td { (cell.as_str().unwrap_or_default()) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Where to" }
+            div.field {
+                label for="default_region" { "Region of numbers written without a country code" }
+                input id="default_region" name="default_region" type="text" value=(region)
+                    maxlength="2" placeholder="US"
+                    aria-invalid=[errors.has("default_region").then_some("true")]
+                    aria-describedby=[errors.has("default_region").then(|| error_id("default_region"))];
+                (errors.message("default_region"))
+            }
+            div.row {
+                div.field {
+                    label for="group" { "Add everyone to a group" }
+                    select id="group" name="group" {
+                        option value="" { "No existing group" }
+                        @for group in groups {
+                            @let group_id = text(group, "id");
+                            option value=(group_id) selected[chosen_group == group_id] { (group_name(group)) }
+                        }
+                    }
+                    (errors.message("groups"))
+                }
+                div.field {
+                    label for="new_group" { "…or a new group named" }
+                    input id="new_group" name="new_group" type="text" value=(drafted("new_group").unwrap_or_default());
+                    (errors.message("group_names"))
+                }
+            }
+            div.field {
+                label for="mode" { "Contacts that already exist" }
+                select id="mode" name="mode" {
+                    @for (value, label) in MODES { option value=(value) selected[mode == value] { (label) } }
+                }
+                (errors.message("mode"))
+            }
+            button type="submit" { "Import " (preview["total_rows"].as_u64().unwrap_or_default()) " rows" }
+        }
+    }
+}
+
+fn progress(id: &str, import: &Value) -> Markup {
+    let done = import["progress"]["rows_read"].as_i64().unwrap_or_default();
+    let total = import["progress"]["total_rows"]
+        .as_i64()
+        .unwrap_or_default()
+        .max(1);
+    html! {
+        noscript { meta http-equiv="refresh" content="2"; }
+        div.progress data-poll={ "/imports/" (id) "/status" } {
+            label for="import-progress" { "Importing…" }
+            progress id="import-progress" max=(total) value=(done) { (done) " of " (total) }
+            p aria-live="polite" { span data-done { (done) } " of " (total) " rows read" }
+        }
+    }
+}
+
+fn report(id: &str, import: &Value) -> Markup {
+    let report = &import["report"];
+    let count = |key: &str| report[key].as_u64().unwrap_or_default();
+    let rejected = import["rejected"].as_array().cloned().unwrap_or_default();
+    let groups = report["groups"].as_array().cloned().unwrap_or_default();
+    let warnings = report["warnings"].as_array().cloned().unwrap_or_default();
+    html! {
+        p.success role="status" id="import-done" { "Imported." }
+        dl.facts.report id="import-report" {
+            @for (key, label) in [("rows", "Rows read"), ("created", "Created"), ("updated", "Updated"),
+                ("unchanged", "Unchanged"), ("skipped", "Skipped (existing)"), ("added_to_groups", "Added to groups"),
+                ("duplicates", "Duplicates within the file"), ("invalid", "Rejected"), ("opted_out", "Opted out"),
+                ("opt_ins_refused", "Opt-ins refused")] {
+                dt { (label) } dd data-count=(key) { (count(key)) }
+            }
+        }
+        @if !groups.is_empty() {
+            h2 { "Groups" }
+            ul {
+                @for group in &groups {
+                    li {
+                        a href={ "/groups/" (text(group, "id")) } { (group_name(group)) }
+                        ": " (group["added"].as_u64().unwrap_or_default()) " added"
+                        @if group["created"].as_bool().unwrap_or_default() { " (new group)" }
+                    }
+                }
+            }
+        }
+        @if !warnings.is_empty() {
+            h2 { "Warnings" }
+            ul { @for warning in &warnings { li { (warning.as_str().unwrap_or_default()) } } }
+        }
+        @if !rejected.is_empty() {
+            h2 { "Rejected rows" }
+            p { a href={ "/imports/" (id) "/errors.csv" } download { "Download every rejected row (errors.csv)" } }
+            div.table-wrap {
+                table id="rejected-table" {
+                    thead { tr { th scope="col" { "Row" } th scope="col" { "Reason" } } }
+                    tbody {
+                        @for row in &rejected {
+                            tr { td.number { (row["row"].as_u64().unwrap_or_default()) } td { (text(row, "reason")) } }
+                        }
+                    }
+                }
+            }
+        }
+        p { a href="/imports" { "Import another file" } }
+    }
+}

@@ -1,0 +1,296 @@
+//! Signing in with an API token, the session cookie, and the CSRF token every form carries.
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use rand::RngCore;
+use serde::Deserialize;
+
+use super::WebState;
+use super::form::Errors;
+use super::layout::{WebError, page_signed_out, respond, text_input};
+use crate::api::auth::hash_token;
+use crate::domain::time::Timestamp;
+use crate::store::{NewSession, Plan};
+
+const SESSION_COOKIE: &str = "roster_session";
+/// Holds the sign-in form's CSRF token until the browser has a session.
+const SIGN_IN_COOKIE: &str = "roster_sign_in";
+/// A session ends this long after signing in, or when its token is revoked.
+const SESSION_MILLIS: i64 = 12 * 60 * 60 * 1000;
+
+/// A signed-in browser. As an extractor it sends a browser without a session to sign in.
+pub struct Session {
+    pub plan: Plan,
+    pub token_hash: String,
+    csrf: String,
+}
+
+impl Session {
+    /// The value every form of this session carries.
+    pub fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
+    /// Refuses a form that does not carry this session's CSRF token.
+    pub fn check_csrf(&self, provided: &str) -> Result<(), WebError> {
+        if same_secret(&self.csrf, provided) {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden)
+        }
+    }
+}
+
+impl FromRequestParts<WebState> for Session {
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> Result<Self, Self::Rejection> {
+        let id = cookie(&parts.headers, SESSION_COOKIE).ok_or(WebError::SignIn)?;
+        let session = state
+            .store
+            .session(&hash_token(id))
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "cannot look up a web session");
+                WebError::Internal
+            })?
+            .ok_or(WebError::SignIn)?;
+        Ok(Session {
+            plan: session.plan,
+            token_hash: session.token_hash,
+            csrf: session.csrf,
+        })
+    }
+}
+
+impl OptionalFromRequestParts<WebState> for Session {
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match <Session as FromRequestParts<WebState>>::from_request_parts(parts, state).await {
+            Ok(session) => Ok(Some(session)),
+            Err(WebError::SignIn) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+pub async fn sign_in_page(headers: HeaderMap) -> Response {
+    let csrf = random_secret();
+    let cookie = sign_in_cookie(&csrf, &headers);
+    let mut response = respond(StatusCode::OK, sign_in_form(&csrf, &Errors::default()));
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    response
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    token: String,
+}
+
+pub async fn sign_in(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<SignInForm>,
+) -> Result<Response, WebError> {
+    let expected = cookie(&headers, SIGN_IN_COOKIE).ok_or(WebError::Forbidden)?;
+    if !same_secret(expected, &form.csrf) {
+        return Err(WebError::Forbidden);
+    }
+    let token = form.token.trim();
+    let token_hash = hash_token(token);
+    let plan = if token.is_empty() {
+        None
+    } else {
+        state
+            .store
+            .plan_for_token(&token_hash)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "cannot look up a token");
+                WebError::Internal
+            })?
+    };
+    let Some(plan) = plan else {
+        let reason = if token.is_empty() {
+            "Enter an API token."
+        } else {
+            "This token is not valid, or it was revoked."
+        };
+        let errors = Errors::one("token", reason);
+        return Ok(respond(
+            StatusCode::UNAUTHORIZED,
+            sign_in_form(&form.csrf, &errors),
+        ));
+    };
+    let id = random_secret();
+    state
+        .store
+        .create_session(&NewSession {
+            plan: plan.id,
+            id_hash: hash_token(&id),
+            token_hash,
+            csrf: random_secret(),
+            expires_at: Timestamp::now().plus_millis(SESSION_MILLIS),
+        })
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "cannot record a web session");
+            WebError::Internal
+        })?;
+    let mut response = Redirect::to("/groups").into_response();
+    let secure = secure_attribute(&headers);
+    let cookies = response.headers_mut();
+    cookies.append(
+        header::SET_COOKIE,
+        header_value(format!(
+            "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{secure}"
+        )),
+    );
+    cookies.append(
+        header::SET_COOKIE,
+        header_value(format!(
+            "{SIGN_IN_COOKIE}=; Path=/signin; HttpOnly; SameSite=Strict; Max-Age=0{secure}"
+        )),
+    );
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn sign_out(
+    State(state): State<WebState>,
+    session: Session,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    session.check_csrf(&form.csrf)?;
+    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
+        state
+            .store
+            .delete_session(&hash_token(id))
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "cannot end a web session");
+                WebError::Internal
+            })?;
+    }
+    let mut response = Redirect::to("/signin").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        header_value(format!(
+            "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+            secure_attribute(&headers)
+        )),
+    );
+    Ok(response)
+}
+
+fn sign_in_form(csrf: &str, errors: &Errors) -> maud::Markup {
+    page_signed_out(
+        "Sign in",
+        html! {
+            h1 { "Sign in to Roster" }
+            p { "Use one of your plan's API tokens (" code { "roster plans create" } " or "
+                code { "roster tokens create" } " prints one)." }
+            (errors.summary())
+            form method="post" action="/signin" class="stack" {
+                input type="hidden" name="csrf" value=(csrf);
+                (text_input("token", "API token", "", "password", errors))
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+/// A cookie's value from the request's `Cookie` headers.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
+}
+
+fn sign_in_cookie(csrf: &str, headers: &HeaderMap) -> HeaderValue {
+    header_value(format!(
+        "{SIGN_IN_COOKIE}={csrf}; Path=/signin; HttpOnly; SameSite=Strict{}",
+        secure_attribute(headers)
+    ))
+}
+
+/// Roster speaks plain HTTP; behind a TLS-terminating proxy that says so, cookies are `Secure`.
+fn secure_attribute(headers: &HeaderMap) -> &'static str {
+    let forwarded_https = headers
+        .get("x-forwarded-proto")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+    if forwarded_https { "; Secure" } else { "" }
+}
+
+fn header_value(text: String) -> HeaderValue {
+    // Only hex secrets and fixed text are put in cookies.
+    HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Compares two secrets in time that does not depend on where they first differ.
+fn same_secret(expected: &str, provided: &str) -> bool {
+    expected.len() == provided.len()
+        && expected
+            .bytes()
+            .zip(provided.bytes())
+            .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; roster_session=abc"),
+        );
+        headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie(&headers, "b"), Some("2"));
+        assert_eq!(cookie(&headers, "c"), None);
+    }
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(same_secret("abcd", "abcd"));
+        assert!(!same_secret("abcd", "abce"));
+        assert!(!same_secret("abcd", "abc"));
+        assert!(!same_secret("abcd", ""));
+    }
+}

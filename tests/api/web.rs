@@ -1,0 +1,426 @@
+//! The web page: sessions and CSRF over plain HTTP (both backends), and the operator's path
+//! through a real `roster serve` in headless Chromium — sign in, import a CSV through the
+//! wizard, see the group and a rejected row, rename the group, sign out.
+
+use std::process::{Command, Stdio};
+
+use fantoccini::{Client, Locator};
+use reqwest::redirect::Policy;
+use serde_json::Value;
+
+use crate::browser::{Browser, path, text_of, wait_for};
+use crate::helpers::{Backend, TestApp, database_url, free_port, wait_ready};
+
+const ROSTER: &str = env!("CARGO_BIN_EXE_roster");
+
+/// A client that keeps cookies and does not follow redirects, like a browser seen one
+/// request at a time.
+fn cookie_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of the hidden `csrf` field in a page.
+fn csrf_in(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..at + 64].to_owned()
+}
+
+/// Signs in through the form; returns the session's CSRF token (from the groups page).
+async fn sign_in(client: &reqwest::Client, base: &str, token: &str) -> reqwest::Response {
+    let page = client.get(format!("{base}/signin")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csrf = csrf_in(&page.text().await.unwrap());
+    client
+        .post(format!("{base}/signin"))
+        .form(&[("csrf", csrf.as_str()), ("token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn sessions_and_csrf(app: TestApp) {
+    let base = &app.address;
+    let client = cookie_client();
+
+    // Without a session every page sends the browser to sign in.
+    for page in ["/", "/groups", "/contacts", "/imports", "/exports"] {
+        let response = client.get(format!("{base}{page}")).send().await.unwrap();
+        assert_eq!(response.status(), 303, "{page}");
+        assert_eq!(response.headers()["location"], "/signin", "{page}");
+    }
+
+    // A wrong token is refused at the field.
+    let refused = sign_in(&client, base, "rst_not_a_token").await;
+    assert_eq!(refused.status(), 401);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("not valid"), "{html}");
+    assert!(html.contains("aria-invalid=\"true\""), "{html}");
+
+    // The sign-in form itself needs its CSRF cookie.
+    let forged = reqwest::Client::new()
+        .post(format!("{base}/signin"))
+        .form(&[
+            ("csrf", "0".repeat(64).as_str()),
+            ("token", app.token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+
+    let signed_in = sign_in(&client, base, &app.token).await;
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .find(|value| value.starts_with("roster_session="))
+        .expect("a session cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+
+    let groups = client.get(format!("{base}/groups")).send().await.unwrap();
+    assert_eq!(groups.status(), 200);
+    let policy = groups.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    let csrf = csrf_in(&groups.text().await.unwrap());
+
+    // A form without the session's CSRF token changes nothing.
+    let forged = client
+        .post(format!("{base}/groups"))
+        .form(&[("csrf", "nope"), ("name", "Forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    // Nor does one sent from another site, even with the token.
+    let cross_site = client
+        .post(format!("{base}/groups"))
+        .header("origin", "http://evil.example")
+        .form(&[("csrf", csrf.as_str()), ("name", "Cross")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403);
+    let list: Value = app.get("/api/contactgroups").await.json().await.unwrap();
+    assert_eq!(list["count"], 0, "{list}");
+
+    // With it, the group is created and the browser sent to its page.
+    let created = client
+        .post(format!("{base}/groups"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "Web"),
+            ("description", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 303);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/groups/"), "{location}");
+
+    // The API's field errors are shown at the field, with the API's status.
+    let group_page = format!("{base}{location}");
+    let bad_add = client
+        .post(&group_page)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("action", "add"),
+            ("numbers", "+14155550100\nabc"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_add.status(), 400);
+    let html = bad_add.text().await.unwrap();
+    assert!(html.contains("id=\"add-error\""), "{html}");
+    assert!(html.contains("add[1]"), "{html}");
+    // The numbers typed are kept for correcting.
+    assert!(html.contains("+14155550100\nabc"), "{html}");
+
+    // Another plan's group is not found through the page either.
+    let (_, other_token) = app.create_plan(Some("US")).await;
+    let other = cookie_client();
+    assert_eq!(sign_in(&other, base, &other_token).await.status(), 303);
+    let foreign = other.get(&group_page).send().await.unwrap();
+    assert_eq!(foreign.status(), 404);
+
+    // Signing out ends the session on the server, not only in the browser.
+    let session_cookie = cookie.split(';').next().unwrap().to_owned();
+    let signed_out = client
+        .post(format!("{base}/signout"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_out.status(), 303);
+    let replayed = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{base}/groups"))
+        .header("cookie", session_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 303);
+
+    // Behind a TLS proxy the cookie is Secure.
+    let secure = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{base}/signin"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    let cookie = secure.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}
+
+async fn a_revoked_token_ends_its_sessions(app: TestApp) {
+    let base = &app.address;
+    let client = cookie_client();
+    assert_eq!(sign_in(&client, base, &app.token).await.status(), 303);
+    assert_eq!(
+        client
+            .get(format!("{base}/groups"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    app.store
+        .revoke_token(&roster::api::auth::hash_token(&app.token))
+        .await
+        .unwrap();
+    let after = client.get(format!("{base}/groups")).send().await.unwrap();
+    assert_eq!(after.status(), 303);
+}
+
+crate::on_both_backends!(sessions_and_csrf, a_revoked_token_ends_its_sessions);
+
+struct Server {
+    child: std::process::Child,
+    base: String,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn serve(backend: Backend) -> Option<Server> {
+    let dir = tempfile::tempdir().unwrap();
+    let database = database_url(backend, &dir).await?;
+    let created = Command::new(ROSTER)
+        .args(["plans", "create", "Shop", "--default-region", "US"])
+        .env("ROSTER_DATABASE_URL", &database)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let plan: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let port = free_port();
+    let child = Command::new(ROSTER)
+        .args(["serve", "--sender", "off"])
+        .env("ROSTER_DATABASE_URL", &database)
+        .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&reqwest::Client::new(), &base).await;
+    Some(Server {
+        child,
+        base,
+        token: plan["api_token"].as_str().unwrap().to_owned(),
+        _dir: dir,
+    })
+}
+
+async fn fill(client: &Client, css: &str, value: &str) {
+    let field = wait_for(client, css).await;
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
+}
+
+async fn click(client: &Client, css: &str) {
+    wait_for(client, css).await.click().await.unwrap();
+}
+
+/// Sign in, upload a CSV, map its columns, commit, watch it finish, see the group's size and a
+/// rejected row; rename the group; sign out.
+async fn operator_imports_a_spreadsheet(backend: Backend) {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let Some(server) = serve(backend).await else {
+        return;
+    };
+    let csv_dir = tempfile::tempdir().unwrap();
+    let csv = csv_dir.path().join("customers.csv");
+    // Semicolons, a national number (region US from the plan), a bad number on row 4.
+    std::fs::write(
+        &csv,
+        "First Name;Mobile;City\nAda;+14155550101;Leeds\nBob;(415) 555-0102;York\nCy;not a number;Hull\nDee;+14155550104;Bath\n",
+    )
+    .unwrap();
+    let base = server.base.clone();
+    let token = server.token.clone();
+    let name = format!("operator_imports_a_spreadsheet_{backend:?}");
+    browser
+        .run(&name, |client| async move {
+            client.goto(&base).await.unwrap();
+            assert_eq!(path(&client).await, "/signin");
+            fill(&client, "#token", &token).await;
+            click(&client, "form[action='/signin'] button[type=submit]").await;
+            wait_for(&client, "a[aria-current=page][href='/groups']").await;
+            assert_eq!(path(&client).await, "/groups");
+
+            click(&client, "a[href='/imports']").await;
+            let file = wait_for(&client, "#file").await;
+            file.send_keys(csv.to_str().unwrap()).await.unwrap();
+            click(&client, "#upload-form button[type=submit]").await;
+
+            // The preview: the phone column is recognised from its name.
+            wait_for(&client, "#mapping-form").await;
+            assert_eq!(text_of(&client, "#total-rows").await, "4");
+            let phone = wait_for(&client, "select[data-column='Mobile']").await;
+            assert_eq!(phone.prop("value").await.unwrap().as_deref(), Some("phone"));
+            let first = wait_for(&client, "select[data-column='First Name']").await;
+            assert_eq!(
+                first.prop("value").await.unwrap().as_deref(),
+                Some("first_name")
+            );
+            wait_for(&client, "select[data-column='City']")
+                .await
+                .select_by_value("fields.City")
+                .await
+                .unwrap();
+            fill(&client, "#new_group", "Customers").await;
+            click(&client, "#mapping-form button[type=submit]").await;
+
+            // The job runs and its report replaces the progress bar.
+            wait_for(&client, "#import-done").await;
+            assert_eq!(text_of(&client, "[data-count=created]").await, "3");
+            assert_eq!(text_of(&client, "[data-count=invalid]").await, "1");
+            let rejected = text_of(&client, "#rejected-table tbody").await;
+            assert!(rejected.contains('4'), "{rejected}");
+            wait_for(&client, "a[href$='/errors.csv']").await;
+
+            // The new group, with the three good numbers.
+            click(&client, "#main a[href^='/groups/']").await;
+            assert_eq!(text_of(&client, "#group-size").await, "3");
+            let members = text_of(&client, "#members-table").await;
+            assert!(members.contains("+14155550102"), "{members}");
+            assert!(!members.contains("not a number"), "{members}");
+
+            // Rename it.
+            fill(&client, "#name", "Best customers").await;
+            click(&client, "form:has(input[value=rename]) button[type=submit]").await;
+            client
+                .wait()
+                .for_element(Locator::XPath("//h1[text()='Best customers']"))
+                .await
+                .unwrap();
+            client.goto(&format!("{base}/groups")).await.unwrap();
+            let list = text_of(&client, "main table").await;
+            assert!(list.contains("Best customers"), "{list}");
+
+            // Sign out: the pages are closed again.
+            click(&client, ".sign-out button").await;
+            wait_for(&client, "#token").await;
+            client.goto(&format!("{base}/groups")).await.unwrap();
+            assert_eq!(path(&client).await, "/signin");
+        })
+        .await;
+}
+
+/// A refused form shows the API's problem next to the field in the browser; the page is usable
+/// at a phone's width.
+async fn refusals_are_shown_at_the_field(backend: Backend) {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let Some(server) = serve(backend).await else {
+        return;
+    };
+    let base = server.base.clone();
+    let token = server.token.clone();
+    let name = format!("refusals_are_shown_at_the_field_{backend:?}");
+    browser
+        .run(&name, |client| async move {
+            client.set_window_size(390, 844).await.unwrap();
+            client.goto(&format!("{base}/signin")).await.unwrap();
+            fill(&client, "#token", &token).await;
+            click(&client, "form[action='/signin'] button[type=submit]").await;
+            fill(&client, "#name", &"x".repeat(300)).await;
+            click(
+                &client,
+                "form[method=post][action='/groups'] button[type=submit]",
+            )
+            .await;
+            let error = text_of(&client, "#name-error").await;
+            assert!(!error.is_empty());
+            let described = wait_for(&client, "#name").await;
+            assert_eq!(
+                described.attr("aria-describedby").await.unwrap().as_deref(),
+                Some("name-error")
+            );
+            // Nothing wider than the screen but the tables, which scroll in their own box.
+            let overflow = client
+                .execute(
+                    "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(overflow, serde_json::Value::Bool(true));
+
+            // A filter that does not parse is explained at the search field.
+            client
+                .goto(&format!("{base}/contacts?q=first_name%20%3D%3D"))
+                .await
+                .unwrap();
+            let error = text_of(&client, "#q-error").await;
+            assert!(!error.is_empty());
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_operator_imports_a_spreadsheet_sqlite() {
+    operator_imports_a_spreadsheet(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_operator_imports_a_spreadsheet_postgres() {
+    operator_imports_a_spreadsheet(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_refusals_are_shown_at_the_field_sqlite() {
+    refusals_are_shown_at_the_field(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_refusals_are_shown_at_the_field_postgres() {
+    refusals_are_shown_at_the_field(Backend::Postgres).await;
+}
