@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::store::Plan;
+use crate::store::{ChangeSource, Plan};
 
 /// A new API token: `rst_` and 32 random bytes in hex.
 pub fn generate_token() -> String {
@@ -78,6 +78,21 @@ impl FromRequestParts<AppState> for Authenticated {
         };
         check_rate(state, &hash)?;
         Ok(Authenticated(plan))
+    }
+}
+
+/// Who is acting, for the consent history: an API client, or an operator on the web page.
+pub struct Via(pub ChangeSource);
+
+impl<S: Send + Sync> FromRequestParts<S> for Via {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Via(if parts.extensions.get::<SignedIn>().is_some() {
+            ChangeSource::Page
+        } else {
+            ChangeSource::Api
+        }))
     }
 }
 

@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::Authenticated;
+use super::auth::{Authenticated, Via};
 use super::error::{ApiError, FieldError, Problem};
 use super::extract::JsonBody;
 use super::limits::MAX_IDS_PER_REQUEST;
@@ -461,10 +461,14 @@ async fn list_contacts(
 async fn create_contact(
     State(state): State<AppState>,
     Authenticated(plan): Authenticated,
+    Via(source): Via,
     JsonBody(body): JsonBody<ContactBody>,
 ) -> Result<(StatusCode, Json<Contact>), ApiError> {
     let definition = validate_contact(&plan, &body)?;
-    let record = state.store.create_contact(&plan.id, definition).await?;
+    let record = state
+        .store
+        .create_contact(&plan.id, definition, source)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(Contact::from_record(record, None)),
@@ -538,6 +542,7 @@ async fn get_contact(
 async fn replace_contact(
     State(state): State<AppState>,
     Authenticated(plan): Authenticated,
+    Via(source): Via,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ContactBody>,
 ) -> Result<Json<Contact>, ApiError> {
@@ -545,7 +550,7 @@ async fn replace_contact(
     let definition = validate_contact(&plan, &body)?;
     let record = state
         .store
-        .replace_contact(&plan.id, &id, definition)
+        .replace_contact(&plan.id, &id, definition, source)
         .await
         .map_err(not_found_contact)?;
     Ok(Json(Contact::from_record(record, None)))
@@ -571,6 +576,7 @@ async fn replace_contact(
 async fn update_contact(
     State(state): State<AppState>,
     Authenticated(plan): Authenticated,
+    Via(source): Via,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ContactPatchBody>,
 ) -> Result<Json<Contact>, ApiError> {
@@ -619,7 +625,7 @@ async fn update_contact(
     check.finish()?;
     let record = state
         .store
-        .update_contact(&plan.id, &id, patch)
+        .update_contact(&plan.id, &id, patch, source)
         .await
         .map_err(not_found_contact)?;
     Ok(Json(Contact::from_record(record, None)))

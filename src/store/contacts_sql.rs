@@ -80,6 +80,7 @@ macro_rules! sql_contacts {
             id: &ContactId,
             contact: &ContactDefinition,
             before: Option<&ContactRecord>,
+            source: ChangeSource,
             now: i64,
         ) -> StoreResult<()> {
             let (sort_name, sort_name_last) = sort_names(
@@ -139,7 +140,7 @@ macro_rules! sql_contacts {
                     contact.phone.msisdn.as_str(),
                     event,
                     None,
-                    "api",
+                    source.as_str(),
                     None,
                     now,
                 )
@@ -384,6 +385,7 @@ macro_rules! sql_contacts {
                 &self,
                 plan: &PlanId,
                 contact: ContactDefinition,
+                source: ChangeSource,
             ) -> StoreResult<ContactRecord> {
                 let id = ContactId::generate();
                 let now = Timestamp::now().millis();
@@ -392,7 +394,7 @@ macro_rules! sql_contacts {
                 let conn: &mut Conn = &mut tx;
                 let outcome = async move {
                     require_free_phone(conn, plan, contact.phone.msisdn.as_str(), None).await?;
-                    write_contact(conn, plan, &id, &contact, None, now).await?;
+                    write_contact(conn, plan, &id, &contact, None, source, now).await?;
                     load_contact(conn, plan, &id).await
                 }
                 .await;
@@ -411,8 +413,9 @@ macro_rules! sql_contacts {
                 plan: &PlanId,
                 id: &ContactId,
                 contact: ContactDefinition,
+                source: ChangeSource,
             ) -> StoreResult<ContactRecord> {
-                self.update_contact_with(plan, id, move |_| contact).await
+                self.update_contact_with(plan, id, source, move |_| contact).await
             }
 
             async fn update_contact(
@@ -420,8 +423,9 @@ macro_rules! sql_contacts {
                 plan: &PlanId,
                 id: &ContactId,
                 patch: ContactPatch,
+                source: ChangeSource,
             ) -> StoreResult<ContactRecord> {
-                self.update_contact_with(plan, id, move |before| apply_patch(definition_of(before), patch))
+                self.update_contact_with(plan, id, source, move |before| apply_patch(definition_of(before), patch))
                     .await
             }
 
@@ -617,6 +621,7 @@ macro_rules! sql_contacts {
                 &self,
                 plan: &PlanId,
                 id: &ContactId,
+                source: ChangeSource,
                 change: impl FnOnce(&ContactRecord) -> ContactDefinition + Send,
             ) -> StoreResult<ContactRecord> {
                 let now = Timestamp::now().millis();
@@ -638,7 +643,7 @@ macro_rules! sql_contacts {
                         require_free_phone(conn, plan, after.phone.msisdn.as_str(), Some(id))
                             .await?;
                     }
-                    write_contact(conn, plan, id, &after, Some(&before), now).await?;
+                    write_contact(conn, plan, id, &after, Some(&before), source, now).await?;
                     load_contact(conn, plan, id).await
                 }
                 .await;

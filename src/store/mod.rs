@@ -101,6 +101,24 @@ pub struct Plan {
     pub created_at: Timestamp,
 }
 
+/// Who changed a contact, as its consent history records an opt-out or opt-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeSource {
+    /// A client of the API.
+    Api,
+    /// An operator on the web page.
+    Page,
+}
+
+impl ChangeSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Page => "page",
+        }
+    }
+}
+
 /// A browser signing in to the web page with a plan's token.
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -463,6 +481,7 @@ pub trait ContactStore: Send + Sync {
         &self,
         plan: &PlanId,
         contact: ContactDefinition,
+        source: ChangeSource,
     ) -> StoreResult<ContactRecord>;
     async fn get_contact(&self, plan: &PlanId, id: &ContactId) -> StoreResult<ContactRecord>;
     async fn replace_contact(
@@ -470,12 +489,14 @@ pub trait ContactStore: Send + Sync {
         plan: &PlanId,
         id: &ContactId,
         contact: ContactDefinition,
+        source: ChangeSource,
     ) -> StoreResult<ContactRecord>;
     async fn update_contact(
         &self,
         plan: &PlanId,
         id: &ContactId,
         patch: ContactPatch,
+        source: ChangeSource,
     ) -> StoreResult<ContactRecord>;
     /// Deletes the contacts (and their memberships) that exist; returns how many did.
     async fn delete_contacts(&self, plan: &PlanId, ids: &[ContactId]) -> StoreResult<u64>;

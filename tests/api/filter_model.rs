@@ -10,7 +10,8 @@ use roster::domain::filter::{ContactAttributes, FilterExpr};
 use roster::domain::ids::PlanId;
 use roster::domain::msisdn::Msisdn;
 use roster::store::{
-    ContactDefinition, ContactOrder, ContactQuery, ContactRecord, GroupDefinition, Window,
+    ChangeSource, ContactDefinition, ContactOrder, ContactQuery, ContactRecord, GroupDefinition,
+    Window,
 };
 use serde_json::json;
 
@@ -201,6 +202,7 @@ fn run(backend: Backend, cases: u32) {
                                 opted_out: person.opted_out,
                                 opted_out_reason: None,
                             },
+                            ChangeSource::Api,
                         )
                         .await
                         .expect("create contact");

@@ -770,3 +770,48 @@ async fn exports_import_back_to_the_same_contacts(app: TestApp) {
         .await;
     assert_eq!(bad.status(), 400);
 }
+
+/// A multipart upload whose file is `size` zero bytes, generated as it is sent.
+async fn upload_zeros(app: &TestApp, size: u64) -> reqwest::Response {
+    const PIECE: usize = 1024 * 1024;
+    let pieces = size.div_ceil(PIECE as u64);
+    let stream = futures::stream::iter((0..pieces).map(move |index| {
+        let length = if index + 1 == pieces {
+            size - index * PIECE as u64
+        } else {
+            PIECE as u64
+        };
+        Ok::<_, std::io::Error>(vec![0u8; length as usize])
+    }));
+    let part =
+        Part::stream_with_length(reqwest::Body::wrap_stream(stream), size).file_name("zeros.csv");
+    app.client
+        .post(format!("{}/api/imports", app.address))
+        .bearer_auth(&app.token)
+        .multipart(Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The upload limit (256 MiB) at the limit and one byte past it. The limit does not depend on
+/// the backend, so SQLite alone is enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_limited_to_256_mib() {
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await else {
+        return;
+    };
+    let limit = 256 * 1024 * 1024;
+    // At the limit the file is read (and refused for what it holds, not for its size).
+    let at = upload_zeros(&app, limit).await;
+    assert_eq!(at.status(), 400);
+    let problem: Value = at.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "file", "{problem}");
+    let past = upload_zeros(&app, limit + 1).await;
+    assert_eq!(past.status(), 413);
+    let problem: Value = past.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("268435456"),
+        "{problem}"
+    );
+}

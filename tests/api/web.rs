@@ -147,6 +147,99 @@ async fn sessions_and_csrf(app: TestApp) {
     // The numbers typed are kept for correcting.
     assert!(html.contains("+14155550100\nabc"), "{html}");
 
+    // An opt-out ticked on the page is in the consent history as the page's doing.
+    let contact: Value = app
+        .send_json(
+            reqwest::Method::POST,
+            "/api/contacts",
+            &serde_json::json!({"phone": "+14155550177"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let contact_id = contact["id"].as_str().unwrap();
+    let saved = client
+        .post(format!("{base}/contacts/{contact_id}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("phone", "+14155550177"),
+            ("first_name", "Page"),
+            ("opted_out", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 303);
+    let history: Value = app
+        .get(&format!("/api/contacts/{contact_id}/consent"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history["events"][0]["event"], "opt_out", "{history}");
+    assert_eq!(history["events"][0]["source"], "page", "{history}");
+    let edited: Value = app
+        .get(&format!("/api/contacts/{contact_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(edited["first_name"], "Page");
+
+    // An export requested on the page runs and downloads through it.
+    let requested = client
+        .post(format!("{base}/exports"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("format", "csv"),
+            ("group", ""),
+            ("q", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(requested.status(), 303);
+    let export_page = requested.headers()["location"].to_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status: Value = client
+            .get(format!("{base}{export_page}/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["status"] == "done" {
+            break;
+        }
+        assert_ne!(status["status"], "failed", "{status}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "export did not finish"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let shown = client
+        .get(format!("{base}{export_page}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(shown.contains("id=\"export-done\""), "{shown}");
+    let file = client
+        .get(format!("{base}{export_page}/download"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status(), 200);
+    let csv = file.text().await.unwrap();
+    assert!(csv.starts_with("phone,"), "{csv}");
+    assert!(csv.contains("+14155550177"), "{csv}");
+
     // Another plan's group is not found through the page either.
     let (_, other_token) = app.create_plan(Some("US")).await;
     let other = cookie_client();
