@@ -4,7 +4,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -118,6 +118,29 @@ impl Api {
             .forward(session, method, uri, content_type, body)
             .await?;
         Reply::read(response).await
+    }
+
+    /// The API's answer to a GET handed to the browser as it is (a file, streamed).
+    pub async fn pass_through(&self, session: &Session, uri: &str) -> Result<Response, WebError> {
+        self.forward(session, Method::GET, uri, None, Body::empty())
+            .await
+    }
+
+    /// A running job's progress for the page's script: its status, and `done_key` of its
+    /// `progress` against `total_rows`.
+    pub async fn job_progress(
+        &self,
+        session: &Session,
+        uri: &str,
+        done_key: &str,
+    ) -> Result<Response, WebError> {
+        let job = self.get(session, uri).await?.into_ok()?;
+        Ok(axum::Json(serde_json::json!({
+            "status": job["status"],
+            "done": job["progress"][done_key],
+            "total": job["progress"]["total_rows"],
+        }))
+        .into_response())
     }
 
     /// Sends a request through the API and hands back its response as it is (streamed), for

@@ -1,6 +1,5 @@
 //! Exports: choose what and in which format, watch the job, download the file.
 
-use axum::body::Body;
 use axum::extract::{Form, Path, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -177,17 +176,8 @@ pub async fn status(
     session: Session,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let export = state
-        .api
-        .get(&session, &format!("/api/exports/{id}"))
-        .await?
-        .into_ok()?;
-    Ok(axum::Json(json!({
-        "status": export["status"],
-        "done": export["progress"]["rows_written"],
-        "total": export["progress"]["total_rows"],
-    }))
-    .into_response())
+    let uri = format!("/api/exports/{id}");
+    state.api.job_progress(&session, &uri, "rows_written").await
 }
 
 pub async fn download(
@@ -196,8 +186,5 @@ pub async fn download(
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
     let uri = format!("/api/exports/{id}/download");
-    state
-        .api
-        .forward(&session, Method::GET, &uri, None, Body::empty())
-        .await
+    state.api.pass_through(&session, &uri).await
 }

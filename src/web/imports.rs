@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -132,17 +131,8 @@ pub async fn status(
     session: Session,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    let import = state
-        .api
-        .get(&session, &format!("/api/imports/{id}"))
-        .await?
-        .into_ok()?;
-    Ok(axum::Json(json!({
-        "status": import["status"],
-        "done": import["progress"]["rows_read"],
-        "total": import["progress"]["total_rows"],
-    }))
-    .into_response())
+    let uri = format!("/api/imports/{id}");
+    state.api.job_progress(&session, &uri, "rows_read").await
 }
 
 pub async fn errors_csv(
@@ -151,10 +141,7 @@ pub async fn errors_csv(
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
     let uri = format!("/api/imports/{id}/errors.csv");
-    state
-        .api
-        .forward(&session, Method::GET, &uri, None, Body::empty())
-        .await
+    state.api.pass_through(&session, &uri).await
 }
 
 pub async fn template(
@@ -163,10 +150,7 @@ pub async fn template(
     Path(file): Path<String>,
 ) -> Result<Response, WebError> {
     let uri = format!("/api/imports/templates/{file}");
-    state
-        .api
-        .forward(&session, Method::GET, &uri, None, Body::empty())
-        .await
+    state.api.pass_through(&session, &uri).await
 }
 
 /// The mapping form: `column.N` is the target of the N-th column (column names can hold any
