@@ -1,10 +1,10 @@
 //! The import itself: a reader thread turns the file's rows into contacts (or rejections) and
 //! hands them in chunks to the store, which writes them in one transaction as they arrive.
-//! Memory stays at a few chunks (plus the set of numbers seen) whatever the file's size.
+//! Memory stays at a few chunks whatever the file's size.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
@@ -73,15 +73,21 @@ pub async fn run(store: Arc<dyn Store>, job: ImportJob) -> Result<ImportReport, 
         progress,
         on_rejected,
     } = job;
+    // Invalid rows are seen by the reader, numbers met again by the store.
+    let on_rejected = Arc::new(Mutex::new(on_rejected));
+    let see_invalid = on_rejected.clone();
     let reader = tokio::task::spawn_blocking(move || {
         let source = Source {
             file: &file,
             detected: &detected,
             sheet: sheet.as_deref(),
         };
-        read_rows(source, mapping, region, &progress, on_rejected, &sender)
+        read_rows(source, mapping, region, &progress, &see_invalid, &sender)
     });
-    let written = store.write_import(&plan, write, receiver).await;
+    let mut see_duplicate = |row: &RejectedRow| see(&on_rejected, row);
+    let written = store
+        .write_import(&plan, write, receiver, &mut see_duplicate)
+        .await;
     // The reader's failure explains the writer's ("abandoned"); report it first.
     match reader.await {
         Ok(Err(error)) => return Err(error),
@@ -98,7 +104,7 @@ fn read_rows(
     mapping: Mapping,
     region: Option<RegionCode>,
     progress: &AtomicU64,
-    mut on_rejected: Option<SeeRejected>,
+    on_rejected: &Mutex<Option<SeeRejected>>,
     sender: &mpsc::Sender<ImportMessage>,
 ) -> Result<(), ImportError> {
     let table = read::open(
@@ -124,19 +130,11 @@ fn read_rows(
         };
         report.rows += 1;
         progress.store(report.rows, Ordering::Relaxed);
-        if let (RowOutcome::Invalid(row) | RowOutcome::Duplicate(row), Some(see)) =
-            (&outcome, on_rejected.as_mut())
-        {
-            see(row);
-        }
         match outcome {
             RowOutcome::Contact(contact) => contacts.push(contact),
             RowOutcome::Invalid(row) => {
+                see(on_rejected, &row);
                 report.invalid += 1;
-                rejected.push(row);
-            }
-            RowOutcome::Duplicate(row) => {
-                report.duplicates += 1;
                 rejected.push(row);
             }
         }
@@ -174,4 +172,14 @@ fn read_rows(
         }
     }
     Ok(())
+}
+
+fn see(on_rejected: &Mutex<Option<SeeRejected>>, row: &RejectedRow) {
+    if let Some(see) = on_rejected
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .as_mut()
+    {
+        see(row);
+    }
 }

@@ -1,7 +1,5 @@
 //! One row of a file made into a contact, or rejected with the reason.
 
-use std::collections::HashSet;
-
 use serde_json::{Map, Value};
 
 use super::mapping::{ColumnTarget, Mapping};
@@ -16,16 +14,13 @@ use crate::store::{ImportRow, RejectedRow};
 pub enum RowOutcome {
     Contact(ImportRow),
     Invalid(RejectedRow),
-    /// An earlier row had the same number; only the first is imported.
-    Duplicate(RejectedRow),
 }
 
-/// Reads rows under one mapping, remembering the numbers seen so that a number is imported
-/// once per file. E.164 numbers fit in 64 bits, so a million rows cost a few megabytes.
+/// Reads rows under one mapping. A number met again later in the file is left out by the
+/// store, which can tell without the file's numbers held in memory.
 pub struct RowReader {
     mapping: Mapping,
     region: Option<RegionCode>,
-    seen: HashSet<u64>,
     /// Rows whose phone number came from a numeric spreadsheet cell.
     pub numeric_phones: u64,
 }
@@ -35,7 +30,6 @@ impl RowReader {
         Self {
             mapping,
             region,
-            seen: HashSet::new(),
             numeric_phones: 0,
         }
     }
@@ -43,23 +37,7 @@ impl RowReader {
     pub fn read(&mut self, source: SourceRow) -> RowOutcome {
         let row = source.number;
         match self.contact(source) {
-            Ok(contact) => {
-                let key = contact.phone.msisdn.as_str()[1..]
-                    .parse::<u64>()
-                    .unwrap_or(0);
-                if self.seen.insert(key) {
-                    RowOutcome::Contact(contact)
-                } else {
-                    RowOutcome::Duplicate(RejectedRow {
-                        row,
-                        reason: format!(
-                            "phone: {} is already in an earlier row of the file (only the first \
-                             is imported)",
-                            contact.phone.msisdn.as_str()
-                        ),
-                    })
-                }
-            }
+            Ok(contact) => RowOutcome::Contact(contact),
             Err(reason) => RowOutcome::Invalid(RejectedRow { row, reason }),
         }
     }

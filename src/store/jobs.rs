@@ -274,12 +274,15 @@ pub trait JobStore: Send + Sync {
     ) -> StoreResult<Vec<RejectedRow>>;
     /// Writes an import's contacts and memberships in one transaction, as `messages` arrive;
     /// with a job, its status becomes `done` with the report in the same transaction. The
-    /// report is the reader's, completed with what was written.
+    /// report is the reader's, completed with what was written. A number met again later in
+    /// the file is left out, counted as a duplicate and shown to `duplicates` (and stored with
+    /// the job's rejected rows).
     async fn write_import(
         &self,
         plan: &PlanId,
         write: ImportWrite,
         messages: tokio::sync::mpsc::Receiver<ImportMessage>,
+        duplicates: &mut (dyn for<'row> FnMut(&'row RejectedRow) + Send),
     ) -> StoreResult<ImportReport>;
 
     async fn create_export(

@@ -26,6 +26,37 @@ pub(super) struct ContactValues {
     pub opted_out_reason: Option<String>,
 }
 
+/// The ids of the contacts one import creates: consecutive ULIDs from a random start, so that a
+/// number met again later in the file is known to be this import's own by its contact's id,
+/// without keeping the file's numbers in memory.
+pub(super) struct ImportedIds {
+    first: ulid::Ulid,
+    next: ulid::Ulid,
+}
+
+impl ImportedIds {
+    pub fn new() -> Self {
+        let start = ulid::Ulid::new();
+        // The top random bit cleared leaves 2^79 ids to count through before the random part
+        // would overflow into the timestamp.
+        let random = start.random() & ((1u128 << 79) - 1);
+        let first = ulid::Ulid::from_parts(start.timestamp_ms(), random);
+        Self { first, next: first }
+    }
+
+    pub fn generate(&mut self) -> crate::domain::ids::ContactId {
+        let id = self.next;
+        self.next = ulid::Ulid(id.0 + 1);
+        crate::domain::ids::ContactId::from_trusted(id.to_string())
+    }
+
+    /// Whether this import created the contact with `id`. Another writer would have to draw
+    /// the same millisecond and an 80-bit random part within this import's range.
+    pub fn created(&self, id: &str) -> bool {
+        ulid::Ulid::from_string(id).is_ok_and(|id| self.first <= id && id < self.next)
+    }
+}
+
 /// Stored pieces of uploaded and exported files.
 pub(super) const FILE_PIECE_BYTES: usize = 1024 * 1024;
 
@@ -349,13 +380,13 @@ macro_rules! sql_jobs {
             })
         }
 
-        fn new_contact(row: &ImportRow, now: i64) -> ContactValues {
+        fn new_contact(row: &ImportRow, id: ContactId, now: i64) -> ContactValues {
             let first_name = row.first_name.as_ref().map(|n| n.as_str().to_owned());
             let last_name = row.last_name.as_ref().map(|n| n.as_str().to_owned());
             let (sort_name, sort_name_last) = sort_names(first_name.as_deref(), last_name.as_deref());
             let opted_out = row.opted_out == Some(true);
             ContactValues {
-                id: ContactId::generate().as_str().to_owned(),
+                id: id.as_str().to_owned(),
                 phone: row.phone.msisdn.as_str().to_owned(),
                 first_name,
                 last_name,
@@ -372,19 +403,99 @@ macro_rules! sql_jobs {
             }
         }
 
+        /// What an import has met so far, to leave out a number met again later in the file:
+        /// contacts it created are known by their ids, existing contacts it has already merged
+        /// are kept in a temporary table (created when first needed, dropped before commit),
+        /// so memory stays at a chunk whatever the file's size.
+        struct ImportSeen {
+            ids: ImportedIds,
+            merged_table: bool,
+        }
+
+        impl ImportSeen {
+            fn new() -> Self {
+                Self {
+                    ids: ImportedIds::new(),
+                    merged_table: false,
+                }
+            }
+
+            /// Of `phones` (existing contacts' numbers), those not merged before in this import.
+            async fn first_merges(
+                &mut self,
+                conn: &mut Conn,
+                phones: &[&str],
+            ) -> StoreResult<std::collections::HashSet<String>> {
+                if phones.is_empty() {
+                    return Ok(Default::default());
+                }
+                if !self.merged_table {
+                    sqlx::query("CREATE TEMPORARY TABLE import_merged (phone TEXT PRIMARY KEY)")
+                        .execute(&mut *conn)
+                        .await?;
+                    self.merged_table = true;
+                }
+                let mut insert = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO import_merged (phone) SELECT t.phone FROM ",
+                );
+                push_phone_table(&mut insert, phones.iter().copied());
+                insert.push(" AS t WHERE true ON CONFLICT DO NOTHING RETURNING phone");
+                let first: Vec<String> = insert.build_query_scalar().fetch_all(&mut *conn).await?;
+                Ok(first.into_iter().collect())
+            }
+
+            /// Before commit: a temporary table would outlive the transaction on its connection.
+            async fn finish(self, conn: &mut Conn) -> StoreResult<()> {
+                if self.merged_table {
+                    sqlx::query("DROP TABLE import_merged").execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+        }
+
+        fn duplicate_row(row: &ImportRow) -> RejectedRow {
+            RejectedRow {
+                row: row.row,
+                reason: format!(
+                    "phone: {} is already in an earlier row of the file (only the first is \
+                     imported)",
+                    row.phone.msisdn.as_str()
+                ),
+            }
+        }
+
         /// Writes one chunk of rows: new contacts, changed contacts, opt-outs and memberships.
+        /// Returns the rows left out because their number came earlier in the file.
+        #[allow(clippy::too_many_arguments)]
         async fn write_import_rows(
             conn: &mut Conn,
             plan: &PlanId,
             mode: ExistingContacts,
             groups: &mut ImportGroups,
+            seen: &mut ImportSeen,
             report: &mut ImportReport,
             rows: Vec<ImportRow>,
             now: i64,
-        ) -> StoreResult<()> {
+        ) -> StoreResult<Vec<RejectedRow>> {
+            let mut duplicates = Vec::new();
+            let rows: Vec<ImportRow> = {
+                let mut in_chunk = std::collections::HashSet::with_capacity(rows.len());
+                rows.into_iter()
+                    .filter(|row| {
+                        let first = in_chunk.insert(row.phone.msisdn.as_str().to_owned());
+                        if !first {
+                            duplicates.push(duplicate_row(row));
+                        }
+                        first
+                    })
+                    .collect()
+            };
             // Most rows of most imports are new: insert every row as a new contact first, and
             // look up (and merge into) only those whose number the plan already had.
-            let fresh: Vec<ContactValues> = rows.iter().map(|row| new_contact(row, now)).collect();
+            let fresh: Vec<ContactValues> = rows
+                .iter()
+                .map(|row| new_contact(row, seen.ids.generate(), now))
+                .collect();
             let inserted: std::collections::HashSet<String> =
                 insert_import_contacts(conn, plan, &fresh, now).await?.into_iter().collect();
             let taken: Vec<&str> = rows
@@ -408,6 +519,12 @@ macro_rules! sql_jobs {
                     .map(|row| contact_from_row(row).map(|c| (c.phone.clone(), c)))
                     .collect::<Result<_, sqlx::Error>>()?
             };
+            let older: Vec<&str> = existing
+                .values()
+                .filter(|contact| !seen.ids.created(contact.id.as_str()))
+                .map(|contact| contact.phone.as_str())
+                .collect();
+            let first_merges = seen.first_merges(conn, &older).await?;
 
             let mut changed = Vec::new();
             let mut opted_out: Vec<(String, String)> = Vec::new();
@@ -427,6 +544,10 @@ macro_rules! sql_jobs {
                             "the contact with number {} changed during the import; commit it again",
                             row.phone.msisdn.as_str()
                         )))?;
+                    if !first_merges.contains(&contact.phone) {
+                        duplicates.push(duplicate_row(row));
+                        continue;
+                    }
                     if row.opted_out == Some(false) && contact.opted_out {
                         report.opt_ins_refused += 1;
                     }
@@ -455,6 +576,7 @@ macro_rules! sql_jobs {
                     }
                 }
             }
+            report.duplicates += duplicates.len() as u64;
             report.opted_out += opted_out.len() as u64;
             update_import_contacts(conn, plan, &changed, now).await?;
             for (id, phone) in &opted_out {
@@ -475,7 +597,8 @@ macro_rules! sql_jobs {
                 .await?;
                 groups.groups[group].added += added;
             }
-            Ok(())
+            duplicates.sort_by_key(|row| row.row);
+            Ok(duplicates)
         }
 
         async fn add_import_members<'a>(
@@ -741,18 +864,28 @@ macro_rules! sql_jobs {
                 plan: &PlanId,
                 write: ImportWrite,
                 mut messages: tokio::sync::mpsc::Receiver<ImportMessage>,
+                duplicates: &mut (dyn for<'row> FnMut(&'row RejectedRow) + Send),
             ) -> StoreResult<ImportReport> {
                 let now = Timestamp::now().millis();
                 let mut tx = self.begin_write().await?;
                 let conn: &mut Conn = &mut tx;
                 let mut groups = import_targets(conn, plan, &write, now).await?;
+                let mut seen = ImportSeen::new();
                 let mut written = ImportReport::default();
                 let mut finished = None;
                 while let Some(message) = messages.recv().await {
                     match message {
                         ImportMessage::Rows(rows) => {
-                            write_import_rows(conn, plan, write.mode, &mut groups, &mut written, rows, now)
-                                .await?;
+                            let again = write_import_rows(
+                                conn, plan, write.mode, &mut groups, &mut seen, &mut written, rows, now,
+                            )
+                            .await?;
+                            for row in &again {
+                                duplicates(row);
+                            }
+                            if let (Some((id, _, _)), false) = (&write.job, again.is_empty()) {
+                                insert_import_errors(conn, plan, id, &again).await?;
+                            }
                         }
                         ImportMessage::Rejected(rows) => {
                             if let Some((id, _, _)) = &write.job {
@@ -767,6 +900,7 @@ macro_rules! sql_jobs {
                 }
                 // The reader stopped without finishing: nothing of the import is kept.
                 let mut report = finished.ok_or(StoreError::JobState("the import was abandoned".into()))?;
+                seen.finish(conn).await?;
                 for group in &groups.groups {
                     let id = GroupId::from_trusted(group.id.clone());
                     bump_version(conn, plan, &id, group.added as i64, now).await?;
@@ -776,6 +910,7 @@ macro_rules! sql_jobs {
                 report.updated = written.updated;
                 report.unchanged = written.unchanged;
                 report.skipped = written.skipped;
+                report.duplicates += written.duplicates;
                 report.opted_out = written.opted_out;
                 report.opt_ins_refused = written.opt_ins_refused;
                 report.added_to_groups = groups.groups.iter().map(|g| g.added).sum();

@@ -8,7 +8,9 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Transaction};
 
-use super::jobs_sql::{ContactValues, EXPORT_CHUNK, FILE_PIECE_BYTES, IMPORT_OPT_OUT_REASON};
+use super::jobs_sql::{
+    ContactValues, EXPORT_CHUNK, FILE_PIECE_BYTES, IMPORT_OPT_OUT_REASON, ImportedIds,
+};
 use super::*;
 use crate::domain::algebra::{MembershipChange, MembershipStep};
 use crate::domain::auto_update::AutoUpdate;

@@ -10,7 +10,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{SqlitePool, Transaction};
 
-use super::jobs_sql::{ContactValues, EXPORT_CHUNK, FILE_PIECE_BYTES, IMPORT_OPT_OUT_REASON};
+use super::jobs_sql::{
+    ContactValues, EXPORT_CHUNK, FILE_PIECE_BYTES, IMPORT_OPT_OUT_REASON, ImportedIds,
+};
 use super::*;
 use crate::domain::algebra::{MembershipChange, MembershipStep};
 use crate::domain::auto_update::AutoUpdate;

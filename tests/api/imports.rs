@@ -16,6 +16,7 @@ on_both_backends!(
     encodings_delimiters_and_quoted_newlines,
     spreadsheets_and_vcards,
     modes_for_existing_contacts,
+    numbers_met_again_are_left_out_at_any_distance,
     bad_uploads_and_commits_name_the_problem,
     exports_import_back_to_the_same_contacts,
 );
@@ -481,6 +482,70 @@ async fn modes_for_existing_contacts(app: TestApp) {
         .await
         .unwrap();
     assert!(history.to_string().contains("\"import\""), "{history}");
+}
+
+/// Rows are written in chunks of 5,000: a number met again in a later chunk must be left out
+/// like one met again in the same chunk, whether the import created its contact or found it.
+async fn numbers_met_again_are_left_out_at_any_distance(app: TestApp) {
+    let existing = "+14155550141";
+    let created = app
+        .send_json(
+            Method::POST,
+            "/api/contacts",
+            &json!({"phone": existing, "first_name": "Old"}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let number = |i: usize| format!("+1415{:07}", 3_000_000 + i);
+    let mut file = String::from("phone,first_name\n");
+    // Data row r (counting the header as row 1) is line r of the file.
+    for row in 2..=12_001 {
+        let (phone, name) = match row {
+            3 => (existing.to_owned(), "First".to_owned()),
+            4 | 9_000 => (number(2), "Again".to_owned()),
+            11_000 => (existing.to_owned(), "Again".to_owned()),
+            _ => (number(row), format!("Row{row}")),
+        };
+        file.push_str(&format!("{phone},{name}\n"));
+    }
+    let settings = json!({"mode": "update", "group_names": ["Everyone"]});
+    let import = import_file(&app, "big.csv", file.clone().into_bytes(), settings.clone()).await;
+    let report = &import["report"];
+    assert_eq!(report["rows"], 12_000, "{report}");
+    assert_eq!(report["created"], 11_996, "{report}");
+    assert_eq!(report["updated"], 1, "{report}");
+    assert_eq!(report["duplicates"], 3, "{report}");
+    assert_eq!(report["added_to_groups"], 11_997, "{report}");
+    assert_eq!(
+        contact_by_phone(&app, existing).await["first_name"],
+        "First"
+    );
+    assert_eq!(
+        contact_by_phone(&app, &number(2)).await["first_name"],
+        "Row2"
+    );
+    let id = import["id"].as_str().unwrap();
+    let errors = app
+        .get(&format!("/api/imports/{id}/errors.csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let rows: Vec<&str> = errors
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').next().unwrap())
+        .collect();
+    assert_eq!(rows, ["4", "9000", "11000"], "{errors}");
+    assert!(errors.contains("earlier row"), "{errors}");
+
+    // The same file again: every first occurrence is found unchanged, the rest are still
+    // duplicates.
+    let import = import_file(&app, "big.csv", file.into_bytes(), settings).await;
+    let report = &import["report"];
+    assert_eq!(report["unchanged"], 11_997, "{report}");
+    assert_eq!(report["duplicates"], 3, "{report}");
+    assert_eq!(report["created"], 0, "{report}");
 }
 
 async fn bad_uploads_and_commits_name_the_problem(app: TestApp) {
