@@ -51,6 +51,28 @@ GET_LUA = r"""
 wrk.headers["Authorization"] = "Bearer %(token)s"
 """
 
+# Each wrk thread adds its own run of new numbers (+1 646 …), 100 a request.
+PATCH_LUA = r"""
+wrk.method = "PATCH"
+wrk.headers["Authorization"] = "Bearer %(token)s"
+wrk.headers["Content-Type"] = "application/json"
+local made = 0
+function setup(thread)
+  thread:set("tid", made)
+  made = made + 1
+end
+local counter = 0
+request = function()
+  counter = counter + 1
+  local numbers = {}
+  for k = 0, 99 do
+    local n = (%(offset)d + tid * 3000000 + counter * 100 + k) %% 8000000
+    numbers[#numbers + 1] = string.format('"+1646%%07d"', 2000000 + n)
+  end
+  return wrk.format(nil, nil, nil, '{"add": [' .. table.concat(numbers, ",") .. ']}')
+end
+"""
+
 
 def wait_ready(url):
     for _ in range(600):
@@ -122,12 +144,17 @@ def bench_backend(name, database, args, hello_rps, workdir):
         mixed_script = os.path.join(workdir, f"mixed-{name}.lua")
         with open(mixed_script, "w") as out:
             out.write(MIXED_LUA % values)
-        for label, path in [
-            ("GET /api/contactgroups/{id}", f"/api/contactgroups/{group}"),
-            ("GET /xms/v1/{plan}/groups/{id}", f"/xms/v1/{plan_id}/groups/{group}"),
-            ("GET members, page of 100", f"/api/contactgroups/{group}/members?limit=100"),
+        patch_script = os.path.join(workdir, f"patch-{name}.lua")
+        with open(patch_script, "w") as out:
+            out.write(PATCH_LUA % {**values, "offset": 0})
+        for label, path, script in [
+            ("GET /api/contactgroups/{id}", f"/api/contactgroups/{group}", get_script),
+            ("GET /xms/v1/{plan}/groups/{id}", f"/xms/v1/{plan_id}/groups/{group}", get_script),
+            ("GET members, page of 100", f"/api/contactgroups/{group}/members?limit=100",
+             get_script),
+            ("PATCH add 100 new numbers", f"/api/contactgroups/{group}", patch_script),
         ]:
-            rows.append((label, *wrk(base + path, args.seconds, args.connections, get_script)))
+            rows.append((label, *wrk(base + path, args.seconds, args.connections, script)))
         rows.append(("mixed: 80% reads, 20% PATCH add",
                      *wrk(base, args.mixed_seconds, args.connections, mixed_script)))
     finally:
@@ -141,6 +168,27 @@ def bench_backend(name, database, args, hello_rps, workdir):
     return all(errors == 0 for _, _, _, errors, _ in rows)
 
 
+def build_release():
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed (Debian: apt-get install wrk)")
+    print("building roster and the hello baseline (release)...", file=sys.stderr)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "roster",
+                    "--example", "hello"], cwd=ROOT, check=True)
+
+
+def hello_baseline(seconds, connections):
+    """The bare axum handler's requests/s and p99 (ms) under the same wrk load."""
+    port = free_port()
+    hello = subprocess.Popen([HELLO, f"127.0.0.1:{port}"])
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/hello")
+        rps, p99, _, _ = wrk(f"http://127.0.0.1:{port}/hello", seconds, connections)
+        return rps, p99
+    finally:
+        hello.terminate()
+        hello.wait()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=15)
@@ -148,24 +196,12 @@ def main():
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is needed (Debian: apt-get install wrk)")
-    print("building roster and the hello baseline (release)...", file=sys.stderr)
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "roster",
-                    "--example", "hello"], cwd=ROOT, check=True)
+    build_release()
     workdir = tempfile.mkdtemp(prefix="roster-load-")
     os.chmod(workdir, 0o755)
     pg_server = None
     try:
-        port = free_port()
-        hello = subprocess.Popen([HELLO, f"127.0.0.1:{port}"])
-        try:
-            wait_ready(f"http://127.0.0.1:{port}/hello")
-            hello_rps, hello_p99, _, _ = wrk(f"http://127.0.0.1:{port}/hello", args.seconds,
-                                             args.connections)
-        finally:
-            hello.terminate()
-            hello.wait()
+        hello_rps, hello_p99 = hello_baseline(args.seconds, args.connections)
         print(f"# HTTP under load\n\nhello baseline: {hello_rps:,.0f} requests/s, p99 "
               f"{hello_p99:.1f} ms")
         ok = bench_backend("SQLite", f"sqlite://{workdir}/load.db", args, hello_rps, workdir)

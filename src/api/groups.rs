@@ -745,7 +745,7 @@ async fn group_members(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_group_id(&id)?;
-    state.store.get_group(&plan.id, &id).await?;
+    let group = state.store.get_group(&plan.id, &id).await?;
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
@@ -768,7 +768,7 @@ async fn group_members(
     };
     let page = state
         .store
-        .member_page(&plan.id, &id, after.as_ref(), limit)
+        .member_page(&plan.id, &group, after.as_ref(), limit)
         .await?;
     Ok(Json(MemberList {
         members: page

@@ -459,11 +459,12 @@ pub trait Store: ContactStore + ConsentStore + BatchStore + JobStore {
         purge: bool,
     ) -> StoreResult<()>;
     /// A page of the group's distinct effective members (its own and its child groups'),
-    /// ordered by contact id.
+    /// ordered by contact id. `group` is the group as just read: a group without children or
+    /// rule is paged in one statement.
     async fn member_page(
         &self,
         plan: &PlanId,
-        id: &GroupId,
+        group: &GroupRecord,
         after: Option<&ContactId>,
         limit: i64,
     ) -> StoreResult<MemberPage>;

@@ -66,6 +66,15 @@ const CHILD_IDS: &str = "(SELECT string_agg(gc.child_id, ',' ORDER BY gc.child_i
 /// Text compares byte by byte, as on SQLite, whatever the database's locale.
 const TEXT_COLLATE: &str = " COLLATE \"C\"";
 
+/// A page of a group without children or rule, as one row: a JSON array of
+/// `[id, phone, first_name, last_name, opted_out]` (decoded once, like SQLite's).
+const MEMBER_PAGE: &str = "SELECT json_agg(json_build_array(id, phone, first_name, last_name, \
+     opted_out) ORDER BY id)::text \
+     FROM (SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
+     FROM group_members m JOIN contacts c ON c.plan_id = m.plan_id AND c.id = m.contact_id \
+     WHERE m.plan_id = $1 AND m.group_id = $2 AND m.contact_id > $3 \
+     ORDER BY m.contact_id LIMIT $4) page";
+
 /// Names sort byte by byte, as on the other backend, not by the database's locale.
 const NAME_SORT_KEY: &str = "COALESCE(name, '') COLLATE \"C\"";
 

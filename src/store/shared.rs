@@ -385,41 +385,56 @@ macro_rules! sql_store {
         async fn fetch_members(
             conn: &mut Conn,
             plan: &PlanId,
-            id: &GroupId,
+            group: &GroupRecord,
             after: &str,
             limit: i64,
         ) -> StoreResult<Vec<MemberRecord>> {
             use sqlx::Row;
             // A group without children reads its members straight off the primary key; a tree
             // walks the plan's contacts in id order, testing membership of each.
-            let tree = load_tree(conn, plan, id.as_str()).await?;
-            let rows = if tree.len() == 1 && is_static(&tree) {
-                sqlx::query(
-                    "SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
-                     FROM group_members m \
-                     JOIN contacts c ON c.plan_id = m.plan_id AND c.id = m.contact_id \
-                     WHERE m.plan_id = $1 AND m.group_id = $2 AND m.contact_id > $3 \
-                     ORDER BY m.contact_id LIMIT $4",
-                )
-                .bind(plan.as_str())
-                .bind(id.as_str())
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&mut *conn)
-                .await?
+            let id = &group.id;
+            let lone = group.child_groups.is_empty() && group.rule.is_none();
+            let tree = if lone {
+                Vec::new()
             } else {
-                let mut page = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
-                     FROM contacts c WHERE c.plan_id = ",
-                );
-                page.push_bind(plan.as_str().to_owned())
-                    .push(" AND c.id > ")
-                    .push_bind(after.to_owned())
-                    .push(" AND ");
-                push_membership(&mut page, plan, &tree, Scan::Probe);
-                page.push(" ORDER BY c.id LIMIT ").push_bind(limit);
-                page.build().fetch_all(&mut *conn).await?
+                load_tree(conn, plan, id.as_str()).await?
             };
+            if lone || (tree.len() == 1 && is_static(&tree)) {
+                let page: Option<String> = sqlx::query_scalar(MEMBER_PAGE)
+                    .bind(plan.as_str())
+                    .bind(id.as_str())
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let rows: Vec<(String, String, Option<String>, Option<String>, bool)> =
+                    match page {
+                        Some(json) => serde_json::from_str(&json)
+                            .map_err(|error| sqlx::Error::Decode(Box::new(error)))?,
+                        None => Vec::new(),
+                    };
+                return Ok(rows
+                    .into_iter()
+                    .map(|(id, phone, first_name, last_name, opted_out)| MemberRecord {
+                        contact_id: ContactId::from_trusted(id),
+                        phone,
+                        first_name,
+                        last_name,
+                        opted_out,
+                    })
+                    .collect());
+            }
+            let mut page = sqlx::QueryBuilder::<$db>::new(
+                "SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
+                 FROM contacts c WHERE c.plan_id = ",
+            );
+            page.push_bind(plan.as_str().to_owned())
+                .push(" AND c.id > ")
+                .push_bind(after.to_owned())
+                .push(" AND ");
+            push_membership(&mut page, plan, &tree, Scan::Probe);
+            page.push(" ORDER BY c.id LIMIT ").push_bind(limit);
+            let rows = page.build().fetch_all(&mut *conn).await?;
             rows.iter()
                 .map(|row| {
                     Ok(MemberRecord {
@@ -1008,13 +1023,13 @@ macro_rules! sql_store {
             async fn member_page(
                 &self,
                 plan: &PlanId,
-                id: &GroupId,
+                group: &GroupRecord,
                 after: Option<&ContactId>,
                 limit: i64,
             ) -> StoreResult<MemberPage> {
                 let mut conn = self.reader().acquire().await?;
                 let after = after.map(ContactId::as_str).unwrap_or("");
-                let mut members = fetch_members(&mut conn, plan, id, after, limit + 1).await?;
+                let mut members = fetch_members(&mut conn, plan, group, after, limit + 1).await?;
                 let more = members.len() as i64 > limit;
                 members.truncate(limit.max(0) as usize);
                 let next = if more {

@@ -478,6 +478,37 @@ async fn members_page_by_cursor_and_stream(app: TestApp) {
     seen.sort();
     assert_eq!(seen, numbers);
 
+    // A page carries each member's name and opt-out, in contact id order.
+    let page: Value = app
+        .get(&format!("/api/contactgroups/{id}/members?limit=5"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second = page["members"][1]["id"].as_str().unwrap().to_owned();
+    let changed = app
+        .send_json(
+            Method::PATCH,
+            &format!("/api/contacts/{second}"),
+            &json!({"first_name": "Zoë", "last_name": "O'Brien \"Jr\"", "opted_out": true}),
+        )
+        .await;
+    assert_eq!(changed.status(), 200);
+    let page: Value = app
+        .get(&format!("/api/contactgroups/{id}/members?limit=5"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let members = page["members"].as_array().unwrap();
+    let ids: Vec<&str> = members.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+    assert_eq!(members[1]["first_name"], "Zoë");
+    assert_eq!(members[1]["last_name"], "O'Brien \"Jr\"");
+    assert_eq!(members[1]["opted_out"], true);
+    assert_eq!(members[0]["first_name"], Value::Null);
+    assert_eq!(members[0]["opted_out"], false);
+
     let csv = app
         .request(Method::GET, &format!("/api/contactgroups/{id}/members"))
         .header("Accept", "text/csv")
