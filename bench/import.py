@@ -18,6 +18,7 @@ INSERT … SELECT from a staged copy, no validation): the floor any import into 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -208,6 +209,8 @@ def main():
         if pg_server is not None:
             pg_server.terminate()
             pg_server.wait()
+        # Several GB at 5M rows: never left behind.
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

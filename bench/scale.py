@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from contacts_search import ROSTER, free_port, roster, run, start_postgres  # noqa: E402
@@ -54,6 +56,18 @@ def contact_count(base, token):
     return call(base, token, "GET", "/api/contacts?limit=1&count=true").get("count")
 
 
+def answer(url, token):
+    """Status and body of one GET, for the report when wrk saw errors."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return f"{response.status} {response.read()[:300]!r}"
+    except urllib.error.HTTPError as error:
+        return f"{error.code} {error.read()[:300]!r}"
+    except OSError as error:
+        return repr(error)
+
+
 def measure(base, token, plan_id, groups, args, workdir, label, offset):
     """One row of figures per group size."""
     points = []
@@ -74,7 +88,8 @@ def measure(base, token, plan_id, groups, args, workdir, label, offset):
         ]:
             rps, p99, errors, total = wrk(base + path, args.seconds, args.connections, script)
             if errors:
-                raise SystemExit(f"{label}, {size} members, {path}: {errors} errors")
+                raise SystemExit(f"{label}, {size:,} members, {path}: {errors} errors; one "
+                                 f"request now: {answer(base + path, token)}")
             figures.append((rps, p99))
         points.append((label, size, figures))
         print(f"  {label}, {size:,} members: " + ", ".join(
@@ -121,7 +136,7 @@ def bench_backend(name, database, args, workdir):
                 os.remove(more)
                 analyze(database)
                 loaded = total
-            label = f"{name}, {total // 1_000_000}M contacts"
+            label = f"{name}, {total:,} contacts"
             got, offset = measure(base, token, plan_id, groups, args, workdir, label, offset)
             points += got
         grown = contact_count(base, token)
@@ -133,12 +148,13 @@ def bench_backend(name, database, args, workdir):
 
 def svg(path, hello_rps, points):
     """Requests/s against group size (log scale), one line per request and backend/plan size."""
-    width, height, left, right, top, bottom = 760, 460, 70, 250, 30, 50
+    width, height, left, right, top, bottom = 880, 460, 70, 320, 30, 50
     sizes = sorted({size for _, size, _ in points})
     series = {}
     for label, size, figures in points:
+        short = label.replace(",000,000 contacts", "M contacts")
         for name, (rps, _) in zip(REQUESTS, figures):
-            series.setdefault(f"{label}: {name}", []).append((size, rps))
+            series.setdefault(f"{short}: {name}", []).append((size, rps))
     top_rps = max(hello_rps * 0.45, max(rps for s in series.values() for _, rps in s)) * 1.05
     plot_w, plot_h = width - left - right, height - top - bottom
 

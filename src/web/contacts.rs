@@ -1,9 +1,11 @@
 //! Contacts: search with the filter language, and a contact's page to edit it and its opt-out.
 
+use std::collections::HashMap;
+
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -201,10 +203,7 @@ async fn render_contact(
     };
     let gender = value("gender", |form| &form.gender);
     let phone = text(&contact, "phone").to_owned();
-    let groups: Vec<&Value> = contact["groups"]
-        .as_array()
-        .map(|g| g.iter().collect())
-        .unwrap_or_default();
+    let groups = group_names(state, session, &contact, &events).await?;
     let body = html! {
         p.crumbs { a href="/contacts" { "Contacts" } " › " (phone) }
         h1 { (phone) " " @let name = full_name(&contact); @if !name.is_empty() { small { (name) } } }
@@ -218,12 +217,15 @@ async fn render_contact(
             }
             dt { "Groups" }
             dd {
-                @for (index, group) in groups.iter().enumerate() {
+                @let member_of: Vec<&str> = contact["groups"]
+                    .as_array()
+                    .map(|ids| ids.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                @for (index, group_id) in member_of.iter().enumerate() {
                     @if index > 0 { ", " }
-                    @let group_id = group.as_str().unwrap_or_default();
-                    a href={ "/groups/" (group_id) } { code { (group_id) } }
+                    a href={ "/groups/" (group_id) } { (group_label(&groups, group_id)) }
                 }
-                @if groups.is_empty() { "None" }
+                @if member_of.is_empty() { "None" }
             }
         }
         form method="post" class="stack" {
@@ -253,7 +255,10 @@ async fn render_contact(
                                 td { (short_time(text(event, "at"))) }
                                 td { (text(event, "event")) }
                                 td { (text(event, "source")) }
-                                td { (text(event, "group_id")) }
+                                td {
+                                    @let group_id = text(event, "group_id");
+                                    @if !group_id.is_empty() { (group_label(&groups, group_id)) }
+                                }
                             }
                         }
                         @if events.is_empty() { tr { td colspan="4" { "Nothing recorded." } } }
@@ -266,4 +271,46 @@ async fn render_contact(
         status,
         page(session, Section::Contacts, &phone, body),
     ))
+}
+
+/// Groups named on a contact's page at most; past it, the rest show by id.
+const NAMED_GROUPS: usize = 50;
+
+/// The names of the groups the contact is in and its consent history mentions, read through
+/// the API; a group since purged, or past the first few, is left out (and shown by id).
+async fn group_names(
+    state: &WebState,
+    session: &Session,
+    contact: &Value,
+    events: &[Value],
+) -> Result<HashMap<String, String>, WebError> {
+    let mut ids: Vec<&str> = contact["groups"]
+        .as_array()
+        .map(|ids| ids.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    ids.extend(events.iter().filter_map(|event| event["group_id"].as_str()));
+    ids.sort_unstable();
+    ids.dedup();
+    let mut names = HashMap::new();
+    for id in ids.into_iter().take(NAMED_GROUPS) {
+        let reply = state
+            .api
+            .get(session, &format!("/api/contactgroups/{id}"))
+            .await?;
+        if reply.ok() {
+            let name = reply.body["name"]
+                .as_str()
+                .unwrap_or("(no name)")
+                .to_owned();
+            names.insert(id.to_owned(), name);
+        }
+    }
+    Ok(names)
+}
+
+fn group_label(names: &HashMap<String, String>, id: &str) -> Markup {
+    match names.get(id) {
+        Some(name) => html! { (name) },
+        None => html! { code { (id) } },
+    }
 }

@@ -187,6 +187,24 @@ async fn sessions_and_csrf(app: TestApp) {
         .unwrap();
     assert_eq!(edited["first_name"], "Page");
 
+    // The contact's page names its groups (and links them).
+    let vip = app
+        .create_group(serde_json::json!({"name": "VIP list", "members": ["+14155550177"]}))
+        .await;
+    let page = client
+        .get(format!("{base}/contacts/{contact_id}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let link = format!(
+        "<a href=\"/groups/{}\">VIP list</a>",
+        vip["id"].as_str().unwrap()
+    );
+    assert!(page.contains(&link), "{page}");
+
     // An export requested on the page runs and downloads through it.
     let requested = client
         .post(format!("{base}/exports"))
