@@ -390,16 +390,10 @@ macro_rules! sql_store {
             limit: i64,
         ) -> StoreResult<Vec<MemberRecord>> {
             use sqlx::Row;
-            // A group without children reads its members straight off the primary key; a tree
-            // walks the plan's contacts in id order, testing membership of each.
+            // A group without children or rule reads its members straight off the primary key;
+            // a tree walks the plan's contacts in id order, testing membership of each.
             let id = &group.id;
-            let lone = group.child_groups.is_empty() && group.rule.is_none();
-            let tree = if lone {
-                Vec::new()
-            } else {
-                load_tree(conn, plan, id.as_str()).await?
-            };
-            if lone || (tree.len() == 1 && is_static(&tree)) {
+            if group.child_groups.is_empty() && group.rule.is_none() {
                 let page: Option<String> = sqlx::query_scalar(MEMBER_PAGE)
                     .bind(plan.as_str())
                     .bind(id.as_str())
@@ -424,6 +418,7 @@ macro_rules! sql_store {
                     })
                     .collect());
             }
+            let tree = load_tree(conn, plan, id.as_str()).await?;
             let mut page = sqlx::QueryBuilder::<$db>::new(
                 "SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
                  FROM contacts c WHERE c.plan_id = ",

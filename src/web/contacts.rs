@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::WebState;
 use super::form::{Errors, non_blank, text};
-use super::groups::{full_name, short_time};
+use super::groups::{full_name, names_of, short_time};
 use super::layout::{Section, WebError, csrf_field, page, pager, respond, text_input};
 use super::session::Session;
 
@@ -291,21 +291,7 @@ async fn group_names(
     ids.extend(events.iter().filter_map(|event| event["group_id"].as_str()));
     ids.sort_unstable();
     ids.dedup();
-    let mut names = HashMap::new();
-    for id in ids.into_iter().take(NAMED_GROUPS) {
-        let reply = state
-            .api
-            .get(session, &format!("/api/contactgroups/{id}"))
-            .await?;
-        if reply.ok() {
-            let name = reply.body["name"]
-                .as_str()
-                .unwrap_or("(no name)")
-                .to_owned();
-            names.insert(id.to_owned(), name);
-        }
-    }
-    Ok(names)
+    names_of(state, session, ids.into_iter().take(NAMED_GROUPS)).await
 }
 
 fn group_label(names: &HashMap<String, String>, id: &str) -> Markup {

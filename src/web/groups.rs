@@ -1,6 +1,8 @@
 //! Groups: the list with search and the create form; a group's page with its members, child
 //! groups and keywords.
 
+use std::collections::HashMap;
+
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -379,21 +381,14 @@ async fn render_group(
                 .collect()
         })
         .unwrap_or_default();
-    let mut child_groups = Vec::new();
-    for child in &children {
-        let reply = state
-            .api
-            .get(session, &format!("/api/contactgroups/{child}"))
-            .await?;
-        child_groups.push((
-            child.clone(),
-            if reply.ok() {
-                group_name(&reply.body)
-            } else {
-                child.clone()
-            },
-        ));
-    }
+    let names = names_of(state, session, children.iter().map(String::as_str)).await?;
+    let child_groups: Vec<(String, String)> = children
+        .iter()
+        .map(|child| {
+            let name = names.get(child).cloned().unwrap_or_else(|| child.clone());
+            (child.clone(), name)
+        })
+        .collect();
     let candidates = state
         .api
         .get_with(
@@ -570,6 +565,26 @@ async fn render_group(
         }
     };
     Ok(respond(status, page(session, Section::Groups, &name, body)))
+}
+
+/// The names of the groups with these ids, each read through the API; a group that cannot be
+/// read (purged since) is left out, for the caller to show by id.
+pub async fn names_of(
+    state: &WebState,
+    session: &Session,
+    ids: impl IntoIterator<Item = &str>,
+) -> Result<HashMap<String, String>, WebError> {
+    let mut names = HashMap::new();
+    for id in ids {
+        let reply = state
+            .api
+            .get(session, &format!("/api/contactgroups/{id}"))
+            .await?;
+        if reply.ok() {
+            names.insert(id.to_owned(), group_name(&reply.body));
+        }
+    }
+    Ok(names)
 }
 
 pub fn group_name(group: &Value) -> String {
