@@ -19,7 +19,9 @@ pub mod jobs;
 #[macro_use]
 mod jobs_sql;
 mod postgres;
+mod postgres_direct;
 mod sqlite;
+mod sqlite_inline;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -89,6 +91,9 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A read run on the calling thread (SQLite's hottest reads) failed.
+    #[error("database error: {0}")]
+    InlineRead(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }
@@ -403,6 +408,76 @@ pub struct ConsentEvent {
     pub source: String,
     pub message_id: Option<String>,
     pub at: Timestamp,
+}
+
+/// A group's row and its child ids, as the one-statement group read returns them (through sqlx
+/// or, for SQLite's hot path, on the calling thread).
+#[derive(sqlx::FromRow)]
+struct GroupRow {
+    id: String,
+    name: Option<String>,
+    description: Option<String>,
+    status: String,
+    size: i64,
+    auto_update: Option<String>,
+    rule: Option<String>,
+    version: i64,
+    created_at: i64,
+    modified_at: i64,
+    /// Comma-separated, in id order (ULIDs hold no commas).
+    child_ids: Option<String>,
+}
+
+impl GroupRow {
+    fn into_record(self) -> StoreResult<GroupRecord> {
+        let auto_update = self
+            .auto_update
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+        Ok(GroupRecord {
+            id: GroupId::from_trusted(self.id),
+            name: self.name,
+            description: self.description,
+            status: GroupStatus::parse(&self.status).unwrap_or(GroupStatus::Deleted),
+            size: self.size,
+            child_groups: self
+                .child_ids
+                .iter()
+                .flat_map(|ids| ids.split(','))
+                .map(|id| GroupId::from_trusted(id.to_owned()))
+                .collect(),
+            auto_update,
+            rule: self.rule,
+            version: self.version,
+            created_at: Timestamp::from_millis(self.created_at),
+            modified_at: Timestamp::from_millis(self.modified_at),
+        })
+    }
+}
+
+/// A page of members as the backends' `MEMBER_PAGE` statement returns it: one JSON array of
+/// `[id, phone, first_name, last_name, opted_out]` (NULL when the page is empty).
+fn members_from_json(page: Option<String>) -> StoreResult<Vec<MemberRecord>> {
+    type Row = (String, String, Option<String>, Option<String>, bool);
+    let rows: Vec<Row> = match page {
+        Some(json) => {
+            serde_json::from_str(&json).map_err(|error| sqlx::Error::Decode(Box::new(error)))?
+        }
+        None => Vec::new(),
+    };
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, phone, first_name, last_name, opted_out)| MemberRecord {
+                contact_id: ContactId::from_trusted(id),
+                phone,
+                first_name,
+                last_name,
+                opted_out,
+            },
+        )
+        .collect())
 }
 
 #[derive(Debug, Clone)]

@@ -11,6 +11,7 @@ use sqlx::{PgPool, Transaction};
 use super::jobs_sql::{
     ContactValues, EXPORT_CHUNK, FILE_PIECE_BYTES, IMPORT_OPT_OUT_REASON, ImportedIds,
 };
+use super::postgres_direct::DirectReader;
 use super::*;
 use crate::domain::algebra::{MembershipChange, MembershipStep};
 use crate::domain::auto_update::AutoUpdate;
@@ -26,6 +27,8 @@ use crate::domain::time::Timestamp;
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The hottest reads, without the pool's pings.
+    direct: Arc<DirectReader>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -38,15 +41,51 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         // Several instances may start at once; the migrator takes an advisory lock.
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let direct = Arc::new(DirectReader::new(options));
+        Ok(Self { pool, direct })
     }
 
     fn reader(&self) -> &PgPool {
         &self.pool
+    }
+
+    async fn group_row(&self, plan: &PlanId, id: &GroupId) -> StoreResult<GroupRow> {
+        self.direct
+            .read(|conn| {
+                Box::pin(
+                    sqlx::query_as(GROUP_ROW)
+                        .bind(plan.as_str().to_owned())
+                        .bind(id.as_str().to_owned())
+                        .fetch_optional(conn),
+                )
+            })
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn member_page_json(
+        &self,
+        plan: &PlanId,
+        id: &GroupId,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Option<String>> {
+        self.direct
+            .read(|conn| {
+                Box::pin(
+                    sqlx::query_scalar(MEMBER_PAGE)
+                        .bind(plan.as_str().to_owned())
+                        .bind(id.as_str().to_owned())
+                        .bind(after.to_owned())
+                        .bind(limit)
+                        .fetch_one(conn),
+                )
+            })
+            .await
     }
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, sqlx::Postgres>> {
@@ -59,15 +98,18 @@ const LOCK_GROUP: &str = "SELECT version, status, rule, member_count FROM contac
 const LOCK_PLAN: &str = "SELECT id FROM plans WHERE id = $1 FOR UPDATE";
 const LOCK_CONTACT: &str = "SELECT id FROM contacts WHERE plan_id = $1 AND id = $2 FOR UPDATE";
 
-/// A group's child ids, comma-separated in id order (ULIDs hold no commas), for a row `g`.
-const CHILD_IDS: &str = "(SELECT string_agg(gc.child_id, ',' ORDER BY gc.child_id COLLATE \"C\") \
-     FROM group_children gc WHERE gc.plan_id = g.plan_id AND gc.group_id = g.id)";
+/// A group's row and its child ids (comma-separated, in id order).
+const GROUP_ROW: &str = "SELECT id, name, description, status, size, auto_update, rule, version, \
+     created_at, modified_at, \
+     (SELECT string_agg(gc.child_id, ',' ORDER BY gc.child_id COLLATE \"C\") \
+      FROM group_children gc WHERE gc.plan_id = g.plan_id AND gc.group_id = g.id) AS child_ids \
+     FROM contact_groups g WHERE g.plan_id = $1 AND g.id = $2";
 
 /// Text compares byte by byte, as on SQLite, whatever the database's locale.
 const TEXT_COLLATE: &str = " COLLATE \"C\"";
 
 /// A page of a group without children or rule, as one row: a JSON array of
-/// `[id, phone, first_name, last_name, opted_out]` (decoded once, like SQLite's).
+/// `[id, phone, first_name, last_name, opted_out]`, the shape `members_from_json` reads.
 const MEMBER_PAGE: &str = "SELECT json_agg(json_build_array(id, phone, first_name, last_name, \
      opted_out) ORDER BY id)::text \
      FROM (SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \

@@ -64,36 +64,40 @@ macro_rules! sql_store {
                 .map_err(|error| sqlx::Error::Encode(Box::new(error)))
         }
 
+        /// The group's row and child ids: one statement, the hottest read.
+        async fn fetch_group_row(conn: &mut Conn, plan: &PlanId, id: &GroupId) -> StoreResult<GroupRow> {
+            sqlx::query_as(GROUP_ROW)
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound)
+        }
+
         async fn load_group(
             conn: &mut Conn,
             plan: &PlanId,
             id: &GroupId,
         ) -> StoreResult<GroupRecord> {
-            // One statement for the row and its child groups: this is the hottest read.
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {GROUP_COLUMNS}, {CHILD_IDS} AS child_ids FROM contact_groups g \
-                 WHERE g.plan_id = $1 AND g.id = $2"
-            )))
-            .bind(plan.as_str())
-            .bind(id.as_str())
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-            let mut group = group_from_row(&row)?;
-            let child_ids: Option<String> = sqlx::Row::try_get(&row, "child_ids")?;
-            group.child_groups = child_ids
-                .iter()
-                .flat_map(|ids| ids.split(','))
-                .map(|id| GroupId::from_trusted(id.to_owned()))
-                .collect();
-            // Sizes of trees with a smart group change with every contact; they are counted live.
-            if group.rule.is_some() || !group.child_groups.is_empty() {
-                let tree = load_tree(conn, plan, id.as_str()).await?;
-                if !is_static(&tree) {
-                    group.size = count_members(conn, plan, &tree).await?;
-                }
+            let mut group = fetch_group_row(conn, plan, id).await?.into_record()?;
+            if has_tree(&group) {
+                count_tree(conn, plan, &mut group).await?;
             }
             Ok(group)
+        }
+
+        /// The group has children or a rule: what it resolves to is more than its own rows.
+        fn has_tree(group: &GroupRecord) -> bool {
+            group.rule.is_some() || !group.child_groups.is_empty()
+        }
+
+        /// Sizes of trees with a smart group change with every contact; they are counted live.
+        async fn count_tree(conn: &mut Conn, plan: &PlanId, group: &mut GroupRecord) -> StoreResult<()> {
+            let tree = load_tree(conn, plan, group.id.as_str()).await?;
+            if !is_static(&tree) {
+                group.size = count_members(conn, plan, &tree).await?;
+            }
+            Ok(())
         }
 
         /// The number of distinct effective members of a tree.
@@ -381,43 +385,16 @@ macro_rules! sql_store {
             Ok(())
         }
 
-        /// One page of a group's distinct effective members after `after`, by contact id.
-        async fn fetch_members(
+        /// One page of the distinct effective members of a group with children or a rule, after
+        /// `after`, by contact id: the plan's contacts in id order, each tested for membership.
+        async fn fetch_tree_members(
             conn: &mut Conn,
             plan: &PlanId,
-            group: &GroupRecord,
+            id: &GroupId,
             after: &str,
             limit: i64,
         ) -> StoreResult<Vec<MemberRecord>> {
             use sqlx::Row;
-            // A group without children or rule reads its members straight off the primary key;
-            // a tree walks the plan's contacts in id order, testing membership of each.
-            let id = &group.id;
-            if group.child_groups.is_empty() && group.rule.is_none() {
-                let page: Option<String> = sqlx::query_scalar(MEMBER_PAGE)
-                    .bind(plan.as_str())
-                    .bind(id.as_str())
-                    .bind(after)
-                    .bind(limit)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                let rows: Vec<(String, String, Option<String>, Option<String>, bool)> =
-                    match page {
-                        Some(json) => serde_json::from_str(&json)
-                            .map_err(|error| sqlx::Error::Decode(Box::new(error)))?,
-                        None => Vec::new(),
-                    };
-                return Ok(rows
-                    .into_iter()
-                    .map(|(id, phone, first_name, last_name, opted_out)| MemberRecord {
-                        contact_id: ContactId::from_trusted(id),
-                        phone,
-                        first_name,
-                        last_name,
-                        opted_out,
-                    })
-                    .collect());
-            }
             let tree = load_tree(conn, plan, id.as_str()).await?;
             let mut page = sqlx::QueryBuilder::<$db>::new(
                 "SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
@@ -736,8 +713,12 @@ macro_rules! sql_store {
             }
 
             async fn get_group(&self, plan: &PlanId, id: &GroupId) -> StoreResult<GroupRecord> {
-                let mut conn = self.reader().acquire().await?;
-                load_group(&mut conn, plan, id).await
+                let mut group = self.group_row(plan, id).await?.into_record()?;
+                if has_tree(&group) {
+                    let mut conn = self.reader().acquire().await?;
+                    count_tree(&mut conn, plan, &mut group).await?;
+                }
+                Ok(group)
             }
 
             async fn list_groups(
@@ -1022,9 +1003,15 @@ macro_rules! sql_store {
                 after: Option<&ContactId>,
                 limit: i64,
             ) -> StoreResult<MemberPage> {
-                let mut conn = self.reader().acquire().await?;
                 let after = after.map(ContactId::as_str).unwrap_or("");
-                let mut members = fetch_members(&mut conn, plan, group, after, limit + 1).await?;
+                // A group without children or rule reads its members straight off the primary
+                // key, in one statement.
+                let mut members = if has_tree(group) {
+                    let mut conn = self.reader().acquire().await?;
+                    fetch_tree_members(&mut conn, plan, &group.id, after, limit + 1).await?
+                } else {
+                    members_from_json(self.member_page_json(plan, &group.id, after, limit + 1).await?)?
+                };
                 let more = members.len() as i64 > limit;
                 members.truncate(limit.max(0) as usize);
                 let next = if more {

@@ -13,6 +13,7 @@ use sqlx::{SqlitePool, Transaction};
 use super::jobs_sql::{
     ContactValues, EXPORT_CHUNK, FILE_PIECE_BYTES, IMPORT_OPT_OUT_REASON, ImportedIds,
 };
+use super::sqlite_inline::InlineReader;
 use super::*;
 use crate::domain::algebra::{MembershipChange, MembershipStep};
 use crate::domain::auto_update::AutoUpdate;
@@ -29,6 +30,8 @@ use crate::domain::time::Timestamp;
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    /// The hottest reads, on the calling thread.
+    inline: Arc<InlineReader>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -51,20 +54,44 @@ impl SqliteStore {
             // SQLite keeps no statistics of its own accord; without them a join may scan a
             // whole plan where an index would do.
             .optimize_on_close(true, None);
+        // sqlx's pool pings a connection as it hands it out, which for SQLite is one more
+        // round trip to the connection's thread; a local file has no link to lose.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options.read_only(true))
+            .test_before_acquire(false)
+            .connect_with(options.clone().read_only(true))
             .await?;
-        Ok(Self { read, write })
+        let inline = Arc::new(InlineReader::new(options.get_filename()));
+        Ok(Self {
+            read,
+            write,
+            inline,
+        })
     }
 
     fn reader(&self) -> &SqlitePool {
         &self.read
+    }
+
+    async fn group_row(&self, plan: &PlanId, id: &GroupId) -> StoreResult<GroupRow> {
+        self.inline.group_row(GROUP_ROW, plan.as_str(), id.as_str())
+    }
+
+    async fn member_page_json(
+        &self,
+        plan: &PlanId,
+        id: &GroupId,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Option<String>> {
+        self.inline
+            .json_page(MEMBER_PAGE, plan.as_str(), id.as_str(), after, limit)
     }
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, sqlx::Sqlite>> {
@@ -78,17 +105,19 @@ const LOCK_GROUP: &str = "SELECT version, status, rule, member_count FROM contac
 const LOCK_PLAN: &str = "SELECT id FROM plans WHERE id = $1";
 const LOCK_CONTACT: &str = "SELECT id FROM contacts WHERE plan_id = $1 AND id = $2";
 
-/// A group's child ids, comma-separated in id order (ULIDs hold no commas), for a row `g`.
-const CHILD_IDS: &str = "(SELECT group_concat(child_id, ',') FROM (SELECT gc.child_id \
-     FROM group_children gc WHERE gc.plan_id = g.plan_id AND gc.group_id = g.id \
-     ORDER BY gc.child_id))";
+/// A group's row and its child ids (comma-separated, in id order), in the column order
+/// [`GroupRow`] is read in.
+const GROUP_ROW: &str = "SELECT id, name, description, status, size, auto_update, rule, version, \
+     created_at, modified_at, \
+     (SELECT group_concat(child_id, ',') FROM (SELECT gc.child_id FROM group_children gc \
+      WHERE gc.plan_id = g.plan_id AND gc.group_id = g.id ORDER BY gc.child_id)) AS child_ids \
+     FROM contact_groups g WHERE g.plan_id = $1 AND g.id = $2";
 
 /// SQLite's default collation already compares byte by byte.
 const TEXT_COLLATE: &str = "";
 
 /// A page of a group without children or rule, as one row: a JSON array of
-/// `[id, phone, first_name, last_name, opted_out]`. One row rather than a hundred, because
-/// every row costs a hand-over from the connection's thread.
+/// `[id, phone, first_name, last_name, opted_out]`, the shape `members_from_json` reads.
 const MEMBER_PAGE: &str = "SELECT json_group_array(json_array(id, phone, first_name, last_name, \
      json(CASE WHEN opted_out THEN 'true' ELSE 'false' END)) ORDER BY id) \
      FROM (SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \

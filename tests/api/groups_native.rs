@@ -810,3 +810,59 @@ async fn requests_without_a_valid_token_get_401(app: TestApp) {
         .unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+/// The server's connections to PostgreSQL are cut (a restart or fail-over looks like this to
+/// it): the next reads — including the hot ones on connections outside the pool — and writes
+/// succeed on new connections, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_cut() {
+    use sqlx::Connection;
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let group = app
+        .create_group(json!({"name": "Cut", "members": ["+14155550301", "+14155550302"]}))
+        .await;
+    let id = group["id"].as_str().unwrap();
+    let before: Value = app
+        .get(&format!("/api/contactgroups/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let members = format!("/api/contactgroups/{id}/members");
+    assert_eq!(app.get(&members).await.status(), 200);
+
+    let mut admin = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) cut",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(cut >= 2, "the pool's and the hot reads' connections: {cut}");
+
+    let after = app.get(&format!("/api/contactgroups/{id}")).await;
+    assert_eq!(after.status(), 200);
+    assert_eq!(after.json::<Value>().await.unwrap(), before);
+    let page: Value = app.get(&members).await.json().await.unwrap();
+    assert_eq!(page["members"].as_array().unwrap().len(), 2);
+    let added = app
+        .send_json(
+            Method::PATCH,
+            &format!("/api/contactgroups/{id}"),
+            &json!({"add": ["+14155550303"]}),
+        )
+        .await;
+    assert_eq!(added.status(), 200);
+    let group: Value = app
+        .get(&format!("/api/contactgroups/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(group["size"], 3);
+}

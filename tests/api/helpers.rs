@@ -24,6 +24,7 @@ pub struct TestApp {
     pub token: String,
     /// Wakes dispatchers started with [`TestApp::start_dispatcher`] when a batch is created.
     pub wake: Arc<tokio::sync::Notify>,
+    pub database_url: String,
     dir: tempfile::TempDir,
 }
 
@@ -122,6 +123,7 @@ pub async fn spawn_app_with(backend: Backend, rate_limit: u32) -> Option<TestApp
         plan_id: String::new(),
         token: String::new(),
         wake,
+        database_url,
         dir,
     };
     let (plan_id, token) = test_app.create_plan(Some("US")).await;
