@@ -8,6 +8,12 @@
 For each backend: GET of one group (native and Sinch), a page of 100 members, and a mixed run —
 reads of groups and members with PATCH adds of single numbers to the same group (one request in
 five a write) — which must finish with zero errors (non-2xx answers or socket errors).
+
+Beside each read, the database alone: the statement the server runs for it, executed as fast as
+the database can on the same machine in the same run — pgbench (prepared, 8 clients: the
+connections the server holds for these reads) on PostgreSQL, `examples/sqlite_loop.rs` (two
+threads, the server's SQLite library and pragmas) on SQLite — so the figure says how close the
+server comes to its storage.
 """
 
 import argparse
@@ -25,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from contacts_search import ROOT, ROSTER, free_port, roster, start_postgres  # noqa: E402
 
 HELLO = os.path.join(ROOT, "target", "release", "examples", "hello")
+SQLITE_LOOP = os.path.join(ROOT, "target", "release", "examples", "sqlite_loop")
 
 MIXED_LUA = r"""
 local group, plan, token = "%(group)s", "%(plan)s", "%(token)s"
@@ -114,12 +121,78 @@ def call(base, token, method, path, body=None):
 
 def analyze(database):
     """Table statistics as autovacuum (PostgreSQL) or `PRAGMA optimize` (SQLite) would have them
-    a while after the data was written: the steady state, not the first minute."""
+    a while after the data was written, and SQLite's WAL checkpointed: the steady state, not the
+    first minute."""
     if database.startswith("sqlite://"):
+        # The checkpoint moves the freshly written pages from the WAL into the file, as SQLite
+        # does by itself every thousand pages written: reads of a just-loaded database otherwise
+        # look each page up in the WAL's index first (a third of the speed of a members page).
         subprocess.run(["sqlite3", "-cmd", ".timeout 30000", database[len("sqlite://"):],
-                        "ANALYZE"], check=True)
+                        "ANALYZE", "PRAGMA wal_checkpoint(TRUNCATE)"], check=True,
+                       stdout=subprocess.DEVNULL)
     else:
         subprocess.run(["psql", "-q", database, "-c", "ANALYZE"], check=True)
+
+
+# The statements `roster serve` runs for a group and for a page of a lone group's members
+# (GROUP_ROW and MEMBER_PAGE in src/store/sqlite.rs and src/store/postgres.rs): on SQLite with
+# the parameters the server binds, on PostgreSQL with the values written in (pgbench prepares
+# the statement once).
+RAW_SQL = {
+    "sqlite": {
+        "group": ("SELECT id, name, description, status, size, auto_update, rule, version, "
+                  "created_at, modified_at, (SELECT group_concat(child_id, ',') FROM (SELECT "
+                  "gc.child_id FROM group_children gc WHERE gc.plan_id = g.plan_id AND "
+                  "gc.group_id = g.id ORDER BY gc.child_id)) AS child_ids FROM contact_groups g "
+                  "WHERE g.plan_id = $1 AND g.id = $2", ["%(plan)s", "%(group)s"]),
+        "members": ("SELECT json_group_array(json_array(id, phone, first_name, last_name, "
+                    "json(CASE WHEN opted_out THEN 'true' ELSE 'false' END)) ORDER BY id) FROM "
+                    "(SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out FROM "
+                    "group_members m JOIN contacts c ON c.plan_id = m.plan_id AND "
+                    "c.id = m.contact_id WHERE m.plan_id = $1 AND m.group_id = $2 "
+                    "AND m.contact_id > $3 ORDER BY m.contact_id LIMIT $4)",
+                    ["%(plan)s", "%(group)s", "", "101"]),
+    },
+    "postgres": {
+        "group": "SELECT id, name, description, status, size, auto_update, rule, version, "
+                 "created_at, modified_at, (SELECT string_agg(gc.child_id, ',' ORDER BY "
+                 "gc.child_id COLLATE \"C\") FROM group_children gc WHERE gc.plan_id = "
+                 "g.plan_id AND gc.group_id = g.id) AS child_ids FROM contact_groups g "
+                 "WHERE g.plan_id = '%(plan)s' AND g.id = '%(group)s'",
+        "members": "SELECT json_agg(json_build_array(id, phone, first_name, last_name, "
+                   "opted_out) ORDER BY id)::text FROM (SELECT c.id, c.phone, c.first_name, "
+                   "c.last_name, c.opted_out FROM group_members m JOIN contacts c ON "
+                   "c.plan_id = m.plan_id AND c.id = m.contact_id WHERE m.plan_id = '%(plan)s' "
+                   "AND m.group_id = '%(group)s' AND m.contact_id > '' ORDER BY m.contact_id "
+                   "LIMIT 101) page",
+    },
+}
+
+
+def raw_rate(database, statement, values, seconds, workdir):
+    """Executions per second of a statement by the database alone."""
+    if database.startswith("sqlite://"):
+        sql, params = statement
+        out = subprocess.run([SQLITE_LOOP, database[len("sqlite://"):], str(seconds), "2", sql]
+                             + [param % values for param in params],
+                             check=True, capture_output=True, text=True).stdout
+        return float(out)
+    sql = statement % values
+    script = os.path.join(workdir, "raw.sql")
+    with open(script, "w") as out:
+        out.write(sql + ";\n")
+    out = subprocess.run([pgbench(), "-n", "-M", "prepared", "-c", "8", "-j", "2", "-T",
+                          str(seconds), "-f", script, database],
+                         check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"tps = ([\d.]+)", out).group(1))
+
+
+def pgbench():
+    found = shutil.which("pgbench")
+    if found:
+        return found
+    bins = sorted(d for d in os.listdir("/usr/lib/postgresql") if d.isdigit())
+    return f"/usr/lib/postgresql/{bins[-1]}/bin/pgbench"
 
 
 def bench_backend(name, database, args, hello_rps, workdir):
@@ -147,25 +220,35 @@ def bench_backend(name, database, args, hello_rps, workdir):
         patch_script = os.path.join(workdir, f"patch-{name}.lua")
         with open(patch_script, "w") as out:
             out.write(PATCH_LUA % {**values, "offset": 0})
-        for label, path, script in [
-            ("GET /api/contactgroups/{id}", f"/api/contactgroups/{group}", get_script),
-            ("GET /xms/v1/{plan}/groups/{id}", f"/xms/v1/{plan_id}/groups/{group}", get_script),
+        dialect = "sqlite" if database.startswith("sqlite://") else "postgres"
+        raw = {kind: raw_rate(database, statement, values, args.seconds, workdir)
+               for kind, statement in RAW_SQL[dialect].items()}
+        for label, path, script, statement in [
+            ("GET /api/contactgroups/{id}", f"/api/contactgroups/{group}", get_script, "group"),
+            ("GET /xms/v1/{plan}/groups/{id}", f"/xms/v1/{plan_id}/groups/{group}", get_script,
+             "group"),
             ("GET members, page of 100", f"/api/contactgroups/{group}/members?limit=100",
-             get_script),
-            ("PATCH add 100 new numbers", f"/api/contactgroups/{group}", patch_script),
+             get_script, "members"),
+            ("PATCH add 100 new numbers", f"/api/contactgroups/{group}", patch_script, None),
         ]:
-            rows.append((label, *wrk(base + path, args.seconds, args.connections, script)))
+            rows.append((label, *wrk(base + path, args.seconds, args.connections, script),
+                         raw.get(statement)))
         rows.append(("mixed: 80% reads, 20% PATCH add",
-                     *wrk(base, args.mixed_seconds, args.connections, mixed_script)))
+                     *wrk(base, args.mixed_seconds, args.connections, mixed_script), None))
     finally:
         server.terminate()
         server.wait()
     print(f"\n{name} ({args.connections} connections, loopback)")
-    print("| request | requests/s | ratio to hello | p99 ms | errors | requests |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for label, rps, p99, errors, total in rows:
-        print(f"| {label} | {rps:,.0f} | {rps / hello_rps:.2f} | {p99:.1f} | {errors} | {total:,} |")
-    return all(errors == 0 for _, _, _, errors, _ in rows)
+    print("| request | requests/s | ratio to hello | p99 ms | errors | requests "
+          "| its statement alone/s | ratio to it |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for label, rps, p99, errors, total, raw in rows:
+        alone = "–" if raw is None else f"{raw:,.0f} | {rps / raw:.2f}"
+        if raw is None:
+            alone += " | –"
+        print(f"| {label} | {rps:,.0f} | {rps / hello_rps:.2f} | {p99:.1f} | {errors} | {total:,} "
+              f"| {alone} |")
+    return all(errors == 0 for _, _, _, errors, _, _ in rows)
 
 
 def build_release():
@@ -173,7 +256,7 @@ def build_release():
         raise SystemExit("wrk is needed (Debian: apt-get install wrk)")
     print("building roster and the hello baseline (release)...", file=sys.stderr)
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "roster",
-                    "--example", "hello"], cwd=ROOT, check=True)
+                    "--example", "hello", "--example", "sqlite_loop"], cwd=ROOT, check=True)
 
 
 def hello_baseline(seconds, connections):

@@ -3,6 +3,8 @@
 //! what differs is supplied by the module that expands [`sql_store!`]:
 //!
 //! - `Self::reader()` and `Self::begin_write()`: the pool for reads and a write transaction;
+//! - `Self::group_row()` and `Self::member_page_json()`: the two hottest reads (`GROUP_ROW`,
+//!   `MEMBER_PAGE`), which each backend runs its fastest way rather than through the pool;
 //! - `LOCK_GROUP` / `LOCK_PLAN`: a read of the row that also locks it where the backend has row
 //!   locks (SQLite serialises writers instead);
 //! - `NAME_SORT_KEY`: group names in byte order whatever the database's locale;

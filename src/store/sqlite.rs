@@ -79,6 +79,7 @@ impl SqliteStore {
         &self.read
     }
 
+    /// Runs on the calling thread, as does `member_page_json` (see `sqlite_inline`).
     async fn group_row(&self, plan: &PlanId, id: &GroupId) -> StoreResult<GroupRow> {
         self.inline.group_row(GROUP_ROW, plan.as_str(), id.as_str())
     }
