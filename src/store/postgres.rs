@@ -88,6 +88,17 @@ impl PgStore {
             .await
     }
 
+    /// A tree without rules streams through the pool like any other.
+    async fn stream_static_tree(
+        &self,
+        plan: PlanId,
+        tree: Vec<TreeGroup>,
+        sender: NumberChunks,
+    ) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        stream_tree_numbers(&mut conn, &plan, &tree, &sender).await
+    }
+
     async fn begin_write(&self) -> StoreResult<Transaction<'static, sqlx::Postgres>> {
         Ok(self.pool.begin().await?)
     }

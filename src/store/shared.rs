@@ -1033,29 +1033,46 @@ macro_rules! sql_store {
                 spawn_number_stream(move |sender| async move {
                     let mut conn = store.reader().acquire().await?;
                     let tree = load_tree(&mut conn, &plan, id.as_str()).await?;
-                    let mut query = if tree.len() == 1 && is_static(&tree) {
-                        let mut query = sqlx::QueryBuilder::<$db>::new(
-                            "SELECT c.phone FROM group_members m \
-                             JOIN contacts c ON c.plan_id = m.plan_id AND c.id = m.contact_id \
-                             WHERE m.plan_id = ",
-                        );
-                        query
-                            .push_bind(plan.as_str().to_owned())
-                            .push(" AND m.group_id = ")
-                            .push_bind(id.as_str().to_owned());
-                        query
-                    } else {
-                        let mut query = sqlx::QueryBuilder::<$db>::new(
-                            "SELECT c.phone FROM contacts c WHERE c.plan_id = ",
-                        );
-                        query.push_bind(plan.as_str().to_owned()).push(" AND ");
-                        push_membership(&mut query, &plan, &tree, Scan::Set);
-                        query
-                    };
-                    let rows = query.build_query_scalar::<String>().fetch(&mut *conn);
-                    forward_rows(rows, &sender).await
+                    if !tree.is_empty() && is_static(&tree) {
+                        drop(conn);
+                        return store.stream_static_tree(plan, tree, sender).await;
+                    }
+                    stream_tree_numbers(&mut conn, &plan, &tree, &sender).await
                 })
             }
+        }
+
+        /// Sends the phones of a tree's distinct effective members, in chunks.
+        async fn stream_tree_numbers(
+            conn: &mut Conn,
+            plan: &PlanId,
+            tree: &[TreeGroup],
+            sender: &NumberChunks,
+        ) -> StoreResult<()> {
+            let mut query = match tree {
+                [lone] if lone.rule.is_none() => {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT c.phone FROM group_members m \
+                         JOIN contacts c ON c.plan_id = m.plan_id AND c.id = m.contact_id \
+                         WHERE m.plan_id = ",
+                    );
+                    query
+                        .push_bind(plan.as_str().to_owned())
+                        .push(" AND m.group_id = ")
+                        .push_bind(lone.id.clone());
+                    query
+                }
+                _ => {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT c.phone FROM contacts c WHERE c.plan_id = ",
+                    );
+                    query.push_bind(plan.as_str().to_owned()).push(" AND ");
+                    push_membership(&mut query, plan, tree, Scan::Set);
+                    query
+                }
+            };
+            let rows = query.build_query_scalar::<String>().fetch(&mut *conn);
+            forward_rows(rows, sender).await
         }
 
         async fn parents_of(conn: &mut Conn, plan: &PlanId, id: &GroupId) -> StoreResult<Vec<GroupId>> {
