@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Transaction};
 
@@ -88,14 +89,14 @@ impl PgStore {
             .await
     }
 
-    /// A tree without rules streams through the pool like any other.
-    async fn stream_static_tree(
+    /// Sends the phones of a tree's members, on the connection that read the tree.
+    async fn stream_tree(
         &self,
+        mut conn: PoolConnection<sqlx::Postgres>,
         plan: PlanId,
         tree: Vec<TreeGroup>,
         sender: NumberChunks,
     ) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await?;
         stream_tree_numbers(&mut conn, &plan, &tree, &sender).await
     }
 

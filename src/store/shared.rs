@@ -5,6 +5,7 @@
 //! - `Self::reader()` and `Self::begin_write()`: the pool for reads and a write transaction;
 //! - `Self::group_row()` and `Self::member_page_json()`: the two hottest reads (`GROUP_ROW`,
 //!   `MEMBER_PAGE`), which each backend runs its fastest way rather than through the pool;
+//! - `Self::stream_tree()`: streaming a group's member numbers once its tree is read;
 //! - `LOCK_GROUP` / `LOCK_PLAN`: a read of the row that also locks it where the backend has row
 //!   locks (SQLite serialises writers instead);
 //! - `NAME_SORT_KEY`: group names in byte order whatever the database's locale;
@@ -1033,11 +1034,7 @@ macro_rules! sql_store {
                 spawn_number_stream(move |sender| async move {
                     let mut conn = store.reader().acquire().await?;
                     let tree = load_tree(&mut conn, &plan, id.as_str()).await?;
-                    if !tree.is_empty() && is_static(&tree) {
-                        drop(conn);
-                        return store.stream_static_tree(plan, tree, sender).await;
-                    }
-                    stream_tree_numbers(&mut conn, &plan, &tree, &sender).await
+                    store.stream_tree(conn, plan, tree, sender).await
                 })
             }
         }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{SqlitePool, Transaction};
 
@@ -95,14 +96,20 @@ impl SqliteStore {
             .json_page(MEMBER_PAGE, plan.as_str(), id.as_str(), after, limit)
     }
 
-    /// The phones of a tree without rules, read on a blocking thread of its own: through sqlx
-    /// every row was a hand-off from the connection's thread, which cost more than the query.
-    async fn stream_static_tree(
+    /// Sends the phones of a tree's members. A tree without rules is read on a blocking thread
+    /// of its own: through sqlx every row was a hand-off from the connection's thread, which
+    /// cost more than the query. Trees with rules keep the pooled connection that read them.
+    async fn stream_tree(
         &self,
+        mut conn: PoolConnection<sqlx::Sqlite>,
         plan: PlanId,
         tree: Vec<TreeGroup>,
         sender: NumberChunks,
     ) -> StoreResult<()> {
+        if tree.is_empty() || !is_static(&tree) {
+            return stream_tree_numbers(&mut conn, &plan, &tree, &sender).await;
+        }
+        drop(conn);
         let inline = self.inline.clone();
         tokio::task::spawn_blocking(move || match tree.as_slice() {
             [lone] => inline.stream_phones(

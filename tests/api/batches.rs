@@ -181,14 +181,8 @@ async fn groups_resolve_when_the_batch_is_sent(app: TestApp) {
     assert_eq!(line.plan_id, app.plan_id);
 
     let csv = app
-        .request(Method::GET, &format!("/api/batches/{id}/recipients"))
-        .header("Accept", "text/csv")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .get_text(&format!("/api/batches/{id}/recipients"), "text/csv")
+        .await;
     let mut lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.remove(0), "phone");
     lines.sort_unstable();

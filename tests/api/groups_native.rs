@@ -560,21 +560,11 @@ async fn streams_of_thousands_cross_chunks_whole_and_distinct(app: TestApp) {
     );
     let streamed = app.member_numbers(parent["id"].as_str().unwrap()).await;
     assert_eq!(streamed, range(0, 10_500));
-    let csv = app
-        .request(
-            Method::GET,
-            &format!(
-                "/api/contactgroups/{}/members",
-                parent["id"].as_str().unwrap()
-            ),
-        )
-        .header("Accept", "text/csv")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let path = format!(
+        "/api/contactgroups/{}/members",
+        parent["id"].as_str().unwrap()
+    );
+    let csv = app.get_text(&path, "text/csv").await;
     assert_eq!(csv.lines().count(), 1 + 10_500);
 }
 

@@ -182,6 +182,17 @@ impl TestApp {
         self.request(Method::GET, path).send().await.expect("GET")
     }
 
+    /// The body of a GET asking for `accept` (CSV, NDJSON), as text.
+    pub async fn get_text(&self, path: &str, accept: &str) -> String {
+        let response = self
+            .request(Method::GET, path)
+            .header("Accept", accept)
+            .send()
+            .await
+            .expect("GET");
+        response.text().await.expect("body")
+    }
+
     pub async fn send_json(&self, method: Method, path: &str, body: &Value) -> Response {
         self.request(method, path)
             .json(body)
