@@ -2,9 +2,10 @@
 //! lease, resolving their recipients (one query, recorded as chunk rows as it is read), and
 //! recording every chunk handed to the sender before and after the hand-off.
 //!
-//! The expanding module supplies `LOCK_BATCH`, `CLAIM_LOCK` (`FOR UPDATE SKIP LOCKED` where rows
-//! can be locked; SQLite serialises writers instead), and `push_list` and `push_phone_table` (a
-//! list of values as one parameter).
+//! The expanding module supplies `Self::stream_groups_alone()` (sending the recipients of a
+//! batch to groups alone, its fastest way), `LOCK_BATCH`, `CLAIM_LOCK` (`FOR UPDATE SKIP
+//! LOCKED` where rows can be locked; SQLite serialises writers instead), and `push_list` and
+//! `push_phone_table` (a list of values as one parameter).
 
 macro_rules! sql_batches {
     ($store:ident, $db:ty) => {
@@ -190,7 +191,8 @@ macro_rules! sql_batches {
             }
         }
 
-        /// `SELECT phone FROM …`: the distinct recipients of a batch, unordered.
+        /// `SELECT phone FROM …`: the distinct recipients of a batch, in no order the caller
+        /// may rely on.
         fn push_resolution(
             builder: &mut sqlx::QueryBuilder<$db>,
             plan: &PlanId,
@@ -205,7 +207,21 @@ macro_rules! sql_batches {
                 }
             };
             let mut branches = 0;
-            if !include.is_empty() {
+            // Groups without rules are ranges of their members' numbers: merged (or hashed)
+            // as sets, without looking each member up in `contacts`.
+            let merged = !include.is_empty() && is_static(include) && is_static(exclude);
+            if merged {
+                push_group_phones(builder, plan, &tree_ids(include), GroupsTerm::BeforeExcept);
+                if !exclude.is_empty() {
+                    builder.push(" EXCEPT ");
+                    push_group_phones(builder, plan, &tree_ids(exclude), GroupsTerm::Except);
+                }
+                builder
+                    .push(" EXCEPT SELECT phone FROM contacts WHERE plan_id = ")
+                    .push_bind(plan.as_str().to_owned())
+                    .push(" AND opted_out");
+                branches += 1;
+            } else if !include.is_empty() {
                 builder
                     .push("SELECT c.phone AS phone FROM contacts c WHERE c.plan_id = ")
                     .push_bind(plan.as_str().to_owned())
@@ -241,9 +257,41 @@ macro_rules! sql_batches {
                 excluded_numbers(builder, "n.phone");
                 branches += 1;
             }
+            if merged {
+                if !batch.exclude.numbers.is_empty() {
+                    builder.push(" EXCEPT SELECT phone FROM ");
+                    push_phone_table(builder, batch.exclude.numbers.iter().map(String::as_str));
+                    builder.push(" AS excluded");
+                }
+                builder.push(MERGE_ORDER);
+            }
             if branches == 0 {
                 builder.push("SELECT CAST(NULL AS TEXT) AS phone WHERE FALSE");
             }
+        }
+
+        /// Whether a batch's recipients are its groups' numbers alone (groups without rules,
+        /// no loose numbers to add or leave out): the case each backend reads its fastest way.
+        fn groups_alone(include: &[TreeGroup], exclude: &[TreeGroup], batch: &BatchRecord) -> bool {
+            !include.is_empty()
+                && is_static(include)
+                && is_static(exclude)
+                && batch.to.numbers.is_empty()
+                && batch.exclude.numbers.is_empty()
+        }
+
+        /// Sends the distinct recipients of a batch in chunks, read on `conn`.
+        async fn send_resolution(
+            conn: &mut Conn,
+            plan: &PlanId,
+            (include, exclude): (&[TreeGroup], &[TreeGroup]),
+            batch: &BatchRecord,
+            sender: &NumberChunks,
+        ) -> StoreResult<()> {
+            let mut select = sqlx::QueryBuilder::<$db>::new("");
+            push_resolution(&mut select, plan, include, exclude, batch);
+            let rows = select.build_query_scalar::<String>().fetch(&mut *conn);
+            forward_rows(rows, sender).await
         }
 
         #[async_trait]
@@ -458,9 +506,21 @@ macro_rules! sql_batches {
                 let mut reader = self.reader().acquire().await?;
                 let include = audience_tree(&mut reader, plan, &batch.to).await?;
                 let exclude = audience_tree(&mut reader, plan, &batch.exclude).await?;
-                let mut select = sqlx::QueryBuilder::<$db>::new("");
-                push_resolution(&mut select, plan, &include, &exclude, &batch);
-                let mut rows = select.build_query_scalar::<String>().fetch(&mut *reader);
+                let store = self.clone();
+                let (owned_plan, owned_batch) = (plan.clone(), batch.clone());
+                let mut rows = spawn_numbers(move |sender| async move {
+                    let (plan, batch) = (owned_plan, owned_batch);
+                    if groups_alone(&include, &exclude, &batch) {
+                        let ids = (tree_ids(&include), tree_ids(&exclude));
+                        store
+                            .stream_groups_alone(reader, &plan, (&ids.0, &ids.1), sender)
+                            .await
+                    } else {
+                        let mut reader = reader;
+                        let trees = (include.as_slice(), exclude.as_slice());
+                        send_resolution(&mut reader, &plan, trees, &batch, &sender).await
+                    }
+                });
                 let size = usize::try_from(chunk_size.max(1)).unwrap_or(1000);
                 let mut recorder = ChunkRecorder::new(plan, id, size);
                 while let Some(phone) = futures::TryStreamExt::try_next(&mut rows).await? {

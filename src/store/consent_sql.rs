@@ -105,8 +105,9 @@ macro_rules! sql_consent {
                 action = Some(request);
                 let sql = match request {
                     GroupRequest::Join => {
-                        "INSERT INTO group_members (plan_id, group_id, contact_id) \
-                         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+                        "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
+                         SELECT $1, $2, $3, phone FROM contacts WHERE plan_id = $1 AND id = $3 \
+                         ON CONFLICT DO NOTHING"
                     }
                     GroupRequest::Leave => {
                         "DELETE FROM group_members \

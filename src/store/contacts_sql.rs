@@ -557,12 +557,12 @@ macro_rules! sql_contacts {
                     for group in &groups {
                         let mut change = if add {
                             let mut insert = sqlx::QueryBuilder::<$db>::new(
-                                "INSERT INTO group_members (plan_id, group_id, contact_id) \
+                                "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
                                  SELECT c.plan_id, ",
                             );
                             insert
                                 .push_bind(group.as_str().to_owned())
-                                .push(", c.id FROM contacts c WHERE c.plan_id = ")
+                                .push(", c.id, c.phone FROM contacts c WHERE c.plan_id = ")
                                 .push_bind(plan.as_str().to_owned())
                                 .push(" AND c.id IN ");
                             insert

@@ -5,8 +5,9 @@
 //! whole or absent and never applied twice.
 //!
 //! The expanding module supplies `insert_import_contacts`, `update_import_contacts` and
-//! `insert_import_errors` (a chunk of rows as array parameters) and `EXPORT_GROUPS` (a
-//! contact's group names as a JSON array).
+//! `insert_import_errors` (a chunk of rows as array parameters), `push_member_table` (pairs of
+//! contact id and number as a table) and `EXPORT_GROUPS` (a contact's group names as a JSON
+//! array).
 
 /// A contact's values as an import writes them.
 pub(super) struct ContactValues {
@@ -528,7 +529,8 @@ macro_rules! sql_jobs {
 
             let mut changed = Vec::new();
             let mut opted_out: Vec<(String, String)> = Vec::new();
-            let mut ids: Vec<String> = Vec::with_capacity(rows.len());
+            // Each row's contact: (id, number).
+            let mut ids: Vec<(String, &str)> = Vec::with_capacity(rows.len());
             let mut by_group: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
             for (row, values) in rows.iter().zip(fresh) {
                 let id = if inserted.contains(values.phone.as_str()) {
@@ -569,7 +571,7 @@ macro_rules! sql_jobs {
                     contact.id.as_str().to_owned()
                 };
                 let index = ids.len();
-                ids.push(id);
+                ids.push((id, row.phone.msisdn.as_str()));
                 for name in &row.groups {
                     if let Some(group) = groups.named(conn, plan, name, now, &mut report.warnings).await? {
                         by_group.entry(group).or_default().push(index);
@@ -584,7 +586,7 @@ macro_rules! sql_jobs {
             }
             for &group in &groups.targets {
                 by_group.remove(&group);
-                let added = add_import_members(conn, plan, &groups.groups[group].id, ids.iter().map(String::as_str)).await?;
+                let added = add_import_members(conn, plan, &groups.groups[group].id, ids.iter().map(|(id, phone)| (id.as_str(), *phone))).await?;
                 groups.groups[group].added += added;
             }
             for (group, members) in by_group {
@@ -592,7 +594,7 @@ macro_rules! sql_jobs {
                     conn,
                     plan,
                     &groups.groups[group].id,
-                    members.iter().map(|&index| ids[index].as_str()),
+                    members.iter().map(|&index| (ids[index].0.as_str(), ids[index].1)),
                 )
                 .await?;
                 groups.groups[group].added += added;
@@ -605,18 +607,17 @@ macro_rules! sql_jobs {
             conn: &mut Conn,
             plan: &PlanId,
             group: &str,
-            contacts: impl Iterator<Item = &'a str>,
+            contacts: impl Iterator<Item = (&'a str, &'a str)>,
         ) -> StoreResult<u64> {
-            // The one-column table is named `phone`; here it holds contact ids.
             let mut insert = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO group_members (plan_id, group_id, contact_id) SELECT ",
+                "INSERT INTO group_members (plan_id, group_id, contact_id, phone) SELECT ",
             );
             insert
                 .push_bind(plan.as_str().to_owned())
                 .push(", ")
                 .push_bind(group.to_owned())
-                .push(", t.phone FROM ");
-            push_phone_table(&mut insert, contacts);
+                .push(", t.contact_id, t.phone FROM ");
+            push_member_table(&mut insert, contacts);
             insert.push(" AS t WHERE true ON CONFLICT DO NOTHING");
             Ok(insert.build().execute(&mut *conn).await?.rows_affected())
         }

@@ -42,6 +42,10 @@ macro_rules! sql_membership {
             tree.iter().all(|group| group.rule.is_none())
         }
 
+        fn tree_ids(tree: &[TreeGroup]) -> Vec<&str> {
+            tree.iter().map(|group| group.id.as_str()).collect()
+        }
+
         /// How a membership test is written. `Probe` looks each candidate contact up (best when
         /// a `LIMIT` stops the scan early); `Set` collects the members once and tests against
         /// that (best when every member is wanted: counts, resolution, streams).

@@ -20,6 +20,7 @@ pub mod jobs;
 mod jobs_sql;
 mod postgres;
 mod postgres_direct;
+mod postgres_merge;
 mod sqlite;
 mod sqlite_inline;
 
@@ -480,6 +481,17 @@ fn members_from_json(page: Option<String>) -> StoreResult<Vec<MemberRecord>> {
         .collect())
 }
 
+/// Where the numbers of a list of groups stand in a compound select.
+#[derive(Clone, Copy)]
+enum GroupsTerm {
+    /// On their own: they must come out distinct.
+    Alone,
+    /// Followed by an `EXCEPT`, which makes them distinct.
+    BeforeExcept,
+    /// After the caller's `EXCEPT`: taken out of what precedes.
+    Except,
+}
+
 #[derive(Debug, Clone)]
 pub struct MemberPage {
     pub members: Vec<MemberRecord>,
@@ -801,12 +813,24 @@ where
     F: FnOnce(NumberChunks) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = StoreResult<()>> + Send + 'static,
 {
+    spawn_numbers(|sender| async move {
+        let Ok(_permit) = OPEN_STREAMS.acquire().await else {
+            return Ok(());
+        };
+        produce(sender).await
+    })
+}
+
+/// As [`spawn_number_stream`], for the server's own reads (a batch's resolution), which do not
+/// wait for a stream's place behind slow clients.
+fn spawn_numbers<F, Fut>(produce: F) -> BoxStream<'static, StoreResult<String>>
+where
+    F: FnOnce(NumberChunks) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = StoreResult<()>> + Send + 'static,
+{
     use futures::StreamExt;
     let (sender, receiver) = tokio::sync::mpsc::channel(2);
     tokio::spawn(async move {
-        let Ok(_permit) = OPEN_STREAMS.acquire().await else {
-            return;
-        };
         if let Err(error) = produce(sender.clone()).await {
             let _ = sender.send(Err(error)).await;
         }

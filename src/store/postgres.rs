@@ -13,6 +13,7 @@ use super::jobs_sql::{
     ContactValues, EXPORT_CHUNK, FILE_PIECE_BYTES, IMPORT_OPT_OUT_REASON, ImportedIds,
 };
 use super::postgres_direct::DirectReader;
+use super::postgres_merge;
 use super::*;
 use crate::domain::algebra::{MembershipChange, MembershipStep};
 use crate::domain::auto_update::AutoUpdate;
@@ -97,7 +98,21 @@ impl PgStore {
         tree: Vec<TreeGroup>,
         sender: NumberChunks,
     ) -> StoreResult<()> {
-        stream_tree_numbers(&mut conn, &plan, &tree, &sender).await
+        if tree.len() < 2 || !is_static(&tree) {
+            return stream_tree_numbers(&mut conn, &plan, &tree, &sender).await;
+        }
+        postgres_merge::send_merged(&mut conn, &plan, &tree_ids(&tree), &[], false, &sender).await
+    }
+
+    /// Sends the recipients of a batch to groups alone (`groups_alone`), merged here.
+    async fn stream_groups_alone(
+        &self,
+        mut conn: PoolConnection<sqlx::Postgres>,
+        plan: &PlanId,
+        (include, exclude): (&[&str], &[&str]),
+        sender: NumberChunks,
+    ) -> StoreResult<()> {
+        postgres_merge::send_merged(&mut conn, plan, include, exclude, true, &sender).await
     }
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, sqlx::Postgres>> {
@@ -133,13 +148,12 @@ const MEMBER_PAGE: &str = "SELECT json_agg(json_build_array(id, phone, first_nam
 const NAME_SORT_KEY: &str = "COALESCE(name, '') COLLATE \"C\"";
 
 /// Lists travel as one `text[]` parameter.
-const INSERT_MEMBERS_BY_PHONE: &str = "INSERT INTO group_members (plan_id, group_id, contact_id) \
-     SELECT $1, $2, c.id FROM contacts c \
+const INSERT_MEMBERS_BY_PHONE: &str = "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
+     SELECT $1, $2, c.id, c.phone FROM contacts c \
      WHERE c.plan_id = $1 AND c.phone = ANY($3::text[]) \
      ON CONFLICT DO NOTHING";
 const DELETE_MEMBERS_BY_PHONE: &str = "DELETE FROM group_members \
-     WHERE plan_id = $1 AND group_id = $2 AND contact_id IN ( \
-         SELECT c.id FROM contacts c WHERE c.plan_id = $1 AND c.phone = ANY($3::text[]))";
+     WHERE plan_id = $1 AND group_id = $2 AND phone = ANY($3::text[])";
 
 fn phone_list(phones: &[&str]) -> Vec<String> {
     phones.iter().map(|phone| (*phone).to_owned()).collect()
@@ -188,6 +202,30 @@ fn push_list<'a>(
         .push_bind(items)
         .push("::text[]))");
 }
+
+/// The numbers of the direct members of `ids` as one term of a compound select: a scan of
+/// `group_members_by_phone`. Several groups' numbers are made distinct here only when nothing
+/// else will: an `EXCEPT` after them sorts them once, where `DISTINCT` first would hash a
+/// million numbers more than `work_mem` holds.
+fn push_group_phones<S: AsRef<str>>(
+    builder: &mut sqlx::QueryBuilder<sqlx::Postgres>,
+    plan: &PlanId,
+    ids: &[S],
+    term: GroupsTerm,
+) {
+    builder.push(match term {
+        GroupsTerm::Alone if ids.len() > 1 => "SELECT DISTINCT phone",
+        _ => "SELECT phone",
+    });
+    builder
+        .push(" FROM group_members WHERE plan_id = ")
+        .push_bind(plan.as_str().to_owned())
+        .push(" AND group_id IN ");
+    push_list(builder, ids.iter().map(AsRef::as_ref));
+}
+
+/// PostgreSQL orders (or hashes) set operations itself: no order is asked for.
+const MERGE_ORDER: &str = "";
 
 /// A custom field compared with a value of the same JSON type; any other type, or no field,
 /// makes the comparison false. `CASE` guarantees the cast only sees values of the right type.
@@ -240,6 +278,22 @@ fn push_phone_table<'a>(
         .push("(SELECT unnest(")
         .push_bind(items)
         .push("::text[]) AS phone)");
+}
+
+/// Pairs of (contact id, number) as a table with the columns `contact_id` and `phone`.
+fn push_member_table<'a>(
+    builder: &mut sqlx::QueryBuilder<sqlx::Postgres>,
+    items: impl Iterator<Item = (&'a str, &'a str)>,
+) {
+    let (ids, phones): (Vec<String>, Vec<String>) = items
+        .map(|(id, phone)| (id.to_owned(), phone.to_owned()))
+        .unzip();
+    builder
+        .push("(SELECT * FROM unnest(")
+        .push_bind(ids)
+        .push("::text[], ")
+        .push_bind(phones)
+        .push("::text[]) AS t (contact_id, phone))");
 }
 
 /// A contact's direct groups' names (an unnamed group by its id), as a JSON array.

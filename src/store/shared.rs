@@ -10,7 +10,9 @@
 //!   locks (SQLite serialises writers instead);
 //! - `NAME_SORT_KEY`: group names in byte order whatever the database's locale;
 //! - `INSERT_MEMBERS_BY_PHONE` / `DELETE_MEMBERS_BY_PHONE` with `phone_list(..)` for their third
-//!   parameter, and `insert_contacts(..)`: how a list of values travels as one parameter.
+//!   parameter, and `insert_contacts(..)`: how a list of values travels as one parameter;
+//! - `push_group_phones(..)` and `MERGE_ORDER`: the numbers of several groups' members as a
+//!   compound select each backend evaluates without looking members up in `contacts`.
 
 /// The groups whose members a group resolves to: itself and, recursively, its active child
 /// groups. `$1` is the plan and `$2` the group. `UNION` (not `UNION ALL`) also guarantees that the
@@ -287,12 +289,12 @@ macro_rules! sql_store {
                     MembershipStep::InsertMembersOf(source) => {
                         let tree = load_tree(conn, plan, source.as_str()).await?;
                         let mut insert = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO group_members (plan_id, group_id, contact_id) \
+                            "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
                              SELECT c.plan_id, ",
                         );
                         insert
                             .push_bind(id.as_str().to_owned())
-                            .push(", c.id FROM contacts c WHERE c.plan_id = ")
+                            .push(", c.id, c.phone FROM contacts c WHERE c.plan_id = ")
                             .push_bind(plan.as_str().to_owned())
                             .push(" AND ");
                         push_membership(&mut insert, plan, &tree, Scan::Set);
@@ -1047,16 +1049,11 @@ macro_rules! sql_store {
             sender: &NumberChunks,
         ) -> StoreResult<()> {
             let mut query = match tree {
-                [lone] if lone.rule.is_none() => {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT c.phone FROM group_members m \
-                         JOIN contacts c ON c.plan_id = m.plan_id AND c.id = m.contact_id \
-                         WHERE m.plan_id = ",
-                    );
-                    query
-                        .push_bind(plan.as_str().to_owned())
-                        .push(" AND m.group_id = ")
-                        .push_bind(lone.id.clone());
+                [] => return Ok(()),
+                _ if is_static(tree) => {
+                    let mut query = sqlx::QueryBuilder::<$db>::new("");
+                    push_group_phones(&mut query, plan, &tree_ids(tree), GroupsTerm::Alone);
+                    query.push(MERGE_ORDER);
                     query
                 }
                 _ => {

@@ -111,20 +111,28 @@ impl SqliteStore {
         }
         drop(conn);
         let inline = self.inline.clone();
-        tokio::task::spawn_blocking(move || match tree.as_slice() {
-            [lone] => inline.stream_phones(
-                LONE_GROUP_PHONES,
-                (plan.as_str(), lone.id.as_str()),
-                &sender,
-            ),
-            _ => {
-                let ids: Vec<&str> = tree.iter().map(|group| group.id.as_str()).collect();
-                inline.stream_phones(
-                    TREE_PHONES,
-                    (plan.as_str(), serde_json::Value::from(ids).to_string()),
-                    &sender,
-                )
-            }
+        let (sql, params) = group_phones_statement(&plan, &tree_ids(&tree));
+        tokio::task::spawn_blocking(move || {
+            inline.stream_phones(&sql, rusqlite::params_from_iter(params), &sender)
+        })
+        .await
+        .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
+    }
+
+    /// Sends the recipients of a batch to groups alone (`groups_alone`), read on a blocking
+    /// thread of its own, as streams are.
+    async fn stream_groups_alone(
+        &self,
+        conn: PoolConnection<sqlx::Sqlite>,
+        plan: &PlanId,
+        (include, exclude): (&[&str], &[&str]),
+        sender: NumberChunks,
+    ) -> StoreResult<()> {
+        drop(conn);
+        let inline = self.inline.clone();
+        let (sql, params) = static_resolution_statement(plan, include, exclude);
+        tokio::task::spawn_blocking(move || {
+            inline.stream_phones(&sql, rusqlite::params_from_iter(params), &sender)
         })
         .await
         .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
@@ -161,27 +169,16 @@ const MEMBER_PAGE: &str = "SELECT json_group_array(json_array(id, phone, first_n
      WHERE m.plan_id = $1 AND m.group_id = $2 AND m.contact_id > $3 \
      ORDER BY m.contact_id LIMIT $4)";
 
-/// The phones of a group's direct members, and of the distinct direct members of several
-/// groups (`$2` a JSON array of ids).
-const LONE_GROUP_PHONES: &str = "SELECT c.phone FROM group_members m \
-     JOIN contacts c ON c.plan_id = m.plan_id AND c.id = m.contact_id \
-     WHERE m.plan_id = $1 AND m.group_id = $2";
-const TREE_PHONES: &str = "SELECT c.phone FROM contacts c WHERE c.plan_id = $1 AND c.id IN ( \
-     SELECT m.contact_id FROM group_members m \
-     WHERE m.plan_id = $1 AND m.group_id IN (SELECT value FROM json_each($2)))";
-
 /// Names sort byte by byte, as on the other backend.
 const NAME_SORT_KEY: &str = "COALESCE(name, '')";
 
 /// Lists travel as one JSON array parameter, unpacked by `json_each`.
-const INSERT_MEMBERS_BY_PHONE: &str = "INSERT INTO group_members (plan_id, group_id, contact_id) \
-     SELECT $1, $2, c.id FROM contacts c \
+const INSERT_MEMBERS_BY_PHONE: &str = "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
+     SELECT $1, $2, c.id, c.phone FROM contacts c \
      WHERE c.plan_id = $1 AND c.phone IN (SELECT value FROM json_each($3)) \
      ON CONFLICT DO NOTHING";
 const DELETE_MEMBERS_BY_PHONE: &str = "DELETE FROM group_members \
-     WHERE plan_id = $1 AND group_id = $2 AND contact_id IN ( \
-         SELECT c.id FROM contacts c \
-         WHERE c.plan_id = $1 AND c.phone IN (SELECT value FROM json_each($3)))";
+     WHERE plan_id = $1 AND group_id = $2 AND phone IN (SELECT value FROM json_each($3))";
 
 fn phone_list(phones: &[&str]) -> String {
     serde_json::Value::from(phones.to_vec()).to_string()
@@ -229,6 +226,93 @@ fn push_list<'a>(
         .push("(SELECT value FROM json_each(")
         .push_bind(serde_json::Value::from(items).to_string())
         .push("))");
+}
+
+/// More groups than this are read as one term with a temporary index for `DISTINCT`: SQLite
+/// allows 500 terms in a compound select, and each term adds a step to every row's merge.
+const MAX_MERGED_GROUPS: usize = 64;
+
+/// The numbers of the direct members of `ids`, as terms of a compound select joined by `UNION`
+/// (or by `EXCEPT` when they are taken out of what precedes). Each term is one range of
+/// `group_members_by_phone`, in number order, so that with `MERGE_ORDER` at its end SQLite
+/// merges the ranges instead of building a temporary index of the numbers.
+fn push_group_phones<S: AsRef<str>>(
+    builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>,
+    plan: &PlanId,
+    ids: &[S],
+    term: GroupsTerm,
+) {
+    if ids.len() > MAX_MERGED_GROUPS {
+        builder
+            .push("SELECT DISTINCT phone FROM group_members WHERE plan_id = ")
+            .push_bind(plan.as_str().to_owned())
+            .push(" AND group_id IN ");
+        push_list(builder, ids.iter().map(AsRef::as_ref));
+        return;
+    }
+    for (index, id) in ids.iter().enumerate() {
+        if index > 0 {
+            builder.push(match term {
+                GroupsTerm::Alone | GroupsTerm::BeforeExcept => " UNION ",
+                GroupsTerm::Except => " EXCEPT ",
+            });
+        }
+        builder
+            .push("SELECT phone FROM group_members WHERE plan_id = ")
+            .push_bind(plan.as_str().to_owned())
+            .push(" AND group_id = ")
+            .push_bind(id.as_ref().to_owned());
+    }
+}
+
+/// Ends a compound select of numbers: in order, so that its terms are merged.
+const MERGE_ORDER: &str = " ORDER BY 1";
+
+/// The values `push_group_phones` binds, in their order.
+fn group_phones_params<S: AsRef<str>>(plan: &PlanId, ids: &[S]) -> Vec<String> {
+    if ids.len() > MAX_MERGED_GROUPS {
+        let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+        return vec![
+            plan.as_str().to_owned(),
+            serde_json::Value::from(ids).to_string(),
+        ];
+    }
+    ids.iter()
+        .flat_map(|id| [plan.as_str().to_owned(), id.as_ref().to_owned()])
+        .collect()
+}
+
+/// The distinct numbers of the direct members of `ids`, in order: the SQL text of
+/// `stream_tree_numbers` for a tree without rules, with its values, for the inline reader.
+fn group_phones_statement(plan: &PlanId, ids: &[&str]) -> (String, Vec<String>) {
+    let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
+    push_group_phones(&mut builder, plan, ids, GroupsTerm::Alone);
+    builder.push(MERGE_ORDER);
+    (builder.into_string(), group_phones_params(plan, ids))
+}
+
+/// A batch's recipients when it names groups without rules and no numbers: the SQL text
+/// `push_resolution` writes for it, with its values, for the inline reader.
+fn static_resolution_statement(
+    plan: &PlanId,
+    include: &[&str],
+    exclude: &[&str],
+) -> (String, Vec<String>) {
+    let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
+    push_group_phones(&mut builder, plan, include, GroupsTerm::BeforeExcept);
+    let mut params = group_phones_params(plan, include);
+    if !exclude.is_empty() {
+        builder.push(" EXCEPT ");
+        push_group_phones(&mut builder, plan, exclude, GroupsTerm::Except);
+        params.extend(group_phones_params(plan, exclude));
+    }
+    builder
+        .push(" EXCEPT SELECT phone FROM contacts WHERE plan_id = ")
+        .push_bind(plan.as_str().to_owned())
+        .push(" AND opted_out")
+        .push(MERGE_ORDER);
+    params.push(plan.as_str().to_owned());
+    (builder.into_string(), params)
 }
 
 /// A custom field compared with a value of the same JSON type; any other type, or no field,
@@ -280,6 +364,18 @@ fn push_phone_table<'a>(
     builder
         .push("(SELECT value AS phone FROM json_each(")
         .push_bind(serde_json::Value::from(items).to_string())
+        .push("))");
+}
+
+/// Pairs of (contact id, number) as a table with the columns `contact_id` and `phone`.
+fn push_member_table<'a>(
+    builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>,
+    items: impl Iterator<Item = (&'a str, &'a str)>,
+) {
+    let items: Vec<[&str; 2]> = items.map(|(id, phone)| [id, phone]).collect();
+    builder
+        .push("(SELECT value ->> 0 AS contact_id, value ->> 1 AS phone FROM json_each(")
+        .push_bind(serde_json::json!(items).to_string())
         .push("))");
 }
 

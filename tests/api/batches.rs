@@ -18,6 +18,7 @@ use crate::on_both_backends;
 
 on_both_backends!(
     groups_resolve_when_the_batch_is_sent,
+    batches_to_groups_alone_merge_their_numbers,
     deleted_groups_cancel_and_expiry,
     invalid_batches_name_the_field,
     sinch_batches,
@@ -195,6 +196,123 @@ async fn groups_resolve_when_the_batch_is_sent(app: TestApp) {
         .unwrap();
     assert_eq!(listed["count"], 1);
     assert_eq!(listed["batches"][0]["id"], id);
+}
+
+/// Sends due batches with the log sender until each of `ids` is sent; returns their recipients.
+async fn send_all(app: &TestApp, ids: &[&str]) -> Vec<Vec<String>> {
+    let log = app.dir().join("messages.jsonl");
+    let running = app.start_dispatcher(Arc::new(LogSender::open(&log).unwrap()), quick_dispatch());
+    let mut all = Vec::new();
+    for id in ids {
+        let sent = wait_for(app, id, &["sent", "failed"]).await;
+        assert_eq!(sent["status"], "sent", "{sent}");
+        let numbers = recipients(app, id).await;
+        assert_eq!(sent["recipient_count"], numbers.len());
+        all.push(numbers);
+    }
+    running.stop().await;
+    all
+}
+
+/// A batch to groups only (no loose numbers) is resolved from the groups' numbers alone: nested
+/// children, excluded groups, opt-outs, a number changed after the batch was created, and more
+/// groups than one merge takes.
+async fn batches_to_groups_alone_merge_their_numbers(app: TestApp) {
+    let first = app
+        .create_group(json!({"name": "First", "members": numbers(1..6)}))
+        .await;
+    let grandchild = app
+        .create_group(json!({"name": "Grandchild", "members": numbers(5..9)}))
+        .await;
+    let child = app
+        .create_group(json!({
+            "name": "Child", "members": numbers(4..6), "child_groups": [grandchild["id"]],
+        }))
+        .await;
+    let parent = app
+        .create_group(json!({
+            "name": "Parent", "members": numbers(10..13), "child_groups": [child["id"]],
+        }))
+        .await;
+    let excluded = app
+        .create_group(json!({"name": "Excluded", "members": [number(2), number(11)]}))
+        .await;
+    let stop = app
+        .send_json(
+            Method::POST,
+            "/api/inbound",
+            &json!({"type": "mo_text", "id": "mo-9", "from": number(7), "to": "12345", "body": "STOP"}),
+        )
+        .await;
+    assert_eq!(stop.status(), 200);
+    let parent_id = parent["id"].as_str().unwrap();
+    let batch = create_batch(
+        &app,
+        json!({"to": [first["id"], parent_id], "exclude": [excluded["id"]], "body": "Hi"}),
+    )
+    .await;
+    // Number 4 moves to 40 after the batch was created: it is sent to at its new number.
+    let page: Value = app
+        .get(&format!(
+            "/api/contactgroups/{}/members",
+            first["id"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let moved = page["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|member| member["phone"] == number(4))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let changed = app
+        .send_json(
+            Method::PATCH,
+            &format!("/api/contacts/{moved}"),
+            &json!({"phone": number(40)}),
+        )
+        .await;
+    assert_eq!(changed.status(), 200);
+    let mut parent_numbers = numbers(5..9);
+    parent_numbers.extend([number(10), number(11), number(12), number(40)]);
+    parent_numbers.sort();
+    assert_eq!(app.member_numbers(parent_id).await, parent_numbers);
+
+    // More groups than one merge takes (64): 70 groups of two numbers each, overlapping.
+    let mut many = Vec::new();
+    for index in 0..70 {
+        let group = app
+            .create_group(json!({
+                "name": format!("Many {index}"),
+                "members": [number(100 + index), number(101 + index)],
+            }))
+            .await;
+        many.push(group["id"].clone());
+    }
+    let wide = create_batch(&app, json!({"to": many, "body": "Hi"})).await;
+    let umbrella = app
+        .create_group(json!({"name": "Umbrella", "child_groups": many}))
+        .await;
+
+    let sent = send_all(
+        &app,
+        &[batch["id"].as_str().unwrap(), wide["id"].as_str().unwrap()],
+    )
+    .await;
+    let mut expected = vec![number(1), number(3), number(5), number(6), number(8)];
+    expected.extend([number(10), number(12), number(40)]);
+    expected.sort();
+    assert_eq!(sent[0], expected);
+    assert_eq!(sent[1], numbers(100..171));
+    assert_eq!(
+        app.member_numbers(umbrella["id"].as_str().unwrap()).await,
+        numbers(100..171)
+    );
 }
 
 async fn deleted_groups_cancel_and_expiry(app: TestApp) {

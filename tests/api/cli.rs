@@ -163,6 +163,105 @@ async fn postgres_plans_tokens_and_serve() {
     plans_tokens_and_serve(Backend::Postgres).await;
 }
 
+/// Rows written before memberships carried their contact's number, for the upgrade test.
+const BEFORE_MEMBER_NUMBERS: [&str; 4] = [
+    "INSERT INTO plans (id, name, created_at) VALUES ('p1', 'Old', 0)",
+    "INSERT INTO contacts (plan_id, id, phone, opted_out, created_at, modified_at) VALUES \
+     ('p1', 'c1', '+14155550001', FALSE, 0, 0), ('p1', 'c2', '+14155550002', TRUE, 0, 0)",
+    "INSERT INTO contact_groups (plan_id, id, name, status, member_count, size, created_at, \
+     modified_at) VALUES ('p1', 'g1', 'Team', 'ACTIVE', 2, 2, 0, 0)",
+    "INSERT INTO group_members (plan_id, group_id, contact_id) VALUES ('p1', 'g1', 'c1'), \
+     ('p1', 'g1', 'c2')",
+];
+const MEMBER_NUMBERS: &str = "SELECT contact_id, phone FROM group_members ORDER BY contact_id";
+const RENUMBER: &str = "UPDATE contacts SET phone = '+14155550009' WHERE id = 'c2'";
+
+/// Runs the migrations before member numbers (0001–0006) on `$pool` and writes rows with them;
+/// after `roster migrate`, `$check` reads the members' numbers, changes one contact's number,
+/// and reads them again.
+macro_rules! upgrade_steps {
+    ($pool:ty, $url:expr, $migrations:expr) => {{
+        let pool = <$pool>::connect($url).await.expect("connect");
+        sqlx::migrate::Migrator::new($migrations)
+            .await
+            .expect("read the old migrations")
+            .run(&pool)
+            .await
+            .expect("migrate to 0006");
+        for statement in BEFORE_MEMBER_NUMBERS {
+            sqlx::query(statement)
+                .execute(&pool)
+                .await
+                .expect(statement);
+        }
+        pool.close().await;
+        let migrated = roster(&["migrate"], $url);
+        assert!(migrated.status.success(), "{migrated:?}");
+        let pool = <$pool>::connect($url).await.expect("connect");
+        let before: Vec<(String, String)> = sqlx::query_as(MEMBER_NUMBERS)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        sqlx::query(RENUMBER).execute(&pool).await.unwrap();
+        let after: Vec<(String, String)> = sqlx::query_as(MEMBER_NUMBERS)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        (before, after)
+    }};
+}
+
+/// A database written before memberships carried their contact's number is upgraded by
+/// `roster migrate`: every membership gets its number, and a later change of a contact's
+/// number reaches its memberships.
+async fn memberships_get_their_numbers_on_upgrade(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(database) = database_url(backend, &dir).await else {
+        return;
+    };
+    let folder = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let old = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(folder);
+    for entry in std::fs::read_dir(source).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().as_ref() < "0007" {
+            std::fs::copy(entry.path(), old.path().join(entry.file_name())).unwrap();
+        }
+    }
+    let (before, after) = match backend {
+        Backend::Sqlite => {
+            let url = format!("{database}?mode=rwc");
+            upgrade_steps!(sqlx::SqlitePool, &url, old.path())
+        }
+        Backend::Postgres => upgrade_steps!(sqlx::PgPool, &database, old.path()),
+    };
+    let pair = |id: &str, phone: &str| (id.to_owned(), phone.to_owned());
+    assert_eq!(
+        before,
+        [pair("c1", "+14155550001"), pair("c2", "+14155550002")]
+    );
+    assert_eq!(
+        after,
+        [pair("c1", "+14155550001"), pair("c2", "+14155550009")]
+    );
+}
+
+#[tokio::test]
+async fn sqlite_memberships_get_their_numbers_on_upgrade() {
+    memberships_get_their_numbers_on_upgrade(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_memberships_get_their_numbers_on_upgrade() {
+    memberships_get_their_numbers_on_upgrade(Backend::Postgres).await;
+}
+
 #[test]
 fn help_shows_examples() {
     let output = Command::new(ROSTER).arg("--help").output().unwrap();
