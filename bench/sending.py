@@ -71,7 +71,7 @@ def membership_sql(plan, groups, n):
 def raw_query(plan, groups, merged):
     """What Roster reads to resolve G: one range of numbers per group (G, C1, C2) and the
     plan's opted-out numbers. SQLite merges them itself (the very statement Roster runs); on
-    PostgreSQL Roster merges the ranges as it reads them through cursors, so the raw tool reads
+    PostgreSQL Roster merges the ranges as it reads them a page at a time, so the raw tool reads
     the same ranges in order, one after another, without the merge."""
     g, c1, c2, _ = groups
     ranges = [f"SELECT phone FROM group_members WHERE plan_id = '{plan}' AND group_id = '{group}'"

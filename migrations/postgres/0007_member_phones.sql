@@ -21,5 +21,27 @@ CREATE TRIGGER contacts_phone_to_members AFTER UPDATE OF phone ON contacts
 FOR EACH ROW WHEN (OLD.phone IS DISTINCT FROM NEW.phone)
 EXECUTE FUNCTION contacts_phone_to_members();
 
--- The opted-out numbers of a plan in order, to be taken out of the groups' numbers.
-CREATE INDEX contacts_opted_out_phones ON contacts (plan_id, phone COLLATE "C") WHERE opted_out;
+-- The opted-out numbers of a plan in order (`contacts.phone` compares as "C" since 0002), to be
+-- taken out of the groups' numbers.
+CREATE INDEX contacts_opted_out_phones ON contacts (plan_id, phone) WHERE opted_out;
+
+-- A membership takes its number from the contact as the row is written, under the same key-share
+-- lock its foreign key takes: an insert that read the number before a concurrent change of it
+-- committed still stores the new one (the change's trigger above cannot see rows not yet
+-- written). It also fills the number for writers that do not give one (an instance of the
+-- previous version during a rolling upgrade). Without a contact the row is left to the foreign
+-- key to refuse.
+CREATE FUNCTION group_members_phone_from_contact() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    current TEXT;
+BEGIN
+    SELECT phone INTO current FROM contacts
+    WHERE plan_id = NEW.plan_id AND id = NEW.contact_id FOR KEY SHARE;
+    IF FOUND THEN
+        NEW.phone := current;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER group_members_phone_from_contact BEFORE INSERT ON group_members
+FOR EACH ROW EXECUTE FUNCTION group_members_phone_from_contact();

@@ -211,10 +211,10 @@ macro_rules! sql_batches {
             // as sets, without looking each member up in `contacts`.
             let merged = !include.is_empty() && is_static(include) && is_static(exclude);
             if merged {
-                push_group_phones(builder, plan, &tree_ids(include), GroupsTerm::BeforeExcept);
+                push_group_phones(builder, plan, &tree_ids(include), GroupsTerm::Kept);
                 if !exclude.is_empty() {
                     builder.push(" EXCEPT ");
-                    push_group_phones(builder, plan, &tree_ids(exclude), GroupsTerm::Except);
+                    push_group_phones(builder, plan, &tree_ids(exclude), GroupsTerm::LeftOut);
                 }
                 builder
                     .push(" EXCEPT SELECT phone FROM contacts WHERE plan_id = ")
@@ -500,9 +500,9 @@ macro_rules! sql_batches {
                     tx.commit().await?;
                     return Ok(batch);
                 }
-                // The recipients are read on a connection of their own (on PostgreSQL the
-                // query can then run in parallel) and written in chunks beside it, so that
-                // memory holds a few chunks whatever the batch's size.
+                // The recipients are read by a task of their own (on a pooled connection, or
+                // the backend's own way for groups alone) and written in chunks beside it, so
+                // that memory holds a few chunks whatever the batch's size.
                 let mut reader = self.reader().acquire().await?;
                 let include = audience_tree(&mut reader, plan, &batch.to).await?;
                 let exclude = audience_tree(&mut reader, plan, &batch.exclude).await?;

@@ -484,12 +484,10 @@ fn members_from_json(page: Option<String>) -> StoreResult<Vec<MemberRecord>> {
 /// Where the numbers of a list of groups stand in a compound select.
 #[derive(Clone, Copy)]
 enum GroupsTerm {
-    /// On their own: they must come out distinct.
-    Alone,
-    /// Followed by an `EXCEPT`, which makes them distinct.
-    BeforeExcept,
+    /// The numbers kept: the select's first terms.
+    Kept,
     /// After the caller's `EXCEPT`: taken out of what precedes.
-    Except,
+    LeftOut,
 }
 
 #[derive(Debug, Clone)]

@@ -203,22 +203,18 @@ fn push_list<'a>(
         .push("::text[]))");
 }
 
-/// The numbers of the direct members of `ids` as one term of a compound select: a scan of
-/// `group_members_by_phone`. Several groups' numbers are made distinct here only when nothing
-/// else will: an `EXCEPT` after them sorts them once, where `DISTINCT` first would hash a
-/// million numbers more than `work_mem` holds.
+/// The numbers of the direct members of `ids` as one term of a compound select, kept or left
+/// out alike: a scan of `group_members_by_phone`. Several groups' numbers are made distinct by
+/// the `EXCEPT` that follows them in a resolution (streams of several groups are merged by
+/// `postgres_merge` instead).
 fn push_group_phones<S: AsRef<str>>(
     builder: &mut sqlx::QueryBuilder<sqlx::Postgres>,
     plan: &PlanId,
     ids: &[S],
-    term: GroupsTerm,
+    _: GroupsTerm,
 ) {
-    builder.push(match term {
-        GroupsTerm::Alone if ids.len() > 1 => "SELECT DISTINCT phone",
-        _ => "SELECT phone",
-    });
     builder
-        .push(" FROM group_members WHERE plan_id = ")
+        .push("SELECT phone FROM group_members WHERE plan_id = ")
         .push_bind(plan.as_str().to_owned())
         .push(" AND group_id IN ");
     push_list(builder, ids.iter().map(AsRef::as_ref));

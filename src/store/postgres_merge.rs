@@ -76,9 +76,8 @@ const GROUP_PAGE: &str = "SELECT string_agg(phone, E'\\n') FROM ( \
      ORDER BY phone LIMIT $4) page";
 /// The same for the plan's opted-out numbers (`$2` the last number read, `$3` the page's size).
 const OPTED_OUT_PAGE: &str = "SELECT string_agg(phone, E'\\n') FROM ( \
-     SELECT phone COLLATE \"C\" AS phone FROM contacts \
-     WHERE plan_id = $1 AND opted_out AND phone COLLATE \"C\" > $2 \
-     ORDER BY phone COLLATE \"C\" LIMIT $3) page";
+     SELECT phone FROM contacts WHERE plan_id = $1 AND opted_out AND phone > $2 \
+     ORDER BY phone LIMIT $3) page";
 
 /// Whose numbers a range holds.
 enum Source {

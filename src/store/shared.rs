@@ -1049,10 +1049,11 @@ macro_rules! sql_store {
             sender: &NumberChunks,
         ) -> StoreResult<()> {
             let mut query = match tree {
-                [] => return Ok(()),
-                _ if is_static(tree) => {
+                // Reached by a group without children on PostgreSQL; trees without rules are
+                // merged by each backend its own way.
+                [lone] if lone.rule.is_none() => {
                     let mut query = sqlx::QueryBuilder::<$db>::new("");
-                    push_group_phones(&mut query, plan, &tree_ids(tree), GroupsTerm::Alone);
+                    push_group_phones(&mut query, plan, &[lone.id.as_str()], GroupsTerm::Kept);
                     query.push(MERGE_ORDER);
                     query
                 }

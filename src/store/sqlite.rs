@@ -253,8 +253,8 @@ fn push_group_phones<S: AsRef<str>>(
     for (index, id) in ids.iter().enumerate() {
         if index > 0 {
             builder.push(match term {
-                GroupsTerm::Alone | GroupsTerm::BeforeExcept => " UNION ",
-                GroupsTerm::Except => " EXCEPT ",
+                GroupsTerm::Kept => " UNION ",
+                GroupsTerm::LeftOut => " EXCEPT ",
             });
         }
         builder
@@ -286,7 +286,7 @@ fn group_phones_params<S: AsRef<str>>(plan: &PlanId, ids: &[S]) -> Vec<String> {
 /// `stream_tree_numbers` for a tree without rules, with its values, for the inline reader.
 fn group_phones_statement(plan: &PlanId, ids: &[&str]) -> (String, Vec<String>) {
     let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
-    push_group_phones(&mut builder, plan, ids, GroupsTerm::Alone);
+    push_group_phones(&mut builder, plan, ids, GroupsTerm::Kept);
     builder.push(MERGE_ORDER);
     (builder.into_string(), group_phones_params(plan, ids))
 }
@@ -299,11 +299,11 @@ fn static_resolution_statement(
     exclude: &[&str],
 ) -> (String, Vec<String>) {
     let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
-    push_group_phones(&mut builder, plan, include, GroupsTerm::BeforeExcept);
+    push_group_phones(&mut builder, plan, include, GroupsTerm::Kept);
     let mut params = group_phones_params(plan, include);
     if !exclude.is_empty() {
         builder.push(" EXCEPT ");
-        push_group_phones(&mut builder, plan, exclude, GroupsTerm::Except);
+        push_group_phones(&mut builder, plan, exclude, GroupsTerm::LeftOut);
         params.extend(group_phones_params(plan, exclude));
     }
     builder

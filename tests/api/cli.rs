@@ -169,7 +169,8 @@ const BEFORE_MEMBER_NUMBERS: [&str; 4] = [
     "INSERT INTO contacts (plan_id, id, phone, opted_out, created_at, modified_at) VALUES \
      ('p1', 'c1', '+14155550001', FALSE, 0, 0), ('p1', 'c2', '+14155550002', TRUE, 0, 0)",
     "INSERT INTO contact_groups (plan_id, id, name, status, member_count, size, created_at, \
-     modified_at) VALUES ('p1', 'g1', 'Team', 'ACTIVE', 2, 2, 0, 0)",
+     modified_at) VALUES ('p1', 'g1', 'Team', 'ACTIVE', 2, 2, 0, 0), \
+     ('p1', 'g2', 'Other', 'ACTIVE', 0, 0, 0, 0)",
     "INSERT INTO group_members (plan_id, group_id, contact_id) VALUES ('p1', 'g1', 'c1'), \
      ('p1', 'g1', 'c2')",
 ];
@@ -239,7 +240,27 @@ async fn memberships_get_their_numbers_on_upgrade(backend: Backend) {
             let url = format!("{database}?mode=rwc");
             upgrade_steps!(sqlx::SqlitePool, &url, old.path())
         }
-        Backend::Postgres => upgrade_steps!(sqlx::PgPool, &database, old.path()),
+        Backend::Postgres => {
+            let numbers = upgrade_steps!(sqlx::PgPool, &database, old.path());
+            // An instance of the previous version, still running during a rolling upgrade,
+            // writes no number: the database takes it from the contact.
+            let pool = sqlx::PgPool::connect(&database).await.unwrap();
+            sqlx::query(
+                "INSERT INTO group_members (plan_id, group_id, contact_id) \
+                 VALUES ('p1', 'g2', 'c1')",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            let phone: String =
+                sqlx::query_scalar("SELECT phone FROM group_members WHERE group_id = 'g2'")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            assert_eq!(phone, "+14155550001");
+            pool.close().await;
+            numbers
+        }
     };
     let pair = |id: &str, phone: &str| (id.to_owned(), phone.to_owned());
     assert_eq!(
