@@ -191,6 +191,26 @@ macro_rules! sql_batches {
             }
         }
 
+        /// The opted-in numbers of the members of `include` that are not members of `exclude`
+        /// (groups without rules), as a compound select. Binds: `push_group_phones`'s for
+        /// `include`, then for `exclude`, then the plan.
+        fn push_group_numbers(
+            builder: &mut sqlx::QueryBuilder<$db>,
+            plan: &PlanId,
+            include: &[&str],
+            exclude: &[&str],
+        ) {
+            push_group_phones(builder, plan, include, GroupsTerm::Kept);
+            if !exclude.is_empty() {
+                builder.push(" EXCEPT ");
+                push_group_phones(builder, plan, exclude, GroupsTerm::LeftOut);
+            }
+            builder
+                .push(" EXCEPT SELECT phone FROM contacts WHERE plan_id = ")
+                .push_bind(plan.as_str().to_owned())
+                .push(" AND opted_out");
+        }
+
         /// `SELECT phone FROM …`: the distinct recipients of a batch, in no order the caller
         /// may rely on.
         fn push_resolution(
@@ -211,15 +231,7 @@ macro_rules! sql_batches {
             // as sets, without looking each member up in `contacts`.
             let merged = !include.is_empty() && is_static(include) && is_static(exclude);
             if merged {
-                push_group_phones(builder, plan, &tree_ids(include), GroupsTerm::Kept);
-                if !exclude.is_empty() {
-                    builder.push(" EXCEPT ");
-                    push_group_phones(builder, plan, &tree_ids(exclude), GroupsTerm::LeftOut);
-                }
-                builder
-                    .push(" EXCEPT SELECT phone FROM contacts WHERE plan_id = ")
-                    .push_bind(plan.as_str().to_owned())
-                    .push(" AND opted_out");
+                push_group_numbers(builder, plan, &tree_ids(include), &tree_ids(exclude));
                 branches += 1;
             } else if !include.is_empty() {
                 builder

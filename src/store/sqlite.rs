@@ -110,13 +110,8 @@ impl SqliteStore {
             return stream_tree_numbers(&mut conn, &plan, &tree, &sender).await;
         }
         drop(conn);
-        let inline = self.inline.clone();
-        let (sql, params) = group_phones_statement(&plan, &tree_ids(&tree));
-        tokio::task::spawn_blocking(move || {
-            inline.stream_phones(&sql, rusqlite::params_from_iter(params), &sender)
-        })
-        .await
-        .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
+        self.stream_inline(group_phones_statement(&plan, &tree_ids(&tree)), sender)
+            .await
     }
 
     /// Sends the recipients of a batch to groups alone (`groups_alone`), read on a blocking
@@ -129,8 +124,17 @@ impl SqliteStore {
         sender: NumberChunks,
     ) -> StoreResult<()> {
         drop(conn);
+        self.stream_inline(static_resolution_statement(plan, include, exclude), sender)
+            .await
+    }
+
+    /// Sends the numbers a statement returns, read on a blocking thread of its own.
+    async fn stream_inline(
+        &self,
+        (sql, params): (String, Vec<String>),
+        sender: NumberChunks,
+    ) -> StoreResult<()> {
         let inline = self.inline.clone();
-        let (sql, params) = static_resolution_statement(plan, include, exclude);
         tokio::task::spawn_blocking(move || {
             inline.stream_phones(&sql, rusqlite::params_from_iter(params), &sender)
         })
@@ -292,25 +296,18 @@ fn group_phones_statement(plan: &PlanId, ids: &[&str]) -> (String, Vec<String>) 
 }
 
 /// A batch's recipients when it names groups without rules and no numbers: the SQL text
-/// `push_resolution` writes for it, with its values, for the inline reader.
+/// `push_resolution` writes for it (`push_group_numbers`), with its values, for the inline
+/// reader.
 fn static_resolution_statement(
     plan: &PlanId,
     include: &[&str],
     exclude: &[&str],
 ) -> (String, Vec<String>) {
     let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
-    push_group_phones(&mut builder, plan, include, GroupsTerm::Kept);
+    push_group_numbers(&mut builder, plan, include, exclude);
+    builder.push(MERGE_ORDER);
     let mut params = group_phones_params(plan, include);
-    if !exclude.is_empty() {
-        builder.push(" EXCEPT ");
-        push_group_phones(&mut builder, plan, exclude, GroupsTerm::LeftOut);
-        params.extend(group_phones_params(plan, exclude));
-    }
-    builder
-        .push(" EXCEPT SELECT phone FROM contacts WHERE plan_id = ")
-        .push_bind(plan.as_str().to_owned())
-        .push(" AND opted_out")
-        .push(MERGE_ORDER);
+    params.extend(group_phones_params(plan, exclude));
     params.push(plan.as_str().to_owned());
     (builder.into_string(), params)
 }
