@@ -207,8 +207,9 @@ def postgres_plans(url, plan_id):
         print(f"- {label}:\n" + "\n".join("    " + line for line in plan.splitlines()))
 
 
-def start_postgres(workdir):
-    """A throwaway cluster from the system's binaries, owned by `postgres` when run as root."""
+def start_postgres(workdir, settings=()):
+    """A throwaway cluster from the system's binaries, owned by `postgres` when run as root,
+    with `settings` ("name=value") given to the server as `-c` options."""
     bins = sorted(d for d in os.listdir("/usr/lib/postgresql") if d.isdigit())
     if not bins:
         return None, None
@@ -223,7 +224,8 @@ def start_postgres(workdir):
     run(prefix + [f"{bindir}/initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"])
     port = free_port()
     server = subprocess.Popen(prefix + [f"{bindir}/postgres", "-D", data, "-p", str(port), "-k", workdir,
-                                        "-c", "listen_addresses=127.0.0.1"],
+                                        "-c", "listen_addresses=127.0.0.1",
+                                        *[arg for setting in settings for arg in ("-c", setting)]],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(600):
         if subprocess.run([f"{bindir}/pg_isready", "-h", "127.0.0.1", "-p", str(port)],

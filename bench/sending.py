@@ -3,14 +3,21 @@
 streaming its members, and adding 100,000 numbers to a 1,000,000-member group, on SQLite and on
 PostgreSQL, against a release build of `roster serve` (log sender).
 
-    python3 bench/sending.py [--contacts N] [--skip-postgres]
+    python3 bench/sending.py [--contacts N] [--skip-postgres] [--skip-sqlite]
+                             [--postgres-setting NAME=VALUE ...] [--keep]
 
 Contacts and memberships are loaded with the raw tools (`sqlite3`, `psql`) into the schema
 `roster migrate` creates. The group G has 100,000 direct members and two child groups: C1 with
 contacts 0–60% and C2 with 40–100% (overlapping by a fifth). 5% of the contacts are opted out, so
 G resolves to about 95% of N. 100,000 contacts more are loaded, in no group, to be added to a
 group of N. Beside each figure, the raw tool reads in the same run, to /dev/null, what Roster
-reads to resolve G (see raw_query).
+reads to resolve G (see raw_query). For the additions, the floor is the raw tool making the same
+writes into Roster's schema (its indexes, foreign keys and triggers) for a second group of N,
+from a file of the numbers (see raw_additions).
+
+    python3 bench/sending.py --skip-sqlite --postgres-setting shared_buffers=4GB
+
+runs the PostgreSQL part alone with the server's settings changed.
 """
 
 import argparse
@@ -26,6 +33,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from contacts_search import (  # noqa: E402  (a sibling script, not a package)
     ROOT, ROSTER, free_port, generate, load_postgres, load_sqlite, roster, run, start_postgres,
+    ulid,
 )
 
 
@@ -45,12 +53,13 @@ def call(base, token, method, path, body=None, accept="application/json"):
 
 def membership_sql(plan, groups, n):
     """Memberships of the bench groups as INSERT … SELECT over the contacts' creation order."""
-    g, c1, c2, big = groups
+    g, c1, c2, big, big_raw = groups
     rows = [
         (g, 0, n // 10),
         (c1, 0, n * 6 // 10),
         (c2, n * 4 // 10, n),
         (big, 0, n),
+        (big_raw, 0, n),
     ]
     statements = []
     for group, lo, hi in rows:
@@ -73,7 +82,7 @@ def raw_query(plan, groups, merged):
     plan's opted-out numbers. SQLite merges them itself (the very statement Roster runs); on
     PostgreSQL Roster merges the ranges as it reads them a page at a time, so the raw tool reads
     the same ranges in order, one after another, without the merge."""
-    g, c1, c2, _ = groups
+    g, c1, c2 = groups[:3]
     ranges = [f"SELECT phone FROM group_members WHERE plan_id = '{plan}' AND group_id = '{group}'"
               for group in (g, c1, c2)]
     opted_out = f"SELECT phone FROM contacts WHERE plan_id = '{plan}' AND opted_out"
@@ -81,6 +90,36 @@ def raw_query(plan, groups, merged):
         return " UNION ".join(ranges) + " EXCEPT " + opted_out + " ORDER BY 1"
     ordered = ' ORDER BY phone COLLATE "C"'
     return " UNION ALL ".join(f"({query}{ordered})" for query in ranges + [opted_out])
+
+
+EXISTING = 100_000  # contacts loaded beyond N, in no group
+
+
+def existing_numbers(n):
+    return [f"+49151{10_000_000 + n + i}" for i in range(EXISTING)]
+
+
+def raw_additions(workdir, plan, group, n):
+    """The writes of the two additions, as the raw tool makes them from files: memberships of
+    the existing contacts, then contacts for 100,000 other new numbers and their memberships.
+    Returns (file, its columns, statements) for each; the files are written to workdir."""
+    existing = os.path.join(workdir, "existing.csv")
+    with open(existing, "w") as out:
+        out.writelines(number + "\n" for number in existing_numbers(n))
+    new = os.path.join(workdir, "new.csv")
+    with open(new, "w") as out:
+        for i in range(EXISTING):
+            out.write(f"{ulid(10_000_000 + i)},+4917{20_000_000 + i},mobile,DE\n")
+    members = ("INSERT INTO group_members (plan_id, group_id, contact_id, phone) "
+               f"SELECT c.plan_id, '{group}', c.id, c.phone FROM contacts c "
+               f"JOIN adding a ON a.phone = c.phone WHERE c.plan_id = '{plan}';")
+    contacts = ("INSERT INTO contacts (plan_id, id, phone, number_type, country, created_at, "
+                f"modified_at) SELECT '{plan}', id, phone, number_type, country, 1800000000000, "
+                "1800000000000 FROM adding;")
+    return [
+        (existing, "phone", [members]),
+        (new, "id, phone, number_type, country", [contacts, members]),
+    ]
 
 
 def bench_backend(name, database, plan, token, n, raw):
@@ -99,10 +138,10 @@ def bench_backend(name, database, plan, token, n, raw):
             except OSError:
                 time.sleep(0.05)
         groups = []
-        for label in ["G", "C1", "C2", "Big"]:
+        for label in ["G", "C1", "C2", "Big", "Big (raw tool)"]:
             _, group = call(base, token, "POST", "/api/contactgroups", {"name": label})
             groups.append(group["id"])
-        g, c1, c2, big = groups
+        g, c1, c2, big, big_raw = groups
         call(base, token, "PATCH", f"/api/contactgroups/{g}", {"child_groups": [c1, c2]})
         raw["load_memberships"](membership_sql(plan, groups, n))
 
@@ -129,11 +168,14 @@ def bench_backend(name, database, plan, token, n, raw):
 
         # Adding 100,000 numbers to a group of N: contacts that exist (the 100,000 loaded
         # beyond N), then numbers that are no contact yet.
-        existing = [f"+49151{10_000_000 + n + i}" for i in range(100_000)]
         add_existing_s, _ = call(base, token, "PATCH", f"/api/contactgroups/{big}",
-                                 {"add": existing})
-        numbers = [f"+4916{20_000_000 + i}" for i in range(100_000)]
+                                 {"add": existing_numbers(n)})
+        numbers = [f"+4916{20_000_000 + i}" for i in range(EXISTING)]
         add_s, group = call(base, token, "PATCH", f"/api/contactgroups/{big}", {"add": numbers})
+        # The same writes by the raw tool, to the group of N it loaded beside.
+        floor_existing_s, floor_new_s = (
+            raw["write"](path, columns, statements)
+            for path, columns, statements in raw_additions(workdir, plan, big_raw, n))
 
         print(f"\n{name}: G resolves to {recipients} of {n} contacts (opted-out left out)")
         print("| operation | roster | raw tool, same query | ratio |")
@@ -148,9 +190,11 @@ def bench_backend(name, database, plan, token, n, raw):
         print(f"| hand {recipients} recipients to the log sender (1000 per chunk, fsync each) | "
               f"{send_ms:.0f} ms ({recipients / send_ms * 1000 / 1e6:.2f} M/s) | | |")
         print(f"| add 100,000 numbers of existing contacts to a group of {n} | "
-              f"{add_existing_s * 1000:.0f} ms | | |")
-        print(f"| add 100,000 new numbers (creating their contacts) to a group of {n + 100_000} | "
-              f"{add_s * 1000:.0f} ms (size now {group['size']}) | | |")
+              f"{add_existing_s * 1000:.0f} ms | floor: {floor_existing_s * 1000:.0f} ms | "
+              f"{add_existing_s / floor_existing_s:.2f} |")
+        print(f"| add 100,000 new numbers (creating their contacts) to a group of {n + EXISTING} | "
+              f"{add_s * 1000:.0f} ms (size now {group['size']}) | floor: "
+              f"{floor_new_s * 1000:.0f} ms | {add_s / floor_new_s:.2f} |")
     finally:
         server.terminate()
         server.wait()
@@ -172,7 +216,17 @@ def sqlite_raw(db):
         subprocess.run(["sqlite3", "-cmd", ".timeout 30000", db, sql], check=True,
                        stdout=subprocess.DEVNULL)
         return time.perf_counter() - start
-    return {"load_memberships": load, "time": timed, "merged": True}
+    def write(path, columns, statements):
+        # Roster's connections enforce the schema's foreign keys; the CLI does when asked.
+        typed = ", ".join(f"{column} TEXT" for column in columns.split(", "))
+        script = (".timeout 30000\nPRAGMA foreign_keys = ON;\n"
+                  f"CREATE TEMP TABLE adding ({typed});\n"
+                  f".mode csv\n.import {path} adding\nBEGIN;\n" + "\n".join(statements)
+                  + "\nCOMMIT;\n")
+        start = time.perf_counter()
+        run(["sqlite3", db], input=script)
+        return time.perf_counter() - start
+    return {"load_memberships": load, "time": timed, "write": write, "merged": True}
 
 
 def postgres_raw(url):
@@ -184,13 +238,24 @@ def postgres_raw(url):
         subprocess.run(["psql", "-q", url, "-c", f"\\copy ({sql}) TO '/dev/null'"], check=True,
                        stdout=subprocess.DEVNULL)
         return time.perf_counter() - start
-    return {"load_memberships": load, "time": timed, "merged": False}
+    def write(path, columns, statements):
+        typed = ", ".join(f'{column} TEXT COLLATE "C"' for column in columns.split(", "))
+        script = (f"CREATE TEMP TABLE adding ({typed});\n"
+                  f"\\copy adding FROM '{path}' WITH (FORMAT csv)\n"
+                  "BEGIN;\n" + "\n".join(statements) + "\nCOMMIT;\n")
+        start = time.perf_counter()
+        run(["psql", "-v", "ON_ERROR_STOP=1", "-q", url], input=script)
+        return time.perf_counter() - start
+    return {"load_memberships": load, "time": timed, "write": write, "merged": False}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--postgres-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting of the throwaway PostgreSQL server (repeatable)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the SQLite database (its path is printed) for inspection")
     args = parser.parse_args()
@@ -205,19 +270,23 @@ def main():
         sqlite_url = f"sqlite://{sqlite_db}"
         plan = json.loads(roster("plans", "create", "Bench", database=sqlite_url))
         # 100,000 contacts beyond N, in no group, for the "add existing contacts" figure.
-        generate(csv_path, plan["service_plan_id"], args.contacts + 100_000)
-        os.chmod(csv_path, 0o644)
-        load_sqlite(sqlite_db, csv_path)
         print(f"# Sending, {args.contacts} contacts in one plan")
-        bench_backend("SQLite", sqlite_url, plan["service_plan_id"], plan["api_token"],
-                      args.contacts, sqlite_raw(sqlite_db))
+        if not args.skip_sqlite:
+            generate(csv_path, plan["service_plan_id"], args.contacts + EXISTING)
+            os.chmod(csv_path, 0o644)
+            load_sqlite(sqlite_db, csv_path)
+            bench_backend("SQLite", sqlite_url, plan["service_plan_id"], plan["api_token"],
+                          args.contacts, sqlite_raw(sqlite_db))
         if not args.skip_postgres:
-            pg_server, pg_url = start_postgres(workdir)
+            pg_server, pg_url = start_postgres(workdir, args.postgres_setting)
+            if args.postgres_setting:
+                print(f"\nPostgreSQL settings: {', '.join(args.postgres_setting)}")
             if pg_url is None:
                 print("\n*** PostgreSQL binaries not found: PostgreSQL part skipped ***")
                 return
             pg_plan = json.loads(roster("plans", "create", "Bench", database=pg_url))
-            generate(csv_path, pg_plan["service_plan_id"], args.contacts + 100_000)
+            generate(csv_path, pg_plan["service_plan_id"], args.contacts + EXISTING)
+            os.chmod(csv_path, 0o644)
             load_postgres(pg_url, csv_path)
             bench_backend("PostgreSQL", pg_url, pg_plan["service_plan_id"], pg_plan["api_token"],
                           args.contacts, postgres_raw(pg_url))
