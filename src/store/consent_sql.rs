@@ -104,17 +104,17 @@ macro_rules! sql_consent {
                 };
                 action = Some(request);
                 let sql = match request {
-                    GroupRequest::Join => {
+                    GroupRequest::Join => format!(
                         "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
-                         SELECT $1, $2, $3, phone FROM contacts WHERE plan_id = $1 AND id = $3 \
+                         SELECT $1, $2, $3, c.phone FROM contacts c \
+                         WHERE c.plan_id = $1 AND c.id = $3{KEEP_CONTACT_NUMBERS} \
                          ON CONFLICT DO NOTHING"
-                    }
-                    GroupRequest::Leave => {
-                        "DELETE FROM group_members \
+                    ),
+                    GroupRequest::Leave => "DELETE FROM group_members \
                          WHERE plan_id = $1 AND group_id = $2 AND contact_id = $3"
-                    }
+                        .to_owned(),
                 };
-                let affected = sqlx::query(sql)
+                let affected = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(plan.as_str())
                     .bind(&group)
                     .bind(contact)

@@ -579,7 +579,7 @@ macro_rules! sql_contacts {
                         };
                         push_list(&mut change, contacts.iter().map(ContactId::as_str));
                         if add {
-                            change.push(" ON CONFLICT DO NOTHING");
+                            change.push(KEEP_CONTACT_NUMBERS).push(" ON CONFLICT DO NOTHING");
                         }
                         let changed = change.build().execute(&mut *conn).await?.rows_affected();
                         let delta = if add { changed as i64 } else { -(changed as i64) };

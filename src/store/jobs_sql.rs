@@ -512,6 +512,9 @@ macro_rules! sql_jobs {
                 ));
                 lookup.push_bind(plan.as_str().to_owned()).push(" AND ");
                 push_phone_in(&mut lookup, &taken);
+                // The numbers read here go into memberships as they are; the contacts this
+                // import creates are its own until it commits.
+                lookup.push(KEEP_CONTACT_NUMBERS);
                 lookup
                     .build()
                     .fetch_all(&mut *conn)

@@ -124,6 +124,11 @@ const LOCK_GROUP: &str = "SELECT version, status, rule, member_count FROM contac
      WHERE plan_id = $1 AND id = $2 FOR UPDATE";
 const LOCK_PLAN: &str = "SELECT id FROM plans WHERE id = $1 FOR UPDATE";
 const LOCK_CONTACT: &str = "SELECT id FROM contacts WHERE plan_id = $1 AND id = $2 FOR UPDATE";
+/// Ends a read of contacts (as `c`) whose numbers are copied into memberships. The key-share lock
+/// (the one the foreign key takes anyway) makes a change of number wait until the copy commits,
+/// and a number changed just before is read again, so a membership never keeps an old number;
+/// the insert trigger then has nothing to fill in.
+const KEEP_CONTACT_NUMBERS: &str = " FOR KEY SHARE OF c";
 
 /// A group's row and its child ids (comma-separated, in id order).
 const GROUP_ROW: &str = "SELECT id, name, description, status, size, auto_update, rule, version, \
@@ -150,7 +155,7 @@ const NAME_SORT_KEY: &str = "COALESCE(name, '') COLLATE \"C\"";
 /// Lists travel as one `text[]` parameter.
 const INSERT_MEMBERS_BY_PHONE: &str = "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
      SELECT $1, $2, c.id, c.phone FROM contacts c \
-     WHERE c.plan_id = $1 AND c.phone = ANY($3::text[]) \
+     WHERE c.plan_id = $1 AND c.phone = ANY($3::text[]) FOR KEY SHARE OF c \
      ON CONFLICT DO NOTHING";
 const DELETE_MEMBERS_BY_PHONE: &str = "DELETE FROM group_members \
      WHERE plan_id = $1 AND group_id = $2 AND phone = ANY($3::text[])";

@@ -8,6 +8,8 @@
 //! - `Self::stream_tree()`: streaming a group's member numbers once its tree is read;
 //! - `LOCK_GROUP` / `LOCK_PLAN`: a read of the row that also locks it where the backend has row
 //!   locks (SQLite serialises writers instead);
+//! - `KEEP_CONTACT_NUMBERS`: the end of a read of contacts whose numbers go into memberships,
+//!   which keeps those numbers from changing until the writing transaction ends;
 //! - `NAME_SORT_KEY`: group names in byte order whatever the database's locale;
 //! - `INSERT_MEMBERS_BY_PHONE` / `DELETE_MEMBERS_BY_PHONE` with `phone_list(..)` for their third
 //!   parameter, and `insert_contacts(..)`: how a list of values travels as one parameter;
@@ -298,7 +300,7 @@ macro_rules! sql_store {
                             .push_bind(plan.as_str().to_owned())
                             .push(" AND ");
                         push_membership(&mut insert, plan, &tree, Scan::Set);
-                        insert.push(" ON CONFLICT DO NOTHING");
+                        insert.push(KEEP_CONTACT_NUMBERS).push(" ON CONFLICT DO NOTHING");
                         insert.build().execute(&mut *conn).await?.rows_affected() as i64
                     }
                     MembershipStep::Delete(numbers) => {

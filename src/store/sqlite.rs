@@ -152,6 +152,7 @@ const LOCK_GROUP: &str = "SELECT version, status, rule, member_count FROM contac
      WHERE plan_id = $1 AND id = $2";
 const LOCK_PLAN: &str = "SELECT id FROM plans WHERE id = $1";
 const LOCK_CONTACT: &str = "SELECT id FROM contacts WHERE plan_id = $1 AND id = $2";
+const KEEP_CONTACT_NUMBERS: &str = "";
 
 /// A group's row and its child ids (comma-separated, in id order), in the column order
 /// [`GroupRow`] is read in.

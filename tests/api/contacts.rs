@@ -504,3 +504,80 @@ async fn concurrent_creates_of_one_number_make_one_contact(app: TestApp) {
         "{statuses:?}"
     );
 }
+
+/// A membership written while its contact's number is being changed (the change not yet
+/// committed) keeps the new number, written by contact id or copied from another group: the
+/// writer must not copy the number it read before the change committed, and the change's own
+/// trigger cannot see memberships not yet written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_memberships_written_during_a_renumbering_keep_the_new_number() {
+    use sqlx::Connection;
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let contact = create(&app, json!({"phone": "+14155550601"})).await;
+    let contact = contact["id"].as_str().unwrap().to_owned();
+    let source = app.create_group(json!({"name": "Source"})).await;
+    let added = app
+        .send_json(
+            Method::POST,
+            "/api/contactgroups/members",
+            &json!({"contact_ids": [contact], "group_ids": [source["id"]]}),
+        )
+        .await;
+    assert_eq!(added.status(), 200);
+    let mut admin = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+
+    for (step, number) in ["+14155550602", "+14155550603"].into_iter().enumerate() {
+        let target = app
+            .create_group(json!({"name": format!("Target {step}")}))
+            .await;
+        let target = target["id"].as_str().unwrap().to_owned();
+        let mut renumbering = admin.begin().await.unwrap();
+        sqlx::query("UPDATE contacts SET phone = $1 WHERE id = $2")
+            .bind(number)
+            .bind(&contact)
+            .execute(&mut *renumbering)
+            .await
+            .unwrap();
+        let write = async {
+            if step == 0 {
+                app.send_json(
+                    Method::POST,
+                    "/api/contactgroups/members",
+                    &json!({"contact_ids": [contact], "group_ids": [target]}),
+                )
+                .await
+            } else {
+                app.send_json(
+                    Method::PATCH,
+                    &format!("/api/contactgroups/{target}"),
+                    &json!({"add_from_group": source["id"]}),
+                )
+                .await
+            }
+        };
+        // The write starts while the change is open; the change commits while it waits.
+        let commit = async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            renumbering.commit().await.unwrap();
+        };
+        let (response, ()) = tokio::join!(write, commit);
+        assert_eq!(response.status(), 200, "step {step}");
+        let stored: String = sqlx::query_scalar(
+            "SELECT phone FROM group_members WHERE group_id = $1 AND contact_id = $2",
+        )
+        .bind(&target)
+        .bind(&contact)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert_eq!(stored, number, "step {step}");
+        let streamed = app
+            .get_text(&format!("/api/contactgroups/{target}/members"), "text/csv")
+            .await;
+        assert!(streamed.contains(number), "step {step}: {streamed}");
+    }
+}

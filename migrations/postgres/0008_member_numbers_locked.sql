@@ -1,0 +1,9 @@
+-- Roster's writers now read each number they copy into a membership under the contact's
+-- key-share lock (the lock the foreign key takes anyway), so a change of number waits for them
+-- and a number changed just before is read again. The insert trigger of 0007 then only has to
+-- fill in the number for writers that give none: instances of a version before 0007 during a
+-- rolling upgrade. Skipping it for the others saves a PL/pgSQL call per membership written.
+DROP TRIGGER group_members_phone_from_contact ON group_members;
+CREATE TRIGGER group_members_phone_from_contact BEFORE INSERT ON group_members
+FOR EACH ROW WHEN (NEW.phone IS NULL)
+EXECUTE FUNCTION group_members_phone_from_contact();
