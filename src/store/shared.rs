@@ -9,7 +9,8 @@
 //! - `LOCK_GROUP` / `LOCK_PLAN`: a read of the row that also locks it where the backend has row
 //!   locks (SQLite serialises writers instead);
 //! - `KEEP_CONTACT_NUMBERS`: the end of a read of contacts whose numbers go into memberships,
-//!   which keeps those numbers from changing until the writing transaction ends;
+//!   which keeps those numbers from changing until the writing transaction ends (empty where
+//!   writers are serialised);
 //! - `NAME_SORT_KEY`: group names in byte order whatever the database's locale;
 //! - `INSERT_MEMBERS_BY_PHONE` / `DELETE_MEMBERS_BY_PHONE` with `phone_list(..)` for their third
 //!   parameter, and `insert_contacts(..)`: how a list of values travels as one parameter;

@@ -559,9 +559,29 @@ async fn postgres_memberships_written_during_a_renumbering_keep_the_new_number()
                 .await
             }
         };
-        // The write starts while the change is open; the change commits while it waits.
+        // The write starts while the change is open; the change commits once the write waits
+        // for it (so the write's statement began before the new number was committed).
+        let url = app.database_url.clone();
         let commit = async move {
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .fetch_one(&mut watcher)
+                .await
+                .unwrap();
+                if waiting > 0 {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the write never waited for the change of number"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
             renumbering.commit().await.unwrap();
         };
         let (response, ()) = tokio::join!(write, commit);
