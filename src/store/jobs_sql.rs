@@ -615,24 +615,10 @@ macro_rules! sql_jobs {
             insert
                 .push_bind(plan.as_str().to_owned())
                 .push(", ")
-                .push_bind(group.to_owned());
-            if KEEP_CONTACT_NUMBERS.is_empty() {
-                // One writer at a time: the numbers this import read are still its contacts'.
-                insert.push(", t.contact_id, t.phone FROM ");
-                push_member_table(&mut insert, contacts);
-                insert.push(" AS t WHERE true");
-            } else {
-                // Another writer may have renumbered a contact since the import looked it up:
-                // the number comes from the contact, under the lock that keeps it.
-                insert.push(", c.id, c.phone FROM ");
-                push_member_table(&mut insert, contacts);
-                insert
-                    .push(" AS t JOIN contacts c ON c.plan_id = ")
-                    .push_bind(plan.as_str().to_owned())
-                    .push(" AND c.id = t.contact_id")
-                    .push(KEEP_CONTACT_NUMBERS);
-            }
-            insert.push(" ON CONFLICT DO NOTHING");
+                .push_bind(group.to_owned())
+                .push(", t.contact_id, t.phone FROM ");
+            push_member_table(&mut insert, plan, contacts);
+            insert.push(" AS t WHERE true ON CONFLICT DO NOTHING");
             Ok(insert.build().execute(&mut *conn).await?.rows_affected())
         }
 

@@ -152,7 +152,7 @@ const MEMBER_PAGE: &str = "SELECT json_agg(json_build_array(id, phone, first_nam
 /// Names sort byte by byte, as on the other backend, not by the database's locale.
 const NAME_SORT_KEY: &str = "COALESCE(name, '') COLLATE \"C\"";
 
-/// Lists travel as one `text[]` parameter.
+/// Lists travel as one `text[]` parameter. The contacts are read as `KEEP_CONTACT_NUMBERS` says.
 const INSERT_MEMBERS_BY_PHONE: &str = "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
      SELECT $1, $2, c.id, c.phone FROM contacts c \
      WHERE c.plan_id = $1 AND c.phone = ANY($3::text[]) FOR KEY SHARE OF c \
@@ -281,20 +281,24 @@ fn push_phone_table<'a>(
         .push("::text[]) AS phone)");
 }
 
-/// Pairs of (contact id, number) as a table with the columns `contact_id` and `phone`.
+/// The memberships an import writes, from pairs of (contact id, number), as a table with the
+/// columns `contact_id` and `phone`. The numbers come from the contacts themselves, under the
+/// lock that keeps them: another writer may have renumbered a contact since the import looked
+/// it up.
 fn push_member_table<'a>(
     builder: &mut sqlx::QueryBuilder<sqlx::Postgres>,
+    plan: &PlanId,
     items: impl Iterator<Item = (&'a str, &'a str)>,
 ) {
-    let (ids, phones): (Vec<String>, Vec<String>) = items
-        .map(|(id, phone)| (id.to_owned(), phone.to_owned()))
-        .unzip();
+    let ids: Vec<String> = items.map(|(id, _)| id.to_owned()).collect();
     builder
-        .push("(SELECT * FROM unnest(")
+        .push("(SELECT c.id AS contact_id, c.phone FROM contacts c WHERE c.plan_id = ")
+        .push_bind(plan.as_str().to_owned())
+        .push(" AND c.id = ANY(")
         .push_bind(ids)
-        .push("::text[], ")
-        .push_bind(phones)
-        .push("::text[]) AS t (contact_id, phone))");
+        .push("::text[])")
+        .push(KEEP_CONTACT_NUMBERS)
+        .push(")");
 }
 
 /// A contact's direct groups' names (an unnamed group by its id), as a JSON array.

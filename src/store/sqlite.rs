@@ -365,9 +365,12 @@ fn push_phone_table<'a>(
         .push("))");
 }
 
-/// Pairs of (contact id, number) as a table with the columns `contact_id` and `phone`.
+/// The memberships an import writes, from pairs of (contact id, number), as a table with the
+/// columns `contact_id` and `phone`. Writers are serialised, so the numbers the import read are
+/// still its contacts'.
 fn push_member_table<'a>(
     builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>,
+    _plan: &PlanId,
     items: impl Iterator<Item = (&'a str, &'a str)>,
 ) {
     let items: Vec<[&str; 2]> = items.map(|(id, phone)| [id, phone]).collect();
