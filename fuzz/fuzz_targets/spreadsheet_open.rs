@@ -1,6 +1,7 @@
 //! The XLSX, XLS and ODS readers on arbitrary bytes, each forced in turn: no panic escapes them,
-//! no allocation runs away (calamine trusts the sizes written in an XLS file; run with
-//! `-rss_limit_mb` to catch a regression), and rows stay within the limits.
+//! no allocation runs away (every reader is held to the caps of `Limits`; the corpus holds the
+//! shapes of the bombs that made them necessary, and run.sh passes `-rss_limit_mb` to catch a
+//! regression), and rows stay within the limits.
 
 #![no_main]
 

@@ -79,6 +79,9 @@ pub enum ApiError {
     PreconditionFailed { current: i64 },
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// An uploaded file passed one of the caps its reader is held to (the error names it).
+    #[error("the file is over a limit")]
+    FileOverCap(Vec<FieldError>),
     #[error("the request body did not arrive in time")]
     BodyTimeout,
     #[error("too many requests for this token; retry in {retry_after} s")]
@@ -101,7 +104,9 @@ impl ApiError {
             ApiError::UnknownGroups(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::FileOverCap(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -110,7 +115,9 @@ impl ApiError {
 
     fn field_errors(&self) -> &[FieldError] {
         match self {
-            ApiError::Invalid(errors) | ApiError::UnknownGroups(errors) => errors,
+            ApiError::Invalid(errors)
+            | ApiError::UnknownGroups(errors)
+            | ApiError::FileOverCap(errors) => errors,
             _ => &[],
         }
     }
@@ -292,7 +299,7 @@ impl IntoResponse for SinchError {
             ApiError::PreconditionFailed { .. } => {
                 (StatusCode::PRECONDITION_FAILED, "precondition_failed")
             }
-            ApiError::PayloadTooLarge { .. } => {
+            ApiError::PayloadTooLarge { .. } | ApiError::FileOverCap(_) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "syntax_constraint_violation")
             }
             ApiError::TooManyRequests { .. } => {

@@ -195,7 +195,9 @@ fn import_error(error: StoreError) -> ApiError {
 ///
 /// The file is read once: the answer gives the format found, the columns with a suggested
 /// mapping, the first rows and the number of rows. Nothing is imported until it is committed.
-/// Files up to 256 MiB; uploads not committed are removed after a day.
+/// Files up to 256 MiB; uploads not committed are removed after a day. Reading is held to caps
+/// (at most 10,000,000 rows, 30 s, and for spreadsheets what they may inflate to and hold;
+/// docs/security.md lists them): past one the answer is 413 naming the cap and its value.
 #[utoipa::path(
     post, path = "/api/imports", tag = TAG,
     request_body(content = UploadForm, content_type = "multipart/form-data"),
@@ -203,7 +205,7 @@ fn import_error(error: StoreError) -> ApiError {
         (status = 201, description = "The file's preview", body = ImportView),
         (status = 400, description = "No file, or a file that cannot be read (the reason is named)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The file is larger than 256 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The file is larger than 256 MiB, or passes one of the caps its reader is held to (rows, inflated size, … named in the error; see docs/security.md)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -273,13 +275,14 @@ async fn upload_import(
         tokio::task::spawn_blocking(move || preview(&path, name.as_deref(), chosen.as_deref()))
             .await
             .map_err(|_| ApiError::Internal)?
-            .map_err(|error| {
-                let field = if matches!(error, read::ReadError::UnknownSheet { .. }) {
-                    "sheet"
-                } else {
-                    "file"
-                };
-                ApiError::invalid(FieldError::format(field, error))
+            .map_err(|error| match error {
+                read::ReadError::UnknownSheet { .. } => {
+                    ApiError::invalid(FieldError::format("sheet", error))
+                }
+                read::ReadError::OverCap { .. } => {
+                    ApiError::FileOverCap(vec![FieldError::constraint("file", error)])
+                }
+                other => ApiError::invalid(FieldError::format("file", other)),
             })?;
     let source = StoredSource {
         detected,

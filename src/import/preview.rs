@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::read::{self, Detected, ReadError};
+use super::read::{self, Detected, HeaderRow, Limits, ReadError};
 
 /// Rows shown in a preview.
 pub const PREVIEW_ROWS: usize = 10;
@@ -45,16 +45,27 @@ pub struct PreviewRow {
 }
 
 /// Reads the whole file once: to check it can be read, to show its first rows and to count
-/// the rest.
+/// the rest. Reading stops with [`read::Cap::PreviewSeconds`] after
+/// [`read::limits::MAX_PREVIEW_TIME`], and at every other cap of [`Limits`].
 pub fn preview(
     path: &std::path::Path,
     file_name: Option<&str>,
     sheet: Option<&str>,
 ) -> Result<(Detected, Preview), ReadError> {
+    preview_with(path, file_name, sheet, &Limits::for_preview())
+}
+
+/// [`preview`], held to `limits`.
+pub fn preview_with(
+    path: &std::path::Path,
+    file_name: Option<&str>,
+    sheet: Option<&str>,
+    limits: &Limits,
+) -> Result<(Detected, Preview), ReadError> {
     let mut file = std::fs::File::open(path).map_err(ReadError::from)?;
-    let detected = read::detect(&mut file, file_name)?;
+    let detected = read::detect_with(&mut file, file_name, limits)?;
     let file = std::fs::File::open(path).map_err(ReadError::from)?;
-    let table = read::open(file, &detected, sheet)?;
+    let table = read::open_with(file, &detected, sheet, HeaderRow::Detect, limits)?;
     let suggested = read::suggest_mapping(&table.headers);
     let columns = table
         .headers
@@ -68,6 +79,10 @@ pub fn preview(
     let mut rows = Vec::new();
     let mut total_rows = 0u64;
     for item in table.rows {
+        // The readers of archives watch the clock as they inflate; this catches the others.
+        if total_rows.is_multiple_of(1024) {
+            limits.check_time()?;
+        }
         match item {
             Ok(row) if rows.len() < PREVIEW_ROWS => rows.push(PreviewRow {
                 row: row.number,

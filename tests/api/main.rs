@@ -23,5 +23,6 @@ mod rate_limit;
 mod sdk;
 mod sending_processes;
 mod smart_groups;
+mod spreadsheet_bombs;
 mod store_model;
 mod web;

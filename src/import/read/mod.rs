@@ -4,9 +4,11 @@
 //! Importing is two steps, possibly minutes apart: [`detect`] looks at the file and says what it
 //! is (the caller stores the [`Detected`] with the import job), then [`open`] reads it as a
 //! [`Table`] of trimmed text cells whose rows stream one at a time. CSV and vCard files are read
-//! in constant memory whatever their size (a 5,000,000-row CSV peaks at a few MB); an XLSX sheet
-//! is streamed by a reader thread (the workbook's shared strings are loaded whole); XLS and ODS
-//! workbooks are loaded whole by calamine, which has no streaming reader for them.
+//! in constant memory whatever their size (a 5,000,000-row CSV peaks at a few MB); XLSX and ODS
+//! sheets stream from their archive on a reader thread (an XLSX file's shared strings are held
+//! while it is read); XLS workbooks are loaded whole by calamine, which has no streaming reader
+//! for them. Every reader is held to the caps of [`Limits`] — what it inflates, holds and reads,
+//! and for how long — so that a hostile file is refused before it takes the server's memory.
 //!
 //! Row numbers are the ones an operator sees in a spreadsheet program: the header row is row 1,
 //! the first data row row 2 (row 1 if there is no header row). Empty rows are skipped but keep
@@ -18,21 +20,30 @@
 //! store: mapping columns onto contacts is the import job's business, helped by
 //! [`suggest_mapping`].
 
+mod cells;
 mod columns;
 mod csv_source;
+pub mod limits;
+mod ods;
 mod ole;
-mod sheet;
+mod reader_thread;
 mod sniff;
 mod suggest;
 mod text;
 mod vcard;
+mod xls;
+mod xlsx;
+mod zip_container;
 
+#[cfg(test)]
+mod cap_tests;
 #[cfg(test)]
 mod tests;
 
 use std::io::{Read, Seek};
 
 pub use self::columns::column_label;
+pub use self::limits::{Cap, Limits};
 pub use self::suggest::{suggest_mapping, suggest_mapping_with_samples};
 pub use self::vcard::HEADERS as VCARD_HEADERS;
 
@@ -173,6 +184,9 @@ pub enum ReadError {
     },
     #[error("the file was detected as {detected:?} but cannot be read as such: {message}")]
     Mismatch { detected: Format, message: String },
+    /// A cap of [`Limits`] was passed: nothing more of the file is read.
+    #[error("{}", cap.message(*limit))]
+    OverCap { cap: Cap, limit: u64 },
 }
 
 impl ReadError {
@@ -213,7 +227,16 @@ pub fn detect<R: Read + Seek>(
     reader: &mut R,
     file_name: Option<&str>,
 ) -> Result<Detected, ReadError> {
-    sniff::detect(reader, file_name)
+    detect_with(reader, file_name, &Limits::default())
+}
+
+/// [`detect`], held to `limits`.
+pub fn detect_with<R: Read + Seek>(
+    reader: &mut R,
+    file_name: Option<&str>,
+    limits: &Limits,
+) -> Result<Detected, ReadError> {
+    sniff::detect(reader, file_name, limits)
 }
 
 /// Whether the first row of a CSV file or sheet names the columns.
@@ -250,11 +273,55 @@ pub fn open_with_header<R: Read + Seek + Send + 'static>(
     sheet: Option<&str>,
     header: HeaderRow,
 ) -> Result<Table, ReadError> {
-    match detected.format {
-        Format::Csv => csv_source::open(reader, detected.encoding, detected.delimiter, header),
-        Format::Vcard => vcard::open(reader, detected.encoding),
-        Format::Xlsx => sheet::open_xlsx(reader, sheet, header),
-        Format::Xls => sheet::open_xls(reader, sheet, header),
-        Format::Ods => sheet::open_ods(reader, sheet, header),
+    open_with(reader, detected, sheet, header, &Limits::default())
+}
+
+/// [`open_with_header`], held to `limits`.
+pub fn open_with<R: Read + Seek + Send + 'static>(
+    reader: R,
+    detected: &Detected,
+    sheet: Option<&str>,
+    header: HeaderRow,
+    limits: &Limits,
+) -> Result<Table, ReadError> {
+    let mut table = match detected.format {
+        Format::Csv => csv_source::open(reader, detected.encoding, detected.delimiter, header)?,
+        Format::Vcard => vcard::open(reader, detected.encoding)?,
+        Format::Xlsx => xlsx::open(reader, sheet, header, limits)?,
+        Format::Xls => xls::open(reader, sheet, header, limits)?,
+        Format::Ods => ods::open(reader, sheet, header, limits)?,
+    };
+    table.rows = Box::new(CappedRows {
+        rows: table.rows,
+        read: 0,
+        limits: *limits,
+        done: false,
+    });
+    Ok(table)
+}
+
+/// A table's rows, ending with [`Cap::Rows`] once there are too many: the cap holds while the
+/// file is read, not after.
+struct CappedRows {
+    rows: Box<dyn Iterator<Item = Result<SourceRow, ReadError>> + Send>,
+    read: u64,
+    limits: Limits,
+    done: bool,
+}
+
+impl Iterator for CappedRows {
+    type Item = Result<SourceRow, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let row = self.rows.next()?;
+        self.read += 1;
+        if self.read > self.limits.rows {
+            self.done = true;
+            return Some(Err(Cap::Rows.exceeded(&self.limits)));
+        }
+        Some(row)
     }
 }

@@ -11,8 +11,17 @@
 //! larger than the file (then every chain calamine follows ends within the file's size), and in
 //! the workbook stream no dimensions or cell may lie outside the BIFF8 grid of 65536 rows × 256
 //! columns (then no grid is larger than Excel's own).
+//!
+//! Even within those bounds calamine holds a lot: the file's workbook stream, every cell of every
+//! sheet as a list, each sheet again as a dense grid over its used rectangle, and every shared
+//! string as a `String` of its own (24 bytes for an empty one written in 3). So the file's size,
+//! its cells (listed and in their rectangles, over all sheets) and its shared string table are
+//! held to the caps of [`Limits`] first.
 
 use std::io::{Read, Seek, SeekFrom};
+
+use super::ReadError;
+use super::limits::{Cap, Limits};
 
 const MAGIC: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
 /// Sector numbers from here up are markers, not sectors (DIFSECT, FATSECT, ENDOFCHAIN, FREESECT).
@@ -25,14 +34,38 @@ pub(super) fn is_compound_file(start: &[u8]) -> bool {
 }
 
 /// `Err` says what is wrong, for the operator.
-pub(super) fn check<R: Read + Seek>(reader: &mut R) -> Result<(), String> {
-    let damaged = |what: &str| format!("the XLS file is damaged ({what})");
-    let len = reader
-        .seek(SeekFrom::End(0))
-        .map_err(|error| error.to_string())?;
-    reader
-        .seek(SeekFrom::Start(0))
-        .map_err(|error| error.to_string())?;
+pub(super) fn check<R: Read + Seek>(reader: &mut R, limits: &Limits) -> Result<(), ReadError> {
+    let len = reader.seek(SeekFrom::End(0))?;
+    if len > limits.xls_file_bytes {
+        return Err(Cap::XlsFileBytes.exceeded(limits));
+    }
+    reader.seek(SeekFrom::Start(0))?;
+    check_structure(reader, len, limits).map_err(|what| match what {
+        Problem::Damaged(what) => {
+            ReadError::Spreadsheet(format!("the XLS file is damaged ({what})"))
+        }
+        Problem::Over(cap) => cap.exceeded(limits),
+    })
+}
+
+/// What is wrong with a compound file.
+enum Problem {
+    Damaged(String),
+    Over(Cap),
+}
+
+impl From<String> for Problem {
+    fn from(what: String) -> Self {
+        Problem::Damaged(what)
+    }
+}
+
+fn check_structure<R: Read + Seek>(
+    reader: &mut R,
+    len: u64,
+    limits: &Limits,
+) -> Result<(), Problem> {
+    let damaged = |what: &str| Problem::Damaged(what.to_owned());
     let mut header = [0u8; 512];
     reader
         .read_exact(&mut header)
@@ -85,7 +118,7 @@ pub(super) fn check<R: Read + Seek>(reader: &mut R) -> Result<(), String> {
         // No workbook: calamine says so.
         return Ok(());
     };
-    check_grid(&stream).map_err(|what| damaged(&what))
+    check_workbook(&stream, limits)
 }
 
 /// The BIFF8 grid: a sheet holds at most this many rows and columns.
@@ -174,23 +207,51 @@ impl Entry {
     }
 }
 
-/// Checks the dimensions and cell positions of every sheet in a BIFF workbook stream.
-fn check_grid(stream: &[u8]) -> Result<(), String> {
+/// Checks the dimensions and cell positions of every sheet in a BIFF workbook stream, and counts
+/// what calamine will hold of it.
+fn check_workbook(stream: &[u8], limits: &Limits) -> Result<(), Problem> {
     let mut rest = stream;
     let u16_in = |bytes: &[u8], at: usize| -> Option<u16> {
         let b: [u8; 2] = bytes.get(at..at.checked_add(2)?)?.try_into().ok()?;
         Some(u16::from_le_bytes(b))
     };
+    let mut count = CellCount::default();
+    let mut sheet = SheetCells::default();
+    let mut depth = 0usize;
+    // The shared string table and the CONTINUE records that carry it on.
+    let mut strings = 0u64;
+    let mut in_strings = false;
     while let (Some(kind), Some(len)) = (u16_in(rest, 0), u16_in(rest, 2)) {
         let len = usize::from(len);
         let Some(data) = rest.get(4..4 + len) else {
             // calamine stops here with an error of its own.
-            return Ok(());
+            break;
         };
         rest = rest.get(4 + len..).unwrap_or_default();
         let u16_at = |at: usize| u16_in(data, at).map(u64::from);
         let u32_at = |at: usize| u32_at(data, at).map(u64::from);
+        in_strings = kind == 0x00FC || (in_strings && kind == 0x003C);
+        if in_strings {
+            strings += len as u64;
+            if strings > limits.xls_string_bytes {
+                return Err(Problem::Over(Cap::XlsStringBytes));
+            }
+        }
         match kind {
+            // BOF: a sheet (or, nested in one, a chart) begins.
+            0x0809 => {
+                depth += 1;
+                if depth == 1 {
+                    count.add_sheet(&std::mem::take(&mut sheet), limits)?;
+                }
+            }
+            // EOF: it ends.
+            0x000A => {
+                if depth == 1 {
+                    count.add_sheet(&std::mem::take(&mut sheet), limits)?;
+                }
+                depth = depth.saturating_sub(1);
+            }
             // DIMENSIONS: first row, last row + 1, first column, last column + 1.
             0x0200 => {
                 let last = match len {
@@ -198,28 +259,105 @@ fn check_grid(stream: &[u8]) -> Result<(), String> {
                     14 | 16 => u32_at(4).zip(u16_at(10)),
                     _ => None,
                 };
-                if let Some((rows, columns)) = last
-                    && (rows > MAX_ROWS || columns > MAX_COLUMNS)
-                {
-                    return Err(format!("a sheet claims {rows} rows and {columns} columns"));
+                if let Some((rows, columns)) = last {
+                    if rows > MAX_ROWS || columns > MAX_COLUMNS {
+                        return Err(
+                            format!("a sheet claims {rows} rows and {columns} columns").into()
+                        );
+                    }
+                    // calamine reserves room for this many cells, whatever the sheet holds.
+                    sheet.declared = sheet.declared.max(rows * columns);
                 }
             }
-            // Cell records: row, then column. MULRK ends with its last column.
+            // Cell records: row, then column. MULRK and MULBLANK end with their last column.
             0x0203 | 0x0204 | 0x00D6 | 0x0205 | 0x027E | 0x00FD | 0x00BD | 0x0006 | 0x0201
             | 0x00BE => {
                 let row = u16_at(0).unwrap_or(0);
-                let mut column = u16_at(2).unwrap_or(0);
+                let first = u16_at(2).unwrap_or(0);
+                let mut column = first;
                 if matches!(kind, 0x00BD | 0x00BE) {
                     column = column.max(len.checked_sub(2).and_then(u16_at).unwrap_or(0));
                 }
                 if row >= MAX_ROWS || column >= MAX_COLUMNS {
-                    return Err(format!("a cell at row {}, column {}", row + 1, column + 1));
+                    return Err(format!("a cell at row {}, column {}", row + 1, column + 1).into());
+                }
+                // Blank cells (BLANK, MULBLANK) are not loaded.
+                if !matches!(kind, 0x0201 | 0x00BE) {
+                    let cells = if kind == 0x00BD {
+                        column - first + 1
+                    } else {
+                        1
+                    };
+                    sheet.values.add(row, first, column);
+                    if kind == 0x0006 {
+                        sheet.formulas.add(row, first, column);
+                    }
+                    count.listed += cells;
+                    if count.listed > limits.xls_cells {
+                        return Err(Problem::Over(Cap::XlsCells));
+                    }
                 }
             }
             _ => {}
         }
     }
-    Ok(())
+    // A sheet the stream does not close.
+    count.add_sheet(&sheet, limits)
+}
+
+/// The cells of a workbook so far: as listed, and in their sheets' rectangles.
+#[derive(Default)]
+struct CellCount {
+    listed: u64,
+    laid_out: u64,
+}
+
+impl CellCount {
+    fn add_sheet(&mut self, sheet: &SheetCells, limits: &Limits) -> Result<(), Problem> {
+        self.laid_out += sheet
+            .declared
+            .max(sheet.values.area())
+            .saturating_add(sheet.formulas.area());
+        if self.laid_out > limits.xls_cells {
+            return Err(Problem::Over(Cap::XlsCells));
+        }
+        Ok(())
+    }
+}
+
+/// One sheet's cells: the rectangle of its values, of its formulas, and what it declares.
+#[derive(Default)]
+struct SheetCells {
+    values: Rectangle,
+    formulas: Rectangle,
+    declared: u64,
+}
+
+/// The smallest rectangle around some cells.
+#[derive(Default)]
+struct Rectangle {
+    /// First row, last row, first column, last column; `None` until a cell is added.
+    bounds: Option<(u64, u64, u64, u64)>,
+}
+
+impl Rectangle {
+    fn add(&mut self, row: u64, first: u64, last: u64) {
+        self.bounds = Some(match self.bounds {
+            None => (row, row, first, last),
+            Some((top, bottom, left, right)) => (
+                top.min(row),
+                bottom.max(row),
+                left.min(first),
+                right.max(last),
+            ),
+        });
+    }
+
+    fn area(&self) -> u64 {
+        self.bounds.map_or(0, |(top, bottom, left, right)| {
+            (bottom - top + 1) * (right - left + 1)
+        })
+    }
 }
 
 struct Sectors<'r, R> {
@@ -318,11 +456,22 @@ mod tests {
             record.extend_from_slice(&0u16.to_le_bytes());
             record
         };
-        assert!(check_grid(&dimensions(65_536, 256)).is_ok());
-        assert!(check_grid(&dimensions(65_537, 256)).is_err());
-        assert!(check_grid(&dimensions(65_536, 257)).is_err());
+        let unbounded = Limits {
+            xls_cells: u64::MAX,
+            ..Limits::default()
+        };
+        let damaged = |result: Result<(), Problem>| matches!(result, Err(Problem::Damaged(_)));
+        assert!(check_workbook(&dimensions(65_536, 256), &unbounded).is_ok());
+        assert!(damaged(check_workbook(
+            &dimensions(65_537, 256),
+            &unbounded
+        )));
+        assert!(damaged(check_workbook(
+            &dimensions(65_536, 257),
+            &unbounded
+        )));
         // Cut short: left to calamine.
-        assert!(check_grid(&dimensions(u32::MAX, 256)[..10]).is_ok());
+        assert!(check_workbook(&dimensions(u32::MAX, 256)[..10], &unbounded).is_ok());
     }
 
     #[test]
@@ -333,5 +482,75 @@ mod tests {
         assert!(has_loop(&[1, 2, 0]));
         assert!(has_loop(&[END, 1]));
         assert!(has_loop(&[END, 3, END, 4, 3]));
+    }
+
+    fn record(kind: u16, data: &[u8]) -> Vec<u8> {
+        let mut bytes = kind.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&(data.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(data);
+        bytes
+    }
+
+    /// A sheet with a NUMBER cell at each position.
+    fn sheet(cells: &[(u16, u16)]) -> Vec<u8> {
+        let mut stream = record(0x0809, &[0; 16]);
+        for (row, column) in cells {
+            let mut data = row.to_le_bytes().to_vec();
+            data.extend_from_slice(&column.to_le_bytes());
+            data.extend_from_slice(&[0; 10]);
+            stream.extend(record(0x0203, &data));
+        }
+        stream.extend(record(0x000A, &[]));
+        stream
+    }
+
+    fn over(result: Result<(), Problem>) -> Option<Cap> {
+        match result {
+            Err(Problem::Over(cap)) => Some(cap),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn cells_at_and_past_the_cap() {
+        let limits = Limits {
+            xls_cells: 100,
+            ..Limits::default()
+        };
+        // Two cells far apart: calamine would lay out the 10 × 10 rectangle between them.
+        assert!(check_workbook(&sheet(&[(0, 0), (9, 9)]), &limits).is_ok());
+        assert_eq!(
+            over(check_workbook(&sheet(&[(0, 0), (10, 9)]), &limits)),
+            Some(Cap::XlsCells)
+        );
+        // Summed over sheets.
+        let two = [sheet(&[(0, 0), (9, 4)]), sheet(&[(0, 0), (9, 4)])].concat();
+        assert!(check_workbook(&two, &limits).is_ok());
+        let three = [two.clone(), sheet(&[(0, 0)])].concat();
+        assert_eq!(over(check_workbook(&three, &limits)), Some(Cap::XlsCells));
+        // The same cell over and over is listed each time.
+        let repeated: Vec<(u16, u16)> = std::iter::repeat_n((0, 0), 101).collect();
+        assert_eq!(
+            over(check_workbook(&sheet(&repeated), &limits)),
+            Some(Cap::XlsCells)
+        );
+    }
+
+    #[test]
+    fn shared_strings_at_and_past_the_cap() {
+        let limits = Limits {
+            xls_string_bytes: 100,
+            ..Limits::default()
+        };
+        let table = |first: usize, more: usize| {
+            let mut stream = record(0x00FC, &vec![0; first]);
+            stream.extend(record(0x003C, &vec![0; more]));
+            stream
+        };
+        assert!(check_workbook(&table(60, 40), &limits).is_ok());
+        assert_eq!(
+            over(check_workbook(&table(60, 41), &limits)),
+            Some(Cap::XlsStringBytes)
+        );
     }
 }

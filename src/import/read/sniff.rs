@@ -3,8 +3,10 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
+use super::limits::Limits;
 use super::text::{SAMPLE_BYTES, decode_sample, read_sample};
-use super::{Detected, Format, ReadError, TextEncoding, ole, sheet};
+use super::zip_container::Archive;
+use super::{Detected, Format, ReadError, TextEncoding, ods, ole, xls, xlsx};
 
 const ODS_MIMETYPE: &str = "application/vnd.oasis.opendocument.spreadsheet";
 
@@ -17,6 +19,7 @@ const SNIFF_RECORDS: usize = 50;
 pub(super) fn detect<R: Read + Seek>(
     reader: &mut R,
     file_name: Option<&str>,
+    limits: &Limits,
 ) -> Result<Detected, ReadError> {
     reader.seek(SeekFrom::Start(0))?;
     let sample = read_sample(reader, SAMPLE_BYTES)?;
@@ -24,11 +27,11 @@ pub(super) fn detect<R: Read + Seek>(
         return Err(ReadError::Empty);
     }
     if sample.starts_with(b"PK\x03\x04") || sample.starts_with(b"PK\x05\x06") {
-        let format = zip_format(reader, &sample)?;
-        return spreadsheet(reader, format);
+        let format = zip_format(reader, &sample, limits)?;
+        return spreadsheet(reader, format, limits);
     }
     if ole::is_compound_file(&sample) {
-        return spreadsheet(reader, Format::Xls);
+        return spreadsheet(reader, Format::Xls, limits);
     }
     if let Some(what) = known_binary(&sample) {
         return Err(ReadError::Unsupported(what.to_owned()));
@@ -73,9 +76,18 @@ pub(super) fn detect<R: Read + Seek>(
     })
 }
 
-fn spreadsheet<R: Read + Seek>(reader: &mut R, format: Format) -> Result<Detected, ReadError> {
+fn spreadsheet<R: Read + Seek>(
+    reader: &mut R,
+    format: Format,
+    limits: &Limits,
+) -> Result<Detected, ReadError> {
     reader.seek(SeekFrom::Start(0))?;
-    let sheets = sheet::list_sheets(&mut *reader, format)?;
+    let sheets = match format {
+        Format::Xlsx => xlsx::list_sheets(&mut *reader, limits)?,
+        Format::Ods => ods::list_sheets(&mut *reader, limits)?,
+        Format::Xls => xls::list_sheets(&mut *reader, limits)?,
+        Format::Csv | Format::Vcard => Vec::new(),
+    };
     if sheets.is_empty() {
         return Err(ReadError::NoSheets);
     }
@@ -294,7 +306,11 @@ fn delimiter_counts(text: &str, delimiter: char, truncated: bool) -> Vec<usize> 
 
 /// Which spreadsheet a ZIP archive holds, by its entries (and the ODF `mimetype` entry, which
 /// the OpenDocument standard stores first and uncompressed).
-fn zip_format<R: Read + Seek>(reader: &mut R, sample: &[u8]) -> Result<Format, ReadError> {
+fn zip_format<R: Read + Seek>(
+    reader: &mut R,
+    sample: &[u8],
+    limits: &Limits,
+) -> Result<Format, ReadError> {
     if let Some(mimetype) = odf_mimetype(sample) {
         if mimetype.trim() == ODS_MIMETYPE {
             return Ok(Format::Ods);
@@ -306,10 +322,14 @@ fn zip_format<R: Read + Seek>(reader: &mut R, sample: &[u8]) -> Result<Format, R
             )));
         }
     }
-    let Some(names) = zip_entry_names(reader) else {
-        return Err(ReadError::Unsupported(
-            "a damaged ZIP archive (an XLSX or ODS file that was cut short?)".to_owned(),
-        ));
+    let names = match Archive::open(&mut *reader, limits) {
+        Ok(archive) => archive.names(),
+        Err(error @ ReadError::OverCap { .. }) => return Err(error),
+        Err(_) => {
+            return Err(ReadError::Unsupported(
+                "a damaged ZIP archive (an XLSX or ODS file that was cut short?)".to_owned(),
+            ));
+        }
     };
     let has = |wanted: &str| {
         names
@@ -362,43 +382,6 @@ fn odf_mimetype(sample: &[u8]) -> Option<String> {
     let start = 30 + name_len + extra_len;
     let content = sample.get(start..start + size)?;
     Some(String::from_utf8_lossy(content).into_owned())
-}
-
-/// The entry names in a ZIP archive's central directory, or `None` if there is none to be found.
-fn zip_entry_names<R: Read + Seek>(reader: &mut R) -> Option<Vec<String>> {
-    const EOCD_LEN: u64 = 22;
-    const MAX_DIRECTORY: u64 = 16 * 1024 * 1024;
-    const MAX_ENTRIES: usize = 100_000;
-    let len = reader.seek(SeekFrom::End(0)).ok()?;
-    if len < EOCD_LEN {
-        return None;
-    }
-    // The end-of-central-directory record closes the file, after a comment of up to 64 KiB.
-    let tail_len = len.min(EOCD_LEN + 65535);
-    reader.seek(SeekFrom::Start(len - tail_len)).ok()?;
-    let tail = read_sample(reader, usize::try_from(tail_len).ok()?).ok()?;
-    let last_start = tail.len().checked_sub(EOCD_LEN as usize)?;
-    let eocd = (0..=last_start)
-        .rev()
-        .find(|&at| tail.get(at..at + 4) == Some(b"PK\x05\x06".as_slice()))?;
-    let size = le32(&tail, eocd + 12)?;
-    let offset = le32(&tail, eocd + 16)?;
-    if size > MAX_DIRECTORY || offset.checked_add(size)? > len {
-        return None;
-    }
-    reader.seek(SeekFrom::Start(offset)).ok()?;
-    let directory = read_sample(reader, usize::try_from(size).ok()?).ok()?;
-    let mut names = Vec::new();
-    let mut at = 0usize;
-    while directory.get(at..at + 4) == Some(b"PK\x01\x02".as_slice()) && names.len() < MAX_ENTRIES {
-        let name_len = le16(&directory, at + 28)?;
-        let extra_len = le16(&directory, at + 30)?;
-        let comment_len = le16(&directory, at + 32)?;
-        let name = directory.get(at + 46..at + 46 + name_len)?;
-        names.push(String::from_utf8_lossy(name).into_owned());
-        at += 46 + name_len + extra_len + comment_len;
-    }
-    Some(names)
 }
 
 #[cfg(test)]

@@ -374,7 +374,7 @@ fn dropping_an_xlsx_table_early_stops_its_reader() {
 
 /// A minimal BIFF8 workbook in a compound file, written by hand (no crate writes XLS): a hidden
 /// worksheet, then "Customers", then a chart sheet.
-fn xls_fixture() -> Vec<u8> {
+pub(super) fn xls_fixture() -> Vec<u8> {
     fn record(stream: &mut Vec<u8>, kind: u16, data: &[u8]) {
         stream.extend_from_slice(&kind.to_le_bytes());
         stream.extend_from_slice(&(data.len() as u16).to_le_bytes());
@@ -558,7 +558,7 @@ fn an_xls_with_a_looping_sector_chain_is_refused() {
         error.to_string(),
         "the spreadsheet could not be read: the XLS file is damaged (sector chain loops)"
     );
-    // calamine's XLSX reader opens compound files too, to spot password-protected workbooks.
+    // Whatever the format it is forced to, the file is an error, not a hang.
     for format in [Format::Xls, Format::Xlsx, Format::Ods] {
         let detected = Detected {
             format,
@@ -570,10 +570,9 @@ fn an_xls_with_a_looping_sector_chain_is_refused() {
     }
 }
 
-#[test]
-fn an_xls_cell_outside_the_biff8_grid_is_refused() {
-    // calamine would lay out a dense grid up to the cell: 65536 × 65536 cells at worst.
-    let bytes = xls_fixture();
+/// The fixture with Bob's score (row 4, column C) moved to another cell.
+pub(super) fn xls_with_score_at(row: u16, column: u16) -> Vec<u8> {
+    let mut bytes = xls_fixture();
     let bob_score = [
         [0x03, 0x02, 14, 0, 3, 0, 2, 0, 0, 0].as_slice(),
         &2.5f64.to_le_bytes(),
@@ -583,17 +582,21 @@ fn an_xls_cell_outside_the_biff8_grid_is_refused() {
         .windows(bob_score.len())
         .position(|window| window == bob_score)
         .unwrap();
-    let mut damaged = bytes.clone();
-    damaged[at + 6..at + 8].copy_from_slice(&300u16.to_le_bytes());
-    let error = detect_bytes(&damaged, None).unwrap_err();
+    bytes[at + 4..at + 6].copy_from_slice(&row.to_le_bytes());
+    bytes[at + 6..at + 8].copy_from_slice(&column.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn an_xls_cell_outside_the_biff8_grid_is_refused() {
+    // calamine would lay out a dense grid up to the cell: 65536 × 65536 cells at worst.
+    let error = detect_bytes(&xls_with_score_at(3, 300), None).unwrap_err();
     assert_eq!(
         error.to_string(),
         "the spreadsheet could not be read: the XLS file is damaged (a cell at row 4, column 301)"
     );
     // The last column of the grid is still fine.
-    let mut edge = bytes;
-    edge[at + 6..at + 8].copy_from_slice(&255u16.to_le_bytes());
-    assert!(detect_bytes(&edge, None).is_ok());
+    assert!(detect_bytes(&xls_with_score_at(3, 255), None).is_ok());
 }
 
 fn ods_fixture() -> Vec<u8> {
@@ -894,6 +897,14 @@ fn write_fuzz_seeds() {
     write("spreadsheet_open", "small.xlsx", &small_xlsx);
     write("spreadsheet_open", "small.ods", &ods_fixture());
     write("spreadsheet_open", "small.xls", &xls_fixture());
+    // The bombs' shapes: larger than the other seeds, as small as they can be and still pass a
+    // cap at its default value.
+    for (name, bytes, _) in super::cap_tests::bombs() {
+        assert!(bytes.len() < 128 * 1024, "{name} is too big");
+        let dir = root.join("spreadsheet_open");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("bomb_{name}")), bytes).unwrap();
+    }
 }
 
 #[test]
