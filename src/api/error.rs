@@ -86,6 +86,12 @@ pub enum ApiError {
     BodyTimeout,
     #[error("too many requests for this token; retry in {retry_after} s")]
     TooManyRequests { retry_after: u64 },
+    /// A write could not start in time (SQLite's writer taken by an import, say).
+    #[error("{}", busy_detail(*.cause, *.retry_after))]
+    Busy {
+        cause: crate::store::BusyCause,
+        retry_after: u64,
+    },
     #[error("internal error")]
     Internal,
 }
@@ -109,6 +115,7 @@ impl ApiError {
             }
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -187,12 +194,32 @@ impl From<StoreError> for ApiError {
                 "the group is deleted: restore it with PATCH {\"status\": \"ACTIVE\"} first".into(),
             ),
             StoreError::JobState(reason) => ApiError::Conflict(reason),
+            StoreError::Busy { cause, waited } => ApiError::Busy {
+                cause,
+                retry_after: waited.as_secs().max(1),
+            },
             other => {
                 tracing::error!(error = %other, "storage failure");
                 ApiError::Internal
             }
         }
     }
+}
+
+fn busy_detail(cause: crate::store::BusyCause, retry_after: u64) -> String {
+    use crate::store::BusyCause;
+    let why = match cause {
+        BusyCause::Import => {
+            "an import is running: on SQLite it holds the database's single writer until it \
+             finishes, and this write waited for it in vain"
+        }
+        BusyCause::Write => "another long write holds the database's single writer",
+        BusyCause::OtherProcess => {
+            "another process (an import from the command line?) holds the database's write lock"
+        }
+        BusyCause::Connections => "every database connection is in use",
+    };
+    format!("the write could not start: {why}; nothing was written, retry in {retry_after} s")
 }
 
 fn join_path(path: &[crate::domain::ids::GroupId]) -> String {
@@ -241,7 +268,7 @@ impl IntoResponse for ApiError {
 }
 
 fn add_retry_after(error: &ApiError, response: &mut Response) {
-    if let ApiError::TooManyRequests { retry_after } = error {
+    if let ApiError::TooManyRequests { retry_after } | ApiError::Busy { retry_after, .. } = error {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
@@ -306,6 +333,7 @@ impl IntoResponse for SinchError {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
             }
             ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         };
         let body = SinchErrorBody {

@@ -127,7 +127,7 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
             .join(", ")
     );
 
-    let store = store::connect(&args.database.url).await?;
+    let store = args.database.connect().await?;
     let plan = match store.get_plan(&plan_id).await {
         Err(store::StoreError::NotFound) => anyhow::bail!("no plan with id {}", args.plan),
         other => other?,
@@ -298,7 +298,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|text| FilterExpr::parse(text).map_err(|error| anyhow::anyhow!("--q: {error}")))
         .transpose()?;
-    let store = store::connect(&args.database.url).await?;
+    let store = args.database.connect().await?;
     if let Err(store::StoreError::NotFound) = store.get_plan(&plan).await {
         anyhow::bail!("no plan with id {}", args.plan);
     }

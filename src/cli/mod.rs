@@ -51,6 +51,20 @@ struct DatabaseArg {
         default_value = "sqlite://roster.db"
     )]
     url: String,
+    /// Seconds a write waits to start before it is refused (503 with Retry-After on the API):
+    /// on SQLite, for the single writer, which an import holds while it writes; on PostgreSQL,
+    /// for a free connection.
+    #[arg(long, env = "ROSTER_WRITE_WAIT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    write_wait_seconds: u64,
+}
+
+impl DatabaseArg {
+    async fn connect(&self) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
+        let options = store::StoreOptions {
+            write_wait: Duration::from_secs(self.write_wait_seconds),
+        };
+        Ok(store::connect_with(&self.url, options).await?)
+    }
 }
 
 /// Where due batches go, and how they are claimed and retried.
@@ -273,7 +287,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 request: Duration::from_secs(request_timeout),
             };
             let sender = sending.sender()?;
-            let store = store::connect(&database.url).await?;
+            let store = database.connect().await?;
             let listener = TcpListener::bind(listen).await?;
             tracing::info!(address = %listener.local_addr()?, database = %redact(&database.url), sender = %sending.sender, "serving");
             let state = AppState::new(store.clone(), rate_limit)
@@ -310,7 +324,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                         .map_err(|error| anyhow::anyhow!("--default-region {code:?} {error}"))
                 })
                 .transpose()?;
-            let store = store::connect(&database.url).await?;
+            let store = database.connect().await?;
             let plan = store
                 .create_plan(&name, region.map(|r| r.as_str()).as_deref())
                 .await?;
@@ -326,7 +340,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         } => {
             let plan = PlanId::parse(&plan_id)
                 .ok_or_else(|| anyhow::anyhow!("{plan_id:?} is not a plan id"))?;
-            let store = store::connect(&database.url).await?;
+            let store = database.connect().await?;
             let token = auth::generate_token();
             match store.add_token(&plan, &auth::hash_token(&token)).await {
                 Err(store::StoreError::NotFound) => {
@@ -342,7 +356,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         Command::Tokens {
             command: TokenCommand::Revoke { token, database },
         } => {
-            let store = store::connect(&database.url).await?;
+            let store = database.connect().await?;
             match store.revoke_token(&auth::hash_token(token.trim())).await {
                 Err(store::StoreError::NotFound) => {
                     anyhow::bail!("no active token matches")
@@ -357,7 +371,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         Command::Import(args) => files::import(args).await?,
         Command::Export(args) => files::export(args).await?,
         Command::Migrate { database } => {
-            store::connect(&database.url).await?;
+            database.connect().await?;
             eprintln!("database is up to date");
         }
     }

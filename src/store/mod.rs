@@ -26,6 +26,7 @@ mod sqlite_inline;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -90,6 +91,9 @@ pub enum StoreError {
     File(String),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
+    /// No write could start within the write wait ([`StoreOptions::write_wait`]).
+    #[error("the database is busy ({cause:?}); waited {waited:?}")]
+    Busy { cause: BusyCause, waited: Duration },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     /// A read run on the calling thread (SQLite's hottest reads) failed.
@@ -784,13 +788,67 @@ pub trait BatchStore: Send + Sync {
 
 /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`) and brings its schema
 /// up to date.
+/// What kept a write from starting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusyCause {
+    /// An import in this process holds SQLite's single writer for its whole transaction.
+    Import,
+    /// Another write in this process holds SQLite's single writer.
+    Write,
+    /// Another process (`roster import` from the command line, another `roster serve`) holds
+    /// the SQLite file's write lock.
+    OtherProcess,
+    /// Every connection of the pool is in use (PostgreSQL).
+    Connections,
+}
+
+/// How the store uses its database.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// How long a write waits to start (for SQLite's single writer, or for a connection)
+    /// before it fails with [`StoreError::Busy`].
+    pub write_wait: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            write_wait: Duration::from_secs(10),
+        }
+    }
+}
+
 pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    connect_with(url, StoreOptions::default()).await
+}
+
+pub async fn connect_with(url: &str, options: StoreOptions) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(SqliteStore::connect(url, options).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url).await?))
+        Ok(Arc::new(PgStore::connect(url, options).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// Counts the imports of this process that hold the writer, while it is alive.
+pub(crate) struct Importing(Option<Arc<std::sync::atomic::AtomicUsize>>);
+
+impl Importing {
+    fn start(count: Option<&Arc<std::sync::atomic::AtomicUsize>>) -> Self {
+        if let Some(count) = count {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Self(count.cloned())
+    }
+}
+
+impl Drop for Importing {
+    fn drop(&mut self) {
+        if let Some(count) = &self.0 {
+            count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 

@@ -31,24 +31,30 @@ pub struct PgStore {
     pool: PgPool,
     /// The hottest reads, without the pool's pings.
     direct: Arc<DirectReader>,
+    /// How long a write waits for a connection.
+    write_wait: Duration,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl PgStore {
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub async fn connect(url: &str, store_options: StoreOptions) -> StoreResult<Self> {
         // Our statements are short or set-based; JIT compilation cost more than it saved in
         // every plan measured (200 ms to resolve a 100,000-member batch).
         let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(store_options.write_wait)
             .connect_with(options.clone())
             .await?;
         // Several instances may start at once; the migrator takes an advisory lock.
         MIGRATOR.run(&pool).await?;
         let direct = Arc::new(DirectReader::new(options));
-        Ok(Self { pool, direct })
+        Ok(Self {
+            pool,
+            direct,
+            write_wait: store_options.write_wait,
+        })
     }
 
     fn reader(&self) -> &PgPool {
@@ -116,7 +122,18 @@ impl PgStore {
     }
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, sqlx::Postgres>> {
-        Ok(self.pool.begin().await?)
+        self.pool.begin().await.map_err(|error| match error {
+            sqlx::Error::PoolTimedOut => StoreError::Busy {
+                cause: BusyCause::Connections,
+                waited: self.write_wait,
+            },
+            other => StoreError::Database(other),
+        })
+    }
+
+    /// Imports on PostgreSQL hold no lock that other writers wait for.
+    async fn begin_import(&self) -> StoreResult<(Transaction<'static, sqlx::Postgres>, Importing)> {
+        Ok((self.begin_write().await?, Importing::start(None)))
     }
 }
 

@@ -33,12 +33,17 @@ pub struct SqliteStore {
     write: SqlitePool,
     /// The hottest reads, on the calling thread.
     inline: Arc<InlineReader>,
+    /// How long a write waits for the writer.
+    write_wait: Duration,
+    /// Imports holding the writer: a write that waits in vain says why.
+    importing: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 impl SqliteStore {
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub async fn connect(url: &str, store_options: StoreOptions) -> StoreResult<Self> {
+        let write_wait = store_options.write_wait;
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -46,7 +51,8 @@ impl SqliteStore {
             // possibly the last ones on a power cut, and spares an fsync per commit.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30))
+            // Another process's write: as long as a write of this one would wait.
+            .busy_timeout(write_wait)
             // Reads go through the OS page cache by memory map instead of a copy per page, and
             // each connection keeps 16 MiB of pages of its own: scans of a million-member group
             // run at memory speed.
@@ -59,6 +65,7 @@ impl SqliteStore {
         // round trip to the connection's thread; a local file has no link to lose.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .acquire_timeout(write_wait)
             .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
@@ -73,6 +80,8 @@ impl SqliteStore {
             read,
             write,
             inline,
+            write_wait,
+            importing: Arc::default(),
         })
     }
 
@@ -143,7 +152,36 @@ impl SqliteStore {
     }
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+        self.write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|error| {
+                let cause = match &error {
+                    // This process's single writer stayed taken.
+                    sqlx::Error::PoolTimedOut => {
+                        if self.importing.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                            BusyCause::Import
+                        } else {
+                            BusyCause::Write
+                        }
+                    }
+                    // SQLITE_BUSY: another process held the file's lock past the busy timeout.
+                    sqlx::Error::Database(database) if database.code().as_deref() == Some("5") => {
+                        BusyCause::OtherProcess
+                    }
+                    _ => return StoreError::Database(error),
+                };
+                StoreError::Busy {
+                    cause,
+                    waited: self.write_wait,
+                }
+            })
+    }
+
+    /// The write transaction of an import, counted while it is open.
+    async fn begin_import(&self) -> StoreResult<(Transaction<'static, sqlx::Sqlite>, Importing)> {
+        let tx = self.begin_write().await?;
+        Ok((tx, Importing::start(Some(&self.importing))))
     }
 }
 

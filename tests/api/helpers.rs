@@ -105,9 +105,18 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 /// `spawn_app` with a per-token rate limit (requests per second; 0 for none).
 pub async fn spawn_app_with(backend: Backend, rate_limit: u32) -> Option<TestApp> {
+    spawn_app_with_options(backend, rate_limit, store::StoreOptions::default()).await
+}
+
+/// `spawn_app` with a rate limit and the store's options.
+pub async fn spawn_app_with_options(
+    backend: Backend,
+    rate_limit: u32,
+    options: store::StoreOptions,
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let database_url = database_url(backend, &dir).await?;
-    let store = store::connect(&database_url)
+    let store = store::connect_with(&database_url, options)
         .await
         .expect("connect to the test database");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a port");

@@ -26,3 +26,4 @@ mod smart_groups;
 mod spreadsheet_bombs;
 mod store_model;
 mod web;
+mod write_wait;
