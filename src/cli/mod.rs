@@ -258,6 +258,8 @@ pub async fn run() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("roster=info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: logs written to a file stay greppable.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match execute(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,

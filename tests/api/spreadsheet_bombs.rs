@@ -65,14 +65,23 @@ fn xlsx(
     sheet: impl IntoIterator<Item = Vec<u8>>,
     strings: impl IntoIterator<Item = Vec<u8>>,
 ) -> Vec<u8> {
+    // Every part a strict reader asks for, so that the bomb is what stops it.
     Archive::new()
         .text(
+            "[Content_Types].xml",
+            r#"<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/></Types>"#,
+        )
+        .text(
+            "_rels/.rels",
+            r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#,
+        )
+        .text(
             "xl/workbook.xml",
-            r#"<workbook xmlns:r="r"><sheets><sheet name="Contacts" sheetId="1" r:id="rId1"/></sheets></workbook>"#,
+            r#"<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Contacts" sheetId="1" r:id="rId1"/></sheets></workbook>"#,
         )
         .text(
             "xl/_rels/workbook.xml.rels",
-            r#"<Relationships><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#,
+            r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>"#,
         )
         .entry("xl/sharedStrings.xml", strings)
         .entry("xl/worksheets/sheet1.xml", sheet)
@@ -82,11 +91,15 @@ fn xlsx(
 fn ods(content: impl IntoIterator<Item = Vec<u8>>) -> Vec<u8> {
     Archive::new()
         .text("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        .text(
+            "META-INF/manifest.xml",
+            r#"<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#,
+        )
         .entry("content.xml", content)
         .finish()
 }
 
-const ODS_START: &str = r#"<office:document-content xmlns:office="o" xmlns:table="t" xmlns:text="x"><office:body><office:spreadsheet><table:table table:name="Contacts">"#;
+const ODS_START: &str = r#"<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:spreadsheet><table:table table:name="Contacts">"#;
 
 /// Each bomb: its name, the file, and the cap that must stop it.
 fn bombs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
@@ -106,7 +119,7 @@ fn bombs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             .into_iter()
             .chain(repeated(b"<row><c><v>1</v></c></row>", 34_000_000))
             .chain([b"</sheetData></worksheet>".to_vec()]),
-        [b"<sst/>".to_vec()],
+        [b"<sst></sst>".to_vec()],
     );
     // Short tags and no rows: only the inflated size stops it.
     let tag = format!(r#"<x a="{}"/>"#, "B".repeat(4000));
@@ -114,7 +127,7 @@ fn bombs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         [b"<worksheet><sheetData>".to_vec()]
             .into_iter()
             .chain(repeated(tag.as_bytes(), GIB / tag.len() + 1)),
-        [b"<sst/>".to_vec()],
+        [b"<sst></sst>".to_vec()],
     );
     let ods_cell =
         ods(
@@ -126,7 +139,9 @@ fn bombs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         r#"{ODS_START}<table:table-row table:number-rows-repeated="2000000000"><table:table-cell table:number-columns-repeated="16384" office:value-type="string"><text:p>x</text:p></table:table-cell></table:table-row></table:table></office:spreadsheet></office:body></office:document-content>"#
     )
     .into_bytes()]);
-    let mut many = Archive::new().text("xl/workbook.xml", "<workbook/>");
+    let mut many = Archive::new()
+        .text("_rels/.rels", "<Relationships/>")
+        .text("xl/workbook.xml", "<workbook/>");
     for n in 0..20_000 {
         many = many.text(&format!("xl/media/{n}.xml"), "<x/>");
     }
@@ -241,4 +256,21 @@ async fn spreadsheet_bombs_are_refused_within_the_caps() {
         failures.is_empty(),
         "not refused as they should be: {failures:?}"
     );
+}
+
+/// Writes the bombs to `ROSTER_BOMBS_TO` for bench/spreadsheets.py.
+#[test]
+#[ignore = "writes files; run by bench/spreadsheets.py"]
+fn write_bomb_files() {
+    let Ok(dir) = std::env::var("ROSTER_BOMBS_TO") else {
+        return;
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes, _) in bombs() {
+        let file: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        std::fs::write(std::path::Path::new(&dir).join(file), bytes).unwrap();
+    }
 }

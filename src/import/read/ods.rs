@@ -244,22 +244,46 @@ struct CellInProgress {
 }
 
 impl CellInProgress {
+    /// One pass over the attributes, without copying those not needed: this runs for every
+    /// cell of the sheet. Values are numbers, dates and booleans, which hold no entities.
     fn new(element: &BytesStart<'_>) -> Self {
-        let value_type = attribute(element, "value-type");
-        let value = match value_type.as_deref() {
-            Some("float" | "percentage" | "currency") => attribute(element, "value"),
-            Some("date") => attribute(element, "date-value"),
-            Some("time") => attribute(element, "time-value"),
-            Some("boolean") => attribute(element, "boolean-value"),
-            _ => None,
-        };
-        Self {
-            repeat: repeat(element, "number-columns-repeated"),
-            value_type,
-            value,
+        let mut cell = Self {
+            repeat: 1,
+            value_type: None,
+            value: None,
             text: String::new(),
             paragraphs: 0,
+        };
+        let mut values: [Option<String>; 4] = Default::default();
+        for attribute in element.attributes().flatten() {
+            let slot = match attribute.key.local_name().as_ref() {
+                "value-type" if cell.value_type.is_none() => {
+                    cell.value_type = Some(attribute.value.into_owned());
+                    continue;
+                }
+                "number-columns-repeated" => {
+                    cell.repeat = attribute.value.trim().parse::<u64>().unwrap_or(1).max(1);
+                    continue;
+                }
+                "value" => 0,
+                "date-value" => 1,
+                "time-value" => 2,
+                "boolean-value" => 3,
+                _ => continue,
+            };
+            if let Some(value) = values.get_mut(slot) {
+                *value = Some(attribute.value.into_owned());
+            }
         }
+        let slot = match cell.value_type.as_deref() {
+            Some("float" | "percentage" | "currency") => Some(0),
+            Some("date") => Some(1),
+            Some("time") => Some(2),
+            Some("boolean") => Some(3),
+            _ => None,
+        };
+        cell.value = slot.and_then(|slot| values.get_mut(slot)?.take());
+        cell
     }
 
     fn push(&mut self, text: &str) {

@@ -17,7 +17,7 @@ use super::cells::{RowBuilder, date_time_text, number_text};
 use super::columns::{Rows, table_from_rows};
 use super::limits::{Cap, ENTRY_OVERHEAD, Held, Limits};
 use super::reader_thread::{RowSender, spawn_rows};
-use super::zip_container::{Archive, Xml, attribute, reference_text, xml_error};
+use super::zip_container::{Archive, Xml, attribute, raw_attribute, reference_text, xml_error};
 use super::{Cell, HeaderRow, MAX_RECORD_BYTES, ReadError, Table};
 
 /// The worksheets of a workbook, in workbook order (chart and macro sheets hold no table).
@@ -406,7 +406,7 @@ impl Styles {
             return Ok(Self { kinds });
         };
         let mut custom: HashMap<u32, NumberKind> = HashMap::new();
-        let mut in_cell_formats = false;
+        let (mut in_number_formats, mut in_cell_formats) = (false, false);
         let mut buf = Vec::new();
         loop {
             let event = xml
@@ -415,7 +415,9 @@ impl Styles {
             match event {
                 Event::Start(ref element) | Event::Empty(ref element) => {
                     match element.local_name().as_ref() {
-                        "numFmt" => {
+                        // Number formats of conditional formats (<dxfs>) apply to no cell.
+                        "numFmts" => in_number_formats = matches!(event, Event::Start(_)),
+                        "numFmt" if in_number_formats => {
                             let id = attribute(element, "numFmtId").and_then(|id| id.parse().ok());
                             let code = attribute(element, "formatCode");
                             if let (Some(id), Some(code)) = (id, code) {
@@ -434,9 +436,11 @@ impl Styles {
                         _ => {}
                     }
                 }
-                Event::End(element) if element.local_name().as_ref() == "cellXfs" => {
-                    in_cell_formats = false;
-                }
+                Event::End(element) => match element.local_name().as_ref() {
+                    "cellXfs" => in_cell_formats = false,
+                    "numFmts" => in_number_formats = false,
+                    _ => {}
+                },
                 Event::Eof => break,
                 _ => {}
             }
@@ -508,10 +512,38 @@ fn column_of(reference: &str) -> Option<u32> {
     any.then(|| u32::try_from(index - 1).unwrap_or(u32::MAX))
 }
 
+/// A cell's type (its `t` attribute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CellKind {
+    /// `n` or none: a number, shown by its cell format.
+    Number,
+    /// `s`: an index into the shared strings.
+    Shared,
+    /// `inlineStr`: the text in the cell.
+    Inline,
+    /// `str` (a formula's text) or `d` (an ISO 8601 date): the value as it is.
+    Text,
+    Boolean,
+    Error,
+}
+
+impl CellKind {
+    fn of(t: &str) -> Self {
+        match t {
+            "s" => CellKind::Shared,
+            "inlineStr" => CellKind::Inline,
+            "str" | "d" => CellKind::Text,
+            "b" => CellKind::Boolean,
+            "e" => CellKind::Error,
+            _ => CellKind::Number,
+        }
+    }
+}
+
 /// One cell while its value is read.
 struct CellInProgress {
     column: u32,
-    kind: Option<String>,
+    kind: CellKind,
     style: Option<usize>,
     value: String,
     /// Inside <v>, or inside a <t> of an inline string (<is>), outside phonetic runs.
@@ -557,7 +589,7 @@ impl<R: Read + Seek> SheetReader<'_, R> {
                             {
                                 return Ok(());
                             }
-                            let number = attribute(element, "r")
+                            let number = raw_attribute(element, "r")
                                 .and_then(|r| r.parse::<u64>().ok())
                                 .unwrap_or(last_row + 1);
                             if number > self.limits.sheet_rows {
@@ -570,15 +602,24 @@ impl<R: Read + Seek> SheetReader<'_, R> {
                             }
                         }
                         "c" => {
-                            let column = attribute(element, "r")
-                                .and_then(|r| column_of(&r))
-                                .unwrap_or(next_column);
+                            // One pass over the attributes, without copying them: this runs for
+                            // every cell of the sheet.
+                            let (mut column, mut kind, mut style) = (None, CellKind::Number, None);
+                            for attribute in element.attributes().flatten() {
+                                match attribute.key.local_name().as_ref() {
+                                    "r" => column = column_of(&attribute.value),
+                                    "t" => kind = CellKind::of(&attribute.value),
+                                    "s" => style = attribute.value.parse().ok(),
+                                    _ => {}
+                                }
+                            }
+                            let column = column.unwrap_or(next_column);
                             next_column = column.saturating_add(1);
                             if !empty {
                                 cell = Some(CellInProgress {
                                     column,
-                                    kind: attribute(element, "t"),
-                                    style: attribute(element, "s").and_then(|s| s.parse().ok()),
+                                    kind,
+                                    style,
                                     value: String::new(),
                                     in_value: false,
                                     in_inline: false,
@@ -658,8 +699,8 @@ impl<R: Read + Seek> SheetReader<'_, R> {
             text: text.trim().to_owned(),
             numeric: false,
         };
-        match cell.kind.as_deref() {
-            Some("s") => {
+        match cell.kind {
+            CellKind::Shared => {
                 let string = cell
                     .value
                     .trim()
@@ -668,15 +709,15 @@ impl<R: Read + Seek> SheetReader<'_, R> {
                     .and_then(|index| self.strings.get(index));
                 text(string.unwrap_or_default())
             }
-            Some("inlineStr") => text(&unescape_ooxml(&cell.value)),
-            Some("str" | "d") => text(&cell.value),
-            Some("b") => text(match cell.value.trim() {
+            CellKind::Inline => text(&unescape_ooxml(&cell.value)),
+            CellKind::Text => text(&cell.value),
+            CellKind::Boolean => text(match cell.value.trim() {
                 "1" | "true" => "true",
                 "0" | "false" => "false",
                 _ => "",
             }),
-            Some("e") => Cell::default(),
-            _ => {
+            CellKind::Error => Cell::default(),
+            CellKind::Number => {
                 let Ok(number) = cell.value.trim().parse::<f64>() else {
                     return text(&cell.value);
                 };

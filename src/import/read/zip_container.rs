@@ -199,6 +199,18 @@ pub(super) fn attribute(element: &BytesStart<'_>, local: &str) -> Option<String>
     })
 }
 
+/// An attribute's value as written (no entities resolved): for numbers and names, on hot paths.
+pub(super) fn raw_attribute<'a>(
+    element: &'a BytesStart<'_>,
+    local: &str,
+) -> Option<std::borrow::Cow<'a, str>> {
+    element
+        .attributes()
+        .flatten()
+        .find(|attribute| attribute.key.local_name().as_ref() == local)
+        .map(|attribute| attribute.value)
+}
+
 /// A general reference in text (`&amp;`, `&#233;`) as the text it stands for.
 pub(super) fn reference_text(reference: &quick_xml::events::BytesRef<'_>) -> Option<String> {
     match reference.resolve_char_ref() {
