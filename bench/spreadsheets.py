@@ -149,7 +149,8 @@ class Server:
         self.token = re.search(r'"api_token":"([^"]+)"', out.stdout).group(1)
         port = 20000 + os.getpid() % 20000
         self.base = f"http://127.0.0.1:{port}"
-        self.log = open(os.path.join(workdir, "server.log"), "w+")
+        self.log_path = os.path.join(workdir, f"server-{time.monotonic_ns()}.log")
+        self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [binary, "serve", "--sender", "off", "--listen", f"127.0.0.1:{port}"],
             env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -181,10 +182,15 @@ class Server:
             time.sleep(0.2)
 
     def held(self):
-        self.log.flush()
-        self.log.seek(0)
-        found = re.findall(r"transaction_seconds=([0-9.]+)", self.log.read())
-        return float(found[-1]) if found else None
+        # The line is logged just after the import shows done. A file object of its own: the
+        # server writes through the one it was given.
+        for _ in range(50):
+            with open(self.log_path) as log:
+                found = re.findall(r"transaction_seconds=([0-9.]+)", log.read())
+            if found:
+                return float(found[-1])
+            time.sleep(0.1)
+        return None
 
     def stop(self):
         peak = peak_rss(self.process.pid)

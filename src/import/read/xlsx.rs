@@ -591,7 +591,7 @@ impl<R: Read + Seek> SheetReader<'_, R> {
                             }
                             let number = raw_attribute(element, "r")
                                 .and_then(|r| r.parse::<u64>().ok())
-                                .unwrap_or(last_row + 1);
+                                .unwrap_or(last_row.saturating_add(1));
                             if number > self.limits.sheet_rows {
                                 return Err(Cap::SheetRows.exceeded(self.limits));
                             }
