@@ -8,12 +8,23 @@
 use std::io::Cursor;
 
 use libfuzzer_sys::fuzz_target;
-use roster::import::read::{Detected, Format, MAX_COLUMNS, detect, open};
+use roster::import::read::{
+    Detected, Format, HeaderRow, Limits, MAX_COLUMNS, detect_with, open_with,
+};
 
 fuzz_target!(|data: &[u8]| {
     tolerate_third_party_panics();
+    // Caps lower than the defaults keep each run short; the bombs in the corpus pass them as
+    // they pass the defaults.
+    let limits = Limits {
+        rows: 20_000,
+        sheet_rows: 20_000,
+        inflated_entry_bytes: 64 << 20,
+        inflated_file_bytes: 128 << 20,
+        ..Limits::default()
+    };
     // Detection opens a workbook to list its sheets.
-    let listed = detect(&mut Cursor::new(data.to_vec()), None)
+    let listed = detect_with(&mut Cursor::new(data.to_vec()), None, &limits)
         .map(|detected| detected.sheets)
         .unwrap_or_default();
     for format in [Format::Xlsx, Format::Xls, Format::Ods] {
@@ -26,7 +37,13 @@ fuzz_target!(|data: &[u8]| {
         // The default sheet, then the last listed one by name.
         let sheets = [None, listed.last().map(String::as_str)];
         for sheet in sheets {
-            let Ok(table) = open(Cursor::new(data.to_vec()), &detected, sheet) else {
+            let Ok(table) = open_with(
+                Cursor::new(data.to_vec()),
+                &detected,
+                sheet,
+                HeaderRow::Detect,
+                &limits,
+            ) else {
                 continue;
             };
             assert!(table.headers.len() <= MAX_COLUMNS);
@@ -39,9 +56,9 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// calamine and calcard (and the zip and XML readers under calamine) panic on some malformed
-/// files. The reader catches those panics and returns an error, and that is what this target
-/// checks, so they are let through; any other panic is a bug of ours and aborts as libFuzzer's
+/// calamine and calcard (and the zip and XML readers under calamine and under Roster's own
+/// readers) panic on some malformed files. The reader catches those panics and returns an error,
+/// and that is what this target checks, so they are let through; any other panic is a bug of ours and aborts as libFuzzer's
 /// hook would, so the fuzzer reports it. (A panic escaping `open` or the rows still aborts in
 /// libfuzzer-sys's own wrapper.)
 fn tolerate_third_party_panics() {

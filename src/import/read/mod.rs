@@ -41,6 +41,7 @@ mod cap_tests;
 mod tests;
 
 use std::io::{Read, Seek};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 pub use self::columns::column_label;
 pub use self::limits::{Cap, Limits};
@@ -287,9 +288,9 @@ pub fn open_with<R: Read + Seek + Send + 'static>(
     let mut table = match detected.format {
         Format::Csv => csv_source::open(reader, detected.encoding, detected.delimiter, header)?,
         Format::Vcard => vcard::open(reader, detected.encoding)?,
-        Format::Xlsx => xlsx::open(reader, sheet, header, limits)?,
+        Format::Xlsx => guarded(|| xlsx::open(reader, sheet, header, limits))?,
         Format::Xls => xls::open(reader, sheet, header, limits)?,
-        Format::Ods => ods::open(reader, sheet, header, limits)?,
+        Format::Ods => guarded(|| ods::open(reader, sheet, header, limits))?,
     };
     table.rows = Box::new(CappedRows {
         rows: table.rows,
@@ -298,6 +299,17 @@ pub fn open_with<R: Read + Seek + Send + 'static>(
         done: false,
     });
     Ok(table)
+}
+
+/// Runs a parser, turning a panic of a third-party parser (the ZIP and XML readers, calamine) on
+/// a malformed file into an error for that file. The spreadsheet readers' threads end the same
+/// way: their rows end with an error.
+fn guarded<T>(parse: impl FnOnce() -> Result<T, ReadError>) -> Result<T, ReadError> {
+    catch_unwind(AssertUnwindSafe(parse)).unwrap_or_else(|_| {
+        Err(ReadError::Spreadsheet(
+            "the spreadsheet is malformed".to_owned(),
+        ))
+    })
 }
 
 /// A table's rows, ending with [`Cap::Rows`] once there are too many: the cap holds while the

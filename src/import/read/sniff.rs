@@ -6,7 +6,7 @@ use std::io::{Read, Seek, SeekFrom};
 use super::limits::Limits;
 use super::text::{SAMPLE_BYTES, decode_sample, read_sample};
 use super::zip_container::Archive;
-use super::{Detected, Format, ReadError, TextEncoding, ods, ole, xls, xlsx};
+use super::{Detected, Format, ReadError, TextEncoding, guarded, ods, ole, xls, xlsx};
 
 const ODS_MIMETYPE: &str = "application/vnd.oasis.opendocument.spreadsheet";
 
@@ -83,8 +83,8 @@ fn spreadsheet<R: Read + Seek>(
 ) -> Result<Detected, ReadError> {
     reader.seek(SeekFrom::Start(0))?;
     let sheets = match format {
-        Format::Xlsx => xlsx::list_sheets(&mut *reader, limits)?,
-        Format::Ods => ods::list_sheets(&mut *reader, limits)?,
+        Format::Xlsx => guarded(|| xlsx::list_sheets(&mut *reader, limits))?,
+        Format::Ods => guarded(|| ods::list_sheets(&mut *reader, limits))?,
         Format::Xls => xls::list_sheets(&mut *reader, limits)?,
         Format::Csv | Format::Vcard => Vec::new(),
     };

@@ -3,7 +3,6 @@
 //! [`ole`](super::ole) checks the file first, so what calamine loads is bounded by the caps.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use calamine::{Data, Range, Reader, Sheet, SheetType, SheetVisible, Xls, open_workbook_from_rs};
 
@@ -11,16 +10,7 @@ use super::cells::{RowBuilder, date_time_text, number_text};
 use super::columns::{Rows, table_from_rows};
 use super::limits::Limits;
 use super::ole;
-use super::{Cell, HeaderRow, ReadError, SourceRow, Table};
-
-/// Runs a third-party parser, turning a panic on a malformed file into an error for that file.
-fn guarded<T>(parse: impl FnOnce() -> Result<T, ReadError>) -> Result<T, ReadError> {
-    catch_unwind(AssertUnwindSafe(parse)).unwrap_or_else(|_| {
-        Err(ReadError::Spreadsheet(
-            "the spreadsheet is malformed".to_owned(),
-        ))
-    })
-}
+use super::{Cell, HeaderRow, ReadError, SourceRow, Table, guarded};
 
 fn spreadsheet_error(error: impl std::fmt::Display) -> ReadError {
     ReadError::Spreadsheet(error.to_string())
