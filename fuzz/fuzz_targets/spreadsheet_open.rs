@@ -58,9 +58,9 @@ fuzz_target!(|data: &[u8]| {
 
 /// calamine and calcard (and the zip and XML readers under calamine and under Roster's own
 /// readers) panic on some malformed files. The reader catches those panics and returns an error,
-/// and that is what this target checks, so they are let through; any other panic is a bug of ours and aborts as libFuzzer's
-/// hook would, so the fuzzer reports it. (A panic escaping `open` or the rows still aborts in
-/// libfuzzer-sys's own wrapper.)
+/// and that is what this target checks, so they are let through; any other panic is a bug of
+/// ours and aborts as libFuzzer's hook would, so the fuzzer reports it. (A panic escaping `open`
+/// or the rows still aborts in libfuzzer-sys's own wrapper.)
 fn tolerate_third_party_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
