@@ -2,6 +2,8 @@
 
 use serde_json::{Map, Value};
 
+use super::text::{NulError, refuse_nul};
+
 /// A first or last name: trimmed, at most [`PersonName::MAX_CHARS`] characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonName(String);
@@ -127,6 +129,8 @@ pub enum CustomFieldsError {
     BadValue(String),
     #[error("field {0:?} is longer than {1} characters")]
     TooLong(String, usize),
+    #[error("field {0:?} {1}")]
+    Nul(String, NulError),
 }
 
 impl CustomFields {
@@ -154,7 +158,10 @@ impl CustomFields {
                         Self::MAX_VALUE_CHARS,
                     ));
                 }
-                Value::String(_) | Value::Bool(_) => {}
+                Value::String(text) => {
+                    refuse_nul(text).map_err(|error| CustomFieldsError::Nul(name.clone(), error))?
+                }
+                Value::Bool(_) => {}
                 Value::Number(number) if number.as_f64().is_some_and(f64::is_finite) => {}
                 _ => return Err(CustomFieldsError::BadValue(name.clone())),
             }
@@ -232,6 +239,19 @@ mod tests {
             CustomFields::parse(&json!([1])),
             Err(CustomFieldsError::NotAnObject)
         );
+    }
+
+    #[test]
+    fn custom_field_values_refuse_nul() {
+        assert_eq!(
+            CustomFields::parse(&json!({"note": "a\0b"})),
+            Err(CustomFieldsError::Nul("note".into(), NulError))
+        );
+        assert!(CustomFields::parse(&json!({"note": "two\nlines"})).is_ok());
+        assert!(matches!(
+            CustomFields::parse(&json!({"a\0": 1})),
+            Err(CustomFieldsError::BadName(_))
+        ));
     }
 
     #[test]

@@ -32,6 +32,8 @@
 use std::cmp::Ordering;
 use std::fmt;
 
+use super::text::refuse_nul;
+
 /// A parsed, valid filter expression.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilterExpr {
@@ -203,6 +205,10 @@ impl FilterExpr {
                 message: format!("is longer than {MAX_SOURCE_CHARS} characters"),
             });
         }
+        refuse_nul(source).map_err(|error| FilterError {
+            position: source.chars().take_while(|c| *c != '\0').count(),
+            message: error.to_string(),
+        })?;
         let tokens = tokenize(source)?;
         let mut parser = Parser {
             tokens,
@@ -706,6 +712,8 @@ mod tests {
             ("country ~ \"DE\"", 8, "unexpected character"),
             ("phone not \"x\"", 10, "expected `in`"),
             ("fields. = 1", 0, "unknown field"),
+            ("first_name = \"a\0\"", 15, "U+0000"),
+            ("phone \0", 6, "U+0000"),
         ] {
             let error = FilterExpr::parse(source).expect_err(source);
             assert_eq!(error.position, position, "{source}: {error}");
