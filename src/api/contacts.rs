@@ -50,11 +50,14 @@ pub struct Contact {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub email: Option<String>,
+    /// Lower case, with `f` and `m` spelled out: `female`, `male`, `other`, …
+    #[schema(example = "female")]
     pub gender: Option<String>,
     /// Custom fields: string, number or boolean values.
     #[schema(value_type = Object, example = json!({"plan": "gold", "age": 42}))]
     pub fields: serde_json::Map<String, Value>,
-    /// Whether libphonenumber considers the number valid.
+    /// Whether libphonenumber considers the number valid: always true, since invalid numbers
+    /// are refused.
     pub valid: bool,
     /// `mobile`, `fixed_line`, `fixed_line_or_mobile`, `toll_free`, `voip`, …
     #[schema(example = "mobile")]
@@ -120,7 +123,10 @@ pub struct ContactBody {
     pub last_name: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    /// Stored lower-case, with `F` and `M` spelled out as `female` and `male`; other values
+    /// (`other`, `non-binary`, …) are kept as given, lower-cased. At most 32 characters.
     #[serde(default)]
+    #[schema(example = "female")]
     pub gender: Option<String>,
     /// Custom fields: a JSON object of string, number or boolean values.
     #[serde(default)]
@@ -151,6 +157,7 @@ pub struct ContactPatchBody {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
+    /// Stored as on create: lower-case, `F` and `M` spelled out.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub gender: Option<Option<String>>,
@@ -224,8 +231,12 @@ pub struct ContactParams {
     phone: Option<String>,
     /// Email address (case-insensitive).
     email: Option<String>,
+    /// Genders are stored lower-case with `f` and `m` spelled out (`female`, `male`); the value
+    /// given is spelled the same way, so `Female` and `F` find `female`.
     gender: Option<String>,
-    /// `true` or `false`: whether the number is valid.
+    /// `true` or `false`: whether libphonenumber considers the number valid. Invalid numbers
+    /// are refused when a contact is written, so every stored contact is valid: `true` matches
+    /// all and `false` none. Kept for clients that filter by validity.
     valid: Option<String>,
     /// e.g. `mobile`, `fixed_line`.
     number_type: Option<String>,
@@ -415,7 +426,7 @@ async fn list_contacts(
         name_contains: params.name_contains.filter(|v| !v.is_empty()),
         phone_prefix,
         email: params.email,
-        gender: params.gender,
+        gender: params.gender.as_deref().map(Gender::canonical),
         valid: flag("valid", params.valid.as_deref())?,
         number_type: params.number_type,
         sms_capable,

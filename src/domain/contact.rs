@@ -44,7 +44,9 @@ impl PersonName {
     }
 }
 
-/// A gender as the business records it (`female`, `male`, `other`, …): free text, short.
+/// A gender as the business records it (`female`, `male`, `other`, `non-binary`, …): short
+/// free text, kept in one canonical spelling so that a search finds it however it was typed —
+/// lower case, with `f` and `m` spelled out as `female` and `male`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gender(String);
 
@@ -52,7 +54,17 @@ impl Gender {
     pub const MAX_CHARS: usize = 32;
 
     pub fn parse(input: &str) -> Result<Self, TextFieldError> {
-        bounded_text(input, Self::MAX_CHARS).map(Self)
+        bounded_text(input, Self::MAX_CHARS).map(|text| Self(Self::canonical(&text)))
+    }
+
+    /// The spelling a gender is stored in, for searching by one however it is typed.
+    pub fn canonical(input: &str) -> String {
+        let lower = input.trim().to_lowercase();
+        match lower.as_str() {
+            "f" => "female".to_owned(),
+            "m" => "male".to_owned(),
+            _ => lower,
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -239,6 +251,27 @@ mod tests {
             CustomFields::parse(&json!([1])),
             Err(CustomFieldsError::NotAnObject)
         );
+    }
+
+    #[test]
+    fn genders_have_one_spelling() {
+        for (input, stored) in [
+            ("Female", "female"),
+            (" F ", "female"),
+            ("f", "female"),
+            ("MALE", "male"),
+            ("m", "male"),
+            ("Non-Binary", "non-binary"),
+            ("Divers", "divers"),
+        ] {
+            assert_eq!(
+                Gender::parse(input).map(|g| g.0),
+                Ok(stored.into()),
+                "{input}"
+            );
+            assert_eq!(Gender::canonical(input), stored, "{input}");
+        }
+        assert_eq!(Gender::parse("f\0"), Err(TextFieldError::ControlCharacters));
     }
 
     #[test]

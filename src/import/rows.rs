@@ -203,4 +203,18 @@ mod tests {
             RowOutcome::Contact(_)
         ));
     }
+
+    #[test]
+    fn genders_are_stored_in_one_spelling() {
+        let mut rows = reader();
+        match rows.read(row(&["+14155550100", "", "", "F", ""])) {
+            RowOutcome::Contact(contact) => {
+                assert_eq!(
+                    contact.gender.map(|g| g.as_str().to_owned()),
+                    Some("female".into())
+                )
+            }
+            RowOutcome::Invalid(rejected) => panic!("{rejected:?}"),
+        }
+    }
 }
