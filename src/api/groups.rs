@@ -116,7 +116,8 @@ pub struct GroupBody {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
-    /// Phone numbers, E.164 or national with `default_region`; duplicates are ignored.
+    /// Phone numbers, E.164 or national with `default_region`; duplicates are ignored. On PUT,
+    /// required (the whole new member list; `[]` empties the group) unless `rule` is given.
     #[serde(default)]
     #[schema(example = json!(["+14155552671", "+14155552672"]))]
     pub members: Option<Vec<String>>,
@@ -298,11 +299,28 @@ async fn all_members(state: &AppState, plan: &Plan, id: &GroupId) -> Result<Vec<
         .map_err(ApiError::from)
 }
 
+/// Whether a definition creates a group or replaces one (PUT).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Definition {
+    Create,
+    Replace,
+}
+
 fn validate_definition(
     plan: &Plan,
     body: &GroupBody,
+    purpose: Definition,
 ) -> Result<(GroupDefinition, GroupFields), ApiError> {
     let mut check = Validator::new();
+    // A replace without `members` would silently empty the group: the whole new list is asked
+    // for, `[]` included. A smart group has no direct members to give.
+    if purpose == Definition::Replace && body.members.is_none() && body.rule.is_none() {
+        check.push(FieldError::constraint(
+            "members",
+            "is required: PUT replaces the whole member list (send [] to empty the group, or \
+             PATCH to change other fields)",
+        ));
+    }
     let region = check
         .region("default_region", body.default_region.as_deref())
         .or_else(|| plan_region(plan));
@@ -466,7 +484,7 @@ async fn create_group(
     Authenticated(plan): Authenticated,
     JsonBody(body): JsonBody<GroupBody>,
 ) -> Result<Response, ApiError> {
-    let (definition, fields) = validate_definition(&plan, &body)?;
+    let (definition, fields) = validate_definition(&plan, &body, Definition::Create)?;
     let record = state
         .store
         .create_group(&plan.id, definition)
@@ -518,8 +536,10 @@ async fn get_group(
 
 /// Replace a group
 ///
-/// Sets everything: name, description, the whole member list, child groups and auto_update.
-/// With `If-Match`, fails with 412 if the group changed since that ETag was read.
+/// Sets everything: name, description, the whole member list, child groups and auto_update;
+/// fields left out are cleared. `members` is required (`[]` empties the group) unless `rule`
+/// makes it a smart group. With `If-Match`, fails with 412 if the group changed since that ETag
+/// was read.
 #[utoipa::path(
     put, path = "/api/contactgroups/{id}", tag = "Contact Groups",
     params(
@@ -529,7 +549,7 @@ async fn get_group(
     request_body = GroupBody,
     responses(
         (status = 200, description = "The group, with its new ETag", body = ContactGroup),
-        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A field is invalid, or `members` is missing", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group in this plan", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The group is deleted", body = Problem, content_type = "application/problem+json"),
@@ -546,7 +566,7 @@ async fn replace_group(
     JsonBody(body): JsonBody<GroupBody>,
 ) -> Result<Response, ApiError> {
     let id = parse_group_id(&id)?;
-    let (definition, fields) = validate_definition(&plan, &body)?;
+    let (definition, fields) = validate_definition(&plan, &body, Definition::Replace)?;
     let record = state
         .store
         .replace_group(&plan.id, &id, expected, definition)

@@ -13,6 +13,7 @@ on_both_backends!(
     patch_copies_members_from_and_out_by_other_groups,
     patch_name_absent_keeps_and_null_clears,
     put_replaces_name_and_every_member,
+    put_without_members_is_refused_naming_it,
     stale_if_match_is_refused_with_412,
     child_groups_resolve_recursively_and_count_distinct,
     a_cycle_of_child_groups_is_refused_naming_it,
@@ -217,6 +218,53 @@ async fn put_replaces_name_and_every_member(app: TestApp) {
     );
 }
 
+/// A PUT meant as a rename must not empty the group: the native surface asks for `members`.
+async fn put_without_members_is_refused_naming_it(app: TestApp) {
+    let group = app
+        .create_group(json!({"name": "Pair", "members": ["+14155550411", "+14155550412"]}))
+        .await;
+    let id = group["id"].as_str().unwrap();
+    let path = format!("/api/contactgroups/{id}");
+    let response = app
+        .send_json(Method::PUT, &path, &json!({"name": "Renamed"}))
+        .await;
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "members", "{problem}");
+    let kept: Value = app.get(&path).await.json().await.unwrap();
+    assert_eq!(
+        (kept["name"].as_str(), kept["size"].as_i64()),
+        (Some("Pair"), Some(2))
+    );
+    // An empty list empties it on purpose.
+    let response = app
+        .send_json(
+            Method::PUT,
+            &path,
+            &json!({"name": "Renamed", "members": []}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let emptied: Value = response.json().await.unwrap();
+    assert_eq!(
+        (emptied["name"].as_str(), emptied["size"].as_i64()),
+        (Some("Renamed"), Some(0))
+    );
+    // The Sinch surface keeps Sinch's rule: members left out are cleared.
+    let sinch = app
+        .create_group(json!({"name": "Sinch", "members": ["+14155550413"]}))
+        .await;
+    let response = app
+        .send_json(
+            Method::PUT,
+            &format!("{}/{}", app.sinch_groups(), sinch["id"].as_str().unwrap()),
+            &json!({"name": "S"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["size"], 0);
+}
+
 async fn stale_if_match_is_refused_with_412(app: TestApp) {
     let group = app.create_group(json!({"name": "Race"})).await;
     let id = group["id"].as_str().unwrap();
@@ -244,7 +292,7 @@ async fn stale_if_match_is_refused_with_412(app: TestApp) {
     let stale_put = app
         .request(Method::PUT, &path)
         .header("If-Match", "W/\"1\"")
-        .json(&json!({"name": "x"}))
+        .json(&json!({"name": "x", "members": []}))
         .send()
         .await
         .unwrap();
