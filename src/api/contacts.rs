@@ -24,7 +24,8 @@ use crate::domain::filter::FilterExpr;
 use crate::domain::ids::{ContactId, GroupId};
 use crate::domain::msisdn::RegionCode;
 use crate::store::{
-    ContactDefinition, ContactOrder, ContactPatch, ContactQuery, ContactRecord, Plan,
+    ContactDefinition, ContactOrder, ContactPatch, ContactQuery, ContactRecord, GroupMembership,
+    Plan,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -71,11 +72,25 @@ pub struct Contact {
     pub opted_out: bool,
     pub opted_out_at: Option<String>,
     pub opted_out_reason: Option<String>,
-    /// With `?include=groups`: the groups the contact is a direct member of.
+    /// With `?include=groups`: the groups the contact is a direct member of, deleted ones
+    /// included (with status `DELETED`: they keep the contact for their restore but resolve to
+    /// no one).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub groups: Option<Vec<String>>,
+    pub groups: Option<Vec<ContactGroupRef>>,
     pub created_at: String,
     pub modified_at: String,
+}
+
+/// A group a contact is in, named with its status.
+#[derive(Serialize, ToSchema)]
+pub struct ContactGroupRef {
+    #[schema(example = "01JD4Q3T5V8Z9X2W1Y0A7B6C5D")]
+    pub id: String,
+    #[schema(example = "Newsletter")]
+    pub name: Option<String>,
+    /// `ACTIVE`, or `DELETED` after a soft delete.
+    #[schema(example = "ACTIVE")]
+    pub status: &'static str,
 }
 
 fn sms_capable(number_type: Option<&str>) -> bool {
@@ -83,7 +98,7 @@ fn sms_capable(number_type: Option<&str>) -> bool {
 }
 
 impl Contact {
-    fn from_record(record: ContactRecord, groups: Option<Vec<GroupId>>) -> Self {
+    fn from_record(record: ContactRecord, groups: Option<Vec<GroupMembership>>) -> Self {
         Contact {
             id: record.id.to_string(),
             phone: record.phone,
@@ -103,7 +118,16 @@ impl Contact {
             opted_out: record.opted_out,
             opted_out_at: record.opted_out_at.map(|at| at.to_rfc3339()),
             opted_out_reason: record.opted_out_reason,
-            groups: groups.map(|ids| ids.iter().map(ToString::to_string).collect()),
+            groups: groups.map(|groups| {
+                groups
+                    .into_iter()
+                    .map(|group| ContactGroupRef {
+                        id: group.id.to_string(),
+                        name: group.name,
+                        status: group.status.as_str(),
+                    })
+                    .collect()
+            }),
             created_at: record.created_at.to_rfc3339(),
             modified_at: record.modified_at.to_rfc3339(),
         }

@@ -14,8 +14,8 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, FieldError, Problem};
 use super::extract::{IfMatch, JsonBody, etag};
-use super::limits::{DEFAULT_PAGE_SIZE, MAX_CHILD_GROUPS, MAX_NUMBERS_PER_REQUEST, MAX_PAGE_SIZE};
-use super::paging::{bounded_number, encode_cursor, flag, window};
+use super::limits::{MAX_CHILD_GROUPS, MAX_NUMBERS_PER_REQUEST};
+use super::paging::{encode_cursor, flag, window, window_with};
 use super::validate::{AutoUpdateBody, GroupFields, Validator, nullable};
 use crate::domain::algebra::MembershipChange;
 use crate::domain::group::{GroupName, GroupStatus};
@@ -37,6 +37,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(group_members))
 }
 
+/// Names the group's status on every members listing: a deleted group keeps its members (they
+/// come back when it is restored) but resolves to no one.
+const GROUP_STATUS: &str = "group-status";
+
 /// A contact group.
 #[derive(Serialize, ToSchema)]
 pub struct ContactGroup {
@@ -45,10 +49,13 @@ pub struct ContactGroup {
     #[schema(example = "Newsletter")]
     pub name: Option<String>,
     pub description: Option<String>,
-    /// `ACTIVE`, or `DELETED` after a soft delete.
+    /// `ACTIVE`, or `DELETED` after a soft delete. A deleted group keeps its name, members,
+    /// child groups, keywords and rule for its restore, but resolves to no one: batches, parent
+    /// groups and keywords leave it out.
     #[schema(example = "ACTIVE")]
     pub status: &'static str,
-    /// Distinct effective members: the group's own and its active child groups'.
+    /// Distinct effective members: the group's own and its active child groups'. A deleted
+    /// group's size is what it holds for its restore.
     pub size: i64,
     /// The member numbers (E.164), only with `?include=members`; `/members` is the scalable way.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -239,10 +246,14 @@ pub struct DeleteParams {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MemberParams {
-    /// Members per page, 1 to 1000 (default 100).
+    /// Page size for cursor pagination, 1 to 1000 (default 100).
     limit: Option<String>,
     /// The `next` value of the previous page.
     next: Option<String>,
+    /// Page number from 0, for simple clients (with `page_size`); not with `next`.
+    page: Option<String>,
+    /// Members per page with `page`, 1 to 1000 (default 100).
+    page_size: Option<String>,
 }
 
 /// A member of a group.
@@ -260,7 +271,18 @@ pub struct Member {
 
 #[derive(Serialize, ToSchema)]
 pub struct MemberList {
+    /// The group's status: a `DELETED` group still lists the members it keeps for its restore,
+    /// but resolves to no one.
+    #[schema(example = "ACTIVE")]
+    pub group_status: &'static str,
     pub members: Vec<Member>,
+    /// How many members the group has over all pages (its `size`).
+    pub count: i64,
+    /// With `page`: the page returned (from 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<i64>,
+    /// How many members this page holds.
+    pub page_size: usize,
     /// Pass as `next` to get the following page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
@@ -703,8 +725,11 @@ async fn update_group(
 
 /// Delete a group
 ///
-/// Marks the group DELETED (it then resolves to no one and is hidden from lists unless
-/// `status=DELETED` is asked for); with `purge=true` removes it and its memberships for good.
+/// Marks the group DELETED: it then resolves to no one (batches, parent groups and keywords
+/// leave it out), is hidden from lists unless `status=DELETED` or `ALL` is asked for, and
+/// refuses changes but a restore; it keeps its name, members, child groups, keywords and rule,
+/// which `PATCH {"status": "ACTIVE"}` brings back. With `purge=true` removes it and its
+/// memberships for good (the contacts stay).
 #[utoipa::path(
     delete, path = "/api/contactgroups/{id}", tag = "Contact Groups",
     params(
@@ -739,9 +764,12 @@ async fn delete_group(
 
 /// List a group's members
 ///
-/// The distinct effective members (the group's own and its child groups'). As JSON, a page of
-/// contacts (`limit`, `next`); with `Accept: application/x-ndjson` every number as one JSON
-/// string per line, or with `Accept: text/csv` as CSV, streamed whatever the group's size.
+/// The distinct effective members (the group's own and its active child groups'), by contact
+/// id. As JSON, a page of contacts with `count`, paged by cursor (`limit`, `next`) or by number
+/// (`page`, `page_size`); with `Accept: application/x-ndjson` every number as one JSON string per
+/// line, or with `Accept: text/csv` as CSV, streamed whatever the group's size. A deleted group
+/// lists the members it keeps for its restore; `group_status` (and the `Group-Status` header of
+/// every form) says it is `DELETED`.
 #[utoipa::path(
     get, path = "/api/contactgroups/{id}/members", tag = "Contact Groups",
     params(("id" = String, Path, description = "The group's id"), MemberParams),
@@ -750,6 +778,8 @@ async fn delete_group(
             (MemberList = "application/json"),
             (String = "application/x-ndjson"),
             (String = "text/csv"),
+        ), headers(
+            ("Group-Status" = String, description = "`ACTIVE`, or `DELETED`: the group resolves to no one until restored"),
         )),
         (status = 400, description = "A query parameter is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
@@ -766,32 +796,33 @@ async fn group_members(
 ) -> Result<Response, ApiError> {
     let id = parse_group_id(&id)?;
     let group = state.store.get_group(&plan.id, &id).await?;
+    let status = HeaderValue::from_static(group.status.as_str());
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
     let csv = accept.contains("text/csv");
-    if csv || accept.contains("ndjson") || accept.contains("jsonl") {
+    let mut response = if csv || accept.contains("ndjson") || accept.contains("jsonl") {
         let numbers = state.store.member_numbers(plan.id.clone(), id);
-        return Ok(super::batches::stream_lines(numbers, csv));
-    }
-    let limit = bounded_number("limit", params.limit.as_deref(), 1, MAX_PAGE_SIZE)?
-        .unwrap_or(DEFAULT_PAGE_SIZE);
-    let after = match params.next.as_deref() {
-        None => None,
-        Some(text) => Some(ContactId::parse(text).ok_or_else(|| {
-            ApiError::invalid(FieldError::format(
-                "next",
-                "is not a cursor returned by this API",
-            ))
-        })?),
-    };
-    let page = state
-        .store
-        .member_page(&plan.id, &group, after.as_ref(), limit)
-        .await?;
-    Ok(Json(MemberList {
-        members: page
+        super::batches::stream_lines(numbers, csv)
+    } else {
+        // The members' cursor is the last contact's id: they are in id order.
+        let (window, page) = window_with(
+            params.page.as_deref(),
+            params.page_size.as_deref(),
+            params.limit.as_deref(),
+            params.next.as_deref(),
+            |text| {
+                ContactId::parse(text).ok_or_else(|| {
+                    ApiError::invalid(FieldError::format(
+                        "next",
+                        "is not a cursor returned by this API",
+                    ))
+                })
+            },
+        )?;
+        let members_page = state.store.member_page(&plan.id, &group, &window).await?;
+        let members: Vec<Member> = members_page
             .members
             .into_iter()
             .map(|member| Member {
@@ -801,8 +832,17 @@ async fn group_members(
                 last_name: member.last_name,
                 opted_out: member.opted_out,
             })
-            .collect(),
-        next: page.next.map(|id| id.to_string()),
-    })
-    .into_response())
+            .collect();
+        Json(MemberList {
+            group_status: group.status.as_str(),
+            page_size: members.len(),
+            members,
+            count: group.size,
+            page,
+            next: members_page.next.map(|id| id.to_string()),
+        })
+        .into_response()
+    };
+    response.headers_mut().insert(GROUP_STATUS, status);
+    Ok(response)
 }

@@ -346,7 +346,13 @@ macro_rules! sql_contacts {
             }
             if let Some(tree) = tree {
                 builder.push(" AND ");
-                push_membership(builder, plan, tree, Scan::Probe);
+                // As for a group's members page: SQLite counts a contact in two of the tree's
+                // groups twice against OFFSET when it probes.
+                let scan = match query.window {
+                    Window::Offset { offset, .. } if offset > 0 => Scan::Set,
+                    _ => Scan::Probe,
+                };
+                push_membership(builder, plan, tree, scan);
             }
         }
 
@@ -504,18 +510,30 @@ macro_rules! sql_contacts {
                 })
             }
 
-            async fn contact_groups(&self, plan: &PlanId, id: &ContactId) -> StoreResult<Vec<GroupId>> {
+            async fn contact_groups(
+                &self,
+                plan: &PlanId,
+                id: &ContactId,
+            ) -> StoreResult<Vec<GroupMembership>> {
                 let mut conn = self.reader().acquire().await?;
                 load_contact(&mut conn, plan, id).await?;
-                let groups: Vec<String> = sqlx::query_scalar(
-                    "SELECT group_id FROM group_members WHERE plan_id = $1 AND contact_id = $2 \
-                     ORDER BY group_id",
+                let groups: Vec<(String, Option<String>, String)> = sqlx::query_as(
+                    "SELECT g.id, g.name, g.status FROM group_members m \
+                     JOIN contact_groups g ON g.plan_id = m.plan_id AND g.id = m.group_id \
+                     WHERE m.plan_id = $1 AND m.contact_id = $2 ORDER BY g.id",
                 )
                 .bind(plan.as_str())
                 .bind(id.as_str())
                 .fetch_all(&mut *conn)
                 .await?;
-                Ok(groups.into_iter().map(GroupId::from_trusted).collect())
+                Ok(groups
+                    .into_iter()
+                    .map(|(id, name, status)| GroupMembership {
+                        id: GroupId::from_trusted(id),
+                        name,
+                        status: GroupStatus::parse(&status).unwrap_or(GroupStatus::Deleted),
+                    })
+                    .collect())
             }
 
             async fn add_memberships(

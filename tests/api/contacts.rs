@@ -157,7 +157,10 @@ async fn changing_a_phone_keeps_the_groups(app: TestApp) {
         .json()
         .await
         .unwrap();
-    assert_eq!(with_groups["groups"], json!([group_id]));
+    assert_eq!(
+        with_groups["groups"],
+        json!([{"id": group_id, "name": group["name"], "status": "ACTIVE"}])
+    );
 }
 
 async fn opting_out_and_in_is_stamped(app: TestApp) {
@@ -364,6 +367,33 @@ async fn search_pages_by_cursor_and_number(app: TestApp) {
     // Newest first by default.
     let newest: Value = app.get("/api/contacts?limit=1").await.json().await.unwrap();
     assert_eq!(newest["contacts"][0]["first_name"], "Eva");
+
+    // Members of a tree whose groups overlap are each one row, on numbered pages too.
+    let child = app
+        .create_group(
+            json!({"name": "Child", "members": ["+4930123456", "+14155550401", "+447400123401"]}),
+        )
+        .await;
+    let parent = app
+        .create_group(json!({
+            "name": "Parent", "members": ["+4915112345601", "+4930123456", "+14155550401"],
+            "child_groups": [child["id"]],
+        }))
+        .await;
+    let group = format!("group={}", parent["id"].as_str().unwrap());
+    assert_eq!(
+        first_names(&app, &format!("{group}&page=0&page_size=2")).await,
+        ["Anna", "Bernd"]
+    );
+    assert_eq!(
+        first_names(&app, &format!("{group}&page=1&page_size=2")).await,
+        ["Carla", "Dan"]
+    );
+    assert!(
+        first_names(&app, &format!("{group}&page=2&page_size=2"))
+            .await
+            .is_empty()
+    );
 }
 
 async fn bad_contact_input_names_the_field(app: TestApp) {

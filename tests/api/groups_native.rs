@@ -21,6 +21,8 @@ on_both_backends!(
     soft_delete_hides_restore_returns_purge_removes,
     deleted_child_groups_count_as_empty,
     members_page_by_cursor_and_stream,
+    members_page_by_number_with_a_count,
+    a_deleted_group_says_so_wherever_it_is_named,
     streams_of_thousands_cross_chunks_whole_and_distinct,
     list_filters_orders_and_pages,
     invalid_input_names_every_bad_field,
@@ -581,6 +583,141 @@ async fn members_page_by_cursor_and_stream(app: TestApp) {
     let empty = app.create_group(json!({"name": "Empty"})).await;
     let none = app.member_numbers(empty["id"].as_str().unwrap()).await;
     assert!(none.is_empty());
+}
+
+/// Members page by number too, like every other list, and say how many there are: for a lone
+/// group (read off its memberships) and a tree (its contacts tested for membership).
+async fn members_page_by_number_with_a_count(app: TestApp) {
+    let numbers: Vec<String> = (0..25)
+        .map(|i| format!("+1415555{:04}", 2000 + i))
+        .collect();
+    let lone = app
+        .create_group(json!({"name": "Lone", "members": numbers[..20]}))
+        .await;
+    let tree = app
+        .create_group(json!({
+            "name": "Tree", "members": numbers[15..], "child_groups": [lone["id"]],
+        }))
+        .await;
+    for (group, total) in [(&lone, 20), (&tree, 25)] {
+        let id = group["id"].as_str().unwrap();
+        let path = format!("/api/contactgroups/{id}/members");
+        let by_cursor: Value = app
+            .get(&format!("{path}?limit={total}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let in_order: Vec<&str> = by_cursor["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(in_order.len(), total);
+        assert_eq!(by_cursor["count"], total);
+        assert_eq!(by_cursor["group_status"], "ACTIVE");
+        let mut paged = Vec::new();
+        for page in 0..3 {
+            let response = app.get(&format!("{path}?page={page}&page_size=10")).await;
+            assert_eq!(response.headers()["group-status"], "ACTIVE");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["page"], page, "{body}");
+            assert_eq!(body["count"], total);
+            assert_eq!(body["page_size"], (total - 10 * page).min(10), "{body}");
+            assert!(body.get("next").is_none(), "{body}");
+            for member in body["members"].as_array().unwrap() {
+                paged.push(member["id"].as_str().unwrap().to_owned());
+            }
+        }
+        assert_eq!(paged, in_order, "pages by number follow the cursor's order");
+        // A page and a cursor at once is ambiguous.
+        let first: Value = app
+            .get(&format!("{path}?limit=10"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(first["page_size"], 10);
+        assert!(first.get("page").is_none());
+        let next = first["next"].as_str().unwrap();
+        let both = app.get(&format!("{path}?page=1&next={next}")).await;
+        assert_eq!(both.status(), 400);
+        let problem: Value = both.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], "page");
+        let too_big = app.get(&format!("{path}?page_size=1001")).await;
+        assert_eq!(too_big.status(), 400);
+    }
+}
+
+/// A deleted group keeps its members for its restore but resolves to no one; wherever it is
+/// named, its status says so.
+async fn a_deleted_group_says_so_wherever_it_is_named(app: TestApp) {
+    let group = app
+        .create_group(json!({"name": "Paused", "members": ["+14155550431"]}))
+        .await;
+    let id = group["id"].as_str().unwrap();
+    let members_path = format!("/api/contactgroups/{id}/members");
+    let page: Value = app.get(&members_path).await.json().await.unwrap();
+    let contact = page["members"][0]["id"].as_str().unwrap().to_owned();
+    let parent = app
+        .create_group(json!({"name": "Parent", "child_groups": [id]}))
+        .await;
+    assert_eq!(parent["size"], 1);
+    assert_eq!(
+        app.delete(&format!("/api/contactgroups/{id}"))
+            .await
+            .status(),
+        204
+    );
+
+    let response = app.get(&members_path).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["group-status"], "DELETED");
+    let page: Value = response.json().await.unwrap();
+    assert_eq!(page["group_status"], "DELETED");
+    assert_eq!(page["count"], 1);
+    assert_eq!(page["members"][0]["id"], contact.as_str());
+    let stream = app
+        .request(Method::GET, &members_path)
+        .header("Accept", "application/x-ndjson")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.headers()["group-status"], "DELETED");
+    assert_eq!(stream.text().await.unwrap(), "\"+14155550431\"\n");
+    let shown: Value = app
+        .get(&format!("/api/contacts/{contact}?include=groups"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown["groups"],
+        json!([{"id": id, "name": "Paused", "status": "DELETED"}])
+    );
+    // It resolves to no one: its parent leaves it out.
+    let parent: Value = app
+        .get(&format!(
+            "/api/contactgroups/{}",
+            parent["id"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(parent["size"], 0);
+
+    patch(&app, id, json!({"status": "ACTIVE"})).await;
+    let page: Value = app.get(&members_path).await.json().await.unwrap();
+    assert_eq!(page["group_status"], "ACTIVE");
+    let shown: Value = app
+        .get(&format!("/api/contacts/{contact}?include=groups"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["groups"][0]["status"], "ACTIVE");
 }
 
 /// Streams are sent in chunks of a few thousand numbers: a lone group and a tree of two
