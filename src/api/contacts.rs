@@ -691,7 +691,7 @@ async fn delete_contact(
     }
 }
 
-fn parse_ids<T>(
+pub(super) fn parse_ids<T>(
     check: &mut Validator,
     field: &str,
     ids: &[String],

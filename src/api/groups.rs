@@ -14,7 +14,7 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, FieldError, Problem};
 use super::extract::{IfMatch, JsonBody, etag};
-use super::limits::{MAX_CHILD_GROUPS, MAX_NUMBERS_PER_REQUEST};
+use super::limits::{MAX_CHILD_GROUPS, MAX_IDS_PER_REQUEST, MAX_NUMBERS_PER_REQUEST};
 use super::paging::{encode_cursor, flag, window, window_with};
 use super::validate::{AutoUpdateBody, GroupFields, Validator, nullable};
 use crate::domain::algebra::MembershipChange;
@@ -34,7 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             update_group,
             delete_group
         ))
-        .routes(routes!(group_members))
+        .routes(routes!(group_members, add_group_members))
 }
 
 /// Names the group's status on every members listing: a deleted group keeps its members (they
@@ -254,6 +254,24 @@ pub struct MemberParams {
     page: Option<String>,
     /// Members per page with `page`, 1 to 1000 (default 100).
     page_size: Option<String>,
+}
+
+/// Contacts and numbers to put into one group, all or nothing.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMembersBody {
+    /// Ids of existing contacts, at most 10,000; every one must exist.
+    #[serde(default)]
+    pub contact_ids: Option<Vec<String>>,
+    /// Phone numbers, E.164 or national with `default_region`, at most 100,000; a number no
+    /// contact has becomes a new contact.
+    #[serde(default)]
+    #[schema(example = json!(["+14155552671"]))]
+    pub numbers: Option<Vec<String>>,
+    /// Region (ISO 3166-1 alpha-2) for national-format numbers; the plan's default otherwise.
+    #[serde(default)]
+    #[schema(example = "US")]
+    pub default_region: Option<String>,
 }
 
 /// A member of a group.
@@ -845,4 +863,55 @@ async fn group_members(
     };
     response.headers_mut().insert(GROUP_STATUS, status);
     Ok(response)
+}
+
+/// Add members to a group
+///
+/// Puts existing contacts (by id) and numbers (a number no contact has becomes a new contact)
+/// into this one group, all or nothing, as `POST /api/contactgroups/members` does for many
+/// groups. Members already there are left as they are.
+#[utoipa::path(
+    post, path = "/api/contactgroups/{id}/members", tag = "Contact Groups",
+    params(("id" = String, Path, description = "The group's id")),
+    request_body = GroupMembersBody,
+    responses(
+        (status = 200, description = "How many memberships are new", body = super::contacts::MembershipChange),
+        (status = 400, description = "An id or number is malformed, a contact is unknown, or too many entries", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such group in this plan", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The group is deleted, or a smart group", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the size limit", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn add_group_members(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<GroupMembersBody>,
+) -> Result<Json<super::contacts::MembershipChange>, ApiError> {
+    let id = parse_group_id(&id)?;
+    let mut check = Validator::new();
+    let region = check
+        .region("default_region", body.default_region.as_deref())
+        .or_else(|| plan_region(&plan));
+    let contacts = super::contacts::parse_ids(
+        &mut check,
+        "contact_ids",
+        body.contact_ids.as_deref().unwrap_or_default(),
+        MAX_IDS_PER_REQUEST,
+        ContactId::parse,
+    );
+    let numbers = check.numbers(
+        "numbers",
+        body.numbers.as_deref().unwrap_or_default(),
+        region,
+        MAX_NUMBERS_PER_REQUEST,
+    );
+    check.finish()?;
+    let changed = state
+        .store
+        .add_to_group(&plan.id, &id, &contacts, &numbers)
+        .await?;
+    Ok(Json(super::contacts::MembershipChange { changed }))
 }

@@ -610,6 +610,15 @@ pub trait ContactStore: Send + Sync {
         contacts: &[ContactId],
         groups: &[GroupId],
     ) -> StoreResult<u64>;
+    /// Adds contacts (every one must exist) and numbers (a number no contact has becomes a new
+    /// contact) to one active static group, atomically; returns how many memberships are new.
+    async fn add_to_group(
+        &self,
+        plan: &PlanId,
+        group: &GroupId,
+        contacts: &[ContactId],
+        numbers: &BTreeSet<ParsedNumber>,
+    ) -> StoreResult<u64>;
     /// Removes every contact from every group, atomically; returns how many memberships ended.
     async fn remove_memberships(
         &self,

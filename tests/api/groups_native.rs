@@ -22,6 +22,7 @@ on_both_backends!(
     deleted_child_groups_count_as_empty,
     members_page_by_cursor_and_stream,
     members_page_by_number_with_a_count,
+    members_are_added_to_one_group,
     a_deleted_group_says_so_wherever_it_is_named,
     streams_of_thousands_cross_chunks_whole_and_distinct,
     list_filters_orders_and_pages,
@@ -647,6 +648,106 @@ async fn members_page_by_number_with_a_count(app: TestApp) {
         assert_eq!(problem["errors"][0]["field"], "page");
         let too_big = app.get(&format!("{path}?page_size=1001")).await;
         assert_eq!(too_big.status(), 400);
+    }
+}
+
+/// `POST /api/contactgroups/{id}/members`: contacts by id and numbers into one group, all or
+/// nothing, as the bulk route does for many.
+async fn members_are_added_to_one_group(app: TestApp) {
+    let contact: Value = app
+        .send_json(
+            Method::POST,
+            "/api/contacts",
+            &json!({"phone": "+14155550421", "first_name": "Ada"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let group = app
+        .create_group(json!({"name": "Target", "members": ["+14155550422"]}))
+        .await;
+    let id = group["id"].as_str().unwrap();
+    let path = format!("/api/contactgroups/{id}/members");
+    let response = app
+        .send_json(
+            Method::POST,
+            &path,
+            &json!({
+                "contact_ids": [contact["id"]],
+                // Ada again by number, a member already, and a number no contact has.
+                "numbers": ["+14155550421", "(415) 555-0422", "+14155550423"],
+            }),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["changed"], 2);
+    assert_eq!(
+        app.member_numbers(id).await,
+        ["+14155550421", "+14155550422", "+14155550423"]
+    );
+    let response = app.get(&format!("/api/contactgroups/{id}")).await;
+    assert_eq!(response.headers()["etag"], "\"2\"");
+    assert_eq!(response.json::<Value>().await.unwrap()["size"], 3);
+
+    // An unknown contact changes nothing, not even the numbers beside it.
+    let response = app
+        .send_json(
+            Method::POST,
+            &path,
+            &json!({"contact_ids": ["01ARZ3NDEKTSV4RRFFQ69G5FAV"], "numbers": ["+14155550424"]}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "contact_ids", "{problem}");
+    let response = app
+        .send_json(
+            Method::POST,
+            &path,
+            &json!({"contact_ids": ["nope"], "numbers": ["+1", "x"], "colour": "red"}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let response = app
+        .send_json(
+            Method::POST,
+            &path,
+            &json!({"contact_ids": ["nope"], "numbers": ["+14155550425", "12ab"]}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["contact_ids[0]", "numbers[1]"]);
+    assert_eq!(app.member_numbers(id).await.len(), 3);
+
+    // Groups that cannot take members directly.
+    let smart = app
+        .create_group(json!({"name": "Smart", "rule": "not opted_out"}))
+        .await;
+    let deleted = app.create_group(json!({"name": "Gone"})).await;
+    let deleted_id = deleted["id"].as_str().unwrap();
+    app.delete(&format!("/api/contactgroups/{deleted_id}"))
+        .await;
+    for (group_id, status) in [
+        (smart["id"].as_str().unwrap(), 409),
+        (deleted_id, 409),
+        ("01ARZ3NDEKTSV4RRFFQ69G5FAV", 404),
+    ] {
+        let response = app
+            .send_json(
+                Method::POST,
+                &format!("/api/contactgroups/{group_id}/members"),
+                &json!({"numbers": ["+14155550426"]}),
+            )
+            .await;
+        assert_eq!(response.status(), status, "{group_id}");
     }
 }
 
