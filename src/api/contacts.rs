@@ -24,7 +24,8 @@ use crate::domain::filter::FilterExpr;
 use crate::domain::ids::{ContactId, GroupId};
 use crate::domain::msisdn::RegionCode;
 use crate::store::{
-    ContactDefinition, ContactOrder, ContactPatch, ContactQuery, ContactRecord, Plan,
+    ContactDefinition, ContactOrder, ContactPatch, ContactQuery, ContactRecord, GroupMembership,
+    Plan,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -50,11 +51,14 @@ pub struct Contact {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub email: Option<String>,
+    /// Lower case, with `f` and `m` spelled out: `female`, `male`, `other`, …
+    #[schema(example = "female")]
     pub gender: Option<String>,
     /// Custom fields: string, number or boolean values.
     #[schema(value_type = Object, example = json!({"plan": "gold", "age": 42}))]
     pub fields: serde_json::Map<String, Value>,
-    /// Whether libphonenumber considers the number valid.
+    /// Whether libphonenumber considers the number valid: always true, since invalid numbers
+    /// are refused.
     pub valid: bool,
     /// `mobile`, `fixed_line`, `fixed_line_or_mobile`, `toll_free`, `voip`, …
     #[schema(example = "mobile")]
@@ -68,11 +72,25 @@ pub struct Contact {
     pub opted_out: bool,
     pub opted_out_at: Option<String>,
     pub opted_out_reason: Option<String>,
-    /// With `?include=groups`: the groups the contact is a direct member of.
+    /// With `?include=groups`: the groups the contact is a direct member of, deleted ones
+    /// included (with status `DELETED`: they keep the contact for their restore but resolve to
+    /// no one).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub groups: Option<Vec<String>>,
+    pub groups: Option<Vec<ContactGroupRef>>,
     pub created_at: String,
     pub modified_at: String,
+}
+
+/// A group a contact is in, named with its status.
+#[derive(Serialize, ToSchema)]
+pub struct ContactGroupRef {
+    #[schema(example = "01JD4Q3T5V8Z9X2W1Y0A7B6C5D")]
+    pub id: String,
+    #[schema(example = "Newsletter")]
+    pub name: Option<String>,
+    /// `ACTIVE`, or `DELETED` after a soft delete.
+    #[schema(example = "ACTIVE")]
+    pub status: &'static str,
 }
 
 fn sms_capable(number_type: Option<&str>) -> bool {
@@ -80,7 +98,7 @@ fn sms_capable(number_type: Option<&str>) -> bool {
 }
 
 impl Contact {
-    fn from_record(record: ContactRecord, groups: Option<Vec<GroupId>>) -> Self {
+    fn from_record(record: ContactRecord, groups: Option<Vec<GroupMembership>>) -> Self {
         Contact {
             id: record.id.to_string(),
             phone: record.phone,
@@ -100,7 +118,16 @@ impl Contact {
             opted_out: record.opted_out,
             opted_out_at: record.opted_out_at.map(|at| at.to_rfc3339()),
             opted_out_reason: record.opted_out_reason,
-            groups: groups.map(|ids| ids.iter().map(ToString::to_string).collect()),
+            groups: groups.map(|groups| {
+                groups
+                    .into_iter()
+                    .map(|group| ContactGroupRef {
+                        id: group.id.to_string(),
+                        name: group.name,
+                        status: group.status.as_str(),
+                    })
+                    .collect()
+            }),
             created_at: record.created_at.to_rfc3339(),
             modified_at: record.modified_at.to_rfc3339(),
         }
@@ -120,7 +147,10 @@ pub struct ContactBody {
     pub last_name: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    /// Stored lower-case, with `F` and `M` spelled out as `female` and `male`; other values
+    /// (`other`, `non-binary`, …) are kept as given, lower-cased. At most 32 characters.
     #[serde(default)]
+    #[schema(example = "female")]
     pub gender: Option<String>,
     /// Custom fields: a JSON object of string, number or boolean values.
     #[serde(default)]
@@ -151,6 +181,7 @@ pub struct ContactPatchBody {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
+    /// Stored as on create: lower-case, `F` and `M` spelled out.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub gender: Option<Option<String>>,
@@ -224,8 +255,12 @@ pub struct ContactParams {
     phone: Option<String>,
     /// Email address (case-insensitive).
     email: Option<String>,
+    /// Genders are stored lower-case with `f` and `m` spelled out (`female`, `male`); the value
+    /// given is spelled the same way, so `Female` and `F` find `female`.
     gender: Option<String>,
-    /// `true` or `false`: whether the number is valid.
+    /// `true` or `false`: whether libphonenumber considers the number valid. Invalid numbers
+    /// are refused when a contact is written, so every stored contact is valid: `true` matches
+    /// all and `false` none. Kept for clients that filter by validity.
     valid: Option<String>,
     /// e.g. `mobile`, `fixed_line`.
     number_type: Option<String>,
@@ -415,7 +450,7 @@ async fn list_contacts(
         name_contains: params.name_contains.filter(|v| !v.is_empty()),
         phone_prefix,
         email: params.email,
-        gender: params.gender,
+        gender: params.gender.as_deref().map(Gender::canonical),
         valid: flag("valid", params.valid.as_deref())?,
         number_type: params.number_type,
         sms_capable,
@@ -656,7 +691,7 @@ async fn delete_contact(
     }
 }
 
-fn parse_ids<T>(
+pub(super) fn parse_ids<T>(
     check: &mut Validator,
     field: &str,
     ids: &[String],

@@ -55,6 +55,7 @@ where
         deserializer
             .end()
             .map_err(|error| ApiError::InvalidJson(error.to_string()))?;
+        super::text::refuse_nul_in_json(bytes)?;
         Ok(JsonBody(value))
     }
 }

@@ -14,8 +14,8 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, FieldError, Problem};
 use super::extract::{IfMatch, JsonBody, etag};
-use super::limits::{DEFAULT_PAGE_SIZE, MAX_CHILD_GROUPS, MAX_NUMBERS_PER_REQUEST, MAX_PAGE_SIZE};
-use super::paging::{bounded_number, encode_cursor, flag, window};
+use super::limits::{MAX_CHILD_GROUPS, MAX_IDS_PER_REQUEST, MAX_NUMBERS_PER_REQUEST};
+use super::paging::{encode_cursor, flag, window, window_with};
 use super::validate::{AutoUpdateBody, GroupFields, Validator, nullable};
 use crate::domain::algebra::MembershipChange;
 use crate::domain::group::{GroupName, GroupStatus};
@@ -34,8 +34,12 @@ pub fn router() -> OpenApiRouter<AppState> {
             update_group,
             delete_group
         ))
-        .routes(routes!(group_members))
+        .routes(routes!(group_members, add_group_members))
 }
+
+/// Names the group's status on every members listing: a deleted group keeps its members (they
+/// come back when it is restored) but resolves to no one.
+const GROUP_STATUS: &str = "group-status";
 
 /// A contact group.
 #[derive(Serialize, ToSchema)]
@@ -45,10 +49,13 @@ pub struct ContactGroup {
     #[schema(example = "Newsletter")]
     pub name: Option<String>,
     pub description: Option<String>,
-    /// `ACTIVE`, or `DELETED` after a soft delete.
+    /// `ACTIVE`, or `DELETED` after a soft delete. A deleted group keeps its name, members,
+    /// child groups, keywords and rule for its restore, but resolves to no one: batches, parent
+    /// groups and keywords leave it out.
     #[schema(example = "ACTIVE")]
     pub status: &'static str,
-    /// Distinct effective members: the group's own and its active child groups'.
+    /// Distinct effective members: the group's own and its active child groups'. A deleted
+    /// group's size is what it holds for its restore.
     pub size: i64,
     /// The member numbers (E.164), only with `?include=members`; `/members` is the scalable way.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,7 +123,8 @@ pub struct GroupBody {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
-    /// Phone numbers, E.164 or national with `default_region`; duplicates are ignored.
+    /// Phone numbers, E.164 or national with `default_region`; duplicates are ignored. On PUT,
+    /// required (the whole new member list; `[]` empties the group) unless `rule` is given.
     #[serde(default)]
     #[schema(example = json!(["+14155552671", "+14155552672"]))]
     pub members: Option<Vec<String>>,
@@ -238,10 +246,32 @@ pub struct DeleteParams {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MemberParams {
-    /// Members per page, 1 to 1000 (default 100).
+    /// Page size for cursor pagination, 1 to 1000 (default 100).
     limit: Option<String>,
     /// The `next` value of the previous page.
     next: Option<String>,
+    /// Page number from 0, for simple clients (with `page_size`); not with `next`.
+    page: Option<String>,
+    /// Members per page with `page`, 1 to 1000 (default 100).
+    page_size: Option<String>,
+}
+
+/// Contacts and numbers to put into one group, all or nothing.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMembersBody {
+    /// Ids of existing contacts, at most 10,000; every one must exist.
+    #[serde(default)]
+    pub contact_ids: Option<Vec<String>>,
+    /// Phone numbers, E.164 or national with `default_region`, at most 100,000; a number no
+    /// contact has becomes a new contact.
+    #[serde(default)]
+    #[schema(example = json!(["+14155552671"]))]
+    pub numbers: Option<Vec<String>>,
+    /// Region (ISO 3166-1 alpha-2) for national-format numbers; the plan's default otherwise.
+    #[serde(default)]
+    #[schema(example = "US")]
+    pub default_region: Option<String>,
 }
 
 /// A member of a group.
@@ -259,7 +289,18 @@ pub struct Member {
 
 #[derive(Serialize, ToSchema)]
 pub struct MemberList {
+    /// The group's status: a `DELETED` group still lists the members it keeps for its restore,
+    /// but resolves to no one.
+    #[schema(example = "ACTIVE")]
+    pub group_status: &'static str,
     pub members: Vec<Member>,
+    /// How many members the group has over all pages (its `size`).
+    pub count: i64,
+    /// With `page`: the page returned (from 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<i64>,
+    /// How many members this page holds.
+    pub page_size: usize,
     /// Pass as `next` to get the following page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
@@ -298,11 +339,28 @@ async fn all_members(state: &AppState, plan: &Plan, id: &GroupId) -> Result<Vec<
         .map_err(ApiError::from)
 }
 
+/// Whether a definition creates a group or replaces one (PUT).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Definition {
+    Create,
+    Replace,
+}
+
 fn validate_definition(
     plan: &Plan,
     body: &GroupBody,
+    purpose: Definition,
 ) -> Result<(GroupDefinition, GroupFields), ApiError> {
     let mut check = Validator::new();
+    // A replace without `members` would silently empty the group: the whole new list is asked
+    // for, `[]` included. A smart group has no direct members to give.
+    if purpose == Definition::Replace && body.members.is_none() && body.rule.is_none() {
+        check.push(FieldError::constraint(
+            "members",
+            "is required: PUT replaces the whole member list (send [] to empty the group, or \
+             PATCH to change other fields)",
+        ));
+    }
     let region = check
         .region("default_region", body.default_region.as_deref())
         .or_else(|| plan_region(plan));
@@ -466,7 +524,7 @@ async fn create_group(
     Authenticated(plan): Authenticated,
     JsonBody(body): JsonBody<GroupBody>,
 ) -> Result<Response, ApiError> {
-    let (definition, fields) = validate_definition(&plan, &body)?;
+    let (definition, fields) = validate_definition(&plan, &body, Definition::Create)?;
     let record = state
         .store
         .create_group(&plan.id, definition)
@@ -518,8 +576,10 @@ async fn get_group(
 
 /// Replace a group
 ///
-/// Sets everything: name, description, the whole member list, child groups and auto_update.
-/// With `If-Match`, fails with 412 if the group changed since that ETag was read.
+/// Sets everything: name, description, the whole member list, child groups and auto_update;
+/// fields left out are cleared. `members` is required (`[]` empties the group) unless `rule`
+/// makes it a smart group. With `If-Match`, fails with 412 if the group changed since that ETag
+/// was read.
 #[utoipa::path(
     put, path = "/api/contactgroups/{id}", tag = "Contact Groups",
     params(
@@ -529,7 +589,7 @@ async fn get_group(
     request_body = GroupBody,
     responses(
         (status = 200, description = "The group, with its new ETag", body = ContactGroup),
-        (status = 400, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A field is invalid, or `members` is missing", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such group in this plan", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The group is deleted", body = Problem, content_type = "application/problem+json"),
@@ -546,7 +606,7 @@ async fn replace_group(
     JsonBody(body): JsonBody<GroupBody>,
 ) -> Result<Response, ApiError> {
     let id = parse_group_id(&id)?;
-    let (definition, fields) = validate_definition(&plan, &body)?;
+    let (definition, fields) = validate_definition(&plan, &body, Definition::Replace)?;
     let record = state
         .store
         .replace_group(&plan.id, &id, expected, definition)
@@ -683,8 +743,11 @@ async fn update_group(
 
 /// Delete a group
 ///
-/// Marks the group DELETED (it then resolves to no one and is hidden from lists unless
-/// `status=DELETED` is asked for); with `purge=true` removes it and its memberships for good.
+/// Marks the group DELETED: it then resolves to no one (batches, parent groups and keywords
+/// leave it out), is hidden from lists unless `status=DELETED` or `ALL` is asked for, and
+/// refuses changes but a restore; it keeps its name, members, child groups, keywords and rule,
+/// which `PATCH {"status": "ACTIVE"}` brings back. With `purge=true` removes it and its
+/// memberships for good (the contacts stay).
 #[utoipa::path(
     delete, path = "/api/contactgroups/{id}", tag = "Contact Groups",
     params(
@@ -719,9 +782,12 @@ async fn delete_group(
 
 /// List a group's members
 ///
-/// The distinct effective members (the group's own and its child groups'). As JSON, a page of
-/// contacts (`limit`, `next`); with `Accept: application/x-ndjson` every number as one JSON
-/// string per line, or with `Accept: text/csv` as CSV, streamed whatever the group's size.
+/// The distinct effective members (the group's own and its active child groups'), by contact
+/// id. As JSON, a page of contacts with `count`, paged by cursor (`limit`, `next`) or by number
+/// (`page`, `page_size`); with `Accept: application/x-ndjson` every number as one JSON string per
+/// line, or with `Accept: text/csv` as CSV, streamed whatever the group's size. A deleted group
+/// lists the members it keeps for its restore; `group_status` (and the `Group-Status` header of
+/// every form) says it is `DELETED`.
 #[utoipa::path(
     get, path = "/api/contactgroups/{id}/members", tag = "Contact Groups",
     params(("id" = String, Path, description = "The group's id"), MemberParams),
@@ -730,6 +796,8 @@ async fn delete_group(
             (MemberList = "application/json"),
             (String = "application/x-ndjson"),
             (String = "text/csv"),
+        ), headers(
+            ("Group-Status" = String, description = "`ACTIVE`, or `DELETED`: the group resolves to no one until restored"),
         )),
         (status = 400, description = "A query parameter is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
@@ -746,32 +814,33 @@ async fn group_members(
 ) -> Result<Response, ApiError> {
     let id = parse_group_id(&id)?;
     let group = state.store.get_group(&plan.id, &id).await?;
+    let status = HeaderValue::from_static(group.status.as_str());
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
     let csv = accept.contains("text/csv");
-    if csv || accept.contains("ndjson") || accept.contains("jsonl") {
+    let mut response = if csv || accept.contains("ndjson") || accept.contains("jsonl") {
         let numbers = state.store.member_numbers(plan.id.clone(), id);
-        return Ok(super::batches::stream_lines(numbers, csv));
-    }
-    let limit = bounded_number("limit", params.limit.as_deref(), 1, MAX_PAGE_SIZE)?
-        .unwrap_or(DEFAULT_PAGE_SIZE);
-    let after = match params.next.as_deref() {
-        None => None,
-        Some(text) => Some(ContactId::parse(text).ok_or_else(|| {
-            ApiError::invalid(FieldError::format(
-                "next",
-                "is not a cursor returned by this API",
-            ))
-        })?),
-    };
-    let page = state
-        .store
-        .member_page(&plan.id, &group, after.as_ref(), limit)
-        .await?;
-    Ok(Json(MemberList {
-        members: page
+        super::batches::stream_lines(numbers, csv)
+    } else {
+        // The members' cursor is the last contact's id: they are in id order.
+        let (window, page) = window_with(
+            params.page.as_deref(),
+            params.page_size.as_deref(),
+            params.limit.as_deref(),
+            params.next.as_deref(),
+            |text| {
+                ContactId::parse(text).ok_or_else(|| {
+                    ApiError::invalid(FieldError::format(
+                        "next",
+                        "is not a cursor returned by this API",
+                    ))
+                })
+            },
+        )?;
+        let members_page = state.store.member_page(&plan.id, &group, &window).await?;
+        let members: Vec<Member> = members_page
             .members
             .into_iter()
             .map(|member| Member {
@@ -781,8 +850,68 @@ async fn group_members(
                 last_name: member.last_name,
                 opted_out: member.opted_out,
             })
-            .collect(),
-        next: page.next.map(|id| id.to_string()),
-    })
-    .into_response())
+            .collect();
+        Json(MemberList {
+            group_status: group.status.as_str(),
+            page_size: members.len(),
+            members,
+            count: group.size,
+            page,
+            next: members_page.next.map(|id| id.to_string()),
+        })
+        .into_response()
+    };
+    response.headers_mut().insert(GROUP_STATUS, status);
+    Ok(response)
+}
+
+/// Add members to a group
+///
+/// Puts existing contacts (by id) and numbers (a number no contact has becomes a new contact)
+/// into this one group, all or nothing, as `POST /api/contactgroups/members` does for many
+/// groups. Members already there are left as they are.
+#[utoipa::path(
+    post, path = "/api/contactgroups/{id}/members", tag = "Contact Groups",
+    params(("id" = String, Path, description = "The group's id")),
+    request_body = GroupMembersBody,
+    responses(
+        (status = 200, description = "How many memberships are new", body = super::contacts::MembershipChange),
+        (status = 400, description = "An id or number is malformed, a contact is unknown, or too many entries", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such group in this plan", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The group is deleted, or a smart group", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the size limit", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn add_group_members(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<GroupMembersBody>,
+) -> Result<Json<super::contacts::MembershipChange>, ApiError> {
+    let id = parse_group_id(&id)?;
+    let mut check = Validator::new();
+    let region = check
+        .region("default_region", body.default_region.as_deref())
+        .or_else(|| plan_region(&plan));
+    let contacts = super::contacts::parse_ids(
+        &mut check,
+        "contact_ids",
+        body.contact_ids.as_deref().unwrap_or_default(),
+        MAX_IDS_PER_REQUEST,
+        ContactId::parse,
+    );
+    let numbers = check.numbers(
+        "numbers",
+        body.numbers.as_deref().unwrap_or_default(),
+        region,
+        MAX_NUMBERS_PER_REQUEST,
+    );
+    check.finish()?;
+    let changed = state
+        .store
+        .add_to_group(&plan.id, &id, &contacts, &numbers)
+        .await?;
+    Ok(Json(super::contacts::MembershipChange { changed }))
 }

@@ -24,6 +24,7 @@ use crate::domain::contact::CustomFields;
 use crate::domain::group::{GroupName, GroupStatus};
 use crate::domain::ids::{GroupId, ImportId};
 use crate::domain::msisdn::RegionCode;
+use crate::domain::text::refuse_nul;
 use crate::domain::time::Timestamp;
 use crate::import::engine::ImportJob;
 use crate::import::mapping::{ColumnTarget, Mapping};
@@ -257,6 +258,10 @@ async fn upload_import(
             }
             Some("sheet") => {
                 let text = field.text().await.map_err(bad_form)?;
+                // A form field's value is the one text of a request that reaches no JSON or
+                // query check (a part's headers, the file's name among them, cannot hold NUL).
+                refuse_nul(&text)
+                    .map_err(|error| ApiError::invalid(FieldError::format("sheet", error)))?;
                 sheet = Some(text.trim().to_owned()).filter(|s| !s.is_empty());
             }
             _ => {}

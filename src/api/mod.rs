@@ -16,6 +16,7 @@ mod paging;
 pub mod rate_limit;
 mod sinch;
 mod sinch_batches;
+mod text;
 mod token_cache;
 mod validate;
 
@@ -150,6 +151,7 @@ pub fn router(state: AppState) -> Router {
                 .config(Config::new(["/openapi.json"]).validator_url("none")),
         )
         .fallback(|| async { ApiError::NotFound("route").into_response() })
+        .layer(axum::middleware::from_fn(text::refuse_nul_in_query))
         .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
         .with_state(state)
 }

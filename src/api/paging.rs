@@ -13,6 +13,19 @@ pub fn window(
     limit: Option<&str>,
     next: Option<&str>,
 ) -> Result<(Window, Option<i64>), ApiError> {
+    window_with(page, page_size, limit, next, |text| {
+        decode_cursor("next", text)
+    })
+}
+
+/// As [`window`], for a list whose `next` is its own kind of cursor, read by `decode`.
+pub fn window_with<C>(
+    page: Option<&str>,
+    page_size: Option<&str>,
+    limit: Option<&str>,
+    next: Option<&str>,
+    decode: impl FnOnce(&str) -> Result<C, ApiError>,
+) -> Result<(Window<C>, Option<i64>), ApiError> {
     let page = bounded_number("page", page, 0, i64::MAX / MAX_PAGE_SIZE)?;
     let page_size = bounded_number("page_size", page_size, 1, MAX_PAGE_SIZE)?;
     let limit = bounded_number("limit", limit, 1, MAX_PAGE_SIZE)?;
@@ -31,7 +44,7 @@ pub fn window(
             }
         }
         (None, next) => Window::After {
-            after: next.map(|text| decode_cursor("next", text)).transpose()?,
+            after: next.map(decode).transpose()?,
             limit: limit.or(page_size).unwrap_or(DEFAULT_PAGE_SIZE),
         },
     };

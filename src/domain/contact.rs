@@ -2,6 +2,8 @@
 
 use serde_json::{Map, Value};
 
+use super::text::{NulError, refuse_nul};
+
 /// A first or last name: trimmed, at most [`PersonName::MAX_CHARS`] characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonName(String);
@@ -42,7 +44,9 @@ impl PersonName {
     }
 }
 
-/// A gender as the business records it (`female`, `male`, `other`, …): free text, short.
+/// A gender as the business records it (`female`, `male`, `other`, `non-binary`, …): short
+/// free text, kept in one canonical spelling so that a search finds it however it was typed —
+/// lower case, with `f` and `m` spelled out as `female` and `male`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gender(String);
 
@@ -50,7 +54,17 @@ impl Gender {
     pub const MAX_CHARS: usize = 32;
 
     pub fn parse(input: &str) -> Result<Self, TextFieldError> {
-        bounded_text(input, Self::MAX_CHARS).map(Self)
+        bounded_text(input, Self::MAX_CHARS).map(|text| Self(Self::canonical(&text)))
+    }
+
+    /// The spelling a gender is stored in, for searching by one however it is typed.
+    pub fn canonical(input: &str) -> String {
+        let lower = input.trim().to_lowercase();
+        match lower.as_str() {
+            "f" => "female".to_owned(),
+            "m" => "male".to_owned(),
+            _ => lower,
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -127,6 +141,8 @@ pub enum CustomFieldsError {
     BadValue(String),
     #[error("field {0:?} is longer than {1} characters")]
     TooLong(String, usize),
+    #[error("field {0:?} {1}")]
+    Nul(String, NulError),
 }
 
 impl CustomFields {
@@ -154,7 +170,10 @@ impl CustomFields {
                         Self::MAX_VALUE_CHARS,
                     ));
                 }
-                Value::String(_) | Value::Bool(_) => {}
+                Value::String(text) => {
+                    refuse_nul(text).map_err(|error| CustomFieldsError::Nul(name.clone(), error))?
+                }
+                Value::Bool(_) => {}
                 Value::Number(number) if number.as_f64().is_some_and(f64::is_finite) => {}
                 _ => return Err(CustomFieldsError::BadValue(name.clone())),
             }
@@ -232,6 +251,40 @@ mod tests {
             CustomFields::parse(&json!([1])),
             Err(CustomFieldsError::NotAnObject)
         );
+    }
+
+    #[test]
+    fn genders_have_one_spelling() {
+        for (input, stored) in [
+            ("Female", "female"),
+            (" F ", "female"),
+            ("f", "female"),
+            ("MALE", "male"),
+            ("m", "male"),
+            ("Non-Binary", "non-binary"),
+            ("Divers", "divers"),
+        ] {
+            assert_eq!(
+                Gender::parse(input).map(|g| g.0),
+                Ok(stored.into()),
+                "{input}"
+            );
+            assert_eq!(Gender::canonical(input), stored, "{input}");
+        }
+        assert_eq!(Gender::parse("f\0"), Err(TextFieldError::ControlCharacters));
+    }
+
+    #[test]
+    fn custom_field_values_refuse_nul() {
+        assert_eq!(
+            CustomFields::parse(&json!({"note": "a\0b"})),
+            Err(CustomFieldsError::Nul("note".into(), NulError))
+        );
+        assert!(CustomFields::parse(&json!({"note": "two\nlines"})).is_ok());
+        assert!(matches!(
+            CustomFields::parse(&json!({"a\0": 1})),
+            Err(CustomFieldsError::BadName(_))
+        ));
     }
 
     #[test]

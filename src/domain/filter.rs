@@ -27,10 +27,14 @@
 //!
 //! Meaning: a comparison with a missing value (an unset name, a custom field that is absent or
 //! of another JSON type) is false, and `a != v` is `not (a = v)`. Text compares byte by byte,
-//! case-sensitively.
+//! case-sensitively; a `gender` value is first put in the spelling genders are stored in (see
+//! [`Gender::canonical`]), so `gender = "F"` finds `female`.
 
 use std::cmp::Ordering;
 use std::fmt;
+
+use super::contact::Gender;
+use super::text::refuse_nul;
 
 /// A parsed, valid filter expression.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,6 +207,10 @@ impl FilterExpr {
                 message: format!("is longer than {MAX_SOURCE_CHARS} characters"),
             });
         }
+        refuse_nul(source).map_err(|error| FilterError {
+            position: source.chars().take_while(|c| *c != '\0').count(),
+            message: error.to_string(),
+        })?;
         let tokens = tokenize(source)?;
         let mut parser = Parser {
             tokens,
@@ -605,6 +613,9 @@ impl Parser {
 
     fn value(&mut self, field: &Field) -> Result<Value, FilterError> {
         let value = match self.peek() {
+            Some(TokenKind::Text(text)) if *field == Field::Gender => {
+                Value::Text(Gender::canonical(text))
+            }
             Some(TokenKind::Text(text)) => Value::Text(text.clone()),
             Some(TokenKind::Number(number)) => Value::Number(*number),
             Some(TokenKind::Ident(word)) if word.eq_ignore_ascii_case("true") => Value::Bool(true),
@@ -667,10 +678,11 @@ mod tests {
 
     #[test]
     fn and_binds_tighter_than_or_and_parentheses_override() {
+        // A gender is compared in its stored spelling.
         let a = || Expr::Compare {
             field: Field::Gender,
             op: CompareOp::Eq,
-            value: text("f"),
+            value: text("female"),
         };
         let b = || Expr::Compare {
             field: Field::Country,
@@ -706,6 +718,8 @@ mod tests {
             ("country ~ \"DE\"", 8, "unexpected character"),
             ("phone not \"x\"", 10, "expected `in`"),
             ("fields. = 1", 0, "unknown field"),
+            ("first_name = \"a\0\"", 15, "U+0000"),
+            ("phone \0", 6, "U+0000"),
         ] {
             let error = FilterExpr::parse(source).expect_err(source);
             assert_eq!(error.position, position, "{source}: {error}");
@@ -765,6 +779,32 @@ mod tests {
         assert!(holds("fields.missing is null"));
         assert!(holds("phone >= \"+49\" and phone < \"+50\""));
         assert!(!holds("first_name = \"ada\""));
+    }
+
+    #[test]
+    fn genders_compare_in_their_stored_spelling() {
+        let fields = serde_json::Map::new();
+        let contact = ContactAttributes {
+            phone: "+4915112345678",
+            first_name: None,
+            last_name: None,
+            email: None,
+            gender: Some("female"),
+            country: None,
+            number_type: None,
+            opted_out: false,
+            fields: &fields,
+        };
+        let holds = |source: &str| FilterExpr::parse(source).unwrap().matches(&contact);
+        assert!(holds("gender = \"Female\""));
+        assert!(holds("gender = \"F\""));
+        assert!(holds("gender in (\"M\", \"f\")"));
+        assert!(!holds("gender != \"FEMALE\""));
+        // The rule keeps the client's own words.
+        assert_eq!(
+            FilterExpr::parse("gender = \"F\"").unwrap().source(),
+            "gender = \"F\""
+        );
     }
 
     proptest! {

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::ids::GroupId;
+use super::text::{NulError, refuse_nul};
 
 /// A group's name: trimmed, not empty, at most `max_chars` characters (20 on the Sinch surface,
 /// as Sinch enforces; [`GroupName::NATIVE_MAX_CHARS`] on the native API).
@@ -46,14 +47,17 @@ impl GroupName {
     }
 }
 
-/// Free text describing a group, at most [`Description::MAX_CHARS`] characters.
+/// Free text describing a group, at most [`Description::MAX_CHARS`] characters; line breaks
+/// and other control characters are kept, U+0000 is not (see [`super::text`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Description(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be at most {max} characters (got {got})", max = Description::MAX_CHARS)]
-pub struct DescriptionError {
-    got: usize,
+pub enum DescriptionError {
+    #[error("must be at most {max} characters (got {got})", max = Description::MAX_CHARS)]
+    TooLong { got: usize },
+    #[error(transparent)]
+    Nul(#[from] NulError),
 }
 
 impl Description {
@@ -62,8 +66,9 @@ impl Description {
     pub fn parse(input: &str) -> Result<Self, DescriptionError> {
         let got = input.chars().count();
         if got > Self::MAX_CHARS {
-            return Err(DescriptionError { got });
+            return Err(DescriptionError::TooLong { got });
         }
+        refuse_nul(input)?;
         Ok(Self(input.to_owned()))
     }
 
@@ -227,6 +232,25 @@ mod tests {
         );
         // Characters, not bytes, are counted.
         assert!(GroupName::parse(&"é".repeat(20), 20).is_ok());
+        assert_eq!(
+            GroupName::parse("a\0b", 20),
+            Err(GroupNameError::ControlCharacters)
+        );
+    }
+
+    #[test]
+    fn descriptions_keep_line_breaks_but_not_nul() {
+        assert!(Description::parse("two\nlines\ttabbed").is_ok());
+        assert_eq!(
+            Description::parse("a\0b"),
+            Err(DescriptionError::Nul(NulError))
+        );
+        assert_eq!(
+            Description::parse(&"x".repeat(Description::MAX_CHARS + 1)),
+            Err(DescriptionError::TooLong {
+                got: Description::MAX_CHARS + 1
+            })
+        );
     }
 
     #[test]

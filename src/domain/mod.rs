@@ -11,4 +11,5 @@ pub mod group;
 pub mod ids;
 pub mod keywords;
 pub mod msisdn;
+pub mod text;
 pub mod time;

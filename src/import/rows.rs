@@ -7,6 +7,7 @@ use super::read::SourceRow;
 use crate::domain::contact::{CustomFields, Email, Gender, PersonName};
 use crate::domain::group::GroupName;
 use crate::domain::msisdn::{Msisdn, RegionCode};
+use crate::domain::text::refuse_nul;
 use crate::store::{ImportRow, RejectedRow};
 
 /// What became of one row.
@@ -53,6 +54,10 @@ impl RowReader {
         let mut groups: Vec<GroupName> = Vec::new();
         for (target, cell) in self.mapping.targets().iter().zip(source.cells) {
             let text = undefuse(cell.text.trim());
+            if *target == ColumnTarget::Ignore {
+                continue;
+            }
+            refuse_nul(text).map_err(|error| format!("{target}: {error}"))?;
             if *target == ColumnTarget::Phone {
                 if text.is_empty() {
                     return Err("phone: the cell is empty".into());
@@ -136,5 +141,80 @@ fn parse_flag(text: &str) -> Result<bool, String> {
         _ => Err(format!(
             "opted_out: {text:?} is neither yes/true/1 nor no/false/0"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::read::Cell;
+
+    fn row(cells: &[&str]) -> SourceRow {
+        SourceRow {
+            number: 7,
+            cells: cells
+                .iter()
+                .map(|text| Cell {
+                    text: (*text).to_owned(),
+                    numeric: false,
+                })
+                .collect(),
+        }
+    }
+
+    fn reader() -> RowReader {
+        let headers: Vec<String> = ["Phone", "Name", "Note", "Gender", "Skip"]
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect();
+        let targets = vec![
+            ColumnTarget::Phone,
+            ColumnTarget::FirstName,
+            ColumnTarget::Field("note".into()),
+            ColumnTarget::Gender,
+            ColumnTarget::Ignore,
+        ];
+        RowReader::new(Mapping::new(&headers, targets).unwrap(), None)
+    }
+
+    fn reason(outcome: RowOutcome) -> String {
+        match outcome {
+            RowOutcome::Invalid(rejected) => rejected.reason,
+            RowOutcome::Contact(contact) => panic!("accepted {contact:?}"),
+        }
+    }
+
+    #[test]
+    fn a_mapped_cell_with_nul_rejects_its_row() {
+        let mut rows = reader();
+        for (cells, field) in [
+            (["+14155550100", "A\0da", "", "", ""], "first_name"),
+            (["+14155550100", "Ada", "x\0", "", ""], "fields.note"),
+            (["+1415555\u{0}0100", "Ada", "", "", ""], "phone"),
+        ] {
+            assert_eq!(
+                reason(rows.read(row(&cells))),
+                format!("{field}: must not contain the character U+0000 (NUL)")
+            );
+        }
+        // A column the mapping ignores is not read.
+        assert!(matches!(
+            rows.read(row(&["+14155550100", "Ada", "", "", "\0"])),
+            RowOutcome::Contact(_)
+        ));
+    }
+
+    #[test]
+    fn genders_are_stored_in_one_spelling() {
+        let mut rows = reader();
+        match rows.read(row(&["+14155550100", "", "", "F", ""])) {
+            RowOutcome::Contact(contact) => {
+                assert_eq!(
+                    contact.gender.map(|g| g.as_str().to_owned()),
+                    Some("female".into())
+                )
+            }
+            RowOutcome::Invalid(rejected) => panic!("{rejected:?}"),
+        }
     }
 }

@@ -346,7 +346,13 @@ macro_rules! sql_contacts {
             }
             if let Some(tree) = tree {
                 builder.push(" AND ");
-                push_membership(builder, plan, tree, Scan::Probe);
+                // As for a group's members page: SQLite counts a contact in two of the tree's
+                // groups twice against OFFSET when it probes.
+                let scan = match query.window {
+                    Window::Offset { offset, .. } if offset > 0 => Scan::Set,
+                    _ => Scan::Probe,
+                };
+                push_membership(builder, plan, tree, scan);
             }
         }
 
@@ -504,18 +510,30 @@ macro_rules! sql_contacts {
                 })
             }
 
-            async fn contact_groups(&self, plan: &PlanId, id: &ContactId) -> StoreResult<Vec<GroupId>> {
+            async fn contact_groups(
+                &self,
+                plan: &PlanId,
+                id: &ContactId,
+            ) -> StoreResult<Vec<GroupMembership>> {
                 let mut conn = self.reader().acquire().await?;
                 load_contact(&mut conn, plan, id).await?;
-                let groups: Vec<String> = sqlx::query_scalar(
-                    "SELECT group_id FROM group_members WHERE plan_id = $1 AND contact_id = $2 \
-                     ORDER BY group_id",
+                let groups: Vec<(String, Option<String>, String)> = sqlx::query_as(
+                    "SELECT g.id, g.name, g.status FROM group_members m \
+                     JOIN contact_groups g ON g.plan_id = m.plan_id AND g.id = m.group_id \
+                     WHERE m.plan_id = $1 AND m.contact_id = $2 ORDER BY g.id",
                 )
                 .bind(plan.as_str())
                 .bind(id.as_str())
                 .fetch_all(&mut *conn)
                 .await?;
-                Ok(groups.into_iter().map(GroupId::from_trusted).collect())
+                Ok(groups
+                    .into_iter()
+                    .map(|(id, name, status)| GroupMembership {
+                        id: GroupId::from_trusted(id),
+                        name,
+                        status: GroupStatus::parse(&status).unwrap_or(GroupStatus::Deleted),
+                    })
+                    .collect())
             }
 
             async fn add_memberships(
@@ -535,6 +553,68 @@ macro_rules! sql_contacts {
             ) -> StoreResult<u64> {
                 self.change_memberships(plan, contacts, groups, false).await
             }
+
+            async fn add_to_group(
+                &self,
+                plan: &PlanId,
+                group: &GroupId,
+                contacts: &[ContactId],
+                numbers: &BTreeSet<ParsedNumber>,
+            ) -> StoreResult<u64> {
+                let now = Timestamp::now().millis();
+                let mut tx = self.begin_write().await?;
+                let conn: &mut Conn = &mut tx;
+                let outcome = async move {
+                    let locked = lock_group(conn, plan, group, None).await?;
+                    if locked.status == GroupStatus::Deleted {
+                        return Err(StoreError::GroupDeleted);
+                    }
+                    if locked.smart {
+                        return Err(StoreError::SmartGroup(
+                            "the group is a smart group: its members follow its rule and cannot \
+                             be added or removed"
+                                .into(),
+                        ));
+                    }
+                    require_contacts(conn, plan, contacts).await?;
+                    // By id first: a number of a contact just added is then a duplicate, not a
+                    // second membership.
+                    let mut added = insert_members_by_id(conn, plan, group, contacts).await?;
+                    let numbers: Vec<&ParsedNumber> = numbers.iter().collect();
+                    added += insert_members(conn, plan, group, &numbers, now).await?;
+                    bump_version(conn, plan, group, added as i64, now).await?;
+                    refresh_sizes(conn, plan, group).await?;
+                    Ok::<_, StoreError>(added)
+                }
+                .await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+        }
+
+        /// Adds existing contacts, by id, as direct members; returns how many memberships are
+        /// new.
+        async fn insert_members_by_id(
+            conn: &mut Conn,
+            plan: &PlanId,
+            group: &GroupId,
+            contacts: &[ContactId],
+        ) -> StoreResult<u64> {
+            if contacts.is_empty() {
+                return Ok(0);
+            }
+            let mut insert = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
+                 SELECT c.plan_id, ",
+            );
+            insert
+                .push_bind(group.as_str().to_owned())
+                .push(", c.id, c.phone FROM contacts c WHERE c.plan_id = ")
+                .push_bind(plan.as_str().to_owned())
+                .push(" AND c.id IN ");
+            push_list(&mut insert, contacts.iter().map(ContactId::as_str));
+            insert.push(KEEP_CONTACT_NUMBERS).push(" ON CONFLICT DO NOTHING");
+            Ok(insert.build().execute(&mut *conn).await?.rows_affected())
         }
 
         impl $store {
@@ -555,17 +635,8 @@ macro_rules! sql_contacts {
                     require_contacts(conn, plan, contacts).await?;
                     let mut total = 0;
                     for group in &groups {
-                        let mut change = if add {
-                            let mut insert = sqlx::QueryBuilder::<$db>::new(
-                                "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
-                                 SELECT c.plan_id, ",
-                            );
-                            insert
-                                .push_bind(group.as_str().to_owned())
-                                .push(", c.id, c.phone FROM contacts c WHERE c.plan_id = ")
-                                .push_bind(plan.as_str().to_owned())
-                                .push(" AND c.id IN ");
-                            insert
+                        let changed = if add {
+                            insert_members_by_id(conn, plan, group, contacts).await?
                         } else {
                             let mut delete = sqlx::QueryBuilder::<$db>::new(
                                 "DELETE FROM group_members WHERE plan_id = ",
@@ -575,13 +646,9 @@ macro_rules! sql_contacts {
                                 .push(" AND group_id = ")
                                 .push_bind(group.as_str().to_owned())
                                 .push(" AND contact_id IN ");
-                            delete
+                            push_list(&mut delete, contacts.iter().map(ContactId::as_str));
+                            delete.build().execute(&mut *conn).await?.rows_affected()
                         };
-                        push_list(&mut change, contacts.iter().map(ContactId::as_str));
-                        if add {
-                            change.push(KEEP_CONTACT_NUMBERS).push(" ON CONFLICT DO NOTHING");
-                        }
-                        let changed = change.build().execute(&mut *conn).await?.rows_affected();
                         let delta = if add { changed as i64 } else { -(changed as i64) };
                         bump_version(conn, plan, group, delta, now).await?;
                         refresh_sizes(conn, plan, group).await?;

@@ -220,10 +220,12 @@ pub enum CursorKey {
     Number(i64),
 }
 
+/// Which page of a list to read. Lists ordered by more than their id page by a [`Cursor`];
+/// a group's members, ordered by contact id, page after a contact id.
 #[derive(Debug, Clone)]
-pub enum Window {
-    /// Keyset pagination: `limit` groups after `after` (or from the start).
-    After { after: Option<Cursor>, limit: i64 },
+pub enum Window<C = Cursor> {
+    /// Keyset pagination: `limit` rows after `after` (or from the start).
+    After { after: Option<C>, limit: i64 },
     /// Offset pagination, for simple clients and the Sinch surface.
     Offset { offset: i64, limit: i64 },
 }
@@ -257,6 +259,15 @@ pub struct MemberRecord {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub opted_out: bool,
+}
+
+/// A group a contact is a direct member of, named with its status: a deleted group keeps its
+/// members (for its restore) but resolves to no one.
+#[derive(Debug, Clone)]
+pub struct GroupMembership {
+    pub id: GroupId,
+    pub name: Option<String>,
+    pub status: GroupStatus,
 }
 
 /// A contact as stored.
@@ -554,8 +565,7 @@ pub trait Store: ContactStore + ConsentStore + BatchStore + JobStore {
         &self,
         plan: &PlanId,
         group: &GroupRecord,
-        after: Option<&ContactId>,
-        limit: i64,
+        window: &Window<ContactId>,
     ) -> StoreResult<MemberPage>;
     /// Every distinct effective member's number (in no particular order), streamed from one
     /// query so that memory stays constant whatever the group's size. The group must exist
@@ -591,14 +601,27 @@ pub trait ContactStore: Send + Sync {
     /// Deletes the contacts (and their memberships) that exist; returns how many did.
     async fn delete_contacts(&self, plan: &PlanId, ids: &[ContactId]) -> StoreResult<u64>;
     async fn list_contacts(&self, plan: &PlanId, query: &ContactQuery) -> StoreResult<ContactPage>;
-    /// The groups the contact is a direct member of.
-    async fn contact_groups(&self, plan: &PlanId, id: &ContactId) -> StoreResult<Vec<GroupId>>;
+    /// The groups the contact is a direct member of, deleted ones included, in id order.
+    async fn contact_groups(
+        &self,
+        plan: &PlanId,
+        id: &ContactId,
+    ) -> StoreResult<Vec<GroupMembership>>;
     /// Adds every contact to every group, atomically; returns how many memberships are new.
     async fn add_memberships(
         &self,
         plan: &PlanId,
         contacts: &[ContactId],
         groups: &[GroupId],
+    ) -> StoreResult<u64>;
+    /// Adds contacts (every one must exist) and numbers (a number no contact has becomes a new
+    /// contact) to one active static group, atomically; returns how many memberships are new.
+    async fn add_to_group(
+        &self,
+        plan: &PlanId,
+        group: &GroupId,
+        contacts: &[ContactId],
+        numbers: &BTreeSet<ParsedNumber>,
     ) -> StoreResult<u64>;
     /// Removes every contact from every group, atomically; returns how many memberships ended.
     async fn remove_memberships(

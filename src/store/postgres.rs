@@ -81,6 +81,7 @@ impl PgStore {
         id: &GroupId,
         after: &str,
         limit: i64,
+        offset: i64,
     ) -> StoreResult<Option<String>> {
         self.direct
             .read(|conn| {
@@ -90,6 +91,7 @@ impl PgStore {
                         .bind(id.as_str().to_owned())
                         .bind(after.to_owned())
                         .bind(limit)
+                        .bind(offset)
                         .fetch_one(conn),
                 )
             })
@@ -164,7 +166,7 @@ const MEMBER_PAGE: &str = "SELECT json_agg(json_build_array(id, phone, first_nam
      FROM (SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
      FROM group_members m JOIN contacts c ON c.plan_id = m.plan_id AND c.id = m.contact_id \
      WHERE m.plan_id = $1 AND m.group_id = $2 AND m.contact_id > $3 \
-     ORDER BY m.contact_id LIMIT $4) page";
+     ORDER BY m.contact_id LIMIT $4 OFFSET $5) page";
 
 /// Names sort byte by byte, as on the other backend, not by the database's locale.
 const NAME_SORT_KEY: &str = "COALESCE(name, '') COLLATE \"C\"";

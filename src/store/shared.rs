@@ -394,13 +394,15 @@ macro_rules! sql_store {
         }
 
         /// One page of the distinct effective members of a group with children or a rule, after
-        /// `after`, by contact id: the plan's contacts in id order, each tested for membership.
+        /// `after` and then `offset` more, by contact id: the plan's contacts in id order, each tested
+        /// for membership.
         async fn fetch_tree_members(
             conn: &mut Conn,
             plan: &PlanId,
             id: &GroupId,
             after: &str,
             limit: i64,
+            offset: i64,
         ) -> StoreResult<Vec<MemberRecord>> {
             use sqlx::Row;
             let tree = load_tree(conn, plan, id.as_str()).await?;
@@ -412,8 +414,15 @@ macro_rules! sql_store {
                 .push(" AND c.id > ")
                 .push_bind(after.to_owned())
                 .push(" AND ");
-            push_membership(&mut page, plan, &tree, Scan::Probe);
-            page.push(" ORDER BY c.id LIMIT ").push_bind(limit);
+            // SQLite (3.51) turns the probe's EXISTS into a join and counts a contact in two of
+            // the tree's groups twice against OFFSET, though not against LIMIT: a numbered page
+            // past the first reads the members as a set.
+            let scan = if offset > 0 { Scan::Set } else { Scan::Probe };
+            push_membership(&mut page, plan, &tree, scan);
+            page.push(" ORDER BY c.id LIMIT ")
+                .push_bind(limit)
+                .push(" OFFSET ")
+                .push_bind(offset);
             let rows = page.build().fetch_all(&mut *conn).await?;
             rows.iter()
                 .map(|row| {
@@ -1008,24 +1017,29 @@ macro_rules! sql_store {
                 &self,
                 plan: &PlanId,
                 group: &GroupRecord,
-                after: Option<&ContactId>,
-                limit: i64,
+                window: &Window<ContactId>,
             ) -> StoreResult<MemberPage> {
-                let after = after.map(ContactId::as_str).unwrap_or("");
+                let (after, offset, limit) = match window {
+                    Window::After { after, limit } => {
+                        (after.as_ref().map_or("", ContactId::as_str), 0, *limit)
+                    }
+                    Window::Offset { offset, limit } => ("", *offset, *limit),
+                };
                 // A group without children or rule reads its members straight off the primary
                 // key, in one statement.
                 let mut members = if has_tree(group) {
                     let mut conn = self.reader().acquire().await?;
-                    fetch_tree_members(&mut conn, plan, &group.id, after, limit + 1).await?
+                    fetch_tree_members(&mut conn, plan, &group.id, after, limit + 1, offset).await?
                 } else {
-                    members_from_json(self.member_page_json(plan, &group.id, after, limit + 1).await?)?
+                    members_from_json(
+                        self.member_page_json(plan, &group.id, after, limit + 1, offset).await?,
+                    )?
                 };
                 let more = members.len() as i64 > limit;
                 members.truncate(limit.max(0) as usize);
-                let next = if more {
-                    members.last().map(|m| m.contact_id.clone())
-                } else {
-                    None
+                let next = match (window, more) {
+                    (Window::After { .. }, true) => members.last().map(|m| m.contact_id.clone()),
+                    _ => None,
                 };
                 Ok(MemberPage { members, next })
             }

@@ -100,9 +100,16 @@ impl SqliteStore {
         id: &GroupId,
         after: &str,
         limit: i64,
+        offset: i64,
     ) -> StoreResult<Option<String>> {
-        self.inline
-            .json_page(MEMBER_PAGE, plan.as_str(), id.as_str(), after, limit)
+        self.inline.json_page(
+            MEMBER_PAGE,
+            plan.as_str(),
+            id.as_str(),
+            after,
+            limit,
+            offset,
+        )
     }
 
     /// Sends the phones of a tree's members. A tree without rules is read on a blocking thread
@@ -210,7 +217,7 @@ const MEMBER_PAGE: &str = "SELECT json_group_array(json_array(id, phone, first_n
      FROM (SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
      FROM group_members m JOIN contacts c ON c.plan_id = m.plan_id AND c.id = m.contact_id \
      WHERE m.plan_id = $1 AND m.group_id = $2 AND m.contact_id > $3 \
-     ORDER BY m.contact_id LIMIT $4)";
+     ORDER BY m.contact_id LIMIT $4 OFFSET $5)";
 
 /// Names sort byte by byte, as on the other backend.
 const NAME_SORT_KEY: &str = "COALESCE(name, '')";

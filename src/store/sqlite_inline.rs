@@ -64,10 +64,11 @@ impl InlineReader {
         id: &str,
         after: &str,
         limit: i64,
+        offset: i64,
     ) -> StoreResult<Option<String>> {
         self.read(|conn| {
             conn.prepare_cached(sql)?
-                .query_row((plan, id, after, limit), |row| row.get(0))
+                .query_row((plan, id, after, limit, offset), |row| row.get(0))
         })
     }
 

@@ -217,13 +217,15 @@ async fn render_contact(
             }
             dt { "Groups" }
             dd {
-                @let member_of: Vec<&str> = contact["groups"]
+                @let member_of: Vec<&Value> = contact["groups"]
                     .as_array()
-                    .map(|ids| ids.iter().filter_map(Value::as_str).collect())
+                    .map(|groups| groups.iter().collect())
                     .unwrap_or_default();
-                @for (index, group_id) in member_of.iter().enumerate() {
+                @for (index, group) in member_of.iter().enumerate() {
                     @if index > 0 { ", " }
+                    @let group_id = text(group, "id");
                     a href={ "/groups/" (group_id) } { (group_label(&groups, group_id)) }
+                    @if text(group, "status") == "DELETED" { " (deleted)" }
                 }
                 @if member_of.is_empty() { "None" }
             }
@@ -286,7 +288,12 @@ async fn group_names(
 ) -> Result<HashMap<String, String>, WebError> {
     let mut ids: Vec<&str> = contact["groups"]
         .as_array()
-        .map(|ids| ids.iter().filter_map(Value::as_str).collect())
+        .map(|groups| {
+            groups
+                .iter()
+                .filter_map(|group| group["id"].as_str())
+                .collect()
+        })
         .unwrap_or_default();
     ids.extend(events.iter().filter_map(|event| event["group_id"].as_str()));
     ids.sort_unstable();

@@ -17,6 +17,8 @@ on_both_backends!(
     bad_contact_input_names_the_field,
     bulk_memberships_are_all_or_nothing,
     concurrent_creates_of_one_number_make_one_contact,
+    genders_have_one_spelling_and_match_however_typed,
+    genders_stored_before_are_respelled_by_the_migration,
 );
 
 async fn create(app: &TestApp, body: Value) -> Value {
@@ -155,7 +157,10 @@ async fn changing_a_phone_keeps_the_groups(app: TestApp) {
         .json()
         .await
         .unwrap();
-    assert_eq!(with_groups["groups"], json!([group_id]));
+    assert_eq!(
+        with_groups["groups"],
+        json!([{"id": group_id, "name": group["name"], "status": "ACTIVE"}])
+    );
 }
 
 async fn opting_out_and_in_is_stamped(app: TestApp) {
@@ -362,6 +367,33 @@ async fn search_pages_by_cursor_and_number(app: TestApp) {
     // Newest first by default.
     let newest: Value = app.get("/api/contacts?limit=1").await.json().await.unwrap();
     assert_eq!(newest["contacts"][0]["first_name"], "Eva");
+
+    // Members of a tree whose groups overlap are each one row, on numbered pages too.
+    let child = app
+        .create_group(
+            json!({"name": "Child", "members": ["+4930123456", "+14155550401", "+447400123401"]}),
+        )
+        .await;
+    let parent = app
+        .create_group(json!({
+            "name": "Parent", "members": ["+4915112345601", "+4930123456", "+14155550401"],
+            "child_groups": [child["id"]],
+        }))
+        .await;
+    let group = format!("group={}", parent["id"].as_str().unwrap());
+    assert_eq!(
+        first_names(&app, &format!("{group}&page=0&page_size=2")).await,
+        ["Anna", "Bernd"]
+    );
+    assert_eq!(
+        first_names(&app, &format!("{group}&page=1&page_size=2")).await,
+        ["Carla", "Dan"]
+    );
+    assert!(
+        first_names(&app, &format!("{group}&page=2&page_size=2"))
+            .await
+            .is_empty()
+    );
 }
 
 async fn bad_contact_input_names_the_field(app: TestApp) {
@@ -600,4 +632,111 @@ async fn postgres_memberships_written_during_a_renumbering_keep_the_new_number()
             .await;
         assert!(streamed.contains(number), "step {step}: {streamed}");
     }
+}
+
+async fn genders_have_one_spelling_and_match_however_typed(app: TestApp) {
+    for (phone, name, gender, stored) in [
+        ("+14155550601", "Ann", "F", "female"),
+        ("+14155550602", "Bea", "Female", "female"),
+        ("+14155550603", "Cid", "MALE", "male"),
+        ("+14155550604", "Dov", "m", "male"),
+        ("+14155550605", "Eli", "Non-Binary", "non-binary"),
+    ] {
+        let contact = create(
+            &app,
+            json!({"phone": phone, "first_name": name, "gender": gender}),
+        )
+        .await;
+        assert_eq!(contact["gender"], stored, "{gender}");
+    }
+    for (query, expected) in [
+        ("gender=female", vec!["Ann", "Bea"]),
+        ("gender=Female", vec!["Ann", "Bea"]),
+        ("gender=F", vec!["Ann", "Bea"]),
+        ("gender=%20m%20", vec!["Cid", "Dov"]),
+        ("gender=NON-BINARY", vec!["Eli"]),
+        ("q=gender%20%3D%20%22F%22", vec!["Ann", "Bea"]),
+        (
+            "q=gender%20in%20(%22M%22%2C%20%22Non-binary%22)",
+            vec!["Cid", "Dov", "Eli"],
+        ),
+    ] {
+        assert_eq!(first_names(&app, query).await, expected, "{query}");
+    }
+    let ann = first_names(&app, "gender=f").await;
+    assert_eq!(ann, ["Ann", "Bea"]);
+    let listed: Value = app
+        .get("/api/contacts?name=eli")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let eli = listed["contacts"][0]["id"].as_str().unwrap();
+    assert_eq!(
+        patch(&app, eli, json!({"gender": "F"})).await["gender"],
+        "female"
+    );
+    // A smart group's rule is matched the same way.
+    let smart = app
+        .create_group(json!({"name": "Women", "rule": "gender = \"Female\""}))
+        .await;
+    assert_eq!(smart["size"], 3);
+    assert_eq!(smart["rule"], "gender = \"Female\"");
+}
+
+/// The migration that brought the one spelling rewrites genders stored before it.
+async fn genders_stored_before_are_respelled_by_the_migration(app: TestApp) {
+    let mut ids = Vec::new();
+    for phone in ["+14155550611", "+14155550612", "+14155550613"] {
+        let contact = create(&app, json!({"phone": phone})).await;
+        ids.push(contact["id"].as_str().unwrap().to_owned());
+    }
+    let before = ["F", "Male", "Other"];
+    let sqlite = app.database_url.starts_with("sqlite:");
+    let migration = if sqlite {
+        include_str!("../../migrations/sqlite/0008_gender_spelling.sql")
+    } else {
+        include_str!("../../migrations/postgres/0009_gender_spelling.sql")
+    };
+    let update = "UPDATE contacts SET gender = $1 WHERE id = $2";
+    if sqlite {
+        let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+        for (id, gender) in ids.iter().zip(before) {
+            sqlx::query(update)
+                .bind(gender)
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(migration))
+            .execute(&pool)
+            .await
+            .unwrap();
+    } else {
+        let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+        for (id, gender) in ids.iter().zip(before) {
+            sqlx::query(update)
+                .bind(gender)
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(migration))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let mut after = Vec::new();
+    for id in &ids {
+        let contact: Value = app
+            .get(&format!("/api/contacts/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        after.push(contact["gender"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(after, ["female", "male", "other"]);
 }

@@ -13,6 +13,7 @@ on_both_backends!(
     patch_copies_members_from_and_out_by_other_groups,
     patch_name_absent_keeps_and_null_clears,
     put_replaces_name_and_every_member,
+    put_without_members_is_refused_naming_it,
     stale_if_match_is_refused_with_412,
     child_groups_resolve_recursively_and_count_distinct,
     a_cycle_of_child_groups_is_refused_naming_it,
@@ -20,6 +21,9 @@ on_both_backends!(
     soft_delete_hides_restore_returns_purge_removes,
     deleted_child_groups_count_as_empty,
     members_page_by_cursor_and_stream,
+    members_page_by_number_with_a_count,
+    members_are_added_to_one_group,
+    a_deleted_group_says_so_wherever_it_is_named,
     streams_of_thousands_cross_chunks_whole_and_distinct,
     list_filters_orders_and_pages,
     invalid_input_names_every_bad_field,
@@ -217,6 +221,53 @@ async fn put_replaces_name_and_every_member(app: TestApp) {
     );
 }
 
+/// A PUT meant as a rename must not empty the group: the native surface asks for `members`.
+async fn put_without_members_is_refused_naming_it(app: TestApp) {
+    let group = app
+        .create_group(json!({"name": "Pair", "members": ["+14155550411", "+14155550412"]}))
+        .await;
+    let id = group["id"].as_str().unwrap();
+    let path = format!("/api/contactgroups/{id}");
+    let response = app
+        .send_json(Method::PUT, &path, &json!({"name": "Renamed"}))
+        .await;
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "members", "{problem}");
+    let kept: Value = app.get(&path).await.json().await.unwrap();
+    assert_eq!(
+        (kept["name"].as_str(), kept["size"].as_i64()),
+        (Some("Pair"), Some(2))
+    );
+    // An empty list empties it on purpose.
+    let response = app
+        .send_json(
+            Method::PUT,
+            &path,
+            &json!({"name": "Renamed", "members": []}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let emptied: Value = response.json().await.unwrap();
+    assert_eq!(
+        (emptied["name"].as_str(), emptied["size"].as_i64()),
+        (Some("Renamed"), Some(0))
+    );
+    // The Sinch surface keeps Sinch's rule: members left out are cleared.
+    let sinch = app
+        .create_group(json!({"name": "Sinch", "members": ["+14155550413"]}))
+        .await;
+    let response = app
+        .send_json(
+            Method::PUT,
+            &format!("{}/{}", app.sinch_groups(), sinch["id"].as_str().unwrap()),
+            &json!({"name": "S"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["size"], 0);
+}
+
 async fn stale_if_match_is_refused_with_412(app: TestApp) {
     let group = app.create_group(json!({"name": "Race"})).await;
     let id = group["id"].as_str().unwrap();
@@ -244,7 +295,7 @@ async fn stale_if_match_is_refused_with_412(app: TestApp) {
     let stale_put = app
         .request(Method::PUT, &path)
         .header("If-Match", "W/\"1\"")
-        .json(&json!({"name": "x"}))
+        .json(&json!({"name": "x", "members": []}))
         .send()
         .await
         .unwrap();
@@ -533,6 +584,241 @@ async fn members_page_by_cursor_and_stream(app: TestApp) {
     let empty = app.create_group(json!({"name": "Empty"})).await;
     let none = app.member_numbers(empty["id"].as_str().unwrap()).await;
     assert!(none.is_empty());
+}
+
+/// Members page by number too, like every other list, and say how many there are: for a lone
+/// group (read off its memberships) and a tree (its contacts tested for membership).
+async fn members_page_by_number_with_a_count(app: TestApp) {
+    let numbers: Vec<String> = (0..25)
+        .map(|i| format!("+1415555{:04}", 2000 + i))
+        .collect();
+    let lone = app
+        .create_group(json!({"name": "Lone", "members": numbers[..20]}))
+        .await;
+    let tree = app
+        .create_group(json!({
+            "name": "Tree", "members": numbers[15..], "child_groups": [lone["id"]],
+        }))
+        .await;
+    for (group, total) in [(&lone, 20), (&tree, 25)] {
+        let id = group["id"].as_str().unwrap();
+        let path = format!("/api/contactgroups/{id}/members");
+        let by_cursor: Value = app
+            .get(&format!("{path}?limit={total}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let in_order: Vec<&str> = by_cursor["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(in_order.len(), total);
+        assert_eq!(by_cursor["count"], total);
+        assert_eq!(by_cursor["group_status"], "ACTIVE");
+        let mut paged = Vec::new();
+        for page in 0..3 {
+            let response = app.get(&format!("{path}?page={page}&page_size=10")).await;
+            assert_eq!(response.headers()["group-status"], "ACTIVE");
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["page"], page, "{body}");
+            assert_eq!(body["count"], total);
+            assert_eq!(body["page_size"], (total - 10 * page).min(10), "{body}");
+            assert!(body.get("next").is_none(), "{body}");
+            for member in body["members"].as_array().unwrap() {
+                paged.push(member["id"].as_str().unwrap().to_owned());
+            }
+        }
+        assert_eq!(paged, in_order, "pages by number follow the cursor's order");
+        // A page and a cursor at once is ambiguous.
+        let first: Value = app
+            .get(&format!("{path}?limit=10"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(first["page_size"], 10);
+        assert!(first.get("page").is_none());
+        let next = first["next"].as_str().unwrap();
+        let both = app.get(&format!("{path}?page=1&next={next}")).await;
+        assert_eq!(both.status(), 400);
+        let problem: Value = both.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], "page");
+        let too_big = app.get(&format!("{path}?page_size=1001")).await;
+        assert_eq!(too_big.status(), 400);
+    }
+}
+
+/// `POST /api/contactgroups/{id}/members`: contacts by id and numbers into one group, all or
+/// nothing, as the bulk route does for many.
+async fn members_are_added_to_one_group(app: TestApp) {
+    let contact: Value = app
+        .send_json(
+            Method::POST,
+            "/api/contacts",
+            &json!({"phone": "+14155550421", "first_name": "Ada"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let group = app
+        .create_group(json!({"name": "Target", "members": ["+14155550422"]}))
+        .await;
+    let id = group["id"].as_str().unwrap();
+    let path = format!("/api/contactgroups/{id}/members");
+    let response = app
+        .send_json(
+            Method::POST,
+            &path,
+            &json!({
+                "contact_ids": [contact["id"]],
+                // Ada again by number, a member already, and a number no contact has.
+                "numbers": ["+14155550421", "(415) 555-0422", "+14155550423"],
+            }),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["changed"], 2);
+    assert_eq!(
+        app.member_numbers(id).await,
+        ["+14155550421", "+14155550422", "+14155550423"]
+    );
+    let response = app.get(&format!("/api/contactgroups/{id}")).await;
+    assert_eq!(response.headers()["etag"], "\"2\"");
+    assert_eq!(response.json::<Value>().await.unwrap()["size"], 3);
+
+    // An unknown contact changes nothing, not even the numbers beside it.
+    let response = app
+        .send_json(
+            Method::POST,
+            &path,
+            &json!({"contact_ids": ["01ARZ3NDEKTSV4RRFFQ69G5FAV"], "numbers": ["+14155550424"]}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "contact_ids", "{problem}");
+    let response = app
+        .send_json(
+            Method::POST,
+            &path,
+            &json!({"contact_ids": ["nope"], "numbers": ["+1", "x"], "colour": "red"}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let response = app
+        .send_json(
+            Method::POST,
+            &path,
+            &json!({"contact_ids": ["nope"], "numbers": ["+14155550425", "12ab"]}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["contact_ids[0]", "numbers[1]"]);
+    assert_eq!(app.member_numbers(id).await.len(), 3);
+
+    // Groups that cannot take members directly.
+    let smart = app
+        .create_group(json!({"name": "Smart", "rule": "not opted_out"}))
+        .await;
+    let deleted = app.create_group(json!({"name": "Gone"})).await;
+    let deleted_id = deleted["id"].as_str().unwrap();
+    app.delete(&format!("/api/contactgroups/{deleted_id}"))
+        .await;
+    for (group_id, status) in [
+        (smart["id"].as_str().unwrap(), 409),
+        (deleted_id, 409),
+        ("01ARZ3NDEKTSV4RRFFQ69G5FAV", 404),
+    ] {
+        let response = app
+            .send_json(
+                Method::POST,
+                &format!("/api/contactgroups/{group_id}/members"),
+                &json!({"numbers": ["+14155550426"]}),
+            )
+            .await;
+        assert_eq!(response.status(), status, "{group_id}");
+    }
+}
+
+/// A deleted group keeps its members for its restore but resolves to no one; wherever it is
+/// named, its status says so.
+async fn a_deleted_group_says_so_wherever_it_is_named(app: TestApp) {
+    let group = app
+        .create_group(json!({"name": "Paused", "members": ["+14155550431"]}))
+        .await;
+    let id = group["id"].as_str().unwrap();
+    let members_path = format!("/api/contactgroups/{id}/members");
+    let page: Value = app.get(&members_path).await.json().await.unwrap();
+    let contact = page["members"][0]["id"].as_str().unwrap().to_owned();
+    let parent = app
+        .create_group(json!({"name": "Parent", "child_groups": [id]}))
+        .await;
+    assert_eq!(parent["size"], 1);
+    assert_eq!(
+        app.delete(&format!("/api/contactgroups/{id}"))
+            .await
+            .status(),
+        204
+    );
+
+    let response = app.get(&members_path).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["group-status"], "DELETED");
+    let page: Value = response.json().await.unwrap();
+    assert_eq!(page["group_status"], "DELETED");
+    assert_eq!(page["count"], 1);
+    assert_eq!(page["members"][0]["id"], contact.as_str());
+    let stream = app
+        .request(Method::GET, &members_path)
+        .header("Accept", "application/x-ndjson")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.headers()["group-status"], "DELETED");
+    assert_eq!(stream.text().await.unwrap(), "\"+14155550431\"\n");
+    let shown: Value = app
+        .get(&format!("/api/contacts/{contact}?include=groups"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown["groups"],
+        json!([{"id": id, "name": "Paused", "status": "DELETED"}])
+    );
+    // It resolves to no one: its parent leaves it out.
+    let parent: Value = app
+        .get(&format!(
+            "/api/contactgroups/{}",
+            parent["id"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(parent["size"], 0);
+
+    patch(&app, id, json!({"status": "ACTIVE"})).await;
+    let page: Value = app.get(&members_path).await.json().await.unwrap();
+    assert_eq!(page["group_status"], "ACTIVE");
+    let shown: Value = app
+        .get(&format!("/api/contacts/{contact}?include=groups"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["groups"][0]["status"], "ACTIVE");
 }
 
 /// Streams are sent in chunks of a few thousand numbers: a lone group and a tree of two

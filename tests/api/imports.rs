@@ -722,8 +722,8 @@ async fn snapshot(app: &TestApp, token: &str) -> Vec<Value> {
             .await
             .unwrap();
         let mut names = Vec::new();
-        for id in with_groups["groups"].as_array().into_iter().flatten() {
-            let id = id.as_str().unwrap();
+        for group in with_groups["groups"].as_array().into_iter().flatten() {
+            let id = group["id"].as_str().unwrap();
             let group: Value = app
                 .client
                 .get(format!("{}/api/contactgroups/{id}", app.address))

@@ -85,6 +85,11 @@ async fn every_route_keeps_plans_apart(app: TestApp) {
             json!({"phone": "+14155559876"})
         } else if batches {
             json!({"to": ["+14155559876"], "body": "x", "send_at": "2999-01-01T00:00:00Z"})
+        } else if template.ends_with("/members") {
+            json!({"numbers": ["+14155559876"]})
+        } else if method == Method::PUT {
+            // A replace names the whole member list.
+            json!({"name": "x", "members": []})
         } else {
             json!({"name": "x"})
         };

@@ -18,6 +18,7 @@ mod import_processes;
 mod imports;
 mod inbound;
 mod isolation;
+mod nul_text;
 mod phone_differential;
 mod rate_limit;
 mod sdk;
