@@ -1,8 +1,7 @@
 //! One error type for the HTTP layer, rendered two ways: RFC 9457 problem details on the native
 //! API, and Sinch's `{"code", "text"}` on the Sinch-compatible surface.
 
-use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -83,6 +82,21 @@ pub enum ApiError {
     BodyTimeout,
     #[error("too many requests for this token; retry in {retry_after} s")]
     TooManyRequests { retry_after: u64 },
+    /// The path exists, not with this method; `allow` is the `Allow` header's list.
+    #[error("{method} is not allowed here; use one of: {allow}")]
+    MethodNotAllowed { method: String, allow: String },
+    #[error("the request target (path and query) is longer than the limit of {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error(
+        "the request's header section is too large: at most {headers} headers and {bytes} bytes with the request line"
+    )]
+    HeadersTooLarge { headers: usize, bytes: usize },
+    /// The framework refused the request before a handler ran (a path or query parameter that
+    /// does not decode, a request line that does not parse); `detail` is its reason.
+    #[error("{detail}")]
+    Rejected { status: StatusCode, detail: String },
+    #[error("the server did not answer within {seconds} s; try again")]
+    Timeout { seconds: u64 },
     #[error("internal error")]
     Internal,
 }
@@ -104,7 +118,55 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::Rejected { status, .. } => *status,
+            ApiError::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Sinch's `code` for this error. Sinch subdivides 400 and 403 into codes; for the other
+    /// statuses it documents none, and the code is the status's reason in snake case.
+    fn sinch_code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::ForeignPlan => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            // Sinch reports JSON that does not match the schema (wrong types) the same way as
+            // JSON that does not parse.
+            ApiError::InvalidJson(_) => "syntax_invalid_json",
+            ApiError::Invalid(errors)
+                if errors.iter().any(|e| e.kind == FieldErrorKind::Schema) =>
+            {
+                "syntax_invalid_json"
+            }
+            ApiError::Invalid(errors)
+                if errors.iter().any(|e| e.kind == FieldErrorKind::Format) =>
+            {
+                "syntax_invalid_parameter_format"
+            }
+            ApiError::Invalid(_) => "syntax_constraint_violation",
+            ApiError::UnknownGroups(_) => "unknown_group",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PreconditionFailed { .. } => "precondition_failed",
+            // A limit exceeded is a constraint the request broke.
+            ApiError::PayloadTooLarge { .. }
+            | ApiError::UriTooLong { .. }
+            | ApiError::HeadersTooLarge { .. } => "syntax_constraint_violation",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::BodyTimeout => "request_timeout",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Rejected { status, .. } => match *status {
+                StatusCode::BAD_REQUEST => "syntax_invalid_parameter_format",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
+                StatusCode::LENGTH_REQUIRED => "length_required",
+                _ => "bad_request",
+            },
+            ApiError::Timeout { .. } => "service_unavailable",
+            ApiError::Internal => "internal_error",
         }
     }
 
@@ -209,35 +271,100 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let problem = Problem {
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            detail: self.detail(),
-            errors: self.field_errors().to_vec(),
-        };
-        let mut response = (status, Json(problem)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if let ApiError::Unauthorized = self {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+/// Which error body a request gets: the native API's problem details, or Sinch's
+/// `{"code", "text"}` under `/xms`. Chosen by the request's path, so that an error made before any
+/// handler ran (an unknown route, a method not allowed, a path that does not decode, a timeout)
+/// is shaped like the handlers' own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Native,
+    Sinch,
+}
+
+impl Surface {
+    pub fn of(path: &str) -> Self {
+        if path == "/xms" || path.starts_with("/xms/") {
+            Surface::Sinch
+        } else {
+            Surface::Native
         }
-        add_retry_after(&self, &mut response);
+    }
+
+    pub fn render(self, error: ApiError) -> Response {
+        error.rendered(self).into_response()
+    }
+}
+
+/// An error as one surface shows it. The body is serialised here rather than by `Json` so that
+/// the connection layer, which answers below axum, can write the same bytes.
+pub struct Rendered {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl ApiError {
+    pub fn rendered(&self, surface: Surface) -> Rendered {
+        let status = match (self, surface) {
+            // Sinch answers a group in the body that does not exist with 403.
+            (ApiError::UnknownGroups(_), Surface::Sinch) => StatusCode::FORBIDDEN,
+            _ => self.status(),
+        };
+        let (content_type, body) = match surface {
+            Surface::Native => (
+                "application/problem+json",
+                serde_json::to_vec(&Problem {
+                    title: status.canonical_reason().unwrap_or("Error").to_owned(),
+                    status: status.as_u16(),
+                    detail: self.detail(),
+                    errors: self.field_errors().to_vec(),
+                }),
+            ),
+            Surface::Sinch => (
+                "application/json",
+                serde_json::to_vec(&SinchErrorBody {
+                    code: self.sinch_code().to_owned(),
+                    text: self.detail(),
+                }),
+            ),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        match self {
+            ApiError::Unauthorized if surface == Surface::Native => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooManyRequests { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                if let Ok(value) = HeaderValue::from_str(allow) {
+                    headers.insert(header::ALLOW, value);
+                }
+            }
+            _ => {}
+        }
+        Rendered {
+            status,
+            headers,
+            // Serialising these plain structs of strings cannot fail.
+            body: body.unwrap_or_default(),
+        }
+    }
+}
+
+impl IntoResponse for Rendered {
+    fn into_response(self) -> Response {
+        let mut response = Response::new(axum::body::Body::from(self.body));
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers;
         response
     }
 }
 
-fn add_retry_after(error: &ApiError, response: &mut Response) {
-    if let ApiError::TooManyRequests { retry_after } = error {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        Surface::Native.render(self)
     }
 }
 
@@ -268,45 +395,6 @@ impl From<StoreError> for SinchError {
 
 impl IntoResponse for SinchError {
     fn into_response(self) -> Response {
-        let error = self.0;
-        let (status, code) = match &error {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::ForeignPlan => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            // Sinch reports JSON that does not match the schema (wrong types) the same way as
-            // JSON that does not parse.
-            ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "syntax_invalid_json"),
-            ApiError::Invalid(errors)
-                if errors.iter().any(|e| e.kind == FieldErrorKind::Schema) =>
-            {
-                (StatusCode::BAD_REQUEST, "syntax_invalid_json")
-            }
-            ApiError::Invalid(errors)
-                if errors.iter().any(|e| e.kind == FieldErrorKind::Format) =>
-            {
-                (StatusCode::BAD_REQUEST, "syntax_invalid_parameter_format")
-            }
-            ApiError::Invalid(_) => (StatusCode::BAD_REQUEST, "syntax_constraint_violation"),
-            ApiError::UnknownGroups(_) => (StatusCode::FORBIDDEN, "unknown_group"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::PreconditionFailed { .. } => {
-                (StatusCode::PRECONDITION_FAILED, "precondition_failed")
-            }
-            ApiError::PayloadTooLarge { .. } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "syntax_constraint_violation")
-            }
-            ApiError::TooManyRequests { .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
-            }
-            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
-            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
-        };
-        let body = SinchErrorBody {
-            code: code.to_owned(),
-            text: error.detail(),
-        };
-        let mut response = (status, Json(body)).into_response();
-        add_retry_after(&error, &mut response);
-        response
+        Surface::Sinch.render(self.0)
     }
 }
