@@ -255,7 +255,7 @@ mod tests {
         assert!(ConsentKeywords::new(&["two words".into()], &[]).is_err());
         assert!(ConsentKeywords::new(&["STOP".into()], &["stop".into()]).is_err());
         let at_limit = "W".repeat(ConsentKeywords::MAX_WORD_CHARS);
-        assert!(ConsentKeywords::new(&[at_limit.clone()], &[]).is_ok());
+        assert!(ConsentKeywords::new(std::slice::from_ref(&at_limit), &[]).is_ok());
         assert_eq!(
             ConsentKeywords::new(&["STOP".into()], &["GO".into(), format!("{at_limit}W")]),
             Err(ConsentKeywordsError::NotAWord {
