@@ -1,6 +1,8 @@
 //! One error type for the HTTP layer, rendered two ways: RFC 9457 problem details on the native
 //! API, and Sinch's `{"code", "text"}` on the Sinch-compatible surface.
 
+use std::borrow::Cow;
+
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -128,9 +130,10 @@ impl ApiError {
     }
 
     /// Sinch's `code` for this error. Sinch subdivides 400 and 403 into codes; for the other
-    /// statuses it documents none, and the code is the status's reason in snake case.
-    fn sinch_code(&self) -> &'static str {
-        match self {
+    /// statuses it documents none, and ours name the status in snake case (a limit exceeded is a
+    /// constraint violation, as in Sinch's 400s).
+    fn sinch_code(&self) -> Cow<'static, str> {
+        let code = match self {
             ApiError::Unauthorized => "unauthorized",
             ApiError::ForeignPlan => "forbidden",
             ApiError::NotFound(_) => "not_found",
@@ -158,16 +161,17 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::BodyTimeout => "request_timeout",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::Rejected { status, .. } => match *status {
-                StatusCode::BAD_REQUEST => "syntax_invalid_parameter_format",
-                StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-                StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
-                StatusCode::LENGTH_REQUIRED => "length_required",
-                _ => "bad_request",
-            },
+            ApiError::Rejected { status, .. } if *status == StatusCode::BAD_REQUEST => {
+                "syntax_invalid_parameter_format"
+            }
+            ApiError::Rejected { status, .. } => {
+                let reason = status.canonical_reason().unwrap_or("bad request");
+                return reason.to_lowercase().replace([' ', '-'], "_").into();
+            }
             ApiError::Timeout { .. } => "service_unavailable",
             ApiError::Internal => "internal_error",
-        }
+        };
+        code.into()
     }
 
     fn field_errors(&self) -> &[FieldError] {
@@ -323,7 +327,7 @@ impl ApiError {
             Surface::Sinch => (
                 "application/json",
                 serde_json::to_vec(&SinchErrorBody {
-                    code: self.sinch_code().to_owned(),
+                    code: self.sinch_code().into_owned(),
                     text: self.detail(),
                 }),
             ),
@@ -396,5 +400,45 @@ impl From<StoreError> for SinchError {
 impl IntoResponse for SinchError {
     fn into_response(self) -> Response {
         Surface::Sinch.render(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framework_rejections_get_a_sinch_code_for_their_status() {
+        let rejected = |status| ApiError::Rejected {
+            status,
+            detail: "no".into(),
+        };
+        assert_eq!(
+            rejected(StatusCode::BAD_REQUEST).sinch_code(),
+            "syntax_invalid_parameter_format"
+        );
+        assert_eq!(
+            rejected(StatusCode::UNSUPPORTED_MEDIA_TYPE).sinch_code(),
+            "unsupported_media_type"
+        );
+        assert_eq!(
+            rejected(StatusCode::EXPECTATION_FAILED).sinch_code(),
+            "expectation_failed"
+        );
+    }
+
+    #[test]
+    fn both_surfaces_name_the_allowed_methods() {
+        let error = ApiError::MethodNotAllowed {
+            method: "PATCH".into(),
+            allow: "GET, POST".into(),
+        };
+        for surface in [Surface::Native, Surface::Sinch] {
+            let rendered = error.rendered(surface);
+            assert_eq!(rendered.status, StatusCode::METHOD_NOT_ALLOWED);
+            assert_eq!(rendered.headers[header::ALLOW], "GET, POST");
+            let body = String::from_utf8(rendered.body).unwrap();
+            assert!(body.contains("use one of: GET, POST"), "{body}");
+        }
     }
 }
