@@ -1,8 +1,9 @@
 //! One error type for the HTTP layer, rendered two ways: RFC 9457 problem details on the native
 //! API, and Sinch's `{"code", "text"}` on the Sinch-compatible surface.
 
-use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use std::borrow::Cow;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -79,19 +80,34 @@ pub enum ApiError {
     PreconditionFailed { current: i64 },
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
-    /// An uploaded file passed one of the caps its reader is held to (the error names it).
-    #[error("the file is over a limit")]
-    FileOverCap(Vec<FieldError>),
     #[error("the request body did not arrive in time")]
     BodyTimeout,
     #[error("too many requests for this token; retry in {retry_after} s")]
     TooManyRequests { retry_after: u64 },
+    /// An uploaded file passed one of the caps its reader is held to (the error names it).
+    #[error("the file is over a limit")]
+    FileOverCap(Vec<FieldError>),
     /// A write could not start in time (SQLite's writer taken by an import, say).
     #[error("{}", busy_detail(*.cause, *.retry_after))]
     Busy {
         cause: crate::store::BusyCause,
         retry_after: u64,
     },
+    /// The path exists, not with this method; `allow` is the `Allow` header's list.
+    #[error("{method} is not allowed here; use one of: {allow}")]
+    MethodNotAllowed { method: String, allow: String },
+    #[error("the request target (path and query) is longer than the limit of {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error(
+        "the request's header section is too large: at most {headers} headers and {bytes} bytes with the request line"
+    )]
+    HeadersTooLarge { headers: usize, bytes: usize },
+    /// The framework refused the request before a handler ran (a path or query parameter that
+    /// does not decode, a request line that does not parse); `detail` is its reason.
+    #[error("{detail}")]
+    Rejected { status: StatusCode, detail: String },
+    #[error("the server did not answer within {seconds} s; try again")]
+    Timeout { seconds: u64 },
     #[error("internal error")]
     Internal,
 }
@@ -113,11 +129,62 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } | ApiError::FileOverCap(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
+            ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::Rejected { status, .. } => *status,
+            ApiError::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// Sinch's `code` for this error. Sinch subdivides 400 and 403 into codes; for the other
+    /// statuses it documents none, and ours name the status in snake case (a limit exceeded is a
+    /// constraint violation, as in Sinch's 400s).
+    fn sinch_code(&self) -> Cow<'static, str> {
+        let code = match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::ForeignPlan => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            // Sinch reports JSON that does not match the schema (wrong types) the same way as
+            // JSON that does not parse.
+            ApiError::InvalidJson(_) => "syntax_invalid_json",
+            ApiError::Invalid(errors)
+                if errors.iter().any(|e| e.kind == FieldErrorKind::Schema) =>
+            {
+                "syntax_invalid_json"
+            }
+            ApiError::Invalid(errors)
+                if errors.iter().any(|e| e.kind == FieldErrorKind::Format) =>
+            {
+                "syntax_invalid_parameter_format"
+            }
+            ApiError::Invalid(_) => "syntax_constraint_violation",
+            ApiError::UnknownGroups(_) => "unknown_group",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PreconditionFailed { .. } => "precondition_failed",
+            // A limit exceeded is a constraint the request broke.
+            ApiError::PayloadTooLarge { .. }
+            | ApiError::FileOverCap(_)
+            | ApiError::UriTooLong { .. }
+            | ApiError::HeadersTooLarge { .. } => "syntax_constraint_violation",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::BodyTimeout => "request_timeout",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Rejected { status, .. } if *status == StatusCode::BAD_REQUEST => {
+                "syntax_invalid_parameter_format"
+            }
+            ApiError::Rejected { status, .. } => {
+                let reason = status.canonical_reason().unwrap_or("bad request");
+                return reason.to_lowercase().replace([' ', '-'], "_").into();
+            }
+            ApiError::Timeout { .. } | ApiError::Busy { .. } => "service_unavailable",
+            ApiError::Internal => "internal_error",
+        };
+        code.into()
     }
 
     fn field_errors(&self) -> &[FieldError] {
@@ -243,35 +310,100 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let problem = Problem {
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            detail: self.detail(),
-            errors: self.field_errors().to_vec(),
-        };
-        let mut response = (status, Json(problem)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if let ApiError::Unauthorized = self {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+/// Which error body a request gets: the native API's problem details, or Sinch's
+/// `{"code", "text"}` under `/xms`. Chosen by the request's path, so that an error made before any
+/// handler ran (an unknown route, a method not allowed, a path that does not decode, a timeout)
+/// is shaped like the handlers' own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Native,
+    Sinch,
+}
+
+impl Surface {
+    pub fn of(path: &str) -> Self {
+        if path == "/xms" || path.starts_with("/xms/") {
+            Surface::Sinch
+        } else {
+            Surface::Native
         }
-        add_retry_after(&self, &mut response);
+    }
+
+    pub fn render(self, error: ApiError) -> Response {
+        error.rendered(self).into_response()
+    }
+}
+
+/// An error as one surface shows it. The body is serialised here rather than by `Json` so that
+/// the connection layer, which answers below axum, can write the same bytes.
+pub struct Rendered {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl ApiError {
+    pub fn rendered(&self, surface: Surface) -> Rendered {
+        let status = match (self, surface) {
+            // Sinch answers a group in the body that does not exist with 403.
+            (ApiError::UnknownGroups(_), Surface::Sinch) => StatusCode::FORBIDDEN,
+            _ => self.status(),
+        };
+        let (content_type, body) = match surface {
+            Surface::Native => (
+                "application/problem+json",
+                serde_json::to_vec(&Problem {
+                    title: status.canonical_reason().unwrap_or("Error").to_owned(),
+                    status: status.as_u16(),
+                    detail: self.detail(),
+                    errors: self.field_errors().to_vec(),
+                }),
+            ),
+            Surface::Sinch => (
+                "application/json",
+                serde_json::to_vec(&SinchErrorBody {
+                    code: self.sinch_code().into_owned(),
+                    text: self.detail(),
+                }),
+            ),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        match self {
+            ApiError::Unauthorized if surface == Surface::Native => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooManyRequests { retry_after } | ApiError::Busy { retry_after, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                if let Ok(value) = HeaderValue::from_str(allow) {
+                    headers.insert(header::ALLOW, value);
+                }
+            }
+            _ => {}
+        }
+        Rendered {
+            status,
+            headers,
+            // Serialising these plain structs of strings cannot fail.
+            body: body.unwrap_or_default(),
+        }
+    }
+}
+
+impl IntoResponse for Rendered {
+    fn into_response(self) -> Response {
+        let mut response = Response::new(axum::body::Body::from(self.body));
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers;
         response
     }
 }
 
-fn add_retry_after(error: &ApiError, response: &mut Response) {
-    if let ApiError::TooManyRequests { retry_after } | ApiError::Busy { retry_after, .. } = error {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        Surface::Native.render(self)
     }
 }
 
@@ -302,46 +434,46 @@ impl From<StoreError> for SinchError {
 
 impl IntoResponse for SinchError {
     fn into_response(self) -> Response {
-        let error = self.0;
-        let (status, code) = match &error {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::ForeignPlan => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            // Sinch reports JSON that does not match the schema (wrong types) the same way as
-            // JSON that does not parse.
-            ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "syntax_invalid_json"),
-            ApiError::Invalid(errors)
-                if errors.iter().any(|e| e.kind == FieldErrorKind::Schema) =>
-            {
-                (StatusCode::BAD_REQUEST, "syntax_invalid_json")
-            }
-            ApiError::Invalid(errors)
-                if errors.iter().any(|e| e.kind == FieldErrorKind::Format) =>
-            {
-                (StatusCode::BAD_REQUEST, "syntax_invalid_parameter_format")
-            }
-            ApiError::Invalid(_) => (StatusCode::BAD_REQUEST, "syntax_constraint_violation"),
-            ApiError::UnknownGroups(_) => (StatusCode::FORBIDDEN, "unknown_group"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::PreconditionFailed { .. } => {
-                (StatusCode::PRECONDITION_FAILED, "precondition_failed")
-            }
-            ApiError::PayloadTooLarge { .. } | ApiError::FileOverCap(_) => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "syntax_constraint_violation")
-            }
-            ApiError::TooManyRequests { .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
-            }
-            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
-            ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
-            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        Surface::Sinch.render(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framework_rejections_get_a_sinch_code_for_their_status() {
+        let rejected = |status| ApiError::Rejected {
+            status,
+            detail: "no".into(),
         };
-        let body = SinchErrorBody {
-            code: code.to_owned(),
-            text: error.detail(),
+        assert_eq!(
+            rejected(StatusCode::BAD_REQUEST).sinch_code(),
+            "syntax_invalid_parameter_format"
+        );
+        assert_eq!(
+            rejected(StatusCode::UNSUPPORTED_MEDIA_TYPE).sinch_code(),
+            "unsupported_media_type"
+        );
+        assert_eq!(
+            rejected(StatusCode::EXPECTATION_FAILED).sinch_code(),
+            "expectation_failed"
+        );
+    }
+
+    #[test]
+    fn both_surfaces_name_the_allowed_methods() {
+        let error = ApiError::MethodNotAllowed {
+            method: "PATCH".into(),
+            allow: "GET, POST".into(),
         };
-        let mut response = (status, Json(body)).into_response();
-        add_retry_after(&error, &mut response);
-        response
+        for surface in [Surface::Native, Surface::Sinch] {
+            let rendered = error.rendered(surface);
+            assert_eq!(rendered.status, StatusCode::METHOD_NOT_ALLOWED);
+            assert_eq!(rendered.headers[header::ALLOW], "GET, POST");
+            let body = String::from_utf8(rendered.body).unwrap();
+            assert!(body.contains("use one of: GET, POST"), "{body}");
+        }
     }
 }

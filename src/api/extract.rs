@@ -42,22 +42,51 @@ where
             &bytes
         };
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-            let path = error.path().to_string();
-            let inner = error.into_inner();
-            match inner.classify() {
-                serde_json::error::Category::Data if path != "." => {
-                    ApiError::invalid(FieldError::schema(path, strip_position(&inner)))
-                }
-                _ => ApiError::InvalidJson(inner.to_string()),
-            }
-        })?;
+        let value = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|error| body_error(bytes, error))?;
         deserializer
             .end()
             .map_err(|error| ApiError::InvalidJson(error.to_string()))?;
         super::text::refuse_nul_in_json(bytes)?;
         Ok(JsonBody(value))
     }
+}
+
+/// Names the field when the body is JSON that does not fit the request's schema; only a body
+/// that does not parse at all is "not valid JSON".
+fn body_error(bytes: &[u8], error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    use serde_json::error::Category;
+    let path = error.path().to_string();
+    let inner = error.into_inner();
+    let reason = strip_position(&inner);
+    if let Some(name) = missing_field(&reason) {
+        let field = match path.as_str() {
+            "." => name.to_owned(),
+            parent => format!("{parent}.{name}"),
+        };
+        return ApiError::invalid(FieldError::constraint(field, "is required"));
+    }
+    match inner.classify() {
+        Category::Data if path != "." => ApiError::invalid(FieldError::schema(path, reason)),
+        // serde_json reports a value of the wrong kind for an enum (`{"format": 12345}`) as a
+        // syntax error, though the body parses: it is the field that is wrong.
+        Category::Syntax if path != "." && is_json(bytes) => ApiError::invalid(FieldError::schema(
+            path,
+            "is not one of the values this field takes",
+        )),
+        _ => ApiError::InvalidJson(inner.to_string()),
+    }
+}
+
+/// The field of serde's "missing field `name`".
+fn missing_field(reason: &str) -> Option<&str> {
+    reason
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+}
+
+fn is_json(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
 }
 
 /// serde_json appends "at line 1 column 42" to data errors; the field path says more.

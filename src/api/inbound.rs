@@ -15,7 +15,7 @@ use super::error::{ApiError, FieldError, Problem};
 use super::extract::JsonBody;
 use super::validate::Validator;
 use crate::domain::ids::ContactId;
-use crate::domain::keywords::ConsentKeywords;
+use crate::domain::keywords::{ConsentKeywords, ConsentKeywordsError};
 use crate::store::{InboundMessage, StoreError};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -68,10 +68,11 @@ pub struct InboundResult {
 /// A plan's consent keywords.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct Keywords {
-    /// Words that opt the sender out of everything (default: the FCC list).
+    /// Words that opt the sender out of everything (default: the FCC list). Each a single word
+    /// of letters or digits, at most 20 characters.
     #[schema(example = json!(["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"]))]
     pub opt_out: Vec<String>,
-    /// Words that opt the sender back in.
+    /// Words that opt the sender back in; the same rules.
     #[schema(example = json!(["START", "UNSTOP"]))]
     pub opt_in: Vec<String>,
 }
@@ -189,8 +190,9 @@ async fn get_keywords(
 
 /// Set the consent keywords
 ///
-/// Words are single words of letters or digits, compared case-insensitively; at least one
-/// opt-out word is required.
+/// Words are single words of letters or digits, at most 20 characters, compared
+/// case-insensitively; at least one opt-out word is required, and no word may be in both lists.
+/// A refused word is named by its list and position, e.g. `opt_in[1]`.
 #[utoipa::path(
     put, path = "/api/keywords", tag = TAG,
     request_body = Keywords,
@@ -206,8 +208,16 @@ async fn set_keywords(
     Authenticated(plan): Authenticated,
     JsonBody(body): JsonBody<Keywords>,
 ) -> Result<Json<Keywords>, ApiError> {
-    let keywords = ConsentKeywords::new(&body.opt_out, &body.opt_in)
-        .map_err(|error| ApiError::invalid(FieldError::constraint("opt_out", error)))?;
+    let keywords = ConsentKeywords::new(&body.opt_out, &body.opt_in).map_err(|error| {
+        let field = match &error {
+            ConsentKeywordsError::NotAWord { list, index, .. } => {
+                format!("{}[{index}]", list.field())
+            }
+            ConsentKeywordsError::Both { index, .. } => format!("opt_in[{index}]"),
+            ConsentKeywordsError::NoOptOut => "opt_out".to_owned(),
+        };
+        ApiError::invalid(FieldError::constraint(field, error))
+    })?;
     state
         .store
         .set_consent_keywords(&plan.id, &keywords)

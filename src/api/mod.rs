@@ -3,10 +3,12 @@
 
 pub mod auth;
 mod batches;
+mod connection;
 mod contacts;
 pub mod error;
 mod exports;
 mod extract;
+mod framework;
 mod groups;
 mod health;
 mod imports;
@@ -25,21 +27,20 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::Uri;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::store::Store;
-use error::ApiError;
+use error::{ApiError, Surface};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -101,8 +102,12 @@ impl AppState {
         title = "Roster",
         description = "Contacts and contact groups for SMS, resolved to phone numbers at send time.\n\n\
             Authenticate with `Authorization: Bearer <token>` (create one with `roster plans create`).\n\n\
-            Limits: request bodies up to 32 MiB (uploads to /api/imports up to 256 MiB); up to 100,000 numbers per request on the native API \
-            and 10,000 on the Sinch-compatible surface; pages of up to 1000 (native) or 100 (Sinch).",
+            Limits: request bodies up to 32 MiB (uploads to /api/imports up to 256 MiB); request targets (path and query) up to 65,534 bytes (414); \
+            request heads up to 100 headers and 417,792 bytes (431); up to 100,000 numbers per request on the native API \
+            and 10,000 on the Sinch-compatible surface; pages of up to 1000 (native) or 100 (Sinch).\n\n\
+            Every error, including those made before a handler runs (an unknown route, a method not allowed with its `Allow` header, \
+            a path or query that does not decode, a limit, a timeout), is `application/problem+json` on the native API and \
+            Sinch's `{\"code\", \"text\"}` under /xms/v1.",
     ),
     modifiers(&BearerAuth),
     tags(
@@ -143,17 +148,24 @@ pub fn router(state: AppState) -> Router {
         .merge(sinch::router())
         .merge(health::router())
         .split_for_parts();
-    router
+    let api = router
         .merge(
             SwaggerUi::new("/docs")
                 .url("/openapi.json", openapi)
                 // The default validator badge would fetch from swagger.io; /docs stays offline.
                 .config(Config::new(["/openapi.json"]).validator_url("none")),
         )
-        .fallback(|| async { ApiError::NotFound("route").into_response() })
+        .fallback(
+            |uri: Uri| async move { Surface::of(uri.path()).render(ApiError::NotFound("route")) },
+        )
         .layer(axum::middleware::from_fn(text::refuse_nul_in_query))
         .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
-        .with_state(state)
+        .with_state(state);
+    // Around the whole router rather than its routes: axum adds the `Allow` header of a 405
+    // outside the layers of a route, and the rewritten 405 must name the allowed methods.
+    Router::new()
+        .fallback_service(api)
+        .layer(axum::middleware::map_response(framework::framework_errors))
 }
 
 /// How long the server waits for slow clients and slow handlers.
@@ -164,8 +176,8 @@ pub struct Timeouts {
     pub header: Duration,
     /// Between two parts of a request body (a stalled upload gets 408).
     pub body: Duration,
-    /// For a handler to produce its response's headers (503 after it; a streamed response body
-    /// may take longer).
+    /// For a handler to produce its response's headers (503 after it, in the surface's shape; a
+    /// streamed response body may take longer).
     pub request: Duration,
 }
 
@@ -181,24 +193,27 @@ impl Default for Timeouts {
 
 /// Serves `app` until `shutdown` completes, then stops accepting and lets the requests in
 /// flight finish. Connections are served by hyper directly (not `axum::serve`) so that a client
-/// sending its headers slowly is cut off. The benchmarks' baseline is served the same way.
+/// sending its headers slowly is cut off, and so that hyper's own refusals of a head it cannot
+/// parse are answered in the surface's shape ([`connection`]). The benchmarks' baseline is
+/// served the same way.
 pub async fn serve_router(
     listener: TcpListener,
     app: Router,
     timeouts: Timeouts,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let request_limit = timeouts.request;
     let app = app
         .layer(RequestBodyTimeoutLayer::new(timeouts.body))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeouts.request,
-        ));
+        .layer(axum::middleware::from_fn(move |request, next| {
+            framework::request_timeout(request_limit, request, next)
+        }));
     let mut builder = ConnectionBuilder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.header);
+        .header_read_timeout(timeouts.header)
+        .max_buf_size(limits::MAX_HEAD_BYTES);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -216,7 +231,10 @@ pub async fn serve_router(
         };
         let service = TowerToHyperService::new(app.clone());
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(
+                TokioIo::new(connection::ShapedConnection::new(stream)),
+                service,
+            )
             .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

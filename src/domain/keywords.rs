@@ -36,41 +36,83 @@ impl Default for ConsentKeywords {
     }
 }
 
+/// Which of a plan's two lists a word is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentList {
+    OptOut,
+    OptIn,
+}
+
+impl ConsentList {
+    /// The list's name in requests.
+    pub fn field(self) -> &'static str {
+        match self {
+            ConsentList::OptOut => "opt_out",
+            ConsentList::OptIn => "opt_in",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConsentKeywordsError {
-    #[error("{0:?} is not a single word of letters or digits (at most 20 characters)")]
-    NotAWord(String),
-    #[error("{0:?} is both an opt-out and an opt-in word")]
-    Both(String),
+    /// The `index`-th word of `list`.
+    #[error(
+        "{word:?} is not a single word of letters or digits of at most {max} characters",
+        max = ConsentKeywords::MAX_WORD_CHARS
+    )]
+    NotAWord {
+        list: ConsentList,
+        index: usize,
+        word: String,
+    },
+    /// The `index`-th opt-in word is also an opt-out word.
+    #[error("{word:?} is both an opt-out and an opt-in word")]
+    Both { index: usize, word: String },
     #[error("at least one opt-out word is required")]
     NoOptOut,
 }
 
 impl ConsentKeywords {
+    /// Longer than a group's keyword (15, as Sinch allows): a plan's own opt-out words are not
+    /// bound by Sinch, and words stored under this limit must keep loading.
+    pub const MAX_WORD_CHARS: usize = 20;
+
     pub fn new(opt_out: &[String], opt_in: &[String]) -> Result<Self, ConsentKeywordsError> {
-        let clean = |words: &[String]| {
+        let clean = |list: ConsentList, words: &[String]| {
             words
                 .iter()
-                .map(|word| {
+                .enumerate()
+                .map(|(index, word)| {
                     let upper = word.trim().to_uppercase();
                     let valid = !upper.is_empty()
-                        && upper.chars().count() <= 20
+                        && upper.chars().count() <= Self::MAX_WORD_CHARS
                         && upper.chars().all(char::is_alphanumeric);
                     if valid {
                         Ok(upper)
                     } else {
-                        Err(ConsentKeywordsError::NotAWord(word.clone()))
+                        Err(ConsentKeywordsError::NotAWord {
+                            list,
+                            index,
+                            word: word.clone(),
+                        })
                     }
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
-        let opt_out = clean(opt_out)?;
-        let opt_in = clean(opt_in)?;
+        let opt_out = clean(ConsentList::OptOut, opt_out)?;
+        let opt_in = clean(ConsentList::OptIn, opt_in)?;
         if opt_out.is_empty() {
             return Err(ConsentKeywordsError::NoOptOut);
         }
-        if let Some(word) = opt_out.iter().find(|word| opt_in.contains(word)) {
-            return Err(ConsentKeywordsError::Both(word.clone()));
+        if let Some((index, word)) = opt_in
+            .iter()
+            .enumerate()
+            .find(|(_, word)| opt_out.contains(word))
+        {
+            return Err(ConsentKeywordsError::Both {
+                index,
+                word: word.clone(),
+            });
         }
         Ok(Self { opt_out, opt_in })
     }
@@ -212,6 +254,16 @@ mod tests {
         assert!(ConsentKeywords::new(&[], &[]).is_err());
         assert!(ConsentKeywords::new(&["two words".into()], &[]).is_err());
         assert!(ConsentKeywords::new(&["STOP".into()], &["stop".into()]).is_err());
+        let at_limit = "W".repeat(ConsentKeywords::MAX_WORD_CHARS);
+        assert!(ConsentKeywords::new(std::slice::from_ref(&at_limit), &[]).is_ok());
+        assert_eq!(
+            ConsentKeywords::new(&["STOP".into()], &["GO".into(), format!("{at_limit}W")]),
+            Err(ConsentKeywordsError::NotAWord {
+                list: ConsentList::OptIn,
+                index: 1,
+                word: format!("{at_limit}W"),
+            })
+        );
     }
 
     fn pair(first: &str, second: Option<&str>) -> KeywordPair {

@@ -530,6 +530,9 @@ pub trait Store: ContactStore + ConsentStore + BatchStore + JobStore {
     /// The session with this id hash, if it has not expired and its token is not revoked.
     async fn session(&self, id_hash: &str) -> StoreResult<Option<WebSession>>;
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// The secret named `name`, shared by every instance on this database: `candidate` is
+    /// stored when there is none yet, and the first one stored is the one every instance gets.
+    async fn server_secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
 
     async fn create_group(&self, plan: &PlanId, group: GroupDefinition)
     -> StoreResult<GroupRecord>;

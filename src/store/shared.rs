@@ -648,6 +648,26 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn server_secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO server_secrets (name, secret, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(candidate)
+                .bind(Timestamp::now().millis())
+                .execute(&mut *tx)
+                .await?;
+                let secret: String =
+                    sqlx::query_scalar("SELECT secret FROM server_secrets WHERE name = $1")
+                        .bind(name)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                tx.commit().await?;
+                Ok(secret)
+            }
+
             async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<Plan>> {
                 let row: Option<(String, String, Option<String>, i64)> = sqlx::query_as(
                     "SELECT p.id, p.name, p.default_region, p.created_at \

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -12,8 +12,10 @@ use serde_json::{Value, json};
 use super::WebState;
 use super::form::{Errors, non_blank, text};
 use super::groups::{full_name, names_of, short_time};
+use super::ids::PageId;
 use super::layout::{Section, WebError, csrf_field, page, pager, respond, text_input};
 use super::session::Session;
+use crate::domain::ids::ContactId;
 
 const PAGE_SIZE: u64 = 50;
 
@@ -128,7 +130,7 @@ pub struct ContactForm {
 pub async fn show(
     State(state): State<WebState>,
     session: Session,
-    Path(id): Path<String>,
+    PageId(id): PageId<ContactId>,
 ) -> Result<Response, WebError> {
     render_contact(
         &state,
@@ -144,7 +146,7 @@ pub async fn show(
 pub async fn save(
     State(state): State<WebState>,
     session: Session,
-    Path(id): Path<String>,
+    PageId(id): PageId<ContactId>,
     Form(form): Form<ContactForm>,
 ) -> Result<Response, WebError> {
     session.check_csrf(&form.csrf)?;
@@ -175,7 +177,7 @@ pub async fn save(
 async fn render_contact(
     state: &WebState,
     session: &Session,
-    id: &str,
+    id: &ContactId,
     draft: Option<&ContactForm>,
     errors: Errors,
     status: StatusCode,

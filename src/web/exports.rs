@@ -1,6 +1,6 @@
 //! Exports: choose what and in which format, watch the job, download the file.
 
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
@@ -10,8 +10,10 @@ use serde_json::json;
 use super::WebState;
 use super::form::{Errors, error_id, non_blank, text};
 use super::groups::group_name;
+use super::ids::PageId;
 use super::layout::{Section, WebError, csrf_field, page, respond};
 use super::session::Session;
+use crate::domain::ids::ExportId;
 
 const FORMATS: [(&str, &str); 3] = [("csv", "CSV"), ("xlsx", "Excel (XLSX)"), ("vcf", "vCard")];
 
@@ -127,7 +129,7 @@ async fn start_page(
 pub async fn show(
     State(state): State<WebState>,
     session: Session,
-    Path(id): Path<String>,
+    PageId(id): PageId<ExportId>,
 ) -> Result<Response, WebError> {
     let export = state
         .api
@@ -174,7 +176,7 @@ pub async fn show(
 pub async fn status(
     State(state): State<WebState>,
     session: Session,
-    Path(id): Path<String>,
+    PageId(id): PageId<ExportId>,
 ) -> Result<Response, WebError> {
     let uri = format!("/api/exports/{id}");
     state.api.job_progress(&session, &uri, "rows_written").await
@@ -183,7 +185,7 @@ pub async fn status(
 pub async fn download(
     State(state): State<WebState>,
     session: Session,
-    Path(id): Path<String>,
+    PageId(id): PageId<ExportId>,
 ) -> Result<Response, WebError> {
     let uri = format!("/api/exports/{id}/download");
     state.api.pass_through(&session, &uri).await

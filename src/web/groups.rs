@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -12,8 +12,10 @@ use serde_json::{Value, json};
 
 use super::WebState;
 use super::form::{Errors, non_blank, text};
+use super::ids::PageId;
 use super::layout::{Section, WebError, csrf_field, page, pager, respond, text_input};
 use super::session::Session;
+use crate::domain::ids::GroupId;
 
 const PAGE_SIZE: u64 = 50;
 
@@ -177,7 +179,7 @@ pub struct MembersQuery {
 pub async fn show(
     State(state): State<WebState>,
     session: Session,
-    Path(id): Path<String>,
+    PageId(id): PageId<GroupId>,
     Query(query): Query<MembersQuery>,
 ) -> Result<Response, WebError> {
     render_group(
@@ -225,7 +227,7 @@ pub struct GroupForm {
 pub async fn act(
     State(state): State<WebState>,
     session: Session,
-    Path(id): Path<String>,
+    PageId(id): PageId<GroupId>,
     Form(form): Form<GroupForm>,
 ) -> Result<Response, WebError> {
     session.check_csrf(&form.csrf)?;
@@ -335,7 +337,7 @@ fn split_numbers(text: &str) -> Vec<&str> {
 async fn render_group(
     state: &WebState,
     session: &Session,
-    id: &str,
+    id: &GroupId,
     query: &MembersQuery,
     draft: &GroupForm,
     errors: Errors,
@@ -358,7 +360,7 @@ async fn render_group(
             session,
             "/api/contacts",
             &[
-                ("group", id),
+                ("group", id.as_str()),
                 (search_key, search),
                 ("order_by", "name"),
                 ("page", &query.page.to_string()),
@@ -404,7 +406,7 @@ async fn render_group(
             groups
                 .iter()
                 .map(|group| (text(group, "id").to_owned(), group_name(group)))
-                .filter(|(candidate, _)| candidate != id && !children.contains(candidate))
+                .filter(|(candidate, _)| candidate != id.as_str() && !children.contains(candidate))
                 .collect()
         })
         .unwrap_or_default();

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -13,8 +13,10 @@ use super::WebState;
 use super::dispatch::Reply;
 use super::form::{Errors, error_id, non_blank, text};
 use super::groups::group_name;
+use super::ids::{FromPath, PageId};
 use super::layout::{Section, WebError, csrf_field, page, respond};
 use super::session::Session;
+use crate::domain::ids::ImportId;
 
 /// What a column can be imported as, besides a custom field named after it.
 const TARGETS: [(&str, &str); 8] = [
@@ -113,7 +115,7 @@ pub async fn upload(
 pub async fn show(
     State(state): State<WebState>,
     session: Session,
-    Path(id): Path<String>,
+    PageId(id): PageId<ImportId>,
 ) -> Result<Response, WebError> {
     render(
         &state,
@@ -129,7 +131,7 @@ pub async fn show(
 pub async fn status(
     State(state): State<WebState>,
     session: Session,
-    Path(id): Path<String>,
+    PageId(id): PageId<ImportId>,
 ) -> Result<Response, WebError> {
     let uri = format!("/api/imports/{id}");
     state.api.job_progress(&session, &uri, "rows_read").await
@@ -138,7 +140,7 @@ pub async fn status(
 pub async fn errors_csv(
     State(state): State<WebState>,
     session: Session,
-    Path(id): Path<String>,
+    PageId(id): PageId<ImportId>,
 ) -> Result<Response, WebError> {
     let uri = format!("/api/imports/{id}/errors.csv");
     state.api.pass_through(&session, &uri).await
@@ -147,10 +149,34 @@ pub async fn errors_csv(
 pub async fn template(
     State(state): State<WebState>,
     session: Session,
-    Path(file): Path<String>,
+    PageId(template): PageId<Template>,
 ) -> Result<Response, WebError> {
-    let uri = format!("/api/imports/templates/{file}");
-    state.api.pass_through(&session, &uri).await
+    state.api.pass_through(&session, template.api_path()).await
+}
+
+/// The templates the API serves.
+pub enum Template {
+    Csv,
+    Xlsx,
+}
+
+impl Template {
+    fn api_path(&self) -> &'static str {
+        match self {
+            Template::Csv => "/api/imports/templates/contacts.csv",
+            Template::Xlsx => "/api/imports/templates/contacts.xlsx",
+        }
+    }
+}
+
+impl FromPath for Template {
+    fn from_path(text: &str) -> Option<Self> {
+        match text {
+            "contacts.csv" => Some(Template::Csv),
+            "contacts.xlsx" => Some(Template::Xlsx),
+            _ => None,
+        }
+    }
 }
 
 /// The mapping form: `column.N` is the target of the N-th column (column names can hold any
@@ -158,7 +184,7 @@ pub async fn template(
 pub async fn commit(
     State(state): State<WebState>,
     session: Session,
-    Path(id): Path<String>,
+    PageId(id): PageId<ImportId>,
     axum::Form(form): axum::Form<BTreeMap<String, String>>,
 ) -> Result<Response, WebError> {
     session.check_csrf(form.get("csrf").map_or("", String::as_str))?;
@@ -206,7 +232,7 @@ pub async fn commit(
 async fn render(
     state: &WebState,
     session: &Session,
-    id: &str,
+    id: &ImportId,
     draft: Option<&BTreeMap<String, String>>,
     errors: Errors,
     status: StatusCode,
@@ -221,8 +247,8 @@ async fn render(
         .unwrap_or("the file")
         .to_owned();
     let body = match text(&import, "status") {
-        "running" => progress(id, &import),
-        "done" => report(id, &import),
+        "running" => progress(id.as_str(), &import),
+        "done" => report(id.as_str(), &import),
         phase => {
             let groups = state
                 .api
@@ -242,7 +268,7 @@ async fn render(
                         p { "You can change the settings and import it again." }
                     }
                 }
-                (mapping_form(session, id, &import, &groups, draft, &errors))
+                (mapping_form(session, id.as_str(), &import, &groups, draft, &errors))
             }
         }
     };

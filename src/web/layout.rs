@@ -119,6 +119,8 @@ pub enum WebError {
     SignIn,
     /// A form without this session's CSRF token.
     Forbidden,
+    /// A path naming nothing the page shows (an id that is not an id of its kind).
+    NotFound,
     /// The API refused or failed a call the page needed in order to render.
     Api(Reply),
     Internal,
@@ -131,6 +133,10 @@ impl IntoResponse for WebError {
             WebError::Forbidden => (
                 StatusCode::FORBIDDEN,
                 "This form has expired or did not come from this page. Go back, reload the page and try again.".to_owned(),
+            ),
+            WebError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "There is no such page: check the address, or go back to the groups.".to_owned(),
             ),
             WebError::Api(reply) => {
                 let errors = Errors::from_reply(&reply);

@@ -12,6 +12,7 @@ mod dispatch;
 mod exports;
 mod form;
 mod groups;
+mod ids;
 mod imports;
 mod layout;
 mod session;
@@ -28,11 +29,13 @@ use axum::routing::{get, post};
 use crate::store::Store;
 use session::Session;
 
-/// What the page's handlers reach: the API to act through, and the store for sessions.
+/// What the page's handlers reach: the API to act through, the store for sessions, and the
+/// key that signs sign-in forms (read from the store once).
 #[derive(Clone)]
 pub struct WebState {
     api: dispatch::Api,
     store: Arc<dyn Store>,
+    sign_in_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 /// The page's routes, acting through `api` (the application's API router).
@@ -40,6 +43,7 @@ pub fn router(api: Router, store: Arc<dyn Store>) -> Router {
     let state = WebState {
         api: dispatch::Api::new(api),
         store,
+        sign_in_key: Arc::default(),
     };
     Router::new()
         .route("/", get(home))
@@ -73,7 +77,10 @@ async fn home(session: Option<Session>) -> Redirect {
 }
 
 /// A second line of defence behind the CSRF token: a browser names the site a form was sent
-/// from (`Sec-Fetch-Site`, `Origin`); writes from another site are refused outright.
+/// from (`Sec-Fetch-Site`, `Origin`); writes from another site are refused outright. So are
+/// writes from an opaque origin (`Origin: null`: a sandboxed frame, a `data:` or `file:` page):
+/// the page's own forms always name it, as its `Referrer-Policy: same-origin` keeps the origin on
+/// same-origin requests.
 async fn same_origin_writes(request: Request, next: Next) -> Response {
     if request.method() == Method::GET || request.method() == Method::HEAD {
         return next.run(request).await;
@@ -86,14 +93,13 @@ async fn same_origin_writes(request: Request, next: Next) -> Response {
     let host = headers
         .get(header::HOST)
         .and_then(|value| value.to_str().ok());
-    let foreign_origin = headers
-        .get(header::ORIGIN)
-        .and_then(|value| value.to_str().ok())
-        .filter(|origin| *origin != "null")
-        .is_some_and(|origin| {
-            let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-            Some(authority) != host
-        });
+    let foreign_origin = headers.get(header::ORIGIN).is_some_and(|value| {
+        let Ok(origin) = value.to_str() else {
+            return true;
+        };
+        let authority = origin.split_once("://").map(|(_, rest)| rest);
+        authority.is_none() || authority != host
+    });
     if cross_site || foreign_origin {
         return (
             StatusCode::FORBIDDEN,

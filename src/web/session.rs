@@ -4,9 +4,11 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use hmac::{Hmac, KeyInit, Mac};
 use maud::html;
 use rand::RngCore;
 use serde::Deserialize;
+use sha2::Sha256;
 
 use super::WebState;
 use super::form::Errors;
@@ -18,6 +20,10 @@ use crate::store::{NewSession, Plan};
 const SESSION_COOKIE: &str = "roster_session";
 /// Holds the sign-in form's CSRF token until the browser has a session.
 const SIGN_IN_COOKIE: &str = "roster_sign_in";
+/// The server secret that signs sign-in forms, shared by every instance on the database.
+const SIGN_IN_SECRET: &str = "web_sign_in";
+/// How long a sign-in form can be sent back.
+const SIGN_IN_FORM_SECONDS: i64 = 60 * 60;
 /// A session ends this long after signing in, or when its token is revoked.
 const SESSION_MILLIS: i64 = 12 * 60 * 60 * 1000;
 
@@ -84,12 +90,15 @@ impl OptionalFromRequestParts<WebState> for Session {
     }
 }
 
-pub async fn sign_in_page(headers: HeaderMap) -> Response {
-    let csrf = random_secret();
+pub async fn sign_in_page(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let csrf = sign_in_token(sign_in_key(&state).await?, now_seconds());
     let cookie = sign_in_cookie(&csrf, &headers);
     let mut response = respond(StatusCode::OK, sign_in_form(&csrf, &Errors::default()));
     response.headers_mut().append(header::SET_COOKIE, cookie);
-    response
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -105,8 +114,11 @@ pub async fn sign_in(
     headers: HeaderMap,
     axum::Form(form): axum::Form<SignInForm>,
 ) -> Result<Response, WebError> {
+    // The form's token must be the cookie's (a page of this browser sent it) and signed by
+    // this server within the hour (a cookie set by someone else cannot be made up).
     let expected = cookie(&headers, SIGN_IN_COOKIE).ok_or(WebError::Forbidden)?;
-    if !same_secret(expected, &form.csrf) {
+    let key = sign_in_key(&state).await?;
+    if !same_secret(expected, &form.csrf) || !valid_sign_in_token(key, &form.csrf, now_seconds()) {
         return Err(WebError::Forbidden);
     }
     let token = form.token.trim();
@@ -253,6 +265,60 @@ fn header_value(text: String) -> HeaderValue {
     HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+async fn sign_in_key(state: &WebState) -> Result<&[u8], WebError> {
+    state
+        .sign_in_key
+        .get_or_try_init(|| async {
+            let secret = state
+                .store
+                .server_secret(SIGN_IN_SECRET, &random_secret())
+                .await?;
+            Ok::<_, crate::store::StoreError>(secret.into_bytes())
+        })
+        .await
+        .map(Vec::as_slice)
+        .map_err(|error| {
+            tracing::error!(%error, "cannot read the sign-in secret");
+            WebError::Internal
+        })
+}
+
+fn now_seconds() -> i64 {
+    Timestamp::now().millis() / 1000
+}
+
+/// `nonce.expiry.signature`: random, expiring, and signed with the server's secret.
+fn sign_in_token(key: &[u8], now: i64) -> String {
+    let mut nonce = [0u8; 16];
+    rand::rng().fill_bytes(&mut nonce);
+    let payload = format!("{}.{}", hex::encode(nonce), now + SIGN_IN_FORM_SECONDS);
+    let signature = hex::encode(sign_in_mac(key, &payload).finalize().into_bytes());
+    format!("{payload}.{signature}")
+}
+
+fn valid_sign_in_token(key: &[u8], token: &str, now: i64) -> bool {
+    let Some((payload, signature)) = token.rsplit_once('.') else {
+        return false;
+    };
+    let fresh = payload
+        .split_once('.')
+        .and_then(|(_, expires)| expires.parse::<i64>().ok())
+        .is_some_and(|expires| now < expires);
+    let Ok(signature) = hex::decode(signature) else {
+        return false;
+    };
+    // Checked in constant time.
+    fresh && sign_in_mac(key, payload).verify_slice(&signature).is_ok()
+}
+
+fn sign_in_mac(key: &[u8], payload: &str) -> Hmac<Sha256> {
+    // HMAC takes a key of any length.
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
+    mac.update(b"roster sign-in form\0");
+    mac.update(payload.as_bytes());
+    mac
+}
+
 fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
@@ -284,6 +350,31 @@ mod tests {
         assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
         assert_eq!(cookie(&headers, "b"), Some("2"));
         assert_eq!(cookie(&headers, "c"), None);
+    }
+
+    #[test]
+    fn sign_in_tokens_are_signed_and_expire() {
+        let key = b"the server's secret";
+        let token = sign_in_token(key, 1000);
+        assert!(valid_sign_in_token(key, &token, 1000));
+        assert!(valid_sign_in_token(
+            key,
+            &token,
+            1000 + SIGN_IN_FORM_SECONDS - 1
+        ));
+        assert!(!valid_sign_in_token(
+            key,
+            &token,
+            1000 + SIGN_IN_FORM_SECONDS
+        ));
+        assert!(!valid_sign_in_token(b"another secret", &token, 1000));
+        let (payload, _) = token.rsplit_once('.').unwrap();
+        let (nonce, _) = payload.split_once('.').unwrap();
+        let extended = format!("{nonce}.{}", 1000 + 10 * SIGN_IN_FORM_SECONDS);
+        let forged = format!("{extended}.{}", token.rsplit_once('.').unwrap().1);
+        assert!(!valid_sign_in_token(key, &forged, 2000));
+        assert!(!valid_sign_in_token(key, &"0".repeat(64), 1000));
+        assert!(!valid_sign_in_token(key, "", 1000));
     }
 
     #[test]

@@ -694,7 +694,7 @@ async fn genders_stored_before_are_respelled_by_the_migration(app: TestApp) {
     let before = ["F", "Male", "Other"];
     let sqlite = app.database_url.starts_with("sqlite:");
     let migration = if sqlite {
-        include_str!("../../migrations/sqlite/0008_gender_spelling.sql")
+        include_str!("../../migrations/sqlite/0009_gender_spelling.sql")
     } else {
         include_str!("../../migrations/postgres/0009_gender_spelling.sql")
     };

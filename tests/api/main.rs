@@ -11,6 +11,7 @@ mod concurrency;
 mod concurrency_processes;
 mod contacts;
 mod crash;
+mod errors;
 mod filter_model;
 mod groups_native;
 mod groups_sinch;

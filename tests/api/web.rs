@@ -26,7 +26,8 @@ fn cookie_client() -> reqwest::Client {
 /// The value of the hidden `csrf` field in a page.
 fn csrf_in(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
-    html[at..at + 64].to_owned()
+    let length = html[at..].find('"').expect("the end of the csrf field");
+    html[at..at + length].to_owned()
 }
 
 /// Signs in through the form; returns the session's CSRF token (from the groups page).
@@ -320,7 +321,162 @@ async fn a_revoked_token_ends_its_sessions(app: TestApp) {
     assert_eq!(after.status(), 303);
 }
 
-crate::on_both_backends!(sessions_and_csrf, a_revoked_token_ends_its_sessions);
+/// The sign-in form's token is signed with a secret of the database: a pair of cookie and field
+/// made up by someone else is refused, and a form rendered by one instance is accepted by another
+/// on the same database.
+async fn sign_in_forms_are_signed_by_the_server(app: TestApp) {
+    let base = &app.address;
+    let made_up = "0".repeat(64);
+    let injected = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{base}/signin"))
+        .header("cookie", format!("roster_sign_in={made_up}"))
+        .form(&[("csrf", made_up.as_str()), ("token", app.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(injected.status(), 403);
+
+    // The token of one form does not sign another: its signature covers its nonce and expiry.
+    let client = cookie_client();
+    let page = client.get(format!("{base}/signin")).send().await.unwrap();
+    let csrf = csrf_in(&page.text().await.unwrap());
+    let (payload, signature) = csrf.rsplit_once('.').unwrap();
+    let (nonce, expires) = payload.split_once('.').unwrap();
+    let later: i64 = expires.parse::<i64>().unwrap() + 86_400;
+    let stretched = format!("{nonce}.{later}.{signature}");
+    let refused = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{base}/signin"))
+        .header("cookie", format!("roster_sign_in={stretched}"))
+        .form(&[("csrf", stretched.as_str()), ("token", app.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+
+    // A second instance over the same database accepts the first one's form.
+    let store = roster::store::connect(&app.database_url).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other = format!("http://{}", listener.local_addr().unwrap());
+    let second = roster::app(roster::api::AppState::new(store, 0));
+    tokio::spawn(async move { axum::serve(listener, second).await });
+    let signed_in = client
+        .post(format!("{other}/signin"))
+        .header("cookie", format!("roster_sign_in={csrf}"))
+        .form(&[("csrf", csrf.as_str()), ("token", app.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+}
+
+/// Writes from an opaque origin (`Origin: null`) are refused, even with the session's token.
+async fn writes_from_an_opaque_origin_are_refused(app: TestApp) {
+    let base = &app.address;
+    let client = cookie_client();
+    assert_eq!(sign_in(&client, base, &app.token).await.status(), 303);
+    let groups = client.get(format!("{base}/groups")).send().await.unwrap();
+    let csrf = csrf_in(&groups.text().await.unwrap());
+    let opaque = client
+        .post(format!("{base}/groups"))
+        .header("origin", "null")
+        .form(&[("csrf", csrf.as_str()), ("name", "Opaque")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opaque.status(), 403);
+    let list: Value = app.get("/api/contactgroups").await.json().await.unwrap();
+    assert_eq!(list["count"], 0, "{list}");
+    let same_site = client
+        .post(format!("{base}/groups"))
+        .header("origin", base.as_str())
+        .form(&[("csrf", csrf.as_str()), ("name", "Same")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_site.status(), 303);
+}
+
+/// Every page whose path names something takes it as an id of its kind before any use:
+/// anything else is the page's own 404, never a 500 or another API route.
+async fn paths_name_ids_or_nothing(app: TestApp) {
+    let base = &app.address;
+    let client = cookie_client();
+    assert_eq!(sign_in(&client, base, &app.token).await.status(), 303);
+    let groups = client.get(format!("{base}/groups")).send().await.unwrap();
+    let csrf = csrf_in(&groups.text().await.unwrap());
+    let group = app.create_group(serde_json::json!({"name": "Real"})).await;
+    let group = group["id"].as_str().unwrap();
+
+    let not_ids = [
+        "a%20b".to_owned(),
+        "a%3Cb".to_owned(),
+        "%FF".to_owned(),
+        // An encoded slash would lead the page's call to /api/contactgroups/{id}/members.
+        format!("{group}%2Fmembers"),
+        "..%2F..%2Fapi%2Fcontactgroups".to_owned(),
+    ];
+    for id in &not_ids {
+        for page in [
+            format!("/groups/{id}"),
+            format!("/contacts/{id}"),
+            format!("/imports/{id}"),
+            format!("/imports/{id}/status"),
+            format!("/imports/{id}/errors.csv"),
+            format!("/exports/{id}"),
+            format!("/exports/{id}/status"),
+            format!("/exports/{id}/download"),
+            format!("/imports/templates/{id}"),
+        ] {
+            let response = client.get(format!("{base}{page}")).send().await.unwrap();
+            assert_eq!(response.status(), 404, "GET {page}");
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                content_type.starts_with("text/html"),
+                "GET {page}: {content_type}"
+            );
+            let html = response.text().await.unwrap();
+            assert!(html.contains("There is no such page"), "GET {page}: {html}");
+        }
+        for page in [
+            format!("/groups/{id}"),
+            format!("/contacts/{id}"),
+            format!("/imports/{id}"),
+        ] {
+            let response = client
+                .post(format!("{base}{page}"))
+                .form(&[("csrf", csrf.as_str()), ("action", "rename"), ("name", "X")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 404, "POST {page}");
+        }
+    }
+    // The real ones still work.
+    for page in [
+        format!("/groups/{group}"),
+        "/imports/templates/contacts.csv".to_owned(),
+    ] {
+        let response = client.get(format!("{base}{page}")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "GET {page}");
+    }
+}
+
+crate::on_both_backends!(
+    sessions_and_csrf,
+    a_revoked_token_ends_its_sessions,
+    sign_in_forms_are_signed_by_the_server,
+    writes_from_an_opaque_origin_are_refused,
+    paths_name_ids_or_nothing,
+);
 
 struct Server {
     child: std::process::Child,
