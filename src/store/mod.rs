@@ -1,28 +1,15 @@
 //! Storage: one [`Store`] trait, implemented over SQLite (one instance, the default) and over
 //! PostgreSQL (several instances sharing a database). All SQL lives under this module.
 //!
-//! Both backends share one body of SQL and logic (`sql_store!` in `shared.rs`); `sqlite.rs` and
-//! `postgres.rs` hold only what the dialects disagree on: connecting, locking, and passing a
-//! list of values as one parameter.
+//! `sql/` holds the SQL and logic both backends share, written once over a [`dialect::Dialect`];
+//! `sqlite/` and `postgres/` hold only what the dialects disagree on: connecting, locking, the
+//! hottest reads, and passing a list of values as one parameter.
 
-#[macro_use]
-mod shared;
-#[macro_use]
-mod membership_sql;
-#[macro_use]
-mod contacts_sql;
-#[macro_use]
-mod consent_sql;
-#[macro_use]
-mod batches_sql;
+mod dialect;
 pub mod jobs;
-#[macro_use]
-mod jobs_sql;
 mod postgres;
-mod postgres_direct;
-mod postgres_merge;
+mod sql;
 mod sqlite;
-mod sqlite_inline;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -43,8 +30,7 @@ use crate::domain::msisdn::ParsedNumber;
 use crate::domain::time::Timestamp;
 
 pub use jobs::*;
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+use sql::SqlStore;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -429,7 +415,7 @@ pub struct ConsentEvent {
 /// A group's row and its child ids, as the one-statement group read returns them (through sqlx
 /// or, for SQLite's hot path, on the calling thread).
 #[derive(sqlx::FromRow)]
-struct GroupRow {
+pub(crate) struct GroupRow {
     id: String,
     name: Option<String>,
     description: Option<String>,
@@ -498,7 +484,7 @@ fn members_from_json(page: Option<String>) -> StoreResult<Vec<MemberRecord>> {
 
 /// Where the numbers of a list of groups stand in a compound select.
 #[derive(Clone, Copy)]
-enum GroupsTerm {
+pub(crate) enum GroupsTerm {
     /// The numbers kept: the select's first terms.
     Kept,
     /// After the caller's `EXCEPT`: taken out of what precedes.
@@ -850,9 +836,13 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
 
 pub async fn connect_with(url: &str, options: StoreOptions) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url, options).await?))
+        Ok(Arc::new(SqlStore::new(
+            sqlite::Sqlite::connect(url, options).await?,
+        )))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url, options).await?))
+        Ok(Arc::new(SqlStore::new(
+            postgres::Postgres::connect(url, options).await?,
+        )))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

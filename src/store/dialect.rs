@@ -1,0 +1,195 @@
+//! The seam between the SQL both backends share (`sql/`) and what each does its own way
+//! (`sqlite/`, `postgres/`). The dialects agree on `$n` placeholders, `ON CONFLICT … DO NOTHING`,
+//! recursive CTEs and row-value comparison, so one text of each statement serves both; a
+//! [`Dialect`] supplies the rest:
+//!
+//! - its state and transactions: [`Dialect::reader`], [`Dialect::begin_write`] and
+//!   [`Dialect::begin_import`];
+//! - the hottest reads, run its fastest way rather than through the pool
+//!   ([`Dialect::group_row`], [`Dialect::member_page_json`]), and streams of member numbers
+//!   ([`Dialect::stream_tree`], [`Dialect::stream_groups_alone`]);
+//! - statements that lock where the backend has row locks (SQLite serialises writers instead);
+//! - how a list of values travels as one parameter, and how custom fields are read from JSON;
+//! - the set-based writes of an import.
+//!
+//! The generic code names the SQL types it binds and reads in one where-clause, [`SqlTypes`]'s
+//! list, repeated on each of its `impl` blocks: Rust does not carry such bounds from a trait to
+//! its users.
+
+use std::future::Future;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Encode, Pool, QueryBuilder, Transaction, Type};
+
+use super::sql::ContactValues;
+use super::sql::TreeGroup;
+use super::{GroupRow, GroupsTerm, Importing, NumberChunks, RejectedRow, StoreResult};
+use crate::domain::filter::Value as FilterValue;
+use crate::domain::ids::{GroupId, ImportId, PlanId};
+use crate::domain::msisdn::ParsedNumber;
+
+/// A backend's connection, as the generic code holds it inside a transaction.
+pub(crate) type Conn<D> = <<D as Dialect>::Db as Database>::Connection;
+
+pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
+    type Db: Database<QueryResult = Self::Done>;
+    /// What a statement reports: how many rows it changed.
+    type Done: RowsAffected;
+    /// A list of values as one parameter (`phone_list`).
+    type List: for<'q> Encode<'q, Self::Db> + Type<Self::Db> + Send + 'static;
+
+    /// The pool that serves reads.
+    fn reader(&self) -> &Pool<Self::Db>;
+    /// A write transaction; a write that waits too long for it is `StoreError::Busy`.
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = StoreResult<Transaction<'static, Self::Db>>> + Send;
+    /// The write transaction of an import, counted while it is open.
+    fn begin_import(
+        &self,
+    ) -> impl Future<Output = StoreResult<(Transaction<'static, Self::Db>, Importing)>> + Send;
+    /// `GROUP_ROW` for one group.
+    fn group_row(
+        &self,
+        plan: &PlanId,
+        id: &GroupId,
+    ) -> impl Future<Output = StoreResult<GroupRow>> + Send;
+    /// `MEMBER_PAGE` for one group.
+    fn member_page_json(
+        &self,
+        plan: &PlanId,
+        id: &GroupId,
+        after: &str,
+        limit: i64,
+        offset: i64,
+    ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+    /// Sends the numbers of a tree's members, on the connection that read the tree or its own.
+    fn stream_tree(
+        &self,
+        conn: PoolConnection<Self::Db>,
+        plan: PlanId,
+        tree: Vec<TreeGroup>,
+        sender: NumberChunks,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Sends the recipients of a batch to groups alone (`groups_alone`).
+    fn stream_groups_alone(
+        &self,
+        conn: PoolConnection<Self::Db>,
+        plan: &PlanId,
+        groups: (&[&str], &[&str]),
+        sender: NumberChunks,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Reads a group's `version, status, rule, member_count`, locking its row.
+    const LOCK_GROUP: &'static str;
+    /// Reads a plan's id, locking its row.
+    const LOCK_PLAN: &'static str;
+    /// Reads a contact's id, locking its row.
+    const LOCK_CONTACT: &'static str;
+    /// Reads a batch's status, locking its row.
+    const LOCK_BATCH: &'static str;
+    /// Ends the claim of due batches: skip those another instance is claiming.
+    const CLAIM_LOCK: &'static str;
+    /// Ends a read of contacts (as `c`) whose numbers go into memberships, keeping those numbers
+    /// from changing until the writing transaction ends.
+    const KEEP_CONTACT_NUMBERS: &'static str;
+    /// A group's row and its child ids (comma-separated, in id order), as [`GroupRow`] reads it.
+    const GROUP_ROW: &'static str;
+    /// A page of a group without children or rule, as one JSON array of
+    /// `[id, phone, first_name, last_name, opted_out]`.
+    const MEMBER_PAGE: &'static str;
+    /// Makes text compare byte by byte whatever the database's locale.
+    const TEXT_COLLATE: &'static str;
+    /// Group names in byte order.
+    const NAME_SORT_KEY: &'static str;
+    /// Adds the contacts with the numbers of `$3` (a [`Dialect::List`]) to group `$2`.
+    const INSERT_MEMBERS_BY_PHONE: &'static str;
+    /// Removes the members with the numbers of `$3` (a [`Dialect::List`]) from group `$2`.
+    const DELETE_MEMBERS_BY_PHONE: &'static str;
+    /// Ends a compound select of numbers so that its terms are merged.
+    const MERGE_ORDER: &'static str;
+    /// A contact `c`'s direct active groups' names, as a JSON array.
+    const EXPORT_GROUPS: &'static str;
+
+    /// Numbers as one parameter.
+    fn phone_list(phones: &[&str]) -> Self::List;
+    /// `(…)`: a list as one parameter, for `x IN …`.
+    fn push_list<'a>(builder: &mut QueryBuilder<Self::Db>, items: impl Iterator<Item = &'a str>);
+    /// `c.phone IN (…)`, or what the backend probes its index with best.
+    fn push_phone_in(builder: &mut QueryBuilder<Self::Db>, phones: &[&str]);
+    /// A list as a one-column table `phone`.
+    fn push_phone_table<'a>(
+        builder: &mut QueryBuilder<Self::Db>,
+        items: impl Iterator<Item = &'a str>,
+    );
+    /// The memberships an import writes, from pairs of (contact id, number), as a table with the
+    /// columns `contact_id` and `phone`.
+    fn push_member_table<'a>(
+        builder: &mut QueryBuilder<Self::Db>,
+        plan: &PlanId,
+        items: impl Iterator<Item = (&'a str, &'a str)>,
+    );
+    /// The numbers of the direct members of `ids`, as a compound select.
+    fn push_group_phones<S: AsRef<str>>(
+        builder: &mut QueryBuilder<Self::Db>,
+        plan: &PlanId,
+        ids: &[S],
+        term: GroupsTerm,
+    );
+    /// A custom field compared with a value of the same JSON type; false for any other.
+    fn push_custom_compare(
+        builder: &mut QueryBuilder<Self::Db>,
+        name: &str,
+        op: &str,
+        value: &FilterValue,
+    );
+    /// A custom field that is absent or JSON null.
+    fn push_custom_is_null(builder: &mut QueryBuilder<Self::Db>, name: &str);
+
+    /// Creates a contact for every number the plan has none for.
+    fn insert_contacts(
+        conn: &mut Conn<Self>,
+        plan: &PlanId,
+        numbers: &[&ParsedNumber],
+        now: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Inserts an import's contacts whose numbers the plan does not have yet; returns the
+    /// numbers inserted.
+    fn insert_import_contacts(
+        conn: &mut Conn<Self>,
+        plan: &PlanId,
+        contacts: &[ContactValues],
+        now: i64,
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+    /// Rewrites the contacts an import changed (all but the number).
+    fn update_import_contacts(
+        conn: &mut Conn<Self>,
+        plan: &PlanId,
+        contacts: &[ContactValues],
+        now: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Records an import's rejected rows.
+    fn insert_import_errors(
+        conn: &mut Conn<Self>,
+        plan: &PlanId,
+        import: &ImportId,
+        rows: &[RejectedRow],
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// How many rows a statement changed; sqlx names this on each backend's result alone.
+pub(crate) trait RowsAffected {
+    fn rows_affected(&self) -> u64;
+}
+
+impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl RowsAffected for sqlx::postgres::PgQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}

@@ -1,0 +1,348 @@
+//! Consent: keywords, inbound messages and the history of every opt-out, opt-in, join and leave.
+
+use super::*;
+
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
+    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
+    Args<D>: IntoArguments<D::Db>,
+    usize: ColumnIndex<Row<D>>,
+    for<'n> &'n str: ColumnIndex<Row<D>>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+{
+    /// Appends one consent change to the history.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn record_consent(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        contact: &str,
+        phone: &str,
+        event: &str,
+        group: Option<&str>,
+        source: &str,
+        message: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO consent_events (plan_id, id, contact_id, phone, event, group_id, \
+             source, message_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(plan.as_str())
+        .bind(ulid::Ulid::new().to_string())
+        .bind(contact)
+        .bind(phone)
+        .bind(event)
+        .bind(group)
+        .bind(source)
+        .bind(message)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn load_consent_keywords(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+    ) -> StoreResult<ConsentKeywords> {
+        let row: Option<(Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT opt_out_keywords, opt_in_keywords FROM plans WHERE id = $1")
+                .bind(plan.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+        let Some((Some(opt_out), Some(opt_in))) = row else {
+            return Ok(ConsentKeywords::default());
+        };
+        let words = |json: &str| serde_json::from_str::<Vec<String>>(json).unwrap_or_default();
+        // Stored words were checked when they were set; should they ever not parse, the
+        // defaults keep opt-out working.
+        Ok(ConsentKeywords::new(&words(&opt_out), &words(&opt_in)).unwrap_or_default())
+    }
+
+    /// Opts the contact out or back in, if that changes anything; returns whether it did.
+    pub(crate) async fn set_opted_out(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        contact: &str,
+        opted_out: bool,
+        reason: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let changed = sqlx::query(
+            "UPDATE contacts SET opted_out = $3, opted_out_at = $4, opted_out_reason = $5, \
+             modified_at = $6 WHERE plan_id = $1 AND id = $2 AND opted_out <> $3",
+        )
+        .bind(plan.as_str())
+        .bind(contact)
+        .bind(opted_out)
+        .bind(opted_out.then_some(now))
+        .bind(if opted_out { reason } else { None })
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok(changed > 0)
+    }
+
+    /// Joins or leaves every group whose keywords the message carries.
+    pub(crate) async fn apply_group_requests(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        contact: &str,
+        message: &InboundMessage,
+        now: i64,
+    ) -> StoreResult<(Option<GroupRequest>, Vec<String>)> {
+        let groups: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, auto_update FROM contact_groups WHERE plan_id = $1 \
+             AND status = 'ACTIVE' AND auto_update IS NOT NULL AND rule IS NULL ORDER BY id",
+        )
+        .bind(plan.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut action = None;
+        let mut changed = Vec::new();
+        for (group, auto_update) in groups {
+            let Ok(auto_update) = serde_json::from_str::<AutoUpdate>(&auto_update) else {
+                continue;
+            };
+            let Some(request) = group_request(&auto_update, &message.to, &message.body) else {
+                continue;
+            };
+            action = Some(request);
+            let sql = match request {
+                GroupRequest::Join => format!(
+                    "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
+                     SELECT $1, $2, $3, c.phone FROM contacts c \
+                     WHERE c.plan_id = $1 AND c.id = $3{keep_contact_numbers} \
+                     ON CONFLICT DO NOTHING",
+                    keep_contact_numbers = D::KEEP_CONTACT_NUMBERS
+                ),
+                GroupRequest::Leave => "DELETE FROM group_members \
+                     WHERE plan_id = $1 AND group_id = $2 AND contact_id = $3"
+                    .to_owned(),
+            };
+            let affected = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(plan.as_str())
+                .bind(&group)
+                .bind(contact)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected() as i64;
+            if affected == 0 {
+                continue;
+            }
+            let (delta, event) = match request {
+                GroupRequest::Join => (affected, "join"),
+                GroupRequest::Leave => (-affected, "leave"),
+            };
+            let group_id = GroupId::from_trusted(group.clone());
+            Self::bump_version(conn, plan, &group_id, delta, now).await?;
+            Self::refresh_sizes(conn, plan, &group_id).await?;
+            Self::record_consent(
+                conn,
+                plan,
+                contact,
+                message.from.msisdn.as_str(),
+                event,
+                Some(&group),
+                "keyword",
+                Some(&message.id),
+                now,
+            )
+            .await?;
+            changed.push(group);
+        }
+        Ok((action, changed))
+    }
+}
+
+#[async_trait::async_trait]
+impl<D: Dialect> ConsentStore for SqlStore<D>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
+    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
+    Args<D>: IntoArguments<D::Db>,
+    usize: ColumnIndex<Row<D>>,
+    for<'n> &'n str: ColumnIndex<Row<D>>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+{
+    async fn consent_keywords(&self, plan: &PlanId) -> StoreResult<ConsentKeywords> {
+        let mut conn = self.dialect.reader().acquire().await?;
+        Self::load_consent_keywords(&mut conn, plan).await
+    }
+
+    async fn set_consent_keywords(
+        &self,
+        plan: &PlanId,
+        keywords: &ConsentKeywords,
+    ) -> StoreResult<()> {
+        let mut tx = self.dialect.begin_write().await?;
+        sqlx::query("UPDATE plans SET opt_out_keywords = $2, opt_in_keywords = $3 WHERE id = $1")
+            .bind(plan.as_str())
+            .bind(serde_json::Value::from(keywords.opt_out().to_vec()).to_string())
+            .bind(serde_json::Value::from(keywords.opt_in().to_vec()).to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn process_inbound(
+        &self,
+        plan: &PlanId,
+        message: InboundMessage,
+    ) -> StoreResult<(InboundOutcome, bool)> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        let outcome = async move {
+            // Claim the message id first: a concurrent redelivery waits on this row and
+            // then finds it taken.
+            let claimed = sqlx::query(
+                "INSERT INTO inbound_messages (plan_id, id, sender, recipient, body, \
+                 received_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(plan.as_str())
+            .bind(&message.id)
+            .bind(message.from.msisdn.as_str())
+            .bind(&message.to)
+            .bind(&message.body)
+            .bind(message.received_at.as_deref())
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                let stored: Option<String> = sqlx::query_scalar(
+                    "SELECT outcome FROM inbound_messages WHERE plan_id = $1 AND id = $2",
+                )
+                .bind(plan.as_str())
+                .bind(&message.id)
+                .fetch_one(&mut *conn)
+                .await?;
+                let outcome = stored
+                    .and_then(|json| serde_json::from_str(&json).ok())
+                    .ok_or_else(|| {
+                        StoreError::Database(sqlx::Error::Protocol(
+                            "a claimed inbound message has no outcome".into(),
+                        ))
+                    })?;
+                return Ok::<_, StoreError>((outcome, true));
+            }
+            // A number that was never a contact becomes one.
+            D::insert_contacts(conn, plan, &[&message.from], now).await?;
+            let contact: String =
+                sqlx::query_scalar("SELECT id FROM contacts WHERE plan_id = $1 AND phone = $2")
+                    .bind(plan.as_str())
+                    .bind(message.from.msisdn.as_str())
+                    .fetch_one(&mut *conn)
+                    .await?;
+            let keywords = Self::load_consent_keywords(conn, plan).await?;
+            let phone = message.from.msisdn.as_str();
+            // Opt-out and opt-in words win over any group's words.
+            let (action, groups) = match keywords.classify(&message.body) {
+                Some(consent) => {
+                    let out = consent == Consent::OptOut;
+                    let reason = format!("keyword {}", normalize(&message.body));
+                    if Self::set_opted_out(conn, plan, &contact, out, Some(&reason), now).await? {
+                        let event = if out { "opt_out" } else { "opt_in" };
+                        Self::record_consent(
+                            conn,
+                            plan,
+                            &contact,
+                            phone,
+                            event,
+                            None,
+                            "keyword",
+                            Some(&message.id),
+                            now,
+                        )
+                        .await?;
+                    }
+                    (if out { "opted_out" } else { "opted_in" }, Vec::new())
+                }
+                None => {
+                    match Self::apply_group_requests(conn, plan, &contact, &message, now).await? {
+                        (Some(GroupRequest::Join), groups) => ("joined", groups),
+                        (Some(GroupRequest::Leave), groups) => ("left", groups),
+                        (None, _) => ("none", Vec::new()),
+                    }
+                }
+            };
+            let outcome = InboundOutcome {
+                contact_id: contact,
+                action: action.to_owned(),
+                groups,
+            };
+            sqlx::query("UPDATE inbound_messages SET outcome = $3 WHERE plan_id = $1 AND id = $2")
+                .bind(plan.as_str())
+                .bind(&message.id)
+                .bind(
+                    serde_json::to_string(&outcome)
+                        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+                )
+                .execute(&mut *conn)
+                .await?;
+            Ok((outcome, false))
+        }
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn consent_history(
+        &self,
+        plan: &PlanId,
+        id: &ContactId,
+    ) -> StoreResult<Vec<ConsentEvent>> {
+        use sqlx::Row;
+        let mut conn = self.dialect.reader().acquire().await?;
+        Self::load_contact(&mut conn, plan, id).await?;
+        let rows = sqlx::query(
+            "SELECT id, contact_id, phone, event, group_id, source, message_id, created_at \
+             FROM consent_events WHERE plan_id = $1 AND contact_id = $2 \
+             ORDER BY created_at, id",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ConsentEvent {
+                    id: row.try_get("id")?,
+                    contact_id: row.try_get("contact_id")?,
+                    phone: row.try_get("phone")?,
+                    event: row.try_get("event")?,
+                    group_id: row.try_get("group_id")?,
+                    source: row.try_get("source")?,
+                    message_id: row.try_get("message_id")?,
+                    at: Timestamp::from_millis(row.try_get("created_at")?),
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}

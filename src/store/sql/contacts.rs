@@ -1,0 +1,778 @@
+//! Contacts and bulk memberships. Lists of ids travel as one parameter (the dialect's
+//! `push_list`), and `LOCK_CONTACT` reads a contact locking its row where the backend can.
+
+use super::*;
+
+pub(crate) const CONTACT_COLUMNS: &str = "c.id, c.phone, c.first_name, c.last_name, c.email, \
+    c.gender, c.fields, c.number_type, c.country, c.opted_out, c.opted_out_at, \
+    c.opted_out_reason, c.created_at, c.modified_at";
+
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
+    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
+    Args<D>: IntoArguments<D::Db>,
+    usize: ColumnIndex<Row<D>>,
+    for<'n> &'n str: ColumnIndex<Row<D>>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+{
+    pub(crate) fn contact_from_row(
+        row: &<D::Db as sqlx::Database>::Row,
+    ) -> Result<ContactRecord, sqlx::Error> {
+        use sqlx::Row;
+        let fields: String = row.try_get("fields")?;
+        let fields: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&fields).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok(ContactRecord {
+            id: ContactId::from_trusted(row.try_get("id")?),
+            phone: row.try_get("phone")?,
+            first_name: row.try_get("first_name")?,
+            last_name: row.try_get("last_name")?,
+            email: row.try_get("email")?,
+            gender: row.try_get("gender")?,
+            fields: CustomFields::from_trusted(fields),
+            number_type: row.try_get("number_type")?,
+            country: row.try_get("country")?,
+            opted_out: row.try_get("opted_out")?,
+            opted_out_at: row
+                .try_get::<Option<i64>, _>("opted_out_at")?
+                .map(Timestamp::from_millis),
+            opted_out_reason: row.try_get("opted_out_reason")?,
+            created_at: Timestamp::from_millis(row.try_get("created_at")?),
+            modified_at: Timestamp::from_millis(row.try_get("modified_at")?),
+        })
+    }
+
+    pub(crate) async fn load_contact(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &ContactId,
+    ) -> StoreResult<ContactRecord> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.plan_id = $1 AND c.id = $2"
+        )))
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(Self::contact_from_row(&row)?)
+    }
+
+    /// Fails if another contact of the plan has `phone`.
+    pub(crate) async fn require_free_phone(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        phone: &str,
+        except: Option<&ContactId>,
+    ) -> StoreResult<()> {
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT id FROM contacts WHERE plan_id = $1 AND phone = $2")
+                .bind(plan.as_str())
+                .bind(phone)
+                .fetch_optional(&mut *conn)
+                .await?;
+        match existing {
+            Some(id) if except.is_none_or(|own| own.as_str() != id) => {
+                Err(StoreError::DuplicatePhone(ContactId::from_trusted(id)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The contact's row after a write of `contact`, given what it was before (`None` for a
+    /// new contact): opting out stamps the time, opting back in clears time and reason.
+    pub(crate) async fn write_contact(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &ContactId,
+        contact: &ContactDefinition,
+        before: Option<&ContactRecord>,
+        source: ChangeSource,
+        now: i64,
+    ) -> StoreResult<()> {
+        let (sort_name, sort_name_last) = sort_names(
+            contact.first_name.as_ref().map(PersonName::as_str),
+            contact.last_name.as_ref().map(PersonName::as_str),
+        );
+        let opted_out_at = match (contact.opted_out, before) {
+            (false, _) => None,
+            (true, Some(before)) if before.opted_out => before.opted_out_at.map(Timestamp::millis),
+            (true, _) => Some(now),
+        };
+        let reason = if contact.opted_out {
+            contact.opted_out_reason.as_ref().map(OptOutReason::as_str)
+        } else {
+            None
+        };
+        let fields = serde_json::Value::Object(contact.fields.as_map().clone()).to_string();
+        let sql = if before.is_some() {
+            "UPDATE contacts SET phone = $3, first_name = $4, last_name = $5, email = $6, \
+             gender = $7, fields = $8, number_type = $9, country = $10, opted_out = $11, \
+             opted_out_at = $12, opted_out_reason = $13, sort_name = $14, \
+             sort_name_last = $15, modified_at = $16 \
+             WHERE plan_id = $1 AND id = $2"
+        } else {
+            "INSERT INTO contacts (plan_id, id, phone, first_name, last_name, email, gender, \
+             fields, number_type, country, opted_out, opted_out_at, opted_out_reason, \
+             sort_name, sort_name_last, created_at, modified_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"
+        };
+        sqlx::query(sql)
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .bind(contact.phone.msisdn.as_str())
+            .bind(contact.first_name.as_ref().map(PersonName::as_str))
+            .bind(contact.last_name.as_ref().map(PersonName::as_str))
+            .bind(contact.email.as_ref().map(Email::as_str))
+            .bind(contact.gender.as_ref().map(Gender::as_str))
+            .bind(fields)
+            .bind(contact.phone.number_type.as_str())
+            .bind(contact.phone.country.as_deref())
+            .bind(contact.opted_out)
+            .bind(opted_out_at)
+            .bind(reason)
+            .bind(sort_name)
+            .bind(sort_name_last)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        if contact.opted_out != before.is_some_and(|b| b.opted_out) {
+            let event = if contact.opted_out {
+                "opt_out"
+            } else {
+                "opt_in"
+            };
+            Self::record_consent(
+                conn,
+                plan,
+                id.as_str(),
+                contact.phone.msisdn.as_str(),
+                event,
+                None,
+                source.as_str(),
+                None,
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The stored contact as a definition, so that a patch can be laid over it.
+    pub(crate) fn definition_of(record: &ContactRecord) -> ContactDefinition {
+        let text =
+            |value: &Option<String>| value.as_deref().and_then(|v| PersonName::parse(v).ok());
+        ContactDefinition {
+            phone: ParsedNumber {
+                msisdn: Msisdn::from_trusted(record.phone.clone()),
+                number_type: NumberType::parse(record.number_type.as_deref().unwrap_or(""))
+                    .unwrap_or(NumberType::Unknown),
+                country: record.country.clone(),
+            },
+            first_name: text(&record.first_name),
+            last_name: text(&record.last_name),
+            email: record.email.as_deref().and_then(|v| Email::parse(v).ok()),
+            gender: record.gender.as_deref().and_then(|v| Gender::parse(v).ok()),
+            fields: record.fields.clone(),
+            opted_out: record.opted_out,
+            opted_out_reason: record
+                .opted_out_reason
+                .as_deref()
+                .and_then(|v| OptOutReason::parse(v).ok()),
+        }
+    }
+
+    pub(crate) fn apply_patch(
+        mut contact: ContactDefinition,
+        patch: ContactPatch,
+    ) -> ContactDefinition {
+        if let Some(phone) = patch.phone {
+            contact.phone = phone;
+        }
+        if let Some(value) = patch.first_name {
+            contact.first_name = value;
+        }
+        if let Some(value) = patch.last_name {
+            contact.last_name = value;
+        }
+        if let Some(value) = patch.email {
+            contact.email = value;
+        }
+        if let Some(value) = patch.gender {
+            contact.gender = value;
+        }
+        if let Some(value) = patch.fields {
+            contact.fields = value;
+        }
+        if let Some(value) = patch.opted_out {
+            contact.opted_out = value;
+        }
+        if let Some(value) = patch.opted_out_reason {
+            contact.opted_out_reason = value;
+        }
+        contact
+    }
+
+    /// Which of `ids` exist in the plan.
+    pub(crate) async fn existing_contacts(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        ids: &[ContactId],
+    ) -> StoreResult<BTreeSet<String>> {
+        let mut query =
+            sqlx::QueryBuilder::<D::Db>::new("SELECT c.id FROM contacts c WHERE c.plan_id = ");
+        query
+            .push_bind(plan.as_str().to_owned())
+            .push(" AND c.id IN ");
+        D::push_list(&mut query, ids.iter().map(ContactId::as_str));
+        let found: Vec<String> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+        Ok(found.into_iter().collect())
+    }
+
+    pub(crate) async fn require_contacts(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        ids: &[ContactId],
+    ) -> StoreResult<()> {
+        let found = Self::existing_contacts(conn, plan, ids).await?;
+        let missing: Vec<ContactId> = ids
+            .iter()
+            .filter(|id| !found.contains(id.as_str()))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::UnknownContacts(missing))
+        }
+    }
+
+    /// Locks each group (in id order, so that concurrent bulk changes cannot deadlock) and
+    /// checks that every one is an active static group.
+    pub(crate) async fn lock_static_groups(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        groups: &[GroupId],
+    ) -> StoreResult<Vec<GroupId>> {
+        let ordered: BTreeSet<GroupId> = groups.iter().cloned().collect();
+        let mut unknown = Vec::new();
+        for group in &ordered {
+            match Self::lock_group(conn, plan, group, None).await {
+                Ok(locked) if locked.status == GroupStatus::Deleted => unknown.push(group.clone()),
+                Ok(locked) if locked.smart => {
+                    return Err(StoreError::SmartGroup(format!(
+                        "group {group} is a smart group: its members follow its rule"
+                    )));
+                }
+                Ok(_) => {}
+                Err(StoreError::NotFound) => unknown.push(group.clone()),
+                Err(other) => return Err(other),
+            }
+        }
+        if unknown.is_empty() {
+            Ok(ordered.into_iter().collect())
+        } else {
+            Err(StoreError::UnknownGroups(unknown))
+        }
+    }
+
+    pub(crate) fn push_contact_filters(
+        builder: &mut sqlx::QueryBuilder<D::Db>,
+        plan: &PlanId,
+        query: &ContactQuery,
+        tree: Option<&[TreeGroup]>,
+    ) {
+        builder
+            .push(" WHERE c.plan_id = ")
+            .push_bind(plan.as_str().to_owned());
+        // U+10FFFF sorts after every character, so [p, p + U+10FFFF) is "starts with p".
+        let upper = |prefix: &str| format!("{prefix}\u{10FFFF}");
+        if let Some(prefix) = &query.name_prefix {
+            let prefix = prefix.to_lowercase();
+            builder
+                .push(" AND ((c.sort_name >= ")
+                .push_bind(prefix.clone())
+                .push(" AND c.sort_name < ")
+                .push_bind(upper(&prefix))
+                .push(") OR (c.sort_name_last >= ")
+                .push_bind(prefix.clone())
+                .push(" AND c.sort_name_last < ")
+                .push_bind(upper(&prefix))
+                .push("))");
+        }
+        if let Some(text) = &query.name_contains {
+            let escaped = text
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            builder
+                .push(" AND c.sort_name LIKE ")
+                .push_bind(format!("%{escaped}%"))
+                .push(" ESCAPE '\\'");
+        }
+        if let Some(prefix) = &query.phone_prefix {
+            builder
+                .push(" AND c.phone >= ")
+                .push_bind(prefix.clone())
+                .push(" AND c.phone < ")
+                .push_bind(upper(prefix));
+        }
+        if let Some(email) = &query.email {
+            builder
+                .push(" AND lower(c.email) = lower(")
+                .push_bind(email.clone())
+                .push(")");
+        }
+        if let Some(gender) = &query.gender {
+            builder.push(" AND c.gender = ").push_bind(gender.clone());
+        }
+        match query.valid {
+            Some(true) => {
+                builder.push(" AND c.number_type IS NOT NULL");
+            }
+            Some(false) => {
+                builder.push(" AND c.number_type IS NULL");
+            }
+            None => {}
+        }
+        if let Some(number_type) = &query.number_type {
+            builder
+                .push(" AND c.number_type = ")
+                .push_bind(number_type.clone());
+        }
+        match query.sms_capable {
+            Some(true) => {
+                builder.push(" AND c.number_type IN ('mobile', 'fixed_line_or_mobile')");
+            }
+            Some(false) => {
+                builder.push(
+                    " AND NOT COALESCE(c.number_type IN ('mobile', 'fixed_line_or_mobile'), FALSE)",
+                );
+            }
+            None => {}
+        }
+        if let Some(opted_out) = query.opted_out {
+            builder.push(" AND c.opted_out = ").push_bind(opted_out);
+        }
+        for (name, value) in &query.custom {
+            builder.push(" AND ");
+            D::push_custom_compare(builder, name, "=", &FilterValue::Text(value.clone()));
+        }
+        if let Some(filter) = &query.filter {
+            builder.push(" AND ");
+            Self::push_filter(builder, filter.root());
+        }
+        if let Some(tree) = tree {
+            builder.push(" AND ");
+            // As for a group's members page: SQLite counts a contact in two of the tree's
+            // groups twice against OFFSET when it probes.
+            let scan = match query.window {
+                Window::Offset { offset, .. } if offset > 0 => Scan::Set,
+                _ => Scan::Probe,
+            };
+            Self::push_membership(builder, plan, tree, scan);
+        }
+    }
+
+    pub(crate) fn contact_cursor(order: ContactOrder, contact: &ContactRecord) -> Cursor {
+        let key = match order {
+            ContactOrder::Name => CursorKey::Text(
+                sort_names(contact.first_name.as_deref(), contact.last_name.as_deref()).0,
+            ),
+            ContactOrder::CreatedAt => CursorKey::Number(contact.created_at.millis()),
+            ContactOrder::ModifiedAt => CursorKey::Number(contact.modified_at.millis()),
+        };
+        Cursor {
+            key,
+            id: contact.id.to_string(),
+        }
+    }
+
+    /// Takes `count` memberships away from each group and brings sizes up to date.
+    pub(crate) async fn memberships_removed(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        removed: &[(String, i64)],
+        now: i64,
+    ) -> StoreResult<()> {
+        for (group, count) in removed {
+            let group = GroupId::from_trusted(group.clone());
+            Self::bump_version(conn, plan, &group, -count, now).await?;
+            Self::refresh_sizes(conn, plan, &group).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds existing contacts, by id, as direct members; returns how many memberships are
+    /// new.
+    pub(crate) async fn insert_members_by_id(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        group: &GroupId,
+        contacts: &[ContactId],
+    ) -> StoreResult<u64> {
+        if contacts.is_empty() {
+            return Ok(0);
+        }
+        let mut insert = sqlx::QueryBuilder::<D::Db>::new(
+            "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
+             SELECT c.plan_id, ",
+        );
+        insert
+            .push_bind(group.as_str().to_owned())
+            .push(", c.id, c.phone FROM contacts c WHERE c.plan_id = ")
+            .push_bind(plan.as_str().to_owned())
+            .push(" AND c.id IN ");
+        D::push_list(&mut insert, contacts.iter().map(ContactId::as_str));
+        insert
+            .push(D::KEEP_CONTACT_NUMBERS)
+            .push(" ON CONFLICT DO NOTHING");
+        Ok(insert.build().execute(&mut *conn).await?.rows_affected())
+    }
+
+    /// Puts every contact into (`add`) or takes it out of every group, in one
+    /// transaction; returns how many memberships began or ended.
+    pub(crate) async fn change_memberships(
+        &self,
+        plan: &PlanId,
+        contacts: &[ContactId],
+        groups: &[GroupId],
+        add: bool,
+    ) -> StoreResult<u64> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        let outcome = async move {
+            let groups = Self::lock_static_groups(conn, plan, groups).await?;
+            Self::require_contacts(conn, plan, contacts).await?;
+            let mut total = 0;
+            for group in &groups {
+                let changed = if add {
+                    Self::insert_members_by_id(conn, plan, group, contacts).await?
+                } else {
+                    let mut delete = sqlx::QueryBuilder::<D::Db>::new(
+                        "DELETE FROM group_members WHERE plan_id = ",
+                    );
+                    delete
+                        .push_bind(plan.as_str().to_owned())
+                        .push(" AND group_id = ")
+                        .push_bind(group.as_str().to_owned())
+                        .push(" AND contact_id IN ");
+                    D::push_list(&mut delete, contacts.iter().map(ContactId::as_str));
+                    delete.build().execute(&mut *conn).await?.rows_affected()
+                };
+                let delta = if add {
+                    changed as i64
+                } else {
+                    -(changed as i64)
+                };
+                Self::bump_version(conn, plan, group, delta, now).await?;
+                Self::refresh_sizes(conn, plan, group).await?;
+                total += changed;
+            }
+            Ok::<_, StoreError>(total)
+        }
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// A concurrent writer may take a number between our check and our write; the
+    /// unique index then refuses it, and that is the same conflict as the check's.
+    pub(crate) async fn explain_duplicate<T>(
+        &self,
+        plan: &PlanId,
+        phone: &str,
+        outcome: StoreResult<T>,
+    ) -> StoreResult<T> {
+        match outcome {
+            Err(StoreError::Database(error))
+                if error
+                    .as_database_error()
+                    .is_some_and(|e| e.is_unique_violation()) =>
+            {
+                let mut conn = self.dialect.reader().acquire().await?;
+                Self::require_free_phone(&mut conn, plan, phone, None).await?;
+                Err(StoreError::Database(error))
+            }
+            other => other,
+        }
+    }
+
+    /// Replaces a contact by what `change` makes of its current state, under its lock.
+    pub(crate) async fn update_contact_with(
+        &self,
+        plan: &PlanId,
+        id: &ContactId,
+        source: ChangeSource,
+        change: impl FnOnce(&ContactRecord) -> ContactDefinition + Send,
+    ) -> StoreResult<ContactRecord> {
+        let now = Timestamp::now().millis();
+        let mut attempted_phone = String::new();
+        let phone_slot = &mut attempted_phone;
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        let outcome = async move {
+            sqlx::query(D::LOCK_CONTACT)
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let before = Self::load_contact(conn, plan, id).await?;
+            let after = change(&before);
+            phone_slot.push_str(after.phone.msisdn.as_str());
+            if after.phone.msisdn.as_str() != before.phone {
+                Self::require_free_phone(conn, plan, after.phone.msisdn.as_str(), Some(id)).await?;
+            }
+            Self::write_contact(conn, plan, id, &after, Some(&before), source, now).await?;
+            Self::load_contact(conn, plan, id).await
+        }
+        .await;
+        let outcome = self
+            .explain_duplicate(plan, &attempted_phone, outcome)
+            .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+}
+
+#[async_trait::async_trait]
+impl<D: Dialect> ContactStore for SqlStore<D>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
+    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
+    Args<D>: IntoArguments<D::Db>,
+    usize: ColumnIndex<Row<D>>,
+    for<'n> &'n str: ColumnIndex<Row<D>>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+{
+    async fn create_contact(
+        &self,
+        plan: &PlanId,
+        contact: ContactDefinition,
+        source: ChangeSource,
+    ) -> StoreResult<ContactRecord> {
+        let id = ContactId::generate();
+        let now = Timestamp::now().millis();
+        let phone = contact.phone.msisdn.as_str().to_owned();
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        let outcome = async move {
+            Self::require_free_phone(conn, plan, contact.phone.msisdn.as_str(), None).await?;
+            Self::write_contact(conn, plan, &id, &contact, None, source, now).await?;
+            Self::load_contact(conn, plan, &id).await
+        }
+        .await;
+        let outcome = self.explain_duplicate(plan, &phone, outcome).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn get_contact(&self, plan: &PlanId, id: &ContactId) -> StoreResult<ContactRecord> {
+        let mut conn = self.dialect.reader().acquire().await?;
+        Self::load_contact(&mut conn, plan, id).await
+    }
+
+    async fn replace_contact(
+        &self,
+        plan: &PlanId,
+        id: &ContactId,
+        contact: ContactDefinition,
+        source: ChangeSource,
+    ) -> StoreResult<ContactRecord> {
+        self.update_contact_with(plan, id, source, move |_| contact)
+            .await
+    }
+
+    async fn update_contact(
+        &self,
+        plan: &PlanId,
+        id: &ContactId,
+        patch: ContactPatch,
+        source: ChangeSource,
+    ) -> StoreResult<ContactRecord> {
+        self.update_contact_with(plan, id, source, move |before| {
+            Self::apply_patch(Self::definition_of(before), patch)
+        })
+        .await
+    }
+
+    async fn delete_contacts(&self, plan: &PlanId, ids: &[ContactId]) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        let outcome = async move {
+            let mut affected = sqlx::QueryBuilder::<D::Db>::new(
+                "SELECT m.group_id, COUNT(*) FROM group_members m WHERE m.plan_id = ",
+            );
+            affected
+                .push_bind(plan.as_str().to_owned())
+                .push(" AND m.contact_id IN ");
+            D::push_list(&mut affected, ids.iter().map(ContactId::as_str));
+            affected.push(" GROUP BY m.group_id ORDER BY m.group_id");
+            let removed: Vec<(String, i64)> =
+                affected.build_query_as().fetch_all(&mut *conn).await?;
+            let mut delete =
+                sqlx::QueryBuilder::<D::Db>::new("DELETE FROM contacts WHERE plan_id = ");
+            delete
+                .push_bind(plan.as_str().to_owned())
+                .push(" AND id IN ");
+            D::push_list(&mut delete, ids.iter().map(ContactId::as_str));
+            let deleted = delete.build().execute(&mut *conn).await?.rows_affected();
+            Self::memberships_removed(conn, plan, &removed, now).await?;
+            Ok::<_, StoreError>(deleted)
+        }
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn list_contacts(&self, plan: &PlanId, query: &ContactQuery) -> StoreResult<ContactPage> {
+        let mut conn = self.dialect.reader().acquire().await?;
+        let tree = match &query.group {
+            Some(group) => Some(Self::load_tree(&mut conn, plan, group.as_str()).await?),
+            None => None,
+        };
+        let total = if query.with_total {
+            let mut count = sqlx::QueryBuilder::<D::Db>::new("SELECT COUNT(*) FROM contacts c");
+            Self::push_contact_filters(&mut count, plan, query, tree.as_deref());
+            Some(count.build_query_scalar().fetch_one(&mut *conn).await?)
+        } else {
+            None
+        };
+        let sort = match query.order {
+            ContactOrder::Name => "c.sort_name",
+            ContactOrder::CreatedAt => "c.created_at",
+            ContactOrder::ModifiedAt => "c.modified_at",
+        };
+        let mut page =
+            sqlx::QueryBuilder::<D::Db>::new(format!("SELECT {CONTACT_COLUMNS} FROM contacts c"));
+        Self::push_contact_filters(&mut page, plan, query, tree.as_deref());
+        let limit = Self::push_window(&mut page, &query.window, sort, "c.id", query.descending);
+        let rows = page.build().fetch_all(&mut *conn).await?;
+        let mut contacts = rows
+            .iter()
+            .map(Self::contact_from_row)
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let more = contacts.len() as i64 > limit;
+        contacts.truncate(limit.max(0) as usize);
+        let next = match (&query.window, more, contacts.last()) {
+            (Window::After { .. }, true, Some(last)) => {
+                Some(Self::contact_cursor(query.order, last))
+            }
+            _ => None,
+        };
+        Ok(ContactPage {
+            contacts,
+            total,
+            next,
+        })
+    }
+
+    async fn contact_groups(
+        &self,
+        plan: &PlanId,
+        id: &ContactId,
+    ) -> StoreResult<Vec<GroupMembership>> {
+        let mut conn = self.dialect.reader().acquire().await?;
+        Self::load_contact(&mut conn, plan, id).await?;
+        let groups: Vec<(String, Option<String>, String)> = sqlx::query_as(
+            "SELECT g.id, g.name, g.status FROM group_members m \
+             JOIN contact_groups g ON g.plan_id = m.plan_id AND g.id = m.group_id \
+             WHERE m.plan_id = $1 AND m.contact_id = $2 ORDER BY g.id",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(groups
+            .into_iter()
+            .map(|(id, name, status)| GroupMembership {
+                id: GroupId::from_trusted(id),
+                name,
+                status: GroupStatus::parse(&status).unwrap_or(GroupStatus::Deleted),
+            })
+            .collect())
+    }
+
+    async fn add_memberships(
+        &self,
+        plan: &PlanId,
+        contacts: &[ContactId],
+        groups: &[GroupId],
+    ) -> StoreResult<u64> {
+        self.change_memberships(plan, contacts, groups, true).await
+    }
+
+    async fn remove_memberships(
+        &self,
+        plan: &PlanId,
+        contacts: &[ContactId],
+        groups: &[GroupId],
+    ) -> StoreResult<u64> {
+        self.change_memberships(plan, contacts, groups, false).await
+    }
+
+    async fn add_to_group(
+        &self,
+        plan: &PlanId,
+        group: &GroupId,
+        contacts: &[ContactId],
+        numbers: &BTreeSet<ParsedNumber>,
+    ) -> StoreResult<u64> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        let outcome = async move {
+            let locked = Self::lock_group(conn, plan, group, None).await?;
+            if locked.status == GroupStatus::Deleted {
+                return Err(StoreError::GroupDeleted);
+            }
+            if locked.smart {
+                return Err(StoreError::SmartGroup(
+                    "the group is a smart group: its members follow its rule and cannot \
+                     be added or removed"
+                        .into(),
+                ));
+            }
+            Self::require_contacts(conn, plan, contacts).await?;
+            // By id first: a number of a contact just added is then a duplicate, not a
+            // second membership.
+            let mut added = Self::insert_members_by_id(conn, plan, group, contacts).await?;
+            let numbers: Vec<&ParsedNumber> = numbers.iter().collect();
+            added += Self::insert_members(conn, plan, group, &numbers, now).await?;
+            Self::bump_version(conn, plan, group, added as i64, now).await?;
+            Self::refresh_sizes(conn, plan, group).await?;
+            Ok::<_, StoreError>(added)
+        }
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+}

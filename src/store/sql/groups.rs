@@ -1,0 +1,1150 @@
+//! Plans, tokens, sessions and groups: creating, reading, listing, changing and deleting groups,
+//! their child groups and static members, and streaming what a group resolves to.
+
+use super::*;
+
+pub(crate) const GROUP_COLUMNS: &str = "id, name, description, status, size, auto_update, rule, \
+                             version, created_at, modified_at";
+
+/// What a writer needs to know of the group it has locked.
+pub(crate) struct LockedGroup {
+    pub(crate) status: GroupStatus,
+    pub(crate) smart: bool,
+    pub(crate) member_count: i64,
+}
+
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
+    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
+    Args<D>: IntoArguments<D::Db>,
+    usize: ColumnIndex<Row<D>>,
+    for<'n> &'n str: ColumnIndex<Row<D>>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+{
+    pub(crate) fn group_from_row(
+        row: &<D::Db as sqlx::Database>::Row,
+    ) -> Result<crate::store::GroupRecord, sqlx::Error> {
+        use sqlx::Row;
+        let status: String = row.try_get("status")?;
+        let auto_update: Option<String> = row.try_get("auto_update")?;
+        let auto_update = auto_update
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+        Ok(crate::store::GroupRecord {
+            id: GroupId::from_trusted(row.try_get("id")?),
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            status: GroupStatus::parse(&status).unwrap_or(GroupStatus::Deleted),
+            size: row.try_get("size")?,
+            child_groups: Vec::new(),
+            auto_update,
+            rule: row.try_get("rule")?,
+            version: row.try_get("version")?,
+            created_at: Timestamp::from_millis(row.try_get("created_at")?),
+            modified_at: Timestamp::from_millis(row.try_get("modified_at")?),
+        })
+    }
+
+    pub(crate) fn auto_update_json(
+        auto_update: Option<&AutoUpdate>,
+    ) -> Result<Option<String>, sqlx::Error> {
+        auto_update
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|error| sqlx::Error::Encode(Box::new(error)))
+    }
+
+    /// The group's row and child ids: one statement, the hottest read.
+    pub(crate) async fn fetch_group_row(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &GroupId,
+    ) -> StoreResult<GroupRow> {
+        sqlx::query_as(D::GROUP_ROW)
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub(crate) async fn load_group(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &GroupId,
+    ) -> StoreResult<GroupRecord> {
+        let mut group = Self::fetch_group_row(conn, plan, id).await?.into_record()?;
+        if Self::has_tree(&group) {
+            Self::count_tree(conn, plan, &mut group).await?;
+        }
+        Ok(group)
+    }
+
+    /// The group has children or a rule: what it resolves to is more than its own rows.
+    pub(crate) fn has_tree(group: &GroupRecord) -> bool {
+        group.rule.is_some() || !group.child_groups.is_empty()
+    }
+
+    /// Sizes of trees with a smart group change with every contact; they are counted live.
+    pub(crate) async fn count_tree(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        group: &mut GroupRecord,
+    ) -> StoreResult<()> {
+        let tree = Self::load_tree(conn, plan, group.id.as_str()).await?;
+        if !Self::is_static(&tree) {
+            group.size = Self::count_members(conn, plan, &tree).await?;
+        }
+        Ok(())
+    }
+
+    /// The number of distinct effective members of a tree.
+    pub(crate) async fn count_members(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        tree: &[TreeGroup],
+    ) -> StoreResult<i64> {
+        let mut count =
+            sqlx::QueryBuilder::<D::Db>::new("SELECT COUNT(*) FROM contacts c WHERE c.plan_id = ");
+        count.push_bind(plan.as_str().to_owned()).push(" AND ");
+        Self::push_membership(&mut count, plan, tree, Scan::Set);
+        Ok(count.build_query_scalar().fetch_one(&mut *conn).await?)
+    }
+
+    /// Reads the group's state, locking its row where the backend can, and checks the
+    /// writer's expected version.
+    pub(crate) async fn lock_group(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &GroupId,
+        expected_version: Option<i64>,
+    ) -> StoreResult<LockedGroup> {
+        let (version, status, rule, member_count): (i64, String, Option<String>, i64) =
+            sqlx::query_as(D::LOCK_GROUP)
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        if expected_version.is_some_and(|expected| expected != version) {
+            return Err(StoreError::VersionMismatch { current: version });
+        }
+        Ok(LockedGroup {
+            status: GroupStatus::parse(&status).unwrap_or(GroupStatus::Deleted),
+            smart: rule.is_some(),
+            member_count,
+        })
+    }
+
+    /// Fails with the ids among `ids` that are not active groups of the plan.
+    pub(crate) async fn require_active_groups(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        ids: &[GroupId],
+    ) -> StoreResult<()> {
+        let mut unknown = Vec::new();
+        for id in ids {
+            let found: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM contact_groups WHERE plan_id = $1 AND id = $2 \
+                 AND status = 'ACTIVE'",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+            if found.is_none() {
+                unknown.push(id.clone());
+            }
+        }
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::UnknownGroups(unknown))
+        }
+    }
+
+    /// Takes the plan's lock, which every change to the child-group graph holds, so that two
+    /// concurrent changes cannot each close half of a cycle. Taken before any group's lock,
+    /// so that locks are always acquired in one order.
+    pub(crate) async fn lock_plan(conn: &mut Conn<D>, plan: &PlanId) -> StoreResult<()> {
+        sqlx::query(D::LOCK_PLAN)
+            .bind(plan.as_str())
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces the child groups of `id`, after checking they exist and keep the graph
+    /// acyclic and shallow. The caller holds the plan's lock.
+    pub(crate) async fn set_child_groups(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &GroupId,
+        children: &BTreeSet<GroupId>,
+    ) -> StoreResult<()> {
+        let ids: Vec<GroupId> = children.iter().cloned().collect();
+        Self::require_active_groups(conn, plan, &ids).await?;
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT group_id, child_id FROM group_children WHERE plan_id = $1")
+                .bind(plan.as_str())
+                .fetch_all(&mut *conn)
+                .await?;
+        let mut edges: BTreeMap<GroupId, Vec<GroupId>> = BTreeMap::new();
+        for (parent, child) in rows {
+            edges
+                .entry(GroupId::from_trusted(parent))
+                .or_default()
+                .push(GroupId::from_trusted(child));
+        }
+        check_child_groups(id, children, &edges).map_err(StoreError::ChildGroups)?;
+        sqlx::query("DELETE FROM group_children WHERE plan_id = $1 AND group_id = $2")
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .execute(&mut *conn)
+            .await?;
+        for child in children {
+            sqlx::query(
+                "INSERT INTO group_children (plan_id, group_id, child_id) VALUES ($1, $2, $3)",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .bind(child.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Adds numbers as direct members, creating the plan's contact for any number that has
+    /// none. Returns how many memberships are new.
+    pub(crate) async fn insert_members(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &GroupId,
+        numbers: &[&ParsedNumber],
+        now: i64,
+    ) -> StoreResult<u64> {
+        if numbers.is_empty() {
+            return Ok(0);
+        }
+        D::insert_contacts(conn, plan, numbers, now).await?;
+        let phones: Vec<&str> = numbers.iter().map(|n| n.msisdn.as_str()).collect();
+        let inserted = sqlx::query(D::INSERT_MEMBERS_BY_PHONE)
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .bind(D::phone_list(&phones))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        Ok(inserted)
+    }
+
+    pub(crate) async fn delete_members(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &GroupId,
+        numbers: &[&ParsedNumber],
+    ) -> StoreResult<u64> {
+        if numbers.is_empty() {
+            return Ok(0);
+        }
+        let phones: Vec<&str> = numbers.iter().map(|n| n.msisdn.as_str()).collect();
+        let deleted = sqlx::query(D::DELETE_MEMBERS_BY_PHONE)
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .bind(D::phone_list(&phones))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        Ok(deleted)
+    }
+
+    /// Carries out a membership change in the algebra's order; returns the change in the
+    /// number of direct members.
+    pub(crate) async fn apply_membership_change(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &GroupId,
+        change: &MembershipChange<ParsedNumber>,
+        now: i64,
+    ) -> StoreResult<i64> {
+        let mut delta = 0i64;
+        for step in change.steps() {
+            let affected = match step {
+                MembershipStep::Insert(numbers) => {
+                    Self::insert_members(conn, plan, id, &numbers, now).await? as i64
+                }
+                MembershipStep::InsertMembersOf(source) => {
+                    let tree = Self::load_tree(conn, plan, source.as_str()).await?;
+                    let mut insert = sqlx::QueryBuilder::<D::Db>::new(
+                        "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
+                         SELECT c.plan_id, ",
+                    );
+                    insert
+                        .push_bind(id.as_str().to_owned())
+                        .push(", c.id, c.phone FROM contacts c WHERE c.plan_id = ")
+                        .push_bind(plan.as_str().to_owned())
+                        .push(" AND ");
+                    Self::push_membership(&mut insert, plan, &tree, Scan::Set);
+                    insert
+                        .push(D::KEEP_CONTACT_NUMBERS)
+                        .push(" ON CONFLICT DO NOTHING");
+                    insert.build().execute(&mut *conn).await?.rows_affected() as i64
+                }
+                MembershipStep::Delete(numbers) => {
+                    -(Self::delete_members(conn, plan, id, &numbers).await? as i64)
+                }
+                MembershipStep::DeleteMembersOf(source) => {
+                    let tree = Self::load_tree(conn, plan, source.as_str()).await?;
+                    let mut delete = sqlx::QueryBuilder::<D::Db>::new(
+                        "DELETE FROM group_members WHERE plan_id = ",
+                    );
+                    delete
+                        .push_bind(plan.as_str().to_owned())
+                        .push(" AND group_id = ")
+                        .push_bind(id.as_str().to_owned())
+                        .push(" AND contact_id IN (SELECT c.id FROM contacts c WHERE c.plan_id = ")
+                        .push_bind(plan.as_str().to_owned())
+                        .push(" AND ");
+                    Self::push_membership(&mut delete, plan, &tree, Scan::Set);
+                    delete.push(")");
+                    -(delete.build().execute(&mut *conn).await?.rows_affected() as i64)
+                }
+            };
+            delta += affected;
+        }
+        Ok(delta)
+    }
+
+    /// Recomputes the stored size of `id` and of every group above it. A group without
+    /// active children has exactly its direct members, which are counted as they change;
+    /// only groups with children need the distinct count over their tree (and trees with a
+    /// smart group are counted again whenever they are read). Groups are
+    /// updated in id order, so that two writers below a shared ancestor lock rows in the
+    /// same order and cannot deadlock.
+    pub(crate) async fn refresh_sizes(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &GroupId,
+    ) -> StoreResult<()> {
+        let ancestors: Vec<String> = sqlx::query_scalar(
+            "WITH RECURSIVE up(id, depth) AS ( \
+                 SELECT CAST($2 AS TEXT), 0 \
+                 UNION \
+                 SELECT gc.group_id, up.depth + 1 FROM up \
+                 JOIN group_children gc ON gc.plan_id = $1 AND gc.child_id = up.id \
+                 WHERE up.depth < 64 \
+             ) SELECT DISTINCT id FROM up ORDER BY id",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        for group in ancestors {
+            let tree = Self::load_tree(conn, plan, &group).await?;
+            if tree.len() == 1 && Self::is_static(&tree) {
+                sqlx::query(
+                    "UPDATE contact_groups SET size = member_count \
+                     WHERE plan_id = $1 AND id = $2",
+                )
+                .bind(plan.as_str())
+                .bind(group.as_str())
+                .execute(&mut *conn)
+                .await?;
+            } else {
+                let size = Self::count_members(conn, plan, &tree).await?;
+                sqlx::query("UPDATE contact_groups SET size = $3 WHERE plan_id = $1 AND id = $2")
+                    .bind(plan.as_str())
+                    .bind(group.as_str())
+                    .bind(size)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn bump_version(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &GroupId,
+        member_delta: i64,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE contact_groups SET version = version + 1, modified_at = $3, \
+             member_count = member_count + $4 WHERE plan_id = $1 AND id = $2",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(now)
+        .bind(member_delta)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// One page of the distinct effective members of a group with children or a rule, after
+    /// `after` and then `offset` more, by contact id: the plan's contacts in id order, each tested
+    /// for membership.
+    pub(crate) async fn fetch_tree_members(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &GroupId,
+        after: &str,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<Vec<MemberRecord>> {
+        use sqlx::Row;
+        let tree = Self::load_tree(conn, plan, id.as_str()).await?;
+        let mut page = sqlx::QueryBuilder::<D::Db>::new(
+            "SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
+             FROM contacts c WHERE c.plan_id = ",
+        );
+        page.push_bind(plan.as_str().to_owned())
+            .push(" AND c.id > ")
+            .push_bind(after.to_owned())
+            .push(" AND ");
+        // SQLite (3.51) turns the probe's EXISTS into a join and counts a contact in two of
+        // the tree's groups twice against OFFSET, though not against LIMIT: a numbered page
+        // past the first reads the members as a set.
+        let scan = if offset > 0 { Scan::Set } else { Scan::Probe };
+        Self::push_membership(&mut page, plan, &tree, scan);
+        page.push(" ORDER BY c.id LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        let rows = page.build().fetch_all(&mut *conn).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(MemberRecord {
+                    contact_id: ContactId::from_trusted(row.try_get("id")?),
+                    phone: row.try_get("phone")?,
+                    first_name: row.try_get("first_name")?,
+                    last_name: row.try_get("last_name")?,
+                    opted_out: row.try_get("opted_out")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    pub(crate) fn push_group_filters(
+        builder: &mut sqlx::QueryBuilder<D::Db>,
+        plan: &PlanId,
+        query: &GroupQuery,
+    ) {
+        builder
+            .push(" WHERE plan_id = ")
+            .push_bind(plan.as_str().to_owned());
+        match query.status {
+            StatusFilter::Active => {
+                builder.push(" AND status = 'ACTIVE'");
+            }
+            StatusFilter::Deleted => {
+                builder.push(" AND status = 'DELETED'");
+            }
+            StatusFilter::Any => {}
+        }
+        if let Some(name) = &query.name_contains {
+            let escaped = name
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            builder
+                .push(" AND lower(name) LIKE ")
+                .push_bind(format!("%{escaped}%"))
+                .push(" ESCAPE '\\'");
+        }
+        if let Some(parent) = &query.child_of {
+            builder
+                .push(" AND id IN (SELECT child_id FROM group_children WHERE plan_id = ")
+                .push_bind(plan.as_str().to_owned())
+                .push(" AND group_id = ")
+                .push_bind(parent.as_str().to_owned())
+                .push(")");
+        }
+    }
+
+    /// The end of a list query: after the cursor (keyset) or from an offset, in `sort` then
+    /// `id` order, one row more than the page so that the caller knows whether another
+    /// follows. Returns the page's size.
+    pub(crate) fn push_window(
+        builder: &mut sqlx::QueryBuilder<D::Db>,
+        window: &Window,
+        sort: &str,
+        id: &str,
+        descending: bool,
+    ) -> i64 {
+        let (limit, offset) = match window {
+            Window::After { after, limit } => {
+                if let Some(cursor) = after {
+                    let comparison = if descending { "<" } else { ">" };
+                    builder.push(format!(" AND ({sort}, {id}) {comparison} ("));
+                    match &cursor.key {
+                        CursorKey::Text(text) => builder.push_bind(text.clone()),
+                        CursorKey::Number(number) => builder.push_bind(*number),
+                    };
+                    builder.push(", ").push_bind(cursor.id.clone()).push(")");
+                }
+                (*limit, 0)
+            }
+            Window::Offset { offset, limit } => (*limit, *offset),
+        };
+        let direction = if descending { "DESC" } else { "ASC" };
+        builder
+            .push(format!(
+                " ORDER BY {sort} {direction}, {id} {direction} LIMIT "
+            ))
+            .push_bind(limit + 1)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        limit
+    }
+
+    pub(crate) fn cursor_of(order: GroupOrder, group: &GroupRecord) -> Cursor {
+        let key = match order {
+            GroupOrder::CreatedAt => CursorKey::Number(group.created_at.millis()),
+            GroupOrder::Size => CursorKey::Number(group.size),
+            GroupOrder::Name => CursorKey::Text(group.name.clone().unwrap_or_default()),
+        };
+        Cursor {
+            key,
+            id: group.id.to_string(),
+        }
+    }
+
+    /// Sends the phones of a tree's distinct effective members, in chunks.
+    pub(crate) async fn stream_tree_numbers(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        tree: &[TreeGroup],
+        sender: &NumberChunks,
+    ) -> StoreResult<()> {
+        let mut query = match tree {
+            // Reached by a group without children on PostgreSQL; trees without rules are
+            // merged by each backend its own way.
+            [lone] if lone.rule.is_none() => {
+                let mut query = sqlx::QueryBuilder::<D::Db>::new("");
+                D::push_group_phones(&mut query, plan, &[lone.id.as_str()], GroupsTerm::Kept);
+                query.push(D::MERGE_ORDER);
+                query
+            }
+            _ => {
+                let mut query = sqlx::QueryBuilder::<D::Db>::new(
+                    "SELECT c.phone FROM contacts c WHERE c.plan_id = ",
+                );
+                query.push_bind(plan.as_str().to_owned()).push(" AND ");
+                Self::push_membership(&mut query, plan, tree, Scan::Set);
+                query
+            }
+        };
+        let rows = query.build_query_scalar::<String>().fetch(&mut *conn);
+        forward_rows(rows, sender).await
+    }
+
+    pub(crate) async fn parents_of(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &GroupId,
+    ) -> StoreResult<Vec<GroupId>> {
+        let parents: Vec<String> = sqlx::query_scalar(
+            "SELECT group_id FROM group_children WHERE plan_id = $1 AND child_id = $2",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(parents.into_iter().map(GroupId::from_trusted).collect())
+    }
+
+    pub(crate) async fn refresh_parents(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &GroupId,
+    ) -> StoreResult<()> {
+        for parent in Self::parents_of(conn, plan, id).await? {
+            Self::refresh_sizes(conn, plan, &parent).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl<D: Dialect> Store for SqlStore<D>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
+    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
+    Args<D>: IntoArguments<D::Db>,
+    usize: ColumnIndex<Row<D>>,
+    for<'n> &'n str: ColumnIndex<Row<D>>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+{
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(self.dialect.reader())
+            .await?;
+        Ok(())
+    }
+
+    async fn create_plan(&self, name: &str, default_region: Option<&str>) -> StoreResult<Plan> {
+        let plan = Plan {
+            id: PlanId::generate(),
+            name: name.to_owned(),
+            default_region: default_region.map(str::to_owned),
+            created_at: Timestamp::now(),
+        };
+        let mut tx = self.dialect.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO plans (id, name, default_region, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(plan.id.as_str())
+        .bind(&plan.name)
+        .bind(plan.default_region.as_deref())
+        .bind(plan.created_at.millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(plan)
+    }
+
+    async fn add_token(&self, plan: &PlanId, token_hash: &str) -> StoreResult<()> {
+        let mut tx = self.dialect.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO api_tokens (plan_id, token_hash, created_at) \
+             SELECT id, $2, $3 FROM plans WHERE id = $1",
+        )
+        .bind(plan.as_str())
+        .bind(token_hash)
+        .bind(Timestamp::now().millis())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if inserted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn revoke_token(&self, token_hash: &str) -> StoreResult<PlanId> {
+        let mut tx = self.dialect.begin_write().await?;
+        let plan: Option<String> = sqlx::query_scalar(
+            "UPDATE api_tokens SET revoked_at = $2 \
+             WHERE token_hash = $1 AND revoked_at IS NULL RETURNING plan_id",
+        )
+        .bind(token_hash)
+        .bind(Timestamp::now().millis())
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        plan.map(PlanId::from_trusted).ok_or(StoreError::NotFound)
+    }
+
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO web_sessions \
+             (plan_id, id_hash, token_hash, csrf, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(session.plan.as_str())
+        .bind(&session.id_hash)
+        .bind(&session.token_hash)
+        .bind(&session.csrf)
+        .bind(now)
+        .bind(session.expires_at.millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn session(&self, id_hash: &str) -> StoreResult<Option<WebSession>> {
+        let row: Option<(String, String, Option<String>, i64, String, String)> = sqlx::query_as(
+            "SELECT p.id, p.name, p.default_region, p.created_at, s.token_hash, s.csrf \
+                 FROM web_sessions s \
+                 JOIN api_tokens t ON t.plan_id = s.plan_id \
+                      AND t.token_hash = s.token_hash AND t.revoked_at IS NULL \
+                 JOIN plans p ON p.id = s.plan_id \
+                 WHERE s.id_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(id_hash)
+        .bind(Timestamp::now().millis())
+        .fetch_optional(self.dialect.reader())
+        .await?;
+        Ok(row.map(
+            |(id, name, default_region, created_at, token_hash, csrf)| WebSession {
+                plan: Plan {
+                    id: PlanId::from_trusted(id),
+                    name,
+                    default_region,
+                    created_at: Timestamp::from_millis(created_at),
+                },
+                token_hash,
+                csrf,
+            },
+        ))
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        let mut tx = self.dialect.begin_write().await?;
+        sqlx::query("DELETE FROM web_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn server_secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
+        let mut tx = self.dialect.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO server_secrets (name, secret, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .bind(Timestamp::now().millis())
+        .execute(&mut *tx)
+        .await?;
+        let secret: String =
+            sqlx::query_scalar("SELECT secret FROM server_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(secret)
+    }
+
+    async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<Plan>> {
+        let row: Option<(String, String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT p.id, p.name, p.default_region, p.created_at \
+             FROM api_tokens t JOIN plans p ON p.id = t.plan_id \
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(self.dialect.reader())
+        .await?;
+        Ok(row.map(|(id, name, default_region, created_at)| Plan {
+            id: PlanId::from_trusted(id),
+            name,
+            default_region,
+            created_at: Timestamp::from_millis(created_at),
+        }))
+    }
+
+    async fn get_plan(&self, plan: &PlanId) -> StoreResult<Plan> {
+        let row: Option<(String, String, Option<String>, i64)> =
+            sqlx::query_as("SELECT id, name, default_region, created_at FROM plans WHERE id = $1")
+                .bind(plan.as_str())
+                .fetch_optional(self.dialect.reader())
+                .await?;
+        let (id, name, default_region, created_at) = row.ok_or(StoreError::NotFound)?;
+        Ok(Plan {
+            id: PlanId::from_trusted(id),
+            name,
+            default_region,
+            created_at: Timestamp::from_millis(created_at),
+        })
+    }
+
+    async fn create_group(
+        &self,
+        plan: &PlanId,
+        group: GroupDefinition,
+    ) -> StoreResult<GroupRecord> {
+        let id = GroupId::generate();
+        let now = Timestamp::now().millis();
+        let auto_update = Self::auto_update_json(group.auto_update.as_ref())?;
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        let outcome = async move {
+            sqlx::query(
+                "INSERT INTO contact_groups (plan_id, id, name, description, status, \
+                 auto_update, rule, created_at, modified_at) \
+                 VALUES ($1, $2, $3, $4, 'ACTIVE', $5, $7, $6, $6)",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .bind(group.name.as_ref().map(GroupName::as_str))
+            .bind(group.description.as_ref().map(Description::as_str))
+            .bind(auto_update)
+            .bind(now)
+            .bind(group.rule.as_ref().map(FilterExpr::source))
+            .execute(&mut *conn)
+            .await?;
+            if !group.child_groups.is_empty() {
+                Self::lock_plan(conn, plan).await?;
+                Self::set_child_groups(conn, plan, &id, &group.child_groups).await?;
+            }
+            let members: Vec<&ParsedNumber> = group.members.iter().collect();
+            let added = Self::insert_members(conn, plan, &id, &members, now).await?;
+            sqlx::query(
+                "UPDATE contact_groups SET member_count = $3 \
+                 WHERE plan_id = $1 AND id = $2",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .bind(added as i64)
+            .execute(&mut *conn)
+            .await?;
+            Self::refresh_sizes(conn, plan, &id).await?;
+            Self::load_group(conn, plan, &id).await
+        }
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn get_group(&self, plan: &PlanId, id: &GroupId) -> StoreResult<GroupRecord> {
+        let mut group = self.dialect.group_row(plan, id).await?.into_record()?;
+        if Self::has_tree(&group) {
+            let mut conn = self.dialect.reader().acquire().await?;
+            Self::count_tree(&mut conn, plan, &mut group).await?;
+        }
+        Ok(group)
+    }
+
+    async fn list_groups(&self, plan: &PlanId, query: &GroupQuery) -> StoreResult<GroupPage> {
+        let mut conn = self.dialect.reader().acquire().await?;
+        let mut count = sqlx::QueryBuilder::<D::Db>::new("SELECT COUNT(*) FROM contact_groups");
+        Self::push_group_filters(&mut count, plan, query);
+        let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
+
+        let sort = match query.order {
+            GroupOrder::CreatedAt => "created_at",
+            GroupOrder::Name => D::NAME_SORT_KEY,
+            GroupOrder::Size => "size",
+        };
+        let mut page =
+            sqlx::QueryBuilder::<D::Db>::new(format!("SELECT {GROUP_COLUMNS} FROM contact_groups"));
+        Self::push_group_filters(&mut page, plan, query);
+        let limit = Self::push_window(&mut page, &query.window, sort, "id", query.descending);
+        let rows = page.build().fetch_all(&mut *conn).await?;
+        let mut groups = rows
+            .iter()
+            .map(Self::group_from_row)
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let more = groups.len() as i64 > limit;
+        groups.truncate(limit.max(0) as usize);
+
+        if !groups.is_empty() {
+            let mut children = sqlx::QueryBuilder::<D::Db>::new(
+                "SELECT group_id, child_id FROM group_children WHERE plan_id = ",
+            );
+            children
+                .push_bind(plan.as_str().to_owned())
+                .push(" AND group_id IN (");
+            let mut ids = children.separated(", ");
+            for group in &groups {
+                ids.push_bind(group.id.as_str().to_owned());
+            }
+            children.push(") ORDER BY group_id, child_id");
+            let edges: Vec<(String, String)> =
+                children.build_query_as().fetch_all(&mut *conn).await?;
+            let mut by_parent: BTreeMap<String, Vec<GroupId>> = BTreeMap::new();
+            for (parent, child) in edges {
+                by_parent
+                    .entry(parent)
+                    .or_default()
+                    .push(GroupId::from_trusted(child));
+            }
+            for group in &mut groups {
+                group.child_groups = by_parent.remove(group.id.as_str()).unwrap_or_default();
+            }
+        }
+        let next = match (&query.window, more, groups.last()) {
+            (Window::After { .. }, true, Some(last)) => Some(Self::cursor_of(query.order, last)),
+            _ => None,
+        };
+        Ok(GroupPage {
+            groups,
+            total,
+            next,
+        })
+    }
+
+    async fn replace_group(
+        &self,
+        plan: &PlanId,
+        id: &GroupId,
+        expected_version: Option<i64>,
+        group: GroupDefinition,
+    ) -> StoreResult<GroupRecord> {
+        let now = Timestamp::now().millis();
+        let auto_update = Self::auto_update_json(group.auto_update.as_ref())?;
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        let outcome = async move {
+            Self::lock_plan(conn, plan).await?;
+            if Self::lock_group(conn, plan, id, expected_version)
+                .await?
+                .status
+                == GroupStatus::Deleted
+            {
+                return Err(StoreError::GroupDeleted);
+            }
+            Self::set_child_groups(conn, plan, id, &group.child_groups).await?;
+            sqlx::query("DELETE FROM group_members WHERE plan_id = $1 AND group_id = $2")
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await?;
+            let members: Vec<&ParsedNumber> = group.members.iter().collect();
+            let added = Self::insert_members(conn, plan, id, &members, now).await?;
+            sqlx::query(
+                "UPDATE contact_groups SET name = $3, description = $4, \
+                 auto_update = $5, member_count = $6, version = version + 1, \
+                 modified_at = $7, rule = $8 WHERE plan_id = $1 AND id = $2",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .bind(group.name.as_ref().map(GroupName::as_str))
+            .bind(group.description.as_ref().map(Description::as_str))
+            .bind(auto_update)
+            .bind(added as i64)
+            .bind(now)
+            .bind(group.rule.as_ref().map(FilterExpr::source))
+            .execute(&mut *conn)
+            .await?;
+            Self::refresh_sizes(conn, plan, id).await?;
+            Self::load_group(conn, plan, id).await
+        }
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn update_group(
+        &self,
+        plan: &PlanId,
+        id: &GroupId,
+        expected_version: Option<i64>,
+        update: GroupUpdate,
+    ) -> StoreResult<GroupRecord> {
+        let now = Timestamp::now().millis();
+        let auto_update = update
+            .auto_update
+            .as_ref()
+            .map(|value| Self::auto_update_json(value.as_ref()))
+            .transpose()?;
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        let outcome = async move {
+            if update.child_groups.is_some() {
+                Self::lock_plan(conn, plan).await?;
+            }
+            let locked = Self::lock_group(conn, plan, id, expected_version).await?;
+            if locked.status == GroupStatus::Deleted && update.status != Some(GroupStatus::Active) {
+                return Err(StoreError::GroupDeleted);
+            }
+            let smart_after = match &update.rule {
+                Some(rule) => rule.is_some(),
+                None => locked.smart,
+            };
+            if smart_after && !update.members.is_empty() {
+                return Err(StoreError::SmartGroup(
+                    "the group is a smart group: its members follow its rule and cannot \
+                     be added or removed"
+                        .into(),
+                ));
+            }
+            if matches!(update.rule, Some(Some(_))) && !locked.smart && locked.member_count > 0 {
+                return Err(StoreError::SmartGroup(
+                    "the group has members; replace it (PUT) to give it a rule".into(),
+                ));
+            }
+            if let Some(rule) = &update.rule {
+                sqlx::query("UPDATE contact_groups SET rule = $3 WHERE plan_id = $1 AND id = $2")
+                    .bind(plan.as_str())
+                    .bind(id.as_str())
+                    .bind(rule.as_ref().map(FilterExpr::source))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            let sources: Vec<GroupId> = update
+                .members
+                .add_from_group()
+                .into_iter()
+                .chain(update.members.remove_from_group())
+                .cloned()
+                .collect();
+            Self::require_active_groups(conn, plan, &sources).await?;
+            if let Some(status) = update.status {
+                sqlx::query(
+                    "UPDATE contact_groups SET status = $3 \
+                     WHERE plan_id = $1 AND id = $2",
+                )
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .bind(status.as_str())
+                .execute(&mut *conn)
+                .await?;
+            }
+            if let Some(name) = &update.name {
+                sqlx::query("UPDATE contact_groups SET name = $3 WHERE plan_id = $1 AND id = $2")
+                    .bind(plan.as_str())
+                    .bind(id.as_str())
+                    .bind(name.as_ref().map(GroupName::as_str))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            if let Some(description) = &update.description {
+                sqlx::query(
+                    "UPDATE contact_groups SET description = $3 \
+                     WHERE plan_id = $1 AND id = $2",
+                )
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .bind(description.as_ref().map(Description::as_str))
+                .execute(&mut *conn)
+                .await?;
+            }
+            if let Some(auto_update) = auto_update {
+                sqlx::query(
+                    "UPDATE contact_groups SET auto_update = $3 \
+                     WHERE plan_id = $1 AND id = $2",
+                )
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .bind(auto_update)
+                .execute(&mut *conn)
+                .await?;
+            }
+            if let Some(children) = &update.child_groups {
+                Self::set_child_groups(conn, plan, id, children).await?;
+            }
+            let delta = Self::apply_membership_change(conn, plan, id, &update.members, now).await?;
+            Self::bump_version(conn, plan, id, delta, now).await?;
+            Self::refresh_sizes(conn, plan, id).await?;
+            if update.status.is_some() {
+                // The group's own status decides whether its parents count it.
+                Self::refresh_parents(conn, plan, id).await?;
+            }
+            Self::load_group(conn, plan, id).await
+        }
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn delete_group(
+        &self,
+        plan: &PlanId,
+        id: &GroupId,
+        expected_version: Option<i64>,
+        purge: bool,
+    ) -> StoreResult<()> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        let outcome = async move {
+            if purge {
+                // Purging removes edges of the child-group graph.
+                Self::lock_plan(conn, plan).await?;
+            }
+            let status = Self::lock_group(conn, plan, id, expected_version)
+                .await?
+                .status;
+            if purge {
+                let parents = Self::parents_of(conn, plan, id).await?;
+                sqlx::query("DELETE FROM contact_groups WHERE plan_id = $1 AND id = $2")
+                    .bind(plan.as_str())
+                    .bind(id.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                for parent in parents {
+                    Self::refresh_sizes(conn, plan, &parent).await?;
+                }
+            } else if status == GroupStatus::Active {
+                sqlx::query(
+                    "UPDATE contact_groups SET status = 'DELETED', \
+                     version = version + 1, modified_at = $3 \
+                     WHERE plan_id = $1 AND id = $2",
+                )
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+                Self::refresh_parents(conn, plan, id).await?;
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn member_page(
+        &self,
+        plan: &PlanId,
+        group: &GroupRecord,
+        window: &Window<ContactId>,
+    ) -> StoreResult<MemberPage> {
+        let (after, offset, limit) = match window {
+            Window::After { after, limit } => {
+                (after.as_ref().map_or("", ContactId::as_str), 0, *limit)
+            }
+            Window::Offset { offset, limit } => ("", *offset, *limit),
+        };
+        // A group without children or rule reads its members straight off the primary
+        // key, in one statement.
+        let mut members = if Self::has_tree(group) {
+            let mut conn = self.dialect.reader().acquire().await?;
+            Self::fetch_tree_members(&mut conn, plan, &group.id, after, limit + 1, offset).await?
+        } else {
+            members_from_json(
+                self.dialect
+                    .member_page_json(plan, &group.id, after, limit + 1, offset)
+                    .await?,
+            )?
+        };
+        let more = members.len() as i64 > limit;
+        members.truncate(limit.max(0) as usize);
+        let next = match (window, more) {
+            (Window::After { .. }, true) => members.last().map(|m| m.contact_id.clone()),
+            _ => None,
+        };
+        Ok(MemberPage { members, next })
+    }
+
+    fn member_numbers(&self, plan: PlanId, id: GroupId) -> BoxStream<'static, StoreResult<String>> {
+        let store = self.clone();
+        spawn_number_stream(move |sender| async move {
+            let mut conn = store.dialect.reader().acquire().await?;
+            let tree = Self::load_tree(&mut conn, &plan, id.as_str()).await?;
+            store.dialect.stream_tree(conn, plan, tree, sender).await
+        })
+    }
+}

@@ -1,0 +1,1285 @@
+//! Imports and exports. An import is written in one transaction: rows arrive in chunks from the
+//! reader, each chunk is matched against the plan's contacts in one query and written with a few
+//! set-based statements (the dialect's `insert_import_contacts`, `update_import_contacts`,
+//! `insert_import_errors` and `push_member_table`); the import's status becomes `done` in the
+//! same transaction, guarded by its attempt number, so that an import is whole or absent and
+//! never applied twice.
+
+/// A contact's values as an import writes them.
+pub(crate) struct ContactValues {
+    pub id: String,
+    pub phone: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub gender: Option<String>,
+    pub fields: String,
+    pub number_type: String,
+    pub country: Option<String>,
+    pub sort_name: String,
+    pub sort_name_last: String,
+    pub opted_out: bool,
+    pub opted_out_at: Option<i64>,
+    pub opted_out_reason: Option<String>,
+}
+
+/// The ids of the contacts one import creates: consecutive ULIDs from a random start, so that a
+/// number met again later in the file is known to be this import's own by its contact's id,
+/// without keeping the file's numbers in memory.
+pub(crate) struct ImportedIds {
+    first: ulid::Ulid,
+    next: ulid::Ulid,
+}
+
+impl ImportedIds {
+    pub fn new() -> Self {
+        let start = ulid::Ulid::new();
+        // The top random bit cleared leaves 2^79 ids to count through before the random part
+        // would overflow into the timestamp.
+        let random = start.random() & ((1u128 << 79) - 1);
+        let first = ulid::Ulid::from_parts(start.timestamp_ms(), random);
+        Self { first, next: first }
+    }
+
+    pub fn generate(&mut self) -> crate::domain::ids::ContactId {
+        let id = self.next;
+        self.next = ulid::Ulid(id.0 + 1);
+        crate::domain::ids::ContactId::from_trusted(id.to_string())
+    }
+
+    /// Whether this import created the contact with `id`. Another writer would have to draw
+    /// the same millisecond and an 80-bit random part within this import's range.
+    pub fn created(&self, id: &str) -> bool {
+        ulid::Ulid::from_string(id).is_ok_and(|id| self.first <= id && id < self.next)
+    }
+}
+
+/// Stored pieces of uploaded and exported files.
+pub(crate) const FILE_PIECE_BYTES: usize = 1024 * 1024;
+
+/// Contacts per chunk an export's query hands to its writer.
+pub(crate) const EXPORT_CHUNK: usize = 1000;
+
+/// The reason recorded on contacts an import opts out.
+pub(crate) const IMPORT_OPT_OUT_REASON: &str = "opted out in an imported file";
+
+use super::*;
+
+pub(crate) const IMPORT_COLUMNS: &str = "id, status, file_name, file_size, detected, preview, \
+     total_rows, settings, attempt, lease_until, rows_read, report, error, created_at, \
+     modified_at, completed_at";
+
+pub(crate) const EXPORT_COLUMNS: &str = "id, status, format, selection, lease_until, total_rows, \
+     rows_written, file_size, error, created_at, modified_at, completed_at";
+
+/// The groups an import writes to, in the order they were first named.
+pub(crate) struct ImportGroups<D> {
+    dialect: std::marker::PhantomData<fn() -> D>,
+    groups: Vec<ImportedGroup>,
+    /// Group names from rows → index in `groups`, or `None` for a smart group.
+    by_name: std::collections::HashMap<String, Option<usize>>,
+    /// Indexes of the groups every contact joins.
+    targets: Vec<usize>,
+}
+
+impl<D: Dialect> ImportGroups<D>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
+    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
+    Args<D>: IntoArguments<D::Db>,
+    usize: ColumnIndex<Row<D>>,
+    for<'n> &'n str: ColumnIndex<Row<D>>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+{
+    fn new() -> Self {
+        Self {
+            dialect: std::marker::PhantomData,
+            groups: Vec::new(),
+            by_name: std::collections::HashMap::new(),
+            targets: Vec::new(),
+        }
+    }
+
+    async fn create(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        name: &GroupName,
+        now: i64,
+    ) -> StoreResult<ImportedGroup> {
+        let id = GroupId::generate();
+        sqlx::query(
+            "INSERT INTO contact_groups (plan_id, id, name, status, created_at, \
+             modified_at) VALUES ($1, $2, $3, 'ACTIVE', $4, $4)",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(name.as_str())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        Ok(ImportedGroup {
+            id: id.as_str().to_owned(),
+            name: Some(name.as_str().to_owned()),
+            created: true,
+            added: 0,
+        })
+    }
+
+    /// The group a row names: the plan's oldest active group of that name, or a new one.
+    async fn named(
+        &mut self,
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        name: &GroupName,
+        now: i64,
+        warnings: &mut Vec<String>,
+    ) -> StoreResult<Option<usize>> {
+        if let Some(found) = self.by_name.get(name.as_str()) {
+            return Ok(*found);
+        }
+        let existing: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT id, rule FROM contact_groups WHERE plan_id = $1 AND name = $2 \
+             AND status = 'ACTIVE' ORDER BY created_at, id LIMIT 1",
+        )
+        .bind(plan.as_str())
+        .bind(name.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let found = match existing {
+            Some((_, Some(_))) => {
+                warnings.push(format!(
+                    "group {:?} is a smart group: its members follow its rule, so rows \
+                     naming it were not added to it",
+                    name.as_str()
+                ));
+                None
+            }
+            Some((id, None)) => match self.groups.iter().position(|g| g.id == id) {
+                Some(index) => Some(index),
+                None => {
+                    self.groups.push(ImportedGroup {
+                        id,
+                        name: Some(name.as_str().to_owned()),
+                        created: false,
+                        added: 0,
+                    });
+                    Some(self.groups.len() - 1)
+                }
+            },
+            None => {
+                self.groups.push(Self::create(conn, plan, name, now).await?);
+                Some(self.groups.len() - 1)
+            }
+        };
+        self.by_name.insert(name.as_str().to_owned(), found);
+        Ok(found)
+    }
+}
+
+/// What an import has met so far, to leave out a number met again later in the file:
+/// contacts it created are known by their ids, existing contacts it has already merged
+/// are kept in a temporary table (created when first needed, dropped before commit),
+/// so memory stays at a chunk whatever the file's size.
+pub(crate) struct ImportSeen<D> {
+    dialect: std::marker::PhantomData<fn() -> D>,
+    ids: ImportedIds,
+    merged_table: bool,
+}
+
+impl<D: Dialect> ImportSeen<D>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
+    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
+    Args<D>: IntoArguments<D::Db>,
+    usize: ColumnIndex<Row<D>>,
+    for<'n> &'n str: ColumnIndex<Row<D>>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+{
+    fn new() -> Self {
+        Self {
+            dialect: std::marker::PhantomData,
+            ids: ImportedIds::new(),
+            merged_table: false,
+        }
+    }
+
+    /// Of `phones` (existing contacts' numbers), those not merged before in this import.
+    async fn first_merges(
+        &mut self,
+        conn: &mut Conn<D>,
+        phones: &[&str],
+    ) -> StoreResult<std::collections::HashSet<String>> {
+        if phones.is_empty() {
+            return Ok(Default::default());
+        }
+        if !self.merged_table {
+            sqlx::query("CREATE TEMPORARY TABLE import_merged (phone TEXT PRIMARY KEY)")
+                .execute(&mut *conn)
+                .await?;
+            self.merged_table = true;
+        }
+        let mut insert = sqlx::QueryBuilder::<D::Db>::new(
+            "INSERT INTO import_merged (phone) SELECT t.phone FROM ",
+        );
+        D::push_phone_table(&mut insert, phones.iter().copied());
+        insert.push(" AS t WHERE true ON CONFLICT DO NOTHING RETURNING phone");
+        let first: Vec<String> = insert.build_query_scalar().fetch_all(&mut *conn).await?;
+        Ok(first.into_iter().collect())
+    }
+
+    /// Before commit: a temporary table would outlive the transaction on its connection.
+    async fn finish(self, conn: &mut Conn<D>) -> StoreResult<()> {
+        if self.merged_table {
+            sqlx::query("DROP TABLE import_merged")
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
+    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
+    Args<D>: IntoArguments<D::Db>,
+    usize: ColumnIndex<Row<D>>,
+    for<'n> &'n str: ColumnIndex<Row<D>>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+{
+    pub(crate) fn import_from_row(
+        row: &<D::Db as sqlx::Database>::Row,
+    ) -> Result<ImportRecord, sqlx::Error> {
+        use sqlx::Row;
+        let status: String = row.try_get("status")?;
+        let time = |column: &str| -> Result<Option<Timestamp>, sqlx::Error> {
+            Ok(row
+                .try_get::<Option<i64>, _>(column)?
+                .map(Timestamp::from_millis))
+        };
+        Ok(ImportRecord {
+            id: ImportId::from_trusted(row.try_get("id")?),
+            status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
+            file_name: row.try_get("file_name")?,
+            file_size: row.try_get("file_size")?,
+            detected: row.try_get("detected")?,
+            preview: row.try_get("preview")?,
+            total_rows: row.try_get("total_rows")?,
+            settings: row.try_get("settings")?,
+            attempt: row.try_get("attempt")?,
+            lease_until: time("lease_until")?,
+            rows_read: row.try_get("rows_read")?,
+            report: row.try_get("report")?,
+            error: row.try_get("error")?,
+            created_at: Timestamp::from_millis(row.try_get("created_at")?),
+            modified_at: Timestamp::from_millis(row.try_get("modified_at")?),
+            completed_at: time("completed_at")?,
+        })
+    }
+
+    pub(crate) fn export_from_row(
+        row: &<D::Db as sqlx::Database>::Row,
+    ) -> Result<ExportRecord, sqlx::Error> {
+        use sqlx::Row;
+        let status: String = row.try_get("status")?;
+        let time = |column: &str| -> Result<Option<Timestamp>, sqlx::Error> {
+            Ok(row
+                .try_get::<Option<i64>, _>(column)?
+                .map(Timestamp::from_millis))
+        };
+        Ok(ExportRecord {
+            id: ExportId::from_trusted(row.try_get("id")?),
+            status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
+            format: row.try_get("format")?,
+            selection: row.try_get("selection")?,
+            lease_until: time("lease_until")?,
+            total_rows: row.try_get("total_rows")?,
+            rows_written: row.try_get("rows_written")?,
+            file_size: row.try_get("file_size")?,
+            error: row.try_get("error")?,
+            created_at: Timestamp::from_millis(row.try_get("created_at")?),
+            modified_at: Timestamp::from_millis(row.try_get("modified_at")?),
+            completed_at: time("completed_at")?,
+        })
+    }
+
+    pub(crate) async fn load_import(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &ImportId,
+    ) -> StoreResult<ImportRecord> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {IMPORT_COLUMNS} FROM imports WHERE plan_id = $1 AND id = $2"
+        )))
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(Self::import_from_row(&row)?)
+    }
+
+    pub(crate) async fn load_export(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &ExportId,
+    ) -> StoreResult<ExportRecord> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {EXPORT_COLUMNS} FROM exports WHERE plan_id = $1 AND id = $2"
+        )))
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(Self::export_from_row(&row)?)
+    }
+
+    /// Removes the plan's uploads and exports that are older than a day and not running.
+    pub(crate) async fn sweep_job_files(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        now: i64,
+    ) -> StoreResult<()> {
+        let before = now - crate::store::jobs::JOB_FILES_KEPT_MILLIS;
+        sqlx::query(
+            "DELETE FROM import_files WHERE plan_id = $1 AND import_id IN ( \
+                 SELECT id FROM imports WHERE plan_id = $1 AND created_at < $2 \
+                 AND status <> 'running')",
+        )
+        .bind(plan.as_str())
+        .bind(before)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "DELETE FROM exports WHERE plan_id = $1 AND created_at < $2 \
+             AND status <> 'running'",
+        )
+        .bind(plan.as_str())
+        .bind(before)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Fills `groups` with the import's target groups: existing ones must be active and
+    /// static; new ones are created.
+    pub(crate) async fn import_targets(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        write: &ImportWrite,
+        now: i64,
+    ) -> StoreResult<ImportGroups<D>> {
+        let mut groups = ImportGroups::<D>::new();
+        for id in &write.groups {
+            let locked = Self::lock_group(conn, plan, id, None).await?;
+            if locked.status != GroupStatus::Active {
+                return Err(StoreError::UnknownGroups(vec![id.clone()]));
+            }
+            if locked.smart {
+                return Err(StoreError::SmartGroup(format!(
+                    "group {id} is a smart group: its members follow its rule"
+                )));
+            }
+            let name: Option<String> = sqlx::query_scalar(
+                "SELECT name FROM contact_groups WHERE plan_id = $1 AND id = $2",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
+            groups.groups.push(ImportedGroup {
+                id: id.as_str().to_owned(),
+                name,
+                created: false,
+                added: 0,
+            });
+            groups.targets.push(groups.groups.len() - 1);
+        }
+        for name in &write.group_names {
+            let mut warnings = Vec::new();
+            match groups.named(conn, plan, name, now, &mut warnings).await? {
+                Some(index) => groups.targets.push(index),
+                None => {
+                    return Err(StoreError::SmartGroup(format!(
+                        "group {:?} is a smart group: its members follow its rule",
+                        name.as_str()
+                    )));
+                }
+            }
+        }
+        Ok(groups)
+    }
+
+    /// The contact `row` makes of `existing` under `mode`, or `None` if it stays as it is.
+    pub(crate) fn merge_contact(
+        existing: &ContactRecord,
+        row: &ImportRow,
+        mode: ExistingContacts,
+        now: i64,
+    ) -> Option<ContactValues> {
+        let text = |value: Option<&str>| value.map(str::to_owned);
+        let (first_name, last_name, email, gender, fields) = match mode {
+            ExistingContacts::Skip => (
+                existing.first_name.clone(),
+                existing.last_name.clone(),
+                existing.email.clone(),
+                existing.gender.clone(),
+                existing.fields.as_map().clone(),
+            ),
+            ExistingContacts::Update => {
+                let mut fields = existing.fields.as_map().clone();
+                fields.extend(row.fields.clone());
+                (
+                    text(row.first_name.as_ref().map(PersonName::as_str))
+                        .or_else(|| existing.first_name.clone()),
+                    text(row.last_name.as_ref().map(PersonName::as_str))
+                        .or_else(|| existing.last_name.clone()),
+                    text(row.email.as_ref().map(Email::as_str)).or_else(|| existing.email.clone()),
+                    text(row.gender.as_ref().map(Gender::as_str))
+                        .or_else(|| existing.gender.clone()),
+                    fields,
+                )
+            }
+            ExistingContacts::ReplaceFields => (
+                text(row.first_name.as_ref().map(PersonName::as_str)),
+                text(row.last_name.as_ref().map(PersonName::as_str)),
+                text(row.email.as_ref().map(Email::as_str)),
+                text(row.gender.as_ref().map(Gender::as_str)),
+                row.fields.clone(),
+            ),
+        };
+        let opt_out = row.opted_out == Some(true) && !existing.opted_out;
+        let unchanged = !opt_out
+            && first_name == existing.first_name
+            && last_name == existing.last_name
+            && email == existing.email
+            && gender == existing.gender
+            && &fields == existing.fields.as_map();
+        if unchanged {
+            return None;
+        }
+        let (sort_name, sort_name_last) = sort_names(first_name.as_deref(), last_name.as_deref());
+        Some(ContactValues {
+            id: existing.id.as_str().to_owned(),
+            phone: existing.phone.clone(),
+            first_name,
+            last_name,
+            email,
+            gender,
+            fields: serde_json::Value::Object(fields).to_string(),
+            number_type: existing.number_type.clone().unwrap_or_default(),
+            country: existing.country.clone(),
+            sort_name,
+            sort_name_last,
+            opted_out: existing.opted_out || opt_out,
+            opted_out_at: if opt_out {
+                Some(now)
+            } else {
+                existing.opted_out_at.map(Timestamp::millis)
+            },
+            opted_out_reason: if opt_out {
+                Some(IMPORT_OPT_OUT_REASON.to_owned())
+            } else {
+                existing.opted_out_reason.clone()
+            },
+        })
+    }
+
+    pub(crate) fn new_contact(row: &ImportRow, id: ContactId, now: i64) -> ContactValues {
+        let first_name = row.first_name.as_ref().map(|n| n.as_str().to_owned());
+        let last_name = row.last_name.as_ref().map(|n| n.as_str().to_owned());
+        let (sort_name, sort_name_last) = sort_names(first_name.as_deref(), last_name.as_deref());
+        let opted_out = row.opted_out == Some(true);
+        ContactValues {
+            id: id.as_str().to_owned(),
+            phone: row.phone.msisdn.as_str().to_owned(),
+            first_name,
+            last_name,
+            email: row.email.as_ref().map(|e| e.as_str().to_owned()),
+            gender: row.gender.as_ref().map(|g| g.as_str().to_owned()),
+            fields: serde_json::Value::Object(row.fields.clone()).to_string(),
+            number_type: row.phone.number_type.as_str().to_owned(),
+            country: row.phone.country.clone(),
+            sort_name,
+            sort_name_last,
+            opted_out,
+            opted_out_at: opted_out.then_some(now),
+            opted_out_reason: opted_out.then(|| IMPORT_OPT_OUT_REASON.to_owned()),
+        }
+    }
+
+    pub(crate) fn duplicate_row(row: &ImportRow) -> RejectedRow {
+        RejectedRow {
+            row: row.row,
+            reason: format!(
+                "phone: {} is already in an earlier row of the file (only the first is \
+                 imported)",
+                row.phone.msisdn.as_str()
+            ),
+        }
+    }
+
+    /// Writes one chunk of rows: new contacts, changed contacts, opt-outs and memberships.
+    /// Returns the rows left out because their number came earlier in the file.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn write_import_rows(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        mode: ExistingContacts,
+        groups: &mut ImportGroups<D>,
+        seen: &mut ImportSeen<D>,
+        report: &mut ImportReport,
+        rows: Vec<ImportRow>,
+        now: i64,
+    ) -> StoreResult<Vec<RejectedRow>> {
+        let mut duplicates = Vec::new();
+        let rows: Vec<ImportRow> = {
+            let mut in_chunk = std::collections::HashSet::with_capacity(rows.len());
+            rows.into_iter()
+                .filter(|row| {
+                    let first = in_chunk.insert(row.phone.msisdn.as_str().to_owned());
+                    if !first {
+                        duplicates.push(Self::duplicate_row(row));
+                    }
+                    first
+                })
+                .collect()
+        };
+        // Most rows of most imports are new: insert every row as a new contact first, and
+        // look up (and merge into) only those whose number the plan already had.
+        let fresh: Vec<ContactValues> = rows
+            .iter()
+            .map(|row| Self::new_contact(row, seen.ids.generate(), now))
+            .collect();
+        let inserted: std::collections::HashSet<String> =
+            D::insert_import_contacts(conn, plan, &fresh, now)
+                .await?
+                .into_iter()
+                .collect();
+        let taken: Vec<&str> = rows
+            .iter()
+            .map(|row| row.phone.msisdn.as_str())
+            .filter(|phone| !inserted.contains(*phone))
+            .collect();
+        let mut existing: std::collections::HashMap<String, ContactRecord> = if taken.is_empty() {
+            Default::default()
+        } else {
+            let mut lookup = sqlx::QueryBuilder::<D::Db>::new(format!(
+                "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.plan_id = "
+            ));
+            lookup.push_bind(plan.as_str().to_owned()).push(" AND ");
+            D::push_phone_in(&mut lookup, &taken);
+            lookup
+                .build()
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|row| Self::contact_from_row(row).map(|c| (c.phone.clone(), c)))
+                .collect::<Result<_, sqlx::Error>>()?
+        };
+        let older: Vec<&str> = existing
+            .values()
+            .filter(|contact| !seen.ids.created(contact.id.as_str()))
+            .map(|contact| contact.phone.as_str())
+            .collect();
+        let first_merges = seen.first_merges(conn, &older).await?;
+
+        let mut changed = Vec::new();
+        let mut opted_out: Vec<(String, String)> = Vec::new();
+        // Each row's contact: (id, number).
+        let mut ids: Vec<(String, &str)> = Vec::with_capacity(rows.len());
+        let mut by_group: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (row, values) in rows.iter().zip(fresh) {
+            let id = if inserted.contains(values.phone.as_str()) {
+                if values.opted_out {
+                    opted_out.push((values.id.clone(), values.phone.clone()));
+                }
+                report.created += 1;
+                values.id
+            } else {
+                let contact =
+                    existing
+                        .remove(row.phone.msisdn.as_str())
+                        .ok_or(StoreError::JobState(format!(
+                            "the contact with number {} changed during the import; commit it again",
+                            row.phone.msisdn.as_str()
+                        )))?;
+                if !first_merges.contains(&contact.phone) {
+                    duplicates.push(Self::duplicate_row(row));
+                    continue;
+                }
+                if row.opted_out == Some(false) && contact.opted_out {
+                    report.opt_ins_refused += 1;
+                }
+                match Self::merge_contact(&contact, row, mode, now) {
+                    Some(values) => {
+                        if values.opted_out && !contact.opted_out {
+                            opted_out.push((values.id.clone(), values.phone.clone()));
+                        }
+                        changed.push(values);
+                        if mode == ExistingContacts::Skip {
+                            report.skipped += 1;
+                        } else {
+                            report.updated += 1;
+                        }
+                    }
+                    None if mode == ExistingContacts::Skip => report.skipped += 1,
+                    None => report.unchanged += 1,
+                }
+                contact.id.as_str().to_owned()
+            };
+            let index = ids.len();
+            ids.push((id, row.phone.msisdn.as_str()));
+            for name in &row.groups {
+                if let Some(group) = groups
+                    .named(conn, plan, name, now, &mut report.warnings)
+                    .await?
+                {
+                    by_group.entry(group).or_default().push(index);
+                }
+            }
+        }
+        report.duplicates += duplicates.len() as u64;
+        report.opted_out += opted_out.len() as u64;
+        D::update_import_contacts(conn, plan, &changed, now).await?;
+        for (id, phone) in &opted_out {
+            Self::record_consent(conn, plan, id, phone, "opt_out", None, "import", None, now)
+                .await?;
+        }
+        for &group in &groups.targets {
+            by_group.remove(&group);
+            let added = Self::add_import_members(
+                conn,
+                plan,
+                &groups.groups[group].id,
+                ids.iter().map(|(id, phone)| (id.as_str(), *phone)),
+            )
+            .await?;
+            groups.groups[group].added += added;
+        }
+        for (group, members) in by_group {
+            let added = Self::add_import_members(
+                conn,
+                plan,
+                &groups.groups[group].id,
+                members
+                    .iter()
+                    .map(|&index| (ids[index].0.as_str(), ids[index].1)),
+            )
+            .await?;
+            groups.groups[group].added += added;
+        }
+        duplicates.sort_by_key(|row| row.row);
+        Ok(duplicates)
+    }
+
+    pub(crate) async fn add_import_members<'a>(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        group: &str,
+        contacts: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> StoreResult<u64> {
+        let mut insert = sqlx::QueryBuilder::<D::Db>::new(
+            "INSERT INTO group_members (plan_id, group_id, contact_id, phone) SELECT ",
+        );
+        insert
+            .push_bind(plan.as_str().to_owned())
+            .push(", ")
+            .push_bind(group.to_owned())
+            .push(", t.contact_id, t.phone FROM ");
+        D::push_member_table(&mut insert, plan, contacts);
+        insert.push(" AS t WHERE true ON CONFLICT DO NOTHING");
+        Ok(insert.build().execute(&mut *conn).await?.rows_affected())
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> JobStore for SqlStore<D>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
+    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
+    Args<D>: IntoArguments<D::Db>,
+    usize: ColumnIndex<Row<D>>,
+    for<'n> &'n str: ColumnIndex<Row<D>>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+{
+    async fn create_import(
+        &self,
+        plan: &PlanId,
+        import: NewImport,
+        file: &std::path::Path,
+    ) -> StoreResult<ImportRecord> {
+        use tokio::io::AsyncReadExt;
+        let id = ImportId::generate();
+        let now = Timestamp::now().millis();
+        let mut source = tokio::fs::File::open(file)
+            .await
+            .map_err(|error| StoreError::File(error.to_string()))?;
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        Self::sweep_job_files(conn, plan, now).await?;
+        sqlx::query(
+            "INSERT INTO imports (plan_id, id, status, file_name, file_size, detected, \
+             preview, total_rows, created_at, modified_at) \
+             VALUES ($1, $2, 'previewed', $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(import.file_name.as_deref())
+        .bind(import.file_size)
+        .bind(&import.detected)
+        .bind(&import.preview)
+        .bind(import.total_rows)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        let mut seq = 0i64;
+        loop {
+            let mut piece = Vec::with_capacity(FILE_PIECE_BYTES);
+            (&mut source)
+                .take(FILE_PIECE_BYTES as u64)
+                .read_to_end(&mut piece)
+                .await
+                .map_err(|error| StoreError::File(error.to_string()))?;
+            if piece.is_empty() {
+                break;
+            }
+            sqlx::query(
+                "INSERT INTO import_files (plan_id, import_id, seq, data) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .bind(seq)
+            .bind(piece)
+            .execute(&mut *conn)
+            .await?;
+            seq += 1;
+        }
+        let record = Self::load_import(conn, plan, &id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn get_import(&self, plan: &PlanId, id: &ImportId) -> StoreResult<ImportRecord> {
+        let mut conn = self.dialect.reader().acquire().await?;
+        Self::load_import(&mut conn, plan, id).await
+    }
+
+    async fn start_import(
+        &self,
+        plan: &PlanId,
+        id: &ImportId,
+        settings: &str,
+        lease: &Lease,
+    ) -> StoreResult<ImportRecord> {
+        let now = Timestamp::now();
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        let record = Self::load_import(conn, plan, id).await?;
+        match record.status {
+            JobStatus::Done => {
+                return Err(StoreError::JobState(
+                    "the import is already committed; upload the file again to import it again"
+                        .into(),
+                ));
+            }
+            JobStatus::Running if !record.interrupted(now) => {
+                return Err(StoreError::JobState(
+                    "the import is already being committed".into(),
+                ));
+            }
+            _ => {}
+        }
+        let pieces: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM import_files WHERE plan_id = $1 AND import_id = $2",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+        if pieces == 0 && record.file_size > 0 {
+            return Err(StoreError::JobState(
+                "the uploaded file is no longer kept (uploads are kept for a day); upload it again"
+                    .into(),
+            ));
+        }
+        sqlx::query(
+            "UPDATE imports SET status = 'running', settings = $3, attempt = attempt + 1, \
+             lease_owner = $4, lease_until = $5, rows_read = 0, error = NULL, \
+             report = NULL, modified_at = $6 WHERE plan_id = $1 AND id = $2",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(settings)
+        .bind(&lease.owner)
+        .bind(now.millis() + lease.millis)
+        .bind(now.millis())
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("DELETE FROM import_errors WHERE plan_id = $1 AND import_id = $2")
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .execute(&mut *conn)
+            .await?;
+        let record = Self::load_import(conn, plan, id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn import_file(
+        &self,
+        plan: &PlanId,
+        id: &ImportId,
+        destination: &std::path::Path,
+    ) -> StoreResult<()> {
+        use tokio::io::AsyncWriteExt;
+        let mut conn = self.dialect.reader().acquire().await?;
+        let mut file = tokio::fs::File::create(destination)
+            .await
+            .map_err(|error| StoreError::File(error.to_string()))?;
+        let mut seq = 0i64;
+        loop {
+            let piece: Option<Vec<u8>> = sqlx::query_scalar(
+                "SELECT data FROM import_files WHERE plan_id = $1 AND import_id = $2 \
+                 AND seq = $3",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .bind(seq)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(piece) = piece else { break };
+            file.write_all(&piece)
+                .await
+                .map_err(|error| StoreError::File(error.to_string()))?;
+            seq += 1;
+        }
+        file.flush()
+            .await
+            .map_err(|error| StoreError::File(error.to_string()))?;
+        Ok(())
+    }
+
+    async fn renew_import(
+        &self,
+        plan: &PlanId,
+        id: &ImportId,
+        lease: &Lease,
+        attempt: i64,
+        rows_read: i64,
+    ) -> StoreResult<()> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE imports SET lease_until = $3, rows_read = $4 \
+             WHERE plan_id = $1 AND id = $2 AND status = 'running' AND attempt = $5",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(now + lease.millis)
+        .bind(rows_read)
+        .bind(attempt)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if updated == 0 {
+            return Err(StoreError::LeaseLost);
+        }
+        Ok(())
+    }
+
+    async fn fail_import(
+        &self,
+        plan: &PlanId,
+        id: &ImportId,
+        attempt: i64,
+        error: &str,
+    ) -> StoreResult<()> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        sqlx::query(
+            "UPDATE imports SET status = 'failed', error = $3, lease_owner = NULL, \
+             lease_until = NULL, modified_at = $4, completed_at = $4 \
+             WHERE plan_id = $1 AND id = $2 AND status = 'running' AND attempt = $5",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(error)
+        .bind(now)
+        .bind(attempt)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn import_errors(
+        &self,
+        plan: &PlanId,
+        id: &ImportId,
+        after_row: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<RejectedRow>> {
+        let mut conn = self.dialect.reader().acquire().await?;
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT row_number, reason FROM import_errors \
+             WHERE plan_id = $1 AND import_id = $2 AND row_number > $3 \
+             ORDER BY row_number LIMIT $4",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(after_row)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(row, reason)| RejectedRow {
+                row: row.max(0) as u64,
+                reason,
+            })
+            .collect())
+    }
+
+    async fn write_import(
+        &self,
+        plan: &PlanId,
+        write: ImportWrite,
+        mut messages: tokio::sync::mpsc::Receiver<ImportMessage>,
+        duplicates: &mut (dyn for<'row> FnMut(&'row RejectedRow) + Send),
+    ) -> StoreResult<ImportReport> {
+        let now = Timestamp::now().millis();
+        // The writer is taken once the first rows are read, not while the file opens.
+        let abandoned = || StoreError::JobState("the import was abandoned".into());
+        let mut next = Some(messages.recv().await.ok_or_else(abandoned)?);
+        let started = std::time::Instant::now();
+        let (mut tx, _importing) = self.dialect.begin_import().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        let mut groups = Self::import_targets(conn, plan, &write, now).await?;
+        let mut seen = ImportSeen::<D>::new();
+        let mut written = ImportReport::default();
+        let mut finished = None;
+        loop {
+            let message = match next.take() {
+                Some(message) => message,
+                None => match messages.recv().await {
+                    Some(message) => message,
+                    None => break,
+                },
+            };
+            match message {
+                ImportMessage::Rows(rows) => {
+                    let again = Self::write_import_rows(
+                        conn,
+                        plan,
+                        write.mode,
+                        &mut groups,
+                        &mut seen,
+                        &mut written,
+                        rows,
+                        now,
+                    )
+                    .await?;
+                    for row in &again {
+                        duplicates(row);
+                    }
+                    if let (Some((id, _, _)), false) = (&write.job, again.is_empty()) {
+                        D::insert_import_errors(conn, plan, id, &again).await?;
+                    }
+                }
+                ImportMessage::Rejected(rows) => {
+                    if let Some((id, _, _)) = &write.job {
+                        D::insert_import_errors(conn, plan, id, &rows).await?;
+                    }
+                }
+                ImportMessage::Finish(report) => {
+                    finished = Some(report);
+                    break;
+                }
+            }
+        }
+        // The reader stopped without finishing: nothing of the import is kept.
+        let mut report = finished.ok_or_else(abandoned)?;
+        seen.finish(conn).await?;
+        for group in &groups.groups {
+            let id = GroupId::from_trusted(group.id.clone());
+            Self::bump_version(conn, plan, &id, group.added as i64, now).await?;
+            Self::refresh_sizes(conn, plan, &id).await?;
+        }
+        report.created = written.created;
+        report.updated = written.updated;
+        report.unchanged = written.unchanged;
+        report.skipped = written.skipped;
+        report.duplicates += written.duplicates;
+        report.opted_out = written.opted_out;
+        report.opt_ins_refused = written.opt_ins_refused;
+        report.added_to_groups = groups.groups.iter().map(|g| g.added).sum();
+        report.warnings.extend(written.warnings);
+        report.groups = groups.groups;
+        if let Some((id, lease, attempt)) = &write.job {
+            let json = serde_json::to_string(&report)
+                .map_err(|error| StoreError::File(error.to_string()))?;
+            let finished = sqlx::query(
+                "UPDATE imports SET status = 'done', report = $3, rows_read = $4, \
+                 lease_owner = NULL, lease_until = NULL, modified_at = $5, \
+                 completed_at = $5 \
+                 WHERE plan_id = $1 AND id = $2 AND status = 'running' AND attempt = $6 \
+                 AND lease_owner = $7",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .bind(json)
+            .bind(report.rows as i64)
+            .bind(now)
+            .bind(*attempt)
+            .bind(&lease.owner)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if finished == 0 {
+                // Another attempt took the import over: this one must leave no trace.
+                return Err(StoreError::LeaseLost);
+            }
+            sqlx::query("DELETE FROM import_files WHERE plan_id = $1 AND import_id = $2")
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
+        tx.commit().await?;
+        // On SQLite every other write waited this long: docs/operations.md.
+        tracing::info!(
+            rows = report.rows,
+            transaction_seconds = started.elapsed().as_secs_f64(),
+            "import committed"
+        );
+        Ok(report)
+    }
+
+    async fn create_export(
+        &self,
+        plan: &PlanId,
+        export: NewExport,
+        lease: &Lease,
+    ) -> StoreResult<ExportRecord> {
+        let id = ExportId::generate();
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        Self::sweep_job_files(conn, plan, now).await?;
+        sqlx::query(
+            "INSERT INTO exports (plan_id, id, status, format, selection, total_rows, \
+             lease_owner, lease_until, created_at, modified_at) \
+             VALUES ($1, $2, 'running', $3, $4, $8, $5, $6, $7, $7)",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(&export.format)
+        .bind(&export.selection)
+        .bind(&lease.owner)
+        .bind(now + lease.millis)
+        .bind(now)
+        .bind(export.total_rows)
+        .execute(&mut *conn)
+        .await?;
+        let record = Self::load_export(conn, plan, &id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn get_export(&self, plan: &PlanId, id: &ExportId) -> StoreResult<ExportRecord> {
+        let mut conn = self.dialect.reader().acquire().await?;
+        Self::load_export(&mut conn, plan, id).await
+    }
+
+    async fn export_contacts(
+        &self,
+        plan: &PlanId,
+        query: &ContactQuery,
+        sink: tokio::sync::mpsc::Sender<Vec<ExportContact>>,
+    ) -> StoreResult<()> {
+        use futures::TryStreamExt;
+        use sqlx::Row;
+        let mut conn = self.dialect.reader().acquire().await?;
+        let tree = match &query.group {
+            Some(group) => Some(Self::load_tree(&mut conn, plan, group.as_str()).await?),
+            None => None,
+        };
+        let mut select = sqlx::QueryBuilder::<D::Db>::new(format!(
+            "SELECT {CONTACT_COLUMNS}, {export_groups} AS group_names FROM contacts c",
+            export_groups = D::EXPORT_GROUPS
+        ));
+        Self::push_contact_filters(&mut select, plan, query, tree.as_deref());
+        select.push(" ORDER BY c.id");
+        let mut rows = select.build().fetch(&mut *conn);
+        let mut chunk = Vec::with_capacity(EXPORT_CHUNK);
+        while let Some(row) = rows.try_next().await? {
+            let names: String = row.try_get("group_names")?;
+            let groups: Vec<String> = serde_json::from_str(&names)
+                .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+            chunk.push(ExportContact {
+                contact: Self::contact_from_row(&row)?,
+                groups,
+            });
+            if chunk.len() == EXPORT_CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(EXPORT_CHUNK));
+                if sink.send(full).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = sink.send(chunk).await;
+        }
+        Ok(())
+    }
+
+    async fn append_export(
+        &self,
+        plan: &PlanId,
+        id: &ExportId,
+        lease: &Lease,
+        seq: i64,
+        data: &[u8],
+        rows_written: i64,
+    ) -> StoreResult<()> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        let held = sqlx::query(
+            "UPDATE exports SET lease_until = $3, rows_written = $4, modified_at = $5 \
+             WHERE plan_id = $1 AND id = $2 AND status = 'running' AND lease_owner = $6",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(now + lease.millis)
+        .bind(rows_written)
+        .bind(now)
+        .bind(&lease.owner)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if held == 0 {
+            return Err(StoreError::LeaseLost);
+        }
+        if !data.is_empty() {
+            sqlx::query(
+                "INSERT INTO export_files (plan_id, export_id, seq, data) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .bind(seq)
+            .bind(data)
+            .execute(&mut *conn)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn finish_export(
+        &self,
+        plan: &PlanId,
+        id: &ExportId,
+        lease: &Lease,
+        outcome: Result<(i64, i64), String>,
+    ) -> StoreResult<()> {
+        let now = Timestamp::now().millis();
+        let (status, rows, size, error) = match outcome {
+            Ok((rows, size)) => ("done", Some(rows), Some(size), None),
+            Err(error) => ("failed", None, None, Some(error)),
+        };
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        let held = sqlx::query(
+            "UPDATE exports SET status = $3, total_rows = COALESCE($4, total_rows), \
+             rows_written = COALESCE($4, rows_written), file_size = $5, error = $6, \
+             lease_owner = NULL, lease_until = NULL, modified_at = $7, completed_at = $7 \
+             WHERE plan_id = $1 AND id = $2 AND status = 'running' AND lease_owner = $8",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(status)
+        .bind(rows)
+        .bind(size)
+        .bind(error)
+        .bind(now)
+        .bind(&lease.owner)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if held == 0 {
+            return Err(StoreError::LeaseLost);
+        }
+        if status == "failed" {
+            sqlx::query("DELETE FROM export_files WHERE plan_id = $1 AND export_id = $2")
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn export_piece(
+        &self,
+        plan: &PlanId,
+        id: &ExportId,
+        seq: i64,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        let mut conn = self.dialect.reader().acquire().await?;
+        Ok(sqlx::query_scalar(
+            "SELECT data FROM export_files WHERE plan_id = $1 AND export_id = $2 AND seq = $3",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(seq)
+        .fetch_optional(&mut *conn)
+        .await?)
+    }
+}

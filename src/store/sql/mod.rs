@@ -1,0 +1,44 @@
+//! The SQL and logic both backends share, written once over a [`Dialect`], one file per entity.
+
+mod batches;
+mod consent;
+mod contacts;
+mod groups;
+mod jobs;
+mod membership;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
+
+use super::dialect::{Conn, Dialect, RowsAffected};
+use super::*;
+use crate::domain::algebra::{MembershipChange, MembershipStep};
+use crate::domain::auto_update::AutoUpdate;
+use crate::domain::batch::{Audience, BatchStatus};
+use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName, sort_names};
+use crate::domain::filter::{CompareOp, Expr, Field, FilterExpr, Value as FilterValue};
+use crate::domain::group::{Description, GroupName, GroupStatus, check_child_groups};
+use crate::domain::ids::{BatchId, ContactId, ExportId, GroupId, ImportId, PlanId};
+use crate::domain::keywords::{Consent, ConsentKeywords, GroupRequest, group_request, normalize};
+use crate::domain::msisdn::{Msisdn, NumberType, ParsedNumber};
+use crate::domain::time::Timestamp;
+
+pub(crate) use contacts::*;
+pub(crate) use jobs::*;
+pub(crate) use membership::*;
+
+type Args<D> = <<D as Dialect>::Db as Database>::Arguments;
+type Row<D> = <<D as Dialect>::Db as Database>::Row;
+
+/// The store over one backend: its [`Dialect`] and the SQL of `sql/` written for any dialect.
+#[derive(Clone)]
+pub(crate) struct SqlStore<D> {
+    pub(crate) dialect: D,
+}
+
+impl<D> SqlStore<D> {
+    pub(crate) fn new(dialect: D) -> Self {
+        Self { dialect }
+    }
+}
