@@ -175,7 +175,7 @@ def bench_backend(name, database, plan_id, token, runs, raw_scan, email):
         server.wait()
 
 
-# The shapes of the SQL that the searches above run (see src/store/contacts_sql.rs).
+# The shapes of the SQL that the searches above run (see src/store/sql/contacts.rs and src/store/sql/filter.rs).
 QUERY_SHAPES = [
     ("name prefix", "SELECT id FROM contacts c WHERE c.plan_id = 'p' AND ((c.sort_name >= 'greta' "
      "AND c.sort_name < 'gretaz') OR (c.sort_name_last >= 'greta' AND c.sort_name_last < 'gretaz')) "

@@ -135,7 +135,7 @@ def analyze(database):
 
 
 # The statements `roster serve` runs for a group and for a page of a lone group's members
-# (GROUP_ROW and MEMBER_PAGE in src/store/sqlite.rs and src/store/postgres.rs): on SQLite with
+# (GROUP_ROW and MEMBER_PAGE in src/store/sqlite/mod.rs and src/store/postgres/mod.rs): on SQLite with
 # the parameters the server binds, on PostgreSQL with the values written in (pgbench prepares
 # the statement once).
 RAW_SQL = {

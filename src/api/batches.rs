@@ -247,7 +247,7 @@ pub fn validate_batch(
 /// A store error about a batch: "not found" names the batch.
 pub fn batch_error(error: StoreError) -> ApiError {
     match error {
-        StoreError::NotFound => ApiError::NotFound("batch"),
+        StoreError::NotFound(_) => ApiError::NotFound("batch"),
         other => ApiError::from(other),
     }
 }

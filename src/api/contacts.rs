@@ -309,7 +309,7 @@ fn plan_region(plan: &Plan) -> Option<RegionCode> {
 
 fn not_found_contact(error: crate::store::StoreError) -> ApiError {
     match error {
-        crate::store::StoreError::NotFound => ApiError::NotFound("contact"),
+        crate::store::StoreError::NotFound(_) => ApiError::NotFound("contact"),
         other => ApiError::from(other),
     }
 }

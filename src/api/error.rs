@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::group::ChildGroupsError;
-use crate::store::StoreError;
+use crate::store::{GroupRef, JobConflict, StoreError};
 
 /// What was wrong with one field (or element) of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -213,7 +213,7 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::NotFound => ApiError::NotFound("group"),
+            StoreError::NotFound(entity) => ApiError::NotFound(entity.name()),
             StoreError::UnknownGroups(ids) => ApiError::UnknownGroups(
                 ids.iter()
                     .map(|id| FieldError::constraint("groups", format!("no group with id {id}")))
@@ -236,7 +236,22 @@ impl From<StoreError> for ApiError {
                 ))
             }
             StoreError::VersionMismatch { current } => ApiError::PreconditionFailed { current },
-            StoreError::SmartGroup(reason) => ApiError::Conflict(reason),
+            StoreError::SmartGroup(group) => ApiError::Conflict(match group {
+                GroupRef::Addressed => {
+                    "the group is a smart group: its members follow its rule and \
+                                        cannot be added or removed"
+                        .into()
+                }
+                GroupRef::Id(id) => {
+                    format!("group {id} is a smart group: its members follow its rule")
+                }
+                GroupRef::Name(name) => {
+                    format!("group {name:?} is a smart group: its members follow its rule")
+                }
+            }),
+            StoreError::RuleOverMembers => ApiError::Conflict(
+                "the group has members; replace it (PUT) to give it a rule".into(),
+            ),
             StoreError::DuplicatePhone(existing) => {
                 ApiError::Conflict(format!("contact {existing} already has this phone number"))
             }
@@ -260,7 +275,20 @@ impl From<StoreError> for ApiError {
             StoreError::GroupDeleted => ApiError::Conflict(
                 "the group is deleted: restore it with PATCH {\"status\": \"ACTIVE\"} first".into(),
             ),
-            StoreError::JobState(reason) => ApiError::Conflict(reason),
+            StoreError::JobState(conflict) => ApiError::Conflict(match conflict {
+                JobConflict::Committed => {
+                    "the import is already committed; upload the file again to import it again"
+                        .into()
+                }
+                JobConflict::Committing => "the import is already being committed".into(),
+                JobConflict::FileExpired => "the uploaded file is no longer kept (uploads are \
+                                             kept for a day); upload it again"
+                    .into(),
+                JobConflict::Abandoned => "the import was abandoned".into(),
+                JobConflict::ContactChanged(phone) => format!(
+                    "the contact with number {phone} changed during the import; commit it again"
+                ),
+            }),
             StoreError::Busy { cause, waited } => ApiError::Busy {
                 cause,
                 retry_after: waited.as_secs().max(1),

@@ -102,7 +102,7 @@ fn parse_export_id(id: &str) -> Result<ExportId, ApiError> {
 
 fn export_error(error: StoreError) -> ApiError {
     match error {
-        StoreError::NotFound => ApiError::NotFound("export"),
+        StoreError::NotFound(_) => ApiError::NotFound("export"),
         other => other.into(),
     }
 }
@@ -140,7 +140,7 @@ async fn create_export(
             let id = GroupId::parse(text).ok_or_else(unknown)?;
             match state.store.get_group(&plan.id, &id).await {
                 Ok(group) if group.status == GroupStatus::Active => Some(id),
-                Ok(_) | Err(StoreError::NotFound) => return Err(unknown()),
+                Ok(_) | Err(StoreError::NotFound(_)) => return Err(unknown()),
                 Err(other) => return Err(other.into()),
             }
         }

@@ -21,8 +21,9 @@ use super::error::{ApiError, FieldError, Problem};
 use super::extract::JsonBody;
 use super::limits::{MAX_IMPORT_GROUPS, MAX_REPORTED_ERRORS, MAX_UPLOAD_BYTES};
 use crate::domain::contact::CustomFields;
-use crate::domain::group::{GroupName, GroupStatus};
+use crate::domain::group::GroupName;
 use crate::domain::ids::{GroupId, ImportId};
+use crate::domain::import::{self, TargetRefusal};
 use crate::domain::msisdn::RegionCode;
 use crate::domain::text::refuse_nul;
 use crate::domain::time::Timestamp;
@@ -187,7 +188,7 @@ fn parse_import_id(id: &str) -> Result<ImportId, ApiError> {
 
 fn import_error(error: StoreError) -> ApiError {
     match error {
-        StoreError::NotFound => ApiError::NotFound("import"),
+        StoreError::NotFound(_) => ApiError::NotFound("import"),
         other => other.into(),
     }
 }
@@ -433,18 +434,19 @@ async fn commit_import(
         .collect();
     for (index, id) in groups.iter().enumerate() {
         match state.store.get_group(&plan.id, id).await {
-            Ok(group) if group.status != GroupStatus::Active => {
-                errors.push(FieldError::constraint(
+            Ok(group) => match import::check_target(group.status, group.rule.is_some()) {
+                Ok(()) => {}
+                Err(refusal) => errors.push(FieldError::constraint(
                     format!("groups[{index}]"),
-                    format!("group {id} is deleted"),
-                ))
-            }
-            Ok(group) if group.rule.is_some() => errors.push(FieldError::constraint(
-                format!("groups[{index}]"),
-                format!("group {id} is a smart group: its members follow its rule"),
-            )),
-            Ok(_) => {}
-            Err(StoreError::NotFound) => errors.push(FieldError::constraint(
+                    match refusal {
+                        TargetRefusal::Deleted => format!("group {id} is deleted"),
+                        TargetRefusal::Smart => {
+                            format!("group {id} is a smart group: its members follow its rule")
+                        }
+                    },
+                )),
+            },
+            Err(StoreError::NotFound(_)) => errors.push(FieldError::constraint(
                 format!("groups[{index}]"),
                 format!("no group with id {id}"),
             )),

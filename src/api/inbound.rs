@@ -252,7 +252,7 @@ async fn consent_history(
         .consent_history(&plan.id, &id)
         .await
         .map_err(|error| match error {
-            StoreError::NotFound => ApiError::NotFound("contact"),
+            StoreError::NotFound(_) => ApiError::NotFound("contact"),
             other => ApiError::from(other),
         })?;
     Ok(Json(ConsentHistory {

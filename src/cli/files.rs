@@ -129,7 +129,7 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
 
     let store = args.database.connect().await?;
     let plan = match store.get_plan(&plan_id).await {
-        Err(store::StoreError::NotFound) => anyhow::bail!("no plan with id {}", args.plan),
+        Err(store::StoreError::NotFound(_)) => anyhow::bail!("no plan with id {}", args.plan),
         other => other?,
     };
     let region = match args
@@ -299,7 +299,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         .map(|text| FilterExpr::parse(text).map_err(|error| anyhow::anyhow!("--q: {error}")))
         .transpose()?;
     let store = args.database.connect().await?;
-    if let Err(store::StoreError::NotFound) = store.get_plan(&plan).await {
+    if let Err(store::StoreError::NotFound(_)) = store.get_plan(&plan).await {
         anyhow::bail!("no plan with id {}", args.plan);
     }
     if let Some(group) = &group {

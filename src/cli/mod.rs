@@ -345,7 +345,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let store = database.connect().await?;
             let token = auth::generate_token();
             match store.add_token(&plan, &auth::hash_token(&token)).await {
-                Err(store::StoreError::NotFound) => {
+                Err(store::StoreError::NotFound(_)) => {
                     anyhow::bail!("no plan with id {plan_id}")
                 }
                 other => other?,
@@ -360,7 +360,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
         } => {
             let store = database.connect().await?;
             match store.revoke_token(&auth::hash_token(token.trim())).await {
-                Err(store::StoreError::NotFound) => {
+                Err(store::StoreError::NotFound(_)) => {
                     anyhow::bail!("no active token matches")
                 }
                 Ok(plan) => println!(

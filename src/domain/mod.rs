@@ -9,6 +9,7 @@ pub mod fast_e164;
 pub mod filter;
 pub mod group;
 pub mod ids;
+pub mod import;
 pub mod keywords;
 pub mod msisdn;
 pub mod text;

@@ -11,6 +11,8 @@ use crate::domain::ids::{ExportId, GroupId, ImportId, PlanId};
 use crate::domain::msisdn::ParsedNumber;
 use crate::domain::time::Timestamp;
 
+pub use crate::domain::import::ExistingContacts;
+
 /// Where a job is. An import starts `previewed` (uploaded, not committed); an export starts
 /// `running`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,19 +81,6 @@ impl ImportRecord {
     pub fn interrupted(&self, now: Timestamp) -> bool {
         self.status == JobStatus::Running && self.lease_until.is_some_and(|until| until < now)
     }
-}
-
-/// What to do with a contact the plan already has (matched by phone number).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ExistingContacts {
-    /// Cells with a value overwrite the contact's; empty cells leave it as it is.
-    Update,
-    /// The contact's fields are left as they are (it is still added to the target groups).
-    Skip,
-    /// The row replaces the contact's names, email, gender and custom fields; what the row
-    /// leaves empty is cleared.
-    ReplaceFields,
 }
 
 /// One valid row of an import.
@@ -221,7 +210,7 @@ pub const JOB_FILES_KEPT_MILLIS: i64 = 24 * 60 * 60 * 1000;
 
 /// Imports and exports. Every method is scoped to one plan.
 #[async_trait]
-pub trait JobStore: Send + Sync {
+pub trait ImportStore: Send + Sync {
     /// Stores an uploaded file (read from `file`) and its preview, as an import `previewed`.
     async fn create_import(
         &self,
@@ -284,7 +273,11 @@ pub trait JobStore: Send + Sync {
         messages: tokio::sync::mpsc::Receiver<ImportMessage>,
         duplicates: &mut (dyn for<'row> FnMut(&'row RejectedRow) + Send),
     ) -> StoreResult<ImportReport>;
+}
 
+/// Exports: a selection of contacts written out to stored file pieces.
+#[async_trait]
+pub trait ExportStore: Send + Sync {
     async fn create_export(
         &self,
         plan: &PlanId,

@@ -37,8 +37,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The group (or plan) addressed does not exist in this plan.
-    #[error("not found")]
-    NotFound,
+    /// The entity addressed does not exist in this plan.
+    #[error("{} not found", .0.name())]
+    NotFound(Entity),
     /// Groups named in a request body (child groups, add/remove from group) that do not exist.
     #[error("unknown groups: {0:?}")]
     UnknownGroups(Vec<GroupId>),
@@ -51,8 +52,11 @@ pub enum StoreError {
     #[error("the group is deleted")]
     GroupDeleted,
     /// A smart group's members follow its rule; they cannot be changed directly.
-    #[error("{0}")]
-    SmartGroup(String),
+    #[error("smart group {0:?}")]
+    SmartGroup(GroupRef),
+    /// A rule was given by a partial update to a group that has static members.
+    #[error("the group has static members")]
+    RuleOverMembers,
     /// Another contact of the plan already has this phone number.
     #[error("contact {0} already has this phone number")]
     DuplicatePhone(ContactId),
@@ -69,9 +73,9 @@ pub enum StoreError {
     /// over, or the batch was canceled): it must stop sending it.
     #[error("the claim on the batch was lost")]
     LeaseLost,
-    /// The import or export is not in a state that allows the operation.
-    #[error("{0}")]
-    JobState(String),
+    /// The import is not in a state that allows the operation.
+    #[error("import conflict: {0:?}")]
+    JobState(JobConflict),
     /// A file of the job could not be read or written.
     #[error("file error: {0}")]
     File(String),
@@ -87,6 +91,58 @@ pub enum StoreError {
     InlineRead(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+/// What a [`StoreError::NotFound`] did not find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    Plan,
+    Token,
+    Group,
+    Contact,
+    Batch,
+    Import,
+    Export,
+}
+
+impl Entity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Entity::Plan => "plan",
+            Entity::Token => "token",
+            Entity::Group => "group",
+            Entity::Contact => "contact",
+            Entity::Batch => "batch",
+            Entity::Import => "import",
+            Entity::Export => "export",
+        }
+    }
+}
+
+/// How the request named a smart group it tried to change the members of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupRef {
+    /// The group the request addresses.
+    Addressed,
+    /// One of several groups, by id.
+    Id(GroupId),
+    /// A group an imported row names.
+    Name(String),
+}
+
+/// Why an import cannot be committed or go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobConflict {
+    /// It is already committed.
+    Committed,
+    /// Another commit of it is running.
+    Committing,
+    /// Its uploaded file is no longer kept.
+    FileExpired,
+    /// Its reader stopped before the end of the file.
+    Abandoned,
+    /// A contact it matched changed number while it ran.
+    ContactChanged(String),
 }
 
 #[derive(Debug, Clone)]
@@ -499,8 +555,25 @@ pub struct MemberPage {
 
 /// The storage operations every front end uses. Every method is scoped to one plan: ids from
 /// another plan behave exactly as ids that do not exist.
+pub trait Store:
+    PlanStore + GroupStore + ContactStore + ConsentStore + BatchStore + ImportStore + ExportStore
+{
+}
+
+impl<S> Store for S where
+    S: PlanStore
+        + GroupStore
+        + ContactStore
+        + ConsentStore
+        + BatchStore
+        + ImportStore
+        + ExportStore
+{
+}
+
+/// Plans, their tokens, the web page's sessions and the secrets every instance shares.
 #[async_trait]
-pub trait Store: ContactStore + ConsentStore + BatchStore + JobStore {
+pub trait PlanStore: Send + Sync {
     async fn ping(&self) -> StoreResult<()>;
 
     async fn create_plan(&self, name: &str, default_region: Option<&str>) -> StoreResult<Plan>;
@@ -519,7 +592,11 @@ pub trait Store: ContactStore + ConsentStore + BatchStore + JobStore {
     /// The secret named `name`, shared by every instance on this database: `candidate` is
     /// stored when there is none yet, and the first one stored is the one every instance gets.
     async fn server_secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
+}
 
+/// Groups, their child groups and static members, and what they resolve to.
+#[async_trait]
+pub trait GroupStore: Send + Sync {
     async fn create_group(&self, plan: &PlanId, group: GroupDefinition)
     -> StoreResult<GroupRecord>;
     /// A group in any status; callers decide whether a deleted one is visible.

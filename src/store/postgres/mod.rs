@@ -116,7 +116,7 @@ impl Dialect for Postgres {
                 )
             })
             .await?
-            .ok_or(StoreError::NotFound)
+            .ok_or(StoreError::NotFound(Entity::Group))
     }
 
     async fn member_page_json(

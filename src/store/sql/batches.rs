@@ -175,7 +175,7 @@ where
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?
-        .ok_or(StoreError::NotFound)?;
+        .ok_or(StoreError::NotFound(Entity::Batch))?;
         Ok(Self::batch_from_row(&row)?)
     }
 
@@ -191,7 +191,7 @@ where
         let now = Timestamp::now().millis();
         let updated = sqlx::query(
             "UPDATE batches SET lease_until = $1, sent_count = sent_count + $2 \
-             WHERE plan_id = $3 AND id = $4 AND status = 'sending' AND lease_owner = $5",
+                 WHERE plan_id = $3 AND id = $4 AND status = 'sending' AND lease_owner = $5",
         )
         .bind(now + lease.millis)
         .bind(sent)
@@ -219,7 +219,7 @@ where
         for group in &audience.groups {
             let active: Option<String> = sqlx::query_scalar(
                 "SELECT id FROM contact_groups \
-                 WHERE plan_id = $1 AND id = $2 AND status = 'ACTIVE'",
+                     WHERE plan_id = $1 AND id = $2 AND status = 'ACTIVE'",
             )
             .bind(plan.as_str())
             .bind(group.as_str())
@@ -308,7 +308,7 @@ where
             builder
                 .push(
                     " n WHERE NOT EXISTS (SELECT 1 FROM contacts c \
-                     WHERE c.plan_id = ",
+                         WHERE c.plan_id = ",
                 )
                 .push_bind(plan.as_str().to_owned())
                 .push(" AND c.phone = n.phone AND (c.opted_out");
@@ -388,7 +388,7 @@ where
         for group in batch.to.groups.iter().chain(&batch.exclude.groups) {
             let found: Option<String> = sqlx::query_scalar(
                 "SELECT id FROM contact_groups \
-                 WHERE plan_id = $1 AND id = $2 AND status = 'ACTIVE'",
+                     WHERE plan_id = $1 AND id = $2 AND status = 'ACTIVE'",
             )
             .bind(plan.as_str())
             .bind(group.as_str())
@@ -409,8 +409,8 @@ where
         };
         sqlx::query(
             "INSERT INTO batches (plan_id, id, status, targets, excludes, sender, body, \
-             client_reference, send_at, expire_at, created_at, modified_at) \
-             VALUES ($1, $2, 'scheduled', $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+                 client_reference, send_at, expire_at, created_at, modified_at) \
+                 VALUES ($1, $2, 'scheduled', $3, $4, $5, $6, $7, $8, $9, $10, $10)",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -486,7 +486,7 @@ where
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or(StoreError::NotFound)?;
+            .ok_or(StoreError::NotFound(Entity::Batch))?;
         let status = BatchStatus::parse(&status).unwrap_or(BatchStatus::Failed);
         if status.is_final() {
             return Err(StoreError::BatchFinished(status));
@@ -494,8 +494,8 @@ where
         let now = Timestamp::now().millis();
         sqlx::query(
             "UPDATE batches SET status = 'canceled', lease_owner = NULL, \
-             lease_until = NULL, modified_at = $1, completed_at = $1 \
-             WHERE plan_id = $2 AND id = $3",
+                 lease_until = NULL, modified_at = $1, completed_at = $1 \
+                 WHERE plan_id = $2 AND id = $3",
         )
         .bind(now)
         .bind(plan.as_str())
@@ -521,7 +521,7 @@ where
             }
             let mut rows = sqlx::query_scalar::<_, String>(
                 "SELECT phones FROM batch_recipients \
-                 WHERE plan_id = $1 AND batch_id = $2 ORDER BY chunk",
+                     WHERE plan_id = $1 AND batch_id = $2 ORDER BY chunk",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
@@ -542,8 +542,8 @@ where
         let now = Timestamp::now().millis();
         let due: Option<String> = sqlx::query_scalar(
             "SELECT id FROM batches \
-             WHERE (status = 'scheduled' AND send_at <= $1) \
-                OR (status = 'sending' AND lease_until < $1) LIMIT 1",
+                 WHERE (status = 'scheduled' AND send_at <= $1) \
+                    OR (status = 'sending' AND lease_until < $1) LIMIT 1",
         )
         .bind(now)
         .fetch_optional(self.dialect.reader())
@@ -554,13 +554,13 @@ where
         let mut tx = self.dialect.begin_write().await?;
         let claimed: Option<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE batches SET status = 'sending', lease_owner = $1, lease_until = $2, \
-             modified_at = $3 \
-             WHERE (plan_id, id) IN ( \
-                 SELECT plan_id, id FROM batches \
-                 WHERE (status = 'scheduled' AND send_at <= $3) \
-                    OR (status = 'sending' AND lease_until < $3) \
-                 ORDER BY send_at, id LIMIT 1{claim_lock}) \
-             RETURNING plan_id, id",
+                 modified_at = $3 \
+                 WHERE (plan_id, id) IN ( \
+                     SELECT plan_id, id FROM batches \
+                     WHERE (status = 'scheduled' AND send_at <= $3) \
+                        OR (status = 'sending' AND lease_until < $3) \
+                     ORDER BY send_at, id LIMIT 1{claim_lock}) \
+                 RETURNING plan_id, id",
             claim_lock = D::CLAIM_LOCK
         )))
         .bind(&lease.owner)
@@ -622,7 +622,7 @@ where
         let now = Timestamp::now().millis();
         sqlx::query(
             "UPDATE batches SET recipient_count = $1, chunk_size = $2, resolved_at = $3, \
-             modified_at = $3 WHERE plan_id = $4 AND id = $5",
+                 modified_at = $3 WHERE plan_id = $4 AND id = $5",
         )
         .bind(count)
         .bind(chunk_size)
@@ -640,7 +640,7 @@ where
         let mut conn = self.dialect.reader().acquire().await?;
         let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
             "SELECT chunk, state, sender_state, handed_at FROM batch_chunks \
-             WHERE plan_id = $1 AND batch_id = $2 ORDER BY chunk",
+                 WHERE plan_id = $1 AND batch_id = $2 ORDER BY chunk",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -666,7 +666,7 @@ where
         let mut conn = self.dialect.reader().acquire().await?;
         let phones: Option<String> = sqlx::query_scalar(
             "SELECT phones FROM batch_recipients \
-             WHERE plan_id = $1 AND batch_id = $2 AND chunk = $3",
+                 WHERE plan_id = $1 AND batch_id = $2 AND chunk = $3",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -690,7 +690,7 @@ where
         Self::hold_lease(&mut tx, lease, plan, id, 0).await?;
         sqlx::query(
             "INSERT INTO batch_chunks (plan_id, batch_id, chunk, state, sender_state, \
-             handed_at) VALUES ($1, $2, $3, 'handing', $4, $5) ON CONFLICT DO NOTHING",
+                 handed_at) VALUES ($1, $2, $3, 'handing', $4, $5) ON CONFLICT DO NOTHING",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -714,7 +714,7 @@ where
         let mut tx = self.dialect.begin_write().await?;
         let marked = sqlx::query(
             "UPDATE batch_chunks SET state = 'done', done_at = $1 \
-             WHERE plan_id = $2 AND batch_id = $3 AND chunk = $4 AND state = 'handing'",
+                 WHERE plan_id = $2 AND batch_id = $3 AND chunk = $4 AND state = 'handing'",
         )
         .bind(Timestamp::now().millis())
         .bind(plan.as_str())
@@ -756,8 +756,8 @@ where
         let now = Timestamp::now().millis();
         sqlx::query(
             "UPDATE batches SET status = $1, error = $2, lease_owner = NULL, \
-             lease_until = NULL, modified_at = $3, completed_at = $3 \
-             WHERE plan_id = $4 AND id = $5",
+                 lease_until = NULL, modified_at = $3, completed_at = $3 \
+                 WHERE plan_id = $4 AND id = $5",
         )
         .bind(status.as_str())
         .bind(error)
@@ -774,7 +774,7 @@ where
         let mut tx = self.dialect.begin_write().await?;
         sqlx::query(
             "UPDATE batches SET lease_until = 0 \
-             WHERE status = 'sending' AND lease_owner = $1",
+                 WHERE status = 'sending' AND lease_owner = $1",
         )
         .bind(owner)
         .execute(&mut *tx)

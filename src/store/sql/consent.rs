@@ -36,7 +36,7 @@ where
     ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO consent_events (plan_id, id, contact_id, phone, event, group_id, \
-             source, message_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 source, message_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(plan.as_str())
         .bind(ulid::Ulid::new().to_string())
@@ -81,7 +81,7 @@ where
     ) -> StoreResult<bool> {
         let changed = sqlx::query(
             "UPDATE contacts SET opted_out = $3, opted_out_at = $4, opted_out_reason = $5, \
-             modified_at = $6 WHERE plan_id = $1 AND id = $2 AND opted_out <> $3",
+                 modified_at = $6 WHERE plan_id = $1 AND id = $2 AND opted_out <> $3",
         )
         .bind(plan.as_str())
         .bind(contact)
@@ -105,7 +105,7 @@ where
     ) -> StoreResult<(Option<GroupRequest>, Vec<String>)> {
         let groups: Vec<(String, String)> = sqlx::query_as(
             "SELECT id, auto_update FROM contact_groups WHERE plan_id = $1 \
-             AND status = 'ACTIVE' AND auto_update IS NOT NULL AND rule IS NULL ORDER BY id",
+                 AND status = 'ACTIVE' AND auto_update IS NOT NULL AND rule IS NULL ORDER BY id",
         )
         .bind(plan.as_str())
         .fetch_all(&mut *conn)
@@ -123,13 +123,13 @@ where
             let sql = match request {
                 GroupRequest::Join => format!(
                     "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
-                     SELECT $1, $2, $3, c.phone FROM contacts c \
-                     WHERE c.plan_id = $1 AND c.id = $3{keep_contact_numbers} \
-                     ON CONFLICT DO NOTHING",
+                         SELECT $1, $2, $3, c.phone FROM contacts c \
+                         WHERE c.plan_id = $1 AND c.id = $3{keep_contact_numbers} \
+                         ON CONFLICT DO NOTHING",
                     keep_contact_numbers = D::KEEP_CONTACT_NUMBERS
                 ),
                 GroupRequest::Leave => "DELETE FROM group_members \
-                     WHERE plan_id = $1 AND group_id = $2 AND contact_id = $3"
+                         WHERE plan_id = $1 AND group_id = $2 AND contact_id = $3"
                     .to_owned(),
             };
             let affected = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -167,7 +167,7 @@ where
     }
 }
 
-#[async_trait::async_trait]
+#[async_trait]
 impl<D: Dialect> ConsentStore for SqlStore<D>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
@@ -221,8 +221,8 @@ where
             // then finds it taken.
             let claimed = sqlx::query(
                 "INSERT INTO inbound_messages (plan_id, id, sender, recipient, body, \
-                 received_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT DO NOTHING",
+                     received_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT DO NOTHING",
             )
             .bind(plan.as_str())
             .bind(&message.id)
@@ -322,8 +322,8 @@ where
         Self::load_contact(&mut conn, plan, id).await?;
         let rows = sqlx::query(
             "SELECT id, contact_id, phone, event, group_id, source, message_id, created_at \
-             FROM consent_events WHERE plan_id = $1 AND contact_id = $2 \
-             ORDER BY created_at, id",
+                 FROM consent_events WHERE plan_id = $1 AND contact_id = $2 \
+                 ORDER BY created_at, id",
         )
         .bind(plan.as_str())
         .bind(id.as_str())

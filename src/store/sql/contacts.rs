@@ -65,7 +65,7 @@ where
         .bind(id.as_str())
         .fetch_optional(&mut *conn)
         .await?
-        .ok_or(StoreError::NotFound)?;
+        .ok_or(StoreError::NotFound(Entity::Contact))?;
         Ok(Self::contact_from_row(&row)?)
     }
 
@@ -118,15 +118,15 @@ where
         let fields = serde_json::Value::Object(contact.fields.as_map().clone()).to_string();
         let sql = if before.is_some() {
             "UPDATE contacts SET phone = $3, first_name = $4, last_name = $5, email = $6, \
-             gender = $7, fields = $8, number_type = $9, country = $10, opted_out = $11, \
-             opted_out_at = $12, opted_out_reason = $13, sort_name = $14, \
-             sort_name_last = $15, modified_at = $16 \
-             WHERE plan_id = $1 AND id = $2"
+                 gender = $7, fields = $8, number_type = $9, country = $10, opted_out = $11, \
+                 opted_out_at = $12, opted_out_reason = $13, sort_name = $14, \
+                 sort_name_last = $15, modified_at = $16 \
+                 WHERE plan_id = $1 AND id = $2"
         } else {
             "INSERT INTO contacts (plan_id, id, phone, first_name, last_name, email, gender, \
-             fields, number_type, country, opted_out, opted_out_at, opted_out_reason, \
-             sort_name, sort_name_last, created_at, modified_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"
+                 fields, number_type, country, opted_out, opted_out_at, opted_out_reason, \
+                 sort_name, sort_name_last, created_at, modified_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"
         };
         sqlx::query(sql)
             .bind(plan.as_str())
@@ -271,12 +271,10 @@ where
             match Self::lock_group(conn, plan, group, None).await {
                 Ok(locked) if locked.status == GroupStatus::Deleted => unknown.push(group.clone()),
                 Ok(locked) if locked.smart => {
-                    return Err(StoreError::SmartGroup(format!(
-                        "group {group} is a smart group: its members follow its rule"
-                    )));
+                    return Err(StoreError::SmartGroup(GroupRef::Id(group.clone())));
                 }
                 Ok(_) => {}
-                Err(StoreError::NotFound) => unknown.push(group.clone()),
+                Err(StoreError::NotFound(_)) => unknown.push(group.clone()),
                 Err(other) => return Err(other),
             }
         }
@@ -428,7 +426,7 @@ where
         }
         let mut insert = sqlx::QueryBuilder::<D::Db>::new(
             "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
-             SELECT c.plan_id, ",
+                 SELECT c.plan_id, ",
         );
         insert
             .push_bind(group.as_str().to_owned())
@@ -530,7 +528,7 @@ where
                 .bind(id.as_str())
                 .fetch_optional(&mut *conn)
                 .await?
-                .ok_or(StoreError::NotFound)?;
+                .ok_or(StoreError::NotFound(Entity::Contact))?;
             let before = Self::load_contact(conn, plan, id).await?;
             let after = change(&before);
             phone_slot.push_str(after.phone.msisdn.as_str());
@@ -549,7 +547,7 @@ where
     }
 }
 
-#[async_trait::async_trait]
+#[async_trait]
 impl<D: Dialect> ContactStore for SqlStore<D>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
@@ -704,8 +702,8 @@ where
         Self::load_contact(&mut conn, plan, id).await?;
         let groups: Vec<(String, Option<String>, String)> = sqlx::query_as(
             "SELECT g.id, g.name, g.status FROM group_members m \
-             JOIN contact_groups g ON g.plan_id = m.plan_id AND g.id = m.group_id \
-             WHERE m.plan_id = $1 AND m.contact_id = $2 ORDER BY g.id",
+                 JOIN contact_groups g ON g.plan_id = m.plan_id AND g.id = m.group_id \
+                 WHERE m.plan_id = $1 AND m.contact_id = $2 ORDER BY g.id",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -755,11 +753,7 @@ where
                 return Err(StoreError::GroupDeleted);
             }
             if locked.smart {
-                return Err(StoreError::SmartGroup(
-                    "the group is a smart group: its members follow its rule and cannot \
-                     be added or removed"
-                        .into(),
-                ));
+                return Err(StoreError::SmartGroup(GroupRef::Addressed));
             }
             Self::require_contacts(conn, plan, contacts).await?;
             // By id first: a number of a contact just added is then a duplicate, not a

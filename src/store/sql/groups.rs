@@ -1,5 +1,7 @@
-//! Plans, tokens, sessions and groups: creating, reading, listing, changing and deleting groups,
-//! their child groups and static members, and streaming what a group resolves to.
+//! Groups: creating, reading, listing, changing and deleting them, their child groups and static
+//! members, and what a group resolves to: its tree of active child groups, the effective
+//! membership as one predicate (static members of the tree, plus every smart group's rule), and
+//! the stream of its members' numbers.
 
 use super::*;
 
@@ -11,6 +13,21 @@ pub(crate) struct LockedGroup {
     pub(crate) status: GroupStatus,
     pub(crate) smart: bool,
     pub(crate) member_count: i64,
+}
+
+/// A group of a resolution tree, with its rule if it is smart.
+pub(crate) struct TreeGroup {
+    pub(crate) id: String,
+    pub(crate) rule: Option<FilterExpr>,
+}
+
+/// How a membership test is written. `Probe` looks each candidate contact up (best when
+/// a `LIMIT` stops the scan early); `Set` collects the members once and tests against
+/// that (best when every member is wanted: counts, resolution, streams).
+#[derive(Clone, Copy)]
+pub(crate) enum Scan {
+    Probe,
+    Set,
 }
 
 impl<D: Dialect> SqlStore<D>
@@ -77,7 +94,7 @@ where
             .bind(id.as_str())
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or(StoreError::NotFound)
+            .ok_or(StoreError::NotFound(Entity::Group))
     }
 
     pub(crate) async fn load_group(
@@ -137,7 +154,7 @@ where
                 .bind(id.as_str())
                 .fetch_optional(&mut *conn)
                 .await?
-                .ok_or(StoreError::NotFound)?;
+                .ok_or(StoreError::NotFound(Entity::Group))?;
         if expected_version.is_some_and(|expected| expected != version) {
             return Err(StoreError::VersionMismatch { current: version });
         }
@@ -158,7 +175,7 @@ where
         for id in ids {
             let found: Option<i32> = sqlx::query_scalar(
                 "SELECT 1 FROM contact_groups WHERE plan_id = $1 AND id = $2 \
-                 AND status = 'ACTIVE'",
+                     AND status = 'ACTIVE'",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
@@ -173,17 +190,6 @@ where
         } else {
             Err(StoreError::UnknownGroups(unknown))
         }
-    }
-
-    /// Takes the plan's lock, which every change to the child-group graph holds, so that two
-    /// concurrent changes cannot each close half of a cycle. Taken before any group's lock,
-    /// so that locks are always acquired in one order.
-    pub(crate) async fn lock_plan(conn: &mut Conn<D>, plan: &PlanId) -> StoreResult<()> {
-        sqlx::query(D::LOCK_PLAN)
-            .bind(plan.as_str())
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
     }
 
     /// Replaces the child groups of `id`, after checking they exist and keep the graph
@@ -290,7 +296,7 @@ where
                     let tree = Self::load_tree(conn, plan, source.as_str()).await?;
                     let mut insert = sqlx::QueryBuilder::<D::Db>::new(
                         "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
-                         SELECT c.plan_id, ",
+                             SELECT c.plan_id, ",
                     );
                     insert
                         .push_bind(id.as_str().to_owned())
@@ -341,12 +347,12 @@ where
     ) -> StoreResult<()> {
         let ancestors: Vec<String> = sqlx::query_scalar(
             "WITH RECURSIVE up(id, depth) AS ( \
-                 SELECT CAST($2 AS TEXT), 0 \
-                 UNION \
-                 SELECT gc.group_id, up.depth + 1 FROM up \
-                 JOIN group_children gc ON gc.plan_id = $1 AND gc.child_id = up.id \
-                 WHERE up.depth < 64 \
-             ) SELECT DISTINCT id FROM up ORDER BY id",
+                     SELECT CAST($2 AS TEXT), 0 \
+                     UNION \
+                     SELECT gc.group_id, up.depth + 1 FROM up \
+                     JOIN group_children gc ON gc.plan_id = $1 AND gc.child_id = up.id \
+                     WHERE up.depth < 64 \
+                 ) SELECT DISTINCT id FROM up ORDER BY id",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -357,7 +363,7 @@ where
             if tree.len() == 1 && Self::is_static(&tree) {
                 sqlx::query(
                     "UPDATE contact_groups SET size = member_count \
-                     WHERE plan_id = $1 AND id = $2",
+                         WHERE plan_id = $1 AND id = $2",
                 )
                 .bind(plan.as_str())
                 .bind(group.as_str())
@@ -385,7 +391,7 @@ where
     ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE contact_groups SET version = version + 1, modified_at = $3, \
-             member_count = member_count + $4 WHERE plan_id = $1 AND id = $2",
+                 member_count = member_count + $4 WHERE plan_id = $1 AND id = $2",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -411,7 +417,7 @@ where
         let tree = Self::load_tree(conn, plan, id.as_str()).await?;
         let mut page = sqlx::QueryBuilder::<D::Db>::new(
             "SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
-             FROM contacts c WHERE c.plan_id = ",
+                 FROM contacts c WHERE c.plan_id = ",
         );
         page.push_bind(plan.as_str().to_owned())
             .push(" AND c.id > ")
@@ -581,10 +587,107 @@ where
         }
         Ok(())
     }
+
+    /// The group and, recursively, its active child groups.
+    pub(crate) async fn load_tree(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &str,
+    ) -> StoreResult<Vec<TreeGroup>> {
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            // The groups whose members a group resolves to: itself and, recursively, its
+            // active child groups. `UNION` (not `UNION ALL`) also guarantees that the
+            // recursion ends even on a graph that somehow held a cycle.
+            "WITH RECURSIVE tree(id) AS ( \
+                     SELECT CAST($2 AS TEXT) \
+                     UNION \
+                     SELECT gc.child_id FROM tree \
+                     JOIN group_children gc ON gc.plan_id = $1 AND gc.group_id = tree.id \
+                     JOIN contact_groups g ON g.plan_id = gc.plan_id AND g.id = gc.child_id \
+                                          AND g.status = 'ACTIVE' \
+                 ) \
+                 SELECT g.id, g.rule FROM tree \
+                 JOIN contact_groups g ON g.plan_id = $1 AND g.id = tree.id ORDER BY g.id",
+        )
+        .bind(plan.as_str())
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.into_iter()
+            .map(|(id, rule)| {
+                let rule = rule
+                    .map(|source| FilterExpr::parse(&source))
+                    .transpose()
+                    .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+                Ok(TreeGroup { id, rule })
+            })
+            .collect()
+    }
+
+    /// Whether the tree's members can be read off `group_members` alone.
+    pub(crate) fn is_static(tree: &[TreeGroup]) -> bool {
+        tree.iter().all(|group| group.rule.is_none())
+    }
+
+    pub(crate) fn tree_ids(tree: &[TreeGroup]) -> Vec<&str> {
+        tree.iter().map(|group| group.id.as_str()).collect()
+    }
+
+    /// `c` is an effective member of the tree: a direct member of one of its static groups,
+    /// or matched by one of its rules. A lone test is written without `OR`, so that
+    /// PostgreSQL can turn it into a join.
+    pub(crate) fn push_membership(
+        builder: &mut sqlx::QueryBuilder<D::Db>,
+        plan: &PlanId,
+        tree: &[TreeGroup],
+        scan: Scan,
+    ) {
+        let static_ids: Vec<&str> = tree
+            .iter()
+            .filter(|group| group.rule.is_none())
+            .map(|group| group.id.as_str())
+            .collect();
+        let rules: Vec<&FilterExpr> = tree
+            .iter()
+            .filter_map(|group| group.rule.as_ref())
+            .collect();
+        if static_ids.is_empty() && rules.is_empty() {
+            builder.push("FALSE");
+            return;
+        }
+        builder.push("(");
+        let mut first = true;
+        if !static_ids.is_empty() {
+            first = false;
+            match scan {
+                Scan::Probe => builder.push(
+                    "EXISTS (SELECT 1 FROM group_members m \
+                         WHERE m.plan_id = c.plan_id AND m.contact_id = c.id AND m.group_id IN (",
+                ),
+                Scan::Set => builder
+                    .push("c.id IN (SELECT m.contact_id FROM group_members m WHERE m.plan_id = ")
+                    .push_bind(plan.as_str().to_owned())
+                    .push(" AND m.group_id IN ("),
+            };
+            let mut ids = builder.separated(", ");
+            for id in static_ids {
+                ids.push_bind(id.to_owned());
+            }
+            builder.push("))");
+        }
+        for rule in rules {
+            if !first {
+                builder.push(" OR ");
+            }
+            first = false;
+            Self::push_filter(builder, rule.root());
+        }
+        builder.push(")");
+    }
 }
 
-#[async_trait::async_trait]
-impl<D: Dialect> Store for SqlStore<D>
+#[async_trait]
+impl<D: Dialect> GroupStore for SqlStore<D>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
     for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
@@ -603,181 +706,6 @@ where
     for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
 {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(self.dialect.reader())
-            .await?;
-        Ok(())
-    }
-
-    async fn create_plan(&self, name: &str, default_region: Option<&str>) -> StoreResult<Plan> {
-        let plan = Plan {
-            id: PlanId::generate(),
-            name: name.to_owned(),
-            default_region: default_region.map(str::to_owned),
-            created_at: Timestamp::now(),
-        };
-        let mut tx = self.dialect.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO plans (id, name, default_region, created_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(plan.id.as_str())
-        .bind(&plan.name)
-        .bind(plan.default_region.as_deref())
-        .bind(plan.created_at.millis())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(plan)
-    }
-
-    async fn add_token(&self, plan: &PlanId, token_hash: &str) -> StoreResult<()> {
-        let mut tx = self.dialect.begin_write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO api_tokens (plan_id, token_hash, created_at) \
-             SELECT id, $2, $3 FROM plans WHERE id = $1",
-        )
-        .bind(plan.as_str())
-        .bind(token_hash)
-        .bind(Timestamp::now().millis())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        if inserted == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
-    }
-
-    async fn revoke_token(&self, token_hash: &str) -> StoreResult<PlanId> {
-        let mut tx = self.dialect.begin_write().await?;
-        let plan: Option<String> = sqlx::query_scalar(
-            "UPDATE api_tokens SET revoked_at = $2 \
-             WHERE token_hash = $1 AND revoked_at IS NULL RETURNING plan_id",
-        )
-        .bind(token_hash)
-        .bind(Timestamp::now().millis())
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        plan.map(PlanId::from_trusted).ok_or(StoreError::NotFound)
-    }
-
-    async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
-        let now = Timestamp::now().millis();
-        let mut tx = self.dialect.begin_write().await?;
-        sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO web_sessions \
-             (plan_id, id_hash, token_hash, csrf, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(session.plan.as_str())
-        .bind(&session.id_hash)
-        .bind(&session.token_hash)
-        .bind(&session.csrf)
-        .bind(now)
-        .bind(session.expires_at.millis())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn session(&self, id_hash: &str) -> StoreResult<Option<WebSession>> {
-        let row: Option<(String, String, Option<String>, i64, String, String)> = sqlx::query_as(
-            "SELECT p.id, p.name, p.default_region, p.created_at, s.token_hash, s.csrf \
-                 FROM web_sessions s \
-                 JOIN api_tokens t ON t.plan_id = s.plan_id \
-                      AND t.token_hash = s.token_hash AND t.revoked_at IS NULL \
-                 JOIN plans p ON p.id = s.plan_id \
-                 WHERE s.id_hash = $1 AND s.expires_at > $2",
-        )
-        .bind(id_hash)
-        .bind(Timestamp::now().millis())
-        .fetch_optional(self.dialect.reader())
-        .await?;
-        Ok(row.map(
-            |(id, name, default_region, created_at, token_hash, csrf)| WebSession {
-                plan: Plan {
-                    id: PlanId::from_trusted(id),
-                    name,
-                    default_region,
-                    created_at: Timestamp::from_millis(created_at),
-                },
-                token_hash,
-                csrf,
-            },
-        ))
-    }
-
-    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
-        let mut tx = self.dialect.begin_write().await?;
-        sqlx::query("DELETE FROM web_sessions WHERE id_hash = $1")
-            .bind(id_hash)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn server_secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
-        let mut tx = self.dialect.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO server_secrets (name, secret, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(candidate)
-        .bind(Timestamp::now().millis())
-        .execute(&mut *tx)
-        .await?;
-        let secret: String =
-            sqlx::query_scalar("SELECT secret FROM server_secrets WHERE name = $1")
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(secret)
-    }
-
-    async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<Plan>> {
-        let row: Option<(String, String, Option<String>, i64)> = sqlx::query_as(
-            "SELECT p.id, p.name, p.default_region, p.created_at \
-             FROM api_tokens t JOIN plans p ON p.id = t.plan_id \
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
-        )
-        .bind(token_hash)
-        .fetch_optional(self.dialect.reader())
-        .await?;
-        Ok(row.map(|(id, name, default_region, created_at)| Plan {
-            id: PlanId::from_trusted(id),
-            name,
-            default_region,
-            created_at: Timestamp::from_millis(created_at),
-        }))
-    }
-
-    async fn get_plan(&self, plan: &PlanId) -> StoreResult<Plan> {
-        let row: Option<(String, String, Option<String>, i64)> =
-            sqlx::query_as("SELECT id, name, default_region, created_at FROM plans WHERE id = $1")
-                .bind(plan.as_str())
-                .fetch_optional(self.dialect.reader())
-                .await?;
-        let (id, name, default_region, created_at) = row.ok_or(StoreError::NotFound)?;
-        Ok(Plan {
-            id: PlanId::from_trusted(id),
-            name,
-            default_region,
-            created_at: Timestamp::from_millis(created_at),
-        })
-    }
-
     async fn create_group(
         &self,
         plan: &PlanId,
@@ -791,8 +719,8 @@ where
         let outcome = async move {
             sqlx::query(
                 "INSERT INTO contact_groups (plan_id, id, name, description, status, \
-                 auto_update, rule, created_at, modified_at) \
-                 VALUES ($1, $2, $3, $4, 'ACTIVE', $5, $7, $6, $6)",
+                     auto_update, rule, created_at, modified_at) \
+                     VALUES ($1, $2, $3, $4, 'ACTIVE', $5, $7, $6, $6)",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
@@ -811,7 +739,7 @@ where
             let added = Self::insert_members(conn, plan, &id, &members, now).await?;
             sqlx::query(
                 "UPDATE contact_groups SET member_count = $3 \
-                 WHERE plan_id = $1 AND id = $2",
+                     WHERE plan_id = $1 AND id = $2",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
@@ -924,8 +852,8 @@ where
             let added = Self::insert_members(conn, plan, id, &members, now).await?;
             sqlx::query(
                 "UPDATE contact_groups SET name = $3, description = $4, \
-                 auto_update = $5, member_count = $6, version = version + 1, \
-                 modified_at = $7, rule = $8 WHERE plan_id = $1 AND id = $2",
+                     auto_update = $5, member_count = $6, version = version + 1, \
+                     modified_at = $7, rule = $8 WHERE plan_id = $1 AND id = $2",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
@@ -973,16 +901,10 @@ where
                 None => locked.smart,
             };
             if smart_after && !update.members.is_empty() {
-                return Err(StoreError::SmartGroup(
-                    "the group is a smart group: its members follow its rule and cannot \
-                     be added or removed"
-                        .into(),
-                ));
+                return Err(StoreError::SmartGroup(GroupRef::Addressed));
             }
             if matches!(update.rule, Some(Some(_))) && !locked.smart && locked.member_count > 0 {
-                return Err(StoreError::SmartGroup(
-                    "the group has members; replace it (PUT) to give it a rule".into(),
-                ));
+                return Err(StoreError::RuleOverMembers);
             }
             if let Some(rule) = &update.rule {
                 sqlx::query("UPDATE contact_groups SET rule = $3 WHERE plan_id = $1 AND id = $2")
@@ -1003,7 +925,7 @@ where
             if let Some(status) = update.status {
                 sqlx::query(
                     "UPDATE contact_groups SET status = $3 \
-                     WHERE plan_id = $1 AND id = $2",
+                         WHERE plan_id = $1 AND id = $2",
                 )
                 .bind(plan.as_str())
                 .bind(id.as_str())
@@ -1022,7 +944,7 @@ where
             if let Some(description) = &update.description {
                 sqlx::query(
                     "UPDATE contact_groups SET description = $3 \
-                     WHERE plan_id = $1 AND id = $2",
+                         WHERE plan_id = $1 AND id = $2",
                 )
                 .bind(plan.as_str())
                 .bind(id.as_str())
@@ -1033,7 +955,7 @@ where
             if let Some(auto_update) = auto_update {
                 sqlx::query(
                     "UPDATE contact_groups SET auto_update = $3 \
-                     WHERE plan_id = $1 AND id = $2",
+                         WHERE plan_id = $1 AND id = $2",
                 )
                 .bind(plan.as_str())
                 .bind(id.as_str())
@@ -1089,8 +1011,8 @@ where
             } else if status == GroupStatus::Active {
                 sqlx::query(
                     "UPDATE contact_groups SET status = 'DELETED', \
-                     version = version + 1, modified_at = $3 \
-                     WHERE plan_id = $1 AND id = $2",
+                         version = version + 1, modified_at = $3 \
+                         WHERE plan_id = $1 AND id = $2",
                 )
                 .bind(plan.as_str())
                 .bind(id.as_str())

@@ -3,9 +3,11 @@
 mod batches;
 mod consent;
 mod contacts;
+mod exports;
+mod filter;
 mod groups;
-mod jobs;
-mod membership;
+mod imports;
+mod plans;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,8 +27,8 @@ use crate::domain::msisdn::{Msisdn, NumberType, ParsedNumber};
 use crate::domain::time::Timestamp;
 
 pub(crate) use contacts::*;
-pub(crate) use jobs::*;
-pub(crate) use membership::*;
+pub(crate) use groups::*;
+pub(crate) use imports::*;
 
 type Args<D> = <<D as Dialect>::Db as Database>::Arguments;
 type Row<D> = <<D as Dialect>::Db as Database>::Row;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::{GroupRow, NumberChunks, STREAM_CHUNK, StoreError, StoreResult};
+use super::{Entity, GroupRow, NumberChunks, STREAM_CHUNK, StoreError, StoreResult};
 
 /// Connections kept open between reads; more are opened when more reads run at once, and
 /// dropped when they finish.
@@ -53,7 +53,7 @@ impl InlineReader {
                 })
                 .optional()
         })?
-        .ok_or(StoreError::NotFound)
+        .ok_or(StoreError::NotFound(Entity::Group))
     }
 
     /// One text column of at most one row: a page of members as JSON.

@@ -1,9 +1,12 @@
-//! Imports and exports. An import is written in one transaction: rows arrive in chunks from the
+//! Imports. An import is written in one transaction: rows arrive in chunks from the
 //! reader, each chunk is matched against the plan's contacts in one query and written with a few
 //! set-based statements (the dialect's `insert_import_contacts`, `update_import_contacts`,
 //! `insert_import_errors` and `push_member_table`); the import's status becomes `done` in the
 //! same transaction, guarded by its attempt number, so that an import is whole or absent and
 //! never applied twice.
+
+use super::*;
+use crate::domain::import::{self, TargetRefusal};
 
 /// A contact's values as an import writes them.
 pub(crate) struct ContactValues {
@@ -57,20 +60,12 @@ impl ImportedIds {
 /// Stored pieces of uploaded and exported files.
 pub(crate) const FILE_PIECE_BYTES: usize = 1024 * 1024;
 
-/// Contacts per chunk an export's query hands to its writer.
-pub(crate) const EXPORT_CHUNK: usize = 1000;
-
 /// The reason recorded on contacts an import opts out.
 pub(crate) const IMPORT_OPT_OUT_REASON: &str = "opted out in an imported file";
-
-use super::*;
 
 pub(crate) const IMPORT_COLUMNS: &str = "id, status, file_name, file_size, detected, preview, \
      total_rows, settings, attempt, lease_until, rows_read, report, error, created_at, \
      modified_at, completed_at";
-
-pub(crate) const EXPORT_COLUMNS: &str = "id, status, format, selection, lease_until, total_rows, \
-     rows_written, file_size, error, created_at, modified_at, completed_at";
 
 /// The groups an import writes to, in the order they were first named.
 pub(crate) struct ImportGroups<D> {
@@ -307,32 +302,6 @@ where
         })
     }
 
-    pub(crate) fn export_from_row(
-        row: &<D::Db as sqlx::Database>::Row,
-    ) -> Result<ExportRecord, sqlx::Error> {
-        use sqlx::Row;
-        let status: String = row.try_get("status")?;
-        let time = |column: &str| -> Result<Option<Timestamp>, sqlx::Error> {
-            Ok(row
-                .try_get::<Option<i64>, _>(column)?
-                .map(Timestamp::from_millis))
-        };
-        Ok(ExportRecord {
-            id: ExportId::from_trusted(row.try_get("id")?),
-            status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
-            format: row.try_get("format")?,
-            selection: row.try_get("selection")?,
-            lease_until: time("lease_until")?,
-            total_rows: row.try_get("total_rows")?,
-            rows_written: row.try_get("rows_written")?,
-            file_size: row.try_get("file_size")?,
-            error: row.try_get("error")?,
-            created_at: Timestamp::from_millis(row.try_get("created_at")?),
-            modified_at: Timestamp::from_millis(row.try_get("modified_at")?),
-            completed_at: time("completed_at")?,
-        })
-    }
-
     pub(crate) async fn load_import(
         conn: &mut Conn<D>,
         plan: &PlanId,
@@ -345,24 +314,8 @@ where
         .bind(id.as_str())
         .fetch_optional(&mut *conn)
         .await?
-        .ok_or(StoreError::NotFound)?;
+        .ok_or(StoreError::NotFound(Entity::Import))?;
         Ok(Self::import_from_row(&row)?)
-    }
-
-    pub(crate) async fn load_export(
-        conn: &mut Conn<D>,
-        plan: &PlanId,
-        id: &ExportId,
-    ) -> StoreResult<ExportRecord> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {EXPORT_COLUMNS} FROM exports WHERE plan_id = $1 AND id = $2"
-        )))
-        .bind(plan.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        Ok(Self::export_from_row(&row)?)
     }
 
     /// Removes the plan's uploads and exports that are older than a day and not running.
@@ -374,8 +327,8 @@ where
         let before = now - crate::store::jobs::JOB_FILES_KEPT_MILLIS;
         sqlx::query(
             "DELETE FROM import_files WHERE plan_id = $1 AND import_id IN ( \
-                 SELECT id FROM imports WHERE plan_id = $1 AND created_at < $2 \
-                 AND status <> 'running')",
+                     SELECT id FROM imports WHERE plan_id = $1 AND created_at < $2 \
+                     AND status <> 'running')",
         )
         .bind(plan.as_str())
         .bind(before)
@@ -383,7 +336,7 @@ where
         .await?;
         sqlx::query(
             "DELETE FROM exports WHERE plan_id = $1 AND created_at < $2 \
-             AND status <> 'running'",
+                 AND status <> 'running'",
         )
         .bind(plan.as_str())
         .bind(before)
@@ -403,13 +356,14 @@ where
         let mut groups = ImportGroups::<D>::new();
         for id in &write.groups {
             let locked = Self::lock_group(conn, plan, id, None).await?;
-            if locked.status != GroupStatus::Active {
-                return Err(StoreError::UnknownGroups(vec![id.clone()]));
-            }
-            if locked.smart {
-                return Err(StoreError::SmartGroup(format!(
-                    "group {id} is a smart group: its members follow its rule"
-                )));
+            match import::check_target(locked.status, locked.smart) {
+                Ok(()) => {}
+                Err(TargetRefusal::Deleted) => {
+                    return Err(StoreError::UnknownGroups(vec![id.clone()]));
+                }
+                Err(TargetRefusal::Smart) => {
+                    return Err(StoreError::SmartGroup(GroupRef::Id(id.clone())));
+                }
             }
             let name: Option<String> = sqlx::query_scalar(
                 "SELECT name FROM contact_groups WHERE plan_id = $1 AND id = $2",
@@ -431,9 +385,8 @@ where
             match groups.named(conn, plan, name, now, &mut warnings).await? {
                 Some(index) => groups.targets.push(index),
                 None => {
-                    return Err(StoreError::SmartGroup(format!(
-                        "group {:?} is a smart group: its members follow its rule",
-                        name.as_str()
+                    return Err(StoreError::SmartGroup(GroupRef::Name(
+                        name.as_str().to_owned(),
                     )));
                 }
             }
@@ -441,74 +394,56 @@ where
         Ok(groups)
     }
 
-    /// The contact `row` makes of `existing` under `mode`, or `None` if it stays as it is.
+    /// The contact `row` makes of `existing` under `mode` (see [`import::merge`]), or `None` if
+    /// it stays as it is.
     pub(crate) fn merge_contact(
         existing: &ContactRecord,
         row: &ImportRow,
         mode: ExistingContacts,
         now: i64,
     ) -> Option<ContactValues> {
-        let text = |value: Option<&str>| value.map(str::to_owned);
-        let (first_name, last_name, email, gender, fields) = match mode {
-            ExistingContacts::Skip => (
-                existing.first_name.clone(),
-                existing.last_name.clone(),
-                existing.email.clone(),
-                existing.gender.clone(),
-                existing.fields.as_map().clone(),
-            ),
-            ExistingContacts::Update => {
-                let mut fields = existing.fields.as_map().clone();
-                fields.extend(row.fields.clone());
-                (
-                    text(row.first_name.as_ref().map(PersonName::as_str))
-                        .or_else(|| existing.first_name.clone()),
-                    text(row.last_name.as_ref().map(PersonName::as_str))
-                        .or_else(|| existing.last_name.clone()),
-                    text(row.email.as_ref().map(Email::as_str)).or_else(|| existing.email.clone()),
-                    text(row.gender.as_ref().map(Gender::as_str))
-                        .or_else(|| existing.gender.clone()),
-                    fields,
-                )
-            }
-            ExistingContacts::ReplaceFields => (
-                text(row.first_name.as_ref().map(PersonName::as_str)),
-                text(row.last_name.as_ref().map(PersonName::as_str)),
-                text(row.email.as_ref().map(Email::as_str)),
-                text(row.gender.as_ref().map(Gender::as_str)),
-                row.fields.clone(),
-            ),
+        let own = import::Attributes {
+            first_name: existing.first_name.clone(),
+            last_name: existing.last_name.clone(),
+            email: existing.email.clone(),
+            gender: existing.gender.clone(),
+            fields: existing.fields.as_map().clone(),
         };
-        let opt_out = row.opted_out == Some(true) && !existing.opted_out;
-        let unchanged = !opt_out
-            && first_name == existing.first_name
-            && last_name == existing.last_name
-            && email == existing.email
-            && gender == existing.gender
-            && &fields == existing.fields.as_map();
-        if unchanged {
-            return None;
-        }
-        let (sort_name, sort_name_last) = sort_names(first_name.as_deref(), last_name.as_deref());
+        let text = |value: Option<&str>| value.map(str::to_owned);
+        let cells = import::Attributes {
+            first_name: text(row.first_name.as_ref().map(PersonName::as_str)),
+            last_name: text(row.last_name.as_ref().map(PersonName::as_str)),
+            email: text(row.email.as_ref().map(Email::as_str)),
+            gender: text(row.gender.as_ref().map(Gender::as_str)),
+            fields: row.fields.clone(),
+        };
+        let import::Merged {
+            attributes,
+            opts_out,
+        } = import::merge(&own, existing.opted_out, &cells, row.opted_out, mode)?;
+        let (sort_name, sort_name_last) = sort_names(
+            attributes.first_name.as_deref(),
+            attributes.last_name.as_deref(),
+        );
         Some(ContactValues {
             id: existing.id.as_str().to_owned(),
             phone: existing.phone.clone(),
-            first_name,
-            last_name,
-            email,
-            gender,
-            fields: serde_json::Value::Object(fields).to_string(),
+            first_name: attributes.first_name,
+            last_name: attributes.last_name,
+            email: attributes.email,
+            gender: attributes.gender,
+            fields: serde_json::Value::Object(attributes.fields).to_string(),
             number_type: existing.number_type.clone().unwrap_or_default(),
             country: existing.country.clone(),
             sort_name,
             sort_name_last,
-            opted_out: existing.opted_out || opt_out,
-            opted_out_at: if opt_out {
+            opted_out: existing.opted_out || opts_out,
+            opted_out_at: if opts_out {
                 Some(now)
             } else {
                 existing.opted_out_at.map(Timestamp::millis)
             },
-            opted_out_reason: if opt_out {
+            opted_out_reason: if opts_out {
                 Some(IMPORT_OPT_OUT_REASON.to_owned())
             } else {
                 existing.opted_out_reason.clone()
@@ -544,7 +479,7 @@ where
             row: row.row,
             reason: format!(
                 "phone: {} is already in an earlier row of the file (only the first is \
-                 imported)",
+                     imported)",
                 row.phone.msisdn.as_str()
             ),
         }
@@ -628,13 +563,11 @@ where
                 report.created += 1;
                 values.id
             } else {
-                let contact =
-                    existing
-                        .remove(row.phone.msisdn.as_str())
-                        .ok_or(StoreError::JobState(format!(
-                            "the contact with number {} changed during the import; commit it again",
-                            row.phone.msisdn.as_str()
-                        )))?;
+                let contact = existing.remove(row.phone.msisdn.as_str()).ok_or_else(|| {
+                    StoreError::JobState(JobConflict::ContactChanged(
+                        row.phone.msisdn.as_str().to_owned(),
+                    ))
+                })?;
                 if !first_merges.contains(&contact.phone) {
                     duplicates.push(Self::duplicate_row(row));
                     continue;
@@ -725,7 +658,7 @@ where
 }
 
 #[async_trait]
-impl<D: Dialect> JobStore for SqlStore<D>
+impl<D: Dialect> ImportStore for SqlStore<D>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
     for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
@@ -761,8 +694,8 @@ where
         Self::sweep_job_files(conn, plan, now).await?;
         sqlx::query(
             "INSERT INTO imports (plan_id, id, status, file_name, file_size, detected, \
-             preview, total_rows, created_at, modified_at) \
-             VALUES ($1, $2, 'previewed', $3, $4, $5, $6, $7, $8, $8)",
+                 preview, total_rows, created_at, modified_at) \
+                 VALUES ($1, $2, 'previewed', $3, $4, $5, $6, $7, $8, $8)",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -787,7 +720,7 @@ where
             }
             sqlx::query(
                 "INSERT INTO import_files (plan_id, import_id, seq, data) \
-                 VALUES ($1, $2, $3, $4)",
+                     VALUES ($1, $2, $3, $4)",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
@@ -820,15 +753,10 @@ where
         let record = Self::load_import(conn, plan, id).await?;
         match record.status {
             JobStatus::Done => {
-                return Err(StoreError::JobState(
-                    "the import is already committed; upload the file again to import it again"
-                        .into(),
-                ));
+                return Err(StoreError::JobState(JobConflict::Committed));
             }
             JobStatus::Running if !record.interrupted(now) => {
-                return Err(StoreError::JobState(
-                    "the import is already being committed".into(),
-                ));
+                return Err(StoreError::JobState(JobConflict::Committing));
             }
             _ => {}
         }
@@ -840,15 +768,12 @@ where
         .fetch_one(&mut *conn)
         .await?;
         if pieces == 0 && record.file_size > 0 {
-            return Err(StoreError::JobState(
-                "the uploaded file is no longer kept (uploads are kept for a day); upload it again"
-                    .into(),
-            ));
+            return Err(StoreError::JobState(JobConflict::FileExpired));
         }
         sqlx::query(
             "UPDATE imports SET status = 'running', settings = $3, attempt = attempt + 1, \
-             lease_owner = $4, lease_until = $5, rows_read = 0, error = NULL, \
-             report = NULL, modified_at = $6 WHERE plan_id = $1 AND id = $2",
+                 lease_owner = $4, lease_until = $5, rows_read = 0, error = NULL, \
+                 report = NULL, modified_at = $6 WHERE plan_id = $1 AND id = $2",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -883,7 +808,7 @@ where
         loop {
             let piece: Option<Vec<u8>> = sqlx::query_scalar(
                 "SELECT data FROM import_files WHERE plan_id = $1 AND import_id = $2 \
-                 AND seq = $3",
+                     AND seq = $3",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
@@ -914,7 +839,7 @@ where
         let mut tx = self.dialect.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE imports SET lease_until = $3, rows_read = $4 \
-             WHERE plan_id = $1 AND id = $2 AND status = 'running' AND attempt = $5",
+                 WHERE plan_id = $1 AND id = $2 AND status = 'running' AND attempt = $5",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -942,8 +867,8 @@ where
         let mut tx = self.dialect.begin_write().await?;
         sqlx::query(
             "UPDATE imports SET status = 'failed', error = $3, lease_owner = NULL, \
-             lease_until = NULL, modified_at = $4, completed_at = $4 \
-             WHERE plan_id = $1 AND id = $2 AND status = 'running' AND attempt = $5",
+                 lease_until = NULL, modified_at = $4, completed_at = $4 \
+                 WHERE plan_id = $1 AND id = $2 AND status = 'running' AND attempt = $5",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -966,8 +891,8 @@ where
         let mut conn = self.dialect.reader().acquire().await?;
         let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT row_number, reason FROM import_errors \
-             WHERE plan_id = $1 AND import_id = $2 AND row_number > $3 \
-             ORDER BY row_number LIMIT $4",
+                 WHERE plan_id = $1 AND import_id = $2 AND row_number > $3 \
+                 ORDER BY row_number LIMIT $4",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -993,7 +918,7 @@ where
     ) -> StoreResult<ImportReport> {
         let now = Timestamp::now().millis();
         // The writer is taken once the first rows are read, not while the file opens.
-        let abandoned = || StoreError::JobState("the import was abandoned".into());
+        let abandoned = || StoreError::JobState(JobConflict::Abandoned);
         let mut next = Some(messages.recv().await.ok_or_else(abandoned)?);
         let started = std::time::Instant::now();
         let (mut tx, _importing) = self.dialect.begin_import().await?;
@@ -1064,10 +989,10 @@ where
                 .map_err(|error| StoreError::File(error.to_string()))?;
             let finished = sqlx::query(
                 "UPDATE imports SET status = 'done', report = $3, rows_read = $4, \
-                 lease_owner = NULL, lease_until = NULL, modified_at = $5, \
-                 completed_at = $5 \
-                 WHERE plan_id = $1 AND id = $2 AND status = 'running' AND attempt = $6 \
-                 AND lease_owner = $7",
+                     lease_owner = NULL, lease_until = NULL, modified_at = $5, \
+                     completed_at = $5 \
+                     WHERE plan_id = $1 AND id = $2 AND status = 'running' AND attempt = $6 \
+                     AND lease_owner = $7",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
@@ -1097,189 +1022,5 @@ where
             "import committed"
         );
         Ok(report)
-    }
-
-    async fn create_export(
-        &self,
-        plan: &PlanId,
-        export: NewExport,
-        lease: &Lease,
-    ) -> StoreResult<ExportRecord> {
-        let id = ExportId::generate();
-        let now = Timestamp::now().millis();
-        let mut tx = self.dialect.begin_write().await?;
-        let conn: &mut Conn<D> = &mut tx;
-        Self::sweep_job_files(conn, plan, now).await?;
-        sqlx::query(
-            "INSERT INTO exports (plan_id, id, status, format, selection, total_rows, \
-             lease_owner, lease_until, created_at, modified_at) \
-             VALUES ($1, $2, 'running', $3, $4, $8, $5, $6, $7, $7)",
-        )
-        .bind(plan.as_str())
-        .bind(id.as_str())
-        .bind(&export.format)
-        .bind(&export.selection)
-        .bind(&lease.owner)
-        .bind(now + lease.millis)
-        .bind(now)
-        .bind(export.total_rows)
-        .execute(&mut *conn)
-        .await?;
-        let record = Self::load_export(conn, plan, &id).await?;
-        tx.commit().await?;
-        Ok(record)
-    }
-
-    async fn get_export(&self, plan: &PlanId, id: &ExportId) -> StoreResult<ExportRecord> {
-        let mut conn = self.dialect.reader().acquire().await?;
-        Self::load_export(&mut conn, plan, id).await
-    }
-
-    async fn export_contacts(
-        &self,
-        plan: &PlanId,
-        query: &ContactQuery,
-        sink: tokio::sync::mpsc::Sender<Vec<ExportContact>>,
-    ) -> StoreResult<()> {
-        use futures::TryStreamExt;
-        use sqlx::Row;
-        let mut conn = self.dialect.reader().acquire().await?;
-        let tree = match &query.group {
-            Some(group) => Some(Self::load_tree(&mut conn, plan, group.as_str()).await?),
-            None => None,
-        };
-        let mut select = sqlx::QueryBuilder::<D::Db>::new(format!(
-            "SELECT {CONTACT_COLUMNS}, {export_groups} AS group_names FROM contacts c",
-            export_groups = D::EXPORT_GROUPS
-        ));
-        Self::push_contact_filters(&mut select, plan, query, tree.as_deref());
-        select.push(" ORDER BY c.id");
-        let mut rows = select.build().fetch(&mut *conn);
-        let mut chunk = Vec::with_capacity(EXPORT_CHUNK);
-        while let Some(row) = rows.try_next().await? {
-            let names: String = row.try_get("group_names")?;
-            let groups: Vec<String> = serde_json::from_str(&names)
-                .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
-            chunk.push(ExportContact {
-                contact: Self::contact_from_row(&row)?,
-                groups,
-            });
-            if chunk.len() == EXPORT_CHUNK {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(EXPORT_CHUNK));
-                if sink.send(full).await.is_err() {
-                    return Ok(());
-                }
-            }
-        }
-        if !chunk.is_empty() {
-            let _ = sink.send(chunk).await;
-        }
-        Ok(())
-    }
-
-    async fn append_export(
-        &self,
-        plan: &PlanId,
-        id: &ExportId,
-        lease: &Lease,
-        seq: i64,
-        data: &[u8],
-        rows_written: i64,
-    ) -> StoreResult<()> {
-        let now = Timestamp::now().millis();
-        let mut tx = self.dialect.begin_write().await?;
-        let conn: &mut Conn<D> = &mut tx;
-        let held = sqlx::query(
-            "UPDATE exports SET lease_until = $3, rows_written = $4, modified_at = $5 \
-             WHERE plan_id = $1 AND id = $2 AND status = 'running' AND lease_owner = $6",
-        )
-        .bind(plan.as_str())
-        .bind(id.as_str())
-        .bind(now + lease.millis)
-        .bind(rows_written)
-        .bind(now)
-        .bind(&lease.owner)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if held == 0 {
-            return Err(StoreError::LeaseLost);
-        }
-        if !data.is_empty() {
-            sqlx::query(
-                "INSERT INTO export_files (plan_id, export_id, seq, data) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(plan.as_str())
-            .bind(id.as_str())
-            .bind(seq)
-            .bind(data)
-            .execute(&mut *conn)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn finish_export(
-        &self,
-        plan: &PlanId,
-        id: &ExportId,
-        lease: &Lease,
-        outcome: Result<(i64, i64), String>,
-    ) -> StoreResult<()> {
-        let now = Timestamp::now().millis();
-        let (status, rows, size, error) = match outcome {
-            Ok((rows, size)) => ("done", Some(rows), Some(size), None),
-            Err(error) => ("failed", None, None, Some(error)),
-        };
-        let mut tx = self.dialect.begin_write().await?;
-        let conn: &mut Conn<D> = &mut tx;
-        let held = sqlx::query(
-            "UPDATE exports SET status = $3, total_rows = COALESCE($4, total_rows), \
-             rows_written = COALESCE($4, rows_written), file_size = $5, error = $6, \
-             lease_owner = NULL, lease_until = NULL, modified_at = $7, completed_at = $7 \
-             WHERE plan_id = $1 AND id = $2 AND status = 'running' AND lease_owner = $8",
-        )
-        .bind(plan.as_str())
-        .bind(id.as_str())
-        .bind(status)
-        .bind(rows)
-        .bind(size)
-        .bind(error)
-        .bind(now)
-        .bind(&lease.owner)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if held == 0 {
-            return Err(StoreError::LeaseLost);
-        }
-        if status == "failed" {
-            sqlx::query("DELETE FROM export_files WHERE plan_id = $1 AND export_id = $2")
-                .bind(plan.as_str())
-                .bind(id.as_str())
-                .execute(&mut *conn)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn export_piece(
-        &self,
-        plan: &PlanId,
-        id: &ExportId,
-        seq: i64,
-    ) -> StoreResult<Option<Vec<u8>>> {
-        let mut conn = self.dialect.reader().acquire().await?;
-        Ok(sqlx::query_scalar(
-            "SELECT data FROM export_files WHERE plan_id = $1 AND export_id = $2 AND seq = $3",
-        )
-        .bind(plan.as_str())
-        .bind(id.as_str())
-        .bind(seq)
-        .fetch_optional(&mut *conn)
-        .await?)
     }
 }

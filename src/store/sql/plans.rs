@@ -1,0 +1,232 @@
+//! Plans, their API tokens, the web page's sessions and the secrets every instance shares.
+
+use super::*;
+
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
+    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
+    Args<D>: IntoArguments<D::Db>,
+    usize: ColumnIndex<Row<D>>,
+    for<'n> &'n str: ColumnIndex<Row<D>>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+{
+    /// Takes the plan's lock, which every change to the child-group graph holds, so that two
+    /// concurrent changes cannot each close half of a cycle. Taken before any group's lock,
+    /// so that locks are always acquired in one order.
+    pub(crate) async fn lock_plan(conn: &mut Conn<D>, plan: &PlanId) -> StoreResult<()> {
+        sqlx::query(D::LOCK_PLAN)
+            .bind(plan.as_str())
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> PlanStore for SqlStore<D>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
+    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
+    Args<D>: IntoArguments<D::Db>,
+    usize: ColumnIndex<Row<D>>,
+    for<'n> &'n str: ColumnIndex<Row<D>>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+{
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(self.dialect.reader())
+            .await?;
+        Ok(())
+    }
+
+    async fn create_plan(&self, name: &str, default_region: Option<&str>) -> StoreResult<Plan> {
+        let plan = Plan {
+            id: PlanId::generate(),
+            name: name.to_owned(),
+            default_region: default_region.map(str::to_owned),
+            created_at: Timestamp::now(),
+        };
+        let mut tx = self.dialect.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO plans (id, name, default_region, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+        )
+        .bind(plan.id.as_str())
+        .bind(&plan.name)
+        .bind(plan.default_region.as_deref())
+        .bind(plan.created_at.millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(plan)
+    }
+
+    async fn add_token(&self, plan: &PlanId, token_hash: &str) -> StoreResult<()> {
+        let mut tx = self.dialect.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO api_tokens (plan_id, token_hash, created_at) \
+                 SELECT id, $2, $3 FROM plans WHERE id = $1",
+        )
+        .bind(plan.as_str())
+        .bind(token_hash)
+        .bind(Timestamp::now().millis())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if inserted == 0 {
+            return Err(StoreError::NotFound(Entity::Plan));
+        }
+        Ok(())
+    }
+
+    async fn revoke_token(&self, token_hash: &str) -> StoreResult<PlanId> {
+        let mut tx = self.dialect.begin_write().await?;
+        let plan: Option<String> = sqlx::query_scalar(
+            "UPDATE api_tokens SET revoked_at = $2 \
+                 WHERE token_hash = $1 AND revoked_at IS NULL RETURNING plan_id",
+        )
+        .bind(token_hash)
+        .bind(Timestamp::now().millis())
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        plan.map(PlanId::from_trusted)
+            .ok_or(StoreError::NotFound(Entity::Token))
+    }
+
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO web_sessions \
+                 (plan_id, id_hash, token_hash, csrf, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(session.plan.as_str())
+        .bind(&session.id_hash)
+        .bind(&session.token_hash)
+        .bind(&session.csrf)
+        .bind(now)
+        .bind(session.expires_at.millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn session(&self, id_hash: &str) -> StoreResult<Option<WebSession>> {
+        let row: Option<(String, String, Option<String>, i64, String, String)> = sqlx::query_as(
+            "SELECT p.id, p.name, p.default_region, p.created_at, s.token_hash, s.csrf \
+                     FROM web_sessions s \
+                     JOIN api_tokens t ON t.plan_id = s.plan_id \
+                          AND t.token_hash = s.token_hash AND t.revoked_at IS NULL \
+                     JOIN plans p ON p.id = s.plan_id \
+                     WHERE s.id_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(id_hash)
+        .bind(Timestamp::now().millis())
+        .fetch_optional(self.dialect.reader())
+        .await?;
+        Ok(row.map(
+            |(id, name, default_region, created_at, token_hash, csrf)| WebSession {
+                plan: Plan {
+                    id: PlanId::from_trusted(id),
+                    name,
+                    default_region,
+                    created_at: Timestamp::from_millis(created_at),
+                },
+                token_hash,
+                csrf,
+            },
+        ))
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        let mut tx = self.dialect.begin_write().await?;
+        sqlx::query("DELETE FROM web_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn server_secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
+        let mut tx = self.dialect.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO server_secrets (name, secret, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .bind(Timestamp::now().millis())
+        .execute(&mut *tx)
+        .await?;
+        let secret: String =
+            sqlx::query_scalar("SELECT secret FROM server_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(secret)
+    }
+
+    async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<Plan>> {
+        let row: Option<(String, String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT p.id, p.name, p.default_region, p.created_at \
+                 FROM api_tokens t JOIN plans p ON p.id = t.plan_id \
+                 WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(self.dialect.reader())
+        .await?;
+        Ok(row.map(|(id, name, default_region, created_at)| Plan {
+            id: PlanId::from_trusted(id),
+            name,
+            default_region,
+            created_at: Timestamp::from_millis(created_at),
+        }))
+    }
+
+    async fn get_plan(&self, plan: &PlanId) -> StoreResult<Plan> {
+        let row: Option<(String, String, Option<String>, i64)> =
+            sqlx::query_as("SELECT id, name, default_region, created_at FROM plans WHERE id = $1")
+                .bind(plan.as_str())
+                .fetch_optional(self.dialect.reader())
+                .await?;
+        let (id, name, default_region, created_at) =
+            row.ok_or(StoreError::NotFound(Entity::Plan))?;
+        Ok(Plan {
+            id: PlanId::from_trusted(id),
+            name,
+            default_region,
+            created_at: Timestamp::from_millis(created_at),
+        })
+    }
+}
