@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,7 +19,7 @@ use crate::domain::group::GroupStatus;
 use crate::domain::ids::{ExportId, GroupId};
 use crate::domain::time::Timestamp;
 use crate::export::ExportFormat;
-use crate::store::{ContactQuery, ExportRecord, JobStatus, NewExport, StoreError};
+use crate::store::{ContactQuery, ExportRecord, ExportRequest, JobStatus, NewExport, StoreError};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -30,20 +30,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 const TAG: &str = "Imports and exports";
 
-/// Which contacts to export, and how.
-#[derive(Deserialize, Serialize, ToSchema)]
-pub struct ExportBody {
-    /// `csv` (default), `xlsx` or `vcf`.
-    #[serde(default)]
-    pub format: Option<ExportFormat>,
-    /// Only the effective members of this group.
-    #[serde(default)]
-    pub group_id: Option<String>,
-    /// Only the contacts matching this filter expression (the contacts search's `q`).
-    #[serde(default)]
-    pub q: Option<String>,
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct ExportView {
     pub id: String,
@@ -51,7 +37,7 @@ pub struct ExportView {
     pub status: String,
     pub format: String,
     /// The request's selection.
-    pub selection: serde_json::Value,
+    pub selection: ExportRequest,
     pub progress: ExportProgress,
     /// Bytes, once done.
     pub file_size: Option<i64>,
@@ -84,7 +70,7 @@ fn view(record: ExportRecord, live: Option<u64>) -> ExportView {
         id: record.id.to_string(),
         status: status.as_str().to_owned(),
         format: record.format,
-        selection: serde_json::from_str(&record.selection).unwrap_or_default(),
+        selection: record.selection,
         progress: ExportProgress {
             rows_written: live.map_or(record.rows_written, |rows| rows as i64),
             total_rows: record.total_rows,
@@ -115,7 +101,7 @@ fn export_error(error: StoreError) -> ApiError {
 /// kept for a day.
 #[utoipa::path(
     post, path = "/api/exports", tag = TAG,
-    request_body = ExportBody,
+    request_body = ExportRequest,
     responses(
         (status = 202, description = "The export, running", body = ExportView),
         (status = 400, description = "A bad format, group or filter (the field is named)", body = Problem, content_type = "application/problem+json"),
@@ -126,7 +112,7 @@ fn export_error(error: StoreError) -> ApiError {
 async fn create_export(
     State(state): State<AppState>,
     Authenticated(plan): Authenticated,
-    JsonBody(body): JsonBody<ExportBody>,
+    JsonBody(body): JsonBody<ExportRequest>,
 ) -> Result<(StatusCode, Json<ExportView>), ApiError> {
     let format = body.format.unwrap_or(ExportFormat::Csv);
     let group = match body.group_id.as_deref() {
@@ -179,7 +165,7 @@ async fn create_export(
             &plan.id,
             NewExport {
                 format: format.as_str().to_owned(),
-                selection: serde_json::to_string(&body).map_err(|_| ApiError::Internal)?,
+                selection: body,
                 total_rows: total,
             },
             &lease,

@@ -10,7 +10,7 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -30,12 +30,11 @@ use crate::domain::time::Timestamp;
 use crate::import::engine::ImportJob;
 use crate::import::mapping::{ColumnTarget, Mapping};
 use crate::import::preview::{Preview, preview};
-use crate::import::read::Detected;
 use crate::import::{job, read};
 
 use crate::store::{
-    ExistingContacts, ImportRecord, ImportReport, ImportWrite, JobStatus, NewImport, RejectedRow,
-    StoreError,
+    ExistingContacts, ImportRecord, ImportReport, ImportSettings, ImportSource, ImportWrite,
+    JobStatus, NewImport, RejectedRow, StoreError,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -74,7 +73,7 @@ pub struct ImportView {
     pub preview: Preview,
     pub progress: ImportProgress,
     /// The commit request, once committed.
-    pub settings: Option<serde_json::Value>,
+    pub settings: Option<ImportSettings>,
     pub report: Option<ImportReport>,
     /// The first rejected rows (every one is in `errors.csv`).
     pub rejected: Vec<RejectedRow>,
@@ -91,39 +90,6 @@ pub struct ImportView {
 pub struct ImportProgress {
     pub rows_read: i64,
     pub total_rows: i64,
-}
-
-/// What the uploaded file was found to be; kept with the import for its commit.
-#[derive(Serialize, Deserialize)]
-struct StoredSource {
-    detected: Detected,
-    sheet: Option<String>,
-}
-
-/// How to commit an import.
-#[derive(Deserialize, Serialize, ToSchema)]
-pub struct CommitBody {
-    /// Column name → `phone`, `first_name`, `last_name`, `email`, `gender`, `opted_out`,
-    /// `groups`, `fields.NAME` or `ignore`. Columns not named are ignored; without a mapping
-    /// the preview's suggestion is used. Exactly one column must be `phone`.
-    #[serde(default)]
-    #[schema(example = json!({"Mobile": "phone", "First Name": "first_name", "City": "fields.city"}))]
-    pub mapping: Option<BTreeMap<String, String>>,
-    /// The region of numbers in national format (ISO 3166-1 alpha-2); the plan's by default.
-    #[serde(default)]
-    pub default_region: Option<String>,
-    /// Existing (static, active) groups every imported contact joins.
-    #[serde(default)]
-    pub groups: Option<Vec<String>>,
-    /// Groups by name, which every imported contact joins: an active group of that name if
-    /// the plan has one, otherwise a new group.
-    #[serde(default)]
-    pub group_names: Option<Vec<String>>,
-    /// For contacts the plan already has (same number): `update` (default: cells with a value
-    /// overwrite), `skip` (left as they are) or `replace_fields` (the row replaces names, email,
-    /// gender and custom fields).
-    #[serde(default)]
-    pub mode: Option<ExistingContacts>,
 }
 
 /// `rows_read` is the live count when this instance runs the import: a job running here is never
@@ -144,17 +110,6 @@ fn view(record: ImportRecord, rows_read: Option<u64>, rejected: Vec<RejectedRow>
     } else {
         (record.status, record.error.clone())
     };
-    let preview: Preview = serde_json::from_str(&record.preview).unwrap_or_else(|_| Preview {
-        format: String::new(),
-        encoding: None,
-        delimiter: None,
-        sheets: Vec::new(),
-        sheet: None,
-        has_header_row: true,
-        columns: Vec::new(),
-        rows: Vec::new(),
-        total_rows: 0,
-    });
     ImportView {
         errors_csv: format!("/api/imports/{}/errors.csv", record.id),
         id: record.id.to_string(),
@@ -165,15 +120,9 @@ fn view(record: ImportRecord, rows_read: Option<u64>, rejected: Vec<RejectedRow>
             rows_read: rows_read.map_or(record.rows_read, |rows| rows as i64),
             total_rows: record.total_rows,
         },
-        preview,
-        settings: record
-            .settings
-            .as_deref()
-            .and_then(|json| serde_json::from_str(json).ok()),
-        report: record
-            .report
-            .as_deref()
-            .and_then(|json| serde_json::from_str(json).ok()),
+        preview: record.preview,
+        settings: record.settings,
+        report: record.report,
         rejected,
         error,
         created_at: record.created_at.to_rfc3339(),
@@ -290,7 +239,7 @@ async fn upload_import(
                 }
                 other => ApiError::invalid(FieldError::format("file", other)),
             })?;
-    let source = StoredSource {
+    let source = ImportSource {
         detected,
         sheet: preview.sheet.clone(),
     };
@@ -301,9 +250,9 @@ async fn upload_import(
             NewImport {
                 file_name,
                 file_size,
-                detected: serde_json::to_string(&source).map_err(|_| ApiError::Internal)?,
+                source,
                 total_rows: preview.total_rows as i64,
-                preview: serde_json::to_string(&preview).map_err(|_| ApiError::Internal)?,
+                preview,
             },
             spool.path(),
         )
@@ -357,7 +306,7 @@ async fn get_import(
 #[utoipa::path(
     post, path = "/api/imports/{id}/commit", tag = TAG,
     params(("id" = String, Path, description = "The import's id")),
-    request_body = CommitBody,
+    request_body = ImportSettings,
     responses(
         (status = 202, description = "The import, running", body = ImportView),
         (status = 400, description = "A bad mapping, region or group (the field is named)", body = Problem, content_type = "application/problem+json"),
@@ -371,7 +320,7 @@ async fn commit_import(
     State(state): State<AppState>,
     Authenticated(plan): Authenticated,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<CommitBody>,
+    JsonBody(body): JsonBody<ImportSettings>,
 ) -> Result<(StatusCode, Json<ImportView>), ApiError> {
     let id = parse_import_id(&id)?;
     let record = state
@@ -384,9 +333,9 @@ async fn commit_import(
             "the import is already being committed".into(),
         ));
     }
-    let source: StoredSource =
-        serde_json::from_str(&record.detected).map_err(|_| ApiError::Internal)?;
-    let preview: Preview = serde_json::from_str(&record.preview).map_err(|_| ApiError::Internal)?;
+    let ImportRecord {
+        source, preview, ..
+    } = record;
     let headers: Vec<String> = preview.columns.iter().map(|c| c.name.clone()).collect();
     let mapping = commit_mapping(&headers, &preview, body.mapping.as_ref())?;
     let region = match body
@@ -462,11 +411,10 @@ async fn commit_import(
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    let settings = serde_json::to_string(&body).map_err(|_| ApiError::Internal)?;
     let lease = state.job_lease();
     let started = state
         .store
-        .start_import(&plan.id, &id, &settings, &lease)
+        .start_import(&plan.id, &id, &body, &lease)
         .await
         .map_err(import_error)?;
     let attempt = started.attempt;

@@ -12,9 +12,9 @@
 //! - how a list of values travels as one parameter, and how custom fields are read from JSON;
 //! - the set-based writes of an import.
 //!
-//! The generic code names the SQL types it binds and reads in one where-clause, [`SqlTypes`]'s
-//! list, repeated on each of its `impl` blocks: Rust does not carry such bounds from a trait to
-//! its users.
+//! The generic code names the Rust types it binds and reads in one where-clause, repeated on each
+//! of its `impl` blocks: Rust does not carry bounds such as `i64: Encode<'q, D::Db>` from a trait
+//! to its users (only bounds on `Self` and its associated types), so no trait can state them once.
 
 use std::future::Future;
 

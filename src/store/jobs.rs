@@ -1,6 +1,8 @@
 //! Imports and exports as the store sees them: the records of both jobs, the rows an import
 //! writes, and the operations that claim, renew and finish a job.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +12,9 @@ use crate::domain::group::GroupName;
 use crate::domain::ids::{ExportId, GroupId, ImportId, PlanId};
 use crate::domain::msisdn::ParsedNumber;
 use crate::domain::time::Timestamp;
+use crate::export::ExportFormat;
+use crate::import::preview::Preview;
+use crate::import::read::Detected;
 
 pub use crate::domain::import::ExistingContacts;
 
@@ -50,9 +55,44 @@ impl JobStatus {
 pub struct NewImport {
     pub file_name: Option<String>,
     pub file_size: i64,
-    pub detected: String,
-    pub preview: String,
+    pub source: ImportSource,
+    pub preview: Preview,
     pub total_rows: i64,
+}
+
+/// What an uploaded file was found to be, and the sheet chosen: kept for its commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportSource {
+    pub detected: Detected,
+    pub sheet: Option<String>,
+}
+
+/// How to commit an import: the request as the client gave it, kept and shown back with the
+/// import.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
+#[schema(as = CommitBody)]
+pub struct ImportSettings {
+    /// Column name → `phone`, `first_name`, `last_name`, `email`, `gender`, `opted_out`,
+    /// `groups`, `fields.NAME` or `ignore`. Columns not named are ignored; without a mapping
+    /// the preview's suggestion is used. Exactly one column must be `phone`.
+    #[serde(default)]
+    #[schema(example = json!({"Mobile": "phone", "First Name": "first_name", "City": "fields.city"}))]
+    pub mapping: Option<BTreeMap<String, String>>,
+    /// The region of numbers in national format (ISO 3166-1 alpha-2); the plan's by default.
+    #[serde(default)]
+    pub default_region: Option<String>,
+    /// Existing (static, active) groups every imported contact joins.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+    /// Groups by name, which every imported contact joins: an active group of that name if
+    /// the plan has one, otherwise a new group.
+    #[serde(default)]
+    pub group_names: Option<Vec<String>>,
+    /// For contacts the plan already has (same number): `update` (default: cells with a value
+    /// overwrite), `skip` (left as they are) or `replace_fields` (the row replaces names, email,
+    /// gender and custom fields).
+    #[serde(default)]
+    pub mode: Option<ExistingContacts>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,15 +101,16 @@ pub struct ImportRecord {
     pub status: JobStatus,
     pub file_name: Option<String>,
     pub file_size: i64,
-    pub detected: String,
-    pub preview: String,
+    pub source: ImportSource,
+    pub preview: Preview,
     pub total_rows: i64,
-    pub settings: Option<String>,
+    /// The commit request of the latest attempt.
+    pub settings: Option<ImportSettings>,
     pub attempt: i64,
     /// Until when the running attempt's claim holds; a running import past it was interrupted.
     pub lease_until: Option<Timestamp>,
     pub rows_read: i64,
-    pub report: Option<String>,
+    pub report: Option<ImportReport>,
     pub error: Option<String>,
     pub created_at: Timestamp,
     pub modified_at: Timestamp,
@@ -170,8 +211,8 @@ pub struct ImportReport {
 #[derive(Debug, Clone)]
 pub struct NewExport {
     pub format: String,
-    /// JSON of the selection as the client gave it, shown back with the export.
-    pub selection: String,
+    /// The selection as the client gave it, shown back with the export.
+    pub selection: ExportRequest,
     /// How many contacts the selection held when the export was requested.
     pub total_rows: i64,
 }
@@ -181,7 +222,7 @@ pub struct ExportRecord {
     pub id: ExportId,
     pub status: JobStatus,
     pub format: String,
-    pub selection: String,
+    pub selection: ExportRequest,
     pub lease_until: Option<Timestamp>,
     pub total_rows: Option<i64>,
     pub rows_written: i64,
@@ -196,6 +237,21 @@ impl ExportRecord {
     pub fn interrupted(&self, now: Timestamp) -> bool {
         self.status == JobStatus::Running && self.lease_until.is_some_and(|until| until < now)
     }
+}
+
+/// Which contacts to export, and how.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
+#[schema(as = ExportBody)]
+pub struct ExportRequest {
+    /// `csv` (default), `xlsx` or `vcf`.
+    #[serde(default)]
+    pub format: Option<ExportFormat>,
+    /// Only the effective members of this group.
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// Only the contacts matching this filter expression (the contacts search's `q`).
+    #[serde(default)]
+    pub q: Option<String>,
 }
 
 /// A contact as exported: the record and the names of the groups it is a direct member of.
@@ -225,7 +281,7 @@ pub trait ImportStore: Send + Sync {
         &self,
         plan: &PlanId,
         id: &ImportId,
-        settings: &str,
+        settings: &ImportSettings,
         lease: &Lease,
     ) -> StoreResult<ImportRecord>;
     /// Copies the uploaded file into `destination`.

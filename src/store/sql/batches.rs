@@ -29,21 +29,19 @@ pub(crate) const CHUNK_ROWS_PER_INSERT: usize = 32;
 impl<'a, D: Dialect> ChunkRecorder<'a, D>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
-    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
     Args<D>: IntoArguments<D::Db>,
     usize: ColumnIndex<Row<D>>,
     for<'n> &'n str: ColumnIndex<Row<D>>,
     for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     fn new(plan: &'a PlanId, id: &'a BatchId, size: usize) -> Self {
         Self {
@@ -109,21 +107,19 @@ where
 impl<D: Dialect> SqlStore<D>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
-    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
     Args<D>: IntoArguments<D::Db>,
     usize: ColumnIndex<Row<D>>,
     for<'n> &'n str: ColumnIndex<Row<D>>,
     for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     pub(crate) fn batch_from_row(
         row: &<D::Db as sqlx::Database>::Row,
@@ -366,21 +362,19 @@ where
 impl<D: Dialect> BatchStore for SqlStore<D>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
-    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
     Args<D>: IntoArguments<D::Db>,
     usize: ColumnIndex<Row<D>>,
     for<'n> &'n str: ColumnIndex<Row<D>>,
     for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     async fn create_batch(&self, plan: &PlanId, batch: NewBatch) -> StoreResult<BatchRecord> {
         let mut tx = self.dialect.begin_write().await?;

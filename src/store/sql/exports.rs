@@ -12,21 +12,19 @@ pub(crate) const EXPORT_COLUMNS: &str = "id, status, format, selection, lease_un
 impl<D: Dialect> SqlStore<D>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
-    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
     Args<D>: IntoArguments<D::Db>,
     usize: ColumnIndex<Row<D>>,
     for<'n> &'n str: ColumnIndex<Row<D>>,
     for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     pub(crate) fn export_from_row(
         row: &<D::Db as sqlx::Database>::Row,
@@ -42,7 +40,7 @@ where
             id: ExportId::from_trusted(row.try_get("id")?),
             status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
             format: row.try_get("format")?,
-            selection: row.try_get("selection")?,
+            selection: from_json(&row.try_get::<String, _>("selection")?)?,
             lease_until: time("lease_until")?,
             total_rows: row.try_get("total_rows")?,
             rows_written: row.try_get("rows_written")?,
@@ -75,21 +73,19 @@ where
 impl<D: Dialect> ExportStore for SqlStore<D>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
-    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
     Args<D>: IntoArguments<D::Db>,
     usize: ColumnIndex<Row<D>>,
     for<'n> &'n str: ColumnIndex<Row<D>>,
     for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     async fn create_export(
         &self,
@@ -110,7 +106,7 @@ where
         .bind(plan.as_str())
         .bind(id.as_str())
         .bind(&export.format)
-        .bind(&export.selection)
+        .bind(to_json(&export.selection)?)
         .bind(&lease.owner)
         .bind(now + lease.millis)
         .bind(now)

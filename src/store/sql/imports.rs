@@ -80,21 +80,19 @@ pub(crate) struct ImportGroups<D> {
 impl<D: Dialect> ImportGroups<D>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
-    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
     Args<D>: IntoArguments<D::Db>,
     usize: ColumnIndex<Row<D>>,
     for<'n> &'n str: ColumnIndex<Row<D>>,
     for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     fn new() -> Self {
         Self {
@@ -194,21 +192,19 @@ pub(crate) struct ImportSeen<D> {
 impl<D: Dialect> ImportSeen<D>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
-    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
     Args<D>: IntoArguments<D::Db>,
     usize: ColumnIndex<Row<D>>,
     for<'n> &'n str: ColumnIndex<Row<D>>,
     for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     fn new() -> Self {
         Self {
@@ -256,21 +252,19 @@ where
 impl<D: Dialect> SqlStore<D>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
-    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
     Args<D>: IntoArguments<D::Db>,
     usize: ColumnIndex<Row<D>>,
     for<'n> &'n str: ColumnIndex<Row<D>>,
     for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     pub(crate) fn import_from_row(
         row: &<D::Db as sqlx::Database>::Row,
@@ -287,14 +281,22 @@ where
             status: JobStatus::parse(&status).unwrap_or(JobStatus::Failed),
             file_name: row.try_get("file_name")?,
             file_size: row.try_get("file_size")?,
-            detected: row.try_get("detected")?,
-            preview: row.try_get("preview")?,
+            source: from_json(&row.try_get::<String, _>("detected")?)?,
+            preview: from_json(&row.try_get::<String, _>("preview")?)?,
             total_rows: row.try_get("total_rows")?,
-            settings: row.try_get("settings")?,
+            settings: row
+                .try_get::<Option<String>, _>("settings")?
+                .as_deref()
+                .map(from_json)
+                .transpose()?,
             attempt: row.try_get("attempt")?,
             lease_until: time("lease_until")?,
             rows_read: row.try_get("rows_read")?,
-            report: row.try_get("report")?,
+            report: row
+                .try_get::<Option<String>, _>("report")?
+                .as_deref()
+                .map(from_json)
+                .transpose()?,
             error: row.try_get("error")?,
             created_at: Timestamp::from_millis(row.try_get("created_at")?),
             modified_at: Timestamp::from_millis(row.try_get("modified_at")?),
@@ -661,21 +663,19 @@ where
 impl<D: Dialect> ImportStore for SqlStore<D>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
-    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
     Args<D>: IntoArguments<D::Db>,
     usize: ColumnIndex<Row<D>>,
     for<'n> &'n str: ColumnIndex<Row<D>>,
     for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
     for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> f64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
-    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     async fn create_import(
         &self,
@@ -701,8 +701,8 @@ where
         .bind(id.as_str())
         .bind(import.file_name.as_deref())
         .bind(import.file_size)
-        .bind(&import.detected)
-        .bind(&import.preview)
+        .bind(to_json(&import.source)?)
+        .bind(to_json(&import.preview)?)
         .bind(import.total_rows)
         .bind(now)
         .execute(&mut *conn)
@@ -744,7 +744,7 @@ where
         &self,
         plan: &PlanId,
         id: &ImportId,
-        settings: &str,
+        settings: &ImportSettings,
         lease: &Lease,
     ) -> StoreResult<ImportRecord> {
         let now = Timestamp::now();
@@ -777,7 +777,7 @@ where
         )
         .bind(plan.as_str())
         .bind(id.as_str())
-        .bind(settings)
+        .bind(to_json(settings)?)
         .bind(&lease.owner)
         .bind(now.millis() + lease.millis)
         .bind(now.millis())
@@ -985,8 +985,7 @@ where
         report.warnings.extend(written.warnings);
         report.groups = groups.groups;
         if let Some((id, lease, attempt)) = &write.job {
-            let json = serde_json::to_string(&report)
-                .map_err(|error| StoreError::File(error.to_string()))?;
+            let json = to_json(&report)?;
             let finished = sqlx::query(
                 "UPDATE imports SET status = 'done', report = $3, rows_read = $4, \
                      lease_owner = NULL, lease_until = NULL, modified_at = $5, \

@@ -11,7 +11,7 @@ mod plans;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::dialect::{Conn, Dialect, RowsAffected};
 use super::*;
@@ -43,4 +43,14 @@ impl<D> SqlStore<D> {
     pub(crate) fn new(dialect: D) -> Self {
         Self { dialect }
     }
+}
+
+/// A JSON document a column holds, read into its type.
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Error> {
+    serde_json::from_str(text).map_err(|error| sqlx::Error::Decode(Box::new(error)))
+}
+
+/// A value as the JSON document a column holds.
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, sqlx::Error> {
+    serde_json::to_string(value).map_err(|error| sqlx::Error::Encode(Box::new(error)))
 }
