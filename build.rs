@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=Cargo.lock");
+    // `sqlx::migrate!` reads the migration folders at compile time but cannot ask to be rebuilt
+    // when a file is added to them (not on stable Rust): this build script asks instead.
+    println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-env-changed=ROSTER_PHONE_METADATA");
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let found = env::var("ROSTER_PHONE_METADATA")

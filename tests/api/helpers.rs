@@ -116,6 +116,21 @@ pub async fn spawn_app_with_options(
 ) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let database_url = database_url(backend, &dir).await?;
+    let mut test_app = serve(database_url, dir, rate_limit, options).await;
+    let (plan_id, token) = test_app.create_plan(Some("US")).await;
+    test_app.plan_id = plan_id;
+    test_app.token = token;
+    Some(test_app)
+}
+
+/// The real router over the database at `database_url` (migrated on connecting, as `roster
+/// serve` does), without a plan: `plan_id` and `token` are left empty for the caller.
+pub async fn serve(
+    database_url: String,
+    dir: tempfile::TempDir,
+    rate_limit: u32,
+    options: store::StoreOptions,
+) -> TestApp {
     let store = store::connect_with(&database_url, options)
         .await
         .expect("connect to the test database");
@@ -125,7 +140,7 @@ pub async fn spawn_app_with_options(
     let wake = state.wake.clone();
     let app = roster::app(state);
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let mut test_app = TestApp {
+    TestApp {
         address,
         client: reqwest::Client::new(),
         store,
@@ -134,11 +149,7 @@ pub async fn spawn_app_with_options(
         wake,
         database_url,
         dir,
-    };
-    let (plan_id, token) = test_app.create_plan(Some("US")).await;
-    test_app.plan_id = plan_id;
-    test_app.token = token;
-    Some(test_app)
+    }
 }
 
 impl TestApp {

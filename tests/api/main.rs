@@ -27,5 +27,6 @@ mod sending_processes;
 mod smart_groups;
 mod spreadsheet_bombs;
 mod store_model;
+mod upgrade;
 mod web;
 mod write_wait;

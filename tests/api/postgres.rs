@@ -121,7 +121,8 @@ fn start_server() -> Result<String, String> {
     Ok(format!("postgres://postgres@127.0.0.1:{port}"))
 }
 
-fn find_binaries() -> Option<PathBuf> {
+/// The directory of the PostgreSQL server binaries (`initdb`, `postgres`, `pg_dump`).
+pub fn find_binaries() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("ROSTER_PG_BIN") {
         return Some(PathBuf::from(dir));
     }

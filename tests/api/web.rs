@@ -31,7 +31,7 @@ fn csrf_in(html: &str) -> String {
 }
 
 /// Signs in through the form; returns the session's CSRF token (from the groups page).
-async fn sign_in(client: &reqwest::Client, base: &str, token: &str) -> reqwest::Response {
+pub async fn sign_in(client: &reqwest::Client, base: &str, token: &str) -> reqwest::Response {
     let page = client.get(format!("{base}/signin")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let csrf = csrf_in(&page.text().await.unwrap());
