@@ -8,11 +8,15 @@ five more columns) timed four ways in one run, each on a fresh database:
     roster import     into a new group, on PostgreSQL
 
     python3 bench/import.py [--rows N] [--skip-postgres] [--rss-rows M]
+                            [--baseline LABEL=PATH ...]
 
 Prints each time, the ratio of roster to its raw tool (target: at most 2.0) and roster's peak
 resident memory (target: under 200 MB whatever N). Beside them, the raw tool loading the same
 file into Roster's own schema (contacts with their indexes, and the group's memberships, by
 INSERT … SELECT from a staged copy, no validation): the floor any import into that schema pays.
+Each `--baseline` is another build of roster (e.g. the previous release) importing the same file
+into a fresh database of its own in the same run; every build's database is then measured: bytes
+per contact on SQLite (the file) and on PostgreSQL (each table with its indexes).
 """
 
 import argparse
@@ -99,12 +103,36 @@ def floor_postgres(csv_path, url):
     return timed(["psql", url, "-q", "-v", "ON_ERROR_STOP=1"], script)[0]
 
 
-def roster_import(csv_path, database):
-    plan = json.loads(run([ROSTER, "plans", "create", "Bench", "--database", database]).stdout)
-    seconds, report = timed([ROSTER, "import", csv_path, "--plan", plan["service_plan_id"],
+def roster_import(csv_path, database, binary=ROSTER):
+    run([binary, "migrate", "--database", database])
+    plan = json.loads(run([binary, "plans", "create", "Bench", "--database", database]).stdout)
+    seconds, report = timed([binary, "import", csv_path, "--plan", plan["service_plan_id"],
                                 "--group", "Bench import", "--database", database],
                                env={**os.environ, "RUST_LOG": "warn"})
     return seconds, report
+
+
+def sqlite_bytes(path):
+    """The database file's size once its write-ahead log is folded in."""
+    subprocess.run(["sqlite3", path, "PRAGMA wal_checkpoint(TRUNCATE);"], check=True,
+                   capture_output=True)
+    return os.path.getsize(path)
+
+
+def postgres_bytes(url):
+    """Bytes of each table with its indexes and TOAST, and of the whole database."""
+    out = run(["psql", url, "-At", "-F", " ", "-c",
+               "SELECT relname, pg_total_relation_size(oid) FROM pg_class "
+               "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace "
+               "UNION ALL SELECT '(database)', pg_database_size(current_database())"]).stdout
+    return {name: int(size) for name, size in (line.split() for line in out.splitlines())}
+
+
+def other_database(url, name):
+    """A fresh database beside the one of `url`, and its URL."""
+    run(["psql", url, "-q", "-c", f"DROP DATABASE IF EXISTS {name}"])
+    run(["psql", url, "-q", "-c", f"CREATE DATABASE {name}"])
+    return url.rsplit("/", 1)[0] + "/" + name
 
 
 def peak_rss_of(cmd):
@@ -132,7 +160,10 @@ def main():
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--rss-rows", type=int, default=0,
                         help="also measure peak memory importing a file of this many rows")
+    parser.add_argument("--baseline", action="append", default=[], metavar="LABEL=PATH",
+                        help="another roster binary to time in the same run (repeatable)")
     args = parser.parse_args()
+    baselines = [tuple(item.split("=", 1)) for item in args.baseline]
     print("building roster (release)...", file=sys.stderr)
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     workdir = tempfile.mkdtemp(prefix="roster-import-")
@@ -152,10 +183,16 @@ def main():
               f".import --csv --skip 1 {csv_path} contacts\n")
     raw_s, _ = timed(["sqlite3", raw_db], script)
     db = f"sqlite://{os.path.join(workdir, 'roster.db')}"
-    run([ROSTER, "migrate", "--database", db])
     roster_s, report = roster_import(csv_path, db)
     floor_s = floor_sqlite(csv_path, os.path.join(workdir, "floor.db"))
     results.append(("SQLite", "sqlite3 .import", raw_s, roster_s, floor_s, report))
+    footprints = [("SQLite", "this build", sqlite_bytes(os.path.join(workdir, "roster.db")))]
+    compared = []
+    for index, (label, binary) in enumerate(baselines):
+        path = os.path.join(workdir, f"baseline{index}.db")
+        seconds, _ = roster_import(csv_path, f"sqlite://{path}", binary)
+        compared.append(("SQLite", label, seconds, roster_s))
+        footprints.append(("SQLite", label, sqlite_bytes(path)))
 
     pg_server = url = None
     if not args.skip_postgres:
@@ -168,10 +205,16 @@ def main():
                  "last_name text, email text, city text, customer_id text)"])
             raw_s, _ = timed(["psql", url, "-q", "-c",
                                  f"\\copy raw_contacts FROM '{csv_path}' CSV HEADER"])
-            run([ROSTER, "migrate", "--database", url])
-            roster_s, report = roster_import(csv_path, url)
+            own = other_database(url, "roster_bench")
+            roster_s, report = roster_import(csv_path, own)
             floor_s = floor_postgres(csv_path, url)
             results.append(("PostgreSQL", "psql \\copy", raw_s, roster_s, floor_s, report))
+            footprints.append(("PostgreSQL", "this build", postgres_bytes(own)))
+            for index, (label, binary) in enumerate(baselines):
+                other = other_database(url, f"baseline{index}")
+                seconds, _ = roster_import(csv_path, other, binary)
+                compared.append(("PostgreSQL", label, seconds, roster_s))
+                footprints.append(("PostgreSQL", label, postgres_bytes(other)))
     try:
         print(f"\nimport of {args.rows:,} rows ({size_mb:.0f} MB CSV: phone + 5 columns) "
               "into a new group\n")
@@ -183,6 +226,23 @@ def main():
         for backend, _, _, _, _, report in results:
             created = [line for line in report.splitlines() if line.startswith("created")]
             print(f"{backend}: {created[0] if created else report.strip()}")
+        if compared:
+            print(f"\n{'backend':<11} {'baseline':<20} {'baseline s':>11} {'this s':>8} "
+                  f"{'speed-up':>9}")
+            for backend, label, seconds, own_s in compared:
+                print(f"{backend:<11} {label:<20} {seconds:11.2f} {own_s:8.2f} "
+                      f"{seconds / own_s:9.2f}")
+        print(f"\nfootprint after importing {args.rows:,} rows into one group "
+              "(bytes per row: contact and membership together)")
+        for backend, label, size in footprints:
+            if isinstance(size, dict):
+                tables = ", ".join(f"{name} {bytes_ / args.rows:.0f}" for name, bytes_
+                                   in sorted(size.items(), key=lambda item: -item[1])
+                                   if name != "(database)" and bytes_ >= args.rows)
+                print(f"{backend:<11} {label:<20} {size['(database)'] / args.rows:7.0f} B/row "
+                      f"(tables: {tables})")
+            else:
+                print(f"{backend:<11} {label:<20} {size / args.rows:7.0f} B/row")
         # Peak memory of another import of the same file into a new plan (the rows all new
         # again), sampled from /proc; then of a larger file if asked.
         databases = [("SQLite", f"sqlite://{os.path.join(workdir, 'rss.db')}")]
