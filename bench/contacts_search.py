@@ -133,6 +133,10 @@ SEARCHES = [
     ("q: age > 85 and not opted_out, first page",
      "/api/contacts?q=" + urllib.parse.quote('fields.age > 85 and not opted_out') + "&limit=50"),
     ("name contains (scan), first page", "/api/contacts?name_contains=ann&limit=50"),
+    ("gender=other, first page", "/api/contacts?gender=other&limit=50"),
+    ("gender no contact has, first page", "/api/contacts?gender=unknown&limit=50"),
+    ("number type no contact has, first page", "/api/contacts?number_type=voip&limit=50"),
+    ("count of gender=other", "/api/contacts?gender=other&limit=1&count=true"),
     ("count of opted out", "/api/contacts?opted_out=true&limit=1&count=true"),
     ("count of q: plan gold and age < 30",
      "/api/contacts?q=" + urllib.parse.quote('fields.plan = "gold" and fields.age < 30')
