@@ -491,6 +491,53 @@ mod tests {
     }
 
     #[test]
+    fn store_errors_are_put_into_words_here() {
+        use crate::domain::ids::GroupId;
+        use crate::store::Entity;
+
+        let conflict = |error: StoreError| match ApiError::from(error) {
+            ApiError::Conflict(text) => text,
+            other => panic!("not a conflict: {other:?}"),
+        };
+        assert!(matches!(
+            ApiError::from(StoreError::NotFound(Entity::Batch)),
+            ApiError::NotFound("batch")
+        ));
+        assert!(matches!(
+            ApiError::from(StoreError::NotFound(Entity::Contact)),
+            ApiError::NotFound("contact")
+        ));
+        let id = GroupId::generate();
+        assert_eq!(
+            conflict(StoreError::SmartGroup(GroupRef::Id(id.clone()))),
+            format!("group {id} is a smart group: its members follow its rule")
+        );
+        assert_eq!(
+            conflict(StoreError::SmartGroup(GroupRef::Name("VIP".into()))),
+            "group \"VIP\" is a smart group: its members follow its rule"
+        );
+        assert!(
+            conflict(StoreError::SmartGroup(GroupRef::Addressed))
+                .contains("cannot be added or removed")
+        );
+        assert!(conflict(StoreError::RuleOverMembers).contains("replace it (PUT)"));
+        assert!(
+            conflict(StoreError::JobState(JobConflict::ContactChanged(
+                "+14155550100".into()
+            )))
+            .contains("+14155550100 changed during the import")
+        );
+        for (conflict_kind, words) in [
+            (JobConflict::Committed, "already committed"),
+            (JobConflict::Committing, "already being committed"),
+            (JobConflict::FileExpired, "no longer kept"),
+            (JobConflict::Abandoned, "abandoned"),
+        ] {
+            assert!(conflict(StoreError::JobState(conflict_kind)).contains(words));
+        }
+    }
+
+    #[test]
     fn both_surfaces_name_the_allowed_methods() {
         let error = ApiError::MethodNotAllowed {
             method: "PATCH".into(),
