@@ -75,8 +75,7 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     fn stream_groups_alone(
         &self,
         conn: PoolConnection<Self::Db>,
-        plan: &PlanId,
-        groups: (&[&str], &[&str]),
+        groups: (&[i64], &[i64]),
         sender: NumberChunks,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
@@ -90,9 +89,6 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     const LOCK_BATCH: &'static str;
     /// Ends the claim of due batches: skip those another instance is claiming.
     const CLAIM_LOCK: &'static str;
-    /// Ends a read of contacts (as `c`) whose numbers go into memberships, keeping those numbers
-    /// from changing until the writing transaction ends.
-    const KEEP_CONTACT_NUMBERS: &'static str;
     /// A group's row and its child ids (comma-separated, in id order), as [`GroupRow`] reads it.
     const GROUP_ROW: &'static str;
     /// A page of a group without children or rule, as one JSON array of
@@ -102,7 +98,7 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     const TEXT_COLLATE: &'static str;
     /// Group names in byte order.
     const NAME_SORT_KEY: &'static str;
-    /// Adds the contacts with the numbers of `$3` (a [`Dialect::List`]) to group `$2`.
+    /// Adds the contacts with the numbers of `$3` (a [`Dialect::List`]) to group `$2` (an id).
     const INSERT_MEMBERS_BY_PHONE: &'static str;
     /// Removes the members with the numbers of `$3` (a [`Dialect::List`]) from group `$2`.
     const DELETE_MEMBERS_BY_PHONE: &'static str;
@@ -122,20 +118,9 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
         builder: &mut QueryBuilder<Self::Db>,
         items: impl Iterator<Item = &'a str>,
     );
-    /// The memberships an import writes, from pairs of (contact id, number), as a table with the
-    /// columns `contact_id` and `phone`.
-    fn push_member_table<'a>(
-        builder: &mut QueryBuilder<Self::Db>,
-        plan: &PlanId,
-        items: impl Iterator<Item = (&'a str, &'a str)>,
-    );
-    /// The numbers of the direct members of `ids`, as a compound select.
-    fn push_group_phones<S: AsRef<str>>(
-        builder: &mut QueryBuilder<Self::Db>,
-        plan: &PlanId,
-        ids: &[S],
-        term: GroupsTerm,
-    );
+    /// The distinct contact keys of the direct members of the groups `keys`, as a compound
+    /// select of one column `contact`.
+    fn push_group_contacts(builder: &mut QueryBuilder<Self::Db>, keys: &[i64], term: GroupsTerm);
     /// A custom field compared with a value of the same JSON type; false for any other.
     fn push_custom_compare(
         builder: &mut QueryBuilder<Self::Db>,

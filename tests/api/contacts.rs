@@ -538,9 +538,9 @@ async fn concurrent_creates_of_one_number_make_one_contact(app: TestApp) {
 }
 
 /// A membership written while its contact's number is being changed (the change not yet
-/// committed) keeps the new number, written by contact id or copied from another group: the
-/// writer must not copy the number it read before the change committed, and the change's own
-/// trigger cannot see memberships not yet written.
+/// committed), by contact id or copied from another group, gives the new number: the write waits
+/// for the change (its foreign key locks the contact), and a membership holds the contact's key,
+/// never a copy of its number.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_memberships_written_during_a_renumbering_keep_the_new_number() {
     use sqlx::Connection;
@@ -619,7 +619,9 @@ async fn postgres_memberships_written_during_a_renumbering_keep_the_new_number()
         let (response, ()) = tokio::join!(write, commit);
         assert_eq!(response.status(), 200, "step {step}");
         let stored: String = sqlx::query_scalar(
-            "SELECT phone FROM group_members WHERE group_id = $1 AND contact_id = $2",
+            "SELECT c.phone FROM group_members m \
+             JOIN contact_groups g ON g.key = m.grp JOIN contacts c ON c.key = m.contact \
+             WHERE g.id = $1 AND c.id = $2",
         )
         .bind(&target)
         .bind(&contact)

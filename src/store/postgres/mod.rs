@@ -154,26 +154,18 @@ impl Dialect for Postgres {
             return SqlStore::<Postgres>::stream_tree_numbers(&mut conn, &plan, &tree, &sender)
                 .await;
         }
-        merge::send_merged(
-            &mut conn,
-            &plan,
-            &SqlStore::<Postgres>::tree_ids(&tree),
-            &[],
-            false,
-            &sender,
-        )
-        .await
+        let keys = SqlStore::<Postgres>::tree_keys(&tree);
+        merge::send_merged(&mut conn, &keys, &[], false, &sender).await
     }
 
     /// Sends the recipients of a batch to groups alone (`groups_alone`), merged here.
     async fn stream_groups_alone(
         &self,
         mut conn: PoolConnection<sqlx::Postgres>,
-        plan: &PlanId,
-        (include, exclude): (&[&str], &[&str]),
+        (include, exclude): (&[i64], &[i64]),
         sender: NumberChunks,
     ) -> StoreResult<()> {
-        merge::send_merged(&mut conn, plan, include, exclude, true, &sender).await
+        merge::send_merged(&mut conn, include, exclude, true, &sender).await
     }
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, sqlx::Postgres>> {
@@ -199,17 +191,12 @@ impl Dialect for Postgres {
     const LOCK_CONTACT: &'static str =
         "SELECT id FROM contacts WHERE plan_id = $1 AND id = $2 FOR UPDATE";
 
-    /// Ends a read of contacts (as `c`) whose numbers are copied into memberships. The key-share lock
-    /// (the one the foreign key takes anyway) makes a change of number wait until the copy commits,
-    /// and a number changed just before is read again, so a membership never keeps an old number;
-    /// the insert trigger then has nothing to fill in.
-    const KEEP_CONTACT_NUMBERS: &'static str = " FOR KEY SHARE OF c";
-
     /// A group's row and its child ids (comma-separated, in id order).
     const GROUP_ROW: &'static str = "SELECT id, name, description, status, size, auto_update, rule, version, \
          created_at, modified_at, \
-         (SELECT string_agg(gc.child_id, ',' ORDER BY gc.child_id COLLATE \"C\") \
-          FROM group_children gc WHERE gc.plan_id = g.plan_id AND gc.group_id = g.id) AS child_ids \
+         (SELECT string_agg(child.id, ',' ORDER BY child.id COLLATE \"C\") \
+          FROM group_children gc JOIN contact_groups child ON child.key = gc.child \
+          WHERE gc.parent = g.key) AS child_ids \
          FROM contact_groups g WHERE g.plan_id = $1 AND g.id = $2";
 
     /// Text compares byte by byte, as on SQLite, whatever the database's locale.
@@ -218,23 +205,28 @@ impl Dialect for Postgres {
     /// A page of a group without children or rule, as one row: a JSON array of
     /// `[id, phone, first_name, last_name, opted_out]`, the shape `members_from_json` reads.
     const MEMBER_PAGE: &'static str = "SELECT json_agg(json_build_array(id, phone, first_name, last_name, \
-         opted_out) ORDER BY id)::text \
-         FROM (SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
-         FROM group_members m JOIN contacts c ON c.plan_id = m.plan_id AND c.id = m.contact_id \
-         WHERE m.plan_id = $1 AND m.group_id = $2 AND m.contact_id > $3 \
-         ORDER BY m.contact_id LIMIT $4 OFFSET $5) page";
+         opted_out) ORDER BY key)::text \
+         FROM (SELECT c.key, c.id, c.phone, c.first_name, c.last_name, c.opted_out \
+         FROM group_members m JOIN contacts c ON c.key = m.contact \
+         WHERE m.grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
+         AND m.contact > CASE WHEN $3 = '' THEN 0 ELSE COALESCE( \
+             (SELECT key FROM contacts WHERE plan_id = $1 AND id = $3), \
+             (SELECT key - 1 FROM contacts WHERE plan_id = $1 AND id > $3 ORDER BY id LIMIT 1), \
+             9223372036854775807) END \
+         ORDER BY m.contact LIMIT $4 OFFSET $5) page";
 
     /// Names sort byte by byte, as on the other backend, not by the database's locale.
     const NAME_SORT_KEY: &'static str = "COALESCE(name, '') COLLATE \"C\"";
 
-    /// Lists travel as one `text[]` parameter. The contacts are read as `Self::KEEP_CONTACT_NUMBERS` says.
-    const INSERT_MEMBERS_BY_PHONE: &'static str = "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
-         SELECT $1, $2, c.id, c.phone FROM contacts c \
-         WHERE c.plan_id = $1 AND c.phone = ANY($3::text[]) FOR KEY SHARE OF c \
+    /// Lists travel as one `text[]` parameter.
+    const INSERT_MEMBERS_BY_PHONE: &'static str = "INSERT INTO group_members (grp, contact) \
+         SELECT (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2), c.key \
+         FROM contacts c WHERE c.plan_id = $1 AND c.phone = ANY($3::text[]) \
          ON CONFLICT DO NOTHING";
 
     const DELETE_MEMBERS_BY_PHONE: &'static str = "DELETE FROM group_members \
-         WHERE plan_id = $1 AND group_id = $2 AND phone = ANY($3::text[])";
+         WHERE grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
+         AND contact IN (SELECT key FROM contacts WHERE plan_id = $1 AND phone = ANY($3::text[]))";
 
     /// PostgreSQL orders (or hashes) set operations itself: no order is asked for.
     const MERGE_ORDER: &'static str = "";
@@ -247,8 +239,8 @@ impl Dialect for Postgres {
 
     /// A contact's direct groups' names (an unnamed group by its id), as a JSON array.
     const EXPORT_GROUPS: &'static str = "(SELECT COALESCE(json_agg(COALESCE(g.name, g.id) ORDER BY g.id)::text, '[]') \
-         FROM group_members gm JOIN contact_groups g ON g.plan_id = gm.plan_id AND g.id = gm.group_id \
-         WHERE gm.plan_id = c.plan_id AND gm.contact_id = c.id AND g.status = 'ACTIVE')";
+         FROM group_members gm JOIN contact_groups g ON g.key = gm.grp \
+         WHERE gm.contact = c.key AND g.status = 'ACTIVE')";
 
     fn phone_list(phones: &[&str]) -> Vec<String> {
         phones.iter().map(|phone| (*phone).to_owned()).collect()
@@ -298,21 +290,22 @@ impl Dialect for Postgres {
             .push("::text[]))");
     }
 
-    /// The numbers of the direct members of `ids` as one term of a compound select, kept or left
-    /// out alike: a scan of `group_members_by_phone`. Several groups' numbers are made distinct by
-    /// the `EXCEPT` that follows them in a resolution (streams of several groups are merged by
-    /// `merge` instead).
-    fn push_group_phones<S: AsRef<str>>(
+    /// The contact keys of the direct members of `keys` as one term of a compound select, kept or
+    /// left out alike: ranges of `group_members`' primary key, made distinct when there are
+    /// several (streams of several groups are merged by `merge` instead).
+    fn push_group_contacts(
         builder: &mut sqlx::QueryBuilder<sqlx::Postgres>,
-        plan: &PlanId,
-        ids: &[S],
+        keys: &[i64],
         _: GroupsTerm,
     ) {
         builder
-            .push("SELECT phone FROM group_members WHERE plan_id = ")
-            .push_bind(plan.as_str().to_owned())
-            .push(" AND group_id IN ");
-        Self::push_list(builder, ids.iter().map(AsRef::as_ref));
+            .push(if keys.len() > 1 {
+                "SELECT DISTINCT contact FROM group_members WHERE grp = ANY("
+            } else {
+                "SELECT contact FROM group_members WHERE grp = ANY("
+            })
+            .push_bind(keys.to_vec())
+            .push(")");
     }
 
     /// A custom field compared with a value of the same JSON type; any other type, or no field,
@@ -362,26 +355,6 @@ impl Dialect for Postgres {
             .push("(SELECT unnest(")
             .push_bind(items)
             .push("::text[]) AS phone)");
-    }
-
-    /// The memberships an import writes, from pairs of (contact id, number), as a table with the
-    /// columns `contact_id` and `phone`. The numbers come from the contacts themselves, under the
-    /// lock that keeps them: another writer may have renumbered a contact since the import looked
-    /// it up.
-    fn push_member_table<'a>(
-        builder: &mut sqlx::QueryBuilder<sqlx::Postgres>,
-        plan: &PlanId,
-        items: impl Iterator<Item = (&'a str, &'a str)>,
-    ) {
-        let ids: Vec<String> = items.map(|(id, _)| id.to_owned()).collect();
-        builder
-            .push("(SELECT c.id AS contact_id, c.phone FROM contacts c WHERE c.plan_id = ")
-            .push_bind(plan.as_str().to_owned())
-            .push(" AND c.id = ANY(")
-            .push_bind(ids)
-            .push("::text[])")
-            .push(Self::KEEP_CONTACT_NUMBERS)
-            .push(")");
     }
 
     /// Inserts an import's contacts whose numbers the plan does not have yet, in one statement over

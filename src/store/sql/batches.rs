@@ -233,26 +233,6 @@ where
         Ok(tree)
     }
 
-    /// The opted-in numbers of the members of `include` that are not members of `exclude`
-    /// (groups without rules), as a compound select. Binds: `push_group_phones`'s for
-    /// `include`, then for `exclude`, then the plan.
-    pub(crate) fn push_group_numbers(
-        builder: &mut sqlx::QueryBuilder<D::Db>,
-        plan: &PlanId,
-        include: &[&str],
-        exclude: &[&str],
-    ) {
-        D::push_group_phones(builder, plan, include, GroupsTerm::Kept);
-        if !exclude.is_empty() {
-            builder.push(" EXCEPT ");
-            D::push_group_phones(builder, plan, exclude, GroupsTerm::LeftOut);
-        }
-        builder
-            .push(" EXCEPT SELECT phone FROM contacts WHERE plan_id = ")
-            .push_bind(plan.as_str().to_owned())
-            .push(" AND opted_out");
-    }
-
     /// `SELECT phone FROM …`: the distinct recipients of a batch, in no order the caller
     /// may rely on.
     pub(crate) fn push_resolution(
@@ -269,26 +249,27 @@ where
             }
         };
         let mut branches = 0;
-        // Groups without rules are ranges of their members' numbers: merged (or hashed)
-        // as sets, without looking each member up in `contacts`.
+        // Groups without rules are ranges of their members' keys: merged (or hashed) as sets
+        // before each member's number is looked up.
         let merged = !include.is_empty() && Self::is_static(include) && Self::is_static(exclude);
         if merged {
-            Self::push_group_numbers(
+            Self::push_static_numbers(
                 builder,
-                plan,
-                &Self::tree_ids(include),
-                &Self::tree_ids(exclude),
+                &Self::tree_keys(include),
+                &Self::tree_keys(exclude),
+                true,
             );
+            excluded_numbers(builder, "c.phone");
             branches += 1;
         } else if !include.is_empty() {
             builder
                 .push("SELECT c.phone AS phone FROM contacts c WHERE c.plan_id = ")
                 .push_bind(plan.as_str().to_owned())
                 .push(" AND NOT c.opted_out AND ");
-            Self::push_membership(builder, plan, include, Scan::Set);
+            Self::push_membership(builder, include, Scan::Set);
             if !exclude.is_empty() {
                 builder.push(" AND NOT ");
-                Self::push_membership(builder, plan, exclude, Scan::Set);
+                Self::push_membership(builder, exclude, Scan::Set);
             }
             excluded_numbers(builder, "c.phone");
             branches += 1;
@@ -310,19 +291,11 @@ where
                 .push(" AND c.phone = n.phone AND (c.opted_out");
             if !exclude.is_empty() {
                 builder.push(" OR ");
-                Self::push_membership(builder, plan, exclude, Scan::Set);
+                Self::push_membership(builder, exclude, Scan::Set);
             }
             builder.push("))");
             excluded_numbers(builder, "n.phone");
             branches += 1;
-        }
-        if merged {
-            if !batch.exclude.numbers.is_empty() {
-                builder.push(" EXCEPT SELECT phone FROM ");
-                D::push_phone_table(builder, batch.exclude.numbers.iter().map(String::as_str));
-                builder.push(" AS excluded");
-            }
-            builder.push(D::MERGE_ORDER);
         }
         if branches == 0 {
             builder.push("SELECT CAST(NULL AS TEXT) AS phone WHERE FALSE");
@@ -596,10 +569,10 @@ where
         let mut rows = spawn_numbers(move |sender| async move {
             let (plan, batch) = (owned_plan, owned_batch);
             if Self::groups_alone(&include, &exclude, &batch) {
-                let ids = (Self::tree_ids(&include), Self::tree_ids(&exclude));
+                let keys = (Self::tree_keys(&include), Self::tree_keys(&exclude));
                 store
                     .dialect
-                    .stream_groups_alone(reader, &plan, (&ids.0, &ids.1), sender)
+                    .stream_groups_alone(reader, (&keys.0, &keys.1), sender)
                     .await
             } else {
                 let mut reader = reader;

@@ -119,18 +119,19 @@ where
             };
             action = Some(request);
             let sql = match request {
-                GroupRequest::Join => format!(
-                    "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
-                         SELECT $1, $2, $3, c.phone FROM contacts c \
-                         WHERE c.plan_id = $1 AND c.id = $3{keep_contact_numbers} \
-                         ON CONFLICT DO NOTHING",
-                    keep_contact_numbers = D::KEEP_CONTACT_NUMBERS
-                ),
-                GroupRequest::Leave => "DELETE FROM group_members \
-                         WHERE plan_id = $1 AND group_id = $2 AND contact_id = $3"
-                    .to_owned(),
+                GroupRequest::Join => {
+                    "INSERT INTO group_members (grp, contact) \
+                         SELECT g.key, c.key FROM contact_groups g, contacts c \
+                         WHERE g.plan_id = $1 AND g.id = $2 AND c.plan_id = $1 AND c.id = $3 \
+                         ON CONFLICT DO NOTHING"
+                }
+                GroupRequest::Leave => {
+                    "DELETE FROM group_members \
+                         WHERE grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
+                         AND contact = (SELECT key FROM contacts WHERE plan_id = $1 AND id = $3)"
+                }
             };
-            let affected = sqlx::query(sqlx::AssertSqlSafe(sql))
+            let affected = sqlx::query(sql)
                 .bind(plan.as_str())
                 .bind(&group)
                 .bind(contact)

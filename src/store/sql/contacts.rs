@@ -378,7 +378,7 @@ where
                 Window::Offset { offset, .. } if offset > 0 => Scan::Set,
                 _ => Scan::Probe,
             };
-            Self::push_membership(builder, plan, tree, scan);
+            Self::push_membership(builder, tree, scan);
         }
     }
 
@@ -422,19 +422,15 @@ where
         if contacts.is_empty() {
             return Ok(0);
         }
-        let mut insert = sqlx::QueryBuilder::<D::Db>::new(
-            "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
-                 SELECT c.plan_id, ",
-        );
+        let mut insert =
+            sqlx::QueryBuilder::<D::Db>::new("INSERT INTO group_members (grp, contact) SELECT ");
+        push_group_key(&mut insert, plan, group.as_str());
         insert
-            .push_bind(group.as_str().to_owned())
-            .push(", c.id, c.phone FROM contacts c WHERE c.plan_id = ")
+            .push(", c.key FROM contacts c WHERE c.plan_id = ")
             .push_bind(plan.as_str().to_owned())
             .push(" AND c.id IN ");
         D::push_list(&mut insert, contacts.iter().map(ContactId::as_str));
-        insert
-            .push(D::KEEP_CONTACT_NUMBERS)
-            .push(" ON CONFLICT DO NOTHING");
+        insert.push(" ON CONFLICT DO NOTHING");
         Ok(insert.build().execute(&mut *conn).await?.rows_affected())
     }
 
@@ -458,15 +454,15 @@ where
                 let changed = if add {
                     Self::insert_members_by_id(conn, plan, group, contacts).await?
                 } else {
-                    let mut delete = sqlx::QueryBuilder::<D::Db>::new(
-                        "DELETE FROM group_members WHERE plan_id = ",
-                    );
+                    let mut delete =
+                        sqlx::QueryBuilder::<D::Db>::new("DELETE FROM group_members WHERE grp = ");
+                    push_group_key(&mut delete, plan, group.as_str());
                     delete
+                        .push(" AND contact IN (SELECT key FROM contacts WHERE plan_id = ")
                         .push_bind(plan.as_str().to_owned())
-                        .push(" AND group_id = ")
-                        .push_bind(group.as_str().to_owned())
-                        .push(" AND contact_id IN ");
+                        .push(" AND id IN ");
                     D::push_list(&mut delete, contacts.iter().map(ContactId::as_str));
+                    delete.push(")");
                     delete.build().execute(&mut *conn).await?.rows_affected()
                 };
                 let delta = if add {
@@ -623,13 +619,15 @@ where
         let conn: &mut Conn<D> = &mut tx;
         let outcome = async move {
             let mut affected = sqlx::QueryBuilder::<D::Db>::new(
-                "SELECT m.group_id, COUNT(*) FROM group_members m WHERE m.plan_id = ",
+                "SELECT g.id, COUNT(*) FROM group_members m \
+                     JOIN contact_groups g ON g.key = m.grp \
+                     JOIN contacts c ON c.key = m.contact WHERE c.plan_id = ",
             );
             affected
                 .push_bind(plan.as_str().to_owned())
-                .push(" AND m.contact_id IN ");
+                .push(" AND c.id IN ");
             D::push_list(&mut affected, ids.iter().map(ContactId::as_str));
-            affected.push(" GROUP BY m.group_id ORDER BY m.group_id");
+            affected.push(format!(" GROUP BY g.id ORDER BY g.id{}", D::TEXT_COLLATE));
             let removed: Vec<(String, i64)> =
                 affected.build_query_as().fetch_all(&mut *conn).await?;
             let mut delete =
@@ -698,8 +696,9 @@ where
         Self::load_contact(&mut conn, plan, id).await?;
         let groups: Vec<(String, Option<String>, String)> = sqlx::query_as(
             "SELECT g.id, g.name, g.status FROM group_members m \
-                 JOIN contact_groups g ON g.plan_id = m.plan_id AND g.id = m.group_id \
-                 WHERE m.plan_id = $1 AND m.contact_id = $2 ORDER BY g.id",
+                 JOIN contact_groups g ON g.key = m.grp \
+                 WHERE m.contact = (SELECT key FROM contacts WHERE plan_id = $1 AND id = $2) \
+                 ORDER BY g.id",
         )
         .bind(plan.as_str())
         .bind(id.as_str())

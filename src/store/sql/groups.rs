@@ -17,6 +17,7 @@ pub(crate) struct LockedGroup {
 
 /// A group of a resolution tree, with its rule if it is smart.
 pub(crate) struct TreeGroup {
+    pub(crate) key: i64,
     pub(crate) id: String,
     pub(crate) rule: Option<FilterExpr>,
 }
@@ -134,7 +135,7 @@ where
         let mut count =
             sqlx::QueryBuilder::<D::Db>::new("SELECT COUNT(*) FROM contacts c WHERE c.plan_id = ");
         count.push_bind(plan.as_str().to_owned()).push(" AND ");
-        Self::push_membership(&mut count, plan, tree, Scan::Set);
+        Self::push_membership(&mut count, tree, Scan::Set);
         Ok(count.build_query_scalar().fetch_one(&mut *conn).await?)
     }
 
@@ -200,11 +201,14 @@ where
     ) -> StoreResult<()> {
         let ids: Vec<GroupId> = children.iter().cloned().collect();
         Self::require_active_groups(conn, plan, &ids).await?;
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT group_id, child_id FROM group_children WHERE plan_id = $1")
-                .bind(plan.as_str())
-                .fetch_all(&mut *conn)
-                .await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT p.id, c.id FROM group_children gc \
+                     JOIN contact_groups p ON p.key = gc.parent \
+                     JOIN contact_groups c ON c.key = gc.child WHERE p.plan_id = $1",
+        )
+        .bind(plan.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
         let mut edges: BTreeMap<GroupId, Vec<GroupId>> = BTreeMap::new();
         for (parent, child) in rows {
             edges
@@ -213,14 +217,19 @@ where
                 .push(GroupId::from_trusted(child));
         }
         check_child_groups(id, children, &edges).map_err(StoreError::ChildGroups)?;
-        sqlx::query("DELETE FROM group_children WHERE plan_id = $1 AND group_id = $2")
-            .bind(plan.as_str())
-            .bind(id.as_str())
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "DELETE FROM group_children \
+                 WHERE parent = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2)",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .execute(&mut *conn)
+        .await?;
         for child in children {
             sqlx::query(
-                "INSERT INTO group_children (plan_id, group_id, child_id) VALUES ($1, $2, $3)",
+                "INSERT INTO group_children (parent, child) \
+                     SELECT p.key, c.key FROM contact_groups p, contact_groups c \
+                     WHERE p.plan_id = $1 AND p.id = $2 AND c.plan_id = $1 AND c.id = $3",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
@@ -293,18 +302,15 @@ where
                 MembershipStep::InsertMembersOf(source) => {
                     let tree = Self::load_tree(conn, plan, source.as_str()).await?;
                     let mut insert = sqlx::QueryBuilder::<D::Db>::new(
-                        "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
-                             SELECT c.plan_id, ",
+                        "INSERT INTO group_members (grp, contact) SELECT ",
                     );
+                    push_group_key(&mut insert, plan, id.as_str());
                     insert
-                        .push_bind(id.as_str().to_owned())
-                        .push(", c.id, c.phone FROM contacts c WHERE c.plan_id = ")
+                        .push(", c.key FROM contacts c WHERE c.plan_id = ")
                         .push_bind(plan.as_str().to_owned())
                         .push(" AND ");
-                    Self::push_membership(&mut insert, plan, &tree, Scan::Set);
-                    insert
-                        .push(D::KEEP_CONTACT_NUMBERS)
-                        .push(" ON CONFLICT DO NOTHING");
+                    Self::push_membership(&mut insert, &tree, Scan::Set);
+                    insert.push(" ON CONFLICT DO NOTHING");
                     insert.build().execute(&mut *conn).await?.rows_affected() as i64
                 }
                 MembershipStep::Delete(numbers) => {
@@ -312,17 +318,14 @@ where
                 }
                 MembershipStep::DeleteMembersOf(source) => {
                     let tree = Self::load_tree(conn, plan, source.as_str()).await?;
-                    let mut delete = sqlx::QueryBuilder::<D::Db>::new(
-                        "DELETE FROM group_members WHERE plan_id = ",
-                    );
+                    let mut delete =
+                        sqlx::QueryBuilder::<D::Db>::new("DELETE FROM group_members WHERE grp = ");
+                    push_group_key(&mut delete, plan, id.as_str());
                     delete
-                        .push_bind(plan.as_str().to_owned())
-                        .push(" AND group_id = ")
-                        .push_bind(id.as_str().to_owned())
-                        .push(" AND contact_id IN (SELECT c.id FROM contacts c WHERE c.plan_id = ")
+                        .push(" AND contact IN (SELECT c.key FROM contacts c WHERE c.plan_id = ")
                         .push_bind(plan.as_str().to_owned())
                         .push(" AND ");
-                    Self::push_membership(&mut delete, plan, &tree, Scan::Set);
+                    Self::push_membership(&mut delete, &tree, Scan::Set);
                     delete.push(")");
                     -(delete.build().execute(&mut *conn).await?.rows_affected() as i64)
                 }
@@ -344,13 +347,14 @@ where
         id: &GroupId,
     ) -> StoreResult<()> {
         let ancestors: Vec<String> = sqlx::query_scalar(
-            "WITH RECURSIVE up(id, depth) AS ( \
-                     SELECT CAST($2 AS TEXT), 0 \
+            "WITH RECURSIVE up(key, depth) AS ( \
+                     SELECT key, 0 FROM contact_groups WHERE plan_id = $1 AND id = $2 \
                      UNION \
-                     SELECT gc.group_id, up.depth + 1 FROM up \
-                     JOIN group_children gc ON gc.plan_id = $1 AND gc.child_id = up.id \
+                     SELECT gc.parent, up.depth + 1 FROM up \
+                     JOIN group_children gc ON gc.child = up.key \
                      WHERE up.depth < 64 \
-                 ) SELECT DISTINCT id FROM up ORDER BY id",
+                 ) SELECT DISTINCT g.id FROM up JOIN contact_groups g ON g.key = up.key \
+                 ORDER BY g.id",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -425,7 +429,7 @@ where
         // the tree's groups twice against OFFSET, though not against LIMIT: a numbered page
         // past the first reads the members as a set.
         let scan = if offset > 0 { Scan::Set } else { Scan::Probe };
-        Self::push_membership(&mut page, plan, &tree, scan);
+        Self::push_membership(&mut page, &tree, scan);
         page.push(" ORDER BY c.id LIMIT ")
             .push_bind(limit)
             .push(" OFFSET ")
@@ -474,12 +478,9 @@ where
                 .push(" ESCAPE '\\'");
         }
         if let Some(parent) = &query.child_of {
-            builder
-                .push(" AND id IN (SELECT child_id FROM group_children WHERE plan_id = ")
-                .push_bind(plan.as_str().to_owned())
-                .push(" AND group_id = ")
-                .push_bind(parent.as_str().to_owned())
-                .push(")");
+            builder.push(" AND key IN (SELECT child FROM group_children WHERE parent = ");
+            push_group_key(builder, plan, parent.as_str());
+            builder.push(")");
         }
     }
 
@@ -543,8 +544,7 @@ where
             // merged by each backend its own way.
             [lone] if lone.rule.is_none() => {
                 let mut query = sqlx::QueryBuilder::<D::Db>::new("");
-                D::push_group_phones(&mut query, plan, &[lone.id.as_str()], GroupsTerm::Kept);
-                query.push(D::MERGE_ORDER);
+                Self::push_static_numbers(&mut query, &[lone.key], &[], false);
                 query
             }
             _ => {
@@ -552,7 +552,7 @@ where
                     "SELECT c.phone FROM contacts c WHERE c.plan_id = ",
                 );
                 query.push_bind(plan.as_str().to_owned()).push(" AND ");
-                Self::push_membership(&mut query, plan, tree, Scan::Set);
+                Self::push_membership(&mut query, tree, Scan::Set);
                 query
             }
         };
@@ -566,7 +566,8 @@ where
         id: &GroupId,
     ) -> StoreResult<Vec<GroupId>> {
         let parents: Vec<String> = sqlx::query_scalar(
-            "SELECT group_id FROM group_children WHERE plan_id = $1 AND child_id = $2",
+            "SELECT p.id FROM group_children gc JOIN contact_groups p ON p.key = gc.parent \
+                 WHERE gc.child = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2)",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -592,34 +593,56 @@ where
         plan: &PlanId,
         id: &str,
     ) -> StoreResult<Vec<TreeGroup>> {
-        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
             // The groups whose members a group resolves to: itself and, recursively, its
             // active child groups. `UNION` (not `UNION ALL`) also guarantees that the
             // recursion ends even on a graph that somehow held a cycle.
-            "WITH RECURSIVE tree(id) AS ( \
-                     SELECT CAST($2 AS TEXT) \
+            "WITH RECURSIVE tree(key) AS ( \
+                     SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2 \
                      UNION \
-                     SELECT gc.child_id FROM tree \
-                     JOIN group_children gc ON gc.plan_id = $1 AND gc.group_id = tree.id \
-                     JOIN contact_groups g ON g.plan_id = gc.plan_id AND g.id = gc.child_id \
-                                          AND g.status = 'ACTIVE' \
+                     SELECT gc.child FROM tree \
+                     JOIN group_children gc ON gc.parent = tree.key \
+                     JOIN contact_groups g ON g.key = gc.child AND g.status = 'ACTIVE' \
                  ) \
-                 SELECT g.id, g.rule FROM tree \
-                 JOIN contact_groups g ON g.plan_id = $1 AND g.id = tree.id ORDER BY g.id",
+                 SELECT g.key, g.id, g.rule FROM tree \
+                 JOIN contact_groups g ON g.key = tree.key ORDER BY g.id",
         )
         .bind(plan.as_str())
         .bind(id)
         .fetch_all(&mut *conn)
         .await?;
         rows.into_iter()
-            .map(|(id, rule)| {
+            .map(|(key, id, rule)| {
                 let rule = rule
                     .map(|source| FilterExpr::parse(&source))
                     .transpose()
                     .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
-                Ok(TreeGroup { id, rule })
+                Ok(TreeGroup { key, id, rule })
             })
             .collect()
+    }
+
+    /// `SELECT c.phone …`: the numbers of the direct members of the groups `include` that are not
+    /// direct members of `exclude` (and, with `opted_in`, have not opted out), in contact key
+    /// order: the groups' ranges of keys are merged first, then each key's number is looked up.
+    pub(crate) fn push_static_numbers(
+        builder: &mut sqlx::QueryBuilder<D::Db>,
+        include: &[i64],
+        exclude: &[i64],
+        opted_in: bool,
+    ) {
+        builder.push("SELECT c.phone FROM (");
+        D::push_group_contacts(builder, include, GroupsTerm::Kept);
+        if !exclude.is_empty() {
+            builder.push(" EXCEPT ");
+            D::push_group_contacts(builder, exclude, GroupsTerm::LeftOut);
+        }
+        builder
+            .push(D::MERGE_ORDER)
+            .push(") AS u JOIN contacts c ON c.key = u.contact");
+        if opted_in {
+            builder.push(" WHERE NOT c.opted_out");
+        }
     }
 
     /// Whether the tree's members can be read off `group_members` alone.
@@ -627,8 +650,8 @@ where
         tree.iter().all(|group| group.rule.is_none())
     }
 
-    pub(crate) fn tree_ids(tree: &[TreeGroup]) -> Vec<&str> {
-        tree.iter().map(|group| group.id.as_str()).collect()
+    pub(crate) fn tree_keys(tree: &[TreeGroup]) -> Vec<i64> {
+        tree.iter().map(|group| group.key).collect()
     }
 
     /// `c` is an effective member of the tree: a direct member of one of its static groups,
@@ -636,40 +659,35 @@ where
     /// PostgreSQL can turn it into a join.
     pub(crate) fn push_membership(
         builder: &mut sqlx::QueryBuilder<D::Db>,
-        plan: &PlanId,
         tree: &[TreeGroup],
         scan: Scan,
     ) {
-        let static_ids: Vec<&str> = tree
+        let static_keys: Vec<i64> = tree
             .iter()
             .filter(|group| group.rule.is_none())
-            .map(|group| group.id.as_str())
+            .map(|group| group.key)
             .collect();
         let rules: Vec<&FilterExpr> = tree
             .iter()
             .filter_map(|group| group.rule.as_ref())
             .collect();
-        if static_ids.is_empty() && rules.is_empty() {
+        if static_keys.is_empty() && rules.is_empty() {
             builder.push("FALSE");
             return;
         }
         builder.push("(");
         let mut first = true;
-        if !static_ids.is_empty() {
+        if !static_keys.is_empty() {
             first = false;
-            match scan {
-                Scan::Probe => builder.push(
-                    "EXISTS (SELECT 1 FROM group_members m \
-                         WHERE m.plan_id = c.plan_id AND m.contact_id = c.id AND m.group_id IN (",
-                ),
-                Scan::Set => builder
-                    .push("c.id IN (SELECT m.contact_id FROM group_members m WHERE m.plan_id = ")
-                    .push_bind(plan.as_str().to_owned())
-                    .push(" AND m.group_id IN ("),
-            };
-            let mut ids = builder.separated(", ");
-            for id in static_ids {
-                ids.push_bind(id.to_owned());
+            builder.push(match scan {
+                Scan::Probe => {
+                    "EXISTS (SELECT 1 FROM group_members m WHERE m.contact = c.key AND m.grp IN ("
+                }
+                Scan::Set => "c.key IN (SELECT m.contact FROM group_members m WHERE m.grp IN (",
+            });
+            let mut keys = builder.separated(", ");
+            for key in static_keys {
+                keys.push_bind(key);
             }
             builder.push("))");
         }
@@ -784,16 +802,21 @@ where
 
         if !groups.is_empty() {
             let mut children = sqlx::QueryBuilder::<D::Db>::new(
-                "SELECT group_id, child_id FROM group_children WHERE plan_id = ",
+                "SELECT p.id, c.id FROM group_children gc \
+                     JOIN contact_groups p ON p.key = gc.parent \
+                     JOIN contact_groups c ON c.key = gc.child WHERE p.plan_id = ",
             );
             children
                 .push_bind(plan.as_str().to_owned())
-                .push(" AND group_id IN (");
+                .push(" AND p.id IN (");
             let mut ids = children.separated(", ");
             for group in &groups {
                 ids.push_bind(group.id.as_str().to_owned());
             }
-            children.push(") ORDER BY group_id, child_id");
+            children.push(format!(
+                ") ORDER BY p.id{collate}, c.id{collate}",
+                collate = D::TEXT_COLLATE
+            ));
             let edges: Vec<(String, String)> =
                 children.build_query_as().fetch_all(&mut *conn).await?;
             let mut by_parent: BTreeMap<String, Vec<GroupId>> = BTreeMap::new();
@@ -839,11 +862,14 @@ where
                 return Err(StoreError::GroupDeleted);
             }
             Self::set_child_groups(conn, plan, id, &group.child_groups).await?;
-            sqlx::query("DELETE FROM group_members WHERE plan_id = $1 AND group_id = $2")
-                .bind(plan.as_str())
-                .bind(id.as_str())
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "DELETE FROM group_members \
+                     WHERE grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2)",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .execute(&mut *conn)
+            .await?;
             let members: Vec<&ParsedNumber> = group.members.iter().collect();
             let added = Self::insert_members(conn, plan, id, &members, now).await?;
             sqlx::query(

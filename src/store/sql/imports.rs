@@ -1,7 +1,7 @@
 //! Imports. An import is written in one transaction: rows arrive in chunks from the
 //! reader, each chunk is matched against the plan's contacts in one query and written with a few
-//! set-based statements (the dialect's `insert_import_contacts`, `update_import_contacts`,
-//! `insert_import_errors` and `push_member_table`); the import's status becomes `done` in the
+//! set-based statements (the dialect's `insert_import_contacts`, `update_import_contacts` and
+//! `insert_import_errors`, and one insert of memberships per group); the import's status becomes `done` in the
 //! same transaction, guarded by its attempt number, so that an import is whole or absent and
 //! never applied twice.
 
@@ -618,7 +618,7 @@ where
                 conn,
                 plan,
                 &groups.groups[group].id,
-                ids.iter().map(|(id, phone)| (id.as_str(), *phone)),
+                ids.iter().map(|(id, _)| id.as_str()),
             )
             .await?;
             groups.groups[group].added += added;
@@ -628,9 +628,7 @@ where
                 conn,
                 plan,
                 &groups.groups[group].id,
-                members
-                    .iter()
-                    .map(|&index| (ids[index].0.as_str(), ids[index].1)),
+                members.iter().map(|&index| ids[index].0.as_str()),
             )
             .await?;
             groups.groups[group].added += added;
@@ -643,18 +641,17 @@ where
         conn: &mut Conn<D>,
         plan: &PlanId,
         group: &str,
-        contacts: impl Iterator<Item = (&'a str, &'a str)>,
+        contacts: impl Iterator<Item = &'a str>,
     ) -> StoreResult<u64> {
-        let mut insert = sqlx::QueryBuilder::<D::Db>::new(
-            "INSERT INTO group_members (plan_id, group_id, contact_id, phone) SELECT ",
-        );
+        let mut insert =
+            sqlx::QueryBuilder::<D::Db>::new("INSERT INTO group_members (grp, contact) SELECT ");
+        push_group_key(&mut insert, plan, group);
         insert
+            .push(", c.key FROM contacts c WHERE c.plan_id = ")
             .push_bind(plan.as_str().to_owned())
-            .push(", ")
-            .push_bind(group.to_owned())
-            .push(", t.contact_id, t.phone FROM ");
-        D::push_member_table(&mut insert, plan, contacts);
-        insert.push(" AS t WHERE true ON CONFLICT DO NOTHING");
+            .push(" AND c.id IN ");
+        D::push_list(&mut insert, contacts);
+        insert.push(" ON CONFLICT DO NOTHING");
         Ok(insert.build().execute(&mut *conn).await?.rows_affected())
     }
 }

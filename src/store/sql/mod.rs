@@ -54,3 +54,16 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, sqlx::Erro
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, sqlx::Error> {
     serde_json::to_string(value).map_err(|error| sqlx::Error::Encode(Box::new(error)))
 }
+
+/// `(SELECT key FROM contact_groups …)`: the key of the plan's group `id`.
+fn push_group_key<DB: Database>(builder: &mut sqlx::QueryBuilder<DB>, plan: &PlanId, id: &str)
+where
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    builder
+        .push("(SELECT key FROM contact_groups WHERE plan_id = ")
+        .push_bind(plan.as_str().to_owned())
+        .push(" AND id = ")
+        .push_bind(id.to_owned())
+        .push(")");
+}

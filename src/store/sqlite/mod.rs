@@ -39,44 +39,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// allows 500 terms in a compound select, and each term adds a step to every row's merge.
 const MAX_MERGED_GROUPS: usize = 64;
 
-/// The values `push_group_phones` binds, in their order.
-fn group_phones_params<S: AsRef<str>>(plan: &PlanId, ids: &[S]) -> Vec<String> {
-    if ids.len() > MAX_MERGED_GROUPS {
-        let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
-        return vec![
-            plan.as_str().to_owned(),
-            serde_json::Value::from(ids).to_string(),
-        ];
-    }
-    ids.iter()
-        .flat_map(|id| [plan.as_str().to_owned(), id.as_ref().to_owned()])
-        .collect()
-}
-
-/// The distinct numbers of the direct members of `ids`, in order: the SQL text of
-/// `stream_tree_numbers` for a tree without rules, with its values, for the inline reader.
-fn group_phones_statement(plan: &PlanId, ids: &[&str]) -> (String, Vec<String>) {
+/// The numbers of the direct members of `include` not in `exclude` (opted-in ones alone, with
+/// `opted_in`): the SQL text of `push_static_numbers`, for the inline reader. It binds nothing:
+/// `push_group_contacts` writes the groups' keys into the text.
+fn static_numbers_statement(include: &[i64], exclude: &[i64], opted_in: bool) -> String {
     let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
-    Sqlite::push_group_phones(&mut builder, plan, ids, GroupsTerm::Kept);
-    builder.push(Sqlite::MERGE_ORDER);
-    (builder.into_string(), group_phones_params(plan, ids))
-}
-
-/// A batch's recipients when it names groups without rules and no numbers: the SQL text
-/// `push_resolution` writes for it (`push_group_numbers`), with its values, for the inline
-/// reader.
-fn static_resolution_statement(
-    plan: &PlanId,
-    include: &[&str],
-    exclude: &[&str],
-) -> (String, Vec<String>) {
-    let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
-    SqlStore::<Sqlite>::push_group_numbers(&mut builder, plan, include, exclude);
-    builder.push(Sqlite::MERGE_ORDER);
-    let mut params = group_phones_params(plan, include);
-    params.extend(group_phones_params(plan, exclude));
-    params.push(plan.as_str().to_owned());
-    (builder.into_string(), params)
+    SqlStore::<Sqlite>::push_static_numbers(&mut builder, include, exclude, opted_in);
+    builder.into_string()
 }
 
 fn contact_json(contact: &ContactValues) -> serde_json::Value {
@@ -142,18 +111,13 @@ impl Sqlite {
         })
     }
 
-    /// Sends the numbers a statement returns, read on a blocking thread of its own.
-    async fn stream_inline(
-        &self,
-        (sql, params): (String, Vec<String>),
-        sender: NumberChunks,
-    ) -> StoreResult<()> {
+    /// Sends the numbers a statement without parameters returns, read on a blocking thread of
+    /// its own.
+    async fn stream_inline(&self, sql: String, sender: NumberChunks) -> StoreResult<()> {
         let inline = self.inline.clone();
-        tokio::task::spawn_blocking(move || {
-            inline.stream_phones(&sql, rusqlite::params_from_iter(params), &sender)
-        })
-        .await
-        .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
+        tokio::task::spawn_blocking(move || inline.stream_phones(&sql, [], &sender))
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
     }
 }
 
@@ -204,11 +168,9 @@ impl Dialect for Sqlite {
             return SqlStore::<Sqlite>::stream_tree_numbers(&mut conn, &plan, &tree, &sender).await;
         }
         drop(conn);
-        self.stream_inline(
-            group_phones_statement(&plan, &SqlStore::<Sqlite>::tree_ids(&tree)),
-            sender,
-        )
-        .await
+        let keys = SqlStore::<Sqlite>::tree_keys(&tree);
+        self.stream_inline(static_numbers_statement(&keys, &[], false), sender)
+            .await
     }
 
     /// Sends the recipients of a batch to groups alone (`groups_alone`), read on a blocking
@@ -216,12 +178,11 @@ impl Dialect for Sqlite {
     async fn stream_groups_alone(
         &self,
         conn: PoolConnection<sqlx::Sqlite>,
-        plan: &PlanId,
-        (include, exclude): (&[&str], &[&str]),
+        (include, exclude): (&[i64], &[i64]),
         sender: NumberChunks,
     ) -> StoreResult<()> {
         drop(conn);
-        self.stream_inline(static_resolution_statement(plan, include, exclude), sender)
+        self.stream_inline(static_numbers_statement(include, exclude, true), sender)
             .await
     }
 
@@ -266,14 +227,13 @@ impl Dialect for Sqlite {
 
     const LOCK_CONTACT: &'static str = "SELECT id FROM contacts WHERE plan_id = $1 AND id = $2";
 
-    const KEEP_CONTACT_NUMBERS: &'static str = "";
-
     /// A group's row and its child ids (comma-separated, in id order), in the column order
     /// [`GroupRow`] is read in.
     const GROUP_ROW: &'static str = "SELECT id, name, description, status, size, auto_update, rule, version, \
          created_at, modified_at, \
-         (SELECT group_concat(child_id, ',') FROM (SELECT gc.child_id FROM group_children gc \
-          WHERE gc.plan_id = g.plan_id AND gc.group_id = g.id ORDER BY gc.child_id)) AS child_ids \
+         (SELECT group_concat(id, ',') FROM (SELECT child.id FROM group_children gc \
+          JOIN contact_groups child ON child.key = gc.child \
+          WHERE gc.parent = g.key ORDER BY child.id)) AS child_ids \
          FROM contact_groups g WHERE g.plan_id = $1 AND g.id = $2";
 
     /// SQLite's default collation already compares byte by byte.
@@ -282,23 +242,29 @@ impl Dialect for Sqlite {
     /// A page of a group without children or rule, as one row: a JSON array of
     /// `[id, phone, first_name, last_name, opted_out]`, the shape `members_from_json` reads.
     const MEMBER_PAGE: &'static str = "SELECT json_group_array(json_array(id, phone, first_name, last_name, \
-         json(CASE WHEN opted_out THEN 'true' ELSE 'false' END)) ORDER BY id) \
-         FROM (SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
-         FROM group_members m JOIN contacts c ON c.plan_id = m.plan_id AND c.id = m.contact_id \
-         WHERE m.plan_id = $1 AND m.group_id = $2 AND m.contact_id > $3 \
-         ORDER BY m.contact_id LIMIT $4 OFFSET $5)";
+         json(CASE WHEN opted_out THEN 'true' ELSE 'false' END)) ORDER BY key) \
+         FROM (SELECT c.key, c.id, c.phone, c.first_name, c.last_name, c.opted_out \
+         FROM group_members m JOIN contacts c ON c.key = m.contact \
+         WHERE m.grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
+         AND m.contact > CASE WHEN $3 = '' THEN 0 ELSE COALESCE( \
+             (SELECT key FROM contacts WHERE plan_id = $1 AND id = $3), \
+             (SELECT key - 1 FROM contacts WHERE plan_id = $1 AND id > $3 ORDER BY id LIMIT 1), \
+             9223372036854775807) END \
+         ORDER BY m.contact LIMIT $4 OFFSET $5)";
 
     /// Names sort byte by byte, as on the other backend.
     const NAME_SORT_KEY: &'static str = "COALESCE(name, '')";
 
     /// Lists travel as one JSON array parameter, unpacked by `json_each`.
-    const INSERT_MEMBERS_BY_PHONE: &'static str = "INSERT INTO group_members (plan_id, group_id, contact_id, phone) \
-         SELECT $1, $2, c.id, c.phone FROM contacts c \
-         WHERE c.plan_id = $1 AND c.phone IN (SELECT value FROM json_each($3)) \
+    const INSERT_MEMBERS_BY_PHONE: &'static str = "INSERT INTO group_members (grp, contact) \
+         SELECT (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2), c.key \
+         FROM contacts c WHERE c.plan_id = $1 AND c.phone IN (SELECT value FROM json_each($3)) \
          ON CONFLICT DO NOTHING";
 
     const DELETE_MEMBERS_BY_PHONE: &'static str = "DELETE FROM group_members \
-         WHERE plan_id = $1 AND group_id = $2 AND phone IN (SELECT value FROM json_each($3))";
+         WHERE grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
+         AND contact IN (SELECT key FROM contacts \
+             WHERE plan_id = $1 AND phone IN (SELECT value FROM json_each($3)))";
 
     /// Ends a compound select of numbers: in order, so that its terms are merged.
     const MERGE_ORDER: &'static str = " ORDER BY 1";
@@ -310,8 +276,8 @@ impl Dialect for Sqlite {
 
     /// A contact's direct groups' names (an unnamed group by its id), as a JSON array.
     const EXPORT_GROUPS: &'static str = "(SELECT json_group_array(COALESCE(g.name, g.id)) \
-         FROM group_members gm JOIN contact_groups g ON g.plan_id = gm.plan_id AND g.id = gm.group_id \
-         WHERE gm.plan_id = c.plan_id AND gm.contact_id = c.id AND g.status = 'ACTIVE')";
+         FROM group_members gm JOIN contact_groups g ON g.key = gm.grp \
+         WHERE gm.contact = c.key AND g.status = 'ACTIVE')";
 
     fn phone_list(phones: &[&str]) -> String {
         serde_json::Value::from(phones.to_vec()).to_string()
@@ -361,36 +327,35 @@ impl Dialect for Sqlite {
             .push("))");
     }
 
-    /// The numbers of the direct members of `ids`, as terms of a compound select joined by `UNION`
-    /// (or by `EXCEPT` when they are taken out of what precedes). Each term is one range of
-    /// `group_members_by_phone`, in number order, so that with `Self::MERGE_ORDER` at its end SQLite
-    /// merges the ranges instead of building a temporary index of the numbers.
-    fn push_group_phones<S: AsRef<str>>(
+    /// The contact keys of the direct members of `keys`, as terms of a compound select joined by
+    /// `UNION` (or by `EXCEPT` when they are taken out of what precedes). Each term is one range
+    /// of `group_members`' primary key, in key order, so that with `Self::MERGE_ORDER` at its end
+    /// SQLite merges the ranges instead of building a temporary index of the keys. The keys are
+    /// written into the text (they are integers the database gave), so that the inline reader
+    /// has nothing to bind.
+    fn push_group_contacts(
         builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>,
-        plan: &PlanId,
-        ids: &[S],
+        keys: &[i64],
         term: GroupsTerm,
     ) {
-        if ids.len() > MAX_MERGED_GROUPS {
-            builder
-                .push("SELECT DISTINCT phone FROM group_members WHERE plan_id = ")
-                .push_bind(plan.as_str().to_owned())
-                .push(" AND group_id IN ");
-            Self::push_list(builder, ids.iter().map(AsRef::as_ref));
+        if keys.len() > MAX_MERGED_GROUPS {
+            let list: Vec<String> = keys.iter().map(i64::to_string).collect();
+            builder.push(format!(
+                "SELECT DISTINCT contact FROM group_members WHERE grp IN ({})",
+                list.join(", ")
+            ));
             return;
         }
-        for (index, id) in ids.iter().enumerate() {
+        for (index, key) in keys.iter().enumerate() {
             if index > 0 {
                 builder.push(match term {
                     GroupsTerm::Kept => " UNION ",
                     GroupsTerm::LeftOut => " EXCEPT ",
                 });
             }
-            builder
-                .push("SELECT phone FROM group_members WHERE plan_id = ")
-                .push_bind(plan.as_str().to_owned())
-                .push(" AND group_id = ")
-                .push_bind(id.as_ref().to_owned());
+            builder.push(format!(
+                "SELECT contact FROM group_members WHERE grp = {key}"
+            ));
         }
     }
 
@@ -439,21 +404,6 @@ impl Dialect for Sqlite {
         builder
             .push("(SELECT value AS phone FROM json_each(")
             .push_bind(serde_json::Value::from(items).to_string())
-            .push("))");
-    }
-
-    /// The memberships an import writes, from pairs of (contact id, number), as a table with the
-    /// columns `contact_id` and `phone`. Writers are serialised, so the numbers the import read are
-    /// still its contacts'.
-    fn push_member_table<'a>(
-        builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>,
-        _plan: &PlanId,
-        items: impl Iterator<Item = (&'a str, &'a str)>,
-    ) {
-        let items: Vec<[&str; 2]> = items.map(|(id, phone)| [id, phone]).collect();
-        builder
-            .push("(SELECT value ->> 0 AS contact_id, value ->> 1 AS phone FROM json_each(")
-            .push_bind(serde_json::json!(items).to_string())
             .push("))");
     }
 
