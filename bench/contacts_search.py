@@ -190,7 +190,7 @@ QUERY_SHAPES = [
     ("name order, cursor", "SELECT id FROM contacts c WHERE c.plan_id = 'p' AND (c.sort_name, c.id) > ('t', '') "
      "ORDER BY c.sort_name ASC, c.id ASC LIMIT 51"),
     ("group members", "SELECT id FROM contacts c WHERE c.plan_id = 'p' AND EXISTS (SELECT 1 FROM "
-     "group_members m WHERE m.plan_id = c.plan_id AND m.contact_id = c.id AND m.group_id IN ('g')) "
+     "group_members m WHERE m.contact = c.key AND m.grp IN (1)) "
      "ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
 ]
 

@@ -72,8 +72,9 @@ INSERT INTO contacts (plan_id, id, phone, first_name, last_name, email, fields, 
   SELECT '{plan}', {id}, phone, first_name, last_name, email, {fields}, 'fixed_line_or_mobile',
          'US', lower(first_name || ' ' || last_name), lower(last_name || ' ' || first_name),
          false, 1, 1 FROM staged;
-INSERT INTO group_members (plan_id, group_id, contact_id, phone)
-  SELECT plan_id, 'FLOOR', id, phone FROM contacts WHERE plan_id = '{plan}';
+INSERT INTO group_members (grp, contact)
+  SELECT (SELECT key FROM contact_groups WHERE plan_id = '{plan}' AND id = 'FLOOR'), key
+  FROM contacts WHERE plan_id = '{plan}';
 """
 
 

@@ -141,30 +141,31 @@ def analyze(database):
 RAW_SQL = {
     "sqlite": {
         "group": ("SELECT id, name, description, status, size, auto_update, rule, version, "
-                  "created_at, modified_at, (SELECT group_concat(child_id, ',') FROM (SELECT "
-                  "gc.child_id FROM group_children gc WHERE gc.plan_id = g.plan_id AND "
-                  "gc.group_id = g.id ORDER BY gc.child_id)) AS child_ids FROM contact_groups g "
-                  "WHERE g.plan_id = $1 AND g.id = $2", ["%(plan)s", "%(group)s"]),
+                  "created_at, modified_at, (SELECT group_concat(id, ',') FROM (SELECT "
+                  "child.id FROM group_children gc JOIN contact_groups child ON "
+                  "child.key = gc.child WHERE gc.parent = g.key ORDER BY child.id)) AS child_ids "
+                  "FROM contact_groups g WHERE g.plan_id = $1 AND g.id = $2",
+                  ["%(plan)s", "%(group)s"]),
         "members": ("SELECT json_group_array(json_array(id, phone, first_name, last_name, "
-                    "json(CASE WHEN opted_out THEN 'true' ELSE 'false' END)) ORDER BY id) FROM "
-                    "(SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out FROM "
-                    "group_members m JOIN contacts c ON c.plan_id = m.plan_id AND "
-                    "c.id = m.contact_id WHERE m.plan_id = $1 AND m.group_id = $2 "
-                    "AND m.contact_id > $3 ORDER BY m.contact_id LIMIT $4)",
-                    ["%(plan)s", "%(group)s", "", "101"]),
+                    "json(CASE WHEN opted_out THEN 'true' ELSE 'false' END)) ORDER BY key) FROM "
+                    "(SELECT c.key, c.id, c.phone, c.first_name, c.last_name, c.opted_out FROM "
+                    "group_members m JOIN contacts c ON c.key = m.contact WHERE m.grp = "
+                    "(SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) "
+                    "AND m.contact > 0 ORDER BY m.contact LIMIT $3)",
+                    ["%(plan)s", "%(group)s", "101"]),
     },
     "postgres": {
         "group": "SELECT id, name, description, status, size, auto_update, rule, version, "
-                 "created_at, modified_at, (SELECT string_agg(gc.child_id, ',' ORDER BY "
-                 "gc.child_id COLLATE \"C\") FROM group_children gc WHERE gc.plan_id = "
-                 "g.plan_id AND gc.group_id = g.id) AS child_ids FROM contact_groups g "
-                 "WHERE g.plan_id = '%(plan)s' AND g.id = '%(group)s'",
+                 "created_at, modified_at, (SELECT string_agg(child.id, ',' ORDER BY "
+                 "child.id COLLATE \"C\") FROM group_children gc JOIN contact_groups child "
+                 "ON child.key = gc.child WHERE gc.parent = g.key) AS child_ids "
+                 "FROM contact_groups g WHERE g.plan_id = '%(plan)s' AND g.id = '%(group)s'",
         "members": "SELECT json_agg(json_build_array(id, phone, first_name, last_name, "
-                   "opted_out) ORDER BY id)::text FROM (SELECT c.id, c.phone, c.first_name, "
-                   "c.last_name, c.opted_out FROM group_members m JOIN contacts c ON "
-                   "c.plan_id = m.plan_id AND c.id = m.contact_id WHERE m.plan_id = '%(plan)s' "
-                   "AND m.group_id = '%(group)s' AND m.contact_id > '' ORDER BY m.contact_id "
-                   "LIMIT 101) page",
+                   "opted_out) ORDER BY key)::text FROM (SELECT c.key, c.id, c.phone, "
+                   "c.first_name, c.last_name, c.opted_out FROM group_members m JOIN contacts c "
+                   "ON c.key = m.contact WHERE m.grp = (SELECT key FROM contact_groups WHERE "
+                   "plan_id = '%(plan)s' AND id = '%(group)s') AND m.contact > 0 "
+                   "ORDER BY m.contact LIMIT 101) page",
     },
 }
 

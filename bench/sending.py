@@ -12,7 +12,7 @@ contacts 0–60% and C2 with 40–100% (overlapping by a fifth). 5% of the conta
 G resolves to about 95% of N. 100,000 contacts more are loaded, in no group, to be added to a
 group of N. Beside each figure, the raw tool reads in the same run, to /dev/null, what Roster
 reads to resolve G (see raw_query). For the additions, the floor is the raw tool making the same
-writes into Roster's schema (its indexes, foreign keys and triggers) for a second group of N,
+writes into Roster's schema (its indexes and foreign keys) for a second group of N,
 from a file of the numbers (see raw_additions).
 
     python3 bench/sending.py --skip-sqlite --postgres-setting shared_buffers=4GB
@@ -64,32 +64,39 @@ def membership_sql(plan, groups, n):
     statements = []
     for group, lo, hi in rows:
         statements.append(
-            "INSERT INTO group_members (plan_id, group_id, contact_id, phone) "
-            f"SELECT plan_id, '{group}', id, phone FROM contacts WHERE plan_id = '{plan}' "
+            f"INSERT INTO group_members (grp, contact) SELECT {group_key(plan, group)}, key "
+            f"FROM contacts WHERE plan_id = '{plan}' "
             f"AND created_at >= {1_700_000_000_000 + lo} AND created_at < {1_700_000_000_000 + hi};")
     statements.append(
         "UPDATE contact_groups SET member_count = (SELECT COUNT(*) FROM group_members m "
-        "WHERE m.plan_id = contact_groups.plan_id AND m.group_id = contact_groups.id), "
-        f"size = (SELECT COUNT(*) FROM group_members m WHERE m.plan_id = contact_groups.plan_id "
-        f"AND m.group_id = contact_groups.id) WHERE plan_id = '{plan}';")
+        "WHERE m.grp = contact_groups.key), "
+        "size = (SELECT COUNT(*) FROM group_members m WHERE m.grp = contact_groups.key) "
+        f"WHERE plan_id = '{plan}';")
     statements.append(
         f"UPDATE contact_groups SET size = {n} WHERE plan_id = '{plan}' AND id = '{g}';")
     return "\n".join(statements)
 
 
+def group_key(plan, group):
+    return f"(SELECT key FROM contact_groups WHERE plan_id = '{plan}' AND id = '{group}')"
+
+
 def raw_query(plan, groups, merged):
-    """What Roster reads to resolve G: one range of numbers per group (G, C1, C2) and the
-    plan's opted-out numbers. SQLite merges them itself (the very statement Roster runs); on
-    PostgreSQL Roster merges the ranges as it reads them a page at a time, so the raw tool reads
-    the same ranges in order, one after another, without the merge."""
+    """What Roster reads to resolve G: one range of contact keys per group (G, C1, C2), merged,
+    then each key's number, opted-out contacts left out. SQLite merges the ranges itself (the
+    very statement Roster runs); on PostgreSQL Roster merges the ranges as it reads them a page
+    at a time and looks the numbers up a chunk at a time, so the raw tool reads each range in
+    order with its numbers, one after another, without the merge."""
     g, c1, c2 = groups[:3]
-    ranges = [f"SELECT phone FROM group_members WHERE plan_id = '{plan}' AND group_id = '{group}'"
-              for group in (g, c1, c2)]
-    opted_out = f"SELECT phone FROM contacts WHERE plan_id = '{plan}' AND opted_out"
     if merged:
-        return " UNION ".join(ranges) + " EXCEPT " + opted_out + " ORDER BY 1"
-    ordered = ' ORDER BY phone COLLATE "C"'
-    return " UNION ALL ".join(f"({query}{ordered})" for query in ranges + [opted_out])
+        ranges = [f"SELECT contact FROM group_members WHERE grp = {group_key(plan, group)}"
+                  for group in (g, c1, c2)]
+        return ("SELECT c.phone FROM (" + " UNION ".join(ranges) + " ORDER BY 1) AS u "
+                "JOIN contacts c ON c.key = u.contact WHERE NOT c.opted_out")
+    return " UNION ALL ".join(
+        f"(SELECT c.phone FROM group_members m JOIN contacts c ON c.key = m.contact "
+        f"WHERE m.grp = {group_key(plan, group)} AND NOT c.opted_out ORDER BY m.contact)"
+        for group in (g, c1, c2))
 
 
 EXISTING = 100_000  # contacts loaded beyond N, in no group
@@ -110,9 +117,8 @@ def raw_additions(workdir, plan, group, n):
     with open(new, "w") as out:
         for i in range(EXISTING):
             out.write(f"{ulid(10_000_000 + i)},+4917{20_000_000 + i},mobile,DE\n")
-    members = ("INSERT INTO group_members (plan_id, group_id, contact_id, phone) "
-               f"SELECT c.plan_id, '{group}', c.id, c.phone FROM contacts c "
-               f"JOIN adding a ON a.phone = c.phone WHERE c.plan_id = '{plan}';")
+    members = (f"INSERT INTO group_members (grp, contact) SELECT {group_key(plan, group)}, c.key "
+               f"FROM contacts c JOIN adding a ON a.phone = c.phone WHERE c.plan_id = '{plan}';")
     contacts = ("INSERT INTO contacts (plan_id, id, phone, number_type, country, created_at, "
                 f"modified_at) SELECT '{plan}', id, phone, number_type, country, 1800000000000, "
                 "1800000000000 FROM adding;")

@@ -102,7 +102,7 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     const INSERT_MEMBERS_BY_PHONE: &'static str;
     /// Removes the members with the numbers of `$3` (a [`Dialect::List`]) from group `$2`.
     const DELETE_MEMBERS_BY_PHONE: &'static str;
-    /// Ends a compound select of numbers so that its terms are merged.
+    /// Ends a compound select of contact keys so that its terms are merged.
     const MERGE_ORDER: &'static str;
     /// A contact `c`'s direct active groups' names, as a JSON array.
     const EXPORT_GROUPS: &'static str;

@@ -2,32 +2,113 @@
 //! one range of `group_members`' primary key in contact key order, read a page at a time (after
 //! the last key read); merging the ranges gives the keys distinct and in order without the
 //! database sorting or hashing a million of them (PostgreSQL 15 does not merge the branches of a
-//! `UNION` itself). Excluded groups are ranges read the same way and skipped as the merge passes
-//! them. The numbers of the merged keys are then looked up a chunk at a time, leaving out
-//! opted-out contacts where asked. Every read is in one repeatable-read transaction, so the
-//! result is one consistent view of the groups.
+//! `UNION` itself, and its plan for the same `DISTINCT` in SQL sorts on disk). Excluded groups
+//! are ranges read the same way and skipped as the merge passes them. The numbers of the merged
+//! keys are looked up a chunk at a time on a second connection while the merge goes on (or, when
+//! the pool has none to spare, on the same one between pages: streams waiting for each other's
+//! connections could otherwise wait until the pool's timeout), leaving out opted-out contacts
+//! where asked. Both connections read one repeatable-read snapshot (the first exports it, the
+//! second takes it), so the result is one consistent view of the groups.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use sqlx::postgres::PgConnection;
 use sqlx::{Acquire, Connection};
+use tokio::sync::mpsc;
 
 use super::{NumberChunks, STREAM_CHUNK, StoreResult};
 
 /// Sends the numbers of the members of the groups `include` that are neither members of
 /// `exclude` nor, with `skip_opted_out`, opted out: distinct, in contact key order, in chunks.
+/// `conn` merges the keys; `lookup`, when the pool had a connection to spare, reads their
+/// numbers meanwhile, else `conn` reads them between pages.
 pub(super) async fn send_merged(
     conn: &mut PgConnection,
-    include: &[i64],
-    exclude: &[i64],
+    lookup: Option<&mut PgConnection>,
+    (include, exclude): (&[i64], &[i64]),
     skip_opted_out: bool,
     sender: &NumberChunks,
 ) -> StoreResult<()> {
-    let mut tx = conn
-        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .await?;
+    const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+    let mut tx = conn.begin_with(BEGIN).await?;
     let conn = tx.acquire().await?;
+    let Some(lookup) = lookup else {
+        let sink = Sink::Direct {
+            skip_opted_out,
+            sender,
+        };
+        merge_keys(conn, include, exclude, &sink).await?;
+        tx.commit().await?;
+        return Ok(());
+    };
+    let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut lookup_tx = lookup.begin_with(BEGIN).await?;
+    let lookup = lookup_tx.acquire().await?;
+    // The snapshot's id is the database's own text, not the client's.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SET TRANSACTION SNAPSHOT '{}'",
+        snapshot.replace('\'', "''")
+    )))
+    .execute(&mut *lookup)
+    .await?;
+
+    let (chunks, mut merged) = mpsc::channel::<Vec<i64>>(2);
+    let merging = async move { merge_keys(conn, include, exclude, &Sink::Channel(chunks)).await };
+    let looking_up = async {
+        while let Some(keys) = merged.recv().await {
+            let numbers = numbers_of(lookup, &keys, skip_opted_out).await?;
+            if !numbers.is_empty() && sender.send(Ok(numbers)).await.is_err() {
+                // The reader has gone: stop the merge too.
+                merged.close();
+                break;
+            }
+        }
+        StoreResult::Ok(())
+    };
+    let (merged, looked_up) = tokio::join!(merging, looking_up);
+    merged?;
+    looked_up?;
+    tx.commit().await?;
+    lookup_tx.commit().await?;
+    Ok(())
+}
+
+/// Where merged keys go: to the connection looking their numbers up, or looked up on the
+/// merging connection itself and sent on.
+enum Sink<'a> {
+    Channel(mpsc::Sender<Vec<i64>>),
+    Direct {
+        skip_opted_out: bool,
+        sender: &'a NumberChunks,
+    },
+}
+
+impl Sink<'_> {
+    /// Passes a chunk of keys on; false when nobody receives them any more.
+    async fn take(&self, conn: &mut PgConnection, keys: Vec<i64>) -> StoreResult<bool> {
+        match self {
+            Self::Channel(chunks) => Ok(chunks.send(keys).await.is_ok()),
+            Self::Direct {
+                skip_opted_out,
+                sender,
+            } => {
+                let numbers = numbers_of(conn, &keys, *skip_opted_out).await?;
+                Ok(numbers.is_empty() || sender.send(Ok(numbers)).await.is_ok())
+            }
+        }
+    }
+}
+
+/// Passes the merged keys on in chunks; stops early when nobody receives them any more.
+async fn merge_keys(
+    conn: &mut PgConnection,
+    include: &[i64],
+    exclude: &[i64],
+    sink: &Sink<'_>,
+) -> StoreResult<()> {
     let sources = include.len() + exclude.len();
     let page_rows = (MERGE_ROWS / sources.max(1)).clamp(256, 8192) as i64;
     let range = |group: &i64| Range::new(*group, page_rows);
@@ -44,21 +125,16 @@ pub(super) async fn send_merged(
         }
         keys.push(key);
         if keys.len() == STREAM_CHUNK {
-            let chunk = numbers_of(conn, &keys, skip_opted_out).await?;
-            keys.clear();
-            if !chunk.is_empty() && sender.send(Ok(chunk)).await.is_err() {
+            let full = std::mem::replace(&mut keys, Vec::with_capacity(STREAM_CHUNK));
+            if !sink.take(conn, full).await? {
                 return Ok(());
             }
         }
     }
     if !keys.is_empty() {
-        let chunk = numbers_of(conn, &keys, skip_opted_out).await?;
-        if !chunk.is_empty() {
-            // The reader may have gone: nothing is left to tell it.
-            let _ = sender.send(Ok(chunk)).await;
-        }
+        // The receiver may have gone: nothing is left to tell it.
+        sink.take(conn, keys).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
@@ -73,21 +149,66 @@ const GROUP_PAGE: &str = "SELECT array_agg(contact) FROM ( \
      SELECT contact FROM group_members WHERE grp = $1 AND contact > $2 \
      ORDER BY contact LIMIT $3) page";
 
-/// The numbers of the contacts `$1`, in key order, opted-out ones left out when `$2`.
-const NUMBERS: &str = "SELECT array_agg(phone ORDER BY key) FROM contacts \
+/// The numbers of the contacts `$1`, in key order, opted-out ones left out when `$2`: one probe
+/// of the primary key per contact.
+const NUMBERS_OF_KEYS: &str = "SELECT array_agg(phone ORDER BY key) FROM contacts \
      WHERE key = ANY($1) AND NOT (opted_out AND $2)";
 
+/// The keys and numbers of every contact with a key from `$1` to `$2`, in key order, opted-out
+/// ones left out when `$3`: one range of the primary key.
+const NUMBERS_IN_RANGE: &str = "SELECT array_agg(key), array_agg(phone) FROM ( \
+     SELECT key, phone FROM contacts WHERE key BETWEEN $1 AND $2 AND NOT (opted_out AND $3) \
+     ORDER BY key) range";
+
+/// A chunk whose keys fill at least this share of the range they span is read as the range
+/// (and the keys outside the chunk dropped here): reading a range of the table in order costs
+/// about a quarter of probing it key by key (2 ms against 5–8 ms for 4,096 keys).
+const DENSE: usize = 4;
+
+/// The numbers of the contacts `keys` (in order), opted-out ones left out with `skip_opted_out`.
 async fn numbers_of(
     conn: &mut PgConnection,
     keys: &[i64],
     skip_opted_out: bool,
 ) -> StoreResult<Vec<String>> {
-    let numbers: Option<Vec<String>> = sqlx::query_scalar(NUMBERS)
-        .bind(keys)
-        .bind(skip_opted_out)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(numbers.unwrap_or_default())
+    let (Some(&first), Some(&last)) = (keys.first(), keys.last()) else {
+        return Ok(Vec::new());
+    };
+    let span = usize::try_from(last - first).unwrap_or(usize::MAX);
+    if span >= keys.len().saturating_mul(DENSE) {
+        let numbers: Option<Vec<String>> = sqlx::query_scalar(NUMBERS_OF_KEYS)
+            .bind(keys)
+            .bind(skip_opted_out)
+            .fetch_one(&mut *conn)
+            .await?;
+        return Ok(numbers.unwrap_or_default());
+    }
+    let (found, numbers): (Option<Vec<i64>>, Option<Vec<String>>) =
+        sqlx::query_as(NUMBERS_IN_RANGE)
+            .bind(first)
+            .bind(last)
+            .bind(skip_opted_out)
+            .fetch_one(&mut *conn)
+            .await?;
+    // Both aggregates read the rows in one order, so the arrays pair up; that order is the
+    // subquery's in practice, and sorted here if it was not.
+    let mut range: Vec<(i64, String)> = found
+        .unwrap_or_default()
+        .into_iter()
+        .zip(numbers.unwrap_or_default())
+        .collect();
+    if !range.is_sorted_by_key(|(key, _)| *key) {
+        range.sort_unstable_by_key(|(key, _)| *key);
+    }
+    let mut wanted = keys.iter().peekable();
+    let mut kept = Vec::with_capacity(keys.len());
+    for (key, number) in range {
+        while wanted.next_if(|&&next| next < key).is_some() {}
+        if wanted.next_if_eq(&&key).is_some() {
+            kept.push(number);
+        }
+    }
+    Ok(kept)
 }
 
 /// One group's members in key order, read a page at a time after the last key read.

@@ -142,7 +142,8 @@ impl Dialect for Postgres {
             .await
     }
 
-    /// Sends the phones of a tree's members, on the connection that read the tree.
+    /// Sends the phones of a tree's members, on the connection that read the tree (and, to merge
+    /// several groups, a second connection of the pool for the numbers if one is free).
     async fn stream_tree(
         &self,
         mut conn: PoolConnection<sqlx::Postgres>,
@@ -155,17 +156,22 @@ impl Dialect for Postgres {
                 .await;
         }
         let keys = SqlStore::<Postgres>::tree_keys(&tree);
-        merge::send_merged(&mut conn, &keys, &[], false, &sender).await
+        let mut lookup = self.pool.try_acquire();
+        let lookup = lookup.as_deref_mut();
+        merge::send_merged(&mut conn, lookup, (&keys, &[]), false, &sender).await
     }
 
-    /// Sends the recipients of a batch to groups alone (`groups_alone`), merged here.
+    /// Sends the recipients of a batch to groups alone (`groups_alone`), merged here (with a
+    /// second connection of the pool for the numbers if one is free).
     async fn stream_groups_alone(
         &self,
         mut conn: PoolConnection<sqlx::Postgres>,
         (include, exclude): (&[i64], &[i64]),
         sender: NumberChunks,
     ) -> StoreResult<()> {
-        merge::send_merged(&mut conn, include, exclude, true, &sender).await
+        let mut lookup = self.pool.try_acquire();
+        let lookup = lookup.as_deref_mut();
+        merge::send_merged(&mut conn, lookup, (include, exclude), true, &sender).await
     }
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, sqlx::Postgres>> {

@@ -266,7 +266,7 @@ impl Dialect for Sqlite {
          AND contact IN (SELECT key FROM contacts \
              WHERE plan_id = $1 AND phone IN (SELECT value FROM json_each($3)))";
 
-    /// Ends a compound select of numbers: in order, so that its terms are merged.
+    /// Ends a compound select of contact keys: in order, so that its terms are merged.
     const MERGE_ORDER: &'static str = " ORDER BY 1";
 
     const LOCK_BATCH: &'static str = "SELECT status FROM batches WHERE plan_id = $1 AND id = $2";
