@@ -66,6 +66,9 @@ def generate(path, plan_id, count):
 COLUMNS = ("plan_id, id, phone, first_name, last_name, email, gender, fields, number_type, "
            "country, opted_out, opted_out_at, opted_out_reason, created_at, modified_at, "
            "sort_name, sort_name_last")
+# Contacts carry their plan's integer key, not its id.
+CONTACT_COLUMNS = COLUMNS.replace("plan_id,", "plan,", 1)
+PLAN_KEY = "(SELECT key FROM plans WHERE id = staging.plan_id)"
 
 
 def run(cmd, **kwargs):
@@ -82,8 +85,8 @@ PRAGMA journal_mode=WAL;
 CREATE TEMP TABLE staging ({COLUMNS.replace(',', ' TEXT,')} TEXT);
 .mode csv
 .import {csv_path} staging
-INSERT INTO contacts ({COLUMNS})
-  SELECT plan_id, id, phone, first_name, last_name, email, NULLIF(gender, ''), fields,
+INSERT INTO contacts ({CONTACT_COLUMNS})
+  SELECT {PLAN_KEY}, id, phone, first_name, last_name, email, NULLIF(gender, ''), fields,
          number_type, country, CAST(opted_out AS INTEGER), CAST(NULLIF(opted_out_at, '') AS INTEGER),
          NULLIF(opted_out_reason, ''), CAST(created_at AS INTEGER), CAST(modified_at AS INTEGER),
          sort_name, sort_name_last FROM staging;
@@ -96,8 +99,8 @@ def load_postgres(url, csv_path):
     script = f"""
 CREATE TEMP TABLE staging ({COLUMNS.replace(',', ' TEXT,')} TEXT);
 \\copy staging FROM '{csv_path}' WITH (FORMAT csv)
-INSERT INTO contacts ({COLUMNS})
-  SELECT plan_id, id, phone, first_name, last_name, email, NULLIF(gender, ''), fields,
+INSERT INTO contacts ({CONTACT_COLUMNS})
+  SELECT {PLAN_KEY}, id, phone, first_name, last_name, email, NULLIF(gender, ''), fields,
          number_type, country, opted_out::int::boolean, NULLIF(opted_out_at, '')::bigint,
          NULLIF(opted_out_reason, ''), created_at::bigint, modified_at::bigint,
          sort_name, sort_name_last FROM staging;
@@ -138,6 +141,8 @@ SEARCHES = [
     ("number type no contact has, first page", "/api/contacts?number_type=voip&limit=50"),
     ("count of gender=other", "/api/contacts?gender=other&limit=1&count=true"),
     ("count of opted out", "/api/contacts?opted_out=true&limit=1&count=true"),
+    ("recently modified first", "/api/contacts?order_by=modified_at&direction=desc&limit=50"),
+    ("one number", "/api/contacts?phone=%2B4915110000001&limit=50"),
     ("count of q: plan gold and age < 30",
      "/api/contacts?q=" + urllib.parse.quote('fields.plan = "gold" and fields.age < 30')
      + "&limit=1&count=true"),
@@ -181,15 +186,30 @@ def bench_backend(name, database, plan_id, token, runs, raw_scan, email):
 
 # The shapes of the SQL that the searches above run (see src/store/sql/contacts.rs and src/store/sql/filter.rs).
 QUERY_SHAPES = [
-    ("name prefix", "SELECT id FROM contacts c WHERE c.plan_id = 'p' AND ((c.sort_name >= 'greta' "
+    ("name prefix", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND ((c.sort_name >= 'greta' "
      "AND c.sort_name < 'gretaz') OR (c.sort_name_last >= 'greta' AND c.sort_name_last < 'gretaz')) "
      "ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
-    ("phone prefix", "SELECT id FROM contacts c WHERE c.plan_id = 'p' AND c.phone >= '+49151' "
+    ("phone prefix", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND c.phone >= '+49151' "
      "AND c.phone < '+49152' ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
-    ("email", "SELECT id FROM contacts c WHERE c.plan_id = 'p' AND lower(c.email) = lower('x') LIMIT 51"),
-    ("name order, cursor", "SELECT id FROM contacts c WHERE c.plan_id = 'p' AND (c.sort_name, c.id) > ('t', '') "
+    ("email", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
+     "AND c.email IS NOT NULL AND lower(c.email) = lower('x') ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
+    ("phone", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
+     "AND c.phone = '+4915110000001'"),
+    ("opted out, first page", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
+     "AND c.opted_out ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
+    ("count of opted out", "SELECT count(*) FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
+     "AND c.opted_out"),
+    ("gender no contact has", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
+     "AND c.gender = 'x' ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
+    ("number type no contact has", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
+     "AND c.number_type = 'x' ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
+    ("modified since, in order", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
+     "AND (c.modified_at, c.id) > (0, '') ORDER BY c.modified_at ASC, c.id ASC LIMIT 51"),
+    ("one contact by id", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
+     "AND c.id = 'x'"),
+    ("name order, cursor", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND (c.sort_name, c.id) > ('t', '') "
      "ORDER BY c.sort_name ASC, c.id ASC LIMIT 51"),
-    ("group members", "SELECT id FROM contacts c WHERE c.plan_id = 'p' AND EXISTS (SELECT 1 FROM "
+    ("group members", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND EXISTS (SELECT 1 FROM "
      "group_members m WHERE m.contact = c.key AND m.grp IN (1)) "
      "ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
 ]

@@ -67,14 +67,14 @@ def timed(cmd, script=None, **kwargs):
 FLOOR_SQL = """
 INSERT INTO contact_groups (plan_id, id, name, status, created_at, modified_at)
   VALUES ('{plan}', 'FLOOR', 'Floor', 'ACTIVE', 0, 0);
-INSERT INTO contacts (plan_id, id, phone, first_name, last_name, email, fields, number_type,
+INSERT INTO contacts (plan, id, phone, first_name, last_name, email, fields, number_type,
                       country, sort_name, sort_name_last, opted_out, created_at, modified_at)
-  SELECT '{plan}', {id}, phone, first_name, last_name, email, {fields}, 'fixed_line_or_mobile',
+  SELECT (SELECT key FROM plans WHERE id = '{plan}'), {id}, phone, first_name, last_name, email, {fields}, 'fixed_line_or_mobile',
          'US', lower(first_name || ' ' || last_name), lower(last_name || ' ' || first_name),
          false, 1, 1 FROM staged;
 INSERT INTO group_members (grp, contact)
   SELECT (SELECT key FROM contact_groups WHERE plan_id = '{plan}' AND id = 'FLOOR'), key
-  FROM contacts WHERE plan_id = '{plan}';
+  FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = '{plan}');
 """
 
 

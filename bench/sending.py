@@ -65,7 +65,7 @@ def membership_sql(plan, groups, n):
     for group, lo, hi in rows:
         statements.append(
             f"INSERT INTO group_members (grp, contact) SELECT {group_key(plan, group)}, key "
-            f"FROM contacts WHERE plan_id = '{plan}' "
+            f"FROM contacts WHERE plan = {plan_key(plan)} "
             f"AND created_at >= {1_700_000_000_000 + lo} AND created_at < {1_700_000_000_000 + hi};")
     statements.append(
         "UPDATE contact_groups SET member_count = (SELECT COUNT(*) FROM group_members m "
@@ -75,6 +75,10 @@ def membership_sql(plan, groups, n):
     statements.append(
         f"UPDATE contact_groups SET size = {n} WHERE plan_id = '{plan}' AND id = '{g}';")
     return "\n".join(statements)
+
+
+def plan_key(plan):
+    return f"(SELECT key FROM plans WHERE id = '{plan}')"
 
 
 def group_key(plan, group):
@@ -118,9 +122,9 @@ def raw_additions(workdir, plan, group, n):
         for i in range(EXISTING):
             out.write(f"{ulid(10_000_000 + i)},+4917{20_000_000 + i},mobile,DE\n")
     members = (f"INSERT INTO group_members (grp, contact) SELECT {group_key(plan, group)}, c.key "
-               f"FROM contacts c JOIN adding a ON a.phone = c.phone WHERE c.plan_id = '{plan}';")
-    contacts = ("INSERT INTO contacts (plan_id, id, phone, number_type, country, created_at, "
-                f"modified_at) SELECT '{plan}', id, phone, number_type, country, 1800000000000, "
+               f"FROM contacts c JOIN adding a ON a.phone = c.phone WHERE c.plan = {plan_key(plan)};")
+    contacts = ("INSERT INTO contacts (plan, id, phone, number_type, country, created_at, "
+                f"modified_at) SELECT {plan_key(plan)}, id, phone, number_type, country, 1800000000000, "
                 "1800000000000 FROM adding;")
     return [
         (existing, "phone", [members]),

@@ -106,6 +106,8 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     const MERGE_ORDER: &'static str;
     /// A contact `c`'s direct active groups' names, as a JSON array.
     const EXPORT_GROUPS: &'static str;
+    /// The value of a new plan's `key`: the next one.
+    const NEW_PLAN_KEY: &'static str;
 
     /// Numbers as one parameter.
     fn phone_list(phones: &[&str]) -> Self::List;

@@ -194,8 +194,7 @@ impl Dialect for Postgres {
 
     const LOCK_PLAN: &'static str = "SELECT id FROM plans WHERE id = $1 FOR UPDATE";
 
-    const LOCK_CONTACT: &'static str =
-        "SELECT id FROM contacts WHERE plan_id = $1 AND id = $2 FOR UPDATE";
+    const LOCK_CONTACT: &'static str = "SELECT id FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $2 FOR UPDATE";
 
     /// A group's row and its child ids (comma-separated, in id order).
     const GROUP_ROW: &'static str = "SELECT id, name, description, status, size, auto_update, rule, version, \
@@ -216,8 +215,8 @@ impl Dialect for Postgres {
          FROM group_members m JOIN contacts c ON c.key = m.contact \
          WHERE m.grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
          AND m.contact > CASE WHEN $3 = '' THEN 0 ELSE COALESCE( \
-             (SELECT key FROM contacts WHERE plan_id = $1 AND id = $3), \
-             (SELECT key - 1 FROM contacts WHERE plan_id = $1 AND id > $3 ORDER BY id LIMIT 1), \
+             (SELECT key FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $3), \
+             (SELECT key - 1 FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id > $3 ORDER BY id LIMIT 1), \
              9223372036854775807) END \
          ORDER BY m.contact LIMIT $4 OFFSET $5) page";
 
@@ -227,15 +226,18 @@ impl Dialect for Postgres {
     /// Lists travel as one `text[]` parameter.
     const INSERT_MEMBERS_BY_PHONE: &'static str = "INSERT INTO group_members (grp, contact) \
          SELECT (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2), c.key \
-         FROM contacts c WHERE c.plan_id = $1 AND c.phone = ANY($3::text[]) \
+         FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = $1) AND c.phone = ANY($3::text[]) \
          ON CONFLICT DO NOTHING";
 
     const DELETE_MEMBERS_BY_PHONE: &'static str = "DELETE FROM group_members \
          WHERE grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
-         AND contact IN (SELECT key FROM contacts WHERE plan_id = $1 AND phone = ANY($3::text[]))";
+         AND contact IN (SELECT key FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone = ANY($3::text[]))";
 
     /// PostgreSQL orders (or hashes) set operations itself: no order is asked for.
     const MERGE_ORDER: &'static str = "";
+
+    /// The identity column's next value.
+    const NEW_PLAN_KEY: &'static str = "DEFAULT";
 
     const LOCK_BATCH: &'static str =
         "SELECT status FROM batches WHERE plan_id = $1 AND id = $2 FOR UPDATE";
@@ -267,11 +269,11 @@ impl Dialect for Postgres {
         let types: Vec<&str> = numbers.iter().map(|n| n.number_type.as_str()).collect();
         let countries: Vec<Option<&str>> = numbers.iter().map(|n| n.country.as_deref()).collect();
         sqlx::query(
-            "INSERT INTO contacts (plan_id, id, phone, number_type, country, created_at, modified_at) \
-             SELECT $1, t.id, t.phone, t.number_type, t.country, $2, $2 \
+            "INSERT INTO contacts (plan, id, phone, number_type, country, created_at, modified_at) \
+             SELECT (SELECT key FROM plans WHERE id = $1), t.id, t.phone, t.number_type, t.country, $2, $2 \
              FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) \
                  AS t(id, phone, number_type, country) \
-             ON CONFLICT (plan_id, phone) DO NOTHING",
+             ON CONFLICT (plan, phone) DO NOTHING",
         )
         .bind(plan.as_str())
         .bind(now)
@@ -376,13 +378,13 @@ impl Dialect for Postgres {
         }
         let c = ContactColumns::of(contacts);
         Ok(sqlx::query_scalar(
-            "INSERT INTO contacts (plan_id, id, phone, first_name, last_name, email, gender, fields, \
+            "INSERT INTO contacts (plan, id, phone, first_name, last_name, email, gender, fields, \
              number_type, country, sort_name, sort_name_last, opted_out, opted_out_at, \
              opted_out_reason, created_at, modified_at) \
-             SELECT $1, t.*, $2, $2 FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], \
+             SELECT (SELECT key FROM plans WHERE id = $1), t.*, $2, $2 FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], \
              $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
              $13::text[], $14::boolean[], $15::bigint[], $16::text[]) AS t \
-             ON CONFLICT (plan_id, phone) DO NOTHING RETURNING phone",
+             ON CONFLICT (plan, phone) DO NOTHING RETURNING phone",
         )
         .bind(plan.as_str())
         .bind(now)
@@ -434,7 +436,7 @@ impl Dialect for Postgres {
              $9::text[], $10::text[], $11::boolean[], $12::bigint[], $13::text[]) \
              AS u(id, first_name, last_name, email, gender, fields, sort_name, sort_name_last, \
              opted_out, opted_out_at, opted_out_reason) \
-             WHERE contacts.plan_id = $1 AND contacts.id = u.id",
+             WHERE contacts.plan = (SELECT key FROM plans WHERE id = $1) AND contacts.id = u.id",
         )
         .bind(plan.as_str())
         .bind(now)

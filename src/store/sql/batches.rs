@@ -263,9 +263,9 @@ where
             branches += 1;
         } else if !include.is_empty() {
             builder
-                .push("SELECT c.phone AS phone FROM contacts c WHERE c.plan_id = ")
+                .push("SELECT c.phone AS phone FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = ")
                 .push_bind(plan.as_str().to_owned())
-                .push(" AND NOT c.opted_out AND ");
+                .push(") AND NOT c.opted_out AND ");
             Self::push_membership(builder, include, Scan::Set);
             if !exclude.is_empty() {
                 builder.push(" AND NOT ");
@@ -285,10 +285,10 @@ where
             builder
                 .push(
                     " n WHERE NOT EXISTS (SELECT 1 FROM contacts c \
-                         WHERE c.plan_id = ",
+                         WHERE c.plan = (SELECT key FROM plans WHERE id = ",
                 )
                 .push_bind(plan.as_str().to_owned())
-                .push(" AND c.phone = n.phone AND (c.opted_out");
+                .push(") AND c.phone = n.phone AND (c.opted_out");
             if !exclude.is_empty() {
                 builder.push(" OR ");
                 Self::push_membership(builder, exclude, Scan::Set);

@@ -79,7 +79,8 @@ where
     ) -> StoreResult<bool> {
         let changed = sqlx::query(
             "UPDATE contacts SET opted_out = $3, opted_out_at = $4, opted_out_reason = $5, \
-                 modified_at = $6 WHERE plan_id = $1 AND id = $2 AND opted_out <> $3",
+                 modified_at = $6 \
+                 WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $2 AND opted_out <> $3",
         )
         .bind(plan.as_str())
         .bind(contact)
@@ -122,13 +123,13 @@ where
                 GroupRequest::Join => {
                     "INSERT INTO group_members (grp, contact) \
                          SELECT g.key, c.key FROM contact_groups g, contacts c \
-                         WHERE g.plan_id = $1 AND g.id = $2 AND c.plan_id = $1 AND c.id = $3 \
+                         WHERE g.plan_id = $1 AND g.id = $2 AND c.plan = (SELECT key FROM plans WHERE id = $1) AND c.id = $3 \
                          ON CONFLICT DO NOTHING"
                 }
                 GroupRequest::Leave => {
                     "DELETE FROM group_members \
                          WHERE grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
-                         AND contact = (SELECT key FROM contacts WHERE plan_id = $1 AND id = $3)"
+                         AND contact = (SELECT key FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $3)"
                 }
             };
             let affected = sqlx::query(sql)
@@ -251,7 +252,7 @@ where
             // A number that was never a contact becomes one.
             D::insert_contacts(conn, plan, &[&message.from], now).await?;
             let contact: String =
-                sqlx::query_scalar("SELECT id FROM contacts WHERE plan_id = $1 AND phone = $2")
+                sqlx::query_scalar("SELECT id FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone = $2")
                     .bind(plan.as_str())
                     .bind(message.from.msisdn.as_str())
                     .fetch_one(&mut *conn)

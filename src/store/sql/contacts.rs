@@ -57,7 +57,7 @@ where
         id: &ContactId,
     ) -> StoreResult<ContactRecord> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.plan_id = $1 AND c.id = $2"
+            "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = $1) AND c.id = $2"
         )))
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -75,7 +75,7 @@ where
         except: Option<&ContactId>,
     ) -> StoreResult<()> {
         let existing: Option<String> =
-            sqlx::query_scalar("SELECT id FROM contacts WHERE plan_id = $1 AND phone = $2")
+            sqlx::query_scalar("SELECT id FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone = $2")
                 .bind(plan.as_str())
                 .bind(phone)
                 .fetch_optional(&mut *conn)
@@ -119,12 +119,13 @@ where
                  gender = $7, fields = $8, number_type = $9, country = $10, opted_out = $11, \
                  opted_out_at = $12, opted_out_reason = $13, sort_name = $14, \
                  sort_name_last = $15, modified_at = $16 \
-                 WHERE plan_id = $1 AND id = $2"
+                 WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $2"
         } else {
-            "INSERT INTO contacts (plan_id, id, phone, first_name, last_name, email, gender, \
+            "INSERT INTO contacts (plan, id, phone, first_name, last_name, email, gender, \
                  fields, number_type, country, opted_out, opted_out_at, opted_out_reason, \
                  sort_name, sort_name_last, created_at, modified_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"
+                 VALUES ((SELECT key FROM plans WHERE id = $1), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+                 $12, $13, $14, $15, $16, $16)"
         };
         sqlx::query(sql)
             .bind(plan.as_str())
@@ -229,10 +230,9 @@ where
         ids: &[ContactId],
     ) -> StoreResult<BTreeSet<String>> {
         let mut query =
-            sqlx::QueryBuilder::<D::Db>::new("SELECT c.id FROM contacts c WHERE c.plan_id = ");
-        query
-            .push_bind(plan.as_str().to_owned())
-            .push(" AND c.id IN ");
+            sqlx::QueryBuilder::<D::Db>::new("SELECT c.id FROM contacts c WHERE c.plan = ");
+        push_plan_key(&mut query, plan);
+        query.push(" AND c.id IN ");
         D::push_list(&mut query, ids.iter().map(ContactId::as_str));
         let found: Vec<String> = query.build_query_scalar().fetch_all(&mut *conn).await?;
         Ok(found.into_iter().collect())
@@ -290,8 +290,9 @@ where
         tree: Option<&[TreeGroup]>,
     ) {
         builder
-            .push(" WHERE c.plan_id = ")
-            .push_bind(plan.as_str().to_owned());
+            .push(" WHERE c.plan = (SELECT key FROM plans WHERE id = ")
+            .push_bind(plan.as_str().to_owned())
+            .push(")");
         // U+10FFFF sorts after every character, so [p, p + U+10FFFF) is "starts with p".
         let upper = |prefix: &str| format!("{prefix}\u{10FFFF}");
         if let Some(prefix) = &query.name_prefix {
@@ -327,7 +328,8 @@ where
         }
         if let Some(email) = &query.email {
             builder
-                .push(" AND lower(c.email) = lower(")
+                // Spelled out so that the partial index of emails serves the search.
+                .push(" AND c.email IS NOT NULL AND lower(c.email) = lower(")
                 .push_bind(email.clone())
                 .push(")");
         }
@@ -360,7 +362,13 @@ where
             None => {}
         }
         if let Some(opted_out) = query.opted_out {
-            builder.push(" AND c.opted_out = ").push_bind(opted_out);
+            // Written as a literal: a partial index serves a condition only when the statement
+            // itself implies the index's condition, which a bound value does not.
+            builder.push(if opted_out {
+                " AND c.opted_out"
+            } else {
+                " AND NOT c.opted_out"
+            });
         }
         for (name, value) in &query.custom {
             builder.push(" AND ");
@@ -426,9 +434,9 @@ where
             sqlx::QueryBuilder::<D::Db>::new("INSERT INTO group_members (grp, contact) SELECT ");
         push_group_key(&mut insert, plan, group.as_str());
         insert
-            .push(", c.key FROM contacts c WHERE c.plan_id = ")
+            .push(", c.key FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = ")
             .push_bind(plan.as_str().to_owned())
-            .push(" AND c.id IN ");
+            .push(") AND c.id IN ");
         D::push_list(&mut insert, contacts.iter().map(ContactId::as_str));
         insert.push(" ON CONFLICT DO NOTHING");
         Ok(insert.build().execute(&mut *conn).await?.rows_affected())
@@ -458,9 +466,9 @@ where
                         sqlx::QueryBuilder::<D::Db>::new("DELETE FROM group_members WHERE grp = ");
                     push_group_key(&mut delete, plan, group.as_str());
                     delete
-                        .push(" AND contact IN (SELECT key FROM contacts WHERE plan_id = ")
+                        .push(" AND contact IN (SELECT key FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = ")
                         .push_bind(plan.as_str().to_owned())
-                        .push(" AND id IN ");
+                        .push(") AND id IN ");
                     D::push_list(&mut delete, contacts.iter().map(ContactId::as_str));
                     delete.push(")");
                     delete.build().execute(&mut *conn).await?.rows_affected()
@@ -621,20 +629,17 @@ where
             let mut affected = sqlx::QueryBuilder::<D::Db>::new(
                 "SELECT g.id, COUNT(*) FROM group_members m \
                      JOIN contact_groups g ON g.key = m.grp \
-                     JOIN contacts c ON c.key = m.contact WHERE c.plan_id = ",
+                     JOIN contacts c ON c.key = m.contact WHERE c.plan = ",
             );
-            affected
-                .push_bind(plan.as_str().to_owned())
-                .push(" AND c.id IN ");
+            push_plan_key(&mut affected, plan);
+            affected.push(" AND c.id IN ");
             D::push_list(&mut affected, ids.iter().map(ContactId::as_str));
             affected.push(format!(" GROUP BY g.id ORDER BY g.id{}", D::TEXT_COLLATE));
             let removed: Vec<(String, i64)> =
                 affected.build_query_as().fetch_all(&mut *conn).await?;
-            let mut delete =
-                sqlx::QueryBuilder::<D::Db>::new("DELETE FROM contacts WHERE plan_id = ");
-            delete
-                .push_bind(plan.as_str().to_owned())
-                .push(" AND id IN ");
+            let mut delete = sqlx::QueryBuilder::<D::Db>::new("DELETE FROM contacts WHERE plan = ");
+            push_plan_key(&mut delete, plan);
+            delete.push(" AND id IN ");
             D::push_list(&mut delete, ids.iter().map(ContactId::as_str));
             let deleted = delete.build().execute(&mut *conn).await?.rows_affected();
             Self::memberships_removed(conn, plan, &removed, now).await?;
@@ -697,7 +702,7 @@ where
         let groups: Vec<(String, Option<String>, String)> = sqlx::query_as(
             "SELECT g.id, g.name, g.status FROM group_members m \
                  JOIN contact_groups g ON g.key = m.grp \
-                 WHERE m.contact = (SELECT key FROM contacts WHERE plan_id = $1 AND id = $2) \
+                 WHERE m.contact = (SELECT key FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $2) \
                  ORDER BY g.id",
         )
         .bind(plan.as_str())

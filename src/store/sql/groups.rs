@@ -133,8 +133,9 @@ where
         tree: &[TreeGroup],
     ) -> StoreResult<i64> {
         let mut count =
-            sqlx::QueryBuilder::<D::Db>::new("SELECT COUNT(*) FROM contacts c WHERE c.plan_id = ");
-        count.push_bind(plan.as_str().to_owned()).push(" AND ");
+            sqlx::QueryBuilder::<D::Db>::new("SELECT COUNT(*) FROM contacts c WHERE c.plan = ");
+        push_plan_key(&mut count, plan);
+        count.push(" AND ");
         Self::push_membership(&mut count, tree, Scan::Set);
         Ok(count.build_query_scalar().fetch_one(&mut *conn).await?)
     }
@@ -306,9 +307,9 @@ where
                     );
                     push_group_key(&mut insert, plan, id.as_str());
                     insert
-                        .push(", c.key FROM contacts c WHERE c.plan_id = ")
+                        .push(", c.key FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = ")
                         .push_bind(plan.as_str().to_owned())
-                        .push(" AND ");
+                        .push(") AND ");
                     Self::push_membership(&mut insert, &tree, Scan::Set);
                     insert.push(" ON CONFLICT DO NOTHING");
                     insert.build().execute(&mut *conn).await?.rows_affected() as i64
@@ -322,9 +323,9 @@ where
                         sqlx::QueryBuilder::<D::Db>::new("DELETE FROM group_members WHERE grp = ");
                     push_group_key(&mut delete, plan, id.as_str());
                     delete
-                        .push(" AND contact IN (SELECT c.key FROM contacts c WHERE c.plan_id = ")
+                        .push(" AND contact IN (SELECT c.key FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = ")
                         .push_bind(plan.as_str().to_owned())
-                        .push(" AND ");
+                        .push(") AND ");
                     Self::push_membership(&mut delete, &tree, Scan::Set);
                     delete.push(")");
                     -(delete.build().execute(&mut *conn).await?.rows_affected() as i64)
@@ -419,10 +420,10 @@ where
         let tree = Self::load_tree(conn, plan, id.as_str()).await?;
         let mut page = sqlx::QueryBuilder::<D::Db>::new(
             "SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out \
-                 FROM contacts c WHERE c.plan_id = ",
+                 FROM contacts c WHERE c.plan = ",
         );
-        page.push_bind(plan.as_str().to_owned())
-            .push(" AND c.id > ")
+        push_plan_key(&mut page, plan);
+        page.push(" AND c.id > ")
             .push_bind(after.to_owned())
             .push(" AND ");
         // SQLite (3.51) turns the probe's EXISTS into a join and counts a contact in two of
@@ -549,9 +550,10 @@ where
             }
             _ => {
                 let mut query = sqlx::QueryBuilder::<D::Db>::new(
-                    "SELECT c.phone FROM contacts c WHERE c.plan_id = ",
+                    "SELECT c.phone FROM contacts c WHERE c.plan = ",
                 );
-                query.push_bind(plan.as_str().to_owned()).push(" AND ");
+                push_plan_key(&mut query, plan);
+                query.push(" AND ");
                 Self::push_membership(&mut query, tree, Scan::Set);
                 query
             }

@@ -533,9 +533,10 @@ where
             Default::default()
         } else {
             let mut lookup = sqlx::QueryBuilder::<D::Db>::new(format!(
-                "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.plan_id = "
+                "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.plan = "
             ));
-            lookup.push_bind(plan.as_str().to_owned()).push(" AND ");
+            push_plan_key(&mut lookup, plan);
+            lookup.push(" AND ");
             D::push_phone_in(&mut lookup, &taken);
             lookup
                 .build()
@@ -647,9 +648,9 @@ where
             sqlx::QueryBuilder::<D::Db>::new("INSERT INTO group_members (grp, contact) SELECT ");
         push_group_key(&mut insert, plan, group);
         insert
-            .push(", c.key FROM contacts c WHERE c.plan_id = ")
+            .push(", c.key FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = ")
             .push_bind(plan.as_str().to_owned())
-            .push(" AND c.id IN ");
+            .push(") AND c.id IN ");
         D::push_list(&mut insert, contacts);
         insert.push(" ON CONFLICT DO NOTHING");
         Ok(insert.build().execute(&mut *conn).await?.rows_affected())

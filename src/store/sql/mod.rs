@@ -67,3 +67,14 @@ where
         .push_bind(id.to_owned())
         .push(")");
 }
+
+/// `(SELECT key FROM plans …)`: the key of plan `plan`, which contacts carry instead of its id.
+fn push_plan_key<DB: Database>(builder: &mut sqlx::QueryBuilder<DB>, plan: &PlanId)
+where
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    builder
+        .push("(SELECT key FROM plans WHERE id = ")
+        .push_bind(plan.as_str().to_owned())
+        .push(")");
+}

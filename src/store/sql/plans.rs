@@ -64,10 +64,11 @@ where
             created_at: Timestamp::now(),
         };
         let mut tx = self.dialect.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO plans (id, name, default_region, created_at) \
-                 VALUES ($1, $2, $3, $4)",
-        )
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO plans (id, name, default_region, created_at, key) \
+                 VALUES ($1, $2, $3, $4, {})",
+            D::NEW_PLAN_KEY
+        )))
         .bind(plan.id.as_str())
         .bind(&plan.name)
         .bind(plan.default_region.as_deref())

@@ -225,7 +225,8 @@ impl Dialect for Sqlite {
 
     const LOCK_PLAN: &'static str = "SELECT id FROM plans WHERE id = $1";
 
-    const LOCK_CONTACT: &'static str = "SELECT id FROM contacts WHERE plan_id = $1 AND id = $2";
+    const LOCK_CONTACT: &'static str =
+        "SELECT id FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $2";
 
     /// A group's row and its child ids (comma-separated, in id order), in the column order
     /// [`GroupRow`] is read in.
@@ -247,8 +248,8 @@ impl Dialect for Sqlite {
          FROM group_members m JOIN contacts c ON c.key = m.contact \
          WHERE m.grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
          AND m.contact > CASE WHEN $3 = '' THEN 0 ELSE COALESCE( \
-             (SELECT key FROM contacts WHERE plan_id = $1 AND id = $3), \
-             (SELECT key - 1 FROM contacts WHERE plan_id = $1 AND id > $3 ORDER BY id LIMIT 1), \
+             (SELECT key FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $3), \
+             (SELECT key - 1 FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id > $3 ORDER BY id LIMIT 1), \
              9223372036854775807) END \
          ORDER BY m.contact LIMIT $4 OFFSET $5)";
 
@@ -258,18 +259,22 @@ impl Dialect for Sqlite {
     /// Lists travel as one JSON array parameter, unpacked by `json_each`.
     const INSERT_MEMBERS_BY_PHONE: &'static str = "INSERT INTO group_members (grp, contact) \
          SELECT (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2), c.key \
-         FROM contacts c WHERE c.plan_id = $1 AND c.phone IN (SELECT value FROM json_each($3)) \
+         FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = $1) AND c.phone IN (SELECT value FROM json_each($3)) \
          ON CONFLICT DO NOTHING";
 
     const DELETE_MEMBERS_BY_PHONE: &'static str = "DELETE FROM group_members \
          WHERE grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
          AND contact IN (SELECT key FROM contacts \
-             WHERE plan_id = $1 AND phone IN (SELECT value FROM json_each($3)))";
+             WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone IN (SELECT value FROM json_each($3)))";
 
     /// Ends a compound select of contact keys: in order, so that its terms are merged.
     const MERGE_ORDER: &'static str = " ORDER BY 1";
 
     const LOCK_BATCH: &'static str = "SELECT status FROM batches WHERE plan_id = $1 AND id = $2";
+
+    /// Only an `INTEGER PRIMARY KEY` numbers itself, and `key` was added beside the id; writers
+    /// take turns, so the next number is free.
+    const NEW_PLAN_KEY: &'static str = "(SELECT COALESCE(MAX(key), 0) + 1 FROM plans)";
 
     /// Writers are serialised: a plain read is as good as a lock, and no two instances claim at once.
     const CLAIM_LOCK: &'static str = "";
@@ -302,10 +307,10 @@ impl Dialect for Sqlite {
             })
             .collect();
         sqlx::query(
-            "INSERT INTO contacts (plan_id, id, phone, number_type, country, created_at, modified_at) \
-             SELECT $1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, $2, $2 \
+            "INSERT INTO contacts (plan, id, phone, number_type, country, created_at, modified_at) \
+             SELECT (SELECT key FROM plans WHERE id = $1), value ->> 0, value ->> 1, value ->> 2, value ->> 3, $2, $2 \
              FROM json_each($3) WHERE true \
-             ON CONFLICT (plan_id, phone) DO NOTHING",
+             ON CONFLICT (plan, phone) DO NOTHING",
         )
         .bind(plan.as_str())
         .bind(now)
@@ -416,15 +421,19 @@ impl Dialect for Sqlite {
         now: i64,
     ) -> StoreResult<Vec<String>> {
         let mut inserted = Vec::with_capacity(contacts.len());
+        let plan: i64 = sqlx::query_scalar("SELECT key FROM plans WHERE id = $1")
+            .bind(plan.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
         // SQLite binds at most 32,766 parameters a statement; a contact takes 17.
         for part in contacts.chunks(1900) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO contacts (plan_id, id, phone, first_name, last_name, email, gender, \
+                "INSERT INTO contacts (plan, id, phone, first_name, last_name, email, gender, \
                  fields, number_type, country, sort_name, sort_name_last, opted_out, opted_out_at, \
                  opted_out_reason, created_at, modified_at) ",
             );
             insert.push_values(part, |mut row, c| {
-                row.push_bind(plan.as_str())
+                row.push_bind(plan)
                     .push_bind(c.id.as_str())
                     .push_bind(c.phone.as_str())
                     .push_bind(c.first_name.as_deref())
@@ -442,7 +451,7 @@ impl Dialect for Sqlite {
                     .push_bind(now)
                     .push_bind(now);
             });
-            insert.push(" ON CONFLICT (plan_id, phone) DO NOTHING RETURNING phone");
+            insert.push(" ON CONFLICT (plan, phone) DO NOTHING RETURNING phone");
             let phones: Vec<String> = insert.build_query_scalar().fetch_all(&mut *conn).await?;
             inserted.extend(phones);
         }
@@ -473,7 +482,7 @@ impl Dialect for Sqlite {
              opted_out = u.value ->> 11, opted_out_at = u.value ->> 12, \
              opted_out_reason = u.value ->> 13, modified_at = $2 \
              FROM json_each($3) AS u \
-             WHERE contacts.plan_id = $1 AND contacts.id = u.value ->> 0",
+             WHERE contacts.plan = (SELECT key FROM plans WHERE id = $1) AND contacts.id = u.value ->> 0",
         )
         .bind(plan.as_str())
         .bind(now)
