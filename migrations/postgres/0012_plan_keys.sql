@@ -1,8 +1,11 @@
 -- Storage v2, step 3: plans get an integer key, and contacts carry it instead of the plan's
 -- 32-character id, which stood at the front of the row and of every one of its indexes (about
--- 350 bytes a contact). The index set is cut to what the searches use: gender, number type and
--- email index only the contacts that have one, and the opted-out index holds only the opted-out,
--- in the order of a page of them.
+-- 350 bytes a contact). The index set is cut to what the searches use: gender and number type
+-- index only the contacts that have one, and the opted-out index holds only the opted-out, in the
+-- order of a page of them. The email index stays whole: the planner keeps statistics of an
+-- indexed expression (`lower(email)`) only for an index without a condition, and without them it
+-- guessed an address to match 0.5% of the plan and walked the creation order instead (1 s at a
+-- million contacts).
 -- Plans keep their id (on the wire and in every other table); `key` is unique beside it. A new
 -- plan takes the next key. Contacts keep their keys; the table is rewritten rather than updated
 -- in place, which would leave a dead copy of every row behind.
@@ -58,7 +61,7 @@ CREATE INDEX contacts_by_sort_name ON contacts (plan, sort_name, id);
 CREATE INDEX contacts_by_sort_name_last ON contacts (plan, sort_name_last, id);
 CREATE INDEX contacts_by_created ON contacts (plan, created_at, id);
 CREATE INDEX contacts_by_modified ON contacts (plan, modified_at, id);
-CREATE INDEX contacts_by_email ON contacts (plan, lower(email)) WHERE email IS NOT NULL;
+CREATE INDEX contacts_by_email ON contacts (plan, lower(email));
 CREATE INDEX contacts_by_gender ON contacts (plan, gender) WHERE gender IS NOT NULL;
 CREATE INDEX contacts_by_number_type ON contacts (plan, number_type)
     WHERE number_type IS NOT NULL;

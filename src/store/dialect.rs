@@ -108,11 +108,17 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     const EXPORT_GROUPS: &'static str;
     /// The value of a new plan's `key`: the next one.
     const NEW_PLAN_KEY: &'static str;
+    /// How a statement names the index a table is read through (`contacts INDEXED BY …`), where
+    /// the planner must be told how common a value is (such a dialect also keeps a term
+    /// `+c.column = …` from every index); `None` where the planner knows from statistics.
+    const INDEXED_BY: Option<&'static str>;
 
     /// Numbers as one parameter.
     fn phone_list(phones: &[&str]) -> Self::List;
     /// `(…)`: a list as one parameter, for `x IN …`.
     fn push_list<'a>(builder: &mut QueryBuilder<Self::Db>, items: impl Iterator<Item = &'a str>);
+    /// `(SELECT … AS value …)`: integers as one parameter, a select of one column `value`.
+    fn push_key_list(builder: &mut QueryBuilder<Self::Db>, keys: Vec<i64>);
     /// `c.phone IN (…)`, or what the backend probes its index with best.
     fn push_phone_in(builder: &mut QueryBuilder<Self::Db>, phones: &[&str]);
     /// A list as a one-column table `phone`.
@@ -141,13 +147,13 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
         now: i64,
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Inserts an import's contacts whose numbers the plan does not have yet; returns the
-    /// numbers inserted.
+    /// numbers inserted, each with its contact's key.
     fn insert_import_contacts(
         conn: &mut Conn<Self>,
         plan: &PlanId,
         contacts: &[ContactValues],
         now: i64,
-    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<(String, i64)>>> + Send;
     /// Rewrites the contacts an import changed (all but the number).
     fn update_import_contacts(
         conn: &mut Conn<Self>,

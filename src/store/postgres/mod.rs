@@ -239,6 +239,9 @@ impl Dialect for Postgres {
     /// The identity column's next value.
     const NEW_PLAN_KEY: &'static str = "DEFAULT";
 
+    /// Autovacuum's statistics hold the common values of each column: a rare one is known.
+    const INDEXED_BY: Option<&'static str> = None;
+
     const LOCK_BATCH: &'static str =
         "SELECT status FROM batches WHERE plan_id = $1 AND id = $2 FOR UPDATE";
 
@@ -296,6 +299,14 @@ impl Dialect for Postgres {
             .push("(SELECT unnest(")
             .push_bind(items)
             .push("::text[]))");
+    }
+
+    /// `(SELECT unnest(…) AS value)`: integers as one array parameter.
+    fn push_key_list(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, keys: Vec<i64>) {
+        builder
+            .push("(SELECT unnest(")
+            .push_bind(keys)
+            .push("::bigint[]) AS value)");
     }
 
     /// The contact keys of the direct members of `keys` as one term of a compound select, kept or
@@ -372,19 +383,19 @@ impl Dialect for Postgres {
         plan: &PlanId,
         contacts: &[ContactValues],
         now: i64,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<Vec<(String, i64)>> {
         if contacts.is_empty() {
             return Ok(Vec::new());
         }
         let c = ContactColumns::of(contacts);
-        Ok(sqlx::query_scalar(
+        Ok(sqlx::query_as(
             "INSERT INTO contacts (plan, id, phone, first_name, last_name, email, gender, fields, \
              number_type, country, sort_name, sort_name_last, opted_out, opted_out_at, \
              opted_out_reason, created_at, modified_at) \
              SELECT (SELECT key FROM plans WHERE id = $1), t.*, $2, $2 FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], \
              $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
              $13::text[], $14::boolean[], $15::bigint[], $16::text[]) AS t \
-             ON CONFLICT (plan, phone) DO NOTHING RETURNING phone",
+             ON CONFLICT (plan, phone) DO NOTHING RETURNING phone, key",
         )
         .bind(plan.as_str())
         .bind(now)

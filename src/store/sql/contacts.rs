@@ -3,6 +3,23 @@
 
 use super::*;
 
+/// How many matches make a filter value common enough for the planner's own choice of index
+/// (`value_indexes`): sorting fewer is cheaper than testing a plan's contacts one by one.
+const RARE_VALUE_PROBE: i64 = 2_000;
+
+/// How a statement over contacts uses the partial indexes of gender and number type.
+#[derive(Clone, Copy)]
+pub(crate) enum ValueIndexes {
+    /// As the planner chooses: counts, which read every match whatever the order, and
+    /// backends whose planner knows how common a value is.
+    Free,
+    /// Through this one (`Dialect::INDEXED_BY`): its value is rare.
+    Through(&'static str),
+    /// Neither: their values are common, so the page walks its order's index and stops early.
+    /// The terms are written `+c.gender = …`, SQLite's no-op that keeps a term from an index.
+    Avoid,
+}
+
 pub(crate) const CONTACT_COLUMNS: &str = "c.id, c.phone, c.first_name, c.last_name, c.email, \
     c.gender, c.fields, c.number_type, c.country, c.opted_out, c.opted_out_at, \
     c.opted_out_reason, c.created_at, c.modified_at";
@@ -288,7 +305,17 @@ where
         plan: &PlanId,
         query: &ContactQuery,
         tree: Option<&[TreeGroup]>,
+        values: ValueIndexes,
     ) {
+        if let ValueIndexes::Through(index) = values
+            && let Some(indexed_by) = D::INDEXED_BY
+        {
+            builder.push(indexed_by).push(index);
+        }
+        let value_column = |column: &str| match values {
+            ValueIndexes::Avoid => format!(" AND +c.{column} = "),
+            _ => format!(" AND c.{column} = "),
+        };
         builder
             .push(" WHERE c.plan = (SELECT key FROM plans WHERE id = ")
             .push_bind(plan.as_str().to_owned())
@@ -334,7 +361,9 @@ where
                 .push(")");
         }
         if let Some(gender) = &query.gender {
-            builder.push(" AND c.gender = ").push_bind(gender.clone());
+            builder
+                .push(value_column("gender"))
+                .push_bind(gender.clone());
         }
         match query.valid {
             Some(true) => {
@@ -347,7 +376,7 @@ where
         }
         if let Some(number_type) = &query.number_type {
             builder
-                .push(" AND c.number_type = ")
+                .push(value_column("number_type"))
                 .push_bind(number_type.clone());
         }
         match query.sms_capable {
@@ -388,6 +417,48 @@ where
             };
             Self::push_membership(builder, tree, scan);
         }
+    }
+
+    /// How a page of `query` should use the partial indexes of gender and number type, where
+    /// the dialect's planner must be told (`Dialect::INDEXED_BY`). Not knowing how common a
+    /// value is, SQLite either walks the order's index testing every contact — reading the whole
+    /// plan when few or none match — or reads every match through the value's index and sorts
+    /// them all, a quarter of the plan for a common gender. A count on the value's own index,
+    /// stopped at `RARE_VALUE_PROBE`, tells which of the two is cheap.
+    async fn value_indexes(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        query: &ContactQuery,
+        indexed_by: &str,
+    ) -> StoreResult<ValueIndexes> {
+        let mut rarest: Option<(&'static str, i64)> = None;
+        let mut asked = false;
+        for (index, column, value) in [
+            ("contacts_by_gender", "gender", &query.gender),
+            ("contacts_by_number_type", "number_type", &query.number_type),
+        ] {
+            let Some(value) = value else { continue };
+            asked = true;
+            let mut probe = sqlx::QueryBuilder::<D::Db>::new(format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM contacts{indexed_by}{index} WHERE plan = "
+            ));
+            push_plan_key(&mut probe, plan);
+            probe
+                .push(format!(" AND {column} = "))
+                .push_bind(value.clone())
+                .push(" LIMIT ")
+                .push_bind(RARE_VALUE_PROBE)
+                .push(") probe");
+            let found: i64 = probe.build_query_scalar().fetch_one(&mut *conn).await?;
+            if found < RARE_VALUE_PROBE && rarest.is_none_or(|(_, fewest)| found < fewest) {
+                rarest = Some((index, found));
+            }
+        }
+        Ok(match rarest {
+            Some((index, _)) => ValueIndexes::Through(index),
+            None if asked => ValueIndexes::Avoid,
+            None => ValueIndexes::Free,
+        })
     }
 
     pub(crate) fn contact_cursor(order: ContactOrder, contact: &ContactRecord) -> Cursor {
@@ -658,7 +729,13 @@ where
         };
         let total = if query.with_total {
             let mut count = sqlx::QueryBuilder::<D::Db>::new("SELECT COUNT(*) FROM contacts c");
-            Self::push_contact_filters(&mut count, plan, query, tree.as_deref());
+            Self::push_contact_filters(
+                &mut count,
+                plan,
+                query,
+                tree.as_deref(),
+                ValueIndexes::Free,
+            );
             Some(count.build_query_scalar().fetch_one(&mut *conn).await?)
         } else {
             None
@@ -670,7 +747,11 @@ where
         };
         let mut page =
             sqlx::QueryBuilder::<D::Db>::new(format!("SELECT {CONTACT_COLUMNS} FROM contacts c"));
-        Self::push_contact_filters(&mut page, plan, query, tree.as_deref());
+        let values = match D::INDEXED_BY {
+            Some(indexed_by) => Self::value_indexes(&mut conn, plan, query, indexed_by).await?,
+            None => ValueIndexes::Free,
+        };
+        Self::push_contact_filters(&mut page, plan, query, tree.as_deref(), values);
         let limit = Self::push_window(&mut page, &query.window, sort, "c.id", query.descending);
         let rows = page.build().fetch_all(&mut *conn).await?;
         let mut contacts = rows

@@ -140,7 +140,13 @@ where
             "SELECT {CONTACT_COLUMNS}, {export_groups} AS group_names FROM contacts c",
             export_groups = D::EXPORT_GROUPS
         ));
-        Self::push_contact_filters(&mut select, plan, query, tree.as_deref());
+        Self::push_contact_filters(
+            &mut select,
+            plan,
+            query,
+            tree.as_deref(),
+            ValueIndexes::Free,
+        );
         select.push(" ORDER BY c.id");
         let mut rows = select.build().fetch(&mut *conn);
         let mut chunk = Vec::with_capacity(EXPORT_CHUNK);

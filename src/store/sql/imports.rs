@@ -519,7 +519,7 @@ where
             .iter()
             .map(|row| Self::new_contact(row, seen.ids.generate(), now))
             .collect();
-        let inserted: std::collections::HashSet<String> =
+        let inserted: std::collections::HashMap<String, i64> =
             D::insert_import_contacts(conn, plan, &fresh, now)
                 .await?
                 .into_iter()
@@ -527,50 +527,58 @@ where
         let taken: Vec<&str> = rows
             .iter()
             .map(|row| row.phone.msisdn.as_str())
-            .filter(|phone| !inserted.contains(*phone))
+            .filter(|phone| !inserted.contains_key(*phone))
             .collect();
-        let mut existing: std::collections::HashMap<String, ContactRecord> = if taken.is_empty() {
-            Default::default()
-        } else {
-            let mut lookup = sqlx::QueryBuilder::<D::Db>::new(format!(
-                "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.plan = "
-            ));
-            push_plan_key(&mut lookup, plan);
-            lookup.push(" AND ");
-            D::push_phone_in(&mut lookup, &taken);
-            lookup
-                .build()
-                .fetch_all(&mut *conn)
-                .await?
-                .iter()
-                .map(|row| Self::contact_from_row(row).map(|c| (c.phone.clone(), c)))
-                .collect::<Result<_, sqlx::Error>>()?
-        };
+        let mut existing: std::collections::HashMap<String, (ContactRecord, i64)> =
+            if taken.is_empty() {
+                Default::default()
+            } else {
+                let mut lookup = sqlx::QueryBuilder::<D::Db>::new(format!(
+                    "SELECT {CONTACT_COLUMNS}, c.key FROM contacts c WHERE c.plan = "
+                ));
+                push_plan_key(&mut lookup, plan);
+                lookup.push(" AND ");
+                D::push_phone_in(&mut lookup, &taken);
+                lookup
+                    .build()
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        let contact = Self::contact_from_row(row)?;
+                        Ok((
+                            contact.phone.clone(),
+                            (contact, sqlx::Row::try_get(row, "key")?),
+                        ))
+                    })
+                    .collect::<Result<_, sqlx::Error>>()?
+            };
         let older: Vec<&str> = existing
             .values()
-            .filter(|contact| !seen.ids.created(contact.id.as_str()))
-            .map(|contact| contact.phone.as_str())
+            .filter(|(contact, _)| !seen.ids.created(contact.id.as_str()))
+            .map(|(contact, _)| contact.phone.as_str())
             .collect();
         let first_merges = seen.first_merges(conn, &older).await?;
 
         let mut changed = Vec::new();
         let mut opted_out: Vec<(String, String)> = Vec::new();
-        // Each row's contact: (id, number).
-        let mut ids: Vec<(String, &str)> = Vec::with_capacity(rows.len());
+        // Each row's contact key.
+        let mut keys: Vec<i64> = Vec::with_capacity(rows.len());
         let mut by_group: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
         for (row, values) in rows.iter().zip(fresh) {
-            let id = if inserted.contains(values.phone.as_str()) {
+            let key = if let Some(&key) = inserted.get(values.phone.as_str()) {
                 if values.opted_out {
-                    opted_out.push((values.id.clone(), values.phone.clone()));
+                    opted_out.push((values.id, values.phone));
                 }
                 report.created += 1;
-                values.id
+                key
             } else {
-                let contact = existing.remove(row.phone.msisdn.as_str()).ok_or_else(|| {
-                    StoreError::JobState(JobConflict::ContactChanged(
-                        row.phone.msisdn.as_str().to_owned(),
-                    ))
-                })?;
+                let (contact, key) =
+                    existing.remove(row.phone.msisdn.as_str()).ok_or_else(|| {
+                        StoreError::JobState(JobConflict::ContactChanged(
+                            row.phone.msisdn.as_str().to_owned(),
+                        ))
+                    })?;
                 if !first_merges.contains(&contact.phone) {
                     duplicates.push(Self::duplicate_row(row));
                     continue;
@@ -593,10 +601,10 @@ where
                     None if mode == ExistingContacts::Skip => report.skipped += 1,
                     None => report.unchanged += 1,
                 }
-                contact.id.as_str().to_owned()
+                key
             };
-            let index = ids.len();
-            ids.push((id, row.phone.msisdn.as_str()));
+            let index = keys.len();
+            keys.push(key);
             for name in &row.groups {
                 if let Some(group) = groups
                     .named(conn, plan, name, now, &mut report.warnings)
@@ -615,13 +623,9 @@ where
         }
         for &group in &groups.targets {
             by_group.remove(&group);
-            let added = Self::add_import_members(
-                conn,
-                plan,
-                &groups.groups[group].id,
-                ids.iter().map(|(id, _)| id.as_str()),
-            )
-            .await?;
+            let added =
+                Self::add_import_members(conn, plan, &groups.groups[group].id, keys.clone())
+                    .await?;
             groups.groups[group].added += added;
         }
         for (group, members) in by_group {
@@ -629,7 +633,7 @@ where
                 conn,
                 plan,
                 &groups.groups[group].id,
-                members.iter().map(|&index| ids[index].0.as_str()),
+                members.iter().map(|&index| keys[index]).collect(),
             )
             .await?;
             groups.groups[group].added += added;
@@ -638,21 +642,19 @@ where
         Ok(duplicates)
     }
 
-    pub(crate) async fn add_import_members<'a>(
+    /// Adds contacts, by key (which the import has just written or read), to a group.
+    pub(crate) async fn add_import_members(
         conn: &mut Conn<D>,
         plan: &PlanId,
         group: &str,
-        contacts: impl Iterator<Item = &'a str>,
+        contacts: Vec<i64>,
     ) -> StoreResult<u64> {
         let mut insert =
             sqlx::QueryBuilder::<D::Db>::new("INSERT INTO group_members (grp, contact) SELECT ");
         push_group_key(&mut insert, plan, group);
-        insert
-            .push(", c.key FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = ")
-            .push_bind(plan.as_str().to_owned())
-            .push(") AND c.id IN ");
-        D::push_list(&mut insert, contacts);
-        insert.push(" ON CONFLICT DO NOTHING");
+        insert.push(", k.value FROM ");
+        D::push_key_list(&mut insert, contacts);
+        insert.push(" AS k WHERE true ON CONFLICT DO NOTHING");
         Ok(insert.build().execute(&mut *conn).await?.rows_affected())
     }
 }
