@@ -262,10 +262,9 @@ where
             excluded_numbers(builder, "c.phone");
             branches += 1;
         } else if !include.is_empty() {
-            builder
-                .push("SELECT c.phone AS phone FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = ")
-                .push_bind(plan.as_str().to_owned())
-                .push(") AND NOT c.opted_out AND ");
+            builder.push("SELECT c.phone AS phone FROM contacts c WHERE c.plan = ");
+            push_plan_key(builder, plan);
+            builder.push(" AND NOT c.opted_out AND ");
             Self::push_membership(builder, include, Scan::Set);
             if !exclude.is_empty() {
                 builder.push(" AND NOT ");

@@ -316,10 +316,8 @@ where
             ValueIndexes::Avoid => format!(" AND +c.{column} = "),
             _ => format!(" AND c.{column} = "),
         };
-        builder
-            .push(" WHERE c.plan = (SELECT key FROM plans WHERE id = ")
-            .push_bind(plan.as_str().to_owned())
-            .push(")");
+        builder.push(" WHERE c.plan = ");
+        push_plan_key(builder, plan);
         // U+10FFFF sorts after every character, so [p, p + U+10FFFF) is "starts with p".
         let upper = |prefix: &str| format!("{prefix}\u{10FFFF}");
         if let Some(prefix) = &query.name_prefix {
@@ -504,10 +502,9 @@ where
         let mut insert =
             sqlx::QueryBuilder::<D::Db>::new("INSERT INTO group_members (grp, contact) SELECT ");
         push_group_key(&mut insert, plan, group.as_str());
-        insert
-            .push(", c.key FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = ")
-            .push_bind(plan.as_str().to_owned())
-            .push(") AND c.id IN ");
+        insert.push(", c.key FROM contacts c WHERE c.plan = ");
+        push_plan_key(&mut insert, plan);
+        insert.push(" AND c.id IN ");
         D::push_list(&mut insert, contacts.iter().map(ContactId::as_str));
         insert.push(" ON CONFLICT DO NOTHING");
         Ok(insert.build().execute(&mut *conn).await?.rows_affected())
@@ -536,10 +533,9 @@ where
                     let mut delete =
                         sqlx::QueryBuilder::<D::Db>::new("DELETE FROM group_members WHERE grp = ");
                     push_group_key(&mut delete, plan, group.as_str());
-                    delete
-                        .push(" AND contact IN (SELECT key FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = ")
-                        .push_bind(plan.as_str().to_owned())
-                        .push(") AND id IN ");
+                    delete.push(" AND contact IN (SELECT key FROM contacts WHERE plan = ");
+                    push_plan_key(&mut delete, plan);
+                    delete.push(" AND id IN ");
                     D::push_list(&mut delete, contacts.iter().map(ContactId::as_str));
                     delete.push(")");
                     delete.build().execute(&mut *conn).await?.rows_affected()

@@ -306,10 +306,9 @@ where
                         "INSERT INTO group_members (grp, contact) SELECT ",
                     );
                     push_group_key(&mut insert, plan, id.as_str());
-                    insert
-                        .push(", c.key FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = ")
-                        .push_bind(plan.as_str().to_owned())
-                        .push(") AND ");
+                    insert.push(", c.key FROM contacts c WHERE c.plan = ");
+                    push_plan_key(&mut insert, plan);
+                    insert.push(" AND ");
                     Self::push_membership(&mut insert, &tree, Scan::Set);
                     insert.push(" ON CONFLICT DO NOTHING");
                     insert.build().execute(&mut *conn).await?.rows_affected() as i64
@@ -322,10 +321,9 @@ where
                     let mut delete =
                         sqlx::QueryBuilder::<D::Db>::new("DELETE FROM group_members WHERE grp = ");
                     push_group_key(&mut delete, plan, id.as_str());
-                    delete
-                        .push(" AND contact IN (SELECT c.key FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = ")
-                        .push_bind(plan.as_str().to_owned())
-                        .push(") AND ");
+                    delete.push(" AND contact IN (SELECT c.key FROM contacts c WHERE c.plan = ");
+                    push_plan_key(&mut delete, plan);
+                    delete.push(" AND ");
                     Self::push_membership(&mut delete, &tree, Scan::Set);
                     delete.push(")");
                     -(delete.build().execute(&mut *conn).await?.rows_affected() as i64)
