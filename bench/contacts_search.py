@@ -188,41 +188,43 @@ def bench_backend(name, database, plan_id, token, runs, raw_scan, email):
 QUERY_SHAPES = [
     ("name prefix", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND ((c.sort_name >= 'greta' "
      "AND c.sort_name < 'gretaz') OR (c.sort_name_last >= 'greta' AND c.sort_name_last < 'gretaz')) "
-     "ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
+     "ORDER BY c.key DESC LIMIT 51"),
     ("phone prefix", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND c.phone >= '+49151' "
-     "AND c.phone < '+49152' ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
+     "AND c.phone < '+49152' ORDER BY c.key DESC LIMIT 51"),
     ("email", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
-     "AND c.email IS NOT NULL AND lower(c.email) = lower('x') ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
+     "AND c.email IS NOT NULL AND lower(c.email) = lower('x') ORDER BY c.key DESC LIMIT 51"),
     ("phone", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
      "AND c.phone = '+4915110000001'"),
     ("opted out, first page", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
-     "AND c.opted_out ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
+     "AND c.opted_out ORDER BY c.key DESC LIMIT 51"),
     ("count of opted out", "SELECT count(*) FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
      "AND c.opted_out"),
     # On SQLite, Roster first counts up to 2,000 matches on the value's own index
     # (`value_indexes` in src/store/sql/contacts.rs): a rare value is read through that index,
     # a common one is kept from it (`+c.gender`) so that the page walks the creation order.
     ("gender no contact has", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
-     "AND c.gender = 'x' ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
+     "AND c.gender = 'x' ORDER BY c.key DESC LIMIT 51"),
     ("gender no contact has (SQLite: as Roster sends it)", "SELECT id FROM contacts c INDEXED BY contacts_by_gender "
      "WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
-     "AND c.gender = 'x' ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
+     "AND c.gender = 'x' ORDER BY c.key DESC LIMIT 51"),
     ("gender=other (SQLite: as Roster sends it)", "SELECT id FROM contacts c "
      "WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
-     "AND +c.gender = 'other' ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
+     "AND +c.gender = 'other' ORDER BY c.key DESC LIMIT 51"),
     ("count of gender=other", "SELECT count(*) FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
      "AND c.gender = 'other'"),
     ("number type no contact has", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
-     "AND c.number_type = 'x' ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
+     "AND c.number_type = 'x' ORDER BY c.key DESC LIMIT 51"),
     ("modified since, in order", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
-     "AND (c.modified_at, c.id) > (0, '') ORDER BY c.modified_at ASC, c.id ASC LIMIT 51"),
+     "AND (c.modified_at, c.key) > (0, 0) ORDER BY c.modified_at ASC, c.key ASC LIMIT 51"),
     ("one contact by id", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
      "AND c.id = 'x'"),
-    ("name order, cursor", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND (c.sort_name, c.id) > ('t', '') "
-     "ORDER BY c.sort_name ASC, c.id ASC LIMIT 51"),
+    ("name order, cursor", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND (c.sort_name, c.key) > ('t', "
+     "COALESCE((SELECT key FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = 'p') AND id = 'x'), "
+     "(SELECT key - 1 FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = 'p') AND id > 'x' ORDER BY id LIMIT 1), "
+     "9223372036854775807)) ORDER BY c.sort_name ASC, c.key ASC LIMIT 51"),
     ("group members", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND EXISTS (SELECT 1 FROM "
      "group_members m WHERE m.contact = c.key AND m.grp IN (1)) "
-     "ORDER BY c.created_at DESC, c.id DESC LIMIT 51"),
+     "ORDER BY c.key DESC LIMIT 51"),
 ]
 
 

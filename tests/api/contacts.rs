@@ -20,6 +20,7 @@ on_both_backends!(
     genders_have_one_spelling_and_match_however_typed,
     genders_stored_before_are_respelled_by_the_migration,
     common_and_rare_values_page_alike,
+    cursors_hold_through_ties_and_deletions,
 );
 
 async fn create(app: &TestApp, body: Value) -> Value {
@@ -395,6 +396,93 @@ async fn search_pages_by_cursor_and_number(app: TestApp) {
             .await
             .is_empty()
     );
+}
+
+/// Pages every contact of `query` by cursor, `limit` at a time; `between` runs after each page
+/// with the ids seen so far.
+async fn page_ids(
+    app: &TestApp,
+    query: &str,
+    limit: usize,
+    mut between: impl AsyncFnMut(&[String]),
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let path = match &next {
+            Some(cursor) => format!("/api/contacts?{query}&limit={limit}&next={cursor}"),
+            None => format!("/api/contacts?{query}&limit={limit}"),
+        };
+        let response = app.get(&path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        let page: Value = response.json().await.unwrap();
+        for contact in page["contacts"].as_array().unwrap() {
+            seen.push(contact["id"].as_str().unwrap().to_owned());
+        }
+        between(&seen).await;
+        match page["next"].as_str() {
+            Some(cursor) => next = Some(cursor.to_owned()),
+            None => return seen,
+        }
+    }
+}
+
+/// Seven contacts named `Sam {last}`, numbered from `first_phone`, in order of creation.
+async fn namesakes(app: &TestApp, last: &str, first_phone: u64) -> Vec<String> {
+    let mut created = Vec::new();
+    for n in 0..7 {
+        let phone = format!("+1415555{:04}", first_phone + n);
+        let body = json!({"phone": phone, "first_name": "Sam", "last_name": last});
+        created.push(create(app, body).await["id"].as_str().unwrap().to_owned());
+    }
+    created
+}
+
+/// Contacts that share a sort key are ordered by creation, page after page, and a cursor whose
+/// last contact was deleted in between still continues where it stood.
+async fn cursors_hold_through_ties_and_deletions(app: TestApp) {
+    let created = namesakes(&app, "Lee", 600).await;
+    let newest_first: Vec<String> = created.iter().rev().cloned().collect();
+    for (query, expected) in [
+        ("order_by=name", &created),
+        ("order_by=name&direction=desc", &newest_first),
+        ("order_by=created_at&direction=asc", &created),
+        ("order_by=created_at", &newest_first),
+        ("order_by=modified_at&direction=asc", &created),
+    ] {
+        for limit in [2, 3] {
+            let seen = page_ids(&app, query, limit, async |_| {}).await;
+            assert_eq!(&seen, expected, "{query}, {limit} a page");
+        }
+    }
+
+    for (round, (last, query)) in [
+        ("Kim", "order_by=name"),
+        ("Ng", "order_by=name&direction=desc"),
+        ("Ito", "order_by=created_at"),
+        ("Oz", "order_by=created_at&direction=asc"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let created = namesakes(&app, last, 700 + 10 * round as u64).await;
+        let query = format!("{query}&name={last}");
+        let before = page_ids(&app, &query, 50, async |_| {}).await;
+        assert_eq!(before.len(), created.len());
+        let mut deleted: Vec<String> = Vec::new();
+        let seen = page_ids(&app, &query, 2, async |seen: &[String]| {
+            // The last contact of each page is deleted before the next page is asked for.
+            if let Some(last) = seen.last()
+                && !deleted.contains(last)
+            {
+                let response = app.delete(&format!("/api/contacts/{last}")).await;
+                assert_eq!(response.status(), 204);
+                deleted.push(last.clone());
+            }
+        })
+        .await;
+        assert_eq!(seen, before, "{query}: every contact once, in order");
+    }
 }
 
 async fn bad_contact_input_names_the_field(app: TestApp) {

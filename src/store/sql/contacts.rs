@@ -459,6 +459,79 @@ where
         })
     }
 
+    /// Orders a page of contacts and starts it after its cursor. Every order ends with the
+    /// contact's key, which is also the creation order (keys rise as contacts are created), so
+    /// that each order is one walk of one index. Cursors name their last contact by its public
+    /// id, resolved here to its key; when that contact has since been deleted, by the key next
+    /// to where its id stood (ids, like keys, rise with creation).
+    fn push_contact_window(
+        builder: &mut sqlx::QueryBuilder<D::Db>,
+        plan: &PlanId,
+        query: &ContactQuery,
+    ) -> i64 {
+        let sort = match query.order {
+            ContactOrder::Name => Some("c.sort_name"),
+            ContactOrder::CreatedAt => None,
+            ContactOrder::ModifiedAt => Some("c.modified_at"),
+        };
+        let direction = if query.descending { "DESC" } else { "ASC" };
+        let (limit, offset) = match &query.window {
+            Window::After { after, limit } => {
+                if let Some(cursor) = after {
+                    let comparison = if query.descending { "<" } else { ">" };
+                    match sort {
+                        Some(sort) => {
+                            builder.push(format!(" AND ({sort}, c.key) {comparison} ("));
+                            match &cursor.key {
+                                CursorKey::Text(text) => builder.push_bind(text.clone()),
+                                CursorKey::Number(number) => builder.push_bind(*number),
+                            };
+                            builder.push(", ");
+                        }
+                        None => {
+                            builder.push(format!(" AND c.key {comparison} ("));
+                        }
+                    }
+                    let (neighbour, step, order) = if query.descending {
+                        ("<", "+", "DESC")
+                    } else {
+                        (">", "-", "ASC")
+                    };
+                    builder.push("COALESCE((SELECT key FROM contacts WHERE plan = ");
+                    push_plan_key(builder, plan);
+                    builder
+                        .push(" AND id = ")
+                        .push_bind(cursor.id.clone())
+                        .push("), (SELECT key ")
+                        .push(step)
+                        .push(" 1 FROM contacts WHERE plan = ");
+                    push_plan_key(builder, plan);
+                    builder
+                        .push(format!(" AND id {neighbour} "))
+                        .push_bind(cursor.id.clone())
+                        .push(format!(" ORDER BY id {order} LIMIT 1), "))
+                        .push(if query.descending {
+                            "-1))"
+                        } else {
+                            "9223372036854775807))"
+                        });
+                }
+                (*limit, 0)
+            }
+            Window::Offset { offset, limit } => (*limit, *offset),
+        };
+        builder.push(" ORDER BY ");
+        if let Some(sort) = sort {
+            builder.push(format!("{sort} {direction}, "));
+        }
+        builder
+            .push(format!("c.key {direction} LIMIT "))
+            .push_bind(limit + 1)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        limit
+    }
+
     pub(crate) fn contact_cursor(order: ContactOrder, contact: &ContactRecord) -> Cursor {
         let key = match order {
             ContactOrder::Name => CursorKey::Text(
@@ -736,11 +809,6 @@ where
         } else {
             None
         };
-        let sort = match query.order {
-            ContactOrder::Name => "c.sort_name",
-            ContactOrder::CreatedAt => "c.created_at",
-            ContactOrder::ModifiedAt => "c.modified_at",
-        };
         let mut page =
             sqlx::QueryBuilder::<D::Db>::new(format!("SELECT {CONTACT_COLUMNS} FROM contacts c"));
         let values = match D::INDEXED_BY {
@@ -748,7 +816,7 @@ where
             None => ValueIndexes::Free,
         };
         Self::push_contact_filters(&mut page, plan, query, tree.as_deref(), values);
-        let limit = Self::push_window(&mut page, &query.window, sort, "c.id", query.descending);
+        let limit = Self::push_contact_window(&mut page, plan, query);
         let rows = page.build().fetch_all(&mut *conn).await?;
         let mut contacts = rows
             .iter()
