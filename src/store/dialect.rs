@@ -98,8 +98,6 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     const TEXT_COLLATE: &'static str;
     /// Group names in byte order.
     const NAME_SORT_KEY: &'static str;
-    /// Adds the contacts with the numbers of `$3` (a [`Dialect::List`]) to group `$2` (an id).
-    const INSERT_MEMBERS_BY_PHONE: &'static str;
     /// Removes the members with the numbers of `$3` (a [`Dialect::List`]) from group `$2`.
     const DELETE_MEMBERS_BY_PHONE: &'static str;
     /// Ends a compound select of contact keys so that its terms are merged.
@@ -139,13 +137,14 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     /// A custom field that is absent or JSON null.
     fn push_custom_is_null(builder: &mut QueryBuilder<Self::Db>, name: &str);
 
-    /// Creates a contact for every number the plan has none for.
+    /// Creates a contact for every number the plan has none for; returns the numbers inserted,
+    /// each with its contact's key.
     fn insert_contacts(
         conn: &mut Conn<Self>,
         plan: &PlanId,
         numbers: &[&ParsedNumber],
         now: i64,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<(String, i64)>>> + Send;
     /// Inserts an import's contacts whose numbers the plan does not have yet; returns the
     /// numbers inserted, each with its contact's key.
     fn insert_import_contacts(

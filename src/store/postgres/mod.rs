@@ -223,12 +223,6 @@ impl Dialect for Postgres {
     /// Names sort byte by byte, as on the other backend, not by the database's locale.
     const NAME_SORT_KEY: &'static str = "COALESCE(name, '') COLLATE \"C\"";
 
-    /// Lists travel as one `text[]` parameter.
-    const INSERT_MEMBERS_BY_PHONE: &'static str = "INSERT INTO group_members (grp, contact) \
-         SELECT (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2), c.key \
-         FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = $1) AND c.phone = ANY($3::text[]) \
-         ON CONFLICT DO NOTHING";
-
     const DELETE_MEMBERS_BY_PHONE: &'static str = "DELETE FROM group_members \
          WHERE grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
          AND contact IN (SELECT key FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone = ANY($3::text[]))";
@@ -263,7 +257,7 @@ impl Dialect for Postgres {
         plan: &PlanId,
         numbers: &[&ParsedNumber],
         now: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<(String, i64)>> {
         let ids: Vec<String> = numbers
             .iter()
             .map(|_| ContactId::generate().as_str().to_owned())
@@ -271,12 +265,12 @@ impl Dialect for Postgres {
         let phones: Vec<&str> = numbers.iter().map(|n| n.msisdn.as_str()).collect();
         let types: Vec<&str> = numbers.iter().map(|n| n.number_type.as_str()).collect();
         let countries: Vec<Option<&str>> = numbers.iter().map(|n| n.country.as_deref()).collect();
-        sqlx::query(
+        sqlx::query_as(
             "INSERT INTO contacts (plan, id, phone, number_type, country, created_at, modified_at) \
              SELECT (SELECT key FROM plans WHERE id = $1), t.id, t.phone, t.number_type, t.country, $2, $2 \
              FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) \
                  AS t(id, phone, number_type, country) \
-             ON CONFLICT (plan, phone) DO NOTHING",
+             ON CONFLICT (plan, phone) DO NOTHING RETURNING phone, key",
         )
         .bind(plan.as_str())
         .bind(now)
@@ -284,9 +278,9 @@ impl Dialect for Postgres {
         .bind(phones)
         .bind(types)
         .bind(countries)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::from)
     }
 
     /// `(SELECT unnest(?::text[]))`: a list as one array parameter, for `x IN …`.

@@ -624,12 +624,12 @@ where
         for &group in &groups.targets {
             by_group.remove(&group);
             let added =
-                Self::add_import_members(conn, plan, &groups.groups[group].id, keys.clone())
+                Self::add_members_by_key(conn, plan, &groups.groups[group].id, keys.clone())
                     .await?;
             groups.groups[group].added += added;
         }
         for (group, members) in by_group {
-            let added = Self::add_import_members(
+            let added = Self::add_members_by_key(
                 conn,
                 plan,
                 &groups.groups[group].id,
@@ -642,8 +642,8 @@ where
         Ok(duplicates)
     }
 
-    /// Adds contacts, by key (which the import has just written or read), to a group.
-    pub(crate) async fn add_import_members(
+    /// Adds contacts, by key (which the caller has just written or read), to a group.
+    pub(crate) async fn add_members_by_key(
         conn: &mut Conn<D>,
         plan: &PlanId,
         group: &str,

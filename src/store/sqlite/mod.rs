@@ -256,12 +256,6 @@ impl Dialect for Sqlite {
     /// Names sort byte by byte, as on the other backend.
     const NAME_SORT_KEY: &'static str = "COALESCE(name, '')";
 
-    /// Lists travel as one JSON array parameter, unpacked by `json_each`.
-    const INSERT_MEMBERS_BY_PHONE: &'static str = "INSERT INTO group_members (grp, contact) \
-         SELECT (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2), c.key \
-         FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = $1) AND c.phone IN (SELECT value FROM json_each($3)) \
-         ON CONFLICT DO NOTHING";
-
     const DELETE_MEMBERS_BY_PHONE: &'static str = "DELETE FROM group_members \
          WHERE grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
          AND contact IN (SELECT key FROM contacts \
@@ -298,7 +292,7 @@ impl Dialect for Sqlite {
         plan: &PlanId,
         numbers: &[&ParsedNumber],
         now: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<(String, i64)>> {
         let rows: Vec<serde_json::Value> = numbers
             .iter()
             .map(|number| {
@@ -310,18 +304,18 @@ impl Dialect for Sqlite {
                 ])
             })
             .collect();
-        sqlx::query(
+        sqlx::query_as(
             "INSERT INTO contacts (plan, id, phone, number_type, country, created_at, modified_at) \
              SELECT (SELECT key FROM plans WHERE id = $1), value ->> 0, value ->> 1, value ->> 2, value ->> 3, $2, $2 \
              FROM json_each($3) WHERE true \
-             ON CONFLICT (plan, phone) DO NOTHING",
+             ON CONFLICT (plan, phone) DO NOTHING RETURNING phone, key",
         )
         .bind(plan.as_str())
         .bind(now)
         .bind(serde_json::Value::Array(rows).to_string())
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::from)
     }
 
     /// `(SELECT value FROM json_each(?))`: a list as one JSON parameter, for `x IN …`.
