@@ -463,7 +463,12 @@ where
     /// contact's key, which is also the creation order (keys rise as contacts are created), so
     /// that each order is one walk of one index. Cursors name their last contact by its public
     /// id, resolved here to its key; when that contact has since been deleted, by the key next
-    /// to where its id stood (ids, like keys, rise with creation).
+    /// to where its id stood. That fallback assumes ids and keys rise together, which fails for
+    /// contacts written during a PostgreSQL import (its ids carry the import's start, its keys
+    /// are drawn as it goes) and, within a millisecond or two, for contacts created at once on
+    /// two instances: there a cursor whose contact was deleted may repeat or skip some contacts.
+    /// The cure is the key itself in the cursor, sealed so that a plan cannot read the
+    /// instance-wide sequence from it.
     fn push_contact_window(
         builder: &mut sqlx::QueryBuilder<D::Db>,
         plan: &PlanId,
