@@ -212,13 +212,22 @@ QUERY_SHAPES = [
      "AND +c.gender = 'other' ORDER BY c.key DESC LIMIT 51"),
     ("count of gender=other", "SELECT count(*) FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
      "AND c.gender = 'other'"),
+    # The number-type index holds only types that cannot take an SMS; a search for one of those
+    # says so, in the index's own words, so that the planner may use it.
     ("number type no contact has", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
-     "AND c.number_type = 'x' ORDER BY c.key DESC LIMIT 51"),
+     "AND c.number_type NOT IN ('mobile', 'fixed_line_or_mobile') AND c.number_type = 'x' "
+     "ORDER BY c.key DESC LIMIT 51"),
+    ("number type no contact has (SQLite: as Roster sends it)", "SELECT id FROM contacts c "
+     "INDEXED BY contacts_by_number_type WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
+     "AND c.number_type NOT IN ('mobile', 'fixed_line_or_mobile') AND c.number_type = 'x' "
+     "ORDER BY c.key DESC LIMIT 51"),
     ("modified since, in order", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
      "AND (c.modified_at, c.key) > (0, 0) ORDER BY c.modified_at ASC, c.key ASC LIMIT 51"),
     ("one contact by id", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
      "AND c.id = 'x'"),
-    ("name order, cursor", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND (c.sort_name, c.key) > ('t', "
+    ("name order, cursor", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
+     "AND (c.sort_name, c.key) > ('t', 500000) ORDER BY c.sort_name ASC, c.key ASC LIMIT 51"),
+    ("name order, cursor of the earlier form (by id)", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND (c.sort_name, c.key) > ('t', "
      "COALESCE((SELECT key FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = 'p') AND id = 'x'), "
      "(SELECT key - 1 FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = 'p') AND id > 'x' ORDER BY id LIMIT 1), "
      "9223372036854775807)) ORDER BY c.sort_name ASC, c.key ASC LIMIT 51"),

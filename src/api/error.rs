@@ -235,6 +235,10 @@ impl From<StoreError> for ApiError {
                     ),
                 ))
             }
+            StoreError::ForeignCursor => ApiError::invalid(FieldError::format(
+                "next",
+                "is not a cursor returned by this API",
+            )),
             StoreError::VersionMismatch { current } => ApiError::PreconditionFailed { current },
             StoreError::SmartGroup(group) => ApiError::Conflict(match group {
                 GroupRef::Addressed => {

@@ -14,7 +14,7 @@ mod health;
 mod imports;
 mod inbound;
 pub mod limits;
-mod paging;
+pub mod paging;
 pub mod rate_limit;
 mod sinch;
 mod sinch_batches;

@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, FieldError};
 use super::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use crate::store::{Cursor, CursorKey, Window};
+use crate::store::{Cursor, CursorKey, CursorTie, Window};
 
 /// The window a list request asks for: numbered pages (`page` from 0 with `page_size`) or keyset
 /// pages (`limit` with the `next` of the previous page), never both. Returns the page number too,
@@ -51,13 +51,19 @@ pub fn window_with<C>(
     Ok((window, page))
 }
 
-/// Cursors are opaque to clients: the sort key and id of the last row, as hex-encoded JSON.
+/// Cursors are opaque to clients: the sort key and tie of the last row, as hex-encoded JSON.
+/// The tie is a public id (26 characters) or a sealed key (32 hex digits), never mistaken for
+/// each other.
 pub fn encode_cursor(cursor: &Cursor) -> String {
     let key = match &cursor.key {
         CursorKey::Text(text) => serde_json::Value::from(text.as_str()),
         CursorKey::Number(number) => serde_json::Value::from(*number),
     };
-    hex::encode(serde_json::json!([key, cursor.id]).to_string())
+    let tie = match &cursor.tie {
+        CursorTie::Id(id) => id.clone(),
+        CursorTie::Sealed(sealed) => hex::encode(sealed),
+    };
+    hex::encode(serde_json::json!([key, tie]).to_string())
 }
 
 pub fn decode_cursor(field: &str, text: &str) -> Result<Cursor, ApiError> {
@@ -68,7 +74,7 @@ pub fn decode_cursor(field: &str, text: &str) -> Result<Cursor, ApiError> {
         ))
     };
     let bytes = hex::decode(text).map_err(|_| invalid())?;
-    let (key, id): (serde_json::Value, String) =
+    let (key, tie): (serde_json::Value, String) =
         serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     let key = match key {
         serde_json::Value::String(text) => CursorKey::Text(text),
@@ -77,10 +83,14 @@ pub fn decode_cursor(field: &str, text: &str) -> Result<Cursor, ApiError> {
         }
         _ => return Err(invalid()),
     };
-    if ulid::Ulid::from_string(&id).is_err() {
-        return Err(invalid());
-    }
-    Ok(Cursor { key, id })
+    let tie = if ulid::Ulid::from_string(&tie).is_ok() {
+        CursorTie::Id(tie)
+    } else {
+        let mut sealed = [0u8; 16];
+        hex::decode_to_slice(&tie, &mut sealed).map_err(|_| invalid())?;
+        CursorTie::Sealed(sealed)
+    };
+    Ok(Cursor { key, tie })
 }
 
 /// An optional whole-number parameter within `min..=max`.

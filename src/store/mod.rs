@@ -45,6 +45,9 @@ pub enum StoreError {
     UnknownGroups(Vec<GroupId>),
     #[error("invalid child groups: {0:?}")]
     ChildGroups(ChildGroupsError),
+    /// A cursor the store did not issue for this list of this plan.
+    #[error("not a cursor of this list")]
+    ForeignCursor,
     /// `If-Match` named a version other than the current one.
     #[error("the group changed since it was read (now version {current})")]
     VersionMismatch { current: i64 },
@@ -248,12 +251,20 @@ pub enum GroupOrder {
     Size,
 }
 
-/// The position after the last row of a page, for keyset pagination: the sort key and id of
-/// that row.
+/// The position after the last row of a page, for keyset pagination: the sort key of that row
+/// and what breaks ties between equal keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     pub key: CursorKey,
-    pub id: String,
+    pub tie: CursorTie,
+}
+
+/// What orders rows with equal sort keys: a group's public id, or a contact's key, sealed by
+/// the store (contact cursors issued before the key was sealed in hold the contact's id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorTie {
+    Id(String),
+    Sealed([u8; 16]),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

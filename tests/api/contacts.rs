@@ -21,6 +21,8 @@ on_both_backends!(
     genders_stored_before_are_respelled_by_the_migration,
     common_and_rare_values_page_alike,
     cursors_hold_through_ties_and_deletions,
+    cursors_hold_where_ids_and_keys_disagree,
+    cursors_are_sealed_to_their_plan,
 );
 
 async fn create(app: &TestApp, body: Value) -> Value {
@@ -483,6 +485,143 @@ async fn cursors_hold_through_ties_and_deletions(app: TestApp) {
         .await;
         assert_eq!(seen, before, "{query}: every contact once, in order");
     }
+}
+
+/// Runs SQL statements on the test's database, whichever backend it is.
+async fn run_sql(app: &TestApp, statements: &[String]) {
+    if app.database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+        for statement in statements {
+            let statement = sqlx::AssertSqlSafe(statement.clone());
+            sqlx::raw_sql(statement).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+        for statement in statements {
+            let statement = sqlx::AssertSqlSafe(statement.clone());
+            sqlx::raw_sql(statement).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    }
+}
+
+/// A cursor's JSON, decoded from its hex.
+fn cursor_json(cursor: &str) -> Value {
+    serde_json::from_slice(&hex::decode(cursor).unwrap()).unwrap()
+}
+
+/// Contact ids do not follow creation order everywhere (an import's ids carry its start, and
+/// two instances draw ids apart): a cursor continues after its contact even when that contact
+/// was deleted and the ids around it run the other way.
+async fn cursors_hold_where_ids_and_keys_disagree(app: TestApp) {
+    let created = namesakes(&app, "Kay", 800).await;
+    // The first contact takes the last one's id, and so on.
+    let mut statements = Vec::new();
+    for (n, id) in created.iter().enumerate() {
+        statements.push(format!(
+            "UPDATE contacts SET id = 'moving-{n}' WHERE id = '{id}'"
+        ));
+    }
+    for (n, id) in created.iter().rev().enumerate() {
+        statements.push(format!(
+            "UPDATE contacts SET id = '{id}' WHERE id = 'moving-{n}'"
+        ));
+    }
+    run_sql(&app, &statements).await;
+    let in_creation_order: Vec<String> = created.iter().rev().cloned().collect();
+    for query in [
+        "order_by=name&name=Kay",
+        "order_by=created_at&direction=asc&name=Kay",
+    ] {
+        assert_eq!(
+            page_ids(&app, query, 50, async |_| {}).await,
+            in_creation_order,
+            "{query}"
+        );
+    }
+    let mut deleted: Vec<String> = Vec::new();
+    let seen = page_ids(
+        &app,
+        "order_by=name&name=Kay",
+        2,
+        async |seen: &[String]| {
+            if let Some(last) = seen.last()
+                && !deleted.contains(last)
+            {
+                let response = app.delete(&format!("/api/contacts/{last}")).await;
+                assert_eq!(response.status(), 204);
+                deleted.push(last.clone());
+            }
+        },
+    )
+    .await;
+    assert_eq!(seen, in_creation_order, "every contact once, in order");
+}
+
+/// A contact cursor is readable by no plan and usable by its own only; cursors of the earlier
+/// form (the last contact's id) still page on.
+async fn cursors_are_sealed_to_their_plan(app: TestApp) {
+    let created = namesakes(&app, "Ray", 900).await;
+    let first: Value = app
+        .get("/api/contacts?order_by=name&limit=3")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cursor = first["next"].as_str().unwrap().to_owned();
+    let decoded = cursor_json(&cursor);
+    let tie = decoded[1].as_str().unwrap();
+    assert_eq!(tie.len(), 32, "a sealed key, not an id: {decoded}");
+    assert!(!created.iter().any(|id| id == tie));
+
+    let refused = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), 400);
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], "next", "{problem}");
+    };
+    let mut altered = tie.as_bytes().to_vec();
+    altered[5] = if altered[5] == b'0' { b'1' } else { b'0' };
+    let altered = json!([decoded[0], String::from_utf8(altered).unwrap()]);
+    let altered = hex::encode(altered.to_string());
+    refused(
+        app.get(&format!(
+            "/api/contacts?order_by=name&limit=3&next={altered}"
+        ))
+        .await,
+    )
+    .await;
+    let (_, other_token) = app.create_plan(None).await;
+    refused(
+        app.client
+            .get(format!(
+                "{}/api/contacts?order_by=name&limit=3&next={cursor}",
+                app.address
+            ))
+            .bearer_auth(other_token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    let third = first["contacts"][2]["id"].as_str().unwrap();
+    let earlier_form = hex::encode(json!([decoded[0], third]).to_string());
+    let rest: Value = app
+        .get(&format!(
+            "/api/contacts?order_by=name&limit=50&next={earlier_form}"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rest: Vec<&str> = rest["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|contact| contact["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(rest, created[3..]);
 }
 
 async fn bad_contact_input_names_the_field(app: TestApp) {

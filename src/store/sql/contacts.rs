@@ -20,6 +20,16 @@ pub(crate) enum ValueIndexes {
     Avoid,
 }
 
+/// The number types that take an SMS, which nearly every contact has: the number-type index
+/// leaves them out (migration 14), holding only the rare types it is worth reading for. Spelled
+/// as the index's condition is, so that a statement carrying it may use the index.
+const SMS_NUMBER_TYPES: &str = "('mobile', 'fixed_line_or_mobile')";
+
+/// Whether a number-type search reads through the index of rare types.
+fn rare_number_type(number_type: &str) -> bool {
+    !matches!(number_type, "mobile" | "fixed_line_or_mobile")
+}
+
 pub(crate) const CONTACT_COLUMNS: &str = "c.id, c.phone, c.first_name, c.last_name, c.email, \
     c.gender, c.fields, c.number_type, c.country, c.opted_out, c.opted_out_at, \
     c.opted_out_reason, c.created_at, c.modified_at";
@@ -373,18 +383,21 @@ where
             None => {}
         }
         if let Some(number_type) = &query.number_type {
+            if rare_number_type(number_type) {
+                builder.push(format!(" AND c.number_type NOT IN {SMS_NUMBER_TYPES}"));
+            }
             builder
                 .push(value_column("number_type"))
                 .push_bind(number_type.clone());
         }
         match query.sms_capable {
             Some(true) => {
-                builder.push(" AND c.number_type IN ('mobile', 'fixed_line_or_mobile')");
+                builder.push(format!(" AND c.number_type IN {SMS_NUMBER_TYPES}"));
             }
             Some(false) => {
-                builder.push(
-                    " AND NOT COALESCE(c.number_type IN ('mobile', 'fixed_line_or_mobile'), FALSE)",
-                );
+                builder.push(format!(
+                    " AND NOT COALESCE(c.number_type IN {SMS_NUMBER_TYPES}, FALSE)"
+                ));
             }
             None => {}
         }
@@ -431,17 +444,28 @@ where
     ) -> StoreResult<ValueIndexes> {
         let mut rarest: Option<(&'static str, i64)> = None;
         let mut asked = false;
-        for (index, column, value) in [
-            ("contacts_by_gender", "gender", &query.gender),
-            ("contacts_by_number_type", "number_type", &query.number_type),
+        let rare_type = format!(" AND number_type NOT IN {SMS_NUMBER_TYPES}");
+        for (index, column, value, condition) in [
+            ("contacts_by_gender", "gender", &query.gender, ""),
+            (
+                "contacts_by_number_type",
+                "number_type",
+                &query.number_type,
+                rare_type.as_str(),
+            ),
         ] {
             let Some(value) = value else { continue };
             asked = true;
+            if column == "number_type" && !rare_number_type(value) {
+                // Not in the index: as common as a value gets.
+                continue;
+            }
             let mut probe = sqlx::QueryBuilder::<D::Db>::new(format!(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM contacts{indexed_by}{index} WHERE plan = "
             ));
             push_plan_key(&mut probe, plan);
             probe
+                .push(condition)
                 .push(format!(" AND {column} = "))
                 .push_bind(value.clone())
                 .push(" LIMIT ")
@@ -461,19 +485,17 @@ where
 
     /// Orders a page of contacts and starts it after its cursor. Every order ends with the
     /// contact's key, which is also the creation order (keys rise as contacts are created), so
-    /// that each order is one walk of one index. Cursors name their last contact by its public
-    /// id, resolved here to its key; when that contact has since been deleted, by the key next
-    /// to where its id stood. That fallback assumes ids and keys rise together, which fails for
-    /// contacts written during a PostgreSQL import (its ids carry the import's start, its keys
-    /// are drawn as it goes) and, within a millisecond or two, for contacts created at once on
-    /// two instances: there a cursor whose contact was deleted may repeat or skip some contacts.
-    /// The cure is the key itself in the cursor, sealed so that a plan cannot read the
-    /// instance-wide sequence from it.
+    /// that each order is one walk of one index. Cursors carry their last contact's key, sealed;
+    /// those issued before it was (which name the contact by its public id) are resolved here to
+    /// its key, or when that contact has since been deleted, to the key next to where its id
+    /// stood — which assumes ids and keys rise together, as they do but around PostgreSQL
+    /// imports and same-instant creates on two instances.
     fn push_contact_window(
         builder: &mut sqlx::QueryBuilder<D::Db>,
         plan: &PlanId,
         query: &ContactQuery,
-    ) -> i64 {
+        seal: &CursorSeal,
+    ) -> StoreResult<i64> {
         let sort = match query.order {
             ContactOrder::Name => Some("c.sort_name"),
             ContactOrder::CreatedAt => None,
@@ -487,39 +509,22 @@ where
                     match sort {
                         Some(sort) => {
                             builder.push(format!(" AND ({sort}, c.key) {comparison} ("));
-                            match &cursor.key {
-                                CursorKey::Text(text) => builder.push_bind(text.clone()),
-                                CursorKey::Number(number) => builder.push_bind(*number),
-                            };
+                            push_cursor_key(builder, &cursor.key);
                             builder.push(", ");
                         }
                         None => {
                             builder.push(format!(" AND c.key {comparison} ("));
                         }
                     }
-                    let (neighbour, step, order) = if query.descending {
-                        ("<", "+", "DESC")
-                    } else {
-                        (">", "-", "ASC")
-                    };
-                    builder.push("COALESCE((SELECT key FROM contacts WHERE plan = ");
-                    push_plan_key(builder, plan);
-                    builder
-                        .push(" AND id = ")
-                        .push_bind(cursor.id.clone())
-                        .push("), (SELECT key ")
-                        .push(step)
-                        .push(" 1 FROM contacts WHERE plan = ");
-                    push_plan_key(builder, plan);
-                    builder
-                        .push(format!(" AND id {neighbour} "))
-                        .push_bind(cursor.id.clone())
-                        .push(format!(" ORDER BY id {order} LIMIT 1), "))
-                        .push(if query.descending {
-                            "-1))"
-                        } else {
-                            "9223372036854775807))"
-                        });
+                    match &cursor.tie {
+                        CursorTie::Sealed(sealed) => {
+                            let key = seal.open(plan, sealed).ok_or(StoreError::ForeignCursor)?;
+                            builder.push_bind(key).push(")");
+                        }
+                        CursorTie::Id(id) => {
+                            Self::push_key_of_cursor_id(builder, plan, id, query.descending)
+                        }
+                    }
                 }
                 (*limit, 0)
             }
@@ -534,10 +539,47 @@ where
             .push_bind(limit + 1)
             .push(" OFFSET ")
             .push_bind(offset);
-        limit
+        Ok(limit)
     }
 
-    pub(crate) fn contact_cursor(order: ContactOrder, contact: &ContactRecord) -> Cursor {
+    /// The key of a cursor's contact named by id, or beside where that id stood if the contact
+    /// was deleted, and the bracket closing the window's comparison.
+    fn push_key_of_cursor_id(
+        builder: &mut sqlx::QueryBuilder<D::Db>,
+        plan: &PlanId,
+        id: &str,
+        descending: bool,
+    ) {
+        let (neighbour, step, order) = if descending {
+            ("<", "+", "DESC")
+        } else {
+            (">", "-", "ASC")
+        };
+        builder.push("COALESCE((SELECT key FROM contacts WHERE plan = ");
+        push_plan_key(builder, plan);
+        builder
+            .push(" AND id = ")
+            .push_bind(id.to_owned())
+            .push("), (SELECT key ")
+            .push(step)
+            .push(" 1 FROM contacts WHERE plan = ");
+        push_plan_key(builder, plan);
+        builder
+            .push(format!(" AND id {neighbour} "))
+            .push_bind(id.to_owned())
+            .push(format!(" ORDER BY id {order} LIMIT 1), "))
+            .push(if descending {
+                "-1))"
+            } else {
+                "9223372036854775807))"
+            });
+    }
+
+    fn contact_cursor(
+        order: ContactOrder,
+        contact: &ContactRecord,
+        sealed_key: [u8; 16],
+    ) -> Cursor {
         let key = match order {
             ContactOrder::Name => CursorKey::Text(
                 sort_names(contact.first_name.as_deref(), contact.last_name.as_deref()).0,
@@ -547,8 +589,18 @@ where
         };
         Cursor {
             key,
-            id: contact.id.to_string(),
+            tie: CursorTie::Sealed(sealed_key),
         }
+    }
+
+    /// The seal of contact cursors, made from the instance's secret when first needed.
+    async fn cursor_seal(&self) -> StoreResult<&CursorSeal> {
+        self.cursor_seal
+            .get_or_try_init(|| async {
+                let secret = self.server_secret(CURSOR_SECRET, &new_secret()).await?;
+                Ok(CursorSeal::new(secret.as_bytes()))
+            })
+            .await
     }
 
     /// Takes `count` memberships away from each group and brings sizes up to date.
@@ -814,24 +866,31 @@ where
         } else {
             None
         };
-        let mut page =
-            sqlx::QueryBuilder::<D::Db>::new(format!("SELECT {CONTACT_COLUMNS} FROM contacts c"));
+        let mut page = sqlx::QueryBuilder::<D::Db>::new(format!(
+            "SELECT {CONTACT_COLUMNS}, c.key FROM contacts c"
+        ));
         let values = match D::INDEXED_BY {
             Some(indexed_by) => Self::value_indexes(&mut conn, plan, query, indexed_by).await?,
             None => ValueIndexes::Free,
         };
         Self::push_contact_filters(&mut page, plan, query, tree.as_deref(), values);
-        let limit = Self::push_contact_window(&mut page, plan, query);
-        let rows = page.build().fetch_all(&mut *conn).await?;
-        let mut contacts = rows
+        let seal = self.cursor_seal().await?;
+        let limit = Self::push_contact_window(&mut page, plan, query, seal)?;
+        let mut rows = page.build().fetch_all(&mut *conn).await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit.max(0) as usize);
+        let contacts = rows
             .iter()
             .map(Self::contact_from_row)
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        let more = contacts.len() as i64 > limit;
-        contacts.truncate(limit.max(0) as usize);
-        let next = match (&query.window, more, contacts.last()) {
-            (Window::After { .. }, true, Some(last)) => {
-                Some(Self::contact_cursor(query.order, last))
+        let next = match (&query.window, more, contacts.last(), rows.last()) {
+            (Window::After { .. }, true, Some(last), Some(row)) => {
+                let key: i64 = sqlx::Row::try_get(row, "key")?;
+                Some(Self::contact_cursor(
+                    query.order,
+                    last,
+                    seal.seal(plan, key),
+                ))
             }
             _ => None,
         };

@@ -513,26 +513,25 @@ where
         }
     }
 
-    /// The end of a list query: after the cursor (keyset) or from an offset, in `sort` then
-    /// `id` order, one row more than the page so that the caller knows whether another
-    /// follows. Returns the page's size.
-    pub(crate) fn push_window(
+    /// The end of a list of groups: after the cursor (keyset) or from an offset, in `sort` then
+    /// id order, one row more than the page so that the caller knows whether another follows.
+    /// Returns the page's size.
+    fn push_group_window(
         builder: &mut sqlx::QueryBuilder<D::Db>,
         window: &Window,
         sort: &str,
-        id: &str,
         descending: bool,
-    ) -> i64 {
+    ) -> StoreResult<i64> {
         let (limit, offset) = match window {
             Window::After { after, limit } => {
                 if let Some(cursor) = after {
-                    let comparison = if descending { "<" } else { ">" };
-                    builder.push(format!(" AND ({sort}, {id}) {comparison} ("));
-                    match &cursor.key {
-                        CursorKey::Text(text) => builder.push_bind(text.clone()),
-                        CursorKey::Number(number) => builder.push_bind(*number),
+                    let CursorTie::Id(id) = &cursor.tie else {
+                        return Err(StoreError::ForeignCursor);
                     };
-                    builder.push(", ").push_bind(cursor.id.clone()).push(")");
+                    let comparison = if descending { "<" } else { ">" };
+                    builder.push(format!(" AND ({sort}, id) {comparison} ("));
+                    push_cursor_key(builder, &cursor.key);
+                    builder.push(", ").push_bind(id.clone()).push(")");
                 }
                 (*limit, 0)
             }
@@ -541,12 +540,12 @@ where
         let direction = if descending { "DESC" } else { "ASC" };
         builder
             .push(format!(
-                " ORDER BY {sort} {direction}, {id} {direction} LIMIT "
+                " ORDER BY {sort} {direction}, id {direction} LIMIT "
             ))
             .push_bind(limit + 1)
             .push(" OFFSET ")
             .push_bind(offset);
-        limit
+        Ok(limit)
     }
 
     pub(crate) fn cursor_of(order: GroupOrder, group: &GroupRecord) -> Cursor {
@@ -557,7 +556,7 @@ where
         };
         Cursor {
             key,
-            id: group.id.to_string(),
+            tie: CursorTie::Id(group.id.to_string()),
         }
     }
 
@@ -821,7 +820,7 @@ where
         let mut page =
             sqlx::QueryBuilder::<D::Db>::new(format!("SELECT {GROUP_COLUMNS} FROM contact_groups"));
         Self::push_group_filters(&mut page, plan, query);
-        let limit = Self::push_window(&mut page, &query.window, sort, "id", query.descending);
+        let limit = Self::push_group_window(&mut page, &query.window, sort, query.descending)?;
         let rows = page.build().fetch_all(&mut *conn).await?;
         let mut groups = rows
             .iter()

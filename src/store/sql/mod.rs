@@ -8,6 +8,7 @@ mod filter;
 mod groups;
 mod imports;
 mod plans;
+mod seal;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +30,7 @@ use crate::domain::time::Timestamp;
 pub(crate) use contacts::*;
 pub(crate) use groups::*;
 pub(crate) use imports::*;
+use seal::{CURSOR_SECRET, CursorSeal, new_secret};
 
 type Args<D> = <<D as Dialect>::Db as Database>::Arguments;
 type Row<D> = <<D as Dialect>::Db as Database>::Row;
@@ -37,11 +39,16 @@ type Row<D> = <<D as Dialect>::Db as Database>::Row;
 #[derive(Clone)]
 pub(crate) struct SqlStore<D> {
     pub(crate) dialect: D,
+    /// Seals contact keys into cursors; read from `server_secrets` when first needed.
+    cursor_seal: Arc<tokio::sync::OnceCell<seal::CursorSeal>>,
 }
 
 impl<D> SqlStore<D> {
     pub(crate) fn new(dialect: D) -> Self {
-        Self { dialect }
+        Self {
+            dialect,
+            cursor_seal: Arc::default(),
+        }
     }
 }
 
@@ -66,6 +73,18 @@ where
         .push(" AND id = ")
         .push_bind(id.to_owned())
         .push(")");
+}
+
+/// The sort key of a cursor, as a bound parameter.
+fn push_cursor_key<DB: Database>(builder: &mut sqlx::QueryBuilder<DB>, key: &CursorKey)
+where
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    match key {
+        CursorKey::Text(text) => builder.push_bind(text.clone()),
+        CursorKey::Number(number) => builder.push_bind(*number),
+    };
 }
 
 /// `(SELECT key FROM plans …)`: the key of plan `plan`, which contacts carry instead of its id.
