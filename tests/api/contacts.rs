@@ -864,6 +864,99 @@ async fn postgres_memberships_written_during_a_renumbering_keep_the_new_number()
     }
 }
 
+/// Memberships are checked a statement at a time on PostgreSQL (migration 15), with a foreign
+/// key's rules: one naming a missing contact is refused, and a contact deleted while a
+/// membership of it is being added waits for the addition and then takes the membership along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_memberships_follow_their_contacts_like_foreign_keys() {
+    use sqlx::Connection;
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let contact = create(&app, json!({"phone": "+14155550701"})).await;
+    let contact = contact["id"].as_str().unwrap().to_owned();
+    let group = app.create_group(json!({"name": "Target"})).await;
+    let group = group["id"].as_str().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let refused = sqlx::query(
+        "INSERT INTO group_members (grp, contact) \
+         SELECT key, 987654321 FROM contact_groups WHERE id = $1",
+    )
+    .bind(&group)
+    .execute(&mut admin)
+    .await
+    .unwrap_err();
+    let code = refused.as_database_error().and_then(|e| e.code());
+    assert_eq!(code.as_deref(), Some("23503"), "{refused}");
+
+    let mut adding = admin.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO group_members (grp, contact) \
+         SELECT g.key, c.key FROM contact_groups g, contacts c WHERE g.id = $1 AND c.id = $2",
+    )
+    .bind(&group)
+    .bind(&contact)
+    .execute(&mut *adding)
+    .await
+    .unwrap();
+    let url = app.database_url.clone();
+    let path = format!("/api/contacts/{contact}");
+    let delete = app.delete(&path);
+    let commit = async move {
+        let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the delete never waited for the addition"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        adding.commit().await.unwrap();
+    };
+    let (deleted, ()) = tokio::join!(delete, commit);
+    assert_eq!(deleted.status(), 204);
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM group_members m \
+         WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.key = m.contact)",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(orphans, 0);
+
+    // Deleting a group takes its memberships along too.
+    let kept = create(&app, json!({"phone": "+14155550702"})).await;
+    let doomed = app
+        .create_group(json!({"name": "Doomed", "members": ["+14155550702"]}))
+        .await;
+    let doomed = doomed["id"].as_str().unwrap();
+    let purged = app
+        .delete(&format!("/api/contactgroups/{doomed}?purge=true"))
+        .await;
+    assert!(purged.status().is_success(), "{}", purged.status());
+    let left: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM group_members m JOIN contacts c ON c.key = m.contact WHERE c.id = $1",
+    )
+    .bind(kept["id"].as_str().unwrap())
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(left, 0);
+}
+
 async fn genders_have_one_spelling_and_match_however_typed(app: TestApp) {
     for (phone, name, gender, stored) in [
         ("+14155550601", "Ann", "F", "female"),
