@@ -137,14 +137,20 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     /// A custom field that is absent or JSON null.
     fn push_custom_is_null(builder: &mut QueryBuilder<Self::Db>, name: &str);
 
-    /// Creates a contact for every number the plan has none for; returns the numbers inserted,
-    /// each with its contact's key.
+    /// The keys of the plan's contacts with these numbers, and the numbers no contact has.
+    fn contact_keys(
+        conn: &mut Conn<Self>,
+        plan: &PlanId,
+        phones: &[&str],
+    ) -> impl Future<Output = StoreResult<(Vec<i64>, Vec<String>)>> + Send;
+    /// Creates a contact for every number the plan has none for; returns the keys of the
+    /// plan's contacts with these numbers.
     fn insert_contacts(
         conn: &mut Conn<Self>,
         plan: &PlanId,
         numbers: &[&ParsedNumber],
         now: i64,
-    ) -> impl Future<Output = StoreResult<Vec<(String, i64)>>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<i64>>> + Send;
     /// Inserts an import's contacts whose numbers the plan does not have yet; returns the
     /// numbers inserted, each with its contact's key.
     fn insert_import_contacts(

@@ -251,13 +251,15 @@ impl Dialect for Postgres {
         phones.iter().map(|phone| (*phone).to_owned()).collect()
     }
 
-    /// Creates a contact for every number the plan has none for, in one statement over arrays.
+    /// Creates a contact for every number the plan has none for, in one statement over arrays;
+    /// returns the keys of the contacts with these numbers: those it wrote, and those another
+    /// instance wrote first.
     async fn insert_contacts(
         conn: &mut Conn<Self>,
         plan: &PlanId,
         numbers: &[&ParsedNumber],
         now: i64,
-    ) -> StoreResult<Vec<(String, i64)>> {
+    ) -> StoreResult<Vec<i64>> {
         let ids: Vec<String> = numbers
             .iter()
             .map(|_| ContactId::generate().as_str().to_owned())
@@ -265,22 +267,69 @@ impl Dialect for Postgres {
         let phones: Vec<&str> = numbers.iter().map(|n| n.msisdn.as_str()).collect();
         let types: Vec<&str> = numbers.iter().map(|n| n.number_type.as_str()).collect();
         let countries: Vec<Option<&str>> = numbers.iter().map(|n| n.country.as_deref()).collect();
-        sqlx::query_as(
-            "INSERT INTO contacts (plan, id, phone, number_type, country, created_at, modified_at) \
-             SELECT (SELECT key FROM plans WHERE id = $1), t.id, t.phone, t.number_type, t.country, $2, $2 \
-             FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) \
-                 AS t(id, phone, number_type, country) \
-             ON CONFLICT (plan, phone) DO NOTHING RETURNING phone, key",
+        let added: String = sqlx::query_scalar(
+            "WITH added AS (\
+                 INSERT INTO contacts (plan, id, phone, number_type, country, created_at, modified_at) \
+                 SELECT (SELECT key FROM plans WHERE id = $1), t.id, t.phone, t.number_type, t.country, $2, $2 \
+                 FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) \
+                     AS t(id, phone, number_type, country) \
+                 ON CONFLICT (plan, phone) DO NOTHING RETURNING phone, key) \
+             SELECT COALESCE(json_agg(json_build_array(phone, key)), '[]')::text FROM added",
         )
         .bind(plan.as_str())
         .bind(now)
         .bind(ids)
-        .bind(phones)
+        .bind(&phones)
         .bind(types)
         .bind(countries)
+        .fetch_one(&mut *conn)
+        .await?;
+        let added: Vec<(String, i64)> =
+            serde_json::from_str(&added).map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+        let mut keys: Vec<i64> = added.iter().map(|(_, key)| *key).collect();
+        if added.len() < phones.len() {
+            let written: std::collections::HashSet<&str> =
+                added.iter().map(|(phone, _)| phone.as_str()).collect();
+            let raced: Vec<&str> = phones
+                .iter()
+                .copied()
+                .filter(|phone| !written.contains(phone))
+                .collect();
+            let found: Vec<i64> = sqlx::query_scalar(
+                "SELECT key FROM contacts \
+                 WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone = ANY($2::text[])",
+            )
+            .bind(plan.as_str())
+            .bind(raced)
+            .fetch_all(&mut *conn)
+            .await?;
+            keys.extend(found);
+        }
+        Ok(keys)
+    }
+
+    /// One index scan for the whole array (`= ANY`), which reads the index in order.
+    async fn contact_keys(
+        conn: &mut Conn<Self>,
+        plan: &PlanId,
+        phones: &[&str],
+    ) -> StoreResult<(Vec<i64>, Vec<String>)> {
+        let found: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT phone, key FROM contacts \
+             WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone = ANY($2::text[])",
+        )
+        .bind(plan.as_str())
+        .bind(phones)
         .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::from)
+        .await?;
+        let known: std::collections::HashSet<&str> =
+            found.iter().map(|(phone, _)| phone.as_str()).collect();
+        let missing = phones
+            .iter()
+            .filter(|phone| !known.contains(**phone))
+            .map(|phone| (*phone).to_owned())
+            .collect();
+        Ok((found.iter().map(|(_, key)| *key).collect(), missing))
     }
 
     /// `(SELECT unnest(?::text[]))`: a list as one array parameter, for `x IN …`.

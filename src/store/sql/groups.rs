@@ -253,46 +253,20 @@ where
         if numbers.is_empty() {
             return Ok(0);
         }
-        // Each number is looked up once: its contact's key is read, or comes back from the
-        // insert that creates the contact, and the memberships are written by key.
         let phones: Vec<&str> = numbers.iter().map(|n| n.msisdn.as_str()).collect();
-        let mut keys = Self::contact_keys(conn, plan, &phones).await?;
-        let missing: Vec<&ParsedNumber> = numbers
-            .iter()
-            .copied()
-            .filter(|number| !keys.contains_key(number.msisdn.as_str()))
-            .collect();
+        let (mut keys, missing) = D::contact_keys(conn, plan, &phones).await?;
         if !missing.is_empty() {
-            keys.extend(D::insert_contacts(conn, plan, &missing, now).await?);
-            // Written by another instance between the look-up and the insert (PostgreSQL).
-            let raced: Vec<&str> = missing
+            let missing: std::collections::HashSet<String> = missing.into_iter().collect();
+            let new: Vec<&ParsedNumber> = numbers
                 .iter()
-                .map(|number| number.msisdn.as_str())
-                .filter(|phone| !keys.contains_key(*phone))
+                .copied()
+                .filter(|number| missing.contains(number.msisdn.as_str()))
                 .collect();
-            if !raced.is_empty() {
-                keys.extend(Self::contact_keys(conn, plan, &raced).await?);
-            }
+            keys.extend(D::insert_contacts(conn, plan, &new, now).await?);
         }
-        let mut keys: Vec<i64> = keys.into_values().collect();
         keys.sort_unstable();
+        keys.dedup();
         Self::add_members_by_key(conn, plan, id.as_str(), keys).await
-    }
-
-    /// The keys of the plan's contacts with these numbers, by number.
-    async fn contact_keys(
-        conn: &mut Conn<D>,
-        plan: &PlanId,
-        phones: &[&str],
-    ) -> StoreResult<std::collections::HashMap<String, i64>> {
-        let mut lookup = sqlx::QueryBuilder::<D::Db>::new(
-            "SELECT c.phone, c.key FROM contacts c WHERE c.plan = ",
-        );
-        push_plan_key(&mut lookup, plan);
-        lookup.push(" AND ");
-        D::push_phone_in(&mut lookup, phones);
-        let found: Vec<(String, i64)> = lookup.build_query_as().fetch_all(&mut *conn).await?;
-        Ok(found.into_iter().collect())
     }
 
     pub(crate) async fn delete_members(

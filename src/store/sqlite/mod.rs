@@ -286,13 +286,15 @@ impl Dialect for Sqlite {
         serde_json::Value::from(phones.to_vec()).to_string()
     }
 
-    /// Creates a contact for every number the plan has none for.
+    /// Creates a contact for every number the plan has none for; returns the keys of the
+    /// contacts with these numbers, read back in one row (rows returned by the insert would
+    /// cross to the async side one at a time).
     async fn insert_contacts(
         conn: &mut Conn<Self>,
         plan: &PlanId,
         numbers: &[&ParsedNumber],
         now: i64,
-    ) -> StoreResult<Vec<(String, i64)>> {
+    ) -> StoreResult<Vec<i64>> {
         let rows: Vec<serde_json::Value> = numbers
             .iter()
             .map(|number| {
@@ -304,18 +306,52 @@ impl Dialect for Sqlite {
                 ])
             })
             .collect();
-        sqlx::query_as(
+        sqlx::query(
             "INSERT INTO contacts (plan, id, phone, number_type, country, created_at, modified_at) \
              SELECT (SELECT key FROM plans WHERE id = $1), value ->> 0, value ->> 1, value ->> 2, value ->> 3, $2, $2 \
              FROM json_each($3) WHERE true \
-             ON CONFLICT (plan, phone) DO NOTHING RETURNING phone, key",
+             ON CONFLICT (plan, phone) DO NOTHING",
         )
         .bind(plan.as_str())
         .bind(now)
         .bind(serde_json::Value::Array(rows).to_string())
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::from)
+        .execute(&mut *conn)
+        .await?;
+        let phones: Vec<&str> = numbers.iter().map(|n| n.msisdn.as_str()).collect();
+        let keys: String = sqlx::query_scalar(
+            "SELECT json_group_array(c.key) FROM json_each($2) p CROSS JOIN contacts c \
+             WHERE c.plan = (SELECT key FROM plans WHERE id = $1) AND c.phone = p.value",
+        )
+        .bind(plan.as_str())
+        .bind(Self::phone_list(&phones))
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(serde_json::from_str(&keys).map_err(|error| sqlx::Error::Decode(Box::new(error)))?)
+    }
+
+    /// One pass over the numbers, in the order given, brought back as one row of two JSON
+    /// arrays: row by row, a hundred thousand keys would cost more than the writes that follow,
+    /// since each row crosses from SQLite's thread to the async side on its own.
+    async fn contact_keys(
+        conn: &mut Conn<Self>,
+        plan: &PlanId,
+        phones: &[&str],
+    ) -> StoreResult<(Vec<i64>, Vec<String>)> {
+        let (keys, missing): (String, String) = sqlx::query_as(
+            "SELECT json_group_array(c.key) FILTER (WHERE c.key IS NOT NULL), \
+                    json_group_array(p.value) FILTER (WHERE c.key IS NULL) \
+             FROM json_each($2) p LEFT JOIN contacts c \
+                 ON c.plan = (SELECT key FROM plans WHERE id = $1) AND c.phone = p.value",
+        )
+        .bind(plan.as_str())
+        .bind(Self::phone_list(phones))
+        .fetch_one(&mut *conn)
+        .await?;
+        let decode = |error| sqlx::Error::Decode(Box::new(error));
+        Ok((
+            serde_json::from_str(&keys).map_err(decode)?,
+            serde_json::from_str(&missing).map_err(decode)?,
+        ))
     }
 
     /// `(SELECT value FROM json_each(?))`: a list as one JSON parameter, for `x IN …`.
