@@ -765,6 +765,28 @@ async fn concurrent_creates_of_one_number_make_one_contact(app: TestApp) {
     );
 }
 
+/// Returns once a session of the PostgreSQL database at `url` waits for a lock; fails with
+/// `never` after 30 s.
+async fn wait_for_a_lock(url: &str, never: &str) {
+    use sqlx::Connection;
+    let mut watcher = sqlx::PgConnection::connect(url).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{never}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// A membership written while its contact's number is being changed (the change not yet
 /// committed), by contact id or copied from another group, gives the new number: the write waits
 /// for the change (its foreign key locks the contact), and a membership holds the contact's key,
@@ -823,25 +845,7 @@ async fn postgres_memberships_written_during_a_renumbering_keep_the_new_number()
         // for it (so the write's statement began before the new number was committed).
         let url = app.database_url.clone();
         let commit = async move {
-            let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            loop {
-                let waiting: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM pg_stat_activity \
-                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                )
-                .fetch_one(&mut watcher)
-                .await
-                .unwrap();
-                if waiting > 0 {
-                    break;
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the write never waited for the change of number"
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
+            wait_for_a_lock(&url, "the write never waited for the change of number").await;
             renumbering.commit().await.unwrap();
         };
         let (response, ()) = tokio::join!(write, commit);
@@ -905,25 +909,7 @@ async fn postgres_memberships_follow_their_contacts_like_foreign_keys() {
     let path = format!("/api/contacts/{contact}");
     let delete = app.delete(&path);
     let commit = async move {
-        let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-            .fetch_one(&mut watcher)
-            .await
-            .unwrap();
-            if waiting > 0 {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the delete never waited for the addition"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        wait_for_a_lock(&url, "the delete never waited for the addition").await;
         adding.commit().await.unwrap();
     };
     let (deleted, ()) = tokio::join!(delete, commit);
