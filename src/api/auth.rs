@@ -5,7 +5,6 @@
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
@@ -14,9 +13,7 @@ use crate::store::{ChangeSource, Plan};
 
 /// A new API token: `rst_` and 32 random bytes in hex.
 pub fn generate_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("rst_{}", hex::encode(bytes))
+    format!("rst_{}", crate::domain::secret::random_secret())
 }
 
 pub fn hash_token(token: &str) -> String {

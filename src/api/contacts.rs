@@ -22,7 +22,7 @@ use super::validate::{Validator, nullable};
 use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName};
 use crate::domain::filter::FilterExpr;
 use crate::domain::ids::{ContactId, GroupId};
-use crate::domain::msisdn::RegionCode;
+use crate::domain::msisdn::{NumberType, RegionCode};
 use crate::store::{
     ContactDefinition, ContactOrder, ContactPatch, ContactQuery, ContactRecord, GroupMembership,
     Plan,
@@ -94,7 +94,7 @@ pub struct ContactGroupRef {
 }
 
 fn sms_capable(number_type: Option<&str>) -> bool {
-    matches!(number_type, Some("mobile" | "fixed_line_or_mobile"))
+    number_type.is_some_and(NumberType::sms_capable)
 }
 
 impl Contact {

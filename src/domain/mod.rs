@@ -12,5 +12,6 @@ pub mod ids;
 pub mod import;
 pub mod keywords;
 pub mod msisdn;
+pub mod secret;
 pub mod text;
 pub mod time;

@@ -87,6 +87,14 @@ impl NumberType {
         .find(|kind| kind.as_str() == text)
     }
 
+    /// The types whose numbers can take an SMS (`channel=sms`).
+    pub const SMS_CAPABLE: [NumberType; 2] = [NumberType::Mobile, NumberType::FixedLineOrMobile];
+
+    /// Whether a stored type name is one of [`NumberType::SMS_CAPABLE`].
+    pub fn sms_capable(name: &str) -> bool {
+        Self::SMS_CAPABLE.iter().any(|kind| kind.as_str() == name)
+    }
+
     fn from_library(kind: PhoneNumberType) -> Self {
         match kind {
             PhoneNumberType::Mobile => NumberType::Mobile,

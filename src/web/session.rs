@@ -14,6 +14,7 @@ use super::WebState;
 use super::form::Errors;
 use super::layout::{WebError, page_signed_out, respond, text_input};
 use crate::api::auth::hash_token;
+use crate::domain::secret::random_secret;
 use crate::domain::time::Timestamp;
 use crate::store::{NewSession, Plan};
 
@@ -317,12 +318,6 @@ fn sign_in_mac(key: &[u8], payload: &str) -> Hmac<Sha256> {
     mac.update(b"roster sign-in form\0");
     mac.update(payload.as_bytes());
     mac
-}
-
-fn random_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }
 
 /// Compares two secrets in time that does not depend on where they first differ.

@@ -429,6 +429,22 @@ async fn page_ids(
     }
 }
 
+/// Pages `query` two at a time, deleting the last contact of each page before the next is
+/// asked for; returns every contact seen.
+async fn page_ids_deleting_each_last(app: &TestApp, query: &str) -> Vec<String> {
+    let mut deleted: Vec<String> = Vec::new();
+    page_ids(app, query, 2, async |seen: &[String]| {
+        if let Some(last) = seen.last()
+            && !deleted.contains(last)
+        {
+            let response = app.delete(&format!("/api/contacts/{last}")).await;
+            assert_eq!(response.status(), 204);
+            deleted.push(last.clone());
+        }
+    })
+    .await
+}
+
 /// Seven contacts named `Sam {last}`, numbered from `first_phone`, in order of creation.
 async fn namesakes(app: &TestApp, last: &str, first_phone: u64) -> Vec<String> {
     let mut created = Vec::new();
@@ -471,18 +487,7 @@ async fn cursors_hold_through_ties_and_deletions(app: TestApp) {
         let query = format!("{query}&name={last}");
         let before = page_ids(&app, &query, 50, async |_| {}).await;
         assert_eq!(before.len(), created.len());
-        let mut deleted: Vec<String> = Vec::new();
-        let seen = page_ids(&app, &query, 2, async |seen: &[String]| {
-            // The last contact of each page is deleted before the next page is asked for.
-            if let Some(last) = seen.last()
-                && !deleted.contains(last)
-            {
-                let response = app.delete(&format!("/api/contacts/{last}")).await;
-                assert_eq!(response.status(), 204);
-                deleted.push(last.clone());
-            }
-        })
-        .await;
+        let seen = page_ids_deleting_each_last(&app, &query).await;
         assert_eq!(seen, before, "{query}: every contact once, in order");
     }
 }
@@ -540,22 +545,7 @@ async fn cursors_hold_where_ids_and_keys_disagree(app: TestApp) {
             "{query}"
         );
     }
-    let mut deleted: Vec<String> = Vec::new();
-    let seen = page_ids(
-        &app,
-        "order_by=name&name=Kay",
-        2,
-        async |seen: &[String]| {
-            if let Some(last) = seen.last()
-                && !deleted.contains(last)
-            {
-                let response = app.delete(&format!("/api/contacts/{last}")).await;
-                assert_eq!(response.status(), 204);
-                deleted.push(last.clone());
-            }
-        },
-    )
-    .await;
+    let seen = page_ids_deleting_each_last(&app, "order_by=name&name=Kay").await;
     assert_eq!(seen, in_creation_order, "every contact once, in order");
 }
 

@@ -20,15 +20,16 @@ pub(crate) enum ValueIndexes {
     Avoid,
 }
 
-/// The number types that take an SMS, which nearly every contact has: the number-type index
-/// leaves them out (migration 14), holding only the rare types it is worth reading for. Spelled
-/// as the index's condition is, so that a statement carrying it may use the index.
-const SMS_NUMBER_TYPES: &str = "('mobile', 'fixed_line_or_mobile')";
-
-/// Whether a number-type search reads through the index of rare types.
-fn rare_number_type(number_type: &str) -> bool {
-    !matches!(number_type, "mobile" | "fixed_line_or_mobile")
-}
+/// `('mobile', …)`: the number types that take an SMS, which nearly every contact has. The
+/// number-type index leaves them out (migration 14), holding only the rare types it is worth
+/// reading for; a statement that says `number_type NOT IN` this list may use it.
+static SMS_NUMBER_TYPES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let names: Vec<String> = NumberType::SMS_CAPABLE
+        .iter()
+        .map(|kind| format!("'{}'", kind.as_str()))
+        .collect();
+    format!("({})", names.join(", "))
+});
 
 pub(crate) const CONTACT_COLUMNS: &str = "c.id, c.phone, c.first_name, c.last_name, c.email, \
     c.gender, c.fields, c.number_type, c.country, c.opted_out, c.opted_out_at, \
@@ -383,8 +384,8 @@ where
             None => {}
         }
         if let Some(number_type) = &query.number_type {
-            if rare_number_type(number_type) {
-                builder.push(format!(" AND c.number_type NOT IN {SMS_NUMBER_TYPES}"));
+            if !NumberType::sms_capable(number_type) {
+                builder.push(format!(" AND c.number_type NOT IN {}", *SMS_NUMBER_TYPES));
             }
             builder
                 .push(value_column("number_type"))
@@ -392,11 +393,12 @@ where
         }
         match query.sms_capable {
             Some(true) => {
-                builder.push(format!(" AND c.number_type IN {SMS_NUMBER_TYPES}"));
+                builder.push(format!(" AND c.number_type IN {}", *SMS_NUMBER_TYPES));
             }
             Some(false) => {
                 builder.push(format!(
-                    " AND NOT COALESCE(c.number_type IN {SMS_NUMBER_TYPES}, FALSE)"
+                    " AND NOT COALESCE(c.number_type IN {}, FALSE)",
+                    *SMS_NUMBER_TYPES
                 ));
             }
             None => {}
@@ -443,23 +445,23 @@ where
         indexed_by: &str,
     ) -> StoreResult<ValueIndexes> {
         let mut rarest: Option<(&'static str, i64)> = None;
-        let mut asked = false;
-        let rare_type = format!(" AND number_type NOT IN {SMS_NUMBER_TYPES}");
+        let asked = query.gender.is_some() || query.number_type.is_some();
+        // A type that takes an SMS is not in its index: as common as a value gets.
+        let rare_type = query
+            .number_type
+            .as_ref()
+            .filter(|kind| !NumberType::sms_capable(kind));
+        let in_rare_types = format!(" AND number_type NOT IN {}", *SMS_NUMBER_TYPES);
         for (index, column, value, condition) in [
-            ("contacts_by_gender", "gender", &query.gender, ""),
+            ("contacts_by_gender", "gender", query.gender.as_ref(), ""),
             (
                 "contacts_by_number_type",
                 "number_type",
-                &query.number_type,
-                rare_type.as_str(),
+                rare_type,
+                in_rare_types.as_str(),
             ),
         ] {
             let Some(value) = value else { continue };
-            asked = true;
-            if column == "number_type" && !rare_number_type(value) {
-                // Not in the index: as common as a value gets.
-                continue;
-            }
             let mut probe = sqlx::QueryBuilder::<D::Db>::new(format!(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM contacts{indexed_by}{index} WHERE plan = "
             ));
@@ -597,7 +599,9 @@ where
     async fn cursor_seal(&self) -> StoreResult<&CursorSeal> {
         self.cursor_seal
             .get_or_try_init(|| async {
-                let secret = self.server_secret(CURSOR_SECRET, &new_secret()).await?;
+                let secret = self
+                    .server_secret(CURSOR_SECRET, &crate::domain::secret::random_secret())
+                    .await?;
                 Ok(CursorSeal::new(secret.as_bytes()))
             })
             .await

@@ -30,7 +30,7 @@ use crate::domain::time::Timestamp;
 pub(crate) use contacts::*;
 pub(crate) use groups::*;
 pub(crate) use imports::*;
-use seal::{CURSOR_SECRET, CursorSeal, new_secret};
+use seal::{CURSOR_SECRET, CursorSeal};
 
 type Args<D> = <<D as Dialect>::Db as Database>::Arguments;
 type Row<D> = <<D as Dialect>::Db as Database>::Row;

@@ -8,19 +8,10 @@ use aes::cipher::{Array, BlockCipherDecrypt, BlockCipherEncrypt};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use rand::RngCore;
-
 use crate::domain::ids::PlanId;
 
 /// The name under which the secret is kept in `server_secrets`.
 pub(crate) const CURSOR_SECRET: &str = "contact-cursor";
-
-/// A secret for a new instance, offered to `server_secrets`, where the first one stored wins.
-pub(crate) fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
 
 pub(crate) struct CursorSeal {
     cipher: Aes128,
