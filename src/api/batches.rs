@@ -24,15 +24,22 @@ use crate::domain::batch::{
     check_text,
 };
 use crate::domain::ids::{BatchId, GroupId};
+use crate::domain::message::SkipReason;
 use crate::domain::msisdn::RegionCode;
+use crate::domain::sending::Purpose;
+use crate::domain::sms::EncodingChoice;
+use crate::domain::template::{ParameterValues, Parameters};
 use crate::domain::time::Timestamp;
-use crate::store::{BatchQuery, BatchRecord, NewBatch, Plan, StoreError};
+use crate::store::{
+    BatchQuery, BatchRecord, NewBatch, Plan, RecipientOutcome, RecipientState, StoreError,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_batches, create_batch))
         .routes(routes!(get_batch, cancel_batch))
         .routes(routes!(batch_recipients))
+        .routes(routes!(preview_batch))
 }
 
 const TAG: &str = "Batches";
@@ -61,6 +68,21 @@ pub struct BatchBody {
     /// Your own reference (at most 2048 characters), kept with the batch and filterable.
     #[serde(default)]
     pub client_reference: Option<String>,
+    /// Values for the body's `${name}` placeholders, as Sinch takes them: per name, a value per
+    /// number and a `default`. They add names or override the built-in ones (`first_name`,
+    /// `last_name`, `phone`, `fields.NAME`, taken from the recipient's contact at send time).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, example = json!({"name": {"+15551231234": "Joe", "default": "there"}}))]
+    pub parameters: Option<serde_json::Value>,
+    /// `auto` (the default: GSM-7 when every character fits, else UCS-2), `smart` (replace
+    /// typographic quotes, dashes, ellipses and odd spaces by GSM-7 ones when only they stand in
+    /// the way) or `ucs2`.
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// `marketing` (the default: held to the plan's frequency cap) or `transactional` (codes,
+    /// receipts, alerts: never capped).
+    #[serde(default)]
+    pub purpose: Option<String>,
 }
 
 /// A batch and its progress.
@@ -78,8 +100,25 @@ pub struct Batch {
     pub client_reference: Option<String>,
     pub send_at: String,
     pub expire_at: Option<String>,
+    /// The placeholders' values, as given (numbers in E.164).
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<serde_json::Value>,
+    /// The encoding asked for: `auto`, `smart` or `ucs2`.
+    pub encoding: String,
+    /// `marketing` or `transactional`.
+    pub purpose: String,
     /// How many recipients the batch resolved to when it was sent; null until then.
     pub recipient_count: Option<i64>,
+    /// Recipients left out when it was resolved, because a placeholder had no value for them
+    /// or by the plan's frequency cap (listed with their reason by the recipients route); null
+    /// until then.
+    pub skipped_count: Option<i64>,
+    /// The encoding its messages went in (`gsm7`, `ucs2`, or `mixed` when personalized
+    /// messages differ); null until resolved.
+    pub encoding_used: Option<String>,
+    /// SMS parts over all its messages, and per message at least and at most; null until
+    /// resolved.
+    pub parts: Option<PartsSummary>,
     /// Recipients handed to the sender so far.
     pub sent_count: i64,
     /// Why the batch failed.
@@ -90,6 +129,25 @@ pub struct Batch {
     pub resolved_at: Option<String>,
     /// When the batch was sent, failed or was canceled.
     pub completed_at: Option<String>,
+}
+
+/// The parts of a batch's messages.
+#[derive(Serialize, ToSchema)]
+pub struct PartsSummary {
+    pub total: i64,
+    /// Fewest parts of one message (null when there are no messages).
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+}
+
+impl PartsSummary {
+    pub fn of(record: &BatchRecord) -> Option<Self> {
+        record.parts_total.map(|total| PartsSummary {
+            total,
+            min: record.parts_min,
+            max: record.parts_max,
+        })
+    }
 }
 
 impl From<&BatchRecord> for Batch {
@@ -104,7 +162,13 @@ impl From<&BatchRecord> for Batch {
             client_reference: record.client_reference.clone(),
             send_at: record.send_at.to_rfc3339(),
             expire_at: record.expire_at.map(Timestamp::to_rfc3339),
+            parameters: (!record.parameters.is_empty()).then(|| record.parameters.to_json()),
+            encoding: record.encoding.as_str().to_owned(),
+            purpose: record.purpose.as_str().to_owned(),
             recipient_count: record.recipient_count,
+            skipped_count: record.skipped_count,
+            encoding_used: record.encoding_used.map(|used| used.as_str().to_owned()),
+            parts: PartsSummary::of(record),
             sent_count: record.sent_count,
             error: record.error.clone(),
             created_at: record.created_at.to_rfc3339(),
@@ -147,6 +211,9 @@ pub struct BatchRequest<'a> {
     pub send_at: Option<&'a str>,
     pub expire_at: Option<&'a str>,
     pub client_reference: Option<&'a str>,
+    pub parameters: Option<&'a serde_json::Value>,
+    pub encoding: Option<&'a str>,
+    pub purpose: Option<&'a str>,
     /// Most entries allowed in `to` (and in `exclude`).
     pub max_entries: usize,
     /// Whether an empty body is allowed (Sinch allows one).
@@ -229,9 +296,36 @@ pub fn validate_batch(
             "must be later than send_at and than now",
         ));
     }
+    let parameters = request
+        .parameters
+        .map(|value| parameters(&mut check, value, region))
+        .unwrap_or_default();
+    let encoding = match request.encoding {
+        None => EncodingChoice::default(),
+        Some(input) => EncodingChoice::parse(input).unwrap_or_else(|| {
+            check.push(FieldError::format(
+                "encoding",
+                "must be auto, smart or ucs2",
+            ));
+            EncodingChoice::default()
+        }),
+    };
+    let purpose = match request.purpose {
+        None => Purpose::default(),
+        Some(input) => Purpose::parse(input).unwrap_or_else(|| {
+            check.push(FieldError::format(
+                "purpose",
+                "must be marketing or transactional",
+            ));
+            Purpose::default()
+        }),
+    };
     let fields = check.finish()?;
     Ok((
         NewBatch {
+            parameters,
+            encoding,
+            purpose,
             to,
             exclude,
             from: request.from.map(str::to_owned),
@@ -244,6 +338,92 @@ pub fn validate_batch(
     ))
 }
 
+/// The most placeholder names a batch may give values for.
+const MAX_PARAMETER_NAMES: usize = 64;
+
+/// The longest placeholder value, in characters.
+const MAX_PARAMETER_CHARS: usize = 1000;
+
+/// Reads Sinch's `parameters`: `{"name": {"+15551231234": "Joe", "default": "there"}}`.
+/// Numbers are read like those of `to` and kept in E.164.
+fn parameters(
+    check: &mut Validator,
+    value: &serde_json::Value,
+    region: Option<RegionCode>,
+) -> Parameters {
+    let mut parameters = Parameters::default();
+    let Some(object) = value.as_object() else {
+        check.push(FieldError::format(
+            "parameters",
+            "must be an object of names",
+        ));
+        return parameters;
+    };
+    if object.len() > MAX_PARAMETER_NAMES {
+        check.push(FieldError::constraint(
+            "parameters",
+            format!("at most {MAX_PARAMETER_NAMES} names (got {})", object.len()),
+        ));
+        return parameters;
+    }
+    let mut entries = 0usize;
+    for (name, values) in object {
+        let field = format!("parameters.{name}");
+        let good_name = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|ch| ch.is_alphanumeric() || matches!(ch, '.' | '_' | '-'));
+        if !good_name {
+            check.push(FieldError::format(
+                field,
+                "a name is 1 to 64 letters, digits, '.', '_' or '-'",
+            ));
+            continue;
+        }
+        let Some(values) = values.as_object() else {
+            check.push(FieldError::format(
+                field,
+                "must be an object of numbers (and \"default\") to values",
+            ));
+            continue;
+        };
+        entries += values.len();
+        if entries > MAX_NUMBERS_PER_REQUEST {
+            check.push(FieldError::constraint(
+                "parameters",
+                format!("at most {MAX_NUMBERS_PER_REQUEST} values in all"),
+            ));
+            return Parameters::default();
+        }
+        let mut parsed = ParameterValues::default();
+        for (key, value) in values {
+            let field = format!("{field}.{key}");
+            let Some(text) = value.as_str() else {
+                check.push(FieldError::format(field, "must be a string"));
+                continue;
+            };
+            if check
+                .text(&field, text, |text| {
+                    check_text(text, MAX_PARAMETER_CHARS, true)
+                })
+                .is_none()
+            {
+                continue;
+            }
+            if key == "default" {
+                parsed.default = Some(text.to_owned());
+            } else if let Some(number) = check.number(&field, key, region) {
+                parsed
+                    .per_number
+                    .insert(number.msisdn.as_str().to_owned(), text.to_owned());
+            }
+        }
+        parameters.0.insert(name.clone(), parsed);
+    }
+    parameters
+}
+
 /// A store error about a batch: "not found" names the batch.
 pub fn batch_error(error: StoreError) -> ApiError {
     match error {
@@ -254,6 +434,24 @@ pub fn batch_error(error: StoreError) -> ApiError {
 
 pub fn parse_batch_id(id: &str) -> Result<BatchId, ApiError> {
     BatchId::parse(id).ok_or(ApiError::NotFound("batch"))
+}
+
+/// The fields of a native batch body.
+fn native_request(body: &BatchBody) -> BatchRequest<'_> {
+    BatchRequest {
+        to: &body.to,
+        exclude: body.exclude.as_deref().unwrap_or_default(),
+        from: body.from.as_deref(),
+        body: &body.body,
+        send_at: body.send_at.as_deref(),
+        expire_at: body.expire_at.as_deref(),
+        client_reference: body.client_reference.as_deref(),
+        parameters: body.parameters.as_ref(),
+        encoding: body.encoding.as_deref(),
+        purpose: body.purpose.as_deref(),
+        max_entries: MAX_NUMBERS_PER_REQUEST,
+        allow_empty_body: false,
+    }
 }
 
 /// Create a batch
@@ -279,18 +477,7 @@ async fn create_batch(
     Authenticated(plan): Authenticated,
     JsonBody(body): JsonBody<BatchBody>,
 ) -> Result<(StatusCode, Json<Batch>), ApiError> {
-    let request = BatchRequest {
-        to: &body.to,
-        exclude: body.exclude.as_deref().unwrap_or_default(),
-        from: body.from.as_deref(),
-        body: &body.body,
-        send_at: body.send_at.as_deref(),
-        expire_at: body.expire_at.as_deref(),
-        client_reference: body.client_reference.as_deref(),
-        max_entries: MAX_NUMBERS_PER_REQUEST,
-        allow_empty_body: false,
-    };
-    let (batch, fields) = validate_batch(&plan, &request)?;
+    let (batch, fields) = validate_batch(&plan, &native_request(&body))?;
     let record = state
         .store
         .create_batch(&plan.id, batch)
@@ -298,6 +485,103 @@ async fn create_batch(
         .map_err(|error| fields.explain(error))?;
     state.wake.notify_waiters();
     Ok((StatusCode::CREATED, Json(Batch::from(&record))))
+}
+
+/// What a preview says a batch would do.
+#[derive(Serialize, ToSchema)]
+pub struct BatchPreviewView {
+    /// How many recipients would get a message if the batch were sent now.
+    pub recipient_count: i64,
+    /// Who would be left out, by reason.
+    pub left_out: LeftOut,
+    /// The encoding the messages would go in (`gsm7`, `ucs2`, or `mixed`); null when there is
+    /// no recipient.
+    pub encoding: Option<String>,
+    /// SMS parts over all messages, and per message at least and at most.
+    pub parts: PartsSummary,
+    /// Up to three messages as they would be sent, with their recipients.
+    pub samples: Vec<SampleMessage>,
+}
+
+/// Counts of recipients left out, by reason.
+#[derive(Serialize, ToSchema)]
+pub struct LeftOut {
+    /// By the batch's `exclude` (groups or numbers).
+    pub excluded: i64,
+    /// Their contact opted out.
+    pub opted_out: i64,
+    /// A placeholder of the body had no value for them.
+    pub missing_parameter: i64,
+    /// They had their share of marketing messages under the plan's frequency cap.
+    pub frequency_cap: i64,
+}
+
+/// One message of a preview.
+#[derive(Serialize, ToSchema)]
+pub struct SampleMessage {
+    pub to: String,
+    /// The text, personalized and in its encoding (`smart` replacements made).
+    pub body: String,
+    /// `gsm7` or `ucs2`.
+    pub encoding: String,
+    pub parts: u32,
+}
+
+/// Preview a batch
+///
+/// Works the batch out as if it were sent now, without sending or recording anything: who it
+/// would reach, who would be left out and why, the encoding and SMS parts, and three messages
+/// as they would be sent. Takes the same body as creating a batch.
+#[utoipa::path(
+    post, path = "/api/batches/preview", tag = TAG,
+    request_body = BatchBody,
+    responses(
+        (status = 200, description = "What the batch would do", body = BatchPreviewView),
+        (status = 400, description = "A field is invalid, or names a group that does not exist", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 32 MiB", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn preview_batch(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    JsonBody(body): JsonBody<BatchBody>,
+) -> Result<Json<BatchPreviewView>, ApiError> {
+    let (batch, fields) = validate_batch(&plan, &native_request(&body))?;
+    let preview = state
+        .store
+        .preview_batch(&plan.id, batch)
+        .await
+        .map_err(|error| fields.explain(error))?;
+    Ok(Json(BatchPreviewView {
+        recipient_count: preview.recipients,
+        left_out: LeftOut {
+            excluded: preview.excluded,
+            opted_out: preview.opted_out,
+            missing_parameter: preview.missing_parameter,
+            frequency_cap: preview.frequency_cap,
+        },
+        encoding: preview
+            .tally
+            .encoding()
+            .map(|encoding| encoding.as_str().to_owned()),
+        parts: PartsSummary {
+            total: preview.tally.parts,
+            min: preview.tally.min,
+            max: preview.tally.max,
+        },
+        samples: preview
+            .samples
+            .into_iter()
+            .map(|sample| SampleMessage {
+                to: sample.to,
+                body: sample.text,
+                encoding: sample.segments.encoding.as_str().to_owned(),
+                parts: sample.segments.parts,
+            })
+            .collect(),
+    }))
 }
 
 /// List batches
@@ -409,9 +693,14 @@ async fn cancel_batch(
 
 /// List a batch's recipients
 ///
-/// The numbers the batch resolved to when it was sent, in sending order: one JSON string per
-/// line (`application/x-ndjson`, the default) or CSV with `Accept: text/csv`, streamed whatever
-/// their number. 409 while the batch is scheduled: recipients are resolved at send time.
+/// What became of each number the batch resolved to when it was sent: the recipients in
+/// sending order, then those left out. One JSON object per line (`application/x-ndjson`, the
+/// default: `{"phone": "+14155552671", "state": "sent", "parts": 1}`) or CSV with
+/// `Accept: text/csv` (`phone,state,reason,detail,parts`), streamed whatever their number.
+/// `state` is `sent`, `queued` (its turn has not come), `sending` (being handed over),
+/// `expired`, `failed` or `canceled` (the batch ended before its turn), or `skipped` with a
+/// `reason` (`missing_parameter`, with the placeholder as `detail`, or `frequency_cap`). 409 while the batch is
+/// scheduled: recipients are resolved at send time.
 #[utoipa::path(
     get, path = "/api/batches/{id}/recipients", tag = TAG,
     params(("id" = String, Path, description = "The batch's id")),
@@ -445,8 +734,106 @@ async fn batch_recipients(
         .get(header::ACCEPT)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|accept| accept.contains("text/csv"));
-    let numbers = state.store.batch_recipients(plan.id.clone(), id);
-    Ok(stream_lines(numbers, csv))
+    let outcomes = state.store.batch_recipients(plan.id.clone(), id);
+    Ok(stream_outcomes(outcomes, csv))
+}
+
+/// One recipient's line of the recipients route.
+#[derive(Serialize)]
+struct OutcomeLine<'a> {
+    phone: &'a str,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parts: Option<i64>,
+}
+
+impl<'a> From<&'a RecipientOutcome> for OutcomeLine<'a> {
+    fn from(outcome: &'a RecipientOutcome) -> Self {
+        let skip = match &outcome.state {
+            RecipientState::Skipped(reason) => Some(reason),
+            _ => None,
+        };
+        OutcomeLine {
+            phone: &outcome.phone,
+            state: outcome.state.as_str(),
+            reason: skip.map(SkipReason::code),
+            detail: skip.and_then(SkipReason::detail),
+            parts: outcome.parts,
+        }
+    }
+}
+
+/// Streams recipients' outcomes as NDJSON objects or CSV rows, a few thousand per write. A
+/// storage failure mid-stream ends the body early, which the client sees as a truncated
+/// transfer.
+fn stream_outcomes(
+    outcomes: futures::stream::BoxStream<'static, Result<RecipientOutcome, StoreError>>,
+    csv: bool,
+) -> Response {
+    let header_line = csv.then(|| {
+        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(
+            b"phone,state,reason,detail,parts\n",
+        ))
+    });
+    let body = outcomes.ready_chunks(4096).map(move |chunk| {
+        let mut buffer = Vec::with_capacity(chunk.len() * 48);
+        let mut writer = csv.then(|| csv::Writer::from_writer(Vec::new()));
+        for outcome in chunk {
+            let outcome = outcome.map_err(|error| {
+                tracing::error!(%error, "recipient stream failed");
+                std::io::Error::other("storage failure")
+            })?;
+            let line = OutcomeLine::from(&outcome);
+            match writer.as_mut() {
+                Some(writer) => writer
+                    .write_record([
+                        line.phone,
+                        line.state,
+                        line.reason.unwrap_or(""),
+                        line.detail.unwrap_or(""),
+                        &line
+                            .parts
+                            .map(|parts| parts.to_string())
+                            .unwrap_or_default(),
+                    ])
+                    .map_err(std::io::Error::other)?,
+                None => {
+                    serde_json::to_writer(&mut buffer, &line).map_err(std::io::Error::other)?;
+                    buffer.push(b'\n');
+                }
+            }
+        }
+        if let Some(writer) = writer {
+            buffer = writer
+                .into_inner()
+                .map_err(|error| std::io::Error::other(error.to_string()))?;
+        }
+        Ok(axum::body::Bytes::from(buffer))
+    });
+    streamed(csv, header_line, body)
+}
+
+/// A streamed NDJSON or CSV response: the CSV header line (if any), then the body's pieces.
+fn streamed(
+    csv: bool,
+    header_line: Option<Result<axum::body::Bytes, std::io::Error>>,
+    body: impl futures::Stream<Item = Result<axum::body::Bytes, std::io::Error>> + Send + 'static,
+) -> Response {
+    let content_type = if csv {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/x-ndjson"
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from_stream(
+            futures::stream::iter(header_line).chain(body),
+        ))
+        .unwrap_or_else(|_| ApiError::Internal.into_response())
 }
 
 /// Streams numbers as NDJSON strings or CSV lines, a few thousand per write. A storage failure
@@ -475,15 +862,5 @@ pub fn stream_lines(
         }
         Ok(axum::body::Bytes::from(buffer))
     });
-    let content_type = if csv {
-        "text/csv; charset=utf-8"
-    } else {
-        "application/x-ndjson"
-    };
-    Response::builder()
-        .header(header::CONTENT_TYPE, content_type)
-        .body(Body::from_stream(
-            futures::stream::iter(header_line).chain(body),
-        ))
-        .unwrap_or_else(|_| ApiError::Internal.into_response())
+    streamed(csv, header_line, body)
 }

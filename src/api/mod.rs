@@ -16,6 +16,7 @@ mod inbound;
 pub mod limits;
 pub mod paging;
 pub mod rate_limit;
+mod settings;
 mod sinch;
 mod sinch_batches;
 mod text;
@@ -115,6 +116,7 @@ impl AppState {
         (name = "Contacts", description = "The address book: contacts, their numbers, custom fields and opt-out state"),
         (name = "Sinch-compatible Groups", description = "Sinch's Groups API, field for field"),
         (name = "Batches", description = "Messages to groups and numbers, resolved to recipients at the moment they are sent"),
+        (name = "Sending settings", description = "A plan's rules for sending: the frequency cap on marketing messages"),
         (name = "Sinch-compatible Batches", description = "Sinch's batch sending, for the fields that concern groups"),
         (name = "Inbound and consent", description = "Inbound SMS keywords (opt-out, opt-in, joining and leaving groups) and consent history"),
         (name = "Imports and exports", description = "Contacts from CSV, XLSX, XLS, ODS and vCard files, previewed, mapped and imported whole or not at all; exports as CSV, XLSX or vCard"),
@@ -142,6 +144,7 @@ pub fn router(state: AppState) -> Router {
         .merge(contacts::router())
         .merge(inbound::router())
         .merge(batches::router())
+        .merge(settings::router())
         .merge(imports::router())
         .merge(exports::router())
         .merge(sinch_batches::router())

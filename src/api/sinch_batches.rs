@@ -48,6 +48,18 @@ pub struct SinchBatchBody {
     pub expire_at: Option<String>,
     #[serde(default)]
     pub client_reference: Option<String>,
+    /// Values for the body's `${name}` placeholders: per name, a value per number and a
+    /// `default` (Roster adds `first_name`, `last_name`, `phone` and `fields.NAME` from the
+    /// recipient's contact).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<serde_json::Value>,
+    /// Roster's own: `auto` (default), `smart` or `ucs2`.
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// Roster's own: `marketing` (default, held to the frequency cap) or `transactional`.
+    #[serde(default)]
+    pub purpose: Option<String>,
 }
 
 /// A batch as Sinch shows it.
@@ -70,6 +82,9 @@ pub struct SinchBatch {
     pub flash_message: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<serde_json::Value>,
 }
 
 impl From<&BatchRecord> for SinchBatch {
@@ -88,6 +103,7 @@ impl From<&BatchRecord> for SinchBatch {
             delivery_report: "none".to_owned(),
             flash_message: false,
             client_reference: record.client_reference.clone(),
+            parameters: (!record.parameters.is_empty()).then(|| record.parameters.to_json()),
         }
     }
 }
@@ -157,6 +173,9 @@ async fn send_batch(
         send_at: body.send_at.as_deref(),
         expire_at: body.expire_at.as_deref(),
         client_reference: body.client_reference.as_deref(),
+        parameters: body.parameters.as_ref(),
+        encoding: body.encoding.as_deref(),
+        purpose: body.purpose.as_deref(),
         max_entries: SINCH_MAX_BATCH_RECIPIENTS,
         allow_empty_body: true,
     };

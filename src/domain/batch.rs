@@ -110,6 +110,9 @@ pub enum Target {
     Number(ParsedNumber),
 }
 
+/// How the error of a batch that expired before it was sent begins.
+pub const EXPIRED: &str = "expired at";
+
 /// The longest message body, in characters, as Sinch allows.
 pub const MAX_BODY_CHARS: usize = 2000;
 

@@ -10,17 +10,18 @@
 //! A crash between 1 and 3 leaves a `handing` chunk; whoever resumes the batch asks the sender
 //! which of its recipients are missing and sends only those.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use super::{Chunk, SendError, Sender};
-use crate::domain::batch::BatchStatus;
+use super::{Bodies, Chunk, SendError, Sender};
+use crate::domain::batch::{BatchStatus, EXPIRED};
+use crate::domain::message::MessagePlan;
 use crate::domain::time::Timestamp;
-use crate::store::{BatchRecord, Lease, Store, StoreError};
+use crate::store::{BatchRecord, ChunkRecipients, Lease, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct DispatchConfig {
@@ -173,6 +174,14 @@ impl Dispatcher {
             .collect();
         let chunks = (total + chunk_size - 1) / chunk_size;
         let mut sent = batch.sent_count;
+        let message = MessagePlan::new(&batch.body, batch.parameters.clone(), batch.encoding);
+        // A body with placeholders resolved before this version recorded no values: it is
+        // sent as it was written, as it was then.
+        let same_text = if message.is_personalized() {
+            batch.body.clone()
+        } else {
+            message.text(&[])
+        };
         for index in 0..chunks {
             if *shutdown.borrow() {
                 return Err(Stop::Shutdown);
@@ -187,11 +196,20 @@ impl Dispatcher {
                     .await?;
                 return Ok(());
             }
-            let recipients = self.store.chunk_recipients(&plan, &id, index).await?;
+            let ChunkRecipients {
+                phones: recipients,
+                values,
+            } = self.store.chunk_recipients(&plan, &id, index).await?;
+            let texts: Option<Vec<String>> =
+                values.map(|values| values.iter().map(|values| message.text(values)).collect());
             let chunk = Chunk {
                 batch: &batch,
                 index,
                 recipients: &recipients,
+                bodies: match &texts {
+                    Some(texts) => Bodies::Each(texts),
+                    None => Bodies::Same(&same_text),
+                },
             };
             let outcome = match earlier {
                 Some(record) => {
@@ -252,6 +270,9 @@ impl Dispatcher {
         } else {
             Some(chunk.recipients.to_vec())
         };
+        // Where each recipient stands in the chunk, to find its text when only some of the
+        // chunk is handed over again.
+        let mut positions: Option<HashMap<&str, usize>> = None;
         let mut backoff = self.config.initial_backoff;
         let mut attempts = 0;
         loop {
@@ -260,10 +281,33 @@ impl Dispatcher {
                     if pending.is_empty() {
                         return Ok(());
                     }
+                    let texts: Vec<String>;
+                    let bodies = match chunk.bodies {
+                        Bodies::Each(_) if pending.len() != chunk.recipients.len() => {
+                            let positions = positions.get_or_insert_with(|| {
+                                chunk
+                                    .recipients
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(index, to)| (to.as_str(), index))
+                                    .collect()
+                            });
+                            texts = pending
+                                .iter()
+                                .map(|to| {
+                                    let index = positions.get(to.as_str()).copied();
+                                    index.map_or("", |index| chunk.bodies.get(index)).to_owned()
+                                })
+                                .collect();
+                            Bodies::Each(&texts)
+                        }
+                        bodies => bodies,
+                    };
                     let part = Chunk {
                         batch: chunk.batch,
                         index: chunk.index,
                         recipients: &pending,
+                        bodies,
                     };
                     self.sender.deliver(&part).await
                 }
@@ -310,7 +354,7 @@ fn expired(batch: &BatchRecord, sent: i64) -> Option<String> {
     let expire_at = batch.expire_at?;
     (Timestamp::now() >= expire_at).then(|| {
         format!(
-            "expired at {} with {} of {} recipients sent",
+            "{EXPIRED} {} with {} of {} recipients sent",
             expire_at.to_rfc3339(),
             sent,
             batch

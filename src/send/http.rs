@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{Chunk, SendError, Sender};
+use super::{Bodies, Chunk, SendError, Sender};
 use crate::domain::time::Timestamp;
 
 pub struct HttpSender {
@@ -23,6 +23,9 @@ struct UpstreamBatch<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     from: Option<&'a str>,
     body: &'a str,
+    /// Personalized texts, Sinch's way: the body is one placeholder filled per number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<serde_json::Value>,
     client_reference: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     expire_at: Option<String>,
@@ -68,10 +71,26 @@ impl Sender for HttpSender {
 
     async fn deliver(&self, chunk: &Chunk<'_>) -> Result<(), SendError> {
         let batch = chunk.batch;
+        let (body, parameters) = match chunk.bodies {
+            Bodies::Same(text) => (text, None),
+            Bodies::Each(texts) => {
+                let per_number: serde_json::Map<String, serde_json::Value> = chunk
+                    .recipients
+                    .iter()
+                    .zip(texts)
+                    .map(|(to, text)| (to.clone(), serde_json::Value::String(text.clone())))
+                    .collect();
+                (
+                    "${message}",
+                    Some(serde_json::json!({ "message": per_number })),
+                )
+            }
+        };
         let request = UpstreamBatch {
             to: chunk.recipients,
             from: batch.from.as_deref(),
-            body: &batch.body,
+            body,
+            parameters,
             client_reference: Self::reference(chunk),
             expire_at: batch.expire_at.map(Timestamp::to_rfc3339),
         };

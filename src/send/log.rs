@@ -70,15 +70,16 @@ impl LogSender {
     fn lines(chunk: &Chunk<'_>) -> Result<Vec<u8>, SendError> {
         let batch = chunk.batch;
         let logged_at = Timestamp::now().to_rfc3339();
-        let mut buffer = Vec::with_capacity(chunk.recipients.len() * (batch.body.len() + 160));
-        for to in chunk.recipients {
+        let mut buffer =
+            Vec::with_capacity(chunk.recipients.len() * (chunk.bodies.get(0).len() + 160));
+        for (index, to) in chunk.recipients.iter().enumerate() {
             let line = LogLine {
                 plan_id: batch.plan_id.to_string(),
                 batch_id: batch.id.to_string(),
                 chunk: chunk.index,
                 to: to.clone(),
                 from: batch.from.clone(),
-                body: batch.body.clone(),
+                body: chunk.bodies.get(index).to_owned(),
                 client_reference: batch.client_reference.clone(),
                 logged_at: logged_at.clone(),
             };

@@ -17,6 +17,28 @@ pub struct Chunk<'a> {
     /// The chunk's number within the batch, from 0.
     pub index: i64,
     pub recipients: &'a [String],
+    /// The text each recipient gets: personalized, and in the batch's encoding (`smart` has
+    /// already replaced what it replaces).
+    pub bodies: Bodies<'a>,
+}
+
+/// The texts of a chunk's messages.
+#[derive(Clone, Copy)]
+pub enum Bodies<'a> {
+    /// One text for every recipient.
+    Same(&'a str),
+    /// A text per recipient, in the order of `recipients`.
+    Each(&'a [String]),
+}
+
+impl<'a> Bodies<'a> {
+    /// The text of the recipient at `index`.
+    pub fn get(&self, index: usize) -> &'a str {
+        match self {
+            Bodies::Same(text) => text,
+            Bodies::Each(texts) => texts.get(index).map_or("", String::as_str),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -22,8 +22,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Database, Encode, Pool, QueryBuilder, Transaction, Type};
 
 use super::sql::ContactValues;
+use super::sql::Recipient;
 use super::sql::TreeGroup;
-use super::{GroupRow, GroupsTerm, Importing, NumberChunks, RejectedRow, StoreResult};
+use super::{Chunks, GroupRow, GroupsTerm, Importing, NumberChunks, RejectedRow, StoreResult};
 use crate::domain::filter::Value as FilterValue;
 use crate::domain::ids::{GroupId, ImportId, PlanId};
 use crate::domain::msisdn::ParsedNumber;
@@ -77,6 +78,15 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
         conn: PoolConnection<Self::Db>,
         groups: (&[i64], &[i64]),
         sender: NumberChunks,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// As `stream_groups_alone`, with what each recipient's contact holds for a personalized
+    /// body (its custom fields only when `fields`).
+    fn stream_details_alone(
+        &self,
+        conn: PoolConnection<Self::Db>,
+        groups: (&[i64], &[i64]),
+        fields: bool,
+        sender: Chunks<Recipient>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// Reads a group's `version, status, rule, member_count`, locking its row.

@@ -26,7 +26,11 @@ use crate::domain::filter::FilterExpr;
 use crate::domain::group::{ChildGroupsError, Description, GroupName, GroupStatus};
 use crate::domain::ids::{BatchId, ContactId, GroupId, PlanId};
 use crate::domain::keywords::ConsentKeywords;
+use crate::domain::message::{EncodingUsed, PartsTally, SkipReason};
 use crate::domain::msisdn::ParsedNumber;
+use crate::domain::sending::{Purpose, SendingSettings};
+use crate::domain::sms::{EncodingChoice, Segments};
+use crate::domain::template::Parameters;
 use crate::domain::time::Timestamp;
 
 pub use jobs::*;
@@ -744,6 +748,10 @@ pub struct NewBatch {
     pub client_reference: Option<String>,
     pub send_at: Timestamp,
     pub expire_at: Option<Timestamp>,
+    /// Values for the body's placeholders, Sinch's way.
+    pub parameters: Parameters,
+    pub encoding: EncodingChoice,
+    pub purpose: Purpose,
 }
 
 /// A batch as stored.
@@ -759,8 +767,19 @@ pub struct BatchRecord {
     pub client_reference: Option<String>,
     pub send_at: Timestamp,
     pub expire_at: Option<Timestamp>,
+    pub parameters: Parameters,
+    pub encoding: EncodingChoice,
+    pub purpose: Purpose,
     /// How many recipients it resolved to; `None` until it is sent.
     pub recipient_count: Option<i64>,
+    /// Recipients left out when it was resolved (a placeholder without a value, the frequency
+    /// cap).
+    pub skipped_count: Option<i64>,
+    /// The encoding of its messages and their parts, once resolved.
+    pub encoding_used: Option<EncodingUsed>,
+    pub parts_total: Option<i64>,
+    pub parts_min: Option<i64>,
+    pub parts_max: Option<i64>,
     /// Recipients per chunk handed to the sender, fixed when the batch is resolved.
     pub chunk_size: Option<i64>,
     pub resolved_at: Option<Timestamp>,
@@ -770,6 +789,81 @@ pub struct BatchRecord {
     pub created_at: Timestamp,
     pub modified_at: Timestamp,
     pub completed_at: Option<Timestamp>,
+}
+
+/// A batch worked out without being sent.
+#[derive(Debug, Clone)]
+pub struct BatchPreview {
+    /// Who would get a message.
+    pub recipients: i64,
+    /// Left out by the batch's `exclude`.
+    pub excluded: i64,
+    /// Left out because their contact opted out.
+    pub opted_out: i64,
+    /// Left out because a placeholder had no value for them.
+    pub missing_parameter: i64,
+    /// Left out by the plan's frequency cap.
+    pub frequency_cap: i64,
+    pub tally: PartsTally,
+    pub samples: Vec<PreviewSample>,
+}
+
+/// One message of a preview.
+#[derive(Debug, Clone)]
+pub struct PreviewSample {
+    pub to: String,
+    pub text: String,
+    pub segments: Segments,
+}
+
+/// The recipients of one chunk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkRecipients {
+    pub phones: Vec<String>,
+    /// Per recipient, its placeholders' values, when the body has placeholders.
+    pub values: Option<Vec<Vec<String>>>,
+}
+
+/// Where one recipient of a resolved batch stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientOutcome {
+    pub phone: String,
+    pub state: RecipientState,
+    /// Its message's parts (none for a recipient left out).
+    pub parts: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientState {
+    /// Handed to the sender.
+    Sent,
+    /// Waiting for its chunk's turn.
+    Queued,
+    /// Its chunk was being handed over (what the sender has is checked before anything is
+    /// sent again).
+    Sending,
+    /// Not sent: the batch expired first.
+    Expired,
+    /// Not sent: the sender refused the batch.
+    Failed,
+    /// Not sent: the batch was canceled first.
+    Canceled,
+    /// Left out when the batch was resolved.
+    Skipped(SkipReason),
+}
+
+impl RecipientState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Expired => "expired",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::Skipped(_) => "skipped",
+        }
+    }
 }
 
 /// Filters of a batch list; newest first, by numbered page.
@@ -818,15 +912,26 @@ pub trait BatchStore: Send + Sync {
         plan: &PlanId,
         query: &BatchQuery,
     ) -> StoreResult<(Vec<BatchRecord>, i64)>;
+    /// The plan's sending rules.
+    async fn sending_settings(&self, plan: &PlanId) -> StoreResult<SendingSettings>;
+    async fn set_sending_settings(
+        &self,
+        plan: &PlanId,
+        settings: &SendingSettings,
+    ) -> StoreResult<()>;
+    /// What sending `batch` now would do, without doing anything: who it reaches, who is left
+    /// out and why, its parts and a few of its messages. Its groups must be active in the plan.
+    async fn preview_batch(&self, plan: &PlanId, batch: NewBatch) -> StoreResult<BatchPreview>;
     /// Cancels a batch that is scheduled or being sent (chunks already handed over stay sent).
     async fn cancel_batch(&self, plan: &PlanId, id: &BatchId) -> StoreResult<BatchRecord>;
-    /// The recorded recipients, in sending order, streamed so that memory stays constant.
-    /// `NotResolved` (as the stream's only item) until the batch has been resolved.
+    /// What became of each recipient: those recorded, in sending order, then those left out,
+    /// streamed so that memory stays constant. `NotResolved` (as the stream's only item) until
+    /// the batch has been resolved.
     fn batch_recipients(
         &self,
         plan: PlanId,
         id: BatchId,
-    ) -> BoxStream<'static, StoreResult<String>>;
+    ) -> BoxStream<'static, StoreResult<RecipientOutcome>>;
 
     /// Claims the batch that has been due longest — scheduled and due, or being sent by an
     /// instance whose claim expired — for `lease`. Instances sharing a database never claim
@@ -844,13 +949,13 @@ pub trait BatchStore: Send + Sync {
     ) -> StoreResult<BatchRecord>;
     /// The chunks recorded so far, in order.
     async fn batch_chunks(&self, plan: &PlanId, id: &BatchId) -> StoreResult<Vec<ChunkRecord>>;
-    /// The recipients of one chunk, in sending order.
+    /// The recipients of one chunk, in sending order, with their placeholders' values.
     async fn chunk_recipients(
         &self,
         plan: &PlanId,
         id: &BatchId,
         chunk: i64,
-    ) -> StoreResult<Vec<String>>;
+    ) -> StoreResult<ChunkRecipients>;
     /// Records that a chunk is about to be handed over, renewing the lease; `LeaseLost` if the
     /// claim ended. Recording it again (a retry) keeps the first record.
     async fn begin_chunk(
@@ -963,14 +1068,17 @@ const STREAM_CHUNK: usize = 4096;
 /// reads, so that a few slow readers cannot take every connection from the writers.
 static OPEN_STREAMS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
-type NumberChunks = tokio::sync::mpsc::Sender<StoreResult<Vec<String>>>;
+type Chunks<T> = tokio::sync::mpsc::Sender<StoreResult<Vec<T>>>;
+type NumberChunks = Chunks<String>;
 
-/// Runs `produce` in a task of its own, which sends chunks of numbers into a small channel; the
-/// stream returned yields them one by one. Memory stays at a few chunks whatever the total, a
-/// client that stops reading pauses the producer, and one that goes away ends it.
-fn spawn_number_stream<F, Fut>(produce: F) -> BoxStream<'static, StoreResult<String>>
+/// Runs `produce` in a task of its own, which sends chunks of items (numbers, mostly) into a
+/// small channel; the stream returned yields them one by one. Memory stays at a few chunks
+/// whatever the total, a client that stops reading pauses the producer, and one that goes away
+/// ends it.
+fn spawn_number_stream<T, F, Fut>(produce: F) -> BoxStream<'static, StoreResult<T>>
 where
-    F: FnOnce(NumberChunks) -> Fut + Send + 'static,
+    T: Send + 'static,
+    F: FnOnce(Chunks<T>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = StoreResult<()>> + Send + 'static,
 {
     spawn_numbers(|sender| async move {
@@ -983,9 +1091,10 @@ where
 
 /// As [`spawn_number_stream`], for the server's own reads (a batch's resolution), which do not
 /// wait for a stream's place behind slow clients.
-fn spawn_numbers<F, Fut>(produce: F) -> BoxStream<'static, StoreResult<String>>
+fn spawn_numbers<T, F, Fut>(produce: F) -> BoxStream<'static, StoreResult<T>>
 where
-    F: FnOnce(NumberChunks) -> Fut + Send + 'static,
+    T: Send + 'static,
+    F: FnOnce(Chunks<T>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = StoreResult<()>> + Send + 'static,
 {
     use futures::StreamExt;
@@ -1006,9 +1115,9 @@ where
 }
 
 /// Sends a query's rows in chunks; stops quietly when the reader has gone.
-async fn forward_rows(
-    rows: impl futures::Stream<Item = Result<String, sqlx::Error>>,
-    sender: &NumberChunks,
+async fn forward_rows<T>(
+    rows: impl futures::Stream<Item = Result<T, sqlx::Error>>,
+    sender: &Chunks<T>,
 ) -> StoreResult<()> {
     use futures::{StreamExt, TryStreamExt};
     let mut rows = std::pin::pin!(rows.try_chunks(STREAM_CHUNK));

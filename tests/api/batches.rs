@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use roster::domain::ids::{BatchId, PlanId};
 use roster::send::log::{LogLine, LogSender};
-use roster::send::{Chunk, Sender};
+use roster::send::{Bodies, Chunk, Sender};
 use roster::store::Lease;
 use serde_json::{Value, json};
 
@@ -69,7 +69,10 @@ async fn recipients(app: &TestApp, id: &str) -> Vec<String> {
     let text = response.text().await.unwrap();
     let mut numbers: Vec<String> = text
         .lines()
-        .map(|line| serde_json::from_str::<String>(line).unwrap())
+        .map(|line| {
+            let outcome: Value = serde_json::from_str(line).unwrap();
+            outcome["phone"].as_str().unwrap().to_owned()
+        })
         .collect();
     numbers.sort();
     numbers
@@ -185,9 +188,13 @@ async fn groups_resolve_when_the_batch_is_sent(app: TestApp) {
         .get_text(&format!("/api/batches/{id}/recipients"), "text/csv")
         .await;
     let mut lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.remove(0), "phone");
+    assert_eq!(lines.remove(0), "phone,state,reason,detail,parts");
     lines.sort_unstable();
-    assert_eq!(lines, expected);
+    let rows: Vec<String> = expected
+        .iter()
+        .map(|phone| format!("{phone},sent,,,1"))
+        .collect();
+    assert_eq!(lines, rows);
     let listed: Value = app
         .get("/api/batches?status=sent&client_reference=spring")
         .await
@@ -531,7 +538,8 @@ async fn a_crash_mid_chunk_resends_nothing(app: TestApp) {
     let group = app
         .create_group(json!({"name": "Crash", "members": numbers(1..21)}))
         .await;
-    let batch = create_batch(&app, json!({"to": [group["id"]], "body": "once"})).await;
+    // Personalized: a resumed chunk must send each of the rest its own text.
+    let batch = create_batch(&app, json!({"to": [group["id"]], "body": "once ${phone}"})).await;
     let id = BatchId::parse(batch["id"].as_str().unwrap()).unwrap();
     let plan = PlanId::parse(&app.plan_id).unwrap();
     let log = app.dir().join("messages.jsonl");
@@ -548,12 +556,19 @@ async fn a_crash_mid_chunk_resends_nothing(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(resolved.recipient_count, Some(20));
-    let first = app.store.chunk_recipients(&plan, &id, 0).await.unwrap();
+    let first = app
+        .store
+        .chunk_recipients(&plan, &id, 0)
+        .await
+        .unwrap()
+        .phones;
+    let texts: Vec<String> = first.iter().map(|to| format!("once {to}")).collect();
     let sender = LogSender::open(&log).unwrap();
     let chunk = Chunk {
         batch: &resolved,
         index: 0,
         recipients: &first,
+        bodies: Bodies::Each(&texts),
     };
     let located = sender.locate(&chunk).await.unwrap();
     app.store
@@ -564,6 +579,7 @@ async fn a_crash_mid_chunk_resends_nothing(app: TestApp) {
         batch: &resolved,
         index: 0,
         recipients: &first[..3],
+        bodies: Bodies::Each(&texts[..3]),
     };
     sender.deliver(&part).await.unwrap();
     drop(sender);
@@ -582,6 +598,13 @@ async fn a_crash_mid_chunk_resends_nothing(app: TestApp) {
     let logged = logged(&log);
     assert_eq!(logged.len(), 20, "{logged:?}");
     assert!(logged.values().all(|times| *times == 1), "{logged:?}");
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let wrong: Vec<LogLine> = lines
+        .lines()
+        .filter_map(|line| serde_json::from_str::<LogLine>(line).ok())
+        .filter(|line| line.body != format!("once {}", line.to))
+        .collect();
+    assert!(wrong.is_empty(), "each recipient its own text");
 }
 
 /// What the fake upstream received, and how it is to misbehave.
@@ -594,6 +617,24 @@ struct Upstream {
     requests: usize,
     /// Accepted batches: client reference → recipients.
     accepted: Vec<(String, Vec<String>)>,
+    /// The text each recipient of an accepted batch got, Sinch's way: the body with its
+    /// `${name}` placeholders filled from `parameters`.
+    texts: Vec<(String, String)>,
+}
+
+/// What a Sinch upstream sends `to` for a batch `body`.
+fn sinch_text(body: &Value, to: &str) -> String {
+    let mut text = body["body"].as_str().unwrap().to_owned();
+    if let Some(parameters) = body["parameters"].as_object() {
+        for (name, values) in parameters {
+            let value = values[to]
+                .as_str()
+                .or(values["default"].as_str())
+                .unwrap_or_default();
+            text = text.replace(&format!("${{{name}}}"), value);
+        }
+    }
+    text
 }
 
 async fn fake_upstream(state: Arc<Mutex<Upstream>>) -> String {
@@ -618,12 +659,17 @@ async fn fake_upstream(state: Arc<Mutex<Upstream>>) -> String {
                 );
             }
             let reference = body["client_reference"].as_str().unwrap().to_owned();
-            let to = body["to"]
+            let to: Vec<String> = body["to"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|n| n.as_str().unwrap().to_owned())
                 .collect();
+            for number in &to {
+                upstream
+                    .texts
+                    .push((number.clone(), sinch_text(&body, number)));
+            }
             upstream.accepted.push((reference, to));
             upstream.requests == upstream.slow_request
         };
@@ -668,9 +714,15 @@ async fn an_upstream_that_fails_then_recovers_gets_everyone_once(app: TestApp) {
     let group = app
         .create_group(json!({"name": "Upstream", "members": numbers(1..46)}))
         .await;
+    // Personalized, so that each number's own text has to survive the retries.
     let batch = create_batch(
         &app,
-        json!({"to": [group["id"]], "body": "hello", "from": "Acme"}),
+        json!({
+            "to": [group["id"]],
+            "body": "hello ${who}",
+            "parameters": {"who": {number(1): "first", "default": "you"}},
+            "from": "Acme",
+        }),
     )
     .await;
     let id = batch["id"].as_str().unwrap();
@@ -698,6 +750,15 @@ async fn an_upstream_that_fails_then_recovers_gets_everyone_once(app: TestApp) {
         .collect();
     received.sort();
     assert_eq!(received, numbers(1..46), "every recipient exactly once");
+    let mut texts = upstream.texts.clone();
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), 45, "one text per recipient: {texts:?}");
+    assert_eq!(texts[0], (number(1), "hello first".to_owned()));
+    assert!(
+        texts[1..].iter().all(|(_, text)| text == "hello you"),
+        "{texts:?}"
+    );
     let mut references: Vec<&str> = upstream.accepted.iter().map(|(r, _)| r.as_str()).collect();
     references.dedup();
     assert_eq!(references.len(), 5, "one upstream batch per chunk");

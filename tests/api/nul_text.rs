@@ -96,7 +96,10 @@ impl Fixtures {
     fn body(&self, method: &Method, template: &str) -> Value {
         let far = "2999-01-01T00:00:00Z";
         match (method.as_str(), template) {
-            ("POST", "/api/batches") | ("POST", "/xms/v1/{service_plan_id}/batches") => {
+            (
+                "POST",
+                "/api/batches" | "/api/batches/preview" | "/xms/v1/{service_plan_id}/batches",
+            ) => {
                 json!({"to": ["+14155550905"], "body": "x", "send_at": far})
             }
             ("POST", "/api/contactgroups") => json!({"name": "N"}),

@@ -90,4 +90,44 @@ async fn sinch_python_and_node_sdks_work(app: TestApp) {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+    // Each script sent a personalized batch with Sinch's `parameters`: send them and read what
+    // each number got.
+    let log = app.dir().join("sdk-messages.jsonl");
+    let running = app.start_dispatcher(
+        std::sync::Arc::new(roster::send::log::LogSender::open(&log).expect("log")),
+        crate::helpers::quick_dispatch(),
+    );
+    let started = std::time::Instant::now();
+    let personal = loop {
+        let lines: Vec<roster::send::log::LogLine> = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .filter(|line: &roster::send::log::LogLine| {
+                line.client_reference
+                    .as_deref()
+                    .is_some_and(|reference| reference.ends_with("-personal"))
+            })
+            .collect();
+        if lines.len() >= 4 || started.elapsed() > std::time::Duration::from_secs(30) {
+            break lines;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    running.stop().await;
+    let mut got: Vec<(String, String)> = personal
+        .into_iter()
+        .map(|line| (line.to, line.body))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("+46701234501", "Hi Ann, your code is PY-1"),
+            ("+46701234502", "Hi friend, your code is PY-1"),
+            ("+46701234601", "Hi Ann, your code is JS-1"),
+            ("+46701234602", "Hi friend, your code is JS-1"),
+        ]
+        .map(|(to, body)| (to.to_owned(), body.to_owned()))
+    );
 }

@@ -78,6 +78,9 @@ fn batch_to(group: &roster::domain::ids::GroupId, extra: &str) -> NewBatch {
         client_reference: None,
         send_at: Timestamp::now(),
         expire_at: None,
+        parameters: Default::default(),
+        encoding: Default::default(),
+        purpose: Default::default(),
     }
 }
 

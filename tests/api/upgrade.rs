@@ -264,11 +264,60 @@ async fn compare(api: &Api, responses: &BTreeMap<String, Value>) -> Vec<String> 
     let mut differences = Vec::new();
     for (probe, expected) in responses {
         let actual = api.probe(probe).await;
-        if let Some(difference) = first_difference(expected, &actual, "") {
+        let expected = as_answered_now(probe, expected);
+        if let Some(difference) = first_difference(&expected, &actual, "") {
             differences.push(format!("  {probe}: {difference}"));
         }
     }
     differences
+}
+
+/// What a v1 answer looks like from this version, where the API grew since v1: batches carry
+/// their parameters, encoding, purpose and parts (none for a v1 batch), and the recipients route says
+/// each number's state. The data itself must be unchanged.
+fn as_answered_now(probe: &str, expected: &Value) -> Value {
+    fn batches(value: &mut Value) {
+        match value {
+            Value::Object(object) => {
+                if object.contains_key("recipient_count") && !object.contains_key("encoding") {
+                    object.insert("parameters".into(), Value::Null);
+                    object.insert("encoding".into(), json!("auto"));
+                    object.insert("purpose".into(), json!("marketing"));
+                    object.insert("skipped_count".into(), Value::Null);
+                    object.insert("encoding_used".into(), Value::Null);
+                    object.insert("parts".into(), Value::Null);
+                }
+                object.values_mut().for_each(batches);
+            }
+            Value::Array(items) => items.iter_mut().for_each(batches),
+            _ => {}
+        }
+    }
+    let mut expected = expected.clone();
+    batches(&mut expected);
+    if probe.contains("/recipients as ")
+        && let Some(text) = expected["body"].as_str()
+    {
+        let csv = probe.ends_with("text/csv");
+        let lines: Vec<String> = text
+            .lines()
+            .map(|line| match (csv, line) {
+                (true, "phone") => "phone,state,reason,detail,parts".to_owned(),
+                (true, phone) => format!("{phone},sent,,,"),
+                (false, line) => {
+                    let phone: String = serde_json::from_str(line).expect("a v1 number line");
+                    json!({"phone": phone, "state": "sent"}).to_string()
+                }
+            })
+            .collect();
+        expected["body"] = json!(
+            lines
+                .iter()
+                .map(|line| format!("{line}\n"))
+                .collect::<String>()
+        );
+    }
+    expected
 }
 
 /// Where two JSON values first differ (a JSON pointer), with both sides there.
@@ -439,7 +488,11 @@ async fn the_upgraded_database_is_live(app: &TestApp, recorded: &Recorded) {
         .as_str()
         .expect("JSON lines")
         .lines()
-        .map(|line| serde_json::from_str(line).expect("a number"))
+        .map(|line| {
+            let outcome: Value = serde_json::from_str(line).expect("an outcome");
+            assert_eq!(outcome["state"], "sent", "{outcome}");
+            outcome["phone"].as_str().expect("a number").to_owned()
+        })
         .collect();
     recipients.sort();
     assert_eq!(recipients, expected);

@@ -247,6 +247,22 @@ async function main() {
   await groups.delete({ group_id: target.id });
   say('ok: send a batch to a group, get, list, cancel');
 
+  // --- a personalized batch, sent now -------------------------------------------
+  // Roster sends it through its own sender; the Rust test reads the messages it logged.
+  const params = { name: { [n1]: 'Ann', default: 'friend' }, code: { default: 'JS-1' } };
+  const personal = await sms.batches.sendTextMessage({
+    sendSMSRequestBody: {
+      to: [n1, n2], from: '12345', body: 'Hi ${name}, your code is ${code}',
+      client_reference: `js-${tag}-personal`, parameters: params,
+    },
+  });
+  const p = personal.parameters;
+  check(p.name[n1] === 'Ann' && p.name.default === 'friend' && p.code.default === 'JS-1'
+    && Object.keys(p).length === 2, `send parameters: ${show(p)}`);
+  const fetchedPersonal = await sms.batches.get({ batch_id: personal.id });
+  check(fetchedPersonal.parameters.name[n1] === 'Ann', `get parameters: ${show(fetchedPersonal.parameters)}`);
+  say('ok: a personalized batch with parameters');
+
   // --- delete ------------------------------------------------------------------
   for (const g of [c, b, a]) {
     const deleted = await groups.delete({ group_id: g.id });

@@ -255,6 +255,16 @@ def main():
     groups.delete(group_id=target.id)
     say("ok: send a batch to a group, get, list, cancel")
 
+    # --- a personalized batch, sent now -------------------------------------------
+    # Roster sends it through its own sender; the Rust test reads the messages it logged.
+    params = {"name": {n1: "Ann", "default": "friend"}, "code": {"default": "PY-1"}}
+    personal = batches.send_sms(to=[n1, n2], from_="12345", body="Hi ${name}, your code is ${code}",
+                                client_reference=f"py-{tag}-personal", parameters=params)
+    check(personal.parameters == params, f"send_sms parameters: {personal.parameters!r}")
+    fetched = batches.get(batch_id=personal.id)
+    check(fetched.parameters == params, f"get batch parameters: {fetched.parameters!r}")
+    say("ok: a personalized batch with parameters")
+
     # --- delete ------------------------------------------------------------------
     for g in (c, b, a):
         check(groups.delete(group_id=g.id) is None, f"delete {g.id}: expected no content")

@@ -13,7 +13,7 @@ use sqlx::{PgPool, Transaction};
 
 use super::dialect::{Conn, Dialect};
 use super::sql::ContactValues;
-use super::sql::{SqlStore, TreeGroup};
+use super::sql::{Recipient, SqlStore, TreeGroup};
 use super::*;
 use crate::domain::filter::Value as FilterValue;
 use crate::domain::ids::{ContactId, GroupId, ImportId, PlanId};
@@ -172,6 +172,17 @@ impl Dialect for Postgres {
         let mut lookup = self.pool.try_acquire();
         let lookup = lookup.as_deref_mut();
         merge::send_merged(&mut conn, lookup, (include, exclude), true, &sender).await
+    }
+
+    /// One query on the connection: the merge above reads numbers alone.
+    async fn stream_details_alone(
+        &self,
+        mut conn: PoolConnection<sqlx::Postgres>,
+        groups: (&[i64], &[i64]),
+        fields: bool,
+        sender: Chunks<Recipient>,
+    ) -> StoreResult<()> {
+        SqlStore::<Postgres>::send_static_details(&mut conn, groups, fields, &sender).await
     }
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, sqlx::Postgres>> {

@@ -4,27 +4,150 @@
 //! batches another instance is claiming (`CLAIM_LOCK`) and sends the recipients of a batch to
 //! groups alone its fastest way (`stream_groups_alone`).
 
+use futures::{StreamExt, TryStreamExt};
+
 use super::*;
+use crate::domain::batch::EXPIRED;
+use crate::domain::message::{EncodingUsed, MessagePlan, PartsTally, SkipReason};
+use crate::domain::sending::{FrequencyCap, Purpose, RecentMessages, SendingSettings};
+use crate::domain::sms::EncodingChoice;
+use crate::domain::template::{ContactDetails, Parameters};
 
 pub(crate) const BATCH_COLUMNS: &str = "plan_id, id, status, targets, excludes, sender, body, \
      client_reference, send_at, expire_at, recipient_count, chunk_size, resolved_at, \
-     sent_count, error, created_at, modified_at, completed_at";
+     sent_count, error, created_at, modified_at, completed_at, parameters, encoding, \
+     encoding_used, parts_total, parts_min, parts_max, skipped_count, purpose";
 
-/// Writes a batch's recipients as rows of `chunk_size` numbers, a few rows per statement.
+/// What a resolution reads of each recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Columns {
+    /// The number alone.
+    Phone,
+    /// The number and what its contact holds for a body's placeholders.
+    Details,
+}
+
+impl Columns {
+    /// The select list, for the contacts table as `alias`.
+    pub(crate) fn of(self, alias: &str) -> String {
+        match self {
+            Columns::Phone => format!("{alias}.phone"),
+            Columns::Details => {
+                format!("{alias}.phone, {alias}.first_name, {alias}.last_name, {alias}.fields")
+            }
+        }
+    }
+}
+
+/// One recipient as a resolution reads it.
+pub(crate) struct Recipient {
+    phone: String,
+    /// What its contact holds, when the body needs it and the number is a contact.
+    details: Option<ContactDetails>,
+}
+
+impl Recipient {
+    fn bare(phone: String) -> Self {
+        Recipient {
+            phone,
+            details: None,
+        }
+    }
+
+    /// A row of [`Columns::Details`]: a number that is no contact has no fields, not even
+    /// `{}`. The custom fields are parsed only when the body names one.
+    pub(crate) fn from_details(
+        (phone, first_name, last_name, stored_fields): (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ),
+        fields: bool,
+    ) -> Self {
+        let details = stored_fields.map(|stored| ContactDetails {
+            first_name,
+            last_name,
+            fields: if fields {
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&stored)
+                    .unwrap_or_default()
+            } else {
+                serde_json::Map::new()
+            },
+        });
+        Recipient { phone, details }
+    }
+}
+
+/// Whether a failed batch's error says it expired (see `domain::batch::EXPIRED`).
+fn is_expiry(error: &str) -> bool {
+    error.starts_with(EXPIRED)
+}
+
+/// A finished chunk not yet written.
+struct ChunkRow {
+    chunk: i64,
+    count: i64,
+    phones: String,
+    /// Comma-separated, when the batch's messages differ in parts.
+    parts: Option<String>,
+    /// JSON array of each recipient's placeholder values, when the body has placeholders.
+    values: Option<String>,
+}
+
+/// A block of recipients left out for one reason, not yet written.
+struct SkipRow {
+    block: i64,
+    reason: &'static str,
+    detail: Option<String>,
+    phones: Vec<String>,
+}
+
+/// Writes a batch's recipients as rows of `chunk_size` numbers, a few rows per statement,
+/// working out each recipient's message on the way: who gets which text in how many parts,
+/// and who is left out and why.
 pub(crate) struct ChunkRecorder<'a, D> {
     dialect: std::marker::PhantomData<fn() -> D>,
     plan: &'a PlanId,
     id: &'a BatchId,
     size: usize,
+    message: &'a MessagePlan,
     current: Vec<String>,
-    /// Finished chunks not yet written: (chunk, count, phones).
-    pending: Vec<(i64, i64, String)>,
+    current_parts: Vec<i64>,
+    current_values: Vec<Vec<String>>,
+    pending: Vec<ChunkRow>,
+    /// Left-out numbers by reason and detail, written in blocks.
+    skipped: BTreeMap<(&'static str, Option<String>), Vec<String>>,
+    skip_rows: Vec<SkipRow>,
+    next_block: i64,
     next_chunk: i64,
-    total: i64,
+    tally: PartsTally,
+    /// Left-out recipients by reason code.
+    skipped_count: BTreeMap<&'static str, i64>,
+    /// The plan's frequency cap, when it applies to the batch, with what each number already
+    /// got in its period.
+    cap: Option<(FrequencyCap, RecentMessages)>,
+    scratch: String,
+    /// A preview's: work everything out, write nothing, keep the first few messages.
+    dry: bool,
+    sample_limit: usize,
+    samples: Vec<PreviewSample>,
 }
+
+/// Sample messages a preview shows.
+const PREVIEW_SAMPLES: usize = 3;
 
 /// Chunk rows per `INSERT`.
 pub(crate) const CHUNK_ROWS_PER_INSERT: usize = 32;
+
+/// What resolving a batch recorded.
+pub(crate) struct Recorded {
+    pub tally: PartsTally,
+    /// Left out, by reason code.
+    pub skipped: BTreeMap<&'static str, i64>,
+    /// A preview's first messages.
+    pub samples: Vec<PreviewSample>,
+}
 
 impl<'a, D: Dialect> ChunkRecorder<'a, D>
 where
@@ -43,64 +166,217 @@ where
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
-    fn new(plan: &'a PlanId, id: &'a BatchId, size: usize) -> Self {
+    fn new(plan: &'a PlanId, id: &'a BatchId, size: usize, message: &'a MessagePlan) -> Self {
         Self {
             dialect: std::marker::PhantomData,
             plan,
             id,
             size,
+            message,
             current: Vec::with_capacity(size),
+            current_parts: Vec::new(),
+            current_values: Vec::new(),
             pending: Vec::new(),
+            skipped: BTreeMap::new(),
+            skip_rows: Vec::new(),
+            next_block: 0,
             next_chunk: 0,
-            total: 0,
+            tally: PartsTally::default(),
+            skipped_count: BTreeMap::new(),
+            cap: None,
+            scratch: String::new(),
+            dry: false,
+            sample_limit: 0,
+            samples: Vec::new(),
         }
     }
 
-    async fn push(&mut self, conn: &mut Conn<D>, phone: String) -> StoreResult<()> {
-        self.current.push(phone);
-        self.total += 1;
-        if self.current.len() == self.size {
-            self.close_chunk();
-            if self.pending.len() == CHUNK_ROWS_PER_INSERT {
+    /// A recorder that writes nothing and keeps the first `samples` messages.
+    fn dry(
+        plan: &'a PlanId,
+        id: &'a BatchId,
+        size: usize,
+        message: &'a MessagePlan,
+        samples: usize,
+    ) -> Self {
+        Self {
+            dry: true,
+            sample_limit: samples,
+            ..Self::new(plan, id, size, message)
+        }
+    }
+
+    /// Leaves out the numbers that already had `cap`'s share in its period.
+    fn with_cap(self, cap: Option<(FrequencyCap, RecentMessages)>) -> Self {
+        Self { cap, ..self }
+    }
+
+    async fn push(&mut self, conn: &mut Conn<D>, recipient: Recipient) -> StoreResult<()> {
+        let Recipient { phone, details } = recipient;
+        if let Some((cap, recent)) = &self.cap
+            && !recent.allows(*cap, &phone)
+        {
+            return self.skip(conn, phone, SkipReason::FrequencyCap).await;
+        }
+        self.prepare(conn, phone, details.as_ref()).await
+    }
+
+    async fn prepare(
+        &mut self,
+        conn: &mut Conn<D>,
+        phone: String,
+        contact: Option<&ContactDetails>,
+    ) -> StoreResult<()> {
+        match self.message.prepare(&phone, contact, &mut self.scratch) {
+            Ok(prepared) => {
+                self.tally.add(prepared.segments);
+                if self.dry {
+                    if self.samples.len() < self.sample_limit {
+                        self.samples.push(PreviewSample {
+                            text: self.message.text(&prepared.values),
+                            to: phone,
+                            segments: prepared.segments,
+                        });
+                    }
+                    return Ok(());
+                }
+                if self.message.is_personalized() {
+                    self.current_parts.push(i64::from(prepared.segments.parts));
+                    self.current_values.push(prepared.values);
+                }
+                self.current.push(phone);
+                if self.current.len() == self.size {
+                    self.close_chunk()?;
+                    if self.pending.len() == CHUNK_ROWS_PER_INSERT {
+                        self.write(conn).await?;
+                    }
+                }
+            }
+            Err(reason) => self.skip(conn, phone, reason).await?,
+        }
+        Ok(())
+    }
+
+    async fn skip(
+        &mut self,
+        conn: &mut Conn<D>,
+        phone: String,
+        reason: SkipReason,
+    ) -> StoreResult<()> {
+        *self.skipped_count.entry(reason.code()).or_insert(0) += 1;
+        if self.dry {
+            return Ok(());
+        }
+        let key = (reason.code(), reason.detail().map(str::to_owned));
+        let block = self.skipped.entry(key.clone()).or_default();
+        block.push(phone);
+        if block.len() == self.size {
+            let phones = std::mem::take(block);
+            self.close_skips(key, phones);
+            if self.skip_rows.len() == CHUNK_ROWS_PER_INSERT {
                 self.write(conn).await?;
             }
         }
         Ok(())
     }
 
-    fn close_chunk(&mut self) {
-        let phones = self.current.join("\n");
-        self.pending
-            .push((self.next_chunk, self.current.len() as i64, phones));
-        self.current.clear();
-        self.next_chunk += 1;
+    fn close_skips(
+        &mut self,
+        (reason, detail): (&'static str, Option<String>),
+        phones: Vec<String>,
+    ) {
+        self.skip_rows.push(SkipRow {
+            block: self.next_block,
+            reason,
+            detail,
+            phones,
+        });
+        self.next_block += 1;
     }
 
-    async fn write(&mut self, conn: &mut Conn<D>) -> StoreResult<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let mut insert = sqlx::QueryBuilder::<D::Db>::new(
-            "INSERT INTO batch_recipients (plan_id, batch_id, chunk, count, phones) ",
-        );
-        insert.push_values(self.pending.drain(..), |mut row, (chunk, count, phones)| {
-            row.push_bind(self.plan.as_str().to_owned())
-                .push_bind(self.id.as_str().to_owned())
-                .push_bind(chunk)
-                .push_bind(count)
-                .push_bind(phones);
+    fn close_chunk(&mut self) -> StoreResult<()> {
+        let phones = self.current.join("\n");
+        let values = if self.message.is_personalized() {
+            let json = serde_json::to_string(&self.current_values)
+                .map_err(|error| StoreError::Database(sqlx::Error::Encode(Box::new(error))))?;
+            Some(json)
+        } else {
+            None
+        };
+        let parts = (self.message.is_personalized() && !self.current_parts.is_empty()).then(|| {
+            self.current_parts
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
         });
-        insert.build().execute(&mut *conn).await?;
+        self.pending.push(ChunkRow {
+            chunk: self.next_chunk,
+            count: self.current.len() as i64,
+            phones,
+            parts,
+            values,
+        });
+        self.current.clear();
+        self.current_parts.clear();
+        self.current_values.clear();
+        self.next_chunk += 1;
         Ok(())
     }
 
-    /// Writes what is left; returns how many recipients there were.
-    async fn finish(mut self, conn: &mut Conn<D>) -> StoreResult<i64> {
+    async fn write(&mut self, conn: &mut Conn<D>) -> StoreResult<()> {
+        if !self.pending.is_empty() {
+            let mut insert = sqlx::QueryBuilder::<D::Db>::new(
+                "INSERT INTO batch_recipients \
+                 (plan_id, batch_id, chunk, count, phones, parts, placeholder_values) ",
+            );
+            insert.push_values(self.pending.drain(..), |mut row, chunk| {
+                row.push_bind(self.plan.as_str().to_owned())
+                    .push_bind(self.id.as_str().to_owned())
+                    .push_bind(chunk.chunk)
+                    .push_bind(chunk.count)
+                    .push_bind(chunk.phones)
+                    .push_bind(chunk.parts)
+                    .push_bind(chunk.values);
+            });
+            insert.build().execute(&mut *conn).await?;
+        }
+        if !self.skip_rows.is_empty() {
+            let mut insert = sqlx::QueryBuilder::<D::Db>::new(
+                "INSERT INTO batch_skips \
+                 (plan_id, batch_id, block, reason, detail, count, phones) ",
+            );
+            insert.push_values(self.skip_rows.drain(..), |mut row, block| {
+                row.push_bind(self.plan.as_str().to_owned())
+                    .push_bind(self.id.as_str().to_owned())
+                    .push_bind(block.block)
+                    .push_bind(block.reason)
+                    .push_bind(block.detail)
+                    .push_bind(block.phones.len() as i64)
+                    .push_bind(block.phones.join("\n"));
+            });
+            insert.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left; says how many recipients there were, in how many parts, and how
+    /// many were left out.
+    async fn finish(mut self, conn: &mut Conn<D>) -> StoreResult<Recorded> {
         if !self.current.is_empty() {
-            self.close_chunk();
+            self.close_chunk()?;
+        }
+        for (key, phones) in std::mem::take(&mut self.skipped) {
+            if !phones.is_empty() {
+                self.close_skips(key, phones);
+            }
         }
         self.write(conn).await?;
-        Ok(self.total)
+        Ok(Recorded {
+            tally: self.tally,
+            skipped: self.skipped_count,
+            samples: self.samples,
+        })
     }
 }
 
@@ -132,6 +408,16 @@ where
             Ok(Audience::from_stored(&entries))
         };
         let status: String = row.try_get("status")?;
+        let parameters = match row.try_get::<Option<String>, _>("parameters")? {
+            Some(json) => Parameters::from_stored(
+                &serde_json::from_str(&json)
+                    .map_err(|error| sqlx::Error::Decode(Box::new(error)))?,
+            ),
+            None => Parameters::default(),
+        };
+        let encoding: String = row.try_get("encoding")?;
+        let purpose: String = row.try_get("purpose")?;
+        let encoding_used: Option<String> = row.try_get("encoding_used")?;
         let time = |column: &str| -> Result<Option<Timestamp>, sqlx::Error> {
             Ok(row
                 .try_get::<Option<i64>, _>(column)?
@@ -148,7 +434,15 @@ where
             client_reference: row.try_get("client_reference")?,
             send_at: Timestamp::from_millis(row.try_get("send_at")?),
             expire_at: time("expire_at")?,
+            parameters,
+            encoding: EncodingChoice::parse(&encoding).unwrap_or_default(),
+            purpose: Purpose::parse(&purpose).unwrap_or_default(),
             recipient_count: row.try_get("recipient_count")?,
+            skipped_count: row.try_get("skipped_count")?,
+            encoding_used: encoding_used.as_deref().and_then(EncodingUsed::parse),
+            parts_total: row.try_get("parts_total")?,
+            parts_min: row.try_get("parts_min")?,
+            parts_max: row.try_get("parts_max")?,
             chunk_size: row.try_get("chunk_size")?,
             resolved_at: time("resolved_at")?,
             sent_count: row.try_get("sent_count")?,
@@ -157,6 +451,135 @@ where
             modified_at: Timestamp::from_millis(row.try_get("modified_at")?),
             completed_at: time("completed_at")?,
         })
+    }
+
+    /// The distinct recipients of a batch, read by a task of their own (on a pooled
+    /// connection, or the backend's own way for groups alone), so that memory holds a few
+    /// chunks whatever the batch's size.
+    pub(crate) async fn recipient_stream(
+        &self,
+        plan: &PlanId,
+        batch: &BatchRecord,
+        message: &MessagePlan,
+    ) -> StoreResult<BoxStream<'static, StoreResult<Recipient>>> {
+        let mut reader = self.dialect.reader().acquire().await?;
+        let include = Self::audience_tree(&mut reader, plan, &batch.to).await?;
+        let exclude = Self::audience_tree(&mut reader, plan, &batch.exclude).await?;
+        let store = self.clone();
+        let (plan, batch) = (plan.clone(), batch.clone());
+        if message.needs_contact() {
+            let fields = message.needs_fields();
+            return Ok(spawn_numbers(move |sender| async move {
+                if Self::groups_alone(&include, &exclude, &batch) {
+                    let keys = (Self::tree_keys(&include), Self::tree_keys(&exclude));
+                    return store
+                        .dialect
+                        .stream_details_alone(reader, (&keys.0, &keys.1), fields, sender)
+                        .await;
+                }
+                let mut reader = reader;
+                let trees = (include.as_slice(), exclude.as_slice());
+                Self::send_details(&mut reader, &plan, trees, &batch, fields, &sender).await
+            }));
+        }
+        let phones = spawn_numbers(move |sender| async move {
+            if Self::groups_alone(&include, &exclude, &batch) {
+                let keys = (Self::tree_keys(&include), Self::tree_keys(&exclude));
+                store
+                    .dialect
+                    .stream_groups_alone(reader, (&keys.0, &keys.1), sender)
+                    .await
+            } else {
+                let mut reader = reader;
+                let trees = (include.as_slice(), exclude.as_slice());
+                Self::send_resolution(&mut reader, &plan, trees, &batch, &sender).await
+            }
+        });
+        Ok(phones.map_ok(Recipient::bare).boxed())
+    }
+
+    pub(crate) async fn load_sending_settings(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+    ) -> StoreResult<SendingSettings> {
+        let (messages, days): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT frequency_cap_messages, frequency_cap_days FROM plans WHERE id = $1",
+        )
+        .bind(plan.as_str())
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(StoreError::NotFound(Entity::Plan))?;
+        let frequency_cap = match (messages, days) {
+            (Some(messages), Some(days)) => FrequencyCap::new(
+                u32::try_from(messages).unwrap_or(u32::MAX),
+                u32::try_from(days).unwrap_or(u32::MAX),
+            )
+            .ok(),
+            _ => None,
+        };
+        Ok(SendingSettings { frequency_cap })
+    }
+
+    /// The frequency cap that holds for `batch`, with the marketing messages each number got
+    /// in its period: those of the plan's other marketing batches resolved in the period, as
+    /// far as they were sent (or are still being sent).
+    pub(crate) async fn frequency_cap(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        batch: &BatchRecord,
+    ) -> StoreResult<Option<(FrequencyCap, RecentMessages)>> {
+        if batch.purpose != Purpose::Marketing {
+            return Ok(None);
+        }
+        let Some(cap) = Self::load_sending_settings(conn, plan).await?.frequency_cap else {
+            return Ok(None);
+        };
+        let since = Timestamp::now().millis() - cap.period_millis();
+        let mut recent = RecentMessages::default();
+        let mut rows = sqlx::query_scalar::<_, String>(
+            "SELECT r.phones FROM batches b JOIN batch_recipients r \
+                 ON r.plan_id = b.plan_id AND r.batch_id = b.id \
+                 WHERE b.plan_id = $1 AND b.resolved_at >= $2 AND b.id <> $3 \
+                   AND b.purpose = 'marketing' \
+                   AND (b.status IN ('sending', 'sent') OR EXISTS ( \
+                       SELECT 1 FROM batch_chunks c WHERE c.plan_id = r.plan_id \
+                           AND c.batch_id = r.batch_id AND c.chunk = r.chunk))",
+        )
+        .bind(plan.as_str())
+        .bind(since)
+        .bind(batch.id.as_str())
+        .fetch(&mut *conn);
+        while let Some(phones) = futures::TryStreamExt::try_next(&mut rows).await? {
+            phones.split('\n').for_each(|phone| recent.count(phone));
+        }
+        Ok(Some((cap, recent)))
+    }
+
+    /// Refuses a batch naming groups that are not active in the plan.
+    pub(crate) async fn check_groups(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        batch: &NewBatch,
+    ) -> StoreResult<()> {
+        let mut unknown = Vec::new();
+        for group in batch.to.groups.iter().chain(&batch.exclude.groups) {
+            let found: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM contact_groups \
+                     WHERE plan_id = $1 AND id = $2 AND status = 'ACTIVE'",
+            )
+            .bind(plan.as_str())
+            .bind(group.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+            if found.is_none() {
+                unknown.push(group.clone());
+            }
+        }
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::UnknownGroups(unknown))
+        }
     }
 
     pub(crate) async fn load_batch(
@@ -234,13 +657,15 @@ where
     }
 
     /// `SELECT phone FROM …`: the distinct recipients of a batch, in no order the caller
-    /// may rely on.
+    /// may rely on; with `opted_in`, without the contacts who opted out.
     pub(crate) fn push_resolution(
         builder: &mut sqlx::QueryBuilder<D::Db>,
         plan: &PlanId,
         include: &[TreeGroup],
         exclude: &[TreeGroup],
         batch: &BatchRecord,
+        opted_in: bool,
+        columns: Columns,
     ) {
         let excluded_numbers = |builder: &mut sqlx::QueryBuilder<D::Db>, column: &str| {
             if !batch.exclude.numbers.is_empty() {
@@ -257,14 +682,22 @@ where
                 builder,
                 &Self::tree_keys(include),
                 &Self::tree_keys(exclude),
-                true,
+                opted_in,
+                columns,
             );
             excluded_numbers(builder, "c.phone");
             branches += 1;
         } else if !include.is_empty() {
-            builder.push("SELECT c.phone AS phone FROM contacts c WHERE c.plan = ");
+            builder
+                .push("SELECT ")
+                .push(columns.of("c"))
+                .push(" FROM contacts c WHERE c.plan = ");
             push_plan_key(builder, plan);
-            builder.push(" AND NOT c.opted_out AND ");
+            builder.push(if opted_in {
+                " AND NOT c.opted_out AND "
+            } else {
+                " AND "
+            });
             Self::push_membership(builder, include, Scan::Set);
             if !exclude.is_empty() {
                 builder.push(" AND NOT ");
@@ -279,15 +712,27 @@ where
             }
             // A loose number is left out when its contact opted out or is in an excluded
             // group; a number that is no contact is sent to.
-            builder.push("SELECT n.phone AS phone FROM ");
+            builder.push("SELECT n.phone");
+            if columns == Columns::Details {
+                builder.push(", d.first_name, d.last_name, d.fields");
+            }
+            builder.push(" FROM ");
             D::push_phone_table(builder, batch.to.numbers.iter().map(String::as_str));
+            if columns == Columns::Details {
+                builder.push(" n LEFT JOIN contacts d ON d.plan = ");
+                push_plan_key(builder, plan);
+                builder.push(" AND d.phone = n.phone");
+            } else {
+                builder.push(" n");
+            }
             builder
                 .push(
-                    " n WHERE NOT EXISTS (SELECT 1 FROM contacts c \
+                    " WHERE NOT EXISTS (SELECT 1 FROM contacts c \
                          WHERE c.plan = (SELECT key FROM plans WHERE id = ",
                 )
                 .push_bind(plan.as_str().to_owned())
-                .push(") AND c.phone = n.phone AND (c.opted_out");
+                .push(") AND c.phone = n.phone AND (")
+                .push(if opted_in { "c.opted_out" } else { "FALSE" });
             if !exclude.is_empty() {
                 builder.push(" OR ");
                 Self::push_membership(builder, exclude, Scan::Set);
@@ -297,7 +742,13 @@ where
             branches += 1;
         }
         if branches == 0 {
-            builder.push("SELECT CAST(NULL AS TEXT) AS phone WHERE FALSE");
+            builder.push(match columns {
+                Columns::Phone => "SELECT CAST(NULL AS TEXT) AS phone WHERE FALSE",
+                Columns::Details => {
+                    "SELECT CAST(NULL AS TEXT) AS phone, CAST(NULL AS TEXT) AS first_name, \
+                     CAST(NULL AS TEXT) AS last_name, CAST(NULL AS TEXT) AS fields WHERE FALSE"
+                }
+            });
         }
     }
 
@@ -324,9 +775,67 @@ where
         sender: &NumberChunks,
     ) -> StoreResult<()> {
         let mut select = sqlx::QueryBuilder::<D::Db>::new("");
-        Self::push_resolution(&mut select, plan, include, exclude, batch);
+        Self::push_resolution(
+            &mut select,
+            plan,
+            include,
+            exclude,
+            batch,
+            true,
+            Columns::Phone,
+        );
         let rows = select.build_query_scalar::<String>().fetch(&mut *conn);
         forward_rows(rows, sender).await
+    }
+
+    /// As [`Self::send_resolution`], with what each recipient's contact holds for the body's
+    /// placeholders (its custom fields read only when `fields`).
+    pub(crate) async fn send_details(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        (include, exclude): (&[TreeGroup], &[TreeGroup]),
+        batch: &BatchRecord,
+        fields: bool,
+        sender: &Chunks<Recipient>,
+    ) -> StoreResult<()> {
+        let mut select = sqlx::QueryBuilder::<D::Db>::new("");
+        Self::push_resolution(
+            &mut select,
+            plan,
+            include,
+            exclude,
+            batch,
+            true,
+            Columns::Details,
+        );
+        Self::forward_details(conn, select, fields, sender).await
+    }
+
+    /// Runs a query of [`Columns::Details`] on `conn` and sends its recipients.
+    async fn forward_details(
+        conn: &mut Conn<D>,
+        mut select: sqlx::QueryBuilder<D::Db>,
+        fields: bool,
+        sender: &Chunks<Recipient>,
+    ) -> StoreResult<()> {
+        let rows = select
+            .build_query_as::<(String, Option<String>, Option<String>, Option<String>)>()
+            .fetch(&mut *conn)
+            .map_ok(move |row| Recipient::from_details(row, fields));
+        forward_rows(rows, sender).await
+    }
+
+    /// The recipients of a batch to groups alone, with their contacts' details, read by one
+    /// query on `conn`.
+    pub(crate) async fn send_static_details(
+        conn: &mut Conn<D>,
+        (include, exclude): (&[i64], &[i64]),
+        fields: bool,
+        sender: &Chunks<Recipient>,
+    ) -> StoreResult<()> {
+        let mut select = sqlx::QueryBuilder::<D::Db>::new("");
+        Self::push_static_numbers(&mut select, include, exclude, true, Columns::Details);
+        Self::forward_details(conn, select, fields, sender).await
     }
 }
 
@@ -350,23 +859,7 @@ where
 {
     async fn create_batch(&self, plan: &PlanId, batch: NewBatch) -> StoreResult<BatchRecord> {
         let mut tx = self.dialect.begin_write().await?;
-        let mut unknown = Vec::new();
-        for group in batch.to.groups.iter().chain(&batch.exclude.groups) {
-            let found: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM contact_groups \
-                     WHERE plan_id = $1 AND id = $2 AND status = 'ACTIVE'",
-            )
-            .bind(plan.as_str())
-            .bind(group.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            if found.is_none() {
-                unknown.push(group.clone());
-            }
-        }
-        if !unknown.is_empty() {
-            return Err(StoreError::UnknownGroups(unknown));
-        }
+        Self::check_groups(&mut tx, plan, &batch).await?;
         let id = BatchId::generate();
         let now = Timestamp::now().millis();
         let entries = |audience: &Audience| {
@@ -375,8 +868,9 @@ where
         };
         sqlx::query(
             "INSERT INTO batches (plan_id, id, status, targets, excludes, sender, body, \
-                 client_reference, send_at, expire_at, created_at, modified_at) \
-                 VALUES ($1, $2, 'scheduled', $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+                 client_reference, send_at, expire_at, created_at, modified_at, parameters, \
+                 encoding, purpose) \
+                 VALUES ($1, $2, 'scheduled', $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -388,6 +882,9 @@ where
         .bind(batch.send_at.millis())
         .bind(batch.expire_at.map(Timestamp::millis))
         .bind(now)
+        .bind((!batch.parameters.is_empty()).then(|| batch.parameters.to_json().to_string()))
+        .bind(batch.encoding.as_str())
+        .bind(batch.purpose.as_str())
         .execute(&mut *tx)
         .await?;
         let record = Self::load_batch(&mut tx, plan, id.as_str()).await?;
@@ -477,7 +974,7 @@ where
         &self,
         plan: PlanId,
         id: BatchId,
-    ) -> BoxStream<'static, StoreResult<String>> {
+    ) -> BoxStream<'static, StoreResult<RecipientOutcome>> {
         let store = self.clone();
         spawn_number_stream(move |sender| async move {
             let mut conn = store.dialect.reader().acquire().await?;
@@ -485,15 +982,71 @@ where
             if batch.recipient_count.is_none() {
                 return Err(StoreError::NotResolved);
             }
-            let mut rows = sqlx::query_scalar::<_, String>(
-                "SELECT phones FROM batch_recipients \
-                     WHERE plan_id = $1 AND batch_id = $2 ORDER BY chunk",
+            let unsent = match batch.status {
+                BatchStatus::Canceled => RecipientState::Canceled,
+                BatchStatus::Failed if batch.error.as_deref().is_some_and(is_expiry) => {
+                    RecipientState::Expired
+                }
+                BatchStatus::Failed => RecipientState::Failed,
+                _ => RecipientState::Queued,
+            };
+            let same_parts = batch
+                .parts_min
+                .filter(|_| batch.parts_min == batch.parts_max);
+            {
+                let mut rows = sqlx::query_as::<_, (String, Option<String>, Option<String>)>(
+                    "SELECT r.phones, r.parts, c.state FROM batch_recipients r \
+                         LEFT JOIN batch_chunks c ON c.plan_id = r.plan_id \
+                             AND c.batch_id = r.batch_id AND c.chunk = r.chunk \
+                         WHERE r.plan_id = $1 AND r.batch_id = $2 ORDER BY r.chunk",
+                )
+                .bind(plan.as_str())
+                .bind(id.as_str())
+                .fetch(&mut *conn);
+                while let Some((phones, parts, state)) =
+                    futures::TryStreamExt::try_next(&mut rows).await?
+                {
+                    let state = match state.as_deref() {
+                        Some("done") => RecipientState::Sent,
+                        Some(_) => RecipientState::Sending,
+                        None => unsent.clone(),
+                    };
+                    let mut parts = parts.as_deref().unwrap_or("").split(',');
+                    let chunk = phones
+                        .split('\n')
+                        .map(|phone| RecipientOutcome {
+                            phone: phone.to_owned(),
+                            state: state.clone(),
+                            parts: same_parts
+                                .or_else(|| parts.next().and_then(|parts| parts.parse().ok())),
+                        })
+                        .collect();
+                    if sender.send(Ok(chunk)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            let mut rows = sqlx::query_as::<_, (String, Option<String>, String)>(
+                "SELECT reason, detail, phones FROM batch_skips \
+                     WHERE plan_id = $1 AND batch_id = $2 ORDER BY block",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
             .fetch(&mut *conn);
-            while let Some(phones) = futures::TryStreamExt::try_next(&mut rows).await? {
-                let chunk = phones.split('\n').map(str::to_owned).collect();
+            while let Some((reason, detail, phones)) =
+                futures::TryStreamExt::try_next(&mut rows).await?
+            {
+                let Some(reason) = SkipReason::from_stored(&reason, detail) else {
+                    continue;
+                };
+                let chunk = phones
+                    .split('\n')
+                    .map(|phone| RecipientOutcome {
+                        phone: phone.to_owned(),
+                        state: RecipientState::Skipped(reason.clone()),
+                        parts: None,
+                    })
+                    .collect();
                 if sender.send(Ok(chunk)).await.is_err() {
                     break;
                 }
@@ -557,49 +1110,149 @@ where
             tx.commit().await?;
             return Ok(batch);
         }
-        // The recipients are read by a task of their own (on a pooled connection, or
-        // the backend's own way for groups alone) and written in chunks beside it, so
-        // that memory holds a few chunks whatever the batch's size.
-        let mut reader = self.dialect.reader().acquire().await?;
-        let include = Self::audience_tree(&mut reader, plan, &batch.to).await?;
-        let exclude = Self::audience_tree(&mut reader, plan, &batch.exclude).await?;
-        let store = self.clone();
-        let (owned_plan, owned_batch) = (plan.clone(), batch.clone());
-        let mut rows = spawn_numbers(move |sender| async move {
-            let (plan, batch) = (owned_plan, owned_batch);
-            if Self::groups_alone(&include, &exclude, &batch) {
-                let keys = (Self::tree_keys(&include), Self::tree_keys(&exclude));
-                store
-                    .dialect
-                    .stream_groups_alone(reader, (&keys.0, &keys.1), sender)
-                    .await
-            } else {
-                let mut reader = reader;
-                let trees = (include.as_slice(), exclude.as_slice());
-                Self::send_resolution(&mut reader, &plan, trees, &batch, &sender).await
-            }
-        });
         let size = usize::try_from(chunk_size.max(1)).unwrap_or(1000);
-        let mut recorder = ChunkRecorder::<D>::new(plan, id, size);
-        while let Some(phone) = futures::TryStreamExt::try_next(&mut rows).await? {
-            recorder.push(&mut tx, phone).await?;
+        let message = MessagePlan::new(&batch.body, batch.parameters.clone(), batch.encoding);
+        let mut rows = self.recipient_stream(plan, &batch, &message).await?;
+        let cap = Self::frequency_cap(&mut tx, plan, &batch).await?;
+        let mut recorder = ChunkRecorder::<D>::new(plan, id, size, &message).with_cap(cap);
+        while let Some(recipient) = futures::TryStreamExt::try_next(&mut rows).await? {
+            recorder.push(&mut tx, recipient).await?;
         }
-        let count = recorder.finish(&mut tx).await?;
+        let Recorded { tally, skipped, .. } = recorder.finish(&mut tx).await?;
+        let skipped: i64 = skipped.values().sum();
         let now = Timestamp::now().millis();
         sqlx::query(
             "UPDATE batches SET recipient_count = $1, chunk_size = $2, resolved_at = $3, \
-                 modified_at = $3 WHERE plan_id = $4 AND id = $5",
+                 modified_at = $3, skipped_count = $6, encoding_used = $7, parts_total = $8, \
+                 parts_min = $9, parts_max = $10 WHERE plan_id = $4 AND id = $5",
         )
-        .bind(count)
+        .bind(tally.messages)
         .bind(chunk_size)
         .bind(now)
         .bind(plan.as_str())
         .bind(id.as_str())
+        .bind(skipped)
+        .bind(tally.encoding().map(EncodingUsed::as_str))
+        .bind(tally.parts)
+        .bind(tally.min)
+        .bind(tally.max)
         .execute(&mut *tx)
         .await?;
         let batch = Self::load_batch(&mut tx, plan, id.as_str()).await?;
         tx.commit().await?;
         Ok(batch)
+    }
+
+    async fn sending_settings(&self, plan: &PlanId) -> StoreResult<SendingSettings> {
+        let mut conn = self.dialect.reader().acquire().await?;
+        Self::load_sending_settings(&mut conn, plan).await
+    }
+
+    async fn set_sending_settings(
+        &self,
+        plan: &PlanId,
+        settings: &SendingSettings,
+    ) -> StoreResult<()> {
+        let mut tx = self.dialect.begin_write().await?;
+        let cap = settings.frequency_cap;
+        sqlx::query(
+            "UPDATE plans SET frequency_cap_messages = $2, frequency_cap_days = $3 WHERE id = $1",
+        )
+        .bind(plan.as_str())
+        .bind(cap.map(|cap| i64::from(cap.messages())))
+        .bind(cap.map(|cap| i64::from(cap.days())))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn preview_batch(&self, plan: &PlanId, batch: NewBatch) -> StoreResult<BatchPreview> {
+        let mut conn = self.dialect.reader().acquire().await?;
+        Self::check_groups(&mut conn, plan, &batch).await?;
+        let now = Timestamp::now();
+        let batch = BatchRecord {
+            plan_id: plan.clone(),
+            id: BatchId::generate(),
+            status: BatchStatus::Scheduled,
+            to: batch.to,
+            exclude: batch.exclude,
+            from: batch.from,
+            body: batch.body,
+            client_reference: batch.client_reference,
+            send_at: batch.send_at,
+            expire_at: batch.expire_at,
+            parameters: batch.parameters,
+            encoding: batch.encoding,
+            purpose: batch.purpose,
+            recipient_count: None,
+            skipped_count: None,
+            encoding_used: None,
+            parts_total: None,
+            parts_min: None,
+            parts_max: None,
+            chunk_size: None,
+            resolved_at: None,
+            sent_count: 0,
+            error: None,
+            created_at: now,
+            modified_at: now,
+            completed_at: None,
+        };
+        // Who the batch reaches before anyone is left out, and once excluded groups and
+        // numbers are: the differences are the counts left out for each reason.
+        let include = Self::audience_tree(&mut conn, plan, &batch.to).await?;
+        let exclude = Self::audience_tree(&mut conn, plan, &batch.exclude).await?;
+        let unexcluded = BatchRecord {
+            exclude: Audience::default(),
+            ..batch.clone()
+        };
+        let count = |exclude: &[TreeGroup], batch: &BatchRecord| {
+            let mut select = sqlx::QueryBuilder::<D::Db>::new("SELECT COUNT(*) FROM (");
+            Self::push_resolution(
+                &mut select,
+                plan,
+                &include,
+                exclude,
+                batch,
+                false,
+                Columns::Phone,
+            );
+            select.push(") AS r");
+            select
+        };
+        let everyone: i64 = count(&[], &unexcluded)
+            .build_query_scalar()
+            .fetch_one(&mut *conn)
+            .await?;
+        let kept: i64 = count(&exclude, &batch)
+            .build_query_scalar()
+            .fetch_one(&mut *conn)
+            .await?;
+        let message = MessagePlan::new(&batch.body, batch.parameters.clone(), batch.encoding);
+        let mut rows = self.recipient_stream(plan, &batch, &message).await?;
+        let cap = Self::frequency_cap(&mut conn, plan, &batch).await?;
+        let mut recorder =
+            ChunkRecorder::<D>::dry(plan, &batch.id, 1000, &message, PREVIEW_SAMPLES).with_cap(cap);
+        let mut opted_in = 0;
+        while let Some(recipient) = futures::TryStreamExt::try_next(&mut rows).await? {
+            opted_in += 1;
+            recorder.push(&mut conn, recipient).await?;
+        }
+        let Recorded {
+            tally,
+            skipped,
+            samples,
+        } = recorder.finish(&mut conn).await?;
+        Ok(BatchPreview {
+            recipients: tally.messages,
+            excluded: everyone - kept,
+            opted_out: kept - opted_in,
+            missing_parameter: skipped.get("missing_parameter").copied().unwrap_or(0),
+            frequency_cap: skipped.get("frequency_cap").copied().unwrap_or(0),
+            tally,
+            samples,
+        })
     }
 
     async fn batch_chunks(&self, plan: &PlanId, id: &BatchId) -> StoreResult<Vec<ChunkRecord>> {
@@ -628,10 +1281,10 @@ where
         plan: &PlanId,
         id: &BatchId,
         chunk: i64,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<ChunkRecipients> {
         let mut conn = self.dialect.reader().acquire().await?;
-        let phones: Option<String> = sqlx::query_scalar(
-            "SELECT phones FROM batch_recipients \
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT phones, placeholder_values FROM batch_recipients \
                  WHERE plan_id = $1 AND batch_id = $2 AND chunk = $3",
         )
         .bind(plan.as_str())
@@ -639,9 +1292,17 @@ where
         .bind(chunk)
         .fetch_optional(&mut *conn)
         .await?;
-        Ok(phones
-            .map(|phones| phones.split('\n').map(str::to_owned).collect())
-            .unwrap_or_default())
+        let Some((phones, values)) = row else {
+            return Ok(ChunkRecipients::default());
+        };
+        let values = values
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|error| StoreError::Database(sqlx::Error::Decode(Box::new(error))))?;
+        Ok(ChunkRecipients {
+            phones: phones.split('\n').map(str::to_owned).collect(),
+            values,
+        })
     }
 
     async fn begin_chunk(

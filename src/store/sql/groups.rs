@@ -546,7 +546,7 @@ where
             // merged by each backend its own way.
             [lone] if lone.rule.is_none() => {
                 let mut query = sqlx::QueryBuilder::<D::Db>::new("");
-                Self::push_static_numbers(&mut query, &[lone.key], &[], false);
+                Self::push_static_numbers(&mut query, &[lone.key], &[], false, Columns::Phone);
                 query
             }
             _ => {
@@ -633,8 +633,12 @@ where
         include: &[i64],
         exclude: &[i64],
         opted_in: bool,
+        columns: Columns,
     ) {
-        builder.push("SELECT c.phone FROM (");
+        builder
+            .push("SELECT ")
+            .push(columns.of("c"))
+            .push(" FROM (");
         D::push_group_contacts(builder, include, GroupsTerm::Kept);
         if !exclude.is_empty() {
             builder.push(" EXCEPT ");

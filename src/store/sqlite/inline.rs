@@ -13,7 +13,8 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::{Entity, GroupRow, NumberChunks, STREAM_CHUNK, StoreError, StoreResult};
+use super::sql::Recipient;
+use super::{Chunks, Entity, GroupRow, NumberChunks, STREAM_CHUNK, StoreError, StoreResult};
 
 /// Connections kept open between reads; more are opened when more reads run at once, and
 /// dropped when they finish.
@@ -80,12 +81,44 @@ impl InlineReader {
         params: impl rusqlite::Params,
         sender: &NumberChunks,
     ) -> StoreResult<()> {
+        self.stream_rows(sql, params, |row| row.get(0), sender)
+    }
+
+    /// Sends the recipients a query of [`Columns::Details`] returns, as `stream_phones` does.
+    ///
+    /// [`Columns::Details`]: super::sql::Columns::Details
+    pub(super) fn stream_details(
+        &self,
+        sql: &str,
+        fields: bool,
+        sender: &Chunks<Recipient>,
+    ) -> StoreResult<()> {
+        self.stream_rows(
+            sql,
+            [],
+            |row| {
+                let columns = (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+                Ok(Recipient::from_details(columns, fields))
+            },
+            sender,
+        )
+    }
+
+    /// Sends each row of a query as `item` makes it, in chunks, until they end or the reader
+    /// goes away.
+    fn stream_rows<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        mut item: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        sender: &Chunks<T>,
+    ) -> StoreResult<()> {
         self.read(|conn| {
             let mut statement = conn.prepare_cached(sql)?;
             let mut rows = statement.query(params)?;
             let mut chunk = Vec::with_capacity(STREAM_CHUNK);
             while let Some(row) = rows.next()? {
-                chunk.push(row.get(0)?);
+                chunk.push(item(row)?);
                 if chunk.len() == STREAM_CHUNK {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(STREAM_CHUNK));
                     if sender.blocking_send(Ok(full)).is_err() {

@@ -14,7 +14,7 @@ use sqlx::{SqlitePool, Transaction};
 
 use super::dialect::{Conn, Dialect};
 use super::sql::ContactValues;
-use super::sql::{SqlStore, TreeGroup};
+use super::sql::{Columns, Recipient, SqlStore, TreeGroup};
 use super::*;
 use crate::domain::filter::Value as FilterValue;
 use crate::domain::ids::{ContactId, GroupId, ImportId, PlanId};
@@ -44,7 +44,13 @@ const MAX_MERGED_GROUPS: usize = 64;
 /// `push_group_contacts` writes the groups' keys into the text.
 fn static_numbers_statement(include: &[i64], exclude: &[i64], opted_in: bool) -> String {
     let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
-    SqlStore::<Sqlite>::push_static_numbers(&mut builder, include, exclude, opted_in);
+    SqlStore::<Sqlite>::push_static_numbers(
+        &mut builder,
+        include,
+        exclude,
+        opted_in,
+        Columns::Phone,
+    );
     builder.into_string()
 }
 
@@ -184,6 +190,30 @@ impl Dialect for Sqlite {
         drop(conn);
         self.stream_inline(static_numbers_statement(include, exclude, true), sender)
             .await
+    }
+
+    /// Read on a blocking thread of its own, as `stream_groups_alone`.
+    async fn stream_details_alone(
+        &self,
+        conn: PoolConnection<sqlx::Sqlite>,
+        (include, exclude): (&[i64], &[i64]),
+        fields: bool,
+        sender: Chunks<Recipient>,
+    ) -> StoreResult<()> {
+        drop(conn);
+        let mut builder = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
+        SqlStore::<Sqlite>::push_static_numbers(
+            &mut builder,
+            include,
+            exclude,
+            true,
+            Columns::Details,
+        );
+        let sql = builder.into_string();
+        let inline = self.inline.clone();
+        tokio::task::spawn_blocking(move || inline.stream_details(&sql, fields, &sender))
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
     }
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, sqlx::Sqlite>> {
