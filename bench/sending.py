@@ -21,6 +21,7 @@ runs the PostgreSQL part alone with the server's settings changed.
 """
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import zoneinfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from contacts_search import (  # noqa: E402  (a sibling script, not a package)
@@ -132,6 +134,18 @@ def raw_additions(workdir, plan, group, n):
     ]
 
 
+def send_and_wait(base, token, body):
+    """Creates a batch and returns it once sent."""
+    _, batch = call(base, token, "POST", "/api/batches", body)
+    while True:
+        _, batch = call(base, token, "GET", f"/api/batches/{batch['id']}")
+        if batch["status"] in ("sent", "failed"):
+            break
+        time.sleep(0.05)
+    assert batch["status"] == "sent", batch
+    return batch
+
+
 def bench_backend(name, database, plan, token, n, raw):
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="roster-send-")
@@ -162,13 +176,7 @@ def bench_backend(name, database, plan, token, n, raw):
         raw_dump = raw["time"](raw_query(plan, groups, raw["merged"]))
 
         # Resolution at send time, then the hand-over to the log sender.
-        _, batch = call(base, token, "POST", "/api/batches", {"to": [g], "body": "Bench"})
-        while True:
-            _, batch = call(base, token, "GET", f"/api/batches/{batch['id']}")
-            if batch["status"] in ("sent", "failed"):
-                break
-            time.sleep(0.05)
-        assert batch["status"] == "sent", batch
+        batch = send_and_wait(base, token, {"to": [g], "body": "Bench"})
         resolve_ms = iso_ms(batch["resolved_at"]) - iso_ms(batch["created_at"])
         send_ms = iso_ms(batch["completed_at"]) - iso_ms(batch["resolved_at"])
         recipients = batch["recipient_count"]
@@ -178,19 +186,29 @@ def bench_backend(name, database, plan, token, n, raw):
 
         # The same group with a personalized body (each contact's first name, looked up at
         # send time) and smart encoding.
-        _, personal = call(base, token, "POST", "/api/batches", {
+        personalized = {
             "to": [g], "body": "Hi ${first_name}, your code is ${code} — see you soon…",
             "encoding": "smart",
-            "parameters": {"first_name": {"default": "there"}, "code": {"default": "SAVE10"}}})
-        while True:
-            _, personal = call(base, token, "GET", f"/api/batches/{personal['id']}")
-            if personal["status"] in ("sent", "failed"):
-                break
-            time.sleep(0.05)
-        assert personal["status"] == "sent", personal
+            "parameters": {"first_name": {"default": "there"}, "code": {"default": "SAVE10"}}}
+        personal = send_and_wait(base, token, personalized)
         assert personal["recipient_count"] == recipients, personal
         personal_resolve_ms = iso_ms(personal["resolved_at"]) - iso_ms(personal["created_at"])
         personal_send_ms = iso_ms(personal["completed_at"]) - iso_ms(personal["resolved_at"])
+
+        # Again with the plan's frequency cap (3 in 7 days: each recipient had the two batches
+        # above, so all are counted and none is left out) and quiet hours on, in a window twelve
+        # hours away in Berlin, where the numbers are: every number's zones are looked up and
+        # its chunk sorted by them, and none is held.
+        away = datetime.datetime.now(zoneinfo.ZoneInfo("Europe/Berlin")) + datetime.timedelta(hours=12)
+        call(base, token, "PUT", "/api/settings/sending", {
+            "frequency_cap": {"messages": 3, "days": 7},
+            "quiet_hours": {"start": away.strftime("%H:%M"),
+                            "end": (away + datetime.timedelta(minutes=1)).strftime("%H:%M")}})
+        ruled = send_and_wait(base, token, personalized)
+        assert ruled["recipient_count"] == recipients, ruled
+        ruled_resolve_ms = iso_ms(ruled["resolved_at"]) - iso_ms(ruled["created_at"])
+        ruled_send_ms = iso_ms(ruled["completed_at"]) - iso_ms(ruled["resolved_at"])
+        call(base, token, "PUT", "/api/settings/sending", {})
 
         # Adding 100,000 numbers to a group of N: contacts that exist (the 100,000 loaded
         # beyond N), then numbers that are no contact yet.
@@ -221,6 +239,12 @@ def bench_backend(name, database, plan, token, n, raw):
         print(f"| hand {recipients} personalized messages to the log sender | "
               f"{personal_send_ms:.0f} ms ({recipients / personal_send_ms * 1000 / 1e6:.2f} M/s) | "
               f"plain: {send_ms:.0f} ms | {personal_send_ms / send_ms:.2f} |")
+        print(f"| resolve G personalized, with a frequency cap and quiet hours on | "
+              f"{ruled_resolve_ms:.0f} ms | plain: {resolve_ms:.0f} ms | "
+              f"{ruled_resolve_ms / resolve_ms:.2f} |")
+        print(f"| hand {recipients} of those messages to the log sender | "
+              f"{ruled_send_ms:.0f} ms ({recipients / ruled_send_ms * 1000 / 1e6:.2f} M/s) | "
+              f"plain: {send_ms:.0f} ms | {ruled_send_ms / send_ms:.2f} |")
         print(f"| add 100,000 numbers of existing contacts to a group of {n} | "
               f"{add_existing_s * 1000:.0f} ms | floor: {floor_existing_s * 1000:.0f} ms | "
               f"{add_existing_s / floor_existing_s:.2f} |")

@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         last_name: None,
         email: Some("ada@example.com"),
         gender: None,
+        time_zone: Some("Europe/Berlin"),
         country: Some("DE"),
         number_type: Some("mobile"),
         opted_out: false,

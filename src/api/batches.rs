@@ -20,11 +20,10 @@ use super::limits::{DEFAULT_PAGE_SIZE, MAX_NUMBERS_PER_REQUEST, MAX_PAGE_SIZE};
 use super::paging::bounded_number;
 use super::validate::{GroupFields, Validator};
 use crate::domain::batch::{
-    Audience, BatchStatus, MAX_BODY_CHARS, MAX_CLIENT_REFERENCE_CHARS, MAX_FROM_CHARS, Target,
-    check_text,
+    Audience, BatchStatus, EXPIRED, MAX_BODY_CHARS, MAX_CLIENT_REFERENCE_CHARS, MAX_FROM_CHARS,
+    Target, check_text,
 };
-use crate::domain::ids::{BatchId, GroupId};
-use crate::domain::message::SkipReason;
+use crate::domain::ids::{BatchId, GroupId, SeriesId};
 use crate::domain::msisdn::RegionCode;
 use crate::domain::sending::Purpose;
 use crate::domain::sms::EncodingChoice;
@@ -121,14 +120,64 @@ pub struct Batch {
     pub parts: Option<PartsSummary>,
     /// Recipients handed to the sender so far.
     pub sent_count: i64,
+    /// Recipients whose messages wait for the plan's quiet hours to end where they are.
+    pub held_count: i64,
+    /// How many numbers are in each state of the recipients route; null until resolved.
+    pub states: Option<RecipientCounts>,
+    /// When the first of them may go; null when none is held.
+    pub held_until: Option<String>,
     /// Why the batch failed.
     pub error: Option<String>,
     pub created_at: String,
     pub modified_at: String,
     /// When the recipients were resolved (the moment of sending).
     pub resolved_at: Option<String>,
+    /// The recurring batch that made it, and which of its occurrences it is (from 1).
+    pub series_id: Option<String>,
+    pub occurrence: Option<i64>,
     /// When the batch was sent, failed or was canceled.
     pub completed_at: Option<String>,
+}
+
+/// A batch's recipients by state: `sent`, `held` and `skipped` as recorded; the rest of those
+/// resolved are `queued` while the batch is being sent, and `expired`, `failed` or `canceled`
+/// when it ended before their turn.
+#[derive(Serialize, ToSchema, Default)]
+pub struct RecipientCounts {
+    pub sent: i64,
+    pub queued: i64,
+    pub held: i64,
+    pub skipped: i64,
+    pub expired: i64,
+    pub failed: i64,
+    pub canceled: i64,
+}
+
+impl RecipientCounts {
+    fn of(record: &BatchRecord) -> Option<Self> {
+        let resolved = record.recipient_count?;
+        let unsent = (resolved - record.sent_count - record.held_count).max(0);
+        let mut counts = RecipientCounts {
+            sent: record.sent_count,
+            held: record.held_count,
+            skipped: record.skipped_count.unwrap_or(0),
+            ..RecipientCounts::default()
+        };
+        match record.status {
+            BatchStatus::Failed
+                if record
+                    .error
+                    .as_deref()
+                    .is_some_and(|error| error.starts_with(EXPIRED)) =>
+            {
+                counts.expired = unsent;
+            }
+            BatchStatus::Failed => counts.failed = unsent,
+            BatchStatus::Canceled => counts.canceled = unsent,
+            _ => counts.queued = unsent,
+        }
+        Some(counts)
+    }
 }
 
 /// The parts of a batch's messages.
@@ -170,10 +219,15 @@ impl From<&BatchRecord> for Batch {
             encoding_used: record.encoding_used.map(|used| used.as_str().to_owned()),
             parts: PartsSummary::of(record),
             sent_count: record.sent_count,
+            held_count: record.held_count,
+            states: RecipientCounts::of(record),
+            held_until: record.held_until.map(Timestamp::to_rfc3339),
             error: record.error.clone(),
             created_at: record.created_at.to_rfc3339(),
             modified_at: record.modified_at.to_rfc3339(),
             resolved_at: record.resolved_at.map(Timestamp::to_rfc3339),
+            series_id: record.series_id.as_ref().map(ToString::to_string),
+            occurrence: record.occurrence,
             completed_at: record.completed_at.map(Timestamp::to_rfc3339),
         }
     }
@@ -200,6 +254,8 @@ pub struct BatchListParams {
     status: Option<String>,
     /// Only batches with this `client_reference`.
     client_reference: Option<String>,
+    /// Only the batches a recurring batch made.
+    series_id: Option<String>,
 }
 
 /// The fields of a batch request, whichever surface it came in on.
@@ -437,7 +493,7 @@ pub fn parse_batch_id(id: &str) -> Result<BatchId, ApiError> {
 }
 
 /// The fields of a native batch body.
-fn native_request(body: &BatchBody) -> BatchRequest<'_> {
+pub fn native_request(body: &BatchBody) -> BatchRequest<'_> {
     BatchRequest {
         to: &body.to,
         exclude: body.exclude.as_deref().unwrap_or_default(),
@@ -494,6 +550,9 @@ pub struct BatchPreviewView {
     pub recipient_count: i64,
     /// Who would be left out, by reason.
     pub left_out: LeftOut,
+    /// Of `recipient_count`, how many the plan's quiet hours would hold if the batch were sent
+    /// now (0 for a transactional batch or without quiet hours).
+    pub held_now: i64,
     /// The encoding the messages would go in (`gsm7`, `ucs2`, or `mixed`); null when there is
     /// no recipient.
     pub encoding: Option<String>,
@@ -562,6 +621,7 @@ async fn preview_batch(
             missing_parameter: preview.missing_parameter,
             frequency_cap: preview.frequency_cap,
         },
+        held_now: preview.held_now,
         encoding: preview
             .tally
             .encoding()
@@ -618,9 +678,19 @@ async fn list_batches(
             })
         })
         .transpose()?;
+    let series_id = params
+        .series_id
+        .as_deref()
+        .map(|id| {
+            SeriesId::parse(id).ok_or_else(|| {
+                ApiError::invalid(FieldError::format("series_id", "is not a series id"))
+            })
+        })
+        .transpose()?;
     let query = BatchQuery {
         status,
         client_reference: params.client_reference,
+        series_id,
         offset: page * page_size,
         limit: page_size,
         ..BatchQuery::default()
@@ -697,10 +767,11 @@ async fn cancel_batch(
 /// sending order, then those left out. One JSON object per line (`application/x-ndjson`, the
 /// default: `{"phone": "+14155552671", "state": "sent", "parts": 1}`) or CSV with
 /// `Accept: text/csv` (`phone,state,reason,detail,parts`), streamed whatever their number.
-/// `state` is `sent`, `queued` (its turn has not come), `sending` (being handed over),
-/// `expired`, `failed` or `canceled` (the batch ended before its turn), or `skipped` with a
-/// `reason` (`missing_parameter`, with the placeholder as `detail`, or `frequency_cap`). 409 while the batch is
-/// scheduled: recipients are resolved at send time.
+/// `state` is `sent`, `queued` (its turn has not come), `held` (reason `quiet_hours`: waiting
+/// for the plan's quiet hours to end where the recipient is, until the time in `detail`),
+/// `sending` (being handed over), `expired`, `failed` or `canceled` (the batch ended before its
+/// turn), or `skipped` with a `reason` (`missing_parameter`, with the placeholder as `detail`,
+/// or `frequency_cap`). 409 while the batch is scheduled: recipients are resolved at send time.
 #[utoipa::path(
     get, path = "/api/batches/{id}/recipients", tag = TAG,
     params(("id" = String, Path, description = "The batch's id")),
@@ -746,22 +817,25 @@ struct OutcomeLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<&'a str>,
+    detail: Option<std::borrow::Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parts: Option<i64>,
 }
 
 impl<'a> From<&'a RecipientOutcome> for OutcomeLine<'a> {
     fn from(outcome: &'a RecipientOutcome) -> Self {
-        let skip = match &outcome.state {
-            RecipientState::Skipped(reason) => Some(reason),
-            _ => None,
+        let (reason, detail) = match &outcome.state {
+            RecipientState::Skipped(reason) => {
+                (Some(reason.code()), reason.detail().map(Into::into))
+            }
+            RecipientState::Held(until) => (Some("quiet_hours"), Some(until.to_rfc3339().into())),
+            _ => (None, None),
         };
         OutcomeLine {
             phone: &outcome.phone,
             state: outcome.state.as_str(),
-            reason: skip.map(SkipReason::code),
-            detail: skip.and_then(SkipReason::detail),
+            reason,
+            detail,
             parts: outcome.parts,
         }
     }
@@ -794,7 +868,7 @@ fn stream_outcomes(
                         line.phone,
                         line.state,
                         line.reason.unwrap_or(""),
-                        line.detail.unwrap_or(""),
+                        line.detail.as_deref().unwrap_or(""),
                         &line
                             .parts
                             .map(|parts| parts.to_string())

@@ -19,7 +19,7 @@ use super::extract::JsonBody;
 use super::limits::MAX_IDS_PER_REQUEST;
 use super::paging::{encode_cursor, flag, window};
 use super::validate::{Validator, nullable};
-use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName};
+use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName, TimeZoneName};
 use crate::domain::filter::FilterExpr;
 use crate::domain::ids::{ContactId, GroupId};
 use crate::domain::msisdn::{NumberType, RegionCode};
@@ -54,6 +54,9 @@ pub struct Contact {
     /// Lower case, with `f` and `m` spelled out: `female`, `male`, `other`, …
     #[schema(example = "female")]
     pub gender: Option<String>,
+    /// The contact's IANA time zone, or null when unset.
+    #[schema(example = "Europe/Paris")]
+    pub time_zone: Option<String>,
     /// Custom fields: string, number or boolean values.
     #[schema(value_type = Object, example = json!({"plan": "gold", "age": 42}))]
     pub fields: serde_json::Map<String, Value>,
@@ -106,6 +109,7 @@ impl Contact {
             last_name: record.last_name,
             email: record.email,
             gender: record.gender,
+            time_zone: record.time_zone,
             fields: record.fields.into_map(),
             valid: record.number_type.is_some(),
             channels: if sms_capable(record.number_type.as_deref()) {
@@ -152,6 +156,11 @@ pub struct ContactBody {
     #[serde(default)]
     #[schema(example = "female")]
     pub gender: Option<String>,
+    /// An IANA time zone name such as `Europe/Paris`, stored in the time zone database's
+    /// spelling.
+    #[serde(default)]
+    #[schema(example = "Europe/Paris")]
+    pub time_zone: Option<String>,
     /// Custom fields: a JSON object of string, number or boolean values.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -185,6 +194,10 @@ pub struct ContactPatchBody {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub gender: Option<Option<String>>,
+    /// An IANA time zone name such as `Europe/Paris`; `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, example = "Europe/Paris")]
+    pub time_zone: Option<Option<String>>,
     /// Replaces all custom fields.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -336,6 +349,10 @@ fn validate_contact(plan: &Plan, body: &ContactBody) -> Result<ContactDefinition
         .gender
         .as_deref()
         .and_then(|v| check.text("gender", v, Gender::parse));
+    let time_zone = body
+        .time_zone
+        .as_deref()
+        .and_then(|v| check.text("time_zone", v, TimeZoneName::parse));
     let fields = match &body.fields {
         Some(value) => check.text("fields", value, CustomFields::parse),
         None => Some(CustomFields::default()),
@@ -352,6 +369,7 @@ fn validate_contact(plan: &Plan, body: &ContactBody) -> Result<ContactDefinition
             last_name,
             email,
             gender,
+            time_zone,
             fields,
             opted_out: body.opted_out.unwrap_or(false),
             opted_out_reason,
@@ -645,6 +663,11 @@ async fn update_contact(
             value
                 .as_deref()
                 .and_then(|v| check.text("gender", v, Gender::parse))
+        }),
+        time_zone: body.time_zone.as_ref().map(|value| {
+            value
+                .as_deref()
+                .and_then(|v| check.text("time_zone", v, TimeZoneName::parse))
         }),
         fields: body
             .fields

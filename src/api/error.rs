@@ -272,6 +272,9 @@ impl From<StoreError> for ApiError {
             StoreError::BatchFinished(status) => {
                 ApiError::Conflict(format!("the batch is already {}", status.as_str()))
             }
+            StoreError::SeriesState(status) => {
+                ApiError::Conflict(format!("the series is {}", status.as_str()))
+            }
             StoreError::NotResolved => ApiError::Conflict(
                 "the batch's recipients are resolved when it is sent; it has not been sent yet"
                     .into(),

@@ -16,6 +16,7 @@ mod inbound;
 pub mod limits;
 pub mod paging;
 pub mod rate_limit;
+mod series;
 mod settings;
 mod sinch;
 mod sinch_batches;
@@ -116,7 +117,8 @@ impl AppState {
         (name = "Contacts", description = "The address book: contacts, their numbers, custom fields and opt-out state"),
         (name = "Sinch-compatible Groups", description = "Sinch's Groups API, field for field"),
         (name = "Batches", description = "Messages to groups and numbers, resolved to recipients at the moment they are sent"),
-        (name = "Sending settings", description = "A plan's rules for sending: the frequency cap on marketing messages"),
+        (name = "Recurring batches", description = "A batch sent at every occurrence of an RFC 5545 rule, each occurrence its own batch"),
+        (name = "Sending settings", description = "A plan's rules for sending: the frequency cap on marketing messages and quiet hours"),
         (name = "Sinch-compatible Batches", description = "Sinch's batch sending, for the fields that concern groups"),
         (name = "Inbound and consent", description = "Inbound SMS keywords (opt-out, opt-in, joining and leaving groups) and consent history"),
         (name = "Imports and exports", description = "Contacts from CSV, XLSX, XLS, ODS and vCard files, previewed, mapped and imported whole or not at all; exports as CSV, XLSX or vCard"),
@@ -144,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         .merge(contacts::router())
         .merge(inbound::router())
         .merge(batches::router())
+        .merge(series::router())
         .merge(settings::router())
         .merge(imports::router())
         .merge(exports::router())

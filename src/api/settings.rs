@@ -1,5 +1,5 @@
 //! A plan's sending settings: the frequency cap that keeps marketing batches from texting one
-//! person too often.
+//! person too often, and the quiet hours in which they wait.
 
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +12,8 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, FieldError, Problem};
 use super::extract::JsonBody;
-use crate::domain::sending::{FrequencyCap, FrequencyCapError, SendingSettings};
+use crate::domain::quiet::QuietHours;
+use crate::domain::sending::{FrequencyCap, FrequencyCapError, QuietHoursSetting, SendingSettings};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_settings, set_settings))
@@ -29,6 +30,29 @@ pub struct SendingSettingsBody {
     /// counted by it.
     #[serde(default)]
     pub frequency_cap: Option<FrequencyCapBody>,
+    /// A daily window in each recipient's local time in which marketing messages wait: a
+    /// batch resolved then holds those recipients' messages and hands them over when the
+    /// window ends where they are (or records them as expired if the batch's `expire_at`
+    /// comes first). A recipient's zone is their contact's `time_zone`, else the zones of their
+    /// number's prefix (several for some prefixes: a moment is quiet if it is quiet in any).
+    /// Transactional batches are never held.
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHoursBody>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct QuietHoursBody {
+    /// Local time the window starts, `HH:MM` (or `HH:MM:SS`).
+    #[schema(example = "21:00")]
+    pub start: String,
+    /// Local time it ends; before `start` for a window over midnight.
+    #[schema(example = "08:00")]
+    pub end: String,
+    /// The IANA zone of numbers whose own zone is unknown (no contact `time_zone`, a prefix
+    /// with no zone); null: such numbers are never held.
+    #[serde(default)]
+    #[schema(example = "America/New_York")]
+    pub fallback_time_zone: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -47,6 +71,11 @@ impl From<SendingSettings> for SendingSettingsBody {
             frequency_cap: settings.frequency_cap.map(|cap| FrequencyCapBody {
                 messages: cap.messages(),
                 days: cap.days(),
+            }),
+            quiet_hours: settings.quiet_hours.map(|quiet| QuietHoursBody {
+                start: QuietHours::format_time(quiet.window.start()),
+                end: QuietHours::format_time(quiet.window.end()),
+                fallback_time_zone: quiet.fallback_zone.map(|zone| zone.name().to_owned()),
             }),
         }
     }
@@ -100,10 +129,40 @@ async fn set_settings(
             })
         })
         .transpose()?;
-    let settings = SendingSettings { frequency_cap };
+    let quiet_hours = body.quiet_hours.map(quiet_hours).transpose()?;
+    let settings = SendingSettings {
+        frequency_cap,
+        quiet_hours,
+    };
     state
         .store
         .set_sending_settings(&plan.id, &settings)
         .await?;
     Ok(Json(settings.into()))
+}
+
+fn quiet_hours(body: QuietHoursBody) -> Result<QuietHoursSetting, ApiError> {
+    let time = |field: &'static str, value: &str| {
+        QuietHours::parse_time(value)
+            .map_err(|error| ApiError::invalid(FieldError::constraint(field, error)))
+    };
+    let start = time("quiet_hours.start", &body.start)?;
+    let end = time("quiet_hours.end", &body.end)?;
+    let window = QuietHours::new(start, end)
+        .map_err(|error| ApiError::invalid(FieldError::constraint("quiet_hours.end", error)))?;
+    let fallback_zone = body
+        .fallback_time_zone
+        .map(|name| {
+            name.parse::<chrono_tz::Tz>().map_err(|_| {
+                ApiError::invalid(FieldError::constraint(
+                    "quiet_hours.fallback_time_zone",
+                    "must be an IANA time zone name, such as \"America/New_York\"",
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(QuietHoursSetting {
+        window,
+        fallback_zone,
+    })
 }

@@ -229,6 +229,7 @@ async fn list_batches(
         created_before: date("end_date", params.end_date.as_deref())?,
         offset: page * page_size,
         limit: page_size,
+        ..BatchQuery::default()
     };
     let (records, count) = state.store.list_batches(&plan.id, &query).await?;
     Ok(Json(SinchBatchList {

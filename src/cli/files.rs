@@ -36,8 +36,8 @@ pub struct ImportArgs {
     #[arg(long = "group")]
     groups: Vec<String>,
     /// `COLUMN=FIELD` (column by header or 1-based position; FIELD is phone, first_name,
-    /// last_name, email, gender, opted_out, groups, fields.NAME or ignore). Columns not named
-    /// keep the suggested mapping. Repeatable.
+    /// last_name, email, gender, time_zone, opted_out, groups, fields.NAME or ignore). Columns
+    /// not named keep the suggested mapping. Repeatable.
     #[arg(long = "map", value_name = "COLUMN=FIELD")]
     map: Vec<String>,
     /// Region of numbers in national format (ISO 3166-1 alpha-2); the plan's by default.

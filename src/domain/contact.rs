@@ -1,4 +1,4 @@
-//! A contact's own fields: names, email, gender, custom fields and opt-out reason.
+//! A contact's own fields: names, email, gender, time zone, custom fields and opt-out reason.
 
 use serde_json::{Map, Value};
 
@@ -125,6 +125,26 @@ impl Email {
     }
 }
 
+/// An IANA time zone (`Europe/Paris`), written in the spelling of the time zone database, so that
+/// whatever reads it back (quiet hours) can parse it without a second validation. Held as the
+/// zone itself rather than its name: an import's rows carry one each, and stay small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeZoneName(chrono_tz::Tz);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be an IANA time zone name like \"Europe/Paris\"")]
+pub struct TimeZoneError;
+
+impl TimeZoneName {
+    pub fn parse(input: &str) -> Result<Self, TimeZoneError> {
+        input.trim().parse().map(Self).map_err(|_| TimeZoneError)
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        self.0.name()
+    }
+}
+
 /// Custom fields: a JSON object of string, number or boolean values.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CustomFields(Map<String, Value>);
@@ -230,6 +250,28 @@ mod tests {
         ] {
             assert_eq!(Email::parse(bad), Err(EmailError), "{bad}");
         }
+    }
+
+    #[test]
+    fn time_zones_are_iana_names() {
+        for (input, stored) in [
+            ("Europe/Paris", "Europe/Paris"),
+            (" America/New_York ", "America/New_York"),
+            ("UTC", "UTC"),
+        ] {
+            assert_eq!(
+                TimeZoneName::parse(input).map(|zone| zone.as_str()),
+                Ok(stored),
+                "{input}"
+            );
+        }
+        for bad in ["", "Mars/Olympus_Mons", "Europe/Paris\0", "+02:00", "CEST"] {
+            assert_eq!(TimeZoneName::parse(bad), Err(TimeZoneError), "{bad}");
+        }
+        assert_eq!(
+            TimeZoneError.to_string(),
+            "must be an IANA time zone name like \"Europe/Paris\""
+        );
     }
 
     #[test]

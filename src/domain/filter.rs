@@ -21,8 +21,8 @@
 //!             | field                        -- a boolean field alone: `opted_out`
 //! op         := "=" | "!=" | "<" | "<=" | ">" | ">="
 //! value      := "string" | number | true | false
-//! field      := phone | first_name | last_name | email | gender | country | number_type
-//!             | opted_out | fields.NAME
+//! field      := phone | first_name | last_name | email | gender | time_zone | country
+//!             | number_type | opted_out | fields.NAME
 //! ```
 //!
 //! Meaning: a comparison with a missing value (an unset name, a custom field that is absent or
@@ -68,6 +68,7 @@ pub enum Field {
     LastName,
     Email,
     Gender,
+    TimeZone,
     Country,
     NumberType,
     OptedOut,
@@ -91,6 +92,7 @@ impl Field {
             "last_name" => Field::LastName,
             "email" => Field::Email,
             "gender" => Field::Gender,
+            "time_zone" => Field::TimeZone,
             "country" => Field::Country,
             "number_type" => Field::NumberType,
             "opted_out" => Field::OptedOut,
@@ -116,6 +118,7 @@ impl fmt::Display for Field {
             Field::LastName => f.write_str("last_name"),
             Field::Email => f.write_str("email"),
             Field::Gender => f.write_str("gender"),
+            Field::TimeZone => f.write_str("time_zone"),
             Field::Country => f.write_str("country"),
             Field::NumberType => f.write_str("number_type"),
             Field::OptedOut => f.write_str("opted_out"),
@@ -193,6 +196,7 @@ pub struct ContactAttributes<'a> {
     pub last_name: Option<&'a str>,
     pub email: Option<&'a str>,
     pub gender: Option<&'a str>,
+    pub time_zone: Option<&'a str>,
     pub country: Option<&'a str>,
     pub number_type: Option<&'a str>,
     pub opted_out: bool,
@@ -275,6 +279,7 @@ fn text_of<'a>(field: &Field, contact: &ContactAttributes<'a>) -> Option<&'a str
         Field::LastName => contact.last_name,
         Field::Email => contact.email,
         Field::Gender => contact.gender,
+        Field::TimeZone => contact.time_zone,
         Field::Country => contact.country,
         Field::NumberType => contact.number_type,
         Field::OptedOut | Field::Custom(_) => None,
@@ -549,7 +554,7 @@ impl Parser {
         let Some(field) = Field::parse(&name) else {
             return self.error(format!(
                 "unknown field `{name}`; fields are phone, first_name, last_name, email, gender, \
-                 country, number_type, opted_out and fields.NAME"
+                 time_zone, country, number_type, opted_out and fields.NAME"
             ));
         };
         self.at += 1;
@@ -761,6 +766,7 @@ mod tests {
             last_name: None,
             email: None,
             gender: None,
+            time_zone: Some("Europe/Berlin"),
             country: Some("DE"),
             number_type: Some("mobile"),
             opted_out: false,
@@ -779,6 +785,10 @@ mod tests {
         assert!(holds("fields.missing is null"));
         assert!(holds("phone >= \"+49\" and phone < \"+50\""));
         assert!(!holds("first_name = \"ada\""));
+        assert!(holds(
+            "time_zone = \"Europe/Berlin\" and time_zone is not null"
+        ));
+        assert!(!holds("time_zone in (\"Europe/Paris\", \"UTC\")"));
     }
 
     #[test]
@@ -790,6 +800,7 @@ mod tests {
             last_name: None,
             email: None,
             gender: Some("female"),
+            time_zone: None,
             country: None,
             number_type: None,
             opted_out: false,

@@ -67,6 +67,10 @@ ulid_id!(
     BatchId
 );
 ulid_id!(
+    /// Identifies a series of recurring batches within its plan.
+    SeriesId
+);
+ulid_id!(
     /// Identifies an uploaded file being imported, within its plan.
     ImportId
 );

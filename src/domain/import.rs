@@ -14,8 +14,8 @@ pub enum ExistingContacts {
     Update,
     /// The contact's fields are left as they are (it is still added to the target groups).
     Skip,
-    /// The row replaces the contact's names, email, gender and custom fields; what the row
-    /// leaves empty is cleared.
+    /// The row replaces the contact's names, email, gender, time zone and custom fields; what
+    /// the row leaves empty is cleared.
     ReplaceFields,
 }
 
@@ -26,6 +26,7 @@ pub struct Attributes {
     pub last_name: Option<String>,
     pub email: Option<String>,
     pub gender: Option<String>,
+    pub time_zone: Option<String>,
     pub fields: Map<String, Value>,
 }
 
@@ -59,6 +60,7 @@ pub fn merge(
                 last_name: or_existing(&row.last_name, &existing.last_name),
                 email: or_existing(&row.email, &existing.email),
                 gender: or_existing(&row.gender, &existing.gender),
+                time_zone: or_existing(&row.time_zone, &existing.time_zone),
                 fields,
             }
         }
@@ -104,6 +106,7 @@ mod tests {
             last_name: Some("Lovelace".into()),
             email: Some("ada@example.com".into()),
             gender: None,
+            time_zone: Some("Europe/London".into()),
             fields: serde_json::json!({"city": "London", "vip": true})
                 .as_object()
                 .cloned()
@@ -117,6 +120,7 @@ mod tests {
             last_name: None,
             email: None,
             gender: Some("female".into()),
+            time_zone: None,
             fields: serde_json::json!({"city": "Paris"})
                 .as_object()
                 .cloned()
@@ -132,6 +136,7 @@ mod tests {
         assert_eq!(attributes.last_name.as_deref(), Some("Lovelace"));
         assert_eq!(attributes.email.as_deref(), Some("ada@example.com"));
         assert_eq!(attributes.gender.as_deref(), Some("female"));
+        assert_eq!(attributes.time_zone.as_deref(), Some("Europe/London"));
         assert_eq!(attributes.fields["city"], "Paris");
         assert_eq!(attributes.fields["vip"], true);
     }

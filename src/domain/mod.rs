@@ -13,6 +13,8 @@ pub mod import;
 pub mod keywords;
 pub mod message;
 pub mod msisdn;
+pub mod quiet;
+pub mod recurrence;
 pub mod secret;
 pub mod sending;
 pub mod sms;

@@ -1,14 +1,19 @@
-//! What a plan's sending respects: how often one person may get marketing messages, and which
-//! batches those rules leave alone.
+//! What a plan's sending respects: how often one person may get marketing messages, the hours
+//! in which they get none, and which batches those rules leave alone.
 
 use std::collections::HashMap;
 
-/// Why a batch is sent. Only marketing messages are held to a plan's frequency cap.
+use chrono_tz::Tz;
+
+use super::quiet::QuietHours;
+
+/// Why a batch is sent. Only marketing messages are held to a plan's frequency cap and quiet
+/// hours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Purpose {
     #[default]
     Marketing,
-    /// One-time codes, receipts, alerts: sent whatever the caps say.
+    /// One-time codes, receipts, alerts: sent whatever the caps and the hour.
     Transactional,
 }
 
@@ -77,10 +82,26 @@ impl FrequencyCap {
     }
 }
 
+/// A plan's quiet hours: the window, and the zone of numbers whose own zone is unknown (none:
+/// such numbers are never held).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHoursSetting {
+    pub window: QuietHours,
+    pub fallback_zone: Option<Tz>,
+}
+
 /// A plan's sending rules; each off unless set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SendingSettings {
     pub frequency_cap: Option<FrequencyCap>,
+    pub quiet_hours: Option<QuietHoursSetting>,
+}
+
+impl SendingSettings {
+    /// The quiet hours that hold a batch of `purpose`.
+    pub fn quiet_hours_for(&self, purpose: Purpose) -> Option<QuietHoursSetting> {
+        self.quiet_hours.filter(|_| purpose == Purpose::Marketing)
+    }
 }
 
 /// An E.164 number as an integer (its digits fit in 64 bits and never start with 0), so that

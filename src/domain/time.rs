@@ -32,8 +32,15 @@ impl Timestamp {
     }
 
     pub fn to_rfc3339(self) -> String {
-        let at = DateTime::<Utc>::from_timestamp_millis(self.0).unwrap_or(DateTime::UNIX_EPOCH);
-        at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+        self.to_utc().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    }
+
+    pub fn to_utc(self) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp_millis(self.0).unwrap_or(DateTime::UNIX_EPOCH)
+    }
+
+    pub fn from_utc(at: DateTime<Utc>) -> Self {
+        Self(at.timestamp_millis())
     }
 }
 

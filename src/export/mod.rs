@@ -80,6 +80,7 @@ pub struct ExportLine {
     pub last_name: Option<String>,
     pub email: Option<String>,
     pub gender: Option<String>,
+    pub time_zone: Option<String>,
     pub opted_out: bool,
     pub groups: Vec<String>,
     pub fields: serde_json::Map<String, serde_json::Value>,
@@ -94,6 +95,7 @@ impl From<ExportContact> for ExportLine {
             last_name: contact.last_name,
             email: contact.email,
             gender: contact.gender,
+            time_zone: contact.time_zone,
             opted_out: contact.opted_out,
             groups: exported.groups,
             fields: contact.fields.into_map(),
@@ -113,12 +115,13 @@ impl ExportLine {
 }
 
 /// The fixed columns of CSV and XLSX exports, named as the import's mapping names them.
-pub const FIXED_COLUMNS: [&str; 7] = [
+pub const FIXED_COLUMNS: [&str; 8] = [
     "phone",
     "first_name",
     "last_name",
     "email",
     "gender",
+    "time_zone",
     "opted_out",
     "groups",
 ];
@@ -180,6 +183,7 @@ fn cells(line: &ExportLine, fields: &[String]) -> Vec<String> {
         line.last_name.clone().unwrap_or_default(),
         line.email.clone().unwrap_or_default(),
         line.gender.clone().unwrap_or_default(),
+        line.time_zone.clone().unwrap_or_default(),
         line.opted_out.to_string(),
         line.groups.join(GROUP_SEPARATOR),
     ];
@@ -210,13 +214,14 @@ fn defuse(cell: String) -> String {
 
 /// The import template: the columns an import reads, with two example rows.
 pub fn template_rows() -> Vec<Vec<String>> {
-    let rows: [[&str; 8]; 3] = [
+    let rows: [[&str; 9]; 3] = [
         [
             "phone",
             "first_name",
             "last_name",
             "email",
             "gender",
+            "time_zone",
             "opted_out",
             "groups",
             "fields.city",
@@ -227,6 +232,7 @@ pub fn template_rows() -> Vec<Vec<String>> {
             "Lovelace",
             "ada@example.com",
             "female",
+            "Europe/London",
             "false",
             "Customers; Newsletter",
             "London",
@@ -235,6 +241,7 @@ pub fn template_rows() -> Vec<Vec<String>> {
             "+4915112345678",
             "Max",
             "Mustermann",
+            "",
             "",
             "",
             "false",

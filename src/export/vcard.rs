@@ -1,5 +1,5 @@
-//! vCard 4.0 exports: one card per contact, with its groups as CATEGORIES and its opt-out state
-//! and custom fields as `X-ROSTER-` properties.
+//! vCard 4.0 exports: one card per contact, with its time zone as TZ, its groups as CATEGORIES
+//! and its opt-out state and custom fields as `X-ROSTER-` properties.
 
 use std::io::Write;
 
@@ -53,6 +53,9 @@ fn card(line: &ExportLine) -> String {
     card.push_str(&format!("TEL;VALUE=uri;TYPE=cell:tel:{}\r\n", line.phone));
     if let Some(email) = &line.email {
         card.push_str(&format!("EMAIL:{}\r\n", escape(email)));
+    }
+    if let Some(zone) = &line.time_zone {
+        card.push_str(&format!("TZ:{}\r\n", escape(zone)));
     }
     if !line.groups.is_empty() {
         let groups: Vec<String> = line.groups.iter().map(|g| escape(g)).collect();

@@ -11,6 +11,8 @@ pub enum ColumnTarget {
     LastName,
     Email,
     Gender,
+    /// An IANA time zone name.
+    TimeZone,
     /// `true`/`yes`/`1` opts the contact out.
     OptedOut,
     /// Group names separated by `;`: the contact joins each (created if missing).
@@ -23,8 +25,8 @@ pub enum ColumnTarget {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MappingError {
     #[error(
-        "{0:?} is not a field: use phone, first_name, last_name, email, gender, opted_out, groups, \
-         fields.NAME or ignore"
+        "{0:?} is not a field: use phone, first_name, last_name, email, gender, time_zone, \
+         opted_out, groups, fields.NAME or ignore"
     )]
     UnknownTarget(String),
     #[error("custom field name {0:?} must be 1 to 64 letters, digits, _ or -")]
@@ -52,6 +54,7 @@ impl ColumnTarget {
             "last_name" => Self::LastName,
             "email" => Self::Email,
             "gender" => Self::Gender,
+            "time_zone" => Self::TimeZone,
             "opted_out" => Self::OptedOut,
             "groups" => Self::Groups,
             "ignore" | "" => Self::Ignore,
@@ -81,6 +84,7 @@ impl fmt::Display for ColumnTarget {
             Self::LastName => f.write_str("last_name"),
             Self::Email => f.write_str("email"),
             Self::Gender => f.write_str("gender"),
+            Self::TimeZone => f.write_str("time_zone"),
             Self::OptedOut => f.write_str("opted_out"),
             Self::Groups => f.write_str("groups"),
             Self::Field(name) => write!(f, "fields.{name}"),
@@ -198,6 +202,7 @@ mod tests {
             "last_name",
             "email",
             "gender",
+            "time_zone",
             "opted_out",
             "groups",
             "fields.city",

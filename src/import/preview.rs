@@ -33,7 +33,7 @@ pub struct Preview {
 pub struct PreviewColumn {
     pub name: String,
     /// What the column would be imported as: `phone`, `first_name`, `last_name`, `email`,
-    /// `gender`, `opted_out`, `groups`, `fields.NAME` or `ignore`.
+    /// `gender`, `time_zone`, `opted_out`, `groups`, `fields.NAME` or `ignore`.
     pub suggested: String,
 }
 

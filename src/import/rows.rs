@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::mapping::{ColumnTarget, Mapping};
 use super::read::SourceRow;
-use crate::domain::contact::{CustomFields, Email, Gender, PersonName};
+use crate::domain::contact::{CustomFields, Email, Gender, PersonName, TimeZoneName};
 use crate::domain::group::GroupName;
 use crate::domain::msisdn::{Msisdn, RegionCode};
 use crate::domain::text::refuse_nul;
@@ -49,6 +49,7 @@ impl RowReader {
         let mut last_name = None;
         let mut email = None;
         let mut gender = None;
+        let mut time_zone = None;
         let mut fields = Map::new();
         let mut opted_out = None;
         let mut groups: Vec<GroupName> = Vec::new();
@@ -89,6 +90,12 @@ impl RowReader {
                 ColumnTarget::Gender => {
                     gender = Some(Gender::parse(text).map_err(|e| format!("gender: {e}"))?);
                 }
+                ColumnTarget::TimeZone => {
+                    time_zone = Some(
+                        TimeZoneName::parse(text)
+                            .map_err(|e| format!("time_zone: {text:?} {e}"))?,
+                    );
+                }
                 ColumnTarget::OptedOut => opted_out = Some(parse_flag(text)?),
                 ColumnTarget::Groups => {
                     for name in text.split(';').map(str::trim).filter(|n| !n.is_empty()) {
@@ -117,6 +124,7 @@ impl RowReader {
             last_name,
             email,
             gender,
+            time_zone,
             fields,
             opted_out,
             groups,
@@ -202,6 +210,25 @@ mod tests {
             rows.read(row(&["+14155550100", "Ada", "", "", "\0"])),
             RowOutcome::Contact(_)
         ));
+    }
+
+    #[test]
+    fn time_zones_are_checked_and_a_bad_one_rejects_its_row() {
+        let headers: Vec<String> = ["Phone", "TZ"].iter().map(|h| (*h).to_owned()).collect();
+        let mapping =
+            Mapping::new(&headers, vec![ColumnTarget::Phone, ColumnTarget::TimeZone]).unwrap();
+        let mut rows = RowReader::new(mapping, None);
+        match rows.read(row(&["+14155550100", " Europe/Paris "])) {
+            RowOutcome::Contact(contact) => assert_eq!(
+                contact.time_zone.map(|z| z.as_str().to_owned()),
+                Some("Europe/Paris".into())
+            ),
+            RowOutcome::Invalid(rejected) => panic!("{rejected:?}"),
+        }
+        assert_eq!(
+            reason(rows.read(row(&["+14155550100", "Paris"]))),
+            "time_zone: \"Paris\" must be an IANA time zone name like \"Europe/Paris\""
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use super::{Bodies, Chunk, SendError, Sender};
 use crate::domain::batch::{BatchStatus, EXPIRED};
 use crate::domain::message::MessagePlan;
+use crate::domain::recurrence::Recurrence;
 use crate::domain::time::Timestamp;
 use crate::store::{BatchRecord, ChunkRecipients, Lease, Store, StoreError};
 
@@ -104,6 +105,7 @@ impl Dispatcher {
         for _ in 0..this.config.workers.max(1) {
             workers.spawn(this.clone().worker(shutdown.clone()));
         }
+        workers.spawn(this.clone().series(shutdown.clone()));
         while workers.join_next().await.is_some() {}
         if let Err(error) = this.store.release_leases(&this.lease.owner).await {
             tracing::warn!(%error, "could not release the claims on batches");
@@ -142,6 +144,58 @@ impl Dispatcher {
         }
     }
 
+    /// Makes each due occurrence of the plans' recurring series into a batch, which the
+    /// workers then send like any other.
+    async fn series(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            match self.make_due_occurrences().await {
+                Ok(0) => self.pause(&mut shutdown, self.config.poll).await,
+                Ok(_) => self.wake.notify_waiters(),
+                Err(error) => {
+                    tracing::error!(%error, "cannot make the occurrences of recurring series");
+                    self.pause(&mut shutdown, self.config.poll).await;
+                }
+            }
+        }
+    }
+
+    /// Makes the occurrences due now; says how many it made.
+    async fn make_due_occurrences(&self) -> Result<usize, StoreError> {
+        let now = Timestamp::now();
+        let mut made = 0;
+        for series in self.store.due_series(now, 50).await? {
+            let Some(at) = series.next_at else { continue };
+            let next = match Recurrence::new(
+                &series.rule,
+                &series.time_zone,
+                series.ends_at.map(Timestamp::to_utc),
+            ) {
+                // Occurrences missed while no instance ran are skipped: the next one is the
+                // first still to come.
+                Ok(rule) => rule
+                    .next(
+                        at.to_utc(),
+                        u32::try_from(series.occurrences + 1).unwrap_or(u32::MAX),
+                        now.to_utc(),
+                    )
+                    .map(Timestamp::from_utc),
+                Err(error) => {
+                    tracing::error!(series = %series.id, %error, "unreadable rule; the series ends");
+                    None
+                }
+            };
+            if let Some(batch) = self
+                .store
+                .make_occurrence(&series.plan_id, &series.id, at, next)
+                .await?
+            {
+                tracing::info!(series = %series.id, batch = %batch.id, occurrence = batch.occurrence, "occurrence made");
+                made += 1;
+            }
+        }
+        Ok(made)
+    }
+
     async fn pause(&self, shutdown: &mut watch::Receiver<bool>, delay: Duration) {
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
@@ -172,7 +226,17 @@ impl Dispatcher {
             .into_iter()
             .map(|chunk| (chunk.chunk, chunk))
             .collect();
-        let chunks = (total + chunk_size - 1) / chunk_size;
+        let chunks = batch
+            .chunk_count
+            .unwrap_or((total + chunk_size - 1) / chunk_size);
+        // Quiet hours are read now, not when the batch was resolved: a chunk waits if its
+        // recipients' night has come since, and goes if the setting was turned off.
+        let quiet = self
+            .store
+            .sending_settings(&plan)
+            .await?
+            .quiet_hours_for(batch.purpose);
+        let mut held: Vec<(i64, Timestamp)> = Vec::new();
         let mut sent = batch.sent_count;
         let message = MessagePlan::new(&batch.body, batch.parameters.clone(), batch.encoding);
         // A body with placeholders resolved before this version recorded no values: it is
@@ -199,7 +263,17 @@ impl Dispatcher {
             let ChunkRecipients {
                 phones: recipients,
                 values,
+                time_zones,
             } = self.store.chunk_recipients(&plan, &id, index).await?;
+            // A chunk already being handed over is finished whatever the hour: part of it may
+            // be with the sender.
+            if earlier.is_none()
+                && let (Some(quiet), Some(zones)) = (quiet, &time_zones)
+                && let Some(release) = quiet.window.release(chrono::Utc::now(), &zones.zones())
+            {
+                held.push((index, Timestamp::from_utc(release)));
+                continue;
+            }
             let texts: Option<Vec<String>> =
                 values.map(|values| values.iter().map(|values| message.text(values)).collect());
             let chunk = Chunk {
@@ -237,9 +311,8 @@ impl Dispatcher {
                 }
                 Err(error) => {
                     let reason = format!(
-                        "chunk {index} (recipients {} to {}) not sent: {error}",
-                        index * chunk_size,
-                        index * chunk_size + recipients.len() as i64 - 1
+                        "chunk {index} ({} recipients) not sent: {error}",
+                        recipients.len()
                     );
                     tracing::error!(batch = %id, %reason, "batch failed");
                     self.store
@@ -248,6 +321,17 @@ impl Dispatcher {
                     return Ok(());
                 }
             }
+        }
+        if let Some(release) = held.iter().map(|(_, until)| *until).min() {
+            // Woken at the first release, or when the batch expires, whichever comes first.
+            let wake = batch
+                .expire_at
+                .map_or(release, |expire| expire.min(release));
+            self.store
+                .hold_batch(&self.lease, &plan, &id, &held, wake)
+                .await?;
+            tracing::info!(batch = %id, chunks = held.len(), until = %release.to_rfc3339(), "held for quiet hours");
+            return Ok(());
         }
         self.store
             .finish_batch(&self.lease, &plan, &id, BatchStatus::Sent, None)

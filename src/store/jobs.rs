@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{ContactQuery, ContactRecord, Lease, StoreResult};
-use crate::domain::contact::{Email, Gender, PersonName};
+use crate::domain::contact::{Email, Gender, PersonName, TimeZoneName};
 use crate::domain::group::GroupName;
 use crate::domain::ids::{ExportId, GroupId, ImportId, PlanId};
 use crate::domain::msisdn::ParsedNumber;
@@ -72,9 +72,9 @@ pub struct ImportSource {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[schema(as = CommitBody)]
 pub struct ImportSettings {
-    /// Column name → `phone`, `first_name`, `last_name`, `email`, `gender`, `opted_out`,
-    /// `groups`, `fields.NAME` or `ignore`. Columns not named are ignored; without a mapping
-    /// the preview's suggestion is used. Exactly one column must be `phone`.
+    /// Column name → `phone`, `first_name`, `last_name`, `email`, `gender`, `time_zone`,
+    /// `opted_out`, `groups`, `fields.NAME` or `ignore`. Columns not named are ignored; without a
+    /// mapping the preview's suggestion is used. Exactly one column must be `phone`.
     #[serde(default)]
     #[schema(example = json!({"Mobile": "phone", "First Name": "first_name", "City": "fields.city"}))]
     pub mapping: Option<BTreeMap<String, String>>,
@@ -90,7 +90,7 @@ pub struct ImportSettings {
     pub group_names: Option<Vec<String>>,
     /// For contacts the plan already has (same number): `update` (default: cells with a value
     /// overwrite), `skip` (left as they are) or `replace_fields` (the row replaces names, email,
-    /// gender and custom fields).
+    /// gender, time zone and custom fields).
     #[serde(default)]
     pub mode: Option<ExistingContacts>,
 }
@@ -133,6 +133,7 @@ pub struct ImportRow {
     pub last_name: Option<PersonName>,
     pub email: Option<Email>,
     pub gender: Option<Gender>,
+    pub time_zone: Option<TimeZoneName>,
     /// Custom fields with a value in this row.
     pub fields: serde_json::Map<String, serde_json::Value>,
     /// `Some(true)` opts the contact out. An import never opts an opted-out contact back in.

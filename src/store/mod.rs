@@ -21,13 +21,15 @@ use futures::stream::BoxStream;
 use crate::domain::algebra::MembershipChange;
 use crate::domain::auto_update::AutoUpdate;
 use crate::domain::batch::{Audience, BatchStatus};
-use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName};
+use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName, TimeZoneName};
 use crate::domain::filter::FilterExpr;
 use crate::domain::group::{ChildGroupsError, Description, GroupName, GroupStatus};
-use crate::domain::ids::{BatchId, ContactId, GroupId, PlanId};
+use crate::domain::ids::{BatchId, ContactId, GroupId, PlanId, SeriesId};
 use crate::domain::keywords::ConsentKeywords;
 use crate::domain::message::{EncodingUsed, PartsTally, SkipReason};
 use crate::domain::msisdn::ParsedNumber;
+use crate::domain::quiet::ZoneSet;
+use crate::domain::recurrence::SeriesStatus;
 use crate::domain::sending::{Purpose, SendingSettings};
 use crate::domain::sms::{EncodingChoice, Segments};
 use crate::domain::template::Parameters;
@@ -73,6 +75,9 @@ pub enum StoreError {
     /// The batch has reached an end (sent, failed or canceled) and cannot change.
     #[error("the batch is already {}", .0.as_str())]
     BatchFinished(BatchStatus),
+    /// The series is canceled or finished, or not in the state the change needs.
+    #[error("the series is {}", .0.as_str())]
+    SeriesState(SeriesStatus),
     /// The batch has no recorded recipients yet: they are resolved when it is sent.
     #[error("the batch's recipients are resolved when it is sent")]
     NotResolved,
@@ -108,6 +113,7 @@ pub enum Entity {
     Group,
     Contact,
     Batch,
+    Series,
     Import,
     Export,
 }
@@ -120,6 +126,7 @@ impl Entity {
             Entity::Group => "group",
             Entity::Contact => "contact",
             Entity::Batch => "batch",
+            Entity::Series => "series",
             Entity::Import => "import",
             Entity::Export => "export",
         }
@@ -336,6 +343,8 @@ pub struct ContactRecord {
     pub last_name: Option<String>,
     pub email: Option<String>,
     pub gender: Option<String>,
+    /// An IANA time zone name, as [`TimeZoneName`] spells it.
+    pub time_zone: Option<String>,
     pub fields: CustomFields,
     /// libphonenumber's type (`mobile`, `fixed_line`, …); absent if the number was not valid.
     pub number_type: Option<String>,
@@ -355,6 +364,7 @@ pub struct ContactDefinition {
     pub last_name: Option<PersonName>,
     pub email: Option<Email>,
     pub gender: Option<Gender>,
+    pub time_zone: Option<TimeZoneName>,
     pub fields: CustomFields,
     pub opted_out: bool,
     pub opted_out_reason: Option<OptOutReason>,
@@ -368,6 +378,7 @@ pub struct ContactPatch {
     pub last_name: Option<Option<PersonName>>,
     pub email: Option<Option<Email>>,
     pub gender: Option<Option<Gender>>,
+    pub time_zone: Option<Option<TimeZoneName>>,
     /// Replaces all custom fields.
     pub fields: Option<CustomFields>,
     pub opted_out: Option<bool>,
@@ -571,7 +582,14 @@ pub struct MemberPage {
 /// The storage operations every front end uses. Every method is scoped to one plan: ids from
 /// another plan behave exactly as ids that do not exist.
 pub trait Store:
-    PlanStore + GroupStore + ContactStore + ConsentStore + BatchStore + ImportStore + ExportStore
+    PlanStore
+    + GroupStore
+    + ContactStore
+    + ConsentStore
+    + BatchStore
+    + SeriesStore
+    + ImportStore
+    + ExportStore
 {
 }
 
@@ -581,6 +599,7 @@ impl<S> Store for S where
         + ContactStore
         + ConsentStore
         + BatchStore
+        + SeriesStore
         + ImportStore
         + ExportStore
 {
@@ -782,7 +801,15 @@ pub struct BatchRecord {
     pub parts_max: Option<i64>,
     /// Recipients per chunk handed to the sender, fixed when the batch is resolved.
     pub chunk_size: Option<i64>,
+    /// How many chunks it was resolved to (recipients of each zone set fill their own).
+    pub chunk_count: Option<i64>,
+    /// Recipients waiting for quiet hours to end, and the first moment one of them may go.
+    pub held_count: i64,
+    pub held_until: Option<Timestamp>,
     pub resolved_at: Option<Timestamp>,
+    /// The series that made it, and which of its occurrences it is (from 1).
+    pub series_id: Option<SeriesId>,
+    pub occurrence: Option<i64>,
     /// Recipients handed to the sender so far.
     pub sent_count: i64,
     pub error: Option<String>,
@@ -804,6 +831,8 @@ pub struct BatchPreview {
     pub missing_parameter: i64,
     /// Left out by the plan's frequency cap.
     pub frequency_cap: i64,
+    /// Of `recipients`, those whose quiet hours hold their message if it were sent now.
+    pub held_now: i64,
     pub tally: PartsTally,
     pub samples: Vec<PreviewSample>,
 }
@@ -822,6 +851,8 @@ pub struct ChunkRecipients {
     pub phones: Vec<String>,
     /// Per recipient, its placeholders' values, when the body has placeholders.
     pub values: Option<Vec<Vec<String>>>,
+    /// The recipients' time zones, when the batch was resolved under quiet hours.
+    pub time_zones: Option<ZoneSet>,
 }
 
 /// Where one recipient of a resolved batch stands.
@@ -839,6 +870,8 @@ pub enum RecipientState {
     Sent,
     /// Waiting for its chunk's turn.
     Queued,
+    /// Waiting for quiet hours to end where the recipient is, until the moment given.
+    Held(Timestamp),
     /// Its chunk was being handed over (what the sender has is checked before anything is
     /// sent again).
     Sending,
@@ -857,6 +890,7 @@ impl RecipientState {
         match self {
             Self::Sent => "sent",
             Self::Queued => "queued",
+            Self::Held(_) => "held",
             Self::Sending => "sending",
             Self::Expired => "expired",
             Self::Failed => "failed",
@@ -876,8 +910,44 @@ pub struct BatchQuery {
     pub created_from: Option<Timestamp>,
     /// Created before.
     pub created_before: Option<Timestamp>,
+    /// Made by this series.
+    pub series_id: Option<SeriesId>,
     pub offset: i64,
     pub limit: i64,
+}
+
+/// A new recurring series: what each occurrence sends (`batch.send_at` is the series' start,
+/// `batch.expire_at` gives each occurrence the same time to expire), its rule, and its first
+/// occurrence.
+#[derive(Debug, Clone)]
+pub struct NewSeries {
+    pub batch: NewBatch,
+    pub rule: String,
+    pub time_zone: String,
+    pub ends_at: Option<Timestamp>,
+    pub first_at: Timestamp,
+}
+
+/// A series as stored.
+#[derive(Debug, Clone)]
+pub struct SeriesRecord {
+    pub plan_id: PlanId,
+    pub id: SeriesId,
+    pub status: SeriesStatus,
+    pub rule: String,
+    pub time_zone: String,
+    pub starts_at: Timestamp,
+    pub ends_at: Option<Timestamp>,
+    /// What every occurrence sends; its `send_at` is the series' start.
+    pub batch: NewBatch,
+    /// Each occurrence's `expire_at`, after its send time.
+    pub expire_after_millis: Option<i64>,
+    /// Batches made so far, the last one's send time, and the next one's.
+    pub occurrences: i64,
+    pub last_at: Option<Timestamp>,
+    pub next_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub modified_at: Timestamp,
 }
 
 /// An instance's claim on the batches it sends: who it is and how long a claim lasts without
@@ -897,6 +967,42 @@ pub struct ChunkRecord {
     /// What the sender said would find the chunk again (its own JSON).
     pub sender_state: String,
     pub handed_at: Timestamp,
+}
+
+/// Recurring series: each makes a batch at every occurrence of its rule, once, whichever
+/// instance gets there first.
+#[async_trait]
+pub trait SeriesStore: Send + Sync {
+    /// Creates a series; its groups must exist now, as for a batch.
+    async fn create_series(&self, plan: &PlanId, series: NewSeries) -> StoreResult<SeriesRecord>;
+    async fn get_series(&self, plan: &PlanId, id: &SeriesId) -> StoreResult<SeriesRecord>;
+    /// A page of the plan's series, newest first, and how many there are.
+    async fn list_series(
+        &self,
+        plan: &PlanId,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<SeriesRecord>, i64)>;
+    /// Moves a series to `status`: `Paused` from active, `Active` from paused (with the next
+    /// occurrence to make, `None` finishing it), `Canceled` from either.
+    async fn set_series_status(
+        &self,
+        plan: &PlanId,
+        id: &SeriesId,
+        status: SeriesStatus,
+        next_at: Option<Timestamp>,
+    ) -> StoreResult<SeriesRecord>;
+    /// Active series whose next occurrence is due at `now`, the most overdue first.
+    async fn due_series(&self, now: Timestamp, limit: i64) -> StoreResult<Vec<SeriesRecord>>;
+    /// Makes the occurrence due at `at` into a batch and moves the series on to `next`
+    /// (finished when `None`), if no one did so first: the batch made, else `None`.
+    async fn make_occurrence(
+        &self,
+        plan: &PlanId,
+        id: &SeriesId,
+        at: Timestamp,
+        next: Option<Timestamp>,
+    ) -> StoreResult<Option<BatchRecord>>;
 }
 
 /// Batches: created by clients, claimed and sent by the dispatcher of some instance.
@@ -974,6 +1080,16 @@ pub trait BatchStore: Send + Sync {
         id: &BatchId,
         chunk: i64,
         recipients: i64,
+    ) -> StoreResult<()>;
+    /// Leaves the batch's `held` chunks (with the moment each may go) for later and gives up
+    /// the claim until `wake`, when whoever claims it first sends what is due.
+    async fn hold_batch(
+        &self,
+        lease: &Lease,
+        plan: &PlanId,
+        id: &BatchId,
+        held: &[(i64, Timestamp)],
+        wake: Timestamp,
     ) -> StoreResult<()>;
     /// Renews the lease; `LeaseLost` if the claim ended.
     async fn renew_lease(&self, lease: &Lease, plan: &PlanId, id: &BatchId) -> StoreResult<()>;

@@ -122,6 +122,8 @@ pub struct ContactForm {
     email: String,
     #[serde(default)]
     gender: String,
+    #[serde(default)]
+    time_zone: String,
     /// A checkbox: present ("on") when ticked.
     #[serde(default)]
     opted_out: Option<String>,
@@ -156,6 +158,7 @@ pub async fn save(
         "last_name": non_blank(&form.last_name),
         "email": non_blank(&form.email),
         "gender": non_blank(&form.gender),
+        "time_zone": non_blank(&form.time_zone),
         "opted_out": form.opted_out.is_some(),
     });
     let reply = state
@@ -241,6 +244,7 @@ async fn render_contact(
             }
             (text_input("email", "Email", &value("email", |form| &form.email), "email", &errors))
             (text_input("gender", "Gender", &gender, "text", &errors))
+            (text_input("time_zone", "Time zone (e.g. Europe/Paris)", &value("time_zone", |form| &form.time_zone), "text", &errors))
             div.field.check {
                 input id="opted_out" name="opted_out" type="checkbox" checked[opted_out];
                 label for="opted_out" { "Opted out: never sent to (memberships are kept)" }

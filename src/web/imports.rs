@@ -19,13 +19,14 @@ use super::session::Session;
 use crate::domain::ids::ImportId;
 
 /// What a column can be imported as, besides a custom field named after it.
-const TARGETS: [(&str, &str); 8] = [
+const TARGETS: [(&str, &str); 9] = [
     ("ignore", "Ignore"),
     ("phone", "Phone number"),
     ("first_name", "First name"),
     ("last_name", "Last name"),
     ("email", "Email"),
     ("gender", "Gender"),
+    ("time_zone", "Time zone"),
     ("opted_out", "Opted out"),
     ("groups", "Groups (names)"),
 ];

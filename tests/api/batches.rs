@@ -40,20 +40,23 @@ pub fn logged(path: &Path) -> BTreeMap<(String, String), usize> {
 
 /// Polls a batch until its status is one of `statuses` (30 s at most).
 pub async fn wait_for(app: &TestApp, id: &str, statuses: &[&str]) -> Value {
+    poll_until(app, &format!("/api/batches/{id}"), |batch| {
+        statuses.contains(&batch["status"].as_str().unwrap_or(""))
+    })
+    .await
+}
+
+/// Polls a JSON resource until `done` says so (30 s at most).
+pub async fn poll_until(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let started = Instant::now();
     loop {
-        let batch: Value = app
-            .get(&format!("/api/batches/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if statuses.contains(&batch["status"].as_str().unwrap_or("")) {
-            return batch;
+        let now: Value = app.get(path).await.json().await.unwrap();
+        if done(&now) {
+            return now;
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "batch stuck: {batch}"
+            "{path} stuck: {now}"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
-use roster::domain::contact::{CustomFields, Gender, PersonName};
+use roster::domain::contact::{CustomFields, Gender, PersonName, TimeZoneName};
 use roster::domain::filter::{ContactAttributes, FilterExpr};
 use roster::domain::ids::PlanId;
 use roster::domain::msisdn::Msisdn;
@@ -17,7 +17,9 @@ use serde_json::json;
 
 use crate::helpers::{Backend, spawn_app};
 
-const TEXTS: &[&str] = &["", "a", "A", "ab", "b", "DE", "US", "gold", "Ω", "mobile"];
+const TEXTS: &[&str] = &[
+    "", "a", "A", "ab", "b", "DE", "US", "gold", "Ω", "mobile", "UTC",
+];
 
 fn text() -> impl Strategy<Value = String> {
     prop::sample::select(TEXTS).prop_map(|t| format!("{t:?}"))
@@ -35,6 +37,7 @@ fn field_and_value() -> impl Strategy<Value = (String, String)> {
                     "first_name",
                     "last_name",
                     "gender",
+                    "time_zone",
                     "country",
                     "number_type",
                     "phone"
@@ -94,12 +97,20 @@ fn custom_value() -> impl Strategy<Value = Option<serde_json::Value>> {
     ])
 }
 
+fn maybe_zone() -> impl Strategy<Value = Option<String>> {
+    prop::option::of(
+        prop::sample::select(&["UTC", "Europe/Paris", "America/New_York"][..])
+            .prop_map(str::to_owned),
+    )
+}
+
 #[derive(Debug, Clone)]
 struct SeedContact {
     phone: &'static str,
     first_name: Option<String>,
     last_name: Option<String>,
     gender: Option<String>,
+    time_zone: Option<String>,
     opted_out: bool,
     fields: Vec<(&'static str, Option<serde_json::Value>)>,
 }
@@ -122,6 +133,7 @@ fn seed_contacts() -> impl Strategy<Value = Vec<SeedContact>> {
         maybe_text(),
         maybe_text(),
         maybe_text(),
+        maybe_zone(),
         any::<bool>(),
         custom_value(),
         custom_value(),
@@ -131,13 +143,16 @@ fn seed_contacts() -> impl Strategy<Value = Vec<SeedContact>> {
         rows.into_iter()
             .zip(PHONES)
             .map(
-                |((first_name, last_name, gender, opted_out, s, n, b), phone)| SeedContact {
-                    phone,
-                    first_name,
-                    last_name,
-                    gender,
-                    opted_out,
-                    fields: vec![("s", s), ("n", n), ("b", b)],
+                |((first_name, last_name, gender, time_zone, opted_out, s, n, b), phone)| {
+                    SeedContact {
+                        phone,
+                        first_name,
+                        last_name,
+                        gender,
+                        time_zone,
+                        opted_out,
+                        fields: vec![("s", s), ("n", n), ("b", b)],
+                    }
                 },
             )
             .collect()
@@ -151,6 +166,7 @@ fn matches(filter: &FilterExpr, contact: &ContactRecord) -> bool {
         last_name: contact.last_name.as_deref(),
         email: contact.email.as_deref(),
         gender: contact.gender.as_deref(),
+        time_zone: contact.time_zone.as_deref(),
         country: contact.country.as_deref(),
         number_type: contact.number_type.as_deref(),
         opted_out: contact.opted_out,
@@ -197,6 +213,10 @@ fn run(backend: Backend, cases: u32) {
                                     .map(|n| PersonName::parse(n).unwrap()),
                                 email: None,
                                 gender: person.gender.as_deref().map(|g| Gender::parse(g).unwrap()),
+                                time_zone: person
+                                    .time_zone
+                                    .as_deref()
+                                    .map(|z| TimeZoneName::parse(z).unwrap()),
                                 fields: CustomFields::parse(&serde_json::Value::Object(fields))
                                     .unwrap(),
                                 opted_out: person.opted_out,

@@ -66,7 +66,7 @@ async fn caps_hold_across_batches(app: TestApp) {
     assert_eq!(settings.status(), 200);
     assert_eq!(
         settings.json::<Value>().await.unwrap(),
-        json!({"frequency_cap": {"messages": 2, "days": 7}})
+        json!({"frequency_cap": {"messages": 2, "days": 7}, "quiet_hours": null})
     );
     let group = app
         .create_group(json!({"name": "Fans", "members": [number(1), number(2), number(3)]}))
@@ -133,7 +133,7 @@ async fn caps_hold_across_batches(app: TestApp) {
         .await;
     assert_eq!(
         off.json::<Value>().await.unwrap(),
-        json!({"frequency_cap": null})
+        json!({"frequency_cap": null, "quiet_hours": null})
     );
     let fifth = send(&app, json!({"to": [group["id"]], "body": "five"})).await;
     assert_eq!(fifth["recipient_count"], 3);
@@ -159,7 +159,7 @@ async fn sending_settings_are_checked(app: TestApp) {
         assert_eq!(problem["errors"][0]["field"], field, "{problem}");
     }
     let unset: Value = app.get("/api/settings/sending").await.json().await.unwrap();
-    assert_eq!(unset, json!({"frequency_cap": null}));
+    assert_eq!(unset, json!({"frequency_cap": null, "quiet_hours": null}));
     let bad = app
         .send_json(
             Method::POST,

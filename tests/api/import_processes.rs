@@ -347,12 +347,12 @@ async fn cli_import_and_export(backend: Backend) {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("phone,first_name,last_name,email,gender,opted_out,groups,fields.stadt")
+        Some("phone,first_name,last_name,email,gender,time_zone,opted_out,groups,fields.stadt")
     );
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 2, "{text}");
     assert!(
-        rows.contains(&"+4915112345678,Jörg,,,,false,Kunden,Berlin"),
+        rows.contains(&"+4915112345678,Jörg,,,,,false,Kunden,Berlin"),
         "{text}"
     );
 }

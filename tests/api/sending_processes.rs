@@ -1,6 +1,8 @@
 //! Sending with real `roster serve` processes: two instances on one database send 500 due
-//! batches exactly once between them, and an instance killed with SIGKILL mid-batch is resumed by
-//! a restart that resends nothing and loses nothing. Both read the log sender's files.
+//! batches exactly once between them; an instance killed with SIGKILL mid-batch is resumed by a
+//! restart that resends nothing and loses nothing; and one killed while a batch waits for quiet
+//! hours leaves it to a restart that hands the held messages over once, when the window ends.
+//! All read the log sender's files.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -11,8 +13,12 @@ use std::time::{Duration, Instant};
 use roster::domain::batch::{Audience, BatchStatus};
 use roster::domain::ids::PlanId;
 use roster::domain::msisdn::Msisdn;
+use roster::domain::quiet::QuietHours;
+use roster::domain::sending::{QuietHoursSetting, SendingSettings};
 use roster::domain::time::Timestamp;
 use roster::store::{self, BatchQuery, GroupDefinition, NewBatch, Store};
+
+use roster::send::log::LogLine;
 
 use crate::batches::logged;
 use crate::helpers::{Backend, database_url};
@@ -207,6 +213,85 @@ async fn sigkill_mid_batch_then_restart_resends_nothing(backend: Backend) {
     assert!(twice.is_empty(), "sent more than once: {twice:?}");
 }
 
+async fn sigkill_while_held_for_quiet_hours_then_restart(backend: Backend) {
+    use chrono::Timelike;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(database) = database_url(backend, &dir).await else {
+        return;
+    };
+    // The group's +1415 numbers are in Los Angeles; quiet there from a minute ago until a few
+    // seconds from now. The extra New York number is not held.
+    let (store, plan, group) = plan_with_group(&database, 300).await;
+    let zone: chrono_tz::Tz = "America/Los_Angeles".parse().unwrap();
+    let local = |offset: i64| {
+        let at = (chrono::Utc::now() + chrono::Duration::seconds(offset)).with_timezone(&zone);
+        at.num_seconds_from_midnight()
+    };
+    let window = QuietHours::new(local(-60), local(10)).unwrap();
+    store
+        .set_sending_settings(
+            &plan,
+            &SendingSettings {
+                quiet_hours: Some(QuietHoursSetting {
+                    window,
+                    fallback_zone: None,
+                }),
+                ..SendingSettings::default()
+            },
+        )
+        .await
+        .unwrap();
+    let batch = store
+        .create_batch(&plan, batch_to(&group, "+12125550199"))
+        .await
+        .unwrap();
+    let log = dir.path().join("messages.jsonl");
+    let mut first = serve(&database, &log, &["--chunk-size", "10"]);
+    let started = Instant::now();
+    let held = loop {
+        let now = store.get_batch(&plan, &batch.id).await.unwrap();
+        if now.held_count > 0 {
+            break now;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{now:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    first.kill().expect("SIGKILL");
+    first.wait().unwrap();
+    assert_eq!(held.status, BatchStatus::Sending, "{held:?}");
+    assert_eq!(held.held_count, 300, "{held:?}");
+    assert_eq!(held.sent_count, 1, "{held:?}");
+    let release = held.held_until.expect("a release time");
+
+    let second = serve(&database, &log, &["--chunk-size", "10"]);
+    let started = Instant::now();
+    loop {
+        let now = store.get_batch(&plan, &batch.id).await.unwrap();
+        if now.status == BatchStatus::Sent {
+            assert_eq!(now.sent_count, 301);
+            assert_eq!(now.held_count, 0);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    terminate(second);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<LogLine> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let mut seen = BTreeSet::new();
+    for line in &lines {
+        assert!(seen.insert(line.to.clone()), "{} sent twice", line.to);
+        if line.to.starts_with("+1415") {
+            let at = Timestamp::parse_rfc3339(&line.logged_at).unwrap();
+            assert!(at >= release, "{} sent during quiet hours", line.to);
+        }
+    }
+    assert_eq!(seen.len(), 301, "nobody lost");
+}
+
 macro_rules! on_both {
     ($($name:ident),*) => {
         $(
@@ -229,5 +314,6 @@ macro_rules! on_both {
 
 on_both!(
     two_instances_send_500_due_batches_once,
-    sigkill_mid_batch_then_restart_resends_nothing
+    sigkill_mid_batch_then_restart_resends_nothing,
+    sigkill_while_held_for_quiet_hours_then_restart
 );

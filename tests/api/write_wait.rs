@@ -30,6 +30,7 @@ fn row(n: u64) -> ImportRow {
         last_name: None,
         email: None,
         gender: None,
+        time_zone: None,
         fields: Default::default(),
         opted_out: None,
         groups: Vec::new(),

@@ -1,6 +1,6 @@
 //! First guesses at what each column of an upload is, in Roster's mapping vocabulary: `phone`,
-//! `first_name`, `last_name`, `email`, `gender`, `opted_out`, `groups`, `fields.NAME` (a custom
-//! field) and `ignore`. The operator confirms or changes them before the import runs.
+//! `first_name`, `last_name`, `email`, `gender`, `time_zone`, `opted_out`, `groups`,
+//! `fields.NAME` (a custom field) and `ignore`. The operator confirms or changes them before the import runs.
 
 use std::collections::HashSet;
 
@@ -49,6 +49,8 @@ const KNOWN: &[(&str, &[&str])] = &[
     ),
     ("email", &["email", "emailaddress", "mail", "mailaddress"]),
     ("gender", &["gender", "sex"]),
+    // "Time zone", "time_zone" and "TimeZone" all come to "timezone".
+    ("time_zone", &["timezone", "tz"]),
     ("opted_out", &["optedout", "optout", "unsubscribed"]),
     (
         "groups",
@@ -247,6 +249,7 @@ mod tests {
                 "SURNAME",
                 "E-mail",
                 "Sex",
+                "Time Zone",
                 "Opt-Out",
                 "Tags",
                 "City",
@@ -258,6 +261,7 @@ mod tests {
                 "last_name",
                 "email",
                 "gender",
+                "time_zone",
                 "opted_out",
                 "groups",
                 "fields.city",
@@ -282,6 +286,13 @@ mod tests {
             suggest(&["given-name", "Family Name"]),
             ["first_name", "last_name"]
         );
+    }
+
+    #[test]
+    fn time_zone_spellings() {
+        for header in ["time zone", "Timezone", "TZ", "time_zone", "Time-Zone"] {
+            assert_eq!(suggest(&[header]), ["time_zone"], "{header}");
+        }
     }
 
     #[test]
@@ -334,6 +345,7 @@ mod tests {
                 "groups",
                 "ignore",
                 "gender",
+                "time_zone",
                 "opted_out"
             ]
         );

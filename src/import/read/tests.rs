@@ -685,6 +685,7 @@ fn vcard_detected_and_read() {
                     "",
                     "",
                     "",
+                    "",
                     ""
                 ]
             )]
@@ -934,6 +935,7 @@ fn roster_vcard_exports_read_back_with_gender_and_opt_out() {
                 "",
                 "",
                 "female",
+                "",
                 "true"
             ]
         )
@@ -953,6 +955,7 @@ fn roster_vcard_exports_read_back_with_gender_and_opt_out() {
                 "",
                 "",
                 "male",
+                "",
                 ""
             ]
         )

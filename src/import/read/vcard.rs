@@ -16,9 +16,10 @@ use calcard::{Entry, Parser};
 use super::sniff::sniff_encoding;
 use super::text::{DecodingReader, SAMPLE_BYTES, read_sample};
 use super::{Cell, MAX_CARD_BYTES, ReadError, SourceRow, Table, TextEncoding};
+use crate::domain::contact::TimeZoneName;
 
 /// The columns of a vCard file, in order.
-pub const HEADERS: [&str; 11] = [
+pub const HEADERS: [&str; 12] = [
     "Phone",
     "Other Phones",
     "First Name",
@@ -29,6 +30,7 @@ pub const HEADERS: [&str; 11] = [
     "Categories",
     "Note",
     "Gender",
+    "Time Zone",
     "Opted Out",
 ];
 
@@ -242,6 +244,7 @@ fn card_cells(text: &str) -> Result<Option<Vec<Cell>>, String> {
         contact.categories,
         contact.note,
         contact.gender,
+        contact.time_zone,
         contact.opted_out,
     ]
     .into_iter()
@@ -269,6 +272,7 @@ struct Contact {
     categories: String,
     note: String,
     gender: String,
+    time_zone: String,
     opted_out: String,
 }
 
@@ -397,6 +401,13 @@ impl Contact {
                 })
                 .unwrap_or_default()
         });
+        // TZ may also be a UTC offset (`-05:00`), which names no zone: only a name the time zone
+        // database knows is taken, so that such a card is imported rather than rejected for it.
+        contact.time_zone = card
+            .property(&VCardProperty::Tz)
+            .map(|entry| joined(entry, ""))
+            .filter(|text| TimeZoneName::parse(text).is_ok())
+            .unwrap_or_default();
         contact.opted_out = extension(card, "X-ROSTER-OPTED-OUT").unwrap_or_default();
         contact
     }
@@ -712,6 +723,24 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].as_ref().unwrap().cells[4].text, "Boss Person");
         assert_eq!(rows[1].as_ref().unwrap().number, 3);
+    }
+
+    #[test]
+    fn time_zones_are_read_when_they_name_a_zone() {
+        let text = "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Ada\r\nTEL:+33612345678\r\n\
+            TZ:Europe/Paris\r\nEND:VCARD\r\n\
+            BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Bob\r\nTEL:+14155550100\r\n\
+            TZ;VALUE=utc-offset:-0500\r\nEND:VCARD\r\n";
+        let rows = rows(text);
+        let zone = |index: usize| {
+            let row = rows[index].as_ref().unwrap();
+            columns(row)
+                .into_iter()
+                .find(|(header, _)| *header == "Time Zone")
+                .map(|(_, text)| text.to_owned())
+        };
+        assert_eq!(zone(0).as_deref(), Some("Europe/Paris"));
+        assert_eq!(zone(1), None);
     }
 
     #[test]

@@ -39,6 +39,7 @@ struct ContactColumns {
     last_names: Vec<Option<String>>,
     emails: Vec<Option<String>>,
     genders: Vec<Option<String>>,
+    time_zones: Vec<Option<String>>,
     fields: Vec<String>,
     number_types: Vec<String>,
     countries: Vec<Option<String>>,
@@ -63,6 +64,7 @@ impl ContactColumns {
             last_names: optional(|c| &c.last_name),
             emails: optional(|c| &c.email),
             genders: optional(|c| &c.gender),
+            time_zones: optional(|c| &c.time_zone),
             fields: text(|c| &c.fields),
             number_types: text(|c| &c.number_type),
             countries: optional(|c| &c.country),
@@ -445,10 +447,10 @@ impl Dialect for Postgres {
         Ok(sqlx::query_as(
             "INSERT INTO contacts (plan, id, phone, first_name, last_name, email, gender, fields, \
              number_type, country, sort_name, sort_name_last, opted_out, opted_out_at, \
-             opted_out_reason, created_at, modified_at) \
+             opted_out_reason, time_zone, created_at, modified_at) \
              SELECT (SELECT key FROM plans WHERE id = $1), t.*, $2, $2 FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], \
              $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-             $13::text[], $14::boolean[], $15::bigint[], $16::text[]) AS t \
+             $13::text[], $14::boolean[], $15::bigint[], $16::text[], $17::text[]) AS t \
              ON CONFLICT (plan, phone) DO NOTHING RETURNING phone, key",
         )
         .bind(plan.as_str())
@@ -467,6 +469,7 @@ impl Dialect for Postgres {
         .bind(c.opted_out)
         .bind(c.opted_out_at)
         .bind(c.opted_out_reasons)
+        .bind(c.time_zones)
         .fetch_all(&mut *conn)
         .await?)
     }
@@ -496,11 +499,12 @@ impl Dialect for Postgres {
             "UPDATE contacts SET first_name = u.first_name, last_name = u.last_name, \
              email = u.email, gender = u.gender, fields = u.fields, sort_name = u.sort_name, \
              sort_name_last = u.sort_name_last, opted_out = u.opted_out, \
-             opted_out_at = u.opted_out_at, opted_out_reason = u.opted_out_reason, modified_at = $2 \
+             opted_out_at = u.opted_out_at, opted_out_reason = u.opted_out_reason, \
+             time_zone = u.time_zone, modified_at = $2 \
              FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-             $9::text[], $10::text[], $11::boolean[], $12::bigint[], $13::text[]) \
+             $9::text[], $10::text[], $11::boolean[], $12::bigint[], $13::text[], $14::text[]) \
              AS u(id, first_name, last_name, email, gender, fields, sort_name, sort_name_last, \
-             opted_out, opted_out_at, opted_out_reason) \
+             opted_out, opted_out_at, opted_out_reason, time_zone) \
              WHERE contacts.plan = (SELECT key FROM plans WHERE id = $1) AND contacts.id = u.id",
         )
         .bind(plan.as_str())
@@ -516,6 +520,7 @@ impl Dialect for Postgres {
         .bind(c.opted_out)
         .bind(c.opted_out_at)
         .bind(c.opted_out_reasons)
+        .bind(c.time_zones)
         .execute(&mut *conn)
         .await?;
         Ok(())

@@ -9,14 +9,18 @@ use futures::{StreamExt, TryStreamExt};
 use super::*;
 use crate::domain::batch::EXPIRED;
 use crate::domain::message::{EncodingUsed, MessagePlan, PartsTally, SkipReason};
-use crate::domain::sending::{FrequencyCap, Purpose, RecentMessages, SendingSettings};
+use crate::domain::quiet::{QuietHours, ZoneFinder, ZoneSet};
+use crate::domain::sending::{
+    FrequencyCap, Purpose, QuietHoursSetting, RecentMessages, SendingSettings,
+};
 use crate::domain::sms::EncodingChoice;
 use crate::domain::template::{ContactDetails, Parameters};
 
 pub(crate) const BATCH_COLUMNS: &str = "plan_id, id, status, targets, excludes, sender, body, \
      client_reference, send_at, expire_at, recipient_count, chunk_size, resolved_at, \
      sent_count, error, created_at, modified_at, completed_at, parameters, encoding, \
-     encoding_used, parts_total, parts_min, parts_max, skipped_count, purpose";
+     encoding_used, parts_total, parts_min, parts_max, skipped_count, purpose, chunk_count, \
+     held_count, held_until, series_id, occurrence";
 
 /// What a resolution reads of each recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,18 +36,30 @@ impl Columns {
     pub(crate) fn of(self, alias: &str) -> String {
         match self {
             Columns::Phone => format!("{alias}.phone"),
-            Columns::Details => {
-                format!("{alias}.phone, {alias}.first_name, {alias}.last_name, {alias}.fields")
-            }
+            Columns::Details => format!(
+                "{alias}.phone, {alias}.first_name, {alias}.last_name, {alias}.fields, \
+                 {alias}.time_zone"
+            ),
         }
     }
 }
+
+/// A row of [`Columns::Details`]: number, first and last name, custom fields (JSON), time zone.
+pub(crate) type DetailsRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// One recipient as a resolution reads it.
 pub(crate) struct Recipient {
     phone: String,
     /// What its contact holds, when the body needs it and the number is a contact.
     details: Option<ContactDetails>,
+    /// Its contact's own time zone, when quiet hours need it.
+    time_zone: Option<String>,
 }
 
 impl Recipient {
@@ -51,18 +67,14 @@ impl Recipient {
         Recipient {
             phone,
             details: None,
+            time_zone: None,
         }
     }
 
     /// A row of [`Columns::Details`]: a number that is no contact has no fields, not even
     /// `{}`. The custom fields are parsed only when the body names one.
     pub(crate) fn from_details(
-        (phone, first_name, last_name, stored_fields): (
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        ),
+        (phone, first_name, last_name, stored_fields, time_zone): DetailsRow,
         fields: bool,
     ) -> Self {
         let details = stored_fields.map(|stored| ContactDetails {
@@ -75,7 +87,11 @@ impl Recipient {
                 serde_json::Map::new()
             },
         });
-        Recipient { phone, details }
+        Recipient {
+            phone,
+            details,
+            time_zone,
+        }
     }
 }
 
@@ -93,6 +109,59 @@ struct ChunkRow {
     parts: Option<String>,
     /// JSON array of each recipient's placeholder values, when the body has placeholders.
     values: Option<String>,
+    time_zones: Option<String>,
+}
+
+/// Recipients of one zone set gathered into the chunk they will fill.
+#[derive(Default)]
+struct Buffer {
+    phones: Vec<String>,
+    parts: Vec<i64>,
+    values: Vec<Vec<String>>,
+}
+
+/// How a resolution under quiet hours sorts recipients by time zone: each zone set fills its
+/// own chunks, so that a chunk is held or handed over whole.
+struct Zoning {
+    finder: ZoneFinder,
+    /// A preview's: the window and the moment to count who it would hold, with each zone
+    /// set's answer.
+    held_at: Option<(QuietHours, chrono::DateTime<chrono::Utc>)>,
+    quiet_now: Vec<Option<bool>>,
+}
+
+impl Zoning {
+    fn new(setting: QuietHoursSetting) -> Self {
+        Zoning {
+            finder: ZoneFinder::new(setting.fallback_zone),
+            held_at: None,
+            quiet_now: Vec::new(),
+        }
+    }
+
+    /// The zone set of a recipient: its contact's own zone, else its number's; `None` when
+    /// neither is known.
+    fn slot(&mut self, phone: &str, time_zone: Option<&str>) -> Option<usize> {
+        match time_zone.and_then(|name| name.parse::<chrono_tz::Tz>().ok()) {
+            Some(zone) => Some(self.finder.for_zone(zone)),
+            None => self.finder.for_number(phone),
+        }
+    }
+
+    /// Whether a preview's moment falls in the quiet hours of zone set `index`.
+    fn held_now(&mut self, index: usize) -> bool {
+        let Some((window, at)) = self.held_at else {
+            return false;
+        };
+        if self.quiet_now.len() <= index {
+            self.quiet_now.resize(index + 1, None);
+        }
+        *self.quiet_now[index].get_or_insert_with(|| {
+            window
+                .release(at, &self.finder.set(index).zones())
+                .is_some()
+        })
+    }
 }
 
 /// A block of recipients left out for one reason, not yet written.
@@ -112,9 +181,10 @@ pub(crate) struct ChunkRecorder<'a, D> {
     id: &'a BatchId,
     size: usize,
     message: &'a MessagePlan,
-    current: Vec<String>,
-    current_parts: Vec<i64>,
-    current_values: Vec<Vec<String>>,
+    /// The chunk being filled for each zone set (index 0: recipients not sorted by zone).
+    buffers: Vec<Buffer>,
+    zoning: Option<Zoning>,
+    held_now: i64,
     pending: Vec<ChunkRow>,
     /// Left-out numbers by reason and detail, written in blocks.
     skipped: BTreeMap<(&'static str, Option<String>), Vec<String>>,
@@ -147,6 +217,9 @@ pub(crate) struct Recorded {
     pub skipped: BTreeMap<&'static str, i64>,
     /// A preview's first messages.
     pub samples: Vec<PreviewSample>,
+    /// A preview's: recipients quiet hours would hold now.
+    pub held_now: i64,
+    pub chunks: i64,
 }
 
 impl<'a, D: Dialect> ChunkRecorder<'a, D>
@@ -173,9 +246,9 @@ where
             id,
             size,
             message,
-            current: Vec::with_capacity(size),
-            current_parts: Vec::new(),
-            current_values: Vec::new(),
+            buffers: vec![Buffer::default()],
+            zoning: None,
+            held_now: 0,
             pending: Vec::new(),
             skipped: BTreeMap::new(),
             skip_rows: Vec::new(),
@@ -211,14 +284,38 @@ where
         Self { cap, ..self }
     }
 
+    /// Sorts the recipients by time zone, for quiet hours; a preview's counts who they would
+    /// hold at `now`.
+    fn with_quiet_hours(
+        self,
+        setting: Option<QuietHoursSetting>,
+        now: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Self {
+        let zoning = setting.map(|setting| Zoning {
+            held_at: now.map(|now| (setting.window, now)),
+            ..Zoning::new(setting)
+        });
+        Self { zoning, ..self }
+    }
+
     async fn push(&mut self, conn: &mut Conn<D>, recipient: Recipient) -> StoreResult<()> {
-        let Recipient { phone, details } = recipient;
+        let Recipient {
+            phone,
+            details,
+            time_zone,
+        } = recipient;
         if let Some((cap, recent)) = &self.cap
             && !recent.allows(*cap, &phone)
         {
             return self.skip(conn, phone, SkipReason::FrequencyCap).await;
         }
-        self.prepare(conn, phone, details.as_ref()).await
+        let slot = match &mut self.zoning {
+            Some(zoning) => zoning
+                .slot(&phone, time_zone.as_deref())
+                .map_or(0, |index| index + 1),
+            None => 0,
+        };
+        self.prepare(conn, phone, details.as_ref(), slot).await
     }
 
     async fn prepare(
@@ -226,11 +323,18 @@ where
         conn: &mut Conn<D>,
         phone: String,
         contact: Option<&ContactDetails>,
+        slot: usize,
     ) -> StoreResult<()> {
         match self.message.prepare(&phone, contact, &mut self.scratch) {
             Ok(prepared) => {
                 self.tally.add(prepared.segments);
                 if self.dry {
+                    if let Some(zoning) = &mut self.zoning
+                        && slot > 0
+                        && zoning.held_now(slot - 1)
+                    {
+                        self.held_now += 1;
+                    }
                     if self.samples.len() < self.sample_limit {
                         self.samples.push(PreviewSample {
                             text: self.message.text(&prepared.values),
@@ -240,13 +344,17 @@ where
                     }
                     return Ok(());
                 }
-                if self.message.is_personalized() {
-                    self.current_parts.push(i64::from(prepared.segments.parts));
-                    self.current_values.push(prepared.values);
+                if self.buffers.len() <= slot {
+                    self.buffers.resize_with(slot + 1, Buffer::default);
                 }
-                self.current.push(phone);
-                if self.current.len() == self.size {
-                    self.close_chunk()?;
+                let buffer = &mut self.buffers[slot];
+                if self.message.is_personalized() {
+                    buffer.parts.push(i64::from(prepared.segments.parts));
+                    buffer.values.push(prepared.values);
+                }
+                buffer.phones.push(phone);
+                if buffer.phones.len() == self.size {
+                    self.close_chunk(slot)?;
                     if self.pending.len() == CHUNK_ROWS_PER_INSERT {
                         self.write(conn).await?;
                     }
@@ -294,32 +402,36 @@ where
         self.next_block += 1;
     }
 
-    fn close_chunk(&mut self) -> StoreResult<()> {
-        let phones = self.current.join("\n");
+    fn close_chunk(&mut self, slot: usize) -> StoreResult<()> {
+        let buffer = std::mem::take(&mut self.buffers[slot]);
         let values = if self.message.is_personalized() {
-            let json = serde_json::to_string(&self.current_values)
+            let json = serde_json::to_string(&buffer.values)
                 .map_err(|error| StoreError::Database(sqlx::Error::Encode(Box::new(error))))?;
             Some(json)
         } else {
             None
         };
-        let parts = (self.message.is_personalized() && !self.current_parts.is_empty()).then(|| {
-            self.current_parts
+        let parts = (self.message.is_personalized() && !buffer.parts.is_empty()).then(|| {
+            buffer
+                .parts
                 .iter()
                 .map(i64::to_string)
                 .collect::<Vec<_>>()
                 .join(",")
         });
+        let time_zones = match (&self.zoning, slot) {
+            (Some(zoning), 1..) => Some(zoning.finder.set(slot - 1).as_str().to_owned()),
+            _ => None,
+        };
         self.pending.push(ChunkRow {
             chunk: self.next_chunk,
-            count: self.current.len() as i64,
-            phones,
+            count: buffer.phones.len() as i64,
+            phones: buffer.phones.join("\n"),
             parts,
             values,
+            time_zones,
         });
-        self.current.clear();
-        self.current_parts.clear();
-        self.current_values.clear();
+        self.buffers[slot].phones.reserve(self.size);
         self.next_chunk += 1;
         Ok(())
     }
@@ -328,7 +440,8 @@ where
         if !self.pending.is_empty() {
             let mut insert = sqlx::QueryBuilder::<D::Db>::new(
                 "INSERT INTO batch_recipients \
-                 (plan_id, batch_id, chunk, count, phones, parts, placeholder_values) ",
+                 (plan_id, batch_id, chunk, count, phones, parts, placeholder_values, \
+                 time_zones) ",
             );
             insert.push_values(self.pending.drain(..), |mut row, chunk| {
                 row.push_bind(self.plan.as_str().to_owned())
@@ -337,7 +450,8 @@ where
                     .push_bind(chunk.count)
                     .push_bind(chunk.phones)
                     .push_bind(chunk.parts)
-                    .push_bind(chunk.values);
+                    .push_bind(chunk.values)
+                    .push_bind(chunk.time_zones);
             });
             insert.build().execute(&mut *conn).await?;
         }
@@ -363,8 +477,10 @@ where
     /// Writes what is left; says how many recipients there were, in how many parts, and how
     /// many were left out.
     async fn finish(mut self, conn: &mut Conn<D>) -> StoreResult<Recorded> {
-        if !self.current.is_empty() {
-            self.close_chunk()?;
+        for slot in 0..self.buffers.len() {
+            if !self.buffers[slot].phones.is_empty() {
+                self.close_chunk(slot)?;
+            }
         }
         for (key, phones) in std::mem::take(&mut self.skipped) {
             if !phones.is_empty() {
@@ -376,6 +492,8 @@ where
             tally: self.tally,
             skipped: self.skipped_count,
             samples: self.samples,
+            held_now: self.held_now,
+            chunks: self.next_chunk,
         })
     }
 }
@@ -397,24 +515,39 @@ where
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
-    pub(crate) fn batch_from_row(
+    /// A `to` or `exclude` list stored as JSON in `column`.
+    pub(crate) fn audience_from_row(
         row: &<D::Db as sqlx::Database>::Row,
-    ) -> Result<BatchRecord, sqlx::Error> {
+        column: &str,
+    ) -> Result<Audience, sqlx::Error> {
         use sqlx::Row;
-        let audience = |column: &str| -> Result<Audience, sqlx::Error> {
-            let json: String = row.try_get(column)?;
-            let entries: Vec<String> = serde_json::from_str(&json)
-                .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
-            Ok(Audience::from_stored(&entries))
-        };
-        let status: String = row.try_get("status")?;
-        let parameters = match row.try_get::<Option<String>, _>("parameters")? {
+        let json: String = row.try_get(column)?;
+        let entries: Vec<String> =
+            serde_json::from_str(&json).map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+        Ok(Audience::from_stored(&entries))
+    }
+
+    /// The `parameters` column: Sinch's JSON shape, or none.
+    pub(crate) fn parameters_from_row(
+        row: &<D::Db as sqlx::Database>::Row,
+    ) -> Result<Parameters, sqlx::Error> {
+        use sqlx::Row;
+        Ok(match row.try_get::<Option<String>, _>("parameters")? {
             Some(json) => Parameters::from_stored(
                 &serde_json::from_str(&json)
                     .map_err(|error| sqlx::Error::Decode(Box::new(error)))?,
             ),
             None => Parameters::default(),
-        };
+        })
+    }
+
+    pub(crate) fn batch_from_row(
+        row: &<D::Db as sqlx::Database>::Row,
+    ) -> Result<BatchRecord, sqlx::Error> {
+        use sqlx::Row;
+        let audience = |column: &str| Self::audience_from_row(row, column);
+        let status: String = row.try_get("status")?;
+        let parameters = Self::parameters_from_row(row)?;
         let encoding: String = row.try_get("encoding")?;
         let purpose: String = row.try_get("purpose")?;
         let encoding_used: Option<String> = row.try_get("encoding_used")?;
@@ -444,7 +577,14 @@ where
             parts_min: row.try_get("parts_min")?,
             parts_max: row.try_get("parts_max")?,
             chunk_size: row.try_get("chunk_size")?,
+            chunk_count: row.try_get("chunk_count")?,
+            held_count: row.try_get("held_count")?,
+            held_until: time("held_until")?,
             resolved_at: time("resolved_at")?,
+            series_id: row
+                .try_get::<Option<String>, _>("series_id")?
+                .map(SeriesId::from_trusted),
+            occurrence: row.try_get("occurrence")?,
             sent_count: row.try_get("sent_count")?,
             error: row.try_get("error")?,
             created_at: Timestamp::from_millis(row.try_get("created_at")?),
@@ -456,18 +596,22 @@ where
     /// The distinct recipients of a batch, read by a task of their own (on a pooled
     /// connection, or the backend's own way for groups alone), so that memory holds a few
     /// chunks whatever the batch's size.
+    /// With `zoned`, each recipient comes with its contact's own time zone, if any contact of
+    /// the plan has one.
     pub(crate) async fn recipient_stream(
         &self,
         plan: &PlanId,
         batch: &BatchRecord,
         message: &MessagePlan,
+        zoned: bool,
     ) -> StoreResult<BoxStream<'static, StoreResult<Recipient>>> {
         let mut reader = self.dialect.reader().acquire().await?;
         let include = Self::audience_tree(&mut reader, plan, &batch.to).await?;
         let exclude = Self::audience_tree(&mut reader, plan, &batch.exclude).await?;
+        let own_zones = zoned && Self::has_own_time_zones(&mut reader, plan).await?;
         let store = self.clone();
         let (plan, batch) = (plan.clone(), batch.clone());
-        if message.needs_contact() {
+        if message.needs_contact() || own_zones {
             let fields = message.needs_fields();
             return Ok(spawn_numbers(move |sender| async move {
                 if Self::groups_alone(&include, &exclude, &batch) {
@@ -498,17 +642,52 @@ where
         Ok(phones.map_ok(Recipient::bare).boxed())
     }
 
+    /// Whether any contact of the plan has a time zone of its own (the partial index
+    /// `contacts_with_time_zone` answers at once).
+    async fn has_own_time_zones(conn: &mut Conn<D>, plan: &PlanId) -> StoreResult<bool> {
+        let mut select = sqlx::QueryBuilder::<D::Db>::new(
+            "SELECT 1 FROM contacts WHERE time_zone IS NOT NULL AND plan = ",
+        );
+        push_plan_key(&mut select, plan);
+        select.push(" LIMIT 1");
+        let found: Option<i32> = select
+            .build_query_scalar()
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(found.is_some())
+    }
+
     pub(crate) async fn load_sending_settings(
         conn: &mut Conn<D>,
         plan: &PlanId,
     ) -> StoreResult<SendingSettings> {
-        let (messages, days): (Option<i64>, Option<i64>) = sqlx::query_as(
-            "SELECT frequency_cap_messages, frequency_cap_days FROM plans WHERE id = $1",
+        type Row = (
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+        );
+        let (messages, days, quiet_start, quiet_end, fallback): Row = sqlx::query_as(
+            "SELECT frequency_cap_messages, frequency_cap_days, quiet_start, quiet_end, \
+                 quiet_fallback_zone FROM plans WHERE id = $1",
         )
         .bind(plan.as_str())
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(StoreError::NotFound(Entity::Plan))?;
+        let quiet_hours = match (quiet_start, quiet_end) {
+            (Some(start), Some(end)) => QuietHours::new(
+                u32::try_from(start).unwrap_or(u32::MAX),
+                u32::try_from(end).unwrap_or(u32::MAX),
+            )
+            .ok()
+            .map(|window| QuietHoursSetting {
+                window,
+                fallback_zone: fallback.and_then(|name| name.parse().ok()),
+            }),
+            _ => None,
+        };
         let frequency_cap = match (messages, days) {
             (Some(messages), Some(days)) => FrequencyCap::new(
                 u32::try_from(messages).unwrap_or(u32::MAX),
@@ -517,7 +696,10 @@ where
             .ok(),
             _ => None,
         };
-        Ok(SendingSettings { frequency_cap })
+        Ok(SendingSettings {
+            frequency_cap,
+            quiet_hours,
+        })
     }
 
     /// The frequency cap that holds for `batch`, with the marketing messages each number got
@@ -714,7 +896,7 @@ where
             // group; a number that is no contact is sent to.
             builder.push("SELECT n.phone");
             if columns == Columns::Details {
-                builder.push(", d.first_name, d.last_name, d.fields");
+                builder.push(", d.first_name, d.last_name, d.fields, d.time_zone");
             }
             builder.push(" FROM ");
             D::push_phone_table(builder, batch.to.numbers.iter().map(String::as_str));
@@ -746,7 +928,8 @@ where
                 Columns::Phone => "SELECT CAST(NULL AS TEXT) AS phone WHERE FALSE",
                 Columns::Details => {
                     "SELECT CAST(NULL AS TEXT) AS phone, CAST(NULL AS TEXT) AS first_name, \
-                     CAST(NULL AS TEXT) AS last_name, CAST(NULL AS TEXT) AS fields WHERE FALSE"
+                     CAST(NULL AS TEXT) AS last_name, CAST(NULL AS TEXT) AS fields, \
+                     CAST(NULL AS TEXT) AS time_zone WHERE FALSE"
                 }
             });
         }
@@ -819,7 +1002,7 @@ where
         sender: &Chunks<Recipient>,
     ) -> StoreResult<()> {
         let rows = select
-            .build_query_as::<(String, Option<String>, Option<String>, Option<String>)>()
+            .build_query_as::<DetailsRow>()
             .fetch(&mut *conn)
             .map_ok(move |row| Recipient::from_details(row, fields));
         forward_rows(rows, sender).await
@@ -924,6 +1107,11 @@ where
             if let Some(at) = query.created_before {
                 builder.push(" AND created_at < ").push_bind(at.millis());
             }
+            if let Some(series) = &query.series_id {
+                builder
+                    .push(" AND series_id = ")
+                    .push_bind(series.as_str().to_owned());
+            }
         };
         let mut count = sqlx::QueryBuilder::<D::Db>::new("SELECT COUNT(*)");
         filters(&mut count);
@@ -957,8 +1145,8 @@ where
         let now = Timestamp::now().millis();
         sqlx::query(
             "UPDATE batches SET status = 'canceled', lease_owner = NULL, \
-                 lease_until = NULL, modified_at = $1, completed_at = $1 \
-                 WHERE plan_id = $2 AND id = $3",
+                 lease_until = NULL, modified_at = $1, completed_at = $1, held_count = 0, \
+                 held_until = NULL WHERE plan_id = $2 AND id = $3",
         )
         .bind(now)
         .bind(plan.as_str())
@@ -994,8 +1182,9 @@ where
                 .parts_min
                 .filter(|_| batch.parts_min == batch.parts_max);
             {
-                let mut rows = sqlx::query_as::<_, (String, Option<String>, Option<String>)>(
-                    "SELECT r.phones, r.parts, c.state FROM batch_recipients r \
+                type Row = (String, Option<String>, Option<String>, Option<i64>);
+                let mut rows = sqlx::query_as::<_, Row>(
+                    "SELECT r.phones, r.parts, c.state, r.held_until FROM batch_recipients r \
                          LEFT JOIN batch_chunks c ON c.plan_id = r.plan_id \
                              AND c.batch_id = r.batch_id AND c.chunk = r.chunk \
                          WHERE r.plan_id = $1 AND r.batch_id = $2 ORDER BY r.chunk",
@@ -1003,13 +1192,16 @@ where
                 .bind(plan.as_str())
                 .bind(id.as_str())
                 .fetch(&mut *conn);
-                while let Some((phones, parts, state)) =
+                while let Some((phones, parts, state, held_until)) =
                     futures::TryStreamExt::try_next(&mut rows).await?
                 {
-                    let state = match state.as_deref() {
-                        Some("done") => RecipientState::Sent,
-                        Some(_) => RecipientState::Sending,
-                        None => unsent.clone(),
+                    let state = match (state.as_deref(), held_until) {
+                        (Some("done"), _) => RecipientState::Sent,
+                        (Some(_), _) => RecipientState::Sending,
+                        (None, Some(until)) if !batch.status.is_final() => {
+                            RecipientState::Held(Timestamp::from_millis(until))
+                        }
+                        (None, _) => unsent.clone(),
                     };
                     let mut parts = parts.as_deref().unwrap_or("").split(',');
                     let chunk = phones
@@ -1112,19 +1304,32 @@ where
         }
         let size = usize::try_from(chunk_size.max(1)).unwrap_or(1000);
         let message = MessagePlan::new(&batch.body, batch.parameters.clone(), batch.encoding);
-        let mut rows = self.recipient_stream(plan, &batch, &message).await?;
+        let quiet = Self::load_sending_settings(&mut tx, plan)
+            .await?
+            .quiet_hours_for(batch.purpose);
+        let mut rows = self
+            .recipient_stream(plan, &batch, &message, quiet.is_some())
+            .await?;
         let cap = Self::frequency_cap(&mut tx, plan, &batch).await?;
-        let mut recorder = ChunkRecorder::<D>::new(plan, id, size, &message).with_cap(cap);
+        let mut recorder = ChunkRecorder::<D>::new(plan, id, size, &message)
+            .with_cap(cap)
+            .with_quiet_hours(quiet, None);
         while let Some(recipient) = futures::TryStreamExt::try_next(&mut rows).await? {
             recorder.push(&mut tx, recipient).await?;
         }
-        let Recorded { tally, skipped, .. } = recorder.finish(&mut tx).await?;
+        let Recorded {
+            tally,
+            skipped,
+            chunks,
+            ..
+        } = recorder.finish(&mut tx).await?;
         let skipped: i64 = skipped.values().sum();
         let now = Timestamp::now().millis();
         sqlx::query(
             "UPDATE batches SET recipient_count = $1, chunk_size = $2, resolved_at = $3, \
                  modified_at = $3, skipped_count = $6, encoding_used = $7, parts_total = $8, \
-                 parts_min = $9, parts_max = $10 WHERE plan_id = $4 AND id = $5",
+                 parts_min = $9, parts_max = $10, chunk_count = $11 \
+                 WHERE plan_id = $4 AND id = $5",
         )
         .bind(tally.messages)
         .bind(chunk_size)
@@ -1136,6 +1341,7 @@ where
         .bind(tally.parts)
         .bind(tally.min)
         .bind(tally.max)
+        .bind(chunks)
         .execute(&mut *tx)
         .await?;
         let batch = Self::load_batch(&mut tx, plan, id.as_str()).await?;
@@ -1155,12 +1361,17 @@ where
     ) -> StoreResult<()> {
         let mut tx = self.dialect.begin_write().await?;
         let cap = settings.frequency_cap;
+        let quiet = settings.quiet_hours;
         sqlx::query(
-            "UPDATE plans SET frequency_cap_messages = $2, frequency_cap_days = $3 WHERE id = $1",
+            "UPDATE plans SET frequency_cap_messages = $2, frequency_cap_days = $3, \
+                 quiet_start = $4, quiet_end = $5, quiet_fallback_zone = $6 WHERE id = $1",
         )
         .bind(plan.as_str())
         .bind(cap.map(|cap| i64::from(cap.messages())))
         .bind(cap.map(|cap| i64::from(cap.days())))
+        .bind(quiet.map(|quiet| i64::from(quiet.window.start())))
+        .bind(quiet.map(|quiet| i64::from(quiet.window.end())))
+        .bind(quiet.and_then(|quiet| quiet.fallback_zone.map(|zone| zone.name().to_owned())))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -1192,7 +1403,12 @@ where
             parts_min: None,
             parts_max: None,
             chunk_size: None,
+            chunk_count: None,
+            held_count: 0,
+            held_until: None,
             resolved_at: None,
+            series_id: None,
+            occurrence: None,
             sent_count: 0,
             error: None,
             created_at: now,
@@ -1230,10 +1446,17 @@ where
             .fetch_one(&mut *conn)
             .await?;
         let message = MessagePlan::new(&batch.body, batch.parameters.clone(), batch.encoding);
-        let mut rows = self.recipient_stream(plan, &batch, &message).await?;
+        let quiet = Self::load_sending_settings(&mut conn, plan)
+            .await?
+            .quiet_hours_for(batch.purpose);
+        let mut rows = self
+            .recipient_stream(plan, &batch, &message, quiet.is_some())
+            .await?;
         let cap = Self::frequency_cap(&mut conn, plan, &batch).await?;
         let mut recorder =
-            ChunkRecorder::<D>::dry(plan, &batch.id, 1000, &message, PREVIEW_SAMPLES).with_cap(cap);
+            ChunkRecorder::<D>::dry(plan, &batch.id, 1000, &message, PREVIEW_SAMPLES)
+                .with_cap(cap)
+                .with_quiet_hours(quiet, Some(chrono::Utc::now()));
         let mut opted_in = 0;
         while let Some(recipient) = futures::TryStreamExt::try_next(&mut rows).await? {
             opted_in += 1;
@@ -1243,6 +1466,8 @@ where
             tally,
             skipped,
             samples,
+            held_now,
+            ..
         } = recorder.finish(&mut conn).await?;
         Ok(BatchPreview {
             recipients: tally.messages,
@@ -1250,6 +1475,7 @@ where
             opted_out: kept - opted_in,
             missing_parameter: skipped.get("missing_parameter").copied().unwrap_or(0),
             frequency_cap: skipped.get("frequency_cap").copied().unwrap_or(0),
+            held_now,
             tally,
             samples,
         })
@@ -1283,8 +1509,8 @@ where
         chunk: i64,
     ) -> StoreResult<ChunkRecipients> {
         let mut conn = self.dialect.reader().acquire().await?;
-        let row: Option<(String, Option<String>)> = sqlx::query_as(
-            "SELECT phones, placeholder_values FROM batch_recipients \
+        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT phones, placeholder_values, time_zones FROM batch_recipients \
                  WHERE plan_id = $1 AND batch_id = $2 AND chunk = $3",
         )
         .bind(plan.as_str())
@@ -1292,7 +1518,7 @@ where
         .bind(chunk)
         .fetch_optional(&mut *conn)
         .await?;
-        let Some((phones, values)) = row else {
+        let Some((phones, values, time_zones)) = row else {
             return Ok(ChunkRecipients::default());
         };
         let values = values
@@ -1302,6 +1528,7 @@ where
         Ok(ChunkRecipients {
             phones: phones.split('\n').map(str::to_owned).collect(),
             values,
+            time_zones: time_zones.as_deref().map(ZoneSet::from_stored),
         })
     }
 
@@ -1350,6 +1577,28 @@ where
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        if marked == 1 {
+            // A held chunk handed over is held no more.
+            sqlx::query(
+                "UPDATE batches SET held_count = held_count - COALESCE((SELECT count \
+                     FROM batch_recipients WHERE plan_id = $1 AND batch_id = $2 AND chunk = $3 \
+                     AND held_until IS NOT NULL), 0) WHERE plan_id = $1 AND id = $2",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .bind(chunk)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE batch_recipients SET held_until = NULL \
+                     WHERE plan_id = $1 AND batch_id = $2 AND chunk = $3",
+            )
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .bind(chunk)
+            .execute(&mut *tx)
+            .await?;
+        }
         // The count moves with the chunk's state, so it counts every chunk once.
         Self::hold_lease(
             &mut tx,
@@ -1358,6 +1607,48 @@ where
             id,
             if marked == 1 { recipients } else { 0 },
         )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn hold_batch(
+        &self,
+        lease: &Lease,
+        plan: &PlanId,
+        id: &BatchId,
+        held: &[(i64, Timestamp)],
+        wake: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.dialect.begin_write().await?;
+        Self::hold_lease(&mut tx, lease, plan, id, 0).await?;
+        for (chunk, until) in held {
+            sqlx::query(
+                "UPDATE batch_recipients SET held_until = $1 \
+                     WHERE plan_id = $2 AND batch_id = $3 AND chunk = $4",
+            )
+            .bind(until.millis())
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .bind(*chunk)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // The claim ends until `wake`: a batch whose lease has run out is claimed again.
+        sqlx::query(
+            "UPDATE batches SET held_count = (SELECT COALESCE(SUM(count), 0) \
+                 FROM batch_recipients WHERE plan_id = $1 AND batch_id = $2 \
+                 AND held_until IS NOT NULL), \
+                 held_until = (SELECT MIN(held_until) FROM batch_recipients \
+                 WHERE plan_id = $1 AND batch_id = $2), \
+                 lease_owner = NULL, lease_until = $3, modified_at = $4 \
+                 WHERE plan_id = $1 AND id = $2",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(wake.millis())
+        .bind(Timestamp::now().millis())
+        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -1383,8 +1674,8 @@ where
         let now = Timestamp::now().millis();
         sqlx::query(
             "UPDATE batches SET status = $1, error = $2, lease_owner = NULL, \
-                 lease_until = NULL, modified_at = $3, completed_at = $3 \
-                 WHERE plan_id = $4 AND id = $5",
+                 lease_until = NULL, modified_at = $3, completed_at = $3, held_count = 0, \
+                 held_until = NULL WHERE plan_id = $4 AND id = $5",
         )
         .bind(status.as_str())
         .bind(error)

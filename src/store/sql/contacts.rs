@@ -32,7 +32,7 @@ static SMS_NUMBER_TYPES: std::sync::LazyLock<String> = std::sync::LazyLock::new(
 });
 
 pub(crate) const CONTACT_COLUMNS: &str = "c.id, c.phone, c.first_name, c.last_name, c.email, \
-    c.gender, c.fields, c.number_type, c.country, c.opted_out, c.opted_out_at, \
+    c.gender, c.time_zone, c.fields, c.number_type, c.country, c.opted_out, c.opted_out_at, \
     c.opted_out_reason, c.created_at, c.modified_at";
 
 impl<D: Dialect> SqlStore<D>
@@ -66,6 +66,7 @@ where
             last_name: row.try_get("last_name")?,
             email: row.try_get("email")?,
             gender: row.try_get("gender")?,
+            time_zone: row.try_get("time_zone")?,
             fields: CustomFields::from_trusted(fields),
             number_type: row.try_get("number_type")?,
             country: row.try_get("country")?,
@@ -146,14 +147,14 @@ where
             "UPDATE contacts SET phone = $3, first_name = $4, last_name = $5, email = $6, \
                  gender = $7, fields = $8, number_type = $9, country = $10, opted_out = $11, \
                  opted_out_at = $12, opted_out_reason = $13, sort_name = $14, \
-                 sort_name_last = $15, modified_at = $16 \
+                 sort_name_last = $15, modified_at = $16, time_zone = $17 \
                  WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $2"
         } else {
             "INSERT INTO contacts (plan, id, phone, first_name, last_name, email, gender, \
                  fields, number_type, country, opted_out, opted_out_at, opted_out_reason, \
-                 sort_name, sort_name_last, created_at, modified_at) \
+                 sort_name, sort_name_last, created_at, modified_at, time_zone) \
                  VALUES ((SELECT key FROM plans WHERE id = $1), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-                 $12, $13, $14, $15, $16, $16)"
+                 $12, $13, $14, $15, $16, $16, $17)"
         };
         sqlx::query(sql)
             .bind(plan.as_str())
@@ -172,6 +173,7 @@ where
             .bind(sort_name)
             .bind(sort_name_last)
             .bind(now)
+            .bind(contact.time_zone.as_ref().map(TimeZoneName::as_str))
             .execute(&mut *conn)
             .await?;
         if contact.opted_out != before.is_some_and(|b| b.opted_out) {
@@ -211,6 +213,10 @@ where
             last_name: text(&record.last_name),
             email: record.email.as_deref().and_then(|v| Email::parse(v).ok()),
             gender: record.gender.as_deref().and_then(|v| Gender::parse(v).ok()),
+            time_zone: record
+                .time_zone
+                .as_deref()
+                .and_then(|v| TimeZoneName::parse(v).ok()),
             fields: record.fields.clone(),
             opted_out: record.opted_out,
             opted_out_reason: record
@@ -238,6 +244,9 @@ where
         }
         if let Some(value) = patch.gender {
             contact.gender = value;
+        }
+        if let Some(value) = patch.time_zone {
+            contact.time_zone = value;
         }
         if let Some(value) = patch.fields {
             contact.fields = value;

@@ -39,6 +39,7 @@ where
             Field::LastName => "c.last_name",
             Field::Email => "c.email",
             Field::Gender => "c.gender",
+            Field::TimeZone => "c.time_zone",
             Field::Country => "c.country",
             Field::NumberType => "c.number_type",
             Field::OptedOut => "c.opted_out",

@@ -16,6 +16,7 @@ pub(crate) struct ContactValues {
     pub last_name: Option<String>,
     pub email: Option<String>,
     pub gender: Option<String>,
+    pub time_zone: Option<String>,
     pub fields: String,
     pub number_type: String,
     pub country: Option<String>,
@@ -409,6 +410,7 @@ where
             last_name: existing.last_name.clone(),
             email: existing.email.clone(),
             gender: existing.gender.clone(),
+            time_zone: existing.time_zone.clone(),
             fields: existing.fields.as_map().clone(),
         };
         let text = |value: Option<&str>| value.map(str::to_owned);
@@ -417,6 +419,7 @@ where
             last_name: text(row.last_name.as_ref().map(PersonName::as_str)),
             email: text(row.email.as_ref().map(Email::as_str)),
             gender: text(row.gender.as_ref().map(Gender::as_str)),
+            time_zone: text(row.time_zone.as_ref().map(TimeZoneName::as_str)),
             fields: row.fields.clone(),
         };
         let import::Merged {
@@ -434,6 +437,7 @@ where
             last_name: attributes.last_name,
             email: attributes.email,
             gender: attributes.gender,
+            time_zone: attributes.time_zone,
             fields: serde_json::Value::Object(attributes.fields).to_string(),
             number_type: existing.number_type.clone().unwrap_or_default(),
             country: existing.country.clone(),
@@ -465,6 +469,7 @@ where
             last_name,
             email: row.email.as_ref().map(|e| e.as_str().to_owned()),
             gender: row.gender.as_ref().map(|g| g.as_str().to_owned()),
+            time_zone: row.time_zone.as_ref().map(|z| z.as_str().to_owned()),
             fields: serde_json::Value::Object(row.fields.clone()).to_string(),
             number_type: row.phone.number_type.as_str().to_owned(),
             country: row.phone.country.clone(),

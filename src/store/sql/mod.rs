@@ -9,6 +9,7 @@ mod groups;
 mod imports;
 mod plans;
 mod seal;
+mod series;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,10 +20,12 @@ use super::*;
 use crate::domain::algebra::{MembershipChange, MembershipStep};
 use crate::domain::auto_update::AutoUpdate;
 use crate::domain::batch::{Audience, BatchStatus};
-use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName, sort_names};
+use crate::domain::contact::{
+    CustomFields, Email, Gender, OptOutReason, PersonName, TimeZoneName, sort_names,
+};
 use crate::domain::filter::{CompareOp, Expr, Field, FilterExpr, Value as FilterValue};
 use crate::domain::group::{Description, GroupName, GroupStatus, check_child_groups};
-use crate::domain::ids::{BatchId, ContactId, ExportId, GroupId, ImportId, PlanId};
+use crate::domain::ids::{BatchId, ContactId, ExportId, GroupId, ImportId, PlanId, SeriesId};
 use crate::domain::keywords::{Consent, ConsentKeywords, GroupRequest, group_request, normalize};
 use crate::domain::msisdn::{Msisdn, NumberType, ParsedNumber};
 use crate::domain::time::Timestamp;

@@ -97,7 +97,13 @@ impl InlineReader {
             sql,
             [],
             |row| {
-                let columns = (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+                let columns = (
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                );
                 Ok(Recipient::from_details(columns, fields))
             },
             sender,

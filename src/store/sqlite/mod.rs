@@ -70,6 +70,7 @@ fn contact_json(contact: &ContactValues) -> serde_json::Value {
         contact.opted_out,
         contact.opted_out_at,
         contact.opted_out_reason,
+        contact.time_zone,
     ])
 }
 
@@ -497,12 +498,12 @@ impl Dialect for Sqlite {
             .bind(plan.as_str())
             .fetch_one(&mut *conn)
             .await?;
-        // SQLite binds at most 32,766 parameters a statement; a contact takes 17.
-        for part in contacts.chunks(1900) {
+        // SQLite binds at most 32,766 parameters a statement; a contact takes 18.
+        for part in contacts.chunks(1800) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO contacts (plan, id, phone, first_name, last_name, email, gender, \
                  fields, number_type, country, sort_name, sort_name_last, opted_out, opted_out_at, \
-                 opted_out_reason, created_at, modified_at) ",
+                 opted_out_reason, time_zone, created_at, modified_at) ",
             );
             insert.push_values(part, |mut row, c| {
                 row.push_bind(plan)
@@ -520,6 +521,7 @@ impl Dialect for Sqlite {
                     .push_bind(c.opted_out)
                     .push_bind(c.opted_out_at)
                     .push_bind(c.opted_out_reason.as_deref())
+                    .push_bind(c.time_zone.as_deref())
                     .push_bind(now)
                     .push_bind(now);
             });
@@ -552,7 +554,7 @@ impl Dialect for Sqlite {
              email = u.value ->> 4, gender = u.value ->> 5, fields = u.value ->> 6, \
              sort_name = u.value ->> 9, sort_name_last = u.value ->> 10, \
              opted_out = u.value ->> 11, opted_out_at = u.value ->> 12, \
-             opted_out_reason = u.value ->> 13, modified_at = $2 \
+             opted_out_reason = u.value ->> 13, time_zone = u.value ->> 14, modified_at = $2 \
              FROM json_each($3) AS u \
              WHERE contacts.plan = (SELECT key FROM plans WHERE id = $1) AND contacts.id = u.value ->> 0",
         )
