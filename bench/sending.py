@@ -231,7 +231,7 @@ def bench_backend(name, database, plan, token, n, raw):
               f"{elapsed / raw_dump:.2f} |")
         print(f"| stream the batch's recorded recipients | {recipients / elapsed_recipients / 1e6:.2f}"
               f" M numbers/s | | |")
-        print(f"| hand {recipients} recipients to the log sender (1000 per chunk, fsync each) | "
+        print(f"| hand {recipients} recipients to the log sender (10,000 per chunk, fsync each) | "
               f"{send_ms:.0f} ms ({recipients / send_ms * 1000 / 1e6:.2f} M/s) | | |")
         print(f"| resolve G with a personalized body (first name, parameters, smart encoding) | "
               f"{personal_resolve_ms:.0f} ms | plain: {resolve_ms:.0f} ms | "

@@ -109,7 +109,7 @@ impl MessagePlan {
         let values = values_for(&self.template, &self.parameters, phone, contact)
             .map_err(|MissingParameter(name)| SkipReason::MissingParameter(name))?;
         self.template.render_into(&values, scratch);
-        let (_, segments) = sms::encode(scratch, self.choice);
+        let segments = sms::count(scratch, self.choice);
         Ok(Prepared { values, segments })
     }
 

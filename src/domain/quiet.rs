@@ -3,11 +3,11 @@
 //! (libphonenumber's prefix-to-zone map, through `namba`); a number whose prefix spans several
 //! zones is quiet whenever any of them is.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
+use rustc_hash::FxHashMap;
 
 const DAY_SECONDS: u32 = 86_400;
 
@@ -186,7 +186,7 @@ const ZONE_PREFIX_DIGITS: usize = 9;
 /// more than a map lookup) and handing out one small index per distinct set.
 #[derive(Debug, Default)]
 pub struct ZoneFinder {
-    by_prefix: HashMap<(u64, u8), Option<usize>>,
+    by_prefix: FxHashMap<(u64, u8), Option<usize>>,
     sets: Vec<ZoneSet>,
     fallback: Option<usize>,
 }

@@ -176,29 +176,52 @@ pub fn segments(text: &str, encoding: Encoding) -> Segments {
 /// Packs characters greedily into parts without splitting one; `None` as
 /// soon as a character has no GSM-7 code.
 fn gsm7_segments(text: &str) -> Option<Segments> {
-    let mut total = 0usize;
-    let mut parts = 1usize;
-    let mut used = 0usize;
+    let mut packer = Gsm7Packer::default();
     for ch in text.chars() {
-        let c = ch as u32;
-        let n = if c < 0x80 {
-            ASCII_SEPTETS[c as usize]
-        } else {
-            gsm7_non_ascii(ch)?
-        };
-        if n == 0 {
-            return None;
-        }
-        let n = usize::from(n);
-        total += n;
-        used += n;
-        if used > GSM7_MULTI {
-            // An escape + char pair never straddles parts: it opens the next one.
-            parts += 1;
-            used = n;
+        packer.push(gsm7_septets(ch)?);
+    }
+    Some(packer.finish())
+}
+
+/// As [`gsm7_segments`] of what [`smart`] would send, without building it.
+fn smart_gsm7_segments(text: &str) -> Option<Segments> {
+    let mut packer = Gsm7Packer::default();
+    for ch in text.chars() {
+        match gsm7_septets(ch) {
+            Some(septets) => packer.push(septets),
+            None => {
+                for replaced in smart_replacement(ch)?.chars() {
+                    packer.push(gsm7_septets(replaced)?);
+                }
+            }
         }
     }
-    Some(finish(Encoding::Gsm7, total, parts, GSM7_SINGLE))
+    Some(packer.finish())
+}
+
+/// GSM-7 characters packed greedily into parts, one at a time.
+#[derive(Default)]
+struct Gsm7Packer {
+    total: usize,
+    parts: usize,
+    used: usize,
+}
+
+impl Gsm7Packer {
+    fn push(&mut self, septets: u8) {
+        let n = usize::from(septets);
+        self.total += n;
+        self.used += n;
+        if self.used > GSM7_MULTI {
+            // An escape + char pair never straddles parts: it opens the next one.
+            self.parts += 1;
+            self.used = n;
+        }
+    }
+
+    fn finish(self) -> Segments {
+        finish(Encoding::Gsm7, self.total, self.parts + 1, GSM7_SINGLE)
+    }
 }
 
 fn ucs2_segments(text: &str) -> Segments {
@@ -275,6 +298,15 @@ pub fn smart(text: &str) -> Option<Cow<'_, str>> {
         }
     }
     Some(Cow::Owned(out))
+}
+
+/// The segments of what [`encode`] would send under `choice`, without building the text.
+#[must_use]
+pub fn count(text: &str, choice: EncodingChoice) -> Segments {
+    match choice {
+        EncodingChoice::Smart => smart_gsm7_segments(text).unwrap_or_else(|| ucs2_segments(text)),
+        EncodingChoice::Auto | EncodingChoice::Ucs2 => encode(text, choice).1,
+    }
 }
 
 /// The text as it will be sent under `choice`, and its segments.
@@ -640,6 +672,16 @@ mod tests {
         ) {
             for e in [Encoding::Gsm7, Encoding::Ucs2] {
                 prop_assert_eq!(segments(&s, e), reference(&s, e));
+            }
+        }
+
+        /// Counting without building the text agrees with counting what is sent.
+        #[test]
+        fn count_agrees_with_encode(
+            s in string_of(prop_oneof![mixed_char(), typo_char(), ext_char()], 0..=400)
+        ) {
+            for choice in [EncodingChoice::Auto, EncodingChoice::Smart, EncodingChoice::Ucs2] {
+                prop_assert_eq!(count(&s, choice), encode(&s, choice).1);
             }
         }
 

@@ -7,37 +7,68 @@
 //! keys are looked up a chunk at a time on a second connection while the merge goes on (or, when
 //! the pool has none to spare, on the same one between pages: streams waiting for each other's
 //! connections could otherwise wait until the pool's timeout), leaving out opted-out contacts
-//! where asked. Both connections read one repeatable-read snapshot (the first exports it, the
+//! where asked; with what each contact holds for a personalized body when the caller wants
+//! [`Recipient`]s rather than numbers. Both connections read one repeatable-read snapshot (the first exports it, the
 //! second takes it), so the result is one consistent view of the groups.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::future::Future;
 
 use sqlx::postgres::PgConnection;
 use sqlx::{Acquire, Connection};
 use tokio::sync::mpsc;
 
-use super::{NumberChunks, STREAM_CHUNK, StoreResult};
+use super::{Chunks, Recipient, STREAM_CHUNK, StoreResult};
+use crate::store::sql::DetailsRow;
 
-/// Sends the numbers of the members of the groups `include` that are neither members of
-/// `exclude` nor, with `skip_opted_out`, opted out: distinct, in contact key order, in chunks.
-/// `conn` merges the keys; `lookup`, when the pool had a connection to spare, reads their
-/// numbers meanwhile, else `conn` reads them between pages.
-pub(super) async fn send_merged(
+/// How the merged contacts are read.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Look {
+    /// Leave out the contacts who opted out.
+    pub skip_opted_out: bool,
+    /// Parse their custom fields (for [`Recipient`]s, when the body names one).
+    pub fields: bool,
+}
+
+/// What the merge sends of each contact it keeps: its number, or a [`Recipient`].
+pub(super) trait Looked: Sized + Send {
+    /// The rows of the contacts `keys` (in order), opted-out ones left out as `how` says.
+    fn look_up(
+        conn: &mut PgConnection,
+        keys: &[i64],
+        how: Look,
+    ) -> impl Future<Output = StoreResult<Vec<Self>>> + Send;
+}
+
+impl Looked for String {
+    async fn look_up(conn: &mut PgConnection, keys: &[i64], how: Look) -> StoreResult<Vec<Self>> {
+        numbers_of(conn, keys, how.skip_opted_out).await
+    }
+}
+
+impl Looked for Recipient {
+    async fn look_up(conn: &mut PgConnection, keys: &[i64], how: Look) -> StoreResult<Vec<Self>> {
+        details_of(conn, keys, how).await
+    }
+}
+
+/// Sends the members of the groups `include` that are neither members of `exclude` nor, with
+/// `how.skip_opted_out`, opted out: distinct, in contact key order, in chunks. `conn` merges
+/// the keys; `lookup`, when the pool had a connection to spare, reads their rows meanwhile,
+/// else `conn` reads them between pages.
+pub(super) async fn send_merged<T: Looked>(
     conn: &mut PgConnection,
     lookup: Option<&mut PgConnection>,
     (include, exclude): (&[i64], &[i64]),
-    skip_opted_out: bool,
-    sender: &NumberChunks,
+    how: Look,
+    sender: &Chunks<T>,
 ) -> StoreResult<()> {
     const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     let mut tx = conn.begin_with(BEGIN).await?;
     let conn = tx.acquire().await?;
     let Some(lookup) = lookup else {
-        let sink = Sink::Direct {
-            skip_opted_out,
-            sender,
-        };
+        let sink = Sink::Direct { how, sender };
         merge_keys(conn, include, exclude, &sink).await?;
         tx.commit().await?;
         return Ok(());
@@ -56,11 +87,12 @@ pub(super) async fn send_merged(
     .await?;
 
     let (chunks, mut merged) = mpsc::channel::<Vec<i64>>(2);
-    let merging = async move { merge_keys(conn, include, exclude, &Sink::Channel(chunks)).await };
+    let merging =
+        async move { merge_keys(conn, include, exclude, &Sink::<T>::Channel(chunks)).await };
     let looking_up = async {
         while let Some(keys) = merged.recv().await {
-            let numbers = numbers_of(lookup, &keys, skip_opted_out).await?;
-            if !numbers.is_empty() && sender.send(Ok(numbers)).await.is_err() {
+            let rows = T::look_up(lookup, &keys, how).await?;
+            if !rows.is_empty() && sender.send(Ok(rows)).await.is_err() {
                 // The reader has gone: stop the merge too.
                 merged.close();
                 break;
@@ -76,38 +108,32 @@ pub(super) async fn send_merged(
     Ok(())
 }
 
-/// Where merged keys go: to the connection looking their numbers up, or looked up on the
-/// merging connection itself and sent on.
-enum Sink<'a> {
+/// Where merged keys go: to the connection looking their rows up, or looked up on the merging
+/// connection itself and sent on.
+enum Sink<'a, T> {
     Channel(mpsc::Sender<Vec<i64>>),
-    Direct {
-        skip_opted_out: bool,
-        sender: &'a NumberChunks,
-    },
+    Direct { how: Look, sender: &'a Chunks<T> },
 }
 
-impl Sink<'_> {
+impl<T: Looked> Sink<'_, T> {
     /// Passes a chunk of keys on; false when nobody receives them any more.
     async fn take(&self, conn: &mut PgConnection, keys: Vec<i64>) -> StoreResult<bool> {
         match self {
             Self::Channel(chunks) => Ok(chunks.send(keys).await.is_ok()),
-            Self::Direct {
-                skip_opted_out,
-                sender,
-            } => {
-                let numbers = numbers_of(conn, &keys, *skip_opted_out).await?;
-                Ok(numbers.is_empty() || sender.send(Ok(numbers)).await.is_ok())
+            Self::Direct { how, sender } => {
+                let rows = T::look_up(conn, &keys, *how).await?;
+                Ok(rows.is_empty() || sender.send(Ok(rows)).await.is_ok())
             }
         }
     }
 }
 
 /// Passes the merged keys on in chunks; stops early when nobody receives them any more.
-async fn merge_keys(
+async fn merge_keys<T: Looked>(
     conn: &mut PgConnection,
     include: &[i64],
     exclude: &[i64],
-    sink: &Sink<'_>,
+    sink: &Sink<'_, T>,
 ) -> StoreResult<()> {
     let sources = include.len() + exclude.len();
     let page_rows = (MERGE_ROWS / sources.max(1)).clamp(256, 8192) as i64;
@@ -192,23 +218,104 @@ async fn numbers_of(
             .await?;
     // Both aggregates read the rows in one order, so the arrays pair up; that order is the
     // subquery's in practice, and sorted here if it was not.
-    let mut range: Vec<(i64, String)> = found
+    let range = found
         .unwrap_or_default()
         .into_iter()
         .zip(numbers.unwrap_or_default())
         .collect();
+    Ok(wanted_of(keys, range))
+}
+
+/// Of the rows of a range of keys, those of `keys` (both in key order, the range sorted here
+/// if it came otherwise).
+fn wanted_of<T>(keys: &[i64], mut range: Vec<(i64, T)>) -> Vec<T> {
     if !range.is_sorted_by_key(|(key, _)| *key) {
         range.sort_unstable_by_key(|(key, _)| *key);
     }
     let mut wanted = keys.iter().peekable();
     let mut kept = Vec::with_capacity(keys.len());
-    for (key, number) in range {
+    for (key, row) in range {
         while wanted.next_if(|&&next| next < key).is_some() {}
         if wanted.next_if_eq(&&key).is_some() {
-            kept.push(number);
+            kept.push(row);
         }
     }
-    Ok(kept)
+    kept
+}
+
+/// As `NUMBERS_OF_KEYS`, with what each contact holds for a personalized body, one array per
+/// column (keys too, to pair them up).
+const DETAILS_OF_KEYS: &str = "SELECT array_agg(key ORDER BY key), \
+     array_agg(phone ORDER BY key), array_agg(first_name ORDER BY key), \
+     array_agg(last_name ORDER BY key), array_agg(fields ORDER BY key), \
+     array_agg(time_zone ORDER BY key) FROM contacts \
+     WHERE key = ANY($1) AND NOT (opted_out AND $2)";
+
+/// As `NUMBERS_IN_RANGE`, with what each contact holds for a personalized body.
+const DETAILS_IN_RANGE: &str = "SELECT array_agg(key), array_agg(phone), array_agg(first_name), \
+     array_agg(last_name), array_agg(fields), array_agg(time_zone) FROM ( \
+     SELECT key, phone, first_name, last_name, fields, time_zone FROM contacts \
+     WHERE key BETWEEN $1 AND $2 AND NOT (opted_out AND $3) ORDER BY key) range";
+
+/// One array per column of `DETAILS_OF_KEYS` and `DETAILS_IN_RANGE`.
+type DetailArrays = (
+    Option<Vec<i64>>,
+    Option<Vec<String>>,
+    Option<Vec<Option<String>>>,
+    Option<Vec<Option<String>>>,
+    Option<Vec<String>>,
+    Option<Vec<Option<String>>>,
+);
+
+/// The recipients of the contacts `keys` (in order), with their details, read as `numbers_of`
+/// reads numbers: key by key, or as their range when the keys fill it densely.
+async fn details_of(
+    conn: &mut PgConnection,
+    keys: &[i64],
+    how: Look,
+) -> StoreResult<Vec<Recipient>> {
+    let (Some(&first), Some(&last)) = (keys.first(), keys.last()) else {
+        return Ok(Vec::new());
+    };
+    let span = usize::try_from(last - first).unwrap_or(usize::MAX);
+    let arrays: DetailArrays = if span >= keys.len().saturating_mul(DENSE) {
+        sqlx::query_as(DETAILS_OF_KEYS)
+            .bind(keys)
+            .bind(how.skip_opted_out)
+            .fetch_one(&mut *conn)
+            .await?
+    } else {
+        sqlx::query_as(DETAILS_IN_RANGE)
+            .bind(first)
+            .bind(last)
+            .bind(how.skip_opted_out)
+            .fetch_one(&mut *conn)
+            .await?
+    };
+    let (found, phones, first_names, last_names, fields, time_zones) = arrays;
+    let mut first_names = first_names.unwrap_or_default().into_iter();
+    let mut last_names = last_names.unwrap_or_default().into_iter();
+    let mut fields = fields.unwrap_or_default().into_iter();
+    let mut time_zones = time_zones.unwrap_or_default().into_iter();
+    let range: Vec<(i64, DetailsRow)> = found
+        .unwrap_or_default()
+        .into_iter()
+        .zip(phones.unwrap_or_default())
+        .map(|(key, phone)| {
+            let row: DetailsRow = (
+                phone,
+                first_names.next().flatten(),
+                last_names.next().flatten(),
+                fields.next(),
+                time_zones.next().flatten(),
+            );
+            (key, row)
+        })
+        .collect();
+    Ok(wanted_of(keys, range)
+        .into_iter()
+        .map(|row| Recipient::from_details(row, how.fields))
+        .collect())
 }
 
 /// One group's members in key order, read a page at a time after the last key read.

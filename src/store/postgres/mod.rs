@@ -160,7 +160,11 @@ impl Dialect for Postgres {
         let keys = SqlStore::<Postgres>::tree_keys(&tree);
         let mut lookup = self.pool.try_acquire();
         let lookup = lookup.as_deref_mut();
-        merge::send_merged(&mut conn, lookup, (&keys, &[]), false, &sender).await
+        let how = merge::Look {
+            skip_opted_out: false,
+            fields: false,
+        };
+        merge::send_merged(&mut conn, lookup, (&keys, &[]), how, &sender).await
     }
 
     /// Sends the recipients of a batch to groups alone (`groups_alone`), merged here (with a
@@ -173,18 +177,28 @@ impl Dialect for Postgres {
     ) -> StoreResult<()> {
         let mut lookup = self.pool.try_acquire();
         let lookup = lookup.as_deref_mut();
-        merge::send_merged(&mut conn, lookup, (include, exclude), true, &sender).await
+        let how = merge::Look {
+            skip_opted_out: true,
+            fields: false,
+        };
+        merge::send_merged(&mut conn, lookup, (include, exclude), how, &sender).await
     }
 
-    /// One query on the connection: the merge above reads numbers alone.
+    /// As `stream_groups_alone`, each recipient with what its contact holds.
     async fn stream_details_alone(
         &self,
         mut conn: PoolConnection<sqlx::Postgres>,
-        groups: (&[i64], &[i64]),
+        (include, exclude): (&[i64], &[i64]),
         fields: bool,
         sender: Chunks<Recipient>,
     ) -> StoreResult<()> {
-        SqlStore::<Postgres>::send_static_details(&mut conn, groups, fields, &sender).await
+        let mut lookup = self.pool.try_acquire();
+        let lookup = lookup.as_deref_mut();
+        let how = merge::Look {
+            skip_opted_out: true,
+            fields,
+        };
+        merge::send_merged(&mut conn, lookup, (include, exclude), how, &sender).await
     }
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, sqlx::Postgres>> {

@@ -1007,19 +1007,6 @@ where
             .map_ok(move |row| Recipient::from_details(row, fields));
         forward_rows(rows, sender).await
     }
-
-    /// The recipients of a batch to groups alone, with their contacts' details, read by one
-    /// query on `conn`.
-    pub(crate) async fn send_static_details(
-        conn: &mut Conn<D>,
-        (include, exclude): (&[i64], &[i64]),
-        fields: bool,
-        sender: &Chunks<Recipient>,
-    ) -> StoreResult<()> {
-        let mut select = sqlx::QueryBuilder::<D::Db>::new("");
-        Self::push_static_numbers(&mut select, include, exclude, true, Columns::Details);
-        Self::forward_details(conn, select, fields, sender).await
-    }
 }
 
 #[async_trait]
@@ -1577,25 +1564,27 @@ where
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if marked == 1 {
-            // A held chunk handed over is held no more.
-            sqlx::query(
-                "UPDATE batches SET held_count = held_count - COALESCE((SELECT count \
-                     FROM batch_recipients WHERE plan_id = $1 AND batch_id = $2 AND chunk = $3 \
-                     AND held_until IS NOT NULL), 0) WHERE plan_id = $1 AND id = $2",
+        // A held chunk handed over is held no more.
+        let released: Option<i64> = if marked == 1 {
+            sqlx::query_scalar(
+                "UPDATE batch_recipients SET held_until = NULL WHERE plan_id = $1 \
+                     AND batch_id = $2 AND chunk = $3 AND held_until IS NOT NULL RETURNING count",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
             .bind(chunk)
-            .execute(&mut *tx)
-            .await?;
+            .fetch_optional(&mut *tx)
+            .await?
+        } else {
+            None
+        };
+        if let Some(released) = released {
             sqlx::query(
-                "UPDATE batch_recipients SET held_until = NULL \
-                     WHERE plan_id = $1 AND batch_id = $2 AND chunk = $3",
+                "UPDATE batches SET held_count = held_count - $1 WHERE plan_id = $2 AND id = $3",
             )
+            .bind(released)
             .bind(plan.as_str())
             .bind(id.as_str())
-            .bind(chunk)
             .execute(&mut *tx)
             .await?;
         }
