@@ -331,6 +331,36 @@ mod tests {
     }
 
     #[test]
+    fn a_number_across_two_zones_waits_for_both_across_a_clock_change() {
+        // Nevada's 775 spans Mountain (Boise) and Pacific (Los Angeles) time.
+        let mut finder = ZoneFinder::new(None);
+        let nevada = finder.for_number("+17755550100").expect("zones");
+        let zones = finder.set(nevada).zones();
+        assert_eq!(
+            finder.set(nevada).as_str(),
+            "America/Boise&America/Los_Angeles"
+        );
+        // Summer, 14:30 UTC: 08:30 in Boise (free), 07:30 in Los Angeles (quiet) until 08:00
+        // there, 15:00 UTC.
+        assert_eq!(
+            night().release(utc("2026-07-01T14:30:00Z"), &zones),
+            Some(utc("2026-07-01T15:00:00Z"))
+        );
+        // 03:30 UTC: 21:30 in Boise (quiet), 20:30 in Los Angeles (free). Boise's night ends at
+        // 14:00 UTC, when Los Angeles is at 07:00 and quiet: held until 15:00 UTC.
+        assert_eq!(
+            night().release(utc("2026-07-01T03:30:00Z"), &zones),
+            Some(utc("2026-07-01T15:00:00Z"))
+        );
+        // The night the clocks go back (2026-11-01): 04:00 UTC is 22:00 MDT and 21:00 PDT;
+        // mornings come at 08:00 MST (15:00 UTC) and 08:00 PST (16:00 UTC).
+        assert_eq!(
+            night().release(utc("2026-11-01T04:00:00Z"), &zones),
+            Some(utc("2026-11-01T16:00:00Z"))
+        );
+    }
+
+    #[test]
     fn numbers_find_their_zones() {
         let mut finder = ZoneFinder::new(None);
         let san_francisco = finder.for_number("+14155550001").expect("a zone");
