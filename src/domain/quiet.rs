@@ -3,8 +3,6 @@
 //! (libphonenumber's prefix-to-zone map, through `namba`); a number whose prefix spans several
 //! zones is quiet whenever any of them is.
 
-use std::fmt;
-
 use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use rustc_hash::FxHashMap;
@@ -161,12 +159,6 @@ impl ZoneSet {
             .split('&')
             .filter_map(|name| name.parse::<Tz>().ok())
             .collect()
-    }
-}
-
-impl fmt::Display for ZoneSet {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.0)
     }
 }
 

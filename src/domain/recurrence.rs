@@ -121,10 +121,6 @@ impl Recurrence {
         self.zone
     }
 
-    pub fn ends_at(&self) -> Option<DateTime<Utc>> {
-        self.ends_at
-    }
-
     /// The first occurrence at or after `starts_at`.
     pub fn first(&self, starts_at: DateTime<Utc>) -> Result<DateTime<Utc>, RecurrenceError> {
         let start = floor_second(starts_at);
