@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::sms::{self, Encoding, EncodingChoice, Segments};
-use super::template::{ContactDetails, MissingParameter, Parameters, Template, values_for};
+use super::template::{ContactDetails, MissingParameter, Parameters, Source, Template, values_for};
 
 /// Why a recipient was left out when the batch was resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +87,14 @@ impl MessagePlan {
         self.template.needs_fields()
     }
 
+    /// Whether a placeholder of the body refers to `source` (a built-in name).
+    pub fn uses(&self, source: Source<'_>) -> bool {
+        self.template
+            .names()
+            .iter()
+            .any(|name| Source::of(name) == source)
+    }
+
     /// The parts of every message, when the body has no placeholders.
     pub fn fixed_segments(&self) -> Option<Segments> {
         self.fixed.as_ref().map(|(_, segments)| *segments)
@@ -97,7 +105,7 @@ impl MessagePlan {
     pub fn prepare(
         &self,
         phone: &str,
-        contact: Option<&ContactDetails>,
+        contact: Option<ContactDetails>,
         scratch: &mut String,
     ) -> Result<Prepared, SkipReason> {
         if let Some((_, segments)) = &self.fixed {

@@ -22,8 +22,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Database, Encode, Pool, QueryBuilder, Transaction, Type};
 
 use super::sql::ContactValues;
-use super::sql::Recipient;
 use super::sql::TreeGroup;
+use super::sql::{Recipient, Wanted};
 use super::{Chunks, GroupRow, GroupsTerm, Importing, NumberChunks, RejectedRow, StoreResult};
 use crate::domain::filter::Value as FilterValue;
 use crate::domain::ids::{GroupId, ImportId, PlanId};
@@ -80,12 +80,12 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
         sender: NumberChunks,
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// As `stream_groups_alone`, with what each recipient's contact holds for a personalized
-    /// body (its custom fields only when `fields`).
+    /// body (as far as `wanted`).
     fn stream_details_alone(
         &self,
         conn: PoolConnection<Self::Db>,
         groups: (&[i64], &[i64]),
-        fields: bool,
+        wanted: Wanted,
         sender: Chunks<Recipient>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 

@@ -19,7 +19,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Acquire, Connection};
 use tokio::sync::mpsc;
 
-use super::{Chunks, Recipient, STREAM_CHUNK, StoreResult};
+use super::{Chunks, Recipient, STREAM_CHUNK, StoreResult, Wanted};
 use crate::store::sql::DetailsRow;
 
 /// How the merged contacts are read.
@@ -27,8 +27,8 @@ use crate::store::sql::DetailsRow;
 pub(super) struct Look {
     /// Leave out the contacts who opted out.
     pub skip_opted_out: bool,
-    /// Parse their custom fields (for [`Recipient`]s, when the body names one).
-    pub fields: bool,
+    /// Which details to read (for [`Recipient`]s): the others come as NULL.
+    pub wanted: Wanted,
 }
 
 /// What the merge sends of each contact it keeps: its number, or a [`Recipient`].
@@ -243,19 +243,32 @@ fn wanted_of<T>(keys: &[i64], mut range: Vec<(i64, T)>) -> Vec<T> {
     kept
 }
 
-/// As `NUMBERS_OF_KEYS`, with what each contact holds for a personalized body, one array per
+/// As `NUMBERS_OF_KEYS` (`of_keys`) or `NUMBERS_IN_RANGE`, with what each contact holds for a
+/// personalized body as far as `wanted` (the rest as NULL, the fields as `''`), one array per
 /// column (keys too, to pair them up).
-const DETAILS_OF_KEYS: &str = "SELECT array_agg(key ORDER BY key), \
-     array_agg(phone ORDER BY key), array_agg(first_name ORDER BY key), \
-     array_agg(last_name ORDER BY key), array_agg(fields ORDER BY key), \
-     array_agg(time_zone ORDER BY key) FROM contacts \
-     WHERE key = ANY($1) AND NOT (opted_out AND $2)";
-
-/// As `NUMBERS_IN_RANGE`, with what each contact holds for a personalized body.
-const DETAILS_IN_RANGE: &str = "SELECT array_agg(key), array_agg(phone), array_agg(first_name), \
-     array_agg(last_name), array_agg(fields), array_agg(time_zone) FROM ( \
-     SELECT key, phone, first_name, last_name, fields, time_zone FROM contacts \
-     WHERE key BETWEEN $1 AND $2 AND NOT (opted_out AND $3) ORDER BY key) range";
+fn details_query(of_keys: bool, wanted: Wanted) -> String {
+    let column = |used: bool, name: &str, otherwise: &str| {
+        if used {
+            name.to_owned()
+        } else {
+            format!("{otherwise}::text AS {name}")
+        }
+    };
+    let columns = format!(
+        "key, phone, {}, {}, {}, time_zone",
+        column(wanted.first_name, "first_name", "NULL"),
+        column(wanted.last_name, "last_name", "NULL"),
+        column(wanted.fields, "fields", "''"),
+    );
+    let arrays = "array_agg(key), array_agg(phone), array_agg(first_name), \
+                  array_agg(last_name), array_agg(fields), array_agg(time_zone)";
+    let rows = if of_keys {
+        "key = ANY($1) AND NOT (opted_out AND $2)"
+    } else {
+        "key BETWEEN $1 AND $2 AND NOT (opted_out AND $3)"
+    };
+    format!("SELECT {arrays} FROM (SELECT {columns} FROM contacts WHERE {rows} ORDER BY key) range")
+}
 
 /// One array per column of `DETAILS_OF_KEYS` and `DETAILS_IN_RANGE`.
 type DetailArrays = (
@@ -279,13 +292,13 @@ async fn details_of(
     };
     let span = usize::try_from(last - first).unwrap_or(usize::MAX);
     let arrays: DetailArrays = if span >= keys.len().saturating_mul(DENSE) {
-        sqlx::query_as(DETAILS_OF_KEYS)
+        sqlx::query_as(sqlx::AssertSqlSafe(details_query(true, how.wanted)))
             .bind(keys)
             .bind(how.skip_opted_out)
             .fetch_one(&mut *conn)
             .await?
     } else {
-        sqlx::query_as(DETAILS_IN_RANGE)
+        sqlx::query_as(sqlx::AssertSqlSafe(details_query(false, how.wanted)))
             .bind(first)
             .bind(last)
             .bind(how.skip_opted_out)
@@ -314,7 +327,7 @@ async fn details_of(
         .collect();
     Ok(wanted_of(keys, range)
         .into_iter()
-        .map(|row| Recipient::from_details(row, how.fields))
+        .map(|row| Recipient::from_details(row, how.wanted.fields))
         .collect())
 }
 

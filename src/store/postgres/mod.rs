@@ -13,7 +13,7 @@ use sqlx::{PgPool, Transaction};
 
 use super::dialect::{Conn, Dialect};
 use super::sql::ContactValues;
-use super::sql::{Recipient, SqlStore, TreeGroup};
+use super::sql::{Recipient, SqlStore, TreeGroup, Wanted};
 use super::*;
 use crate::domain::filter::Value as FilterValue;
 use crate::domain::ids::{ContactId, GroupId, ImportId, PlanId};
@@ -162,7 +162,7 @@ impl Dialect for Postgres {
         let lookup = lookup.as_deref_mut();
         let how = merge::Look {
             skip_opted_out: false,
-            fields: false,
+            wanted: Wanted::default(),
         };
         merge::send_merged(&mut conn, lookup, (&keys, &[]), how, &sender).await
     }
@@ -179,7 +179,7 @@ impl Dialect for Postgres {
         let lookup = lookup.as_deref_mut();
         let how = merge::Look {
             skip_opted_out: true,
-            fields: false,
+            wanted: Wanted::default(),
         };
         merge::send_merged(&mut conn, lookup, (include, exclude), how, &sender).await
     }
@@ -189,14 +189,14 @@ impl Dialect for Postgres {
         &self,
         mut conn: PoolConnection<sqlx::Postgres>,
         (include, exclude): (&[i64], &[i64]),
-        fields: bool,
+        wanted: Wanted,
         sender: Chunks<Recipient>,
     ) -> StoreResult<()> {
         let mut lookup = self.pool.try_acquire();
         let lookup = lookup.as_deref_mut();
         let how = merge::Look {
             skip_opted_out: true,
-            fields,
+            wanted,
         };
         merge::send_merged(&mut conn, lookup, (include, exclude), how, &sender).await
     }

@@ -14,7 +14,7 @@ use crate::domain::sending::{
     FrequencyCap, Purpose, QuietHoursSetting, RecentMessages, SendingSettings,
 };
 use crate::domain::sms::EncodingChoice;
-use crate::domain::template::{ContactDetails, Parameters};
+use crate::domain::template::{ContactDetails, Parameters, Source};
 
 pub(crate) const BATCH_COLUMNS: &str = "plan_id, id, status, targets, excludes, sender, body, \
      client_reference, send_at, expire_at, recipient_count, chunk_size, resolved_at, \
@@ -27,8 +27,28 @@ pub(crate) const BATCH_COLUMNS: &str = "plan_id, id, status, targets, excludes, 
 pub(crate) enum Columns {
     /// The number alone.
     Phone,
-    /// The number and what its contact holds for a body's placeholders.
-    Details,
+    /// The number, its time zone, and what its contact holds for a body's placeholders.
+    Details(Wanted),
+}
+
+/// Which of a contact's details a body's placeholders use: those it does not are read as
+/// NULL (the fields as `''`, which still says the number is a contact), so that a million
+/// recipients do not carry strings nobody reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Wanted {
+    pub first_name: bool,
+    pub last_name: bool,
+    pub fields: bool,
+}
+
+impl Wanted {
+    pub(crate) fn of(message: &MessagePlan) -> Self {
+        Wanted {
+            first_name: message.uses(Source::FirstName),
+            last_name: message.uses(Source::LastName),
+            fields: message.needs_fields(),
+        }
+    }
 }
 
 impl Columns {
@@ -36,10 +56,21 @@ impl Columns {
     pub(crate) fn of(self, alias: &str) -> String {
         match self {
             Columns::Phone => format!("{alias}.phone"),
-            Columns::Details => format!(
-                "{alias}.phone, {alias}.first_name, {alias}.last_name, {alias}.fields, \
-                 {alias}.time_zone"
-            ),
+            Columns::Details(wanted) => {
+                let column = |used: bool, name: &str, otherwise: &str| {
+                    if used {
+                        format!("{alias}.{name}")
+                    } else {
+                        otherwise.to_owned()
+                    }
+                };
+                format!(
+                    "{alias}.phone, {}, {}, {}, {alias}.time_zone",
+                    column(wanted.first_name, "first_name", "NULL"),
+                    column(wanted.last_name, "last_name", "NULL"),
+                    column(wanted.fields, "fields", "''"),
+                )
+            }
         }
     }
 }
@@ -315,14 +346,14 @@ where
                 .map_or(0, |index| index + 1),
             None => 0,
         };
-        self.prepare(conn, phone, details.as_ref(), slot).await
+        self.prepare(conn, phone, details, slot).await
     }
 
     async fn prepare(
         &mut self,
         conn: &mut Conn<D>,
         phone: String,
-        contact: Option<&ContactDetails>,
+        contact: Option<ContactDetails>,
         slot: usize,
     ) -> StoreResult<()> {
         match self.message.prepare(&phone, contact, &mut self.scratch) {
@@ -612,18 +643,18 @@ where
         let store = self.clone();
         let (plan, batch) = (plan.clone(), batch.clone());
         if message.needs_contact() || own_zones {
-            let fields = message.needs_fields();
+            let wanted = Wanted::of(message);
             return Ok(spawn_numbers(move |sender| async move {
                 if Self::groups_alone(&include, &exclude, &batch) {
                     let keys = (Self::tree_keys(&include), Self::tree_keys(&exclude));
                     return store
                         .dialect
-                        .stream_details_alone(reader, (&keys.0, &keys.1), fields, sender)
+                        .stream_details_alone(reader, (&keys.0, &keys.1), wanted, sender)
                         .await;
                 }
                 let mut reader = reader;
                 let trees = (include.as_slice(), exclude.as_slice());
-                Self::send_details(&mut reader, &plan, trees, &batch, fields, &sender).await
+                Self::send_details(&mut reader, &plan, trees, &batch, wanted, &sender).await
             }));
         }
         let phones = spawn_numbers(move |sender| async move {
@@ -895,12 +926,12 @@ where
             // A loose number is left out when its contact opted out or is in an excluded
             // group; a number that is no contact is sent to.
             builder.push("SELECT n.phone");
-            if columns == Columns::Details {
+            if matches!(columns, Columns::Details(_)) {
                 builder.push(", d.first_name, d.last_name, d.fields, d.time_zone");
             }
             builder.push(" FROM ");
             D::push_phone_table(builder, batch.to.numbers.iter().map(String::as_str));
-            if columns == Columns::Details {
+            if matches!(columns, Columns::Details(_)) {
                 builder.push(" n LEFT JOIN contacts d ON d.plan = ");
                 push_plan_key(builder, plan);
                 builder.push(" AND d.phone = n.phone");
@@ -926,7 +957,7 @@ where
         if branches == 0 {
             builder.push(match columns {
                 Columns::Phone => "SELECT CAST(NULL AS TEXT) AS phone WHERE FALSE",
-                Columns::Details => {
+                Columns::Details(_) => {
                     "SELECT CAST(NULL AS TEXT) AS phone, CAST(NULL AS TEXT) AS first_name, \
                      CAST(NULL AS TEXT) AS last_name, CAST(NULL AS TEXT) AS fields, \
                      CAST(NULL AS TEXT) AS time_zone WHERE FALSE"
@@ -978,7 +1009,7 @@ where
         plan: &PlanId,
         (include, exclude): (&[TreeGroup], &[TreeGroup]),
         batch: &BatchRecord,
-        fields: bool,
+        wanted: Wanted,
         sender: &Chunks<Recipient>,
     ) -> StoreResult<()> {
         let mut select = sqlx::QueryBuilder::<D::Db>::new("");
@@ -989,9 +1020,9 @@ where
             exclude,
             batch,
             true,
-            Columns::Details,
+            Columns::Details(wanted),
         );
-        Self::forward_details(conn, select, fields, sender).await
+        Self::forward_details(conn, select, wanted.fields, sender).await
     }
 
     /// Runs a query of [`Columns::Details`] on `conn` and sends its recipients.

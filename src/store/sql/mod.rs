@@ -30,7 +30,7 @@ use crate::domain::keywords::{Consent, ConsentKeywords, GroupRequest, group_requ
 use crate::domain::msisdn::{Msisdn, NumberType, ParsedNumber};
 use crate::domain::time::Timestamp;
 
-pub(crate) use batches::{Columns, DetailsRow, Recipient};
+pub(crate) use batches::{Columns, DetailsRow, Recipient, Wanted};
 pub(crate) use contacts::*;
 pub(crate) use groups::*;
 pub(crate) use imports::*;

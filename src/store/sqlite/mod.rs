@@ -14,7 +14,7 @@ use sqlx::{SqlitePool, Transaction};
 
 use super::dialect::{Conn, Dialect};
 use super::sql::ContactValues;
-use super::sql::{Columns, Recipient, SqlStore, TreeGroup};
+use super::sql::{Columns, Recipient, SqlStore, TreeGroup, Wanted};
 use super::*;
 use crate::domain::filter::Value as FilterValue;
 use crate::domain::ids::{ContactId, GroupId, ImportId, PlanId};
@@ -198,7 +198,7 @@ impl Dialect for Sqlite {
         &self,
         conn: PoolConnection<sqlx::Sqlite>,
         (include, exclude): (&[i64], &[i64]),
-        fields: bool,
+        wanted: Wanted,
         sender: Chunks<Recipient>,
     ) -> StoreResult<()> {
         drop(conn);
@@ -208,11 +208,11 @@ impl Dialect for Sqlite {
             include,
             exclude,
             true,
-            Columns::Details,
+            Columns::Details(wanted),
         );
         let sql = builder.into_string();
         let inline = self.inline.clone();
-        tokio::task::spawn_blocking(move || inline.stream_details(&sql, fields, &sender))
+        tokio::task::spawn_blocking(move || inline.stream_details(&sql, wanted.fields, &sender))
             .await
             .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
     }
