@@ -145,9 +145,10 @@ fn parse_series_id(id: &str) -> Result<SeriesId, ApiError> {
 fn rule_error(error: RecurrenceError) -> ApiError {
     let field = match error {
         RecurrenceError::Zone => "recurrence.time_zone",
-        RecurrenceError::Rule(_) | RecurrenceError::Count | RecurrenceError::NoOccurrence => {
-            "recurrence.rule"
-        }
+        RecurrenceError::Rule(_)
+        | RecurrenceError::NotAscii
+        | RecurrenceError::Count
+        | RecurrenceError::NoOccurrence => "recurrence.rule",
     };
     ApiError::invalid(FieldError::constraint(field, error))
 }

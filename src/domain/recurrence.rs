@@ -63,6 +63,8 @@ pub struct Recurrence {
 pub enum RecurrenceError {
     #[error("is not an RFC 5545 RRULE: {0}")]
     Rule(String),
+    #[error("is not an RFC 5545 RRULE: only ASCII letters, digits and ;=,:+- may appear")]
+    NotAscii,
     #[error("COUNT must be 1 to {MAX_OCCURRENCES}")]
     Count,
     #[error("must be an IANA time zone name, such as \"Europe/London\"")]
@@ -81,6 +83,11 @@ impl Recurrence {
     ) -> Result<Self, RecurrenceError> {
         let zone: Tz = zone.parse().map_err(|_| RecurrenceError::Zone)?;
         let text = rule.trim();
+        // An RRULE is ASCII; the rrule crate slices weekday names by byte and panics on a
+        // character that spans the cut.
+        if !text.is_ascii() {
+            return Err(RecurrenceError::NotAscii);
+        }
         let text = text
             .strip_prefix("RRULE:")
             .or_else(|| text.strip_prefix("rrule:"))
@@ -305,6 +312,16 @@ mod tests {
         assert_eq!(
             Recurrence::new("FREQ=DAILY;COUNT=0", "UTC", None).err(),
             Some(RecurrenceError::Count)
+        );
+        // Found by the fuzzer: a weekday with a two-byte character in it.
+        assert_eq!(
+            Recurrence::new(
+                "FREQ=YEARLY;BYDAY=MOY=MO,TU\u{56B}U;BYSETPOS=-5",
+                "UTC",
+                None
+            )
+            .err(),
+            Some(RecurrenceError::NotAscii)
         );
         assert_eq!(
             Recurrence::new("FREQ=DAILY", "Mars/Olympus", None).err(),

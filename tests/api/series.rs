@@ -206,6 +206,11 @@ async fn series_are_checked(app: TestApp) {
         ),
         (
             json!({"to": ["+14155550101"], "body": "x",
+                   "recurrence": {"rule": "FREQ=WEEKLY;BYDAY=TU\u{56B}U"}}),
+            "recurrence.rule",
+        ),
+        (
+            json!({"to": ["+14155550101"], "body": "x",
                    "recurrence": {"rule": "FREQ=DAILY;UNTIL=20200101T000000Z"}}),
             "recurrence.rule",
         ),
