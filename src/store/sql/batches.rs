@@ -11,7 +11,7 @@ use crate::domain::batch::EXPIRED;
 use crate::domain::message::{EncodingUsed, MessagePlan, PartsTally, SkipReason};
 use crate::domain::quiet::{QuietHours, ZoneFinder, ZoneSet};
 use crate::domain::sending::{
-    FrequencyCap, Purpose, QuietHoursSetting, RecentMessages, SendingSettings,
+    CappedNumbers, FrequencyCap, Purpose, QuietHoursSetting, RecentMessages, SendingSettings,
 };
 use crate::domain::sms::EncodingChoice;
 use crate::domain::template::{ContactDetails, Parameters, Source};
@@ -225,15 +225,17 @@ pub(crate) struct ChunkRecorder<'a, D> {
     tally: PartsTally,
     /// Left-out recipients by reason code.
     skipped_count: BTreeMap<&'static str, i64>,
-    /// The plan's frequency cap, when it applies to the batch, with what each number already
-    /// got in its period.
-    cap: Option<(FrequencyCap, RecentMessages)>,
+    /// The numbers the plan's frequency cap leaves out.
+    capped: CappedNumbers,
     scratch: String,
     /// A preview's: work everything out, write nothing, keep the first few messages.
     dry: bool,
     sample_limit: usize,
     samples: Vec<PreviewSample>,
 }
+
+/// Recipients read ahead while the frequency cap is worked out (about 100 MB at most).
+const EARLY_RECIPIENTS: usize = 500_000;
 
 /// Sample messages a preview shows.
 const PREVIEW_SAMPLES: usize = 3;
@@ -287,7 +289,7 @@ where
             next_chunk: 0,
             tally: PartsTally::default(),
             skipped_count: BTreeMap::new(),
-            cap: None,
+            capped: CappedNumbers::default(),
             scratch: String::new(),
             dry: false,
             sample_limit: 0,
@@ -310,9 +312,9 @@ where
         }
     }
 
-    /// Leaves out the numbers that already had `cap`'s share in its period.
-    fn with_cap(self, cap: Option<(FrequencyCap, RecentMessages)>) -> Self {
-        Self { cap, ..self }
+    /// Leaves out the numbers that already had the frequency cap's share in its period.
+    fn with_capped(self, capped: CappedNumbers) -> Self {
+        Self { capped, ..self }
     }
 
     /// Sorts the recipients by time zone, for quiet hours; a preview's counts who they would
@@ -335,9 +337,7 @@ where
             details,
             time_zone,
         } = recipient;
-        if let Some((cap, recent)) = &self.cap
-            && !recent.allows(*cap, &phone)
-        {
+        if self.capped.contains(&phone) {
             return self.skip(conn, phone, SkipReason::FrequencyCap).await;
         }
         let slot = match &mut self.zoning {
@@ -733,39 +733,60 @@ where
         })
     }
 
-    /// The frequency cap that holds for `batch`, with the marketing messages each number got
-    /// in its period: those of the plan's other marketing batches resolved in the period, as
-    /// far as they were sent (or are still being sent).
-    pub(crate) async fn frequency_cap(
+    /// The numbers the plan's frequency cap leaves out of `batch`: those that had the cap's
+    /// share of the plan's other marketing batches resolved in its period, as far as they were
+    /// sent (or are still being sent).
+    pub(crate) async fn frequency_capped(
         conn: &mut Conn<D>,
         plan: &PlanId,
         batch: &BatchRecord,
-    ) -> StoreResult<Option<(FrequencyCap, RecentMessages)>> {
+    ) -> StoreResult<CappedNumbers> {
         if batch.purpose != Purpose::Marketing {
-            return Ok(None);
+            return Ok(CappedNumbers::default());
         }
         let Some(cap) = Self::load_sending_settings(conn, plan).await?.frequency_cap else {
-            return Ok(None);
+            return Ok(CappedNumbers::default());
         };
-        let since = Timestamp::now().millis() - cap.period_millis();
-        let mut recent = RecentMessages::default();
-        let mut rows = sqlx::query_scalar::<_, String>(
-            "SELECT r.phones FROM batches b JOIN batch_recipients r \
+        const COUNTED: &str = "FROM batches b JOIN batch_recipients r \
                  ON r.plan_id = b.plan_id AND r.batch_id = b.id \
                  WHERE b.plan_id = $1 AND b.resolved_at >= $2 AND b.id <> $3 \
                    AND b.purpose = 'marketing' \
                    AND (b.status IN ('sending', 'sent') OR EXISTS ( \
                        SELECT 1 FROM batch_chunks c WHERE c.plan_id = r.plan_id \
-                           AND c.batch_id = r.batch_id AND c.chunk = r.chunk))",
-        )
+                           AND c.batch_id = r.batch_id AND c.chunk = r.chunk))";
+        let since = Timestamp::now().millis() - cap.period_millis();
+        // A batch gives each number one message at most: with fewer batches counted than the
+        // cap allows, nobody is left out, and the millions of numbers need not be read.
+        let batches: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(DISTINCT b.id) {COUNTED}"
+        )))
         .bind(plan.as_str())
         .bind(since)
         .bind(batch.id.as_str())
-        .fetch(&mut *conn);
-        while let Some(phones) = futures::TryStreamExt::try_next(&mut rows).await? {
-            phones.split('\n').for_each(|phone| recent.count(phone));
+        .fetch_one(&mut *conn)
+        .await?;
+        if batches < i64::from(cap.messages()) {
+            return Ok(CappedNumbers::default());
         }
-        Ok(Some((cap, recent)))
+        let chunks: Vec<String> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT r.phones {COUNTED}")))
+                .bind(plan.as_str())
+                .bind(since)
+                .bind(batch.id.as_str())
+                .fetch_all(&mut *conn)
+                .await?;
+        // Sorting millions of numbers is work for a core: off the async threads, so that the
+        // resolution's reading goes on meanwhile (see `resolve_batch`).
+        tokio::task::spawn_blocking(move || {
+            let messages = chunks.iter().map(|phones| phones.split('\n').count()).sum();
+            let mut recent = RecentMessages::with_capacity(messages);
+            for phones in &chunks {
+                phones.split('\n').for_each(|phone| recent.count(phone));
+            }
+            recent.capped(cap)
+        })
+        .await
+        .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))
     }
 
     /// Refuses a batch naming groups that are not active in the plan.
@@ -1328,11 +1349,31 @@ where
         let mut rows = self
             .recipient_stream(plan, &batch, &message, quiet.is_some())
             .await?;
-        let cap = Self::frequency_cap(&mut tx, plan, &batch).await?;
+        // The cap's count of the period's numbers (millions, read and sorted) overlaps the
+        // reading of the first recipients, which wait for it here.
+        let (mut early, mut ended) = (Vec::new(), false);
+        let capped = {
+            let capping = Self::frequency_capped(&mut tx, plan, &batch);
+            tokio::pin!(capping);
+            loop {
+                tokio::select! {
+                    capped = &mut capping => break capped?,
+                    next = rows.try_next(), if !ended && early.len() < EARLY_RECIPIENTS => {
+                        match next? {
+                            Some(recipient) => early.push(recipient),
+                            None => ended = true,
+                        }
+                    }
+                }
+            }
+        };
         let mut recorder = ChunkRecorder::<D>::new(plan, id, size, &message)
-            .with_cap(cap)
+            .with_capped(capped)
             .with_quiet_hours(quiet, None);
-        while let Some(recipient) = futures::TryStreamExt::try_next(&mut rows).await? {
+        for recipient in early {
+            recorder.push(&mut tx, recipient).await?;
+        }
+        while !ended && let Some(recipient) = rows.try_next().await? {
             recorder.push(&mut tx, recipient).await?;
         }
         let Recorded {
@@ -1470,10 +1511,10 @@ where
         let mut rows = self
             .recipient_stream(plan, &batch, &message, quiet.is_some())
             .await?;
-        let cap = Self::frequency_cap(&mut conn, plan, &batch).await?;
+        let capped = Self::frequency_capped(&mut conn, plan, &batch).await?;
         let mut recorder =
             ChunkRecorder::<D>::dry(plan, &batch.id, 1000, &message, PREVIEW_SAMPLES)
-                .with_cap(cap)
+                .with_capped(capped)
                 .with_quiet_hours(quiet, Some(chrono::Utc::now()));
         let mut opted_in = 0;
         while let Some(recipient) = futures::TryStreamExt::try_next(&mut rows).await? {
