@@ -143,6 +143,18 @@ impl Api {
         .into_response())
     }
 
+    /// A GET asking for `accept` (a file in another format than JSON), handed back as it is.
+    pub async fn forward_accepting(
+        &self,
+        session: &Session,
+        uri: &str,
+        accept: HeaderValue,
+    ) -> Result<Response, WebError> {
+        let mut request = self.request(session, Method::GET, uri, None, Body::empty())?;
+        request.headers_mut().insert(header::ACCEPT, accept);
+        self.send(request).await
+    }
+
     /// Sends a request through the API and hands back its response as it is (streamed), for
     /// uploads and downloads.
     pub async fn forward(
@@ -153,6 +165,18 @@ impl Api {
         content_type: Option<HeaderValue>,
         body: Body,
     ) -> Result<Response, WebError> {
+        let request = self.request(session, method, uri, content_type, body)?;
+        self.send(request).await
+    }
+
+    fn request(
+        &self,
+        session: &Session,
+        method: Method,
+        uri: &str,
+        content_type: Option<HeaderValue>,
+        body: Body,
+    ) -> Result<Request, WebError> {
         let mut request = Request::builder()
             .method(method)
             .uri(uri)
@@ -163,10 +187,13 @@ impl Api {
         if let Some(content_type) = content_type {
             request = request.header(header::CONTENT_TYPE, content_type);
         }
-        let request = request.body(body).map_err(|error| {
+        request.body(body).map_err(|error| {
             tracing::error!(%error, uri, "cannot build a request for the API");
             WebError::Internal
-        })?;
+        })
+    }
+
+    async fn send(&self, request: Request) -> Result<Response, WebError> {
         match self.router.clone().oneshot(request).await {
             Ok(response) => Ok(response),
             Err(never) => match never {},

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::dispatch::Reply;
 
 /// Problems to show on a form: a summary, and messages by the API's field name.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct Errors {
     pub summary: Option<String>,
     fields: Vec<(String, String)>,

@@ -327,7 +327,7 @@ fn keywords(form: &GroupForm) -> Value {
 }
 
 /// Numbers typed or pasted one per line, or separated by commas or semicolons.
-fn split_numbers(text: &str) -> Vec<&str> {
+pub(super) fn split_numbers(text: &str) -> Vec<&str> {
     text.split(['\n', ',', ';'])
         .map(str::trim)
         .filter(|number| !number.is_empty())
@@ -436,6 +436,9 @@ async fn render_group(
             @if let Some(description) = group["description"].as_str() { dt { "Description" } dd { (description) } }
             @if smart { dt { "Rule" } dd { code { (text(&group, "rule")) } } }
             dt { "Id" } dd { code { (id) } }
+        }
+        @if !deleted {
+            p { a.button href={ "/send?group=" (id) } { "Send a message to this group" } }
         }
         section aria-labelledby="rename" {
             h2 id="rename" { "Name and description" }

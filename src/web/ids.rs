@@ -4,7 +4,7 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 
 use super::layout::WebError;
-use crate::domain::ids::{ContactId, ExportId, GroupId, ImportId};
+use crate::domain::ids::{BatchId, ContactId, ExportId, GroupId, ImportId};
 
 /// An id from the page's path, parsed as its kind before any use: anything else (a space, `<`,
 /// an encoded `/` that would lead the page's call into another API route) is the page's own 404.
@@ -25,7 +25,7 @@ macro_rules! from_path {
     };
 }
 
-from_path!(GroupId, ContactId, ImportId, ExportId);
+from_path!(GroupId, ContactId, ImportId, ExportId, BatchId);
 
 impl<S: Send + Sync, T: FromPath> FromRequestParts<S> for PageId<T> {
     type Rejection = WebError;

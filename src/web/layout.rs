@@ -13,6 +13,8 @@ use super::session::Session;
 pub enum Section {
     Groups,
     Contacts,
+    Send,
+    Batches,
     Import,
     Export,
 }
@@ -36,6 +38,8 @@ pub fn page(session: &Session, section: Section, title: &str, body: Markup) -> M
                     a.brand href="/groups" { "Roster" }
                     (link(Section::Groups, "/groups", "Groups"))
                     (link(Section::Contacts, "/contacts", "Contacts"))
+                    (link(Section::Send, "/send", "Send"))
+                    (link(Section::Batches, "/batches", "Batches"))
                     (link(Section::Import, "/imports", "Import"))
                     (link(Section::Export, "/exports", "Export"))
                 }

@@ -1,4 +1,4 @@
-//! The web page for operators: groups, contacts, the import wizard and exports, rendered on the
+//! The web page for operators: groups, contacts, sending, the import wizard and exports, rendered on the
 //! server (maud) with a little JavaScript for drag and drop and progress bars.
 //!
 //! Every action goes through the native API inside this process ([`dispatch::Api`]): the page
@@ -15,6 +15,7 @@ mod groups;
 mod ids;
 mod imports;
 mod layout;
+mod sending;
 mod session;
 
 use std::sync::Arc;
@@ -55,6 +56,13 @@ pub fn router(api: Router, store: Arc<dyn Store>) -> Router {
         .route("/groups/{id}", get(groups::show).post(groups::act))
         .route("/contacts", get(contacts::list))
         .route("/contacts/{id}", get(contacts::show).post(contacts::save))
+        .route("/send", get(sending::start).post(sending::submit))
+        .route("/send/summary", post(sending::summary))
+        .route("/batches", get(sending::list))
+        .route("/batches/{id}", get(sending::show))
+        .route("/batches/{id}/cancel", post(sending::cancel))
+        .route("/batches/{id}/status", get(sending::status))
+        .route("/batches/{id}/recipients.csv", get(sending::recipients_csv))
         .route("/imports", get(imports::start).post(imports::upload))
         .route("/imports/templates/{file}", get(imports::template))
         .route("/imports/{id}", get(imports::show).post(imports::commit))

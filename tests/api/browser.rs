@@ -127,6 +127,26 @@ impl Browser {
     }
 }
 
+/// Saves the page as it is at a desktop's width (1366×900) and a phone's (390×844) under
+/// `target/browser-artifacts/NAME-desktop.png` and `NAME-phone.png`, to be looked at; the window
+/// is left at the phone's size for a moment and then put back.
+pub async fn screenshots(client: &Client, name: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
+    std::fs::create_dir_all(&dir).expect("the artefacts directory");
+    for (width, height, label) in [(1366, 900, "desktop"), (390, 844, "phone")] {
+        client
+            .set_window_size(width, height)
+            .await
+            .expect("resize the window");
+        let png = client.screenshot().await.expect("a screenshot");
+        std::fs::write(dir.join(format!("{name}-{label}.png")), png).expect("save a screenshot");
+    }
+    client
+        .set_window_size(1280, 1000)
+        .await
+        .expect("resize the window");
+}
+
 /// Waits (20 s at most) for an element, and returns it.
 pub async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
     client

@@ -8,7 +8,7 @@ use fantoccini::{Client, Locator};
 use reqwest::redirect::Policy;
 use serde_json::Value;
 
-use crate::browser::{Browser, path, text_of, wait_for};
+use crate::browser::{Browser, path, screenshots, text_of, wait_for};
 use crate::helpers::{Backend, TestApp, database_url, free_port, wait_ready};
 
 const ROSTER: &str = env!("CARGO_BIN_EXE_roster");
@@ -470,7 +470,84 @@ async fn paths_name_ids_or_nothing(app: TestApp) {
     }
 }
 
+/// The Send form without JavaScript: Check shows the dry run's summary, and a refused send keeps
+/// everything typed, with the API's reason at the field; a send time in a zone that does not
+/// exist is refused by the page itself.
+async fn the_send_form_keeps_what_was_typed(app: TestApp) {
+    let base = &app.address;
+    let client = cookie_client();
+    assert_eq!(sign_in(&client, base, &app.token).await.status(), 303);
+    let page = client.get(format!("{base}/send")).send().await.unwrap();
+    let csrf = csrf_in(&page.text().await.unwrap());
+    let group = app
+        .create_group(
+            serde_json::json!({"name": "Walkers", "members": ["+14155550101", "+14155550102"]}),
+        )
+        .await;
+    let group = group["id"].as_str().unwrap();
+    let post = |fields: Vec<(&'static str, String)>| {
+        let mut form = vec![("csrf", csrf.clone())];
+        form.extend(fields);
+        client.post(format!("{base}/send")).form(&form).send()
+    };
+
+    let checked = post(vec![
+        ("group", group.to_owned()),
+        ("numbers", "+14155550103".to_owned()),
+        ("body", "Walk at ${fields.time}".to_owned()),
+        ("action", "preview".to_owned()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(checked.status(), 200);
+    let html = checked.text().await.unwrap();
+    assert!(
+        html.contains("id=\"summary-recipients\">0</strong>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("3 without a value for a placeholder"),
+        "{html}"
+    );
+
+    let refused = post(vec![
+        ("group", group.to_owned()),
+        ("numbers", "+14155550103".to_owned()),
+        ("from", "x".repeat(40)),
+        ("body", "Walk at nine".to_owned()),
+        ("action", "send".to_owned()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 400);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("id=\"from-error\""), "{html}");
+    assert!(html.contains(">Walk at nine</textarea>"), "{html}");
+    assert!(html.contains("+14155550103</textarea>"), "{html}");
+    assert!(
+        html.contains(&format!("value=\"{group}\" checked")),
+        "{html}"
+    );
+    let batches: Value = app.get("/api/batches").await.json().await.unwrap();
+    assert_eq!(batches["count"], 0, "{batches}");
+
+    let nowhere = post(vec![
+        ("numbers", "+14155550103".to_owned()),
+        ("body", "Walk at nine".to_owned()),
+        ("when", "later".to_owned()),
+        ("send_at", "2027-03-28T01:30".to_owned()),
+        ("time_zone", "Europe/London".to_owned()),
+        ("action", "send".to_owned()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(nowhere.status(), 400);
+    let html = nowhere.text().await.unwrap();
+    assert!(html.contains("the clocks go forward"), "{html}");
+}
+
 crate::on_both_backends!(
+    the_send_form_keeps_what_was_typed,
     sessions_and_csrf,
     a_revoked_token_ends_its_sessions,
     sign_in_forms_are_signed_by_the_server,
@@ -493,6 +570,12 @@ impl Drop for Server {
 }
 
 async fn serve(backend: Backend) -> Option<Server> {
+    serve_with(backend, false).await
+}
+
+/// A server whose sender writes the messages to a file in its directory (`sending`), or sends
+/// nothing.
+async fn serve_with(backend: Backend, sending: bool) -> Option<Server> {
     let dir = tempfile::tempdir().unwrap();
     let database = database_url(backend, &dir).await?;
     let created = Command::new(ROSTER)
@@ -503,8 +586,15 @@ async fn serve(backend: Backend) -> Option<Server> {
     assert!(created.status.success(), "{created:?}");
     let plan: Value = serde_json::from_slice(&created.stdout).unwrap();
     let port = free_port();
+    let log = dir.path().join("messages.jsonl");
+    let sender = if sending {
+        vec!["--sender-log", log.to_str().unwrap(), "--poll-ms", "50"]
+    } else {
+        vec!["--sender", "off"]
+    };
     let child = Command::new(ROSTER)
-        .args(["serve", "--sender", "off"])
+        .arg("serve")
+        .args(sender)
         .env("ROSTER_DATABASE_URL", &database)
         .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
@@ -670,6 +760,183 @@ async fn refusals_are_shown_at_the_field(backend: Backend) {
             assert!(!error.is_empty());
         })
         .await;
+}
+
+/// Sign in, open a group and send it a personalized message from the Send page: the live
+/// summary counts the recipients and the one left out, shows the parts and a rendered sample;
+/// the batch's page follows the sending and lists each recipient's state. Then schedule a second
+/// message for tomorrow and cancel it from its page; both are in the list of batches.
+async fn operator_sends_to_a_group(backend: Backend) {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let Some(server) = serve_with(backend, true).await else {
+        return;
+    };
+    let base = server.base.clone();
+    let token = server.token.clone();
+    let api = reqwest::Client::new();
+    for (phone, name) in [
+        ("+14155550101", Some("Ada")),
+        ("+14155550102", Some("Bob")),
+        ("+14155550103", None),
+    ] {
+        let created = api
+            .post(format!("{base}/api/contacts"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"phone": phone, "first_name": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201, "{:?}", created.text().await);
+    }
+    let group: Value = api
+        .post(format!("{base}/api/contactgroups"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "Regulars",
+            "members": ["+14155550101", "+14155550102", "+14155550103"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let group_id = group["id"].as_str().unwrap().to_owned();
+    let name = format!("operator_sends_to_a_group_{backend:?}");
+    let shots = format!("send_{backend:?}").to_lowercase();
+    browser
+        .run(&name, |client| async move {
+            client.goto(&format!("{base}/signin")).await.unwrap();
+            fill(&client, "#token", &token).await;
+            click(&client, "form[action='/signin'] button[type=submit]").await;
+            wait_for(&client, "a[aria-current=page][href='/groups']").await;
+
+            // From the group's page to the Send page, with the group chosen.
+            client
+                .goto(&format!("{base}/groups/{group_id}"))
+                .await
+                .unwrap();
+            click(&client, &format!("a[href='/send?group={group_id}']")).await;
+            let chosen = wait_for(&client, &format!("#to-{group_id}")).await;
+            assert_eq!(
+                chosen.prop("checked").await.unwrap().as_deref(),
+                Some("true")
+            );
+            let label = text_of(&client, &format!("label[for='to-{group_id}']")).await;
+            assert_eq!(label, "Regulars (3)");
+            screenshots(&client, &format!("{shots}-empty")).await;
+
+            // The summary follows the typing: Bob and Ada get it, the contact without a first
+            // name is left out.
+            fill(
+                &client,
+                "#body",
+                "Hi ${first_name}, our doors open at 9 — see you!",
+            )
+            .await;
+            client
+                .wait()
+                .at_most(std::time::Duration::from_secs(20))
+                .for_element(Locator::XPath(
+                    "//strong[@id='summary-recipients' and text()='2']",
+                ))
+                .await
+                .unwrap();
+            let summary = text_of(&client, "#send-summary").await;
+            assert!(
+                summary.contains("1 without a value for a placeholder"),
+                "{summary}"
+            );
+            assert!(summary.contains("Hi Ada, our doors open at 9"), "{summary}");
+            assert_eq!(text_of(&client, "#summary-parts").await, "1");
+            // The dash is not GSM-7: Unicode, unless swapped.
+            assert!(
+                text_of(&client, "#summary-encoding")
+                    .await
+                    .starts_with("Unicode")
+            );
+            wait_for(&client, "#encoding")
+                .await
+                .select_by_value("smart")
+                .await
+                .unwrap();
+            client
+                .wait()
+                .at_most(std::time::Duration::from_secs(20))
+                .for_element(Locator::XPath(
+                    "//dd[@id='summary-encoding' and starts-with(text(), 'GSM-7')]",
+                ))
+                .await
+                .unwrap();
+            screenshots(&client, &format!("{shots}-summary")).await;
+
+            // Send: the batch's page follows it to the end and lists its recipients.
+            click(&client, "button[name=action][value=send]").await;
+            client
+                .wait()
+                .at_most(std::time::Duration::from_secs(30))
+                .for_element(Locator::XPath(
+                    "//span[@id='batch-status' and text()='Sent']",
+                ))
+                .await
+                .unwrap();
+            assert!(path(&client).await.starts_with("/batches/"));
+            assert_eq!(text_of(&client, "[data-state=sent] strong").await, "2");
+            assert_eq!(text_of(&client, "[data-state=skipped] strong").await, "1");
+            let recipients = text_of(&client, "#recipients-table tbody").await;
+            assert!(recipients.contains("+14155550101 Sent"), "{recipients}");
+            assert!(
+                recipients
+                    .contains("+14155550103 Left out no value for a placeholder (first_name)"),
+                "{recipients}"
+            );
+            wait_for(&client, "a[href$='/recipients.csv']").await;
+            screenshots(&client, &format!("{shots}-batch")).await;
+
+            // Tomorrow, then canceled.
+            click(&client, "a[href='/send']").await;
+            click(&client, &format!("#to-{group_id}")).await;
+            fill(&client, "#body", "Sale tomorrow").await;
+            click(&client, "#when-later").await;
+            // The browser's own date control takes typing in its locale's order: set its value.
+            let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+                .format("%Y-%m-%dT09:30")
+                .to_string();
+            client
+                .execute(
+                    "document.getElementById('send_at').value = arguments[0];",
+                    vec![Value::String(tomorrow)],
+                )
+                .await
+                .unwrap();
+            fill(&client, "#time_zone", "Europe/London").await;
+            click(&client, "button[name=action][value=send]").await;
+            assert_eq!(text_of(&client, "#batch-status").await, "Scheduled");
+            screenshots(&client, &format!("{shots}-scheduled")).await;
+            click(&client, "button[data-confirm]").await;
+            client.accept_alert().await.unwrap();
+            let note = text_of(&client, "p.success").await;
+            assert_eq!(note, "The batch was canceled.");
+            assert_eq!(text_of(&client, "#batch-status").await, "Canceled");
+
+            click(&client, "a[href='/batches']").await;
+            let list = text_of(&client, "#batches-table").await;
+            assert!(list.contains("Sale tomorrow"), "{list}");
+            assert!(list.contains("Canceled"), "{list}");
+            assert!(list.contains("Regulars"), "{list}");
+            screenshots(&client, &format!("{shots}-batches")).await;
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_operator_sends_to_a_group_sqlite() {
+    operator_sends_to_a_group(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_operator_sends_to_a_group_postgres() {
+    operator_sends_to_a_group(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
-// Roster's page script: everything works without it; it adds drag and drop to the upload form
-// and live progress bars to running imports and exports.
+// Roster's page script: everything works without it; it adds drag and drop to the upload form,
+// live progress bars to running imports, exports and batches, the Send form's live summary, and
+// a confirmation before destructive buttons.
 "use strict";
 
 // A file dropped anywhere on the drop zone becomes the file input's file.
@@ -47,7 +48,53 @@ function pollProgress(box) {
   window.setTimeout(tick, 300);
 }
 
+// As the Send form is filled in, asks the server for the summary (the batch's dry run) and
+// shows it; a request still out when the form changes again is dropped.
+function liveSummary(form) {
+  const url = form.getAttribute("data-summary");
+  const target = document.getElementById("send-summary");
+  if (!url || !target) return;
+  let timer = 0;
+  let latest = 0;
+  const refresh = async () => {
+    const mine = ++latest;
+    const data = new URLSearchParams(new FormData(form));
+    data.set("action", "preview");
+    try {
+      const response = await fetch(url, { method: "POST", body: data, credentials: "same-origin" });
+      if (!response.ok || mine !== latest) return;
+      target.innerHTML = await response.text();
+    } catch (error) {
+      // The summary stays as it was; the Check button still works.
+    }
+  };
+  const later = () => {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(refresh, 350);
+  };
+  form.addEventListener("input", later);
+  form.addEventListener("change", later);
+  if (form.querySelector("#body").value.trim() !== "") refresh();
+}
+
+// A time-zone field left at UTC takes the browser's own zone.
+function localZone(input) {
+  try {
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && input.value === "UTC") input.value = zone;
+  } catch (error) {
+    // Left at UTC.
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-summary]").forEach(liveSummary);
+  document.querySelectorAll("[data-local-zone]").forEach(localZone);
+  document.querySelectorAll("button[data-confirm]").forEach((button) => {
+    button.addEventListener("click", (event) => {
+      if (!window.confirm(button.getAttribute("data-confirm"))) event.preventDefault();
+    });
+  });
   document.querySelectorAll("[data-dropzone]").forEach(setUpDropZone);
   document.querySelectorAll("[data-poll]").forEach(pollProgress);
 });
