@@ -160,6 +160,65 @@ impl RegionCode {
     }
 }
 
+/// The E.164 prefix that the start of a number typed in a search box stands for: `+44 7700` as
+/// it is, `0044 7700` without its international `00`, and a national `07700` or `(415)` in
+/// `region`'s country code without the trunk prefix (`+447700`, `+1415`). `None` for text that
+/// is not digits and the usual separators (a name, then).
+pub fn search_prefix(typed: &str, region: Option<RegionCode>) -> Option<String> {
+    let typed = typed.trim();
+    let international = typed.starts_with('+');
+    let mut digits = String::new();
+    for c in typed.chars().skip(usize::from(international)) {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '-' | '.' | '(' | ')' | '/' => {}
+            _ => return None,
+        }
+    }
+    if digits.is_empty() {
+        return None;
+    }
+    if international {
+        return Some(format!("+{digits}"));
+    }
+    if let Some(rest) = digits.strip_prefix("00") {
+        return Some(format!("+{rest}"));
+    }
+    let Some(RegionCode(region)) = region else {
+        return Some(format!("+{digits}"));
+    };
+    let code = PHONE_NUMBER_UTIL.get_country_code_for_region(region)?;
+    let trunk = trunk_prefix(region);
+    let national = match trunk.as_str() {
+        "" => digits.as_str(),
+        trunk => digits.strip_prefix(trunk).unwrap_or(&digits),
+    };
+    Some(format!("+{code}{national}"))
+}
+
+/// The digits dialled before a national number within `region` (`0` in most of Europe, `1` in
+/// North America, none in Italy, where the `0` belongs to the number). The library keeps the
+/// prefix to itself, so it is read off the region's example number: what its national format
+/// holds before the national significant number.
+fn trunk_prefix(region: Region) -> String {
+    if PHONE_NUMBER_UTIL.is_nanpa_country(region) {
+        return "1".to_owned();
+    }
+    let Ok(example) = PHONE_NUMBER_UTIL.get_example_number(region) else {
+        return String::new();
+    };
+    let national: String = example
+        .format_as(PhoneNumberFormat::National)
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let significant = example.get_national_significant_number();
+    national
+        .strip_suffix(significant.as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Longest input worth handing to the parser; anything longer is not a phone number.
 const MAX_INPUT_LEN: usize = 64;
 
@@ -271,6 +330,40 @@ mod tests {
     fn e164(input: &str, region: Option<&str>) -> Result<String, MsisdnError> {
         let region = region.map(|r| RegionCode::parse(r).expect("test region"));
         Msisdn::parse(input, region).map(|parsed| parsed.msisdn.into_string())
+    }
+
+    #[test]
+    fn typed_number_starts_become_e164_prefixes() {
+        let region = |code: &str| Some(RegionCode::parse(code).expect("test region"));
+        assert_eq!(search_prefix("+44 7700", None).as_deref(), Some("+447700"));
+        assert_eq!(
+            search_prefix("0044 7700", region("US")).as_deref(),
+            Some("+447700")
+        );
+        assert_eq!(
+            search_prefix("07700 900", region("GB")).as_deref(),
+            Some("+447700900")
+        );
+        assert_eq!(
+            search_prefix("(415) 555-", region("US")).as_deref(),
+            Some("+1415555")
+        );
+        assert_eq!(
+            search_prefix("1 415", region("US")).as_deref(),
+            Some("+1415")
+        );
+        assert_eq!(search_prefix("415", None).as_deref(), Some("+415"));
+        assert_eq!(
+            search_prefix("06 6988", region("IT")).as_deref(),
+            Some("+39066988")
+        );
+        assert_eq!(
+            search_prefix("030 1234", region("DE")).as_deref(),
+            Some("+49301234")
+        );
+        assert_eq!(search_prefix("Smith", region("US")), None);
+        assert_eq!(search_prefix("415x", region("US")), None);
+        assert_eq!(search_prefix(" - ", region("US")), None);
     }
 
     #[test]

@@ -16,15 +16,34 @@ use super::ids::PageId;
 use super::layout::{Section, WebError, csrf_field, page, pager, respond, text_input};
 use super::session::Session;
 use crate::domain::ids::ContactId;
+use crate::domain::msisdn::{RegionCode, search_prefix};
 
 const PAGE_SIZE: u64 = 50;
 
 #[derive(Deserialize, Default)]
 pub struct SearchQuery {
+    /// A name or the start of a number, as a person types it.
+    #[serde(default)]
+    search: String,
+    /// The filter language, for the advanced search.
     #[serde(default)]
     q: String,
     #[serde(default)]
     page: u64,
+}
+
+/// The API's search parameter for what a person typed in a search box: the start of a number
+/// (national or international) as `phone`, anything else as the start of a name.
+pub fn plain_search(session: &Session, typed: &str) -> (&'static str, String) {
+    let region = session
+        .plan
+        .default_region
+        .as_deref()
+        .and_then(|region| RegionCode::parse(region).ok());
+    match search_prefix(typed, region) {
+        Some(prefix) => ("phone", prefix),
+        None => ("name", typed.trim().to_owned()),
+    }
 }
 
 pub async fn list(
@@ -32,12 +51,14 @@ pub async fn list(
     session: Session,
     Query(query): Query<SearchQuery>,
 ) -> Result<Response, WebError> {
+    let (key, value) = plain_search(&session, &query.search);
     let reply = state
         .api
         .get_with(
             &session,
             "/api/contacts",
             &[
+                (key, value.as_str()),
                 ("q", query.q.trim()),
                 ("order_by", "name"),
                 ("page", &query.page.to_string()),
@@ -62,19 +83,27 @@ pub async fn list(
     let total = reply.body["count"].as_u64();
     let base = format!(
         "/contacts?{}",
-        serde_urlencoded::to_string([("q", query.q.trim())]).unwrap_or_default()
+        serde_urlencoded::to_string([("search", query.search.trim()), ("q", query.q.trim())])
+            .unwrap_or_default()
     );
     let body = html! {
         h1 { "Contacts" }
         form.search method="get" action="/contacts" role="search" {
             div.field.wide {
+                label for="search" { "Name or number" }
+                input id="search" name="search" type="search" value=(query.search)
+                    placeholder="Ada, Taylor, +44 7700, (415) 555" aria-describedby="search-help";
+                p.hint id="search-help" { "The start of a first or last name, or of a number, national or international." }
+            }
+            details.field.wide open[!query.q.is_empty()] {
+                summary { "Advanced: a filter" }
                 label for="q" { "Filter" }
                 input id="q" name="q" type="search" value=(query.q)
-                    placeholder="first_name = \"Ada\" and opted_out = false"
+                    placeholder="country = \"GB\" and not opted_out"
                     aria-invalid=[errors.has("q").then_some("true")]
                     aria-describedby="q-help";
                 p.hint id="q-help" {
-                    "For example " code { "phone starts_with \"+44\"" } ", "
+                    "For example " code { "country = \"GB\"" } ", "
                     code { "email is null" } ", " code { "fields.city in (\"Leeds\", \"York\")" }
                     ". Empty shows everyone."
                 }

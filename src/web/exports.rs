@@ -11,7 +11,7 @@ use super::WebState;
 use super::form::{Errors, error_id, non_blank, text};
 use super::groups::group_name;
 use super::ids::PageId;
-use super::layout::{Section, WebError, csrf_field, page, respond};
+use super::layout::{Section, WebError, byte_size, csrf_field, page, respond};
 use super::session::Session;
 use crate::domain::ids::ExportId;
 
@@ -149,7 +149,7 @@ pub async fn show(
         @match text(&export, "status") {
             "done" => {
                 p.success role="status" id="export-done" {
-                    (done) " contacts, " (export["file_size"].as_i64().unwrap_or_default()) " bytes. "
+                    (done) " contacts, " (byte_size(export["file_size"].as_u64().unwrap_or_default())) ". "
                     a href={ "/exports/" (id) "/download" } download { "Download the file" }
                 }
             }

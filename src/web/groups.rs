@@ -1,7 +1,7 @@
 //! Groups: the list with search and the create form; a group's page with its members, child
 //! groups and keywords.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::extract::{Form, Query, State};
 use axum::http::{Method, StatusCode};
@@ -27,6 +27,9 @@ pub struct ListQuery {
     status: String,
     #[serde(default)]
     page: u64,
+    /// Set by the redirect after a delete: the group, to say so and offer to undo it.
+    #[serde(default)]
+    deleted: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -116,9 +119,27 @@ async fn render_list(
         serde_urlencoded::to_string([("name", query.name.as_str()), ("status", status_filter)])
             .unwrap_or_default()
     );
+    let deleted = match GroupId::parse(&query.deleted) {
+        Some(id) => {
+            let reply = state
+                .api
+                .get(session, &format!("/api/contactgroups/{id}"))
+                .await?;
+            reply.ok().then(|| (id, group_name(&reply.body)))
+        }
+        None => None,
+    };
     let body = html! {
         h1 { "Groups" }
         (errors.summary())
+        @if let Some((id, name)) = &deleted {
+            form.success.undo method="post" action={ "/groups/" (id) } role="status" {
+                (csrf_field(session))
+                input type="hidden" name="action" value="restore";
+                "The group “" (name) "” was deleted. "
+                button.link type="submit" { "Undo" }
+            }
+        }
         form.search method="get" action="/groups" role="search" {
             div.field {
                 label for="search-name" { "Name contains" }
@@ -137,13 +158,13 @@ async fn render_list(
         div.table-wrap {
             table {
                 caption { (groups.len()) " shown" @if let Some(total) = total { " of " (total) } }
-                thead { tr { th scope="col" { "Name" } th scope="col" { "Size" } th scope="col" { "Status" } th scope="col" { "Modified" } } }
+                thead { tr { th scope="col" { "Name" } th scope="col" class="number" { "Size" } th scope="col" { "Status" } th scope="col" { "Modified" } } }
                 tbody {
                     @for group in &groups {
                         tr {
                             td { a href={ "/groups/" (text(group, "id")) } { (group_name(group)) } }
                             td.number { (group["size"].as_i64().unwrap_or_default()) }
-                            td { (text(group, "status")) }
+                            td { (status_label(text(group, "status"))) }
                             td { (short_time(text(group, "modified_at"))) }
                         }
                     }
@@ -174,6 +195,12 @@ pub struct MembersQuery {
     search: String,
     #[serde(default)]
     page: u64,
+    /// Set by the redirects after a restore and an addition, to say what happened.
+    #[serde(default)]
+    restored: bool,
+    added: Option<i64>,
+    #[serde(default)]
+    already: i64,
 }
 
 pub async fn show(
@@ -182,20 +209,25 @@ pub async fn show(
     PageId(id): PageId<GroupId>,
     Query(query): Query<MembersQuery>,
 ) -> Result<Response, WebError> {
+    let note = if query.restored {
+        Some(html! { p.success role="status" { "The group was restored." } })
+    } else {
+        query.added.map(|added| added_note(added, query.already))
+    };
     render_group(
         &state,
         &session,
         &id,
         &query,
         &GroupForm::default(),
-        Errors::default(),
+        (Errors::default(), note),
         StatusCode::OK,
     )
     .await
 }
 
 /// Every form on a group's page posts here; `action` says which.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 pub struct GroupForm {
     #[serde(default)]
     csrf: String,
@@ -253,7 +285,7 @@ pub async fn act(
                 .await?
         }
         "restore" => patch(json!({"status": "ACTIVE"})).await?,
-        "add" => patch(json!({"add": split_numbers(&form.numbers)})).await?,
+        "add" => return add_numbers(&state, &session, &id, &form).await,
         "remove" => patch(json!({"remove": [form.number.trim()]})).await?,
         "add_child" | "remove_child" => {
             let group = state.api.get(&session, &path).await?.into_ok()?;
@@ -284,17 +316,17 @@ pub async fn act(
                 &id,
                 &MembersQuery::default(),
                 &form,
-                errors,
+                (errors, None),
                 StatusCode::BAD_REQUEST,
             )
             .await;
         }
     };
     if reply.ok() {
-        let target = if form.action == "delete" {
-            "/groups".to_owned()
-        } else {
-            format!("/groups/{id}")
+        let target = match form.action.as_str() {
+            "delete" => format!("/groups?deleted={id}"),
+            "restore" => format!("/groups/{id}?restored=true"),
+            _ => format!("/groups/{id}"),
         };
         return Ok(Redirect::to(&target).into_response());
     }
@@ -305,10 +337,134 @@ pub async fn act(
         &id,
         &MembersQuery::default(),
         &form,
-        errors,
+        (errors, None),
         reply.status,
     )
     .await
+}
+
+/// Adds what is valid of the numbers typed or pasted, and says what happened: how many were
+/// added, and which lines were not (counted from 1, as an editor does), with the API's reason.
+/// The lines not added stay in the box to be put right.
+async fn add_numbers(
+    state: &WebState,
+    session: &Session,
+    id: &GroupId,
+    form: &GroupForm,
+) -> Result<Response, WebError> {
+    let path = format!("/api/contactgroups/{id}");
+    let pasted = pasted_numbers(&form.numbers);
+    let render = |draft: GroupForm, errors: Errors, note: Option<Markup>, status: StatusCode| {
+        let query = MembersQuery::default();
+        async move { render_group(state, session, id, &query, &draft, (errors, note), status).await }
+    };
+    if pasted.is_empty() {
+        let errors = Errors::one("add", "Type or paste at least one number.");
+        return render(form.clone(), errors, None, StatusCode::BAD_REQUEST).await;
+    }
+    let size = |group: &Value| group["size"].as_i64().unwrap_or_default();
+    let before = size(&state.api.get(session, &path).await?.into_ok()?);
+    let numbers: Vec<&str> = pasted.iter().map(|(_, number)| number.as_str()).collect();
+    let mut reply = state
+        .api
+        .json(
+            session,
+            Method::PATCH,
+            &path,
+            Some(&json!({"add": numbers})),
+        )
+        .await?;
+    let mut refused = Vec::new();
+    if reply.status == StatusCode::BAD_REQUEST
+        && let Some(bad) = refused_entries(&reply.body, "add", numbers.len())
+    {
+        let valid: Vec<&str> = numbers
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| !bad.iter().any(|(at, _)| at == index))
+            .map(|(_, number)| *number)
+            .collect();
+        refused = bad
+            .into_iter()
+            .map(|(index, reason)| (pasted[index].0, pasted[index].1.clone(), reason))
+            .collect();
+        if !valid.is_empty() {
+            reply = state
+                .api
+                .json(session, Method::PATCH, &path, Some(&json!({"add": valid})))
+                .await?;
+        }
+    }
+    let added = if refused.len() == numbers.len() {
+        0
+    } else if reply.ok() {
+        size(&reply.body) - before
+    } else {
+        let errors = Errors::from_reply(&reply);
+        return render(form.clone(), errors, None, reply.status).await;
+    };
+    let offered = i64::try_from(numbers.len() - refused.len()).unwrap_or(i64::MAX);
+    if refused.is_empty() {
+        let already = offered - added;
+        return Ok(
+            Redirect::to(&format!("/groups/{id}?added={added}&already={already}")).into_response(),
+        );
+    }
+    let note = html! {
+        @if added > 0 || offered > 0 { (added_note(added, offered - added)) }
+        div.problem role="alert" id="add-refused" {
+            p { strong { (refused.len()) " " (if refused.len() == 1 { "line was" } else { "lines were" }) " not added:" } }
+            ul {
+                @for (line, number, reason) in &refused {
+                    li { "Line " (line) ": " code { (number) } " — " (reason) }
+                }
+            }
+        }
+    };
+    let draft = GroupForm {
+        action: "add".to_owned(),
+        numbers: refused
+            .iter()
+            .map(|(_, number, _)| number.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ..form.clone()
+    };
+    let status = if added > 0 || offered > 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    render(draft, Errors::default(), Some(note), status).await
+}
+
+/// The entries of the list `field` the API refused (`add[3]`), with its reasons; `None` when
+/// it refused anything else too, or named an entry that was not sent.
+fn refused_entries(problem: &Value, field: &str, sent: usize) -> Option<Vec<(usize, String)>> {
+    let errors = problem["errors"].as_array()?;
+    let mut refused = Vec::new();
+    for error in errors {
+        let index: usize = text(error, "field")
+            .strip_prefix(field)?
+            .strip_prefix('[')?
+            .strip_suffix(']')?
+            .parse()
+            .ok()?;
+        if index >= sent {
+            return None;
+        }
+        refused.push((index, text(error, "detail").to_owned()));
+    }
+    (!refused.is_empty()).then_some(refused)
+}
+
+fn added_note(added: i64, already: i64) -> Markup {
+    html! {
+        p.success role="status" id="added-note" {
+            "Added " (added) " " (if added == 1 { "number" } else { "numbers" }) "."
+            @if already > 0 { " " (already) " " (if already == 1 { "was a member" } else { "were members" }) " already." }
+        }
+    }
 }
 
 /// The keyword settings, or `null` (no keywords) when no number is given.
@@ -326,12 +482,35 @@ fn keywords(form: &GroupForm) -> Value {
     })
 }
 
-/// Numbers typed or pasted one per line, or separated by commas or semicolons.
-pub(super) fn split_numbers(text: &str) -> Vec<&str> {
-    text.split(['\n', ',', ';'])
-        .map(str::trim)
-        .filter(|number| !number.is_empty())
-        .collect()
+/// Numbers typed or pasted, each with its line (from 1): one per line, or several separated by
+/// commas, semicolons, or spaces when each piece is a whole number of 8 digits or more (so that
+/// `(415) 555-0102` stays one number); from rows pasted out of a spreadsheet (cells separated by
+/// tabs), the first cell that holds a digit, so that a header row is passed over.
+pub(super) fn pasted_numbers(text: &str) -> Vec<(usize, String)> {
+    let whole = |word: &str| {
+        let digits = word.strip_prefix('+').unwrap_or(word);
+        digits.len() >= 8 && digits.bytes().all(|byte| byte.is_ascii_digit())
+    };
+    let mut found = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = if line.contains('\t') {
+            line.split('\t')
+                .map(str::trim)
+                .find(|cell| cell.bytes().any(|byte| byte.is_ascii_digit()))
+                .unwrap_or_default()
+        } else {
+            line
+        };
+        for piece in line.split([',', ';']).map(str::trim) {
+            let words: Vec<&str> = piece.split_whitespace().collect();
+            if words.len() > 1 && words.iter().all(|word| whole(word)) {
+                found.extend(words.iter().map(|word| (index + 1, (*word).to_owned())));
+            } else if !piece.is_empty() {
+                found.push((index + 1, piece.to_owned()));
+            }
+        }
+    }
+    found
 }
 
 async fn render_group(
@@ -340,7 +519,7 @@ async fn render_group(
     id: &GroupId,
     query: &MembersQuery,
     draft: &GroupForm,
-    errors: Errors,
+    (errors, note): (Errors, Option<Markup>),
     status: StatusCode,
 ) -> Result<Response, WebError> {
     let group = state
@@ -348,12 +527,36 @@ async fn render_group(
         .get(session, &format!("/api/contactgroups/{id}"))
         .await?
         .into_ok()?;
-    let search = query.search.trim();
-    let search_key = if search.starts_with(|c: char| c == '+' || c.is_ascii_digit()) {
-        "phone"
-    } else {
-        "name"
+    let name = group_name(&group);
+    let deleted = text(&group, "status") == "DELETED";
+    let facts = html! {
+        dl.facts {
+            dt { "Size" } dd id="group-size" { (group["size"].as_i64().unwrap_or_default()) }
+            dt { "Status" } dd id="group-status" { (status_label(text(&group, "status"))) }
+            @if let Some(description) = group["description"].as_str() { dt { "Description" } dd { (description) } }
+            @if !group["rule"].is_null() { dt { "Rule" } dd { code { (text(&group, "rule")) } } }
+            dt { "Id" } dd { code.id { (id) } }
+        }
     };
+    if deleted {
+        // A deleted group is shown as it is, read-only: restoring it is the one thing to do.
+        let body = html! {
+            p.crumbs { a href="/groups" { "Groups" } " › " (name) }
+            h1 { (name) " " small { "(deleted)" } }
+            (errors.summary())
+            @if let Some(note) = &note { (note) }
+            form.restore method="post" {
+                (csrf_field(session))
+                input type="hidden" name="action" value="restore";
+                p { "This group is deleted: it counts as empty when messages are sent, and keeps its members and settings for its restore." }
+                button type="submit" { "Restore group" }
+            }
+            (facts)
+        };
+        return Ok(respond(status, page(session, Section::Groups, &name, body)));
+    }
+    let search = query.search.trim();
+    let (search_key, search_value) = super::contacts::plain_search(session, search);
     let members = state
         .api
         .get_with(
@@ -361,7 +564,7 @@ async fn render_group(
             "/api/contacts",
             &[
                 ("group", id.as_str()),
-                (search_key, search),
+                (search_key, search_value.as_str()),
                 ("order_by", "name"),
                 ("page", &query.page.to_string()),
                 ("page_size", &PAGE_SIZE.to_string()),
@@ -383,15 +586,7 @@ async fn render_group(
                 .collect()
         })
         .unwrap_or_default();
-    let names = names_of(state, session, children.iter().map(String::as_str)).await?;
-    let child_groups: Vec<(String, String)> = children
-        .iter()
-        .map(|child| {
-            let name = names.get(child).cloned().unwrap_or_else(|| child.clone());
-            (child.clone(), name)
-        })
-        .collect();
-    let candidates = state
+    let all_groups = state
         .api
         .get_with(
             session,
@@ -400,28 +595,33 @@ async fn render_group(
         )
         .await?
         .into_ok()?;
-    let candidates: Vec<(String, String)> = candidates["groups"]
-        .as_array()
-        .map(|groups| {
-            groups
-                .iter()
-                .map(|group| (text(group, "id").to_owned(), group_name(group)))
-                .filter(|(candidate, _)| candidate != id.as_str() && !children.contains(candidate))
-                .collect()
+    let all_groups = all_groups["groups"].as_array().cloned().unwrap_or_default();
+    let names = names_of(state, session, children.iter().map(String::as_str)).await?;
+    let child_groups: Vec<(String, String)> = children
+        .iter()
+        .map(|child| {
+            let name = names.get(child).cloned().unwrap_or_else(|| child.clone());
+            (child.clone(), name)
         })
-        .unwrap_or_default();
-
-    let name = group_name(&group);
-    let deleted = text(&group, "status") == "DELETED";
+        .collect();
+    let candidates = child_candidates(&all_groups, id.as_str(), &children);
     let smart = !group["rule"].is_null();
-    let draft_or = |drafted: &str, stored: &str| -> String {
-        if draft.action.is_empty() {
-            stored.to_owned()
-        } else {
+    let inherited = if smart {
+        HashMap::new()
+    } else {
+        inherited_members(state, session, id.as_str(), &member_rows, &all_groups).await?
+    };
+    // Each form shows what was typed in it when it was the one sent, and what is stored
+    // otherwise: an error in one form never empties another.
+    let kept = |form: &str, drafted: &str, stored: &str| -> String {
+        if draft.action == form {
             drafted.to_owned()
+        } else {
+            stored.to_owned()
         }
     };
     let auto_update = &group["auto_update"];
+    let keyword = |drafted: &str, stored: &str| kept("keywords", drafted, stored);
     let base = format!(
         "/groups/{id}?{}",
         serde_urlencoded::to_string([("search", search)]).unwrap_or_default()
@@ -430,23 +630,16 @@ async fn render_group(
         p.crumbs { a href="/groups" { "Groups" } " › " (name) }
         h1 { (name) }
         (errors.summary())
-        dl.facts {
-            dt { "Size" } dd id="group-size" { (group["size"].as_i64().unwrap_or_default()) }
-            dt { "Status" } dd id="group-status" { (text(&group, "status")) }
-            @if let Some(description) = group["description"].as_str() { dt { "Description" } dd { (description) } }
-            @if smart { dt { "Rule" } dd { code { (text(&group, "rule")) } } }
-            dt { "Id" } dd { code { (id) } }
-        }
-        @if !deleted {
-            p { a.button href={ "/send?group=" (id) } { "Send a message to this group" } }
-        }
+        @if let Some(note) = &note { (note) }
+        (facts)
+        p { a.button href={ "/send?group=" (id) } { "Send a message to this group" } }
         section aria-labelledby="rename" {
             h2 id="rename" { "Name and description" }
             form method="post" class="stack" {
                 (csrf_field(session))
                 input type="hidden" name="action" value="rename";
-                (text_input("name", "Name", &draft_or(&draft.name, &name), "text", &errors))
-                (text_input("description", "Description", &draft_or(&draft.description, text(&group, "description")), "text", &errors))
+                (text_input("name", "Name", &kept("rename", &draft.name, &name), "text", &errors))
+                (text_input("description", "Description", &kept("rename", &draft.description, text(&group, "description")), "text", &errors))
                 button type="submit" { "Save" }
             }
         }
@@ -466,17 +659,22 @@ async fn render_group(
                     thead { tr { th scope="col" { "Number" } th scope="col" { "Name" } th scope="col" { "Opted out" } @if !smart { th scope="col" { span.visually-hidden { "Actions" } } } } }
                     tbody {
                         @for member in &member_rows {
+                            @let phone = text(member, "phone");
                             tr {
-                                td { a href={ "/contacts/" (text(member, "id")) } { (text(member, "phone")) } }
+                                td { a href={ "/contacts/" (text(member, "id")) } { (phone) } }
                                 td { (full_name(member)) }
                                 td { @if member["opted_out"].as_bool().unwrap_or_default() { "Yes" } @else { "No" } }
                                 @if !smart {
                                     td {
-                                        form method="post" {
-                                            (csrf_field(session))
-                                            input type="hidden" name="action" value="remove";
-                                            input type="hidden" name="number" value=(text(member, "phone"));
-                                            button.link type="submit" aria-label={ "Remove " (text(member, "phone")) } { "Remove" }
+                                        @if let Some(through) = inherited.get(text(member, "id")) {
+                                            span.hint.inherited { "through " (through) }
+                                        } @else {
+                                            form method="post" {
+                                                (csrf_field(session))
+                                                input type="hidden" name="action" value="remove";
+                                                input type="hidden" name="number" value=(phone);
+                                                button.link type="submit" aria-label={ "Remove " (phone) } { "Remove" }
+                                            }
                                         }
                                     }
                                 }
@@ -492,10 +690,11 @@ async fn render_group(
                     (csrf_field(session))
                     input type="hidden" name="action" value="add";
                     div.field {
-                        label for="numbers" { "Add numbers (one per line, or separated by commas)" }
+                        label for="numbers" { "Add numbers" }
                         textarea id="numbers" name="numbers" rows="4"
                             aria-invalid=[errors.has("add").then_some("true")]
                             aria-describedby=[errors.has("add").then(|| super::form::error_id("add"))] { (draft.numbers) }
+                        p.hint { "One per line, or separated by commas or spaces; a column pasted from a spreadsheet works too." }
                         (errors.message("add"))
                     }
                     button type="submit" { "Add" }
@@ -541,35 +740,131 @@ async fn render_group(
             form method="post" class="stack" {
                 (csrf_field(session))
                 input type="hidden" name="action" value="keywords";
-                (text_input("to", "Sent to (short code or number)", &draft_or(&draft.to, text(auto_update, "to")), "text", &errors))
+                (text_input("to", "Sent to (short code or number)", &keyword(&draft.to, text(auto_update, "to")), "text", &errors))
                 div.row {
-                    (text_input("add_first_word", "Join word", &draft_or(&draft.add_first_word, text(&auto_update["add"], "first_word")), "text", &errors))
-                    (text_input("add_second_word", "Second word (optional)", &draft_or(&draft.add_second_word, text(&auto_update["add"], "second_word")), "text", &errors))
+                    (text_input("add_first_word", "Join word", &keyword(&draft.add_first_word, text(&auto_update["add"], "first_word")), "text", &errors))
+                    (text_input("add_second_word", "Second word (optional)", &keyword(&draft.add_second_word, text(&auto_update["add"], "second_word")), "text", &errors))
                 }
                 div.row {
-                    (text_input("remove_first_word", "Leave word", &draft_or(&draft.remove_first_word, text(&auto_update["remove"], "first_word")), "text", &errors))
-                    (text_input("remove_second_word", "Second word (optional)", &draft_or(&draft.remove_second_word, text(&auto_update["remove"], "second_word")), "text", &errors))
+                    (text_input("remove_first_word", "Leave word", &keyword(&draft.remove_first_word, text(&auto_update["remove"], "first_word")), "text", &errors))
+                    (text_input("remove_second_word", "Second word (optional)", &keyword(&draft.remove_second_word, text(&auto_update["remove"], "second_word")), "text", &errors))
                 }
                 button type="submit" { "Save keywords" }
             }
         }
         section aria-labelledby="danger" {
-            h2 id="danger" { @if deleted { "Restore" } @else { "Delete" } }
+            h2 id="danger" { "Delete" }
             form method="post" {
                 (csrf_field(session))
-                @if deleted {
-                    input type="hidden" name="action" value="restore";
-                    p { "This group is deleted: it is empty to every send until it is restored." }
-                    button type="submit" { "Restore group" }
-                } @else {
-                    input type="hidden" name="action" value="delete";
-                    p { "A deleted group counts as empty when messages are sent; it can be restored." }
-                    button.danger type="submit" { "Delete group" }
-                }
+                input type="hidden" name="action" value="delete";
+                p { "A deleted group counts as empty when messages are sent; it can be restored." }
+                button.danger type="submit" data-confirm={ "Delete the group “" (name) "”? It counts as empty until it is restored." } { "Delete group" }
             }
         }
     };
     Ok(respond(status, page(session, Section::Groups, &name, body)))
+}
+
+/// Which groups hold which as children, from the plan's list of groups.
+struct GroupTree<'a>(HashMap<&'a str, Vec<&'a str>>);
+
+impl<'a> GroupTree<'a> {
+    fn of(groups: &'a [Value]) -> Self {
+        GroupTree(
+            groups
+                .iter()
+                .map(|group| {
+                    let children = group["child_groups"]
+                        .as_array()
+                        .map(|ids| ids.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    (text(group, "id"), children)
+                })
+                .collect(),
+        )
+    }
+
+    /// `from` and every group below it.
+    fn below(&self, from: &'a str) -> HashSet<&'a str> {
+        let mut seen = HashSet::new();
+        let mut stack = vec![from];
+        while let Some(at) = stack.pop() {
+            if seen.insert(at) {
+                stack.extend(self.0.get(at).into_iter().flatten().copied());
+            }
+        }
+        seen
+    }
+}
+
+/// The groups that may become children of `id`: not one already, and none that `id` is below
+/// or is (itself, its parents and theirs), which would make a cycle.
+fn child_candidates(groups: &[Value], id: &str, children: &[String]) -> Vec<(String, String)> {
+    let tree = GroupTree::of(groups);
+    groups
+        .iter()
+        .filter(|group| {
+            let candidate = text(group, "id");
+            !children.iter().any(|child| child == candidate) && !tree.below(candidate).contains(id)
+        })
+        .map(|group| (text(group, "id").to_owned(), group_name(group)))
+        .collect()
+}
+
+/// The members of the page that are not direct members of `id` but come through a group below
+/// it, by contact id, with the names of those groups.
+async fn inherited_members(
+    state: &WebState,
+    session: &Session,
+    id: &str,
+    members: &[Value],
+    groups: &[Value],
+) -> Result<HashMap<String, String>, WebError> {
+    let tree = GroupTree::of(groups);
+    let below = tree.below(id);
+    let names: HashMap<&str, String> = groups
+        .iter()
+        .map(|group| (text(group, "id"), group_name(group)))
+        .collect();
+    let mut inherited = HashMap::new();
+    for member in members {
+        let contact = text(member, "id");
+        let reply = state
+            .api
+            .get(session, &format!("/api/contacts/{contact}?include=groups"))
+            .await?;
+        if !reply.ok() {
+            continue;
+        }
+        let groups: Vec<&str> = reply.body["groups"]
+            .as_array()
+            .map(|groups| groups.iter().map(|group| text(group, "id")).collect())
+            .unwrap_or_default();
+        if groups.contains(&id) {
+            continue;
+        }
+        let through: Vec<&str> = groups
+            .iter()
+            .filter(|group| below.contains(*group))
+            .filter_map(|group| names.get(*group).map(String::as_str))
+            .collect();
+        let through = if through.is_empty() {
+            "a child group".to_owned()
+        } else {
+            through.join(", ")
+        };
+        inherited.insert(contact.to_owned(), through);
+    }
+    Ok(inherited)
+}
+
+/// A group's status in words.
+pub fn status_label(status: &str) -> &'static str {
+    match status {
+        "ACTIVE" => "Active",
+        "DELETED" => "Deleted",
+        _ => "Unknown",
+    }
 }
 
 /// The names of the groups with these ids, each read through the API; a group that cannot be
@@ -621,10 +916,73 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_are_split_on_lines_commas_and_semicolons() {
+    fn pasted_numbers_keep_their_lines() {
+        let numbers = |text: &str| -> Vec<(usize, String)> { pasted_numbers(text) };
+        let pairs = |pairs: &[(usize, &str)]| -> Vec<(usize, String)> {
+            pairs
+                .iter()
+                .map(|(line, number)| (*line, (*number).to_owned()))
+                .collect()
+        };
         assert_eq!(
-            split_numbers("+14155550100\n +14155550101 ,+14155550102;\n\n"),
-            ["+14155550100", "+14155550101", "+14155550102"]
+            numbers("+14155550100\n +14155550101 ,+14155550102;\n\n+14155550103"),
+            pairs(&[
+                (1, "+14155550100"),
+                (2, "+14155550101"),
+                (2, "+14155550102"),
+                (4, "+14155550103")
+            ])
+        );
+        // Spaces part whole numbers, not the pieces of one.
+        assert_eq!(
+            numbers("+14155550100 4155550101\n(415) 555-0102\n415 555 0103"),
+            pairs(&[
+                (1, "+14155550100"),
+                (1, "4155550101"),
+                (2, "(415) 555-0102"),
+                (3, "415 555 0103")
+            ])
+        );
+        // Rows from a spreadsheet: the first cell with a digit; a header row has none.
+        assert_eq!(
+            numbers("Name\tMobile\nAda\t+14155550100\n+14155550101\tBob\n"),
+            pairs(&[(2, "+14155550100"), (3, "+14155550101")])
+        );
+    }
+
+    #[test]
+    fn only_refused_entries_of_the_list_are_picked_out() {
+        let problem = json!({"errors": [
+            {"field": "add[2]", "detail": "not a phone number"},
+            {"field": "add[0]", "detail": "too short"},
+        ]});
+        assert_eq!(
+            refused_entries(&problem, "add", 3),
+            Some(vec![
+                (2, "not a phone number".to_owned()),
+                (0, "too short".to_owned())
+            ])
+        );
+        assert_eq!(refused_entries(&problem, "add", 2), None);
+        let other = json!({"errors": [{"field": "name", "detail": "too long"}]});
+        assert_eq!(refused_entries(&other, "add", 3), None);
+    }
+
+    #[test]
+    fn a_group_cannot_take_its_parents_as_children() {
+        let groups = [
+            json!({"id": "A", "name": "Top", "child_groups": ["B"]}),
+            json!({"id": "B", "name": "Middle", "child_groups": ["C"]}),
+            json!({"id": "C", "name": "Bottom", "child_groups": []}),
+            json!({"id": "D", "name": "Aside", "child_groups": []}),
+        ];
+        let names = |candidates: Vec<(String, String)>| -> Vec<String> {
+            candidates.into_iter().map(|(_, name)| name).collect()
+        };
+        assert_eq!(names(child_candidates(&groups, "C", &[])), ["Aside"]);
+        assert_eq!(
+            names(child_candidates(&groups, "A", &["B".to_owned()])),
+            ["Bottom", "Aside"]
         );
     }
 

@@ -417,8 +417,24 @@ fn report(id: &str, import: &Value) -> Markup {
     let rejected = import["rejected"].as_array().cloned().unwrap_or_default();
     let groups = report["groups"].as_array().cloned().unwrap_or_default();
     let warnings = report["warnings"].as_array().cloned().unwrap_or_default();
+    let (rows, rejected_rows) = (count("rows"), count("invalid"));
+    let kept = ["created", "updated", "unchanged", "skipped"]
+        .into_iter()
+        .map(count)
+        .sum::<u64>();
     html! {
-        p.success role="status" id="import-done" { "Imported." }
+        // The outcome's colour and words follow the result: nothing kept is a failure, not a
+        // green "Imported".
+        @if kept == 0 && rejected_rows > 0 {
+            div.problem role="alert" id="import-done" {
+                p { strong { "Nothing was imported: " (if rejected_rows == rows { "every row was" } else { "the rows were" }) " rejected." } }
+                p { "The reasons are listed below; the most common is a phone number read in the wrong country (the import's default region)." }
+            }
+        } @else if rejected_rows > 0 {
+            p.warning role="status" id="import-done" { "Imported, but " (rejected_rows) " of " (rows) " rows were rejected: see below." }
+        } @else {
+            p.success role="status" id="import-done" { "Imported." }
+        }
         dl.facts.report id="import-report" {
             @for (key, label) in [("rows", "Rows read"), ("created", "Created"), ("updated", "Updated"),
                 ("unchanged", "Unchanged"), ("skipped", "Skipped (existing)"), ("added_to_groups", "Added to groups"),

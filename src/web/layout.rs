@@ -68,6 +68,7 @@ fn shell(title: &str, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Roster" }
                 link rel="stylesheet" href="/assets/app.css";
+                link rel="icon" href="/assets/icon.svg" type="image/svg+xml";
                 script src="/assets/app.js" defer {}
             }
             body {
@@ -104,17 +105,41 @@ pub fn pager(base: &str, page: u64, shown: usize, page_size: u64, total: Option<
         None => shown as u64 == page_size,
     };
     let join = if base.contains('?') { '&' } else { '?' };
+    let pages = total.map(|total| total.div_ceil(page_size).max(1));
+    if let Some(pages) = pages.filter(|pages| page >= *pages) {
+        return html! {
+            nav.pager aria-label="Pages" {
+                span { "There is no page " (page + 1) ": the list has " (pages) " " (if pages == 1 { "page" } else { "pages" }) "." }
+                a rel="prev" href={ (base) (join) "page=" (pages - 1) } { "Go to the last page" }
+            }
+        };
+    }
     html! {
         nav.pager aria-label="Pages" {
             @if page > 0 {
                 a rel="prev" href={ (base) (join) "page=" (page - 1) } { "← Previous" }
             }
-            span { "Page " (page + 1) @if let Some(total) = total { " of " (total.div_ceil(page_size).max(1)) } }
+            span { "Page " (page + 1) @if let Some(pages) = pages { " of " (pages) } }
             @if has_next {
                 a rel="next" href={ (base) (join) "page=" (page + 1) } { "Next →" }
             }
         }
     }
+}
+
+/// A file's size as people read it: `812 bytes`, `14.2 kB`, `3.1 MB`.
+pub fn byte_size(bytes: u64) -> String {
+    const UNITS: [&str; 3] = ["kB", "MB", "GB"];
+    if bytes < 1000 {
+        return format!("{bytes} {}", if bytes == 1 { "byte" } else { "bytes" });
+    }
+    let mut size = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while size >= 1000.0 && unit + 1 < UNITS.len() {
+        size /= 1000.0;
+        unit += 1;
+    }
+    format!("{size:.1} {}", UNITS[unit])
 }
 
 /// Why a page could not be shown.
@@ -170,4 +195,30 @@ impl IntoResponse for WebError {
 /// A rendered page with a status.
 pub fn respond(status: StatusCode, markup: Markup) -> Response {
     (status, Html(markup.into_string())).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(byte_size(1), "1 byte");
+        assert_eq!(byte_size(812), "812 bytes");
+        assert_eq!(byte_size(14_240), "14.2 kB");
+        assert_eq!(byte_size(3_100_000), "3.1 MB");
+        assert_eq!(byte_size(7_000_000_000_000), "7000.0 GB");
+    }
+
+    #[test]
+    fn a_page_past_the_end_says_so() {
+        let past = pager("/groups", 999, 0, 50, Some(2300)).into_string();
+        assert!(
+            past.contains("There is no page 1000: the list has 46 pages."),
+            "{past}"
+        );
+        assert!(past.contains("page=45"), "{past}");
+        let first = pager("/groups", 0, 50, 50, Some(2300)).into_string();
+        assert!(first.contains("Page 1 of 46"), "{first}");
+    }
 }

@@ -52,6 +52,8 @@ pub fn router(api: Router, store: Arc<dyn Store>) -> Router {
         .route("/signout", post(session::sign_out))
         .route("/assets/app.css", get(assets::stylesheet))
         .route("/assets/app.js", get(assets::script))
+        .route("/assets/icon.svg", get(assets::icon))
+        .route("/favicon.ico", get(assets::icon))
         .route("/groups", get(groups::list).post(groups::create))
         .route("/groups/{id}", get(groups::show).post(groups::act))
         .route("/contacts", get(contacts::list))

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::WebState;
 use super::form::{Errors, error_id, non_blank, text};
-use super::groups::{group_name, short_time, split_numbers};
+use super::groups::{group_name, pasted_numbers, short_time};
 use super::ids::PageId;
 use super::layout::{Section, WebError, csrf_field, page, pager, respond};
 use super::session::Session;
@@ -70,11 +70,15 @@ impl SendForm {
 
     /// The API's batch body, or the form's own error (a send time it cannot read).
     fn batch(&self) -> Result<Value, Errors> {
-        let to: Vec<&str> = self
+        let to: Vec<String> = self
             .groups
             .iter()
-            .map(String::as_str)
-            .chain(split_numbers(&self.numbers))
+            .cloned()
+            .chain(
+                pasted_numbers(&self.numbers)
+                    .into_iter()
+                    .map(|(_, number)| number),
+            )
             .collect();
         let send_at = if self.when == "later" {
             Some(self.send_time()?)
@@ -216,7 +220,7 @@ pub async fn summary(
 
 impl SendForm {
     fn to_is_empty(&self) -> bool {
-        self.groups.is_empty() && split_numbers(&self.numbers).is_empty()
+        self.groups.is_empty() && pasted_numbers(&self.numbers).is_empty()
     }
 }
 

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::WebState;
-use super::form::Errors;
-use super::layout::{WebError, page_signed_out, respond, text_input};
+use super::form::{Errors, error_id};
+use super::layout::{WebError, page_signed_out, respond};
 use crate::api::auth::hash_token;
 use crate::domain::secret::random_secret;
 use crate::domain::time::Timestamp;
@@ -225,7 +225,14 @@ fn sign_in_form(csrf: &str, errors: &Errors) -> maud::Markup {
             (errors.summary())
             form method="post" action="/signin" class="stack" {
                 input type="hidden" name="csrf" value=(csrf);
-                (text_input("token", "API token", "", "password", errors))
+                div.field {
+                    label for="token" { "API token" }
+                    // The page's one field: typing starts there.
+                    input id="token" name="token" type="password" autofocus
+                        aria-invalid=[errors.has("token").then_some("true")]
+                        aria-describedby=[errors.has("token").then(|| error_id("token"))];
+                    (errors.message("token"))
+                }
                 button type="submit" { "Sign in" }
             }
         },

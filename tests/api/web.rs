@@ -141,12 +141,14 @@ async fn sessions_and_csrf(app: TestApp) {
         .send()
         .await
         .unwrap();
-    assert_eq!(bad_add.status(), 400);
+    // The valid number is added; the bad one is listed by its line, from 1, with the API's
+    // reason, and kept in the box for correcting.
+    assert_eq!(bad_add.status(), 200);
     let html = bad_add.text().await.unwrap();
-    assert!(html.contains("id=\"add-error\""), "{html}");
-    assert!(html.contains("add[1]"), "{html}");
-    // The numbers typed are kept for correcting.
-    assert!(html.contains("+14155550100\nabc"), "{html}");
+    assert!(html.contains("id=\"add-refused\""), "{html}");
+    assert!(html.contains("Line 2: <code>abc</code>"), "{html}");
+    assert!(html.contains("Added 1 number."), "{html}");
+    assert!(html.contains(">abc</textarea>"), "{html}");
 
     // An opt-out ticked on the page is in the consent history as the page's doing.
     let contact: Value = app
@@ -701,6 +703,22 @@ async fn operator_imports_a_spreadsheet(backend: Backend) {
             let list = text_of(&client, "main table").await;
             assert!(list.contains("Best customers"), "{list}");
 
+            // A file whose every row is rejected (UK national numbers read in the plan's US
+            // region) is a failure in red, not a green "Imported".
+            std::fs::write(&csv, "Name,Mobile\nAda,07700 900123\nBob,07700 900124\n").unwrap();
+            client.goto(&format!("{base}/imports")).await.unwrap();
+            let file = wait_for(&client, "#file").await;
+            file.send_keys(csv.to_str().unwrap()).await.unwrap();
+            click(&client, "#upload-form button[type=submit]").await;
+            wait_for(&client, "#mapping-form").await;
+            click(&client, "#mapping-form button[type=submit]").await;
+            let outcome = text_of(&client, "div.problem#import-done").await;
+            assert!(
+                outcome.starts_with("Nothing was imported: every row was rejected."),
+                "{outcome}"
+            );
+            assert_eq!(text_of(&client, "[data-count=invalid]").await, "2");
+
             // Sign out: the pages are closed again.
             click(&client, ".sign-out button").await;
             wait_for(&client, "#token").await;
@@ -726,6 +744,16 @@ async fn refusals_are_shown_at_the_field(backend: Backend) {
         .run(&name, |client| async move {
             client.set_window_size(390, 844).await.unwrap();
             client.goto(&format!("{base}/signin")).await.unwrap();
+            // The sign-in page's one field has the focus: typing goes there.
+            wait_for(&client, "#token").await;
+            let focused = client
+                .execute(
+                    "return document.activeElement && document.activeElement.id;",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(focused, Value::String("token".into()));
             fill(&client, "#token", &token).await;
             click(&client, "form[action='/signin'] button[type=submit]").await;
             fill(&client, "#name", &"x".repeat(300)).await;
@@ -736,6 +764,18 @@ async fn refusals_are_shown_at_the_field(backend: Backend) {
             .await;
             let error = text_of(&client, "#name-error").await;
             assert!(!error.is_empty());
+            // At a phone's width the header keeps to two short rows.
+            let header = client
+                .execute(
+                    "return document.querySelector('header.top').getBoundingClientRect().height;",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert!(
+                header.as_f64().unwrap() < 100.0,
+                "the header is {header} px high"
+            );
             let described = wait_for(&client, "#name").await;
             assert_eq!(
                 described.attr("aria-describedby").await.unwrap().as_deref(),
@@ -750,6 +790,23 @@ async fn refusals_are_shown_at_the_field(backend: Backend) {
                 .await
                 .unwrap();
             assert_eq!(overflow, serde_json::Value::Bool(true));
+
+            // A page past the end of a list says so and leads back.
+            client
+                .goto(&format!("{base}/groups?page=999"))
+                .await
+                .unwrap();
+            let pager = text_of(&client, "nav.pager").await;
+            assert!(
+                pager.starts_with("There is no page 1000: the list has 1 page."),
+                "{pager}"
+            );
+            click(&client, "nav.pager a[rel=prev]").await;
+            assert_eq!(text_of(&client, "nav.pager").await, "Page 1 of 1");
+            // The tab has an icon of the page's own.
+            let icon = reqwest::get(format!("{base}/favicon.ico")).await.unwrap();
+            assert_eq!(icon.status(), 200);
+            assert_eq!(icon.headers()["content-type"], "image/svg+xml");
 
             // A filter that does not parse is explained at the search field.
             client
@@ -810,6 +867,51 @@ async fn operator_sends_to_a_group(backend: Backend) {
             fill(&client, "#token", &token).await;
             click(&client, "form[action='/signin'] button[type=submit]").await;
             wait_for(&client, "a[aria-current=page][href='/groups']").await;
+
+            // Contacts are found by name or by the start of their number as a person types it.
+            let contacts = format!("{base}/contacts");
+            let find = |typed: &'static str| {
+                let (client, contacts) = (client.clone(), contacts.clone());
+                async move {
+                    client.goto(&contacts).await.unwrap();
+                    fill(&client, "#search", typed).await;
+                    click(&client, "form.search button[type=submit]").await;
+                    // The same page comes back: wait for the address to carry the search.
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                    while !client
+                        .current_url()
+                        .await
+                        .unwrap()
+                        .as_str()
+                        .contains("search=")
+                    {
+                        assert!(
+                            std::time::Instant::now() < deadline,
+                            "the search was not sent"
+                        );
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                    text_of(&client, "#contacts-table tbody").await
+                }
+            };
+            let found = find("ada").await;
+            assert!(
+                found.contains("+14155550101") && !found.contains("+14155550102"),
+                "{found}"
+            );
+            let found = find("(415) 555-0102").await;
+            assert!(
+                found.contains("+14155550102") && !found.contains("+14155550101"),
+                "{found}"
+            );
+            let found = find("415 555").await;
+            assert_eq!(found.matches("+1415555010").count(), 3, "{found}");
+            let found = find("+1 415 555 0103").await;
+            assert!(
+                found.contains("+14155550103") && !found.contains("+14155550101"),
+                "{found}"
+            );
+            screenshots(&client, &format!("{shots}-contacts")).await;
 
             // From the group's page to the Send page, with the group chosen.
             client
@@ -927,6 +1029,164 @@ async fn operator_sends_to_a_group(backend: Backend) {
             screenshots(&client, &format!("{shots}-batches")).await;
         })
         .await;
+}
+
+/// A group's page as an operator meets it: a refused addition keeps the other forms as stored;
+/// pasted rows add what is valid and list the rest by line (from 1); members that come through
+/// a child group say so instead of offering a Remove that cannot work; the child-group picker
+/// leaves out the group's parent; deleting asks first, says what happened with an undo, and a
+/// deleted group's page is read-only with Restore at the top.
+async fn operator_manages_a_group(backend: Backend) {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let Some(server) = serve(backend).await else {
+        return;
+    };
+    let base = server.base.clone();
+    let token = server.token.clone();
+    let api = reqwest::Client::new();
+    let create = |body: Value| {
+        let request = api
+            .post(format!("{base}/api/contactgroups"))
+            .bearer_auth(&token)
+            .json(&body);
+        async move {
+            let created: Value = request.send().await.unwrap().json().await.unwrap();
+            created["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let child = create(serde_json::json!({"name": "Walk-ins", "members": ["+14155550109"]})).await;
+    let parent = create(
+        serde_json::json!({"name": "Everyone", "child_groups": [child],
+        "auto_update": {"to": "12345", "add": {"first_word": "JOIN"}}}),
+    )
+    .await;
+    let name = format!("operator_manages_a_group_{backend:?}");
+    let shots = format!("group_{backend:?}").to_lowercase();
+    browser
+        .run(&name, |client| async move {
+            client.goto(&format!("{base}/signin")).await.unwrap();
+            fill(&client, "#token", &token).await;
+            click(&client, "form[action='/signin'] button[type=submit]").await;
+            wait_for(&client, "a[aria-current=page][href='/groups']").await;
+            client
+                .goto(&format!("{base}/groups/{parent}"))
+                .await
+                .unwrap();
+
+            // A bad number alone: refused by line, every other form as stored.
+            fill(&client, "#numbers", "555-1234").await;
+            click(&client, "form:has(input[value=add]) button[type=submit]").await;
+            let refused = text_of(&client, "#add-refused").await;
+            assert!(refused.contains("Line 1: 555-1234"), "{refused}");
+            let value = |css: &'static str| {
+                let client = client.clone();
+                async move {
+                    wait_for(&client, css)
+                        .await
+                        .prop("value")
+                        .await
+                        .unwrap()
+                        .unwrap_or_default()
+                }
+            };
+            assert_eq!(value("#name").await, "Everyone");
+            assert_eq!(value("#add_first_word").await, "JOIN");
+            assert_eq!(value("#to").await, "12345");
+
+            // Rows pasted from a spreadsheet and numbers on one line: the good ones are added.
+            // As a paste puts it there (typing a tab would move to the next field).
+            client
+                .execute(
+                    "document.getElementById('numbers').value = arguments[0];",
+                    vec![Value::String(
+                        "+14155550101\tAda\n555-1234\n+14155550102 +14155550103".into(),
+                    )],
+                )
+                .await
+                .unwrap();
+            click(&client, "form:has(input[value=add]) button[type=submit]").await;
+            let added = text_of(&client, "#added-note").await;
+            assert!(added.starts_with("Added 3 numbers."), "{added}");
+            let refused = text_of(&client, "#add-refused").await;
+            assert!(refused.contains("Line 2: 555-1234"), "{refused}");
+            assert_eq!(value("#numbers").await, "555-1234");
+            assert_eq!(text_of(&client, "#group-size").await, "4");
+
+            // The child group's member is marked, with no Remove.
+            let members = text_of(&client, "#members-table tbody").await;
+            assert!(
+                members.contains("+14155550109 No through Walk-ins"),
+                "{members}"
+            );
+            let removes = client
+                .find_all(Locator::Css(
+                    "#members-table button[aria-label='Remove +14155550109']",
+                ))
+                .await
+                .unwrap();
+            assert!(removes.is_empty());
+            screenshots(&client, &format!("{shots}-page")).await;
+
+            // The child's picker does not offer its parent.
+            client
+                .goto(&format!("{base}/groups/{child}"))
+                .await
+                .unwrap();
+            let offered = client
+                .find_all(Locator::Css(&format!("#child option[value='{parent}']")))
+                .await
+                .unwrap();
+            assert!(offered.is_empty(), "the parent is offered as a child");
+
+            // Delete asks first; dismissed, nothing happens.
+            client
+                .goto(&format!("{base}/groups/{parent}"))
+                .await
+                .unwrap();
+            click(&client, "button.danger[data-confirm]").await;
+            client.dismiss_alert().await.unwrap();
+            assert_eq!(text_of(&client, "#group-status").await, "Active");
+            click(&client, "button.danger[data-confirm]").await;
+            client.accept_alert().await.unwrap();
+            let note = text_of(&client, "form.undo").await;
+            assert!(note.contains("The group “Everyone” was deleted."), "{note}");
+            screenshots(&client, &format!("{shots}-deleted-list")).await;
+            click(&client, "form.undo button").await;
+            assert_eq!(
+                text_of(&client, "p.success").await,
+                "The group was restored."
+            );
+            assert_eq!(text_of(&client, "#group-status").await, "Active");
+
+            // A deleted group's page: read-only, Restore at the top.
+            click(&client, "button.danger[data-confirm]").await;
+            client.accept_alert().await.unwrap();
+            wait_for(&client, "form.undo").await;
+            client
+                .goto(&format!("{base}/groups/{parent}"))
+                .await
+                .unwrap();
+            assert_eq!(text_of(&client, "h1").await, "Everyone (deleted)");
+            wait_for(&client, "form.restore button").await;
+            for form in ["#name", "#numbers", "#to", "button.danger"] {
+                let found = client.find_all(Locator::Css(form)).await.unwrap();
+                assert!(found.is_empty(), "{form} on a deleted group's page");
+            }
+            screenshots(&client, &format!("{shots}-deleted")).await;
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_operator_manages_a_group_sqlite() {
+    operator_manages_a_group(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_operator_manages_a_group_postgres() {
+    operator_manages_a_group(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
