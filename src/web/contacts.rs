@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 
 use super::WebState;
 use super::form::{Errors, non_blank, text};
-use super::groups::{full_name, names_of, short_time};
+use super::groups::{full_name, group_name, names_of, short_time};
 use super::ids::PageId;
 use super::layout::{Section, WebError, csrf_field, page, pager, respond, text_input};
 use super::session::Session;
-use crate::domain::ids::ContactId;
+use crate::domain::ids::{ContactId, GroupId};
 use crate::domain::msisdn::{RegionCode, search_prefix};
 
 const PAGE_SIZE: u64 = 50;
@@ -30,6 +30,22 @@ pub struct SearchQuery {
     q: String,
     #[serde(default)]
     page: u64,
+    /// Set by the redirect after a delete: the number, to say so.
+    #[serde(default)]
+    deleted: String,
+}
+
+/// The new-contact form on the list.
+#[derive(Deserialize, Default)]
+pub struct NewContact {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
 }
 
 /// The API's search parameter for what a person typed in a search box: the start of a number
@@ -51,11 +67,67 @@ pub async fn list(
     session: Session,
     Query(query): Query<SearchQuery>,
 ) -> Result<Response, WebError> {
-    let (key, value) = plain_search(&session, &query.search);
+    render_list(
+        &state,
+        &session,
+        &query,
+        &NewContact::default(),
+        Errors::default(),
+    )
+    .await
+}
+
+/// Creates a contact from the list's form and opens its page; a number that is already a
+/// contact's is refused with a link to that contact.
+pub async fn create(
+    State(state): State<WebState>,
+    session: Session,
+    Form(form): Form<NewContact>,
+) -> Result<Response, WebError> {
+    session.check_csrf(&form.csrf)?;
+    let body = json!({
+        "phone": form.phone.trim(),
+        "first_name": non_blank(&form.first_name),
+        "last_name": non_blank(&form.last_name),
+    });
+    let reply = state
+        .api
+        .json(&session, Method::POST, "/api/contacts", Some(&body))
+        .await?;
+    if reply.ok() {
+        let id = text(&reply.body, "id");
+        return Ok(Redirect::to(&format!("/contacts/{id}")).into_response());
+    }
+    let mut errors = Errors::from_reply(&reply);
+    if reply.status == StatusCode::CONFLICT {
+        // "contact <id> already has this phone number": the page links the contact instead.
+        let existing = text(&reply.body, "detail")
+            .split_whitespace()
+            .find_map(ContactId::parse);
+        if let Some(existing) = existing {
+            errors = Errors::default();
+            errors.summary = Some("This number is already a contact's.".to_owned());
+            errors.link = Some((
+                format!("/contacts/{existing}"),
+                "Open that contact".to_owned(),
+            ));
+        }
+    }
+    render_list(&state, &session, &SearchQuery::default(), &form, errors).await
+}
+
+async fn render_list(
+    state: &WebState,
+    session: &Session,
+    query: &SearchQuery,
+    draft: &NewContact,
+    create_errors: Errors,
+) -> Result<Response, WebError> {
+    let (key, value) = plain_search(session, &query.search);
     let reply = state
         .api
         .get_with(
-            &session,
+            session,
             "/api/contacts",
             &[
                 (key, value.as_str()),
@@ -88,6 +160,9 @@ pub async fn list(
     );
     let body = html! {
         h1 { "Contacts" }
+        @if let Some(phone) = non_blank(&query.deleted) {
+            p.success role="status" { "The contact " (phone) " was deleted." }
+        }
         form.search method="get" action="/contacts" role="search" {
             div.field.wide {
                 label for="search" { "Name or number" }
@@ -130,80 +205,232 @@ pub async fn list(
             }
         }
         (pager(&base, query.page, contacts.len(), PAGE_SIZE, total))
+        section aria-labelledby="new-contact" {
+            h2 id="new-contact" { "New contact" }
+            (create_errors.summary())
+            form method="post" action="/contacts" class="stack" {
+                (csrf_field(session))
+                (text_input("phone", "Number", &draft.phone, "tel", &create_errors))
+                div.row {
+                    (text_input("first_name", "First name (optional)", &draft.first_name, "text", &create_errors))
+                    (text_input("last_name", "Last name (optional)", &draft.last_name, "text", &create_errors))
+                }
+                button type="submit" { "Create contact" }
+            }
+        }
+    };
+    let status = if create_errors.is_empty() {
+        status
+    } else {
+        StatusCode::BAD_REQUEST
     };
     Ok(respond(
         status,
-        page(&session, Section::Contacts, "Contacts", body),
+        page(session, Section::Contacts, "Contacts", body),
     ))
 }
 
-#[derive(Deserialize, Default)]
+/// The contact form as typed: its fixed fields, and its custom fields as `field:NAME` inputs
+/// plus one new name and value.
+#[derive(Default)]
 pub struct ContactForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
+    action: String,
     phone: String,
-    #[serde(default)]
     first_name: String,
-    #[serde(default)]
     last_name: String,
-    #[serde(default)]
     email: String,
-    #[serde(default)]
     gender: String,
-    #[serde(default)]
     time_zone: String,
-    /// A checkbox: present ("on") when ticked.
-    #[serde(default)]
-    opted_out: Option<String>,
+    /// A checkbox: ticked when present.
+    opted_out: bool,
+    fields: Vec<(String, String)>,
+    new_field: String,
+    new_value: String,
+    group: String,
+}
+
+impl ContactForm {
+    fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        let mut form = ContactForm::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "csrf" => form.csrf = value,
+                "action" => form.action = value,
+                "phone" => form.phone = value,
+                "first_name" => form.first_name = value,
+                "last_name" => form.last_name = value,
+                "email" => form.email = value,
+                "gender" => form.gender = value,
+                "time_zone" => form.time_zone = value,
+                "opted_out" => form.opted_out = true,
+                "new_field" => form.new_field = value,
+                "new_value" => form.new_value = value,
+                "group" => form.group = value,
+                _ => {
+                    if let Some(name) = key.strip_prefix("field:") {
+                        form.fields.push((name.to_owned(), value));
+                    }
+                }
+            }
+        }
+        form
+    }
+
+    /// The custom fields to store: each kept in the JSON type it had when the text still reads
+    /// as one (a number stays a number), a blank value removing the field, and the new pair.
+    fn custom_fields(&self, stored: &Value) -> Value {
+        let mut fields = serde_json::Map::new();
+        let typed = |name: &str, text: &str| -> Value {
+            let text = text.trim();
+            match &stored[name] {
+                Value::Number(_) => text
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .ok()
+                    .or_else(|| {
+                        text.parse::<f64>()
+                            .ok()
+                            .and_then(|n| serde_json::Number::from_f64(n).map(Value::Number))
+                    })
+                    .unwrap_or_else(|| Value::String(text.to_owned())),
+                Value::Bool(_) if text == "true" || text == "false" => Value::Bool(text == "true"),
+                _ => Value::String(text.to_owned()),
+            }
+        };
+        for (name, value) in &self.fields {
+            if !value.trim().is_empty() {
+                fields.insert(name.clone(), typed(name, value));
+            }
+        }
+        if let Some(name) = non_blank(&self.new_field) {
+            fields.insert(name.clone(), typed(&name, &self.new_value));
+        }
+        Value::Object(fields)
+    }
 }
 
 pub async fn show(
     State(state): State<WebState>,
     session: Session,
     PageId(id): PageId<ContactId>,
+    Query(query): Query<ContactQuery>,
 ) -> Result<Response, WebError> {
+    let note = non_blank(&query.done).map(|done| html! { p.success role="status" { (done) } });
     render_contact(
         &state,
         &session,
         &id,
         None,
-        Errors::default(),
+        (Errors::default(), note),
         StatusCode::OK,
     )
     .await
 }
 
-pub async fn save(
+#[derive(Deserialize, Default)]
+pub struct ContactQuery {
+    /// What the last action did, said once after its redirect.
+    #[serde(default)]
+    done: String,
+}
+
+/// Every form on a contact's page posts here; `action` says which.
+pub async fn act(
     State(state): State<WebState>,
     session: Session,
     PageId(id): PageId<ContactId>,
-    Form(form): Form<ContactForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
+    let form = ContactForm::from_pairs(pairs);
     session.check_csrf(&form.csrf)?;
-    let body = json!({
-        "phone": form.phone.trim(),
-        "first_name": non_blank(&form.first_name),
-        "last_name": non_blank(&form.last_name),
-        "email": non_blank(&form.email),
-        "gender": non_blank(&form.gender),
-        "time_zone": non_blank(&form.time_zone),
-        "opted_out": form.opted_out.is_some(),
-    });
-    let reply = state
-        .api
-        .json(
-            &session,
-            Method::PATCH,
-            &format!("/api/contacts/{id}"),
-            Some(&body),
-        )
-        .await?;
-    if reply.ok() {
-        return Ok(Redirect::to(&format!("/contacts/{id}")).into_response());
-    }
+    let path = format!("/api/contacts/{id}");
+    let contact = state.api.get(&session, &path).await?.into_ok()?;
+    let phone = text(&contact, "phone").to_owned();
+    let back = |done: String| {
+        let query = serde_urlencoded::to_string([("done", done)]).unwrap_or_default();
+        Ok(Redirect::to(&format!("/contacts/{id}?{query}")).into_response())
+    };
+    let reply = match form.action.as_str() {
+        "delete" => {
+            let reply = state
+                .api
+                .json(&session, Method::DELETE, &path, None::<&()>)
+                .await?;
+            if reply.ok() {
+                let query =
+                    serde_urlencoded::to_string([("deleted", phone.as_str())]).unwrap_or_default();
+                return Ok(Redirect::to(&format!("/contacts?{query}")).into_response());
+            }
+            reply
+        }
+        "add_to_group" | "remove_from_group" => {
+            let adding = form.action == "add_to_group";
+            let Some(group) = GroupId::parse(form.group.trim()) else {
+                let errors = Errors::one("group", "Choose a group.");
+                return render_contact(
+                    &state,
+                    &session,
+                    &id,
+                    None,
+                    (errors, None),
+                    StatusCode::BAD_REQUEST,
+                )
+                .await;
+            };
+            let body = if adding {
+                json!({"add": [phone]})
+            } else {
+                json!({"remove": [phone]})
+            };
+            let reply = state
+                .api
+                .json(
+                    &session,
+                    Method::PATCH,
+                    &format!("/api/contactgroups/{group}"),
+                    Some(&body),
+                )
+                .await?;
+            if reply.ok() {
+                let name = group_name(&reply.body);
+                return back(if adding {
+                    format!("Added to “{name}”.")
+                } else {
+                    format!("Removed from “{name}”.")
+                });
+            }
+            reply
+        }
+        _ => {
+            let body = json!({
+                "phone": form.phone.trim(),
+                "first_name": non_blank(&form.first_name),
+                "last_name": non_blank(&form.last_name),
+                "email": non_blank(&form.email),
+                "gender": non_blank(&form.gender),
+                "time_zone": non_blank(&form.time_zone),
+                "opted_out": form.opted_out,
+            });
+            let mut body = body;
+            // A form that showed the custom fields sends them whole (a blank one removed); one
+            // without them (a script's post) leaves them as they are.
+            if !form.fields.is_empty() || non_blank(&form.new_field).is_some() {
+                body["fields"] = form.custom_fields(&contact["fields"]);
+            }
+            let reply = state
+                .api
+                .json(&session, Method::PATCH, &path, Some(&body))
+                .await?;
+            if reply.ok() {
+                return back("Saved.".to_owned());
+            }
+            reply
+        }
+    };
     let errors = Errors::from_reply(&reply);
-    render_contact(&state, &session, &id, Some(&form), errors, reply.status).await
+    let draft = (form.action.is_empty() || form.action == "save").then_some(&form);
+    render_contact(&state, &session, &id, draft, (errors, None), reply.status).await
 }
 
 async fn render_contact(
@@ -211,7 +438,7 @@ async fn render_contact(
     session: &Session,
     id: &ContactId,
     draft: Option<&ContactForm>,
-    errors: Errors,
+    (errors, note): (Errors, Option<Markup>),
     status: StatusCode,
 ) -> Result<Response, WebError> {
     let contact = state
@@ -232,54 +459,146 @@ async fn render_contact(
         }
     };
     let opted_out = match draft {
-        Some(form) => form.opted_out.is_some(),
+        Some(form) => form.opted_out,
         None => contact["opted_out"].as_bool().unwrap_or_default(),
+    };
+    let custom: Vec<(String, String)> = match draft {
+        Some(form) => form.fields.clone(),
+        None => contact["fields"]
+            .as_object()
+            .map(|fields| {
+                fields
+                    .iter()
+                    .map(|(name, value)| {
+                        let shown = match value {
+                            Value::String(text) => text.clone(),
+                            other => other.to_string(),
+                        };
+                        (name.clone(), shown)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     let gender = value("gender", |form| &form.gender);
     let phone = text(&contact, "phone").to_owned();
     let groups = group_names(state, session, &contact, &events).await?;
+    let member_of: Vec<&Value> = contact["groups"]
+        .as_array()
+        .map(|groups| groups.iter().collect())
+        .unwrap_or_default();
+    let joinable: Vec<(String, String)> = state
+        .api
+        .get_with(
+            session,
+            "/api/contactgroups",
+            &[("order_by", "name"), ("limit", "1000")],
+        )
+        .await?
+        .into_ok()?["groups"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter(|group| group["rule"].is_null())
+                .filter(|group| {
+                    !member_of
+                        .iter()
+                        .any(|member| text(member, "id") == text(group, "id"))
+                })
+                .map(|group| (text(group, "id").to_owned(), group_name(group)))
+                .collect()
+        })
+        .unwrap_or_default();
     let body = html! {
         p.crumbs { a href="/contacts" { "Contacts" } " › " (phone) }
         h1 { (phone) " " @let name = full_name(&contact); @if !name.is_empty() { small { (name) } } }
         (errors.summary())
+        @if let Some(note) = &note { (note) }
         dl.facts {
             dt { "Valid" } dd { @if contact["valid"].as_bool().unwrap_or_default() { "Yes" } @else { "No" } }
-            dt { "Number type" } dd { (text(&contact, "number_type")) }
+            dt { "Kind of number" } dd { (number_type_label(text(&contact, "number_type"))) }
             dt { "Country" } dd { (text(&contact, "country")) }
             @if opted_out {
                 dt { "Opted out" } dd { (short_time(text(&contact, "opted_out_at"))) " " (text(&contact, "opted_out_reason")) }
             }
-            dt { "Groups" }
-            dd {
-                @let member_of: Vec<&Value> = contact["groups"]
-                    .as_array()
-                    .map(|groups| groups.iter().collect())
-                    .unwrap_or_default();
-                @for (index, group) in member_of.iter().enumerate() {
-                    @if index > 0 { ", " }
+        }
+        section aria-labelledby="contact-groups" {
+            h2 id="contact-groups" { "Groups" }
+            ul #contact-group-list {
+                @for group in &member_of {
                     @let group_id = text(group, "id");
-                    a href={ "/groups/" (group_id) } { (group_label(&groups, group_id)) }
-                    @if text(group, "status") == "DELETED" { " (deleted)" }
+                    li {
+                        a href={ "/groups/" (group_id) } { (group_label(&groups, group_id)) }
+                        @if text(group, "status") == "DELETED" { " (deleted)" }
+                        " "
+                        form.inline method="post" {
+                            (csrf_field(session))
+                            input type="hidden" name="action" value="remove_from_group";
+                            input type="hidden" name="group" value=(group_id);
+                            button.link type="submit" aria-label={ "Remove from " (group_label(&groups, group_id).into_string()) } { "Remove" }
+                        }
+                    }
                 }
-                @if member_of.is_empty() { "None" }
+                @if member_of.is_empty() { li { "In no group." } }
+            }
+            @if !joinable.is_empty() {
+                form method="post" class="row" {
+                    (csrf_field(session))
+                    input type="hidden" name="action" value="add_to_group";
+                    div.field {
+                        label for="group" { "Add to a group" }
+                        select id="group" name="group" {
+                            @for (group_id, name) in &joinable { option value=(group_id) { (name) } }
+                        }
+                        (errors.message("group"))
+                    }
+                    button type="submit" { "Add to group" }
+                }
             }
         }
-        form method="post" class="stack" {
-            (csrf_field(session))
-            (text_input("phone", "Number", &value("phone", |form| &form.phone), "tel", &errors))
-            div.row {
-                (text_input("first_name", "First name", &value("first_name", |form| &form.first_name), "text", &errors))
-                (text_input("last_name", "Last name", &value("last_name", |form| &form.last_name), "text", &errors))
+        section aria-labelledby="details" {
+            h2 id="details" { "Details" }
+            form method="post" class="stack" {
+                (csrf_field(session))
+                input type="hidden" name="action" value="save";
+                (text_input("phone", "Number", &value("phone", |form| &form.phone), "tel", &errors))
+                div.row {
+                    (text_input("first_name", "First name", &value("first_name", |form| &form.first_name), "text", &errors))
+                    (text_input("last_name", "Last name", &value("last_name", |form| &form.last_name), "text", &errors))
+                }
+                (text_input("email", "Email", &value("email", |form| &form.email), "email", &errors))
+                (text_input("gender", "Gender", &gender, "text", &errors))
+                (text_input("time_zone", "Time zone (e.g. Europe/Paris)", &value("time_zone", |form| &form.time_zone), "text", &errors))
+                fieldset #custom-fields {
+                    legend { "Custom fields" }
+                    @for (name, shown) in &custom {
+                        div.field {
+                            label for={ "field-" (name) } { (name) }
+                            input id={ "field-" (name) } name={ "field:" (name) } type="text" value=(shown);
+                        }
+                    }
+                    div.row {
+                        div.field {
+                            label for="new_field" { "New field" }
+                            input id="new_field" name="new_field" type="text" placeholder="city"
+                                value=(draft.map_or("", |form| form.new_field.as_str()));
+                        }
+                        div.field {
+                            label for="new_value" { "Its value" }
+                            input id="new_value" name="new_value" type="text"
+                                value=(draft.map_or("", |form| form.new_value.as_str()));
+                        }
+                    }
+                    p.hint { "Empty a field's value to remove it." }
+                    (errors.message("fields"))
+                }
+                div.field.check {
+                    input id="opted_out" name="opted_out" type="checkbox" checked[opted_out];
+                    label for="opted_out" { "Opted out: never sent to (memberships are kept)" }
+                    (errors.message("opted_out"))
+                }
+                button type="submit" { "Save contact" }
             }
-            (text_input("email", "Email", &value("email", |form| &form.email), "email", &errors))
-            (text_input("gender", "Gender", &gender, "text", &errors))
-            (text_input("time_zone", "Time zone (e.g. Europe/Paris)", &value("time_zone", |form| &form.time_zone), "text", &errors))
-            div.field.check {
-                input id="opted_out" name="opted_out" type="checkbox" checked[opted_out];
-                label for="opted_out" { "Opted out: never sent to (memberships are kept)" }
-                (errors.message("opted_out"))
-            }
-            button type="submit" { "Save contact" }
         }
         section aria-labelledby="consent" {
             h2 id="consent" { "Consent history" }
@@ -290,8 +609,8 @@ async fn render_contact(
                         @for event in &events {
                             tr {
                                 td { (short_time(text(event, "at"))) }
-                                td { (text(event, "event")) }
-                                td { (text(event, "source")) }
+                                td { (consent_event_label(text(event, "event"))) }
+                                td { (consent_source_label(text(event, "source"))) }
                                 td {
                                     @let group_id = text(event, "group_id");
                                     @if !group_id.is_empty() { (group_label(&groups, group_id)) }
@@ -303,11 +622,59 @@ async fn render_contact(
                 }
             }
         }
+        section aria-labelledby="delete-contact" {
+            h2 id="delete-contact" { "Delete" }
+            form method="post" {
+                (csrf_field(session))
+                input type="hidden" name="action" value="delete";
+                p { "Deleting removes the contact from every group. Its number can be added again later." }
+                button.danger type="submit" data-confirm={ "Delete the contact " (phone) "? It leaves every group." } { "Delete contact" }
+            }
+        }
     };
     Ok(respond(
         status,
         page(session, Section::Contacts, &phone, body),
     ))
+}
+
+/// A number type in words.
+fn number_type_label(kind: &str) -> &'static str {
+    match kind {
+        "mobile" => "Mobile",
+        "fixed_line" => "Landline",
+        "fixed_line_or_mobile" => "Mobile or landline",
+        "toll_free" => "Toll-free",
+        "premium_rate" => "Premium rate",
+        "shared_cost" => "Shared cost",
+        "voip" => "Internet (VoIP)",
+        "personal_number" => "Personal number",
+        "pager" => "Pager",
+        "uan" => "Company number (UAN)",
+        "voicemail" => "Voicemail",
+        "" => "—",
+        _ => "Unknown",
+    }
+}
+
+fn consent_event_label(event: &str) -> &'static str {
+    match event {
+        "opt_out" => "Opted out",
+        "opt_in" => "Opted in",
+        "join" => "Joined",
+        "leave" => "Left",
+        _ => "Changed",
+    }
+}
+
+fn consent_source_label(source: &str) -> &'static str {
+    match source {
+        "keyword" => "By a text message",
+        "api" => "Through the API",
+        "import" => "By an import",
+        "page" => "On this page",
+        _ => "Other",
+    }
 }
 
 /// Groups named on a contact's page at most; past it, the rest show by id.

@@ -10,6 +10,9 @@ use super::dispatch::Reply;
 pub struct Errors {
     pub summary: Option<String>,
     fields: Vec<(String, String)>,
+    /// Where the problem can be looked at (the contact that already has a number): an
+    /// address and its words.
+    pub link: Option<(String, String)>,
 }
 
 impl Errors {
@@ -17,6 +20,7 @@ impl Errors {
         Self {
             summary: None,
             fields: vec![(field.to_owned(), message.to_owned())],
+            link: None,
         }
     }
 
@@ -45,6 +49,7 @@ impl Errors {
         Self {
             summary: Some(detail.to_owned()),
             fields,
+            link: None,
         }
     }
 
@@ -89,7 +94,12 @@ impl Errors {
         html! {
             @if !self.is_empty() {
                 div.problem role="alert" {
-                    @if let Some(summary) = &self.summary { p { strong { (summary) } } }
+                    @if let Some(summary) = &self.summary {
+                        p {
+                            strong { (summary) }
+                            @if let Some((href, words)) = &self.link { " " a href=(href) { (words) } }
+                        }
+                    }
                     @if !self.fields.is_empty() {
                         ul {
                             @for (name, detail) in &self.fields {

@@ -620,6 +620,18 @@ async fn fill(client: &Client, css: &str, value: &str) {
     field.send_keys(value).await.unwrap();
 }
 
+/// Waits for the page's note (after an action's redirect) to say `words`.
+async fn note(client: &Client, words: &str) {
+    client
+        .wait()
+        .at_most(std::time::Duration::from_secs(20))
+        .for_element(Locator::XPath(&format!(
+            "//p[contains(@class, 'success') and normalize-space()='{words}']"
+        )))
+        .await
+        .unwrap_or_else(|error| panic!("no note {words:?}: {error}"));
+}
+
 async fn click(client: &Client, css: &str) {
     wait_for(client, css).await.click().await.unwrap();
 }
@@ -1177,6 +1189,120 @@ async fn operator_manages_a_group(backend: Backend) {
             screenshots(&client, &format!("{shots}-deleted")).await;
         })
         .await;
+}
+
+/// A contact from the list's form to its deletion: created, refused again as a duplicate with a
+/// link to it, shown in words (no enum keys), custom fields added and changed, added to and
+/// removed from a group, opted out on the page (and so recorded), deleted after a confirmation.
+async fn operator_edits_a_contact(backend: Backend) {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let Some(server) = serve(backend).await else {
+        return;
+    };
+    let base = server.base.clone();
+    let token = server.token.clone();
+    let created = reqwest::Client::new()
+        .post(format!("{base}/api/contactgroups"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "Regulars"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let name = format!("operator_edits_a_contact_{backend:?}");
+    let shots = format!("contact_{backend:?}").to_lowercase();
+    browser
+        .run(&name, |client| async move {
+            client.goto(&format!("{base}/signin")).await.unwrap();
+            fill(&client, "#token", &token).await;
+            click(&client, "form[action='/signin'] button[type=submit]").await;
+            wait_for(&client, "a[aria-current=page][href='/groups']").await;
+
+            client.goto(&format!("{base}/contacts")).await.unwrap();
+            fill(&client, "#phone", "(415) 555-0142").await;
+            fill(&client, "#first_name", "Cy").await;
+            click(
+                &client,
+                "form[method=post][action='/contacts'] button[type=submit]",
+            )
+            .await;
+            client
+                .wait()
+                .for_element(Locator::XPath("//h1[starts-with(text(), '+14155550142')]"))
+                .await
+                .unwrap();
+            let page = path(&client).await;
+            let facts = text_of(&client, "dl.facts").await;
+            assert!(facts.contains("Mobile or landline"), "{facts}");
+            assert!(!facts.contains("fixed_line_or_mobile"), "{facts}");
+
+            // The same number again: refused, with a way to the contact that has it.
+            client.goto(&format!("{base}/contacts")).await.unwrap();
+            fill(&client, "#phone", "+14155550142").await;
+            click(
+                &client,
+                "form[method=post][action='/contacts'] button[type=submit]",
+            )
+            .await;
+            let problem = text_of(&client, "section div.problem").await;
+            assert!(
+                problem.contains("This number is already a contact's."),
+                "{problem}"
+            );
+            click(&client, "section div.problem a").await;
+            wait_for(&client, "#custom-fields").await;
+            assert_eq!(path(&client).await, page);
+
+            // Into a group; a custom field added; out of the group; the field changed and the
+            // contact opted out here, which its history says in words. Each step's note tells
+            // its page from the one before.
+            click(
+                &client,
+                "form:has(input[value=add_to_group]) button[type=submit]",
+            )
+            .await;
+            note(&client, "Added to “Regulars”.").await;
+            let groups = text_of(&client, "#contact-group-list").await;
+            assert!(groups.starts_with("Regulars"), "{groups}");
+            fill(&client, "#new_field", "city").await;
+            fill(&client, "#new_value", "Leeds").await;
+            click(&client, "form:has(input[value=save]) button[type=submit]").await;
+            note(&client, "Saved.").await;
+            screenshots(&client, &format!("{shots}-page")).await;
+            click(&client, "#contact-group-list button").await;
+            note(&client, "Removed from “Regulars”.").await;
+            fill(&client, "#field-city", "York").await;
+            click(&client, "#opted_out").await;
+            click(&client, "form:has(input[value=save]) button[type=submit]").await;
+            client
+                .wait()
+                .for_element(Locator::XPath("//td[text()='On this page']"))
+                .await
+                .unwrap();
+            let history = text_of(&client, "section[aria-labelledby=consent] tbody").await;
+            assert!(history.contains("Opted out On this page"), "{history}");
+            let city = wait_for(&client, "#field-city").await;
+            assert_eq!(city.prop("value").await.unwrap().as_deref(), Some("York"));
+
+            // Deleted after a confirmation.
+            click(&client, "button.danger[data-confirm]").await;
+            client.accept_alert().await.unwrap();
+            note(&client, "The contact +14155550142 was deleted.").await;
+            screenshots(&client, &format!("{shots}-list")).await;
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_operator_edits_a_contact_sqlite() {
+    operator_edits_a_contact(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_operator_edits_a_contact_postgres() {
+    operator_edits_a_contact(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
