@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::WebState;
 use super::form::{Errors, non_blank, text};
-use super::groups::{full_name, group_name, names_of, short_time};
+use super::groups::{Pick, full_name, group_name, names_of, picks, short_time};
 use super::ids::PageId;
 use super::layout::{Section, WebError, csrf_field, page, pager, respond, text_input};
 use super::session::Session;
@@ -487,28 +487,16 @@ async fn render_contact(
         .as_array()
         .map(|groups| groups.iter().collect())
         .unwrap_or_default();
-    let joinable: Vec<(String, String)> = state
-        .api
-        .get_with(
-            session,
-            "/api/contactgroups",
-            &[("order_by", "name"), ("limit", "1000")],
-        )
+    let joinable: Vec<Pick> = picks(state, session)
         .await?
-        .into_ok()?["groups"]
-        .as_array()
-        .map(|all| {
-            all.iter()
-                .filter(|group| group["rule"].is_null())
-                .filter(|group| {
-                    !member_of
-                        .iter()
-                        .any(|member| text(member, "id") == text(group, "id"))
-                })
-                .map(|group| (text(group, "id").to_owned(), group_name(group)))
-                .collect()
+        .into_iter()
+        .filter(|group| !group.smart)
+        .filter(|group| {
+            !member_of
+                .iter()
+                .any(|member| text(member, "id") == group.id)
         })
-        .unwrap_or_default();
+        .collect();
     let body = html! {
         p.crumbs { a href="/contacts" { "Contacts" } " › " (phone) }
         h1 { (phone) " " @let name = full_name(&contact); @if !name.is_empty() { small { (name) } } }
@@ -548,7 +536,7 @@ async fn render_contact(
                     div.field {
                         label for="group" { "Add to a group" }
                         select id="group" name="group" {
-                            @for (group_id, name) in &joinable { option value=(group_id) { (name) } }
+                            @for group in &joinable { option value=(group.id) { (group.label) } }
                         }
                         (errors.message("group"))
                     }

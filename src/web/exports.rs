@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::WebState;
 use super::form::{Errors, error_id, non_blank, text};
-use super::groups::group_name;
+use super::groups::picks;
 use super::ids::PageId;
 use super::layout::{Section, WebError, byte_size, csrf_field, page, respond};
 use super::session::Session;
@@ -69,16 +69,7 @@ async fn start_page(
     errors: Errors,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let groups = state
-        .api
-        .get_with(
-            session,
-            "/api/contactgroups",
-            &[("order_by", "name"), ("limit", "1000")],
-        )
-        .await?
-        .into_ok()?;
-    let groups = groups["groups"].as_array().cloned().unwrap_or_default();
+    let groups = picks(state, session).await?;
     let format = if draft.format.is_empty() {
         "csv"
     } else {
@@ -104,8 +95,7 @@ async fn start_page(
                 select id="group" name="group" {
                     option value="" { "Everyone" }
                     @for group in &groups {
-                        @let id = text(group, "id");
-                        option value=(id) selected[draft.group == id] { (group_name(group)) }
+                        option value=(group.id) selected[draft.group == group.id] { (group.label) }
                     }
                 }
                 (errors.message("group_id"))

@@ -40,6 +40,9 @@ pub struct CreateForm {
     name: String,
     #[serde(default)]
     description: String,
+    /// Set once the operator was told a group of this name exists and still wants one.
+    #[serde(default)]
+    another: String,
 }
 
 pub async fn list(
@@ -64,7 +67,49 @@ pub async fn create(
     Form(form): Form<CreateForm>,
 ) -> Result<Response, WebError> {
     session.check_csrf(&form.csrf)?;
-    let body = json!({"name": form.name.trim(), "description": non_blank(&form.description)});
+    let name = form.name.trim();
+    // Two groups of one name make every picker ambiguous: ask before making the second.
+    if form.another.is_empty() && !name.is_empty() {
+        let same = state
+            .api
+            .get_with(
+                &session,
+                "/api/contactgroups",
+                &[("name", name), ("limit", "1000")],
+            )
+            .await?
+            .into_ok()?;
+        let existing = same["groups"].as_array().and_then(|groups| {
+            groups
+                .iter()
+                .find(|group| group_name(group).to_lowercase() == name.to_lowercase())
+        });
+        if let Some(existing) = existing {
+            let mut errors = Errors::default();
+            errors.summary = Some(format!(
+                "A group named “{}” already exists.",
+                group_name(existing)
+            ));
+            errors.link = Some((
+                format!("/groups/{}", text(existing, "id")),
+                "Open it".to_owned(),
+            ));
+            let draft = CreateForm {
+                another: "yes".to_owned(),
+                ..form
+            };
+            return render_list(
+                &state,
+                &session,
+                &ListQuery::default(),
+                &draft,
+                errors,
+                StatusCode::CONFLICT,
+            )
+            .await;
+        }
+    }
+    let body = json!({"name": name, "description": non_blank(&form.description)});
     let reply = state
         .api
         .json(&session, Method::POST, "/api/contactgroups", Some(&body))
@@ -158,17 +203,23 @@ async fn render_list(
         div.table-wrap {
             table {
                 caption { (groups.len()) " shown" @if let Some(total) = total { " of " (total) } }
-                thead { tr { th scope="col" { "Name" } th scope="col" class="number" { "Size" } th scope="col" { "Status" } th scope="col" { "Modified" } } }
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Kind" } th scope="col" class="number" { "Size" } th scope="col" { "Status" } th scope="col" { "Modified" } } }
                 tbody {
                     @for group in &groups {
                         tr {
-                            td { a href={ "/groups/" (text(group, "id")) } { (group_name(group)) } }
+                            td {
+                                a href={ "/groups/" (text(group, "id")) } { (group_name(group)) }
+                                @if let Some(description) = group["description"].as_str().filter(|text| !text.is_empty()) {
+                                    br; span.hint { (description) }
+                                }
+                            }
+                            td { (kind_label(group)) }
                             td.number { (group["size"].as_i64().unwrap_or_default()) }
                             td { (status_label(text(group, "status"))) }
                             td { (short_time(text(group, "modified_at"))) }
                         }
                     }
-                    @if groups.is_empty() { tr { td colspan="4" { "No groups." } } }
+                    @if groups.is_empty() { tr { td colspan="5" { "No groups." } } }
                 }
             }
         }
@@ -179,7 +230,12 @@ async fn render_list(
                 (csrf_field(session))
                 (text_input("name", "Name", &draft.name, "text", &errors))
                 (text_input("description", "Description (optional)", &draft.description, "text", &errors))
-                button type="submit" { "Create group" }
+                @if draft.another.is_empty() {
+                    button type="submit" { "Create group" }
+                } @else {
+                    input type="hidden" name="another" value="yes";
+                    button type="submit" { "Create another group named “" (draft.name.trim()) "”" }
+                }
             }
         }
     };
@@ -801,13 +857,10 @@ impl<'a> GroupTree<'a> {
 /// or is (itself, its parents and theirs), which would make a cycle.
 fn child_candidates(groups: &[Value], id: &str, children: &[String]) -> Vec<(String, String)> {
     let tree = GroupTree::of(groups);
-    groups
-        .iter()
-        .filter(|group| {
-            let candidate = text(group, "id");
-            !children.iter().any(|child| child == candidate) && !tree.below(candidate).contains(id)
-        })
-        .map(|group| (text(group, "id").to_owned(), group_name(group)))
+    pick_labels(groups)
+        .into_iter()
+        .filter(|pick| !children.contains(&pick.id) && !tree.below(&pick.id).contains(id))
+        .map(|pick| (pick.id, pick.label))
         .collect()
 }
 
@@ -856,6 +909,75 @@ async fn inherited_members(
         inherited.insert(contact.to_owned(), through);
     }
     Ok(inherited)
+}
+
+/// What kind of group it is: smart (its members follow a rule), nested (it has child groups),
+/// or static.
+pub fn kind_label(group: &Value) -> &'static str {
+    if !group["rule"].is_null() {
+        "Smart"
+    } else if group["child_groups"]
+        .as_array()
+        .is_some_and(|children| !children.is_empty())
+    {
+        "Nested"
+    } else {
+        "Static"
+    }
+}
+
+/// A group as a picker offers it.
+pub struct Pick {
+    pub id: String,
+    pub label: String,
+    pub size: i64,
+    pub smart: bool,
+}
+
+/// The plan's active groups for a picker, by name (at most 1,000): a name two groups share
+/// is told apart by each one's size and creation day, so that no two entries read alike.
+pub async fn picks(state: &WebState, session: &Session) -> Result<Vec<Pick>, WebError> {
+    let listing = state
+        .api
+        .get_with(
+            session,
+            "/api/contactgroups",
+            &[("order_by", "name"), ("limit", "1000")],
+        )
+        .await?
+        .into_ok()?;
+    Ok(pick_labels(
+        &listing["groups"].as_array().cloned().unwrap_or_default(),
+    ))
+}
+
+fn pick_labels(groups: &[Value]) -> Vec<Pick> {
+    let mut named: HashMap<String, usize> = HashMap::new();
+    for group in groups {
+        *named.entry(group_name(group).to_lowercase()).or_default() += 1;
+    }
+    groups
+        .iter()
+        .map(|group| {
+            let name = group_name(group);
+            let size = group["size"].as_i64().unwrap_or_default();
+            let label = if named.get(&name.to_lowercase()).copied().unwrap_or(0) > 1 {
+                let created = text(group, "created_at")
+                    .get(..10)
+                    .unwrap_or_default()
+                    .to_owned();
+                format!("{name} ({size} members, created {created})")
+            } else {
+                name
+            };
+            Pick {
+                id: text(group, "id").to_owned(),
+                label,
+                size,
+                smart: !group["rule"].is_null(),
+            }
+        })
+        .collect()
 }
 
 /// A group's status in words.
@@ -966,6 +1088,30 @@ mod tests {
         assert_eq!(refused_entries(&problem, "add", 2), None);
         let other = json!({"errors": [{"field": "name", "detail": "too long"}]});
         assert_eq!(refused_entries(&other, "add", 3), None);
+    }
+
+    #[test]
+    fn pickers_tell_namesakes_apart() {
+        let groups = [
+            json!({"id": "A", "name": "Newsletter", "size": 3, "created_at": "2026-11-02T10:00:00Z"}),
+            json!({"id": "B", "name": "newsletter", "size": 40, "created_at": "2026-12-01T10:00:00Z"}),
+            json!({"id": "C", "name": "VIP", "size": 2, "rule": "fields.vip = true"}),
+        ];
+        let labels: Vec<String> = pick_labels(&groups)
+            .into_iter()
+            .map(|pick| pick.label)
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "Newsletter (3 members, created 2026-11-02)",
+                "newsletter (40 members, created 2026-12-01)",
+                "VIP"
+            ]
+        );
+        assert_eq!(kind_label(&groups[2]), "Smart");
+        assert_eq!(kind_label(&json!({"child_groups": ["A"]})), "Nested");
+        assert_eq!(kind_label(&groups[0]), "Static");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::WebState;
 use super::dispatch::Reply;
 use super::form::{Errors, error_id, non_blank, text};
-use super::groups::group_name;
+use super::groups::{Pick, group_name, picks};
 use super::ids::{FromPath, PageId};
 use super::layout::{Section, WebError, csrf_field, page, respond};
 use super::session::Session;
@@ -251,16 +251,12 @@ async fn render(
         "running" => progress(id.as_str(), &import),
         "done" => report(id.as_str(), &import),
         phase => {
-            let groups = state
-                .api
-                .get_with(
-                    session,
-                    "/api/contactgroups",
-                    &[("order_by", "name"), ("limit", "1000")],
-                )
+            // A smart group's members follow its rule: an import cannot add to it.
+            let groups: Vec<Pick> = picks(state, session)
                 .await?
-                .into_ok()?;
-            let groups = groups["groups"].as_array().cloned().unwrap_or_default();
+                .into_iter()
+                .filter(|group| !group.smart)
+                .collect();
             html! {
                 @if phase == "failed" {
                     div.problem role="alert" {
@@ -288,7 +284,7 @@ fn mapping_form(
     session: &Session,
     id: &str,
     import: &Value,
-    groups: &[Value],
+    groups: &[Pick],
     draft: Option<&BTreeMap<String, String>>,
     errors: &Errors,
 ) -> Markup {
@@ -371,8 +367,7 @@ fn mapping_form(
                     select id="group" name="group" {
                         option value="" { "No existing group" }
                         @for group in groups {
-                            @let group_id = text(group, "id");
-                            option value=(group_id) selected[chosen_group == group_id] { (group_name(group)) }
+                            option value=(group.id) selected[chosen_group == group.id] { (group.label) }
                         }
                     }
                     (errors.message("groups"))

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::WebState;
 use super::form::{Errors, error_id, non_blank, text};
-use super::groups::{group_name, pasted_numbers, short_time};
+use super::groups::{group_name, pasted_numbers, picks, short_time};
 use super::ids::PageId;
 use super::layout::{Section, WebError, csrf_field, page, pager, respond};
 use super::session::Session;
@@ -224,20 +224,6 @@ impl SendForm {
     }
 }
 
-/// The plan's groups, by name (active ones; at most 1,000, as the other pickers).
-async fn groups(state: &WebState, session: &Session) -> Result<Vec<Value>, WebError> {
-    let listing = state
-        .api
-        .get_with(
-            session,
-            "/api/contactgroups",
-            &[("order_by", "name"), ("limit", "1000")],
-        )
-        .await?
-        .into_ok()?;
-    Ok(listing["groups"].as_array().cloned().unwrap_or_default())
-}
-
 async fn send_page(
     state: &WebState,
     session: &Session,
@@ -246,7 +232,7 @@ async fn send_page(
     errors: Errors,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let groups = groups(state, session).await?;
+    let groups = picks(state, session).await?;
     let purpose = if draft.purpose.is_empty() {
         "marketing"
     } else {
@@ -272,10 +258,10 @@ async fn send_page(
                     }
                     div.choices {
                         @for group in &groups {
-                            @let id = text(group, "id");
+                            @let id = group.id.as_str();
                             div.check {
                                 input type="checkbox" id={ "to-" (id) } name="group" value=(id) checked[draft.groups.iter().any(|chosen| chosen == id)];
-                                label for={ "to-" (id) } { (group_name(group)) " " span.count { "(" (group["size"].as_i64().unwrap_or_default()) ")" } }
+                                label for={ "to-" (id) } { (group.label) " " span.count { "(" (group.size) ")" } }
                             }
                         }
                     }
@@ -292,10 +278,10 @@ async fn send_page(
                         summary { "Leave out groups" }
                         div.choices {
                             @for group in &groups {
-                                @let id = text(group, "id");
+                                @let id = group.id.as_str();
                                 div.check {
                                     input type="checkbox" id={ "exclude-" (id) } name="exclude" value=(id) checked[draft.exclude.iter().any(|chosen| chosen == id)];
-                                    label for={ "exclude-" (id) } { (group_name(group)) }
+                                    label for={ "exclude-" (id) } { (group.label) }
                                 }
                             }
                         }

@@ -655,6 +655,17 @@ async fn operator_imports_a_spreadsheet(backend: Backend) {
     .unwrap();
     let base = server.base.clone();
     let token = server.token.clone();
+    let smart: Value = reqwest::Client::new()
+        .post(format!("{base}/api/contactgroups"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "Leeds people", "rule": "fields.City = \"Leeds\""}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let smart = smart["id"].as_str().unwrap().to_owned();
     let name = format!("operator_imports_a_spreadsheet_{backend:?}");
     browser
         .run(&name, |client| async move {
@@ -670,8 +681,17 @@ async fn operator_imports_a_spreadsheet(backend: Backend) {
             file.send_keys(csv.to_str().unwrap()).await.unwrap();
             click(&client, "#upload-form button[type=submit]").await;
 
-            // The preview: the phone column is recognised from its name.
+            // The preview: the phone column is recognised from its name. A smart group takes
+            // no members, so it is not offered as the import's group.
             wait_for(&client, "#mapping-form").await;
+            let offered = client
+                .find_all(Locator::Css(&format!("#group option[value='{smart}']")))
+                .await
+                .unwrap();
+            assert!(
+                offered.is_empty(),
+                "a smart group is offered as an import target"
+            );
             assert_eq!(text_of(&client, "#total-rows").await, "4");
             let phone = wait_for(&client, "select[data-column='Mobile']").await;
             assert_eq!(phone.prop("value").await.unwrap().as_deref(), Some("phone"));
@@ -1140,6 +1160,39 @@ async fn operator_manages_a_group(backend: Backend) {
                 .unwrap();
             assert!(removes.is_empty());
             screenshots(&client, &format!("{shots}-page")).await;
+
+            // A second group of a taken name is made only when asked twice, and the pickers tell
+            // the two apart; the list says what kind each group is.
+            client.goto(&format!("{base}/groups")).await.unwrap();
+            let list = text_of(&client, "main table tbody").await;
+            assert!(
+                list.contains("Everyone\nNested") || list.contains("Everyone Nested"),
+                "{list}"
+            );
+            fill(&client, "#name", "walk-ins").await;
+            click(
+                &client,
+                "form[method=post][action='/groups'] button[type=submit]",
+            )
+            .await;
+            let warning = text_of(&client, "div.problem").await;
+            assert!(
+                warning.contains("A group named “Walk-ins” already exists."),
+                "{warning}"
+            );
+            click(
+                &client,
+                "form[method=post][action='/groups'] button[type=submit]",
+            )
+            .await;
+            client
+                .wait()
+                .for_element(Locator::XPath("//h1[text()='walk-ins']"))
+                .await
+                .unwrap();
+            client.goto(&format!("{base}/send")).await.unwrap();
+            let choices = text_of(&client, "fieldset .choices").await;
+            assert_eq!(choices.matches("members, created").count(), 2, "{choices}");
 
             // The child's picker does not offer its parent.
             client
