@@ -17,5 +17,7 @@ pub mod web;
 pub fn app(state: api::AppState) -> axum::Router {
     let store = state.store.clone();
     let api = api::router(state);
-    api.clone().merge(web::router(api, store))
+    api.clone()
+        .merge(web::router(api, store))
+        .layer(axum::middleware::from_fn(web::html_not_found))
 }

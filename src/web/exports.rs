@@ -1,7 +1,7 @@
 //! Exports: choose what and in which format, watch the job, download the file.
 
 use axum::extract::{Form, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::WebState;
 use super::form::{Errors, error_id, non_blank, text};
-use super::groups::picks;
+use super::groups::{names_of, picks};
 use super::ids::PageId;
 use super::layout::{Section, WebError, byte_size, csrf_field, page, respond};
 use super::session::Session;
@@ -177,6 +177,74 @@ pub async fn download(
     session: Session,
     PageId(id): PageId<ExportId>,
 ) -> Result<Response, WebError> {
+    let export = state
+        .api
+        .get(&session, &format!("/api/exports/{id}"))
+        .await?
+        .into_ok()?;
+    let group = match export["selection"]["group_id"].as_str() {
+        Some(group) => names_of(&state, &session, [group]).await?.remove(group),
+        None => None,
+    };
     let uri = format!("/api/exports/{id}/download");
-    state.api.pass_through(&session, &uri).await
+    let mut response = state.api.pass_through(&session, &uri).await?;
+    if response.status().is_success() {
+        let name = file_name(
+            group.as_deref(),
+            text(&export, "created_at"),
+            text(&export, "format"),
+        );
+        if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, value);
+        }
+    }
+    Ok(response)
+}
+
+/// An export's file as people name theirs: what it holds and the day, `contacts-newsletter-
+/// 2026-12-04.csv` (`all` without a group), in letters a header and any file system take.
+fn file_name(group: Option<&str>, created_at: &str, format: &str) -> String {
+    let mut slug = String::new();
+    for c in group.unwrap_or("all").chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    let slug = if slug.is_empty() { "group" } else { slug };
+    let day = created_at.get(..10).unwrap_or("export");
+    let extension = match format {
+        "xlsx" | "vcf" => format,
+        _ => "csv",
+    };
+    format!("contacts-{slug}-{day}.{extension}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_named_after_their_group_and_day() {
+        assert_eq!(
+            file_name(
+                Some("Newsletter (UK) – 2027"),
+                "2026-12-04T10:00:00Z",
+                "xlsx"
+            ),
+            "contacts-newsletter-uk-2027-2026-12-04.xlsx"
+        );
+        assert_eq!(
+            file_name(None, "2026-12-04T10:00:00Z", "csv"),
+            "contacts-all-2026-12-04.csv"
+        );
+        assert_eq!(
+            file_name(Some("Ünïcødé"), "2026-12-04T10:00:00Z", "vcf"),
+            "contacts-n-c-d-2026-12-04.vcf"
+        );
+    }
 }

@@ -71,7 +71,7 @@ impl Errors {
     }
 
     /// The messages for a field, in an element the field's input points at with
-    /// `aria-describedby`.
+    /// `aria-describedby`. An element's message says which (`add[2]` is "Line 3").
     pub fn message(&self, field: &str) -> Markup {
         let messages = self.for_field(field);
         html! {
@@ -79,7 +79,7 @@ impl Errors {
                 ul.field-error id=(error_id(field)) role="alert" {
                     @for (name, detail) in messages {
                         li {
-                            @if name != field { code { (name) } ": " }
+                            @if name != field { (field_words(name)) ": " }
                             (detail)
                         }
                     }
@@ -88,11 +88,16 @@ impl Errors {
         }
     }
 
-    /// The summary at the top of a form, with every field error in it too, so that none is
-    /// missed on a long page.
+    /// The summary at the top of a form: the API's sentence, and the problems of fields that
+    /// no form shows beside itself (each said once: the others are at their fields).
     pub fn summary(&self) -> Markup {
+        let elsewhere: Vec<&(String, String)> = self
+            .fields
+            .iter()
+            .filter(|(name, _)| !PLACED.contains(&base_field(name)))
+            .collect();
         html! {
-            @if !self.is_empty() {
+            @if self.summary.is_some() || !elsewhere.is_empty() {
                 div.problem role="alert" {
                     @if let Some(summary) = &self.summary {
                         p {
@@ -100,10 +105,10 @@ impl Errors {
                             @if let Some((href, words)) = &self.link { " " a href=(href) { (words) } }
                         }
                     }
-                    @if !self.fields.is_empty() {
+                    @if !elsewhere.is_empty() {
                         ul {
-                            @for (name, detail) in &self.fields {
-                                li { @if !name.is_empty() { code { (name) } ": " } (detail) }
+                            @for (name, detail) in elsewhere {
+                                li { @if !name.is_empty() { (field_words(name)) ": " } (detail) }
                             }
                         }
                     }
@@ -115,6 +120,71 @@ impl Errors {
     pub fn has(&self, field: &str) -> bool {
         !self.for_field(field).is_empty()
     }
+}
+
+/// The API fields the page's forms show their errors beside (`errors.message`), by their first
+/// part (`add` for `add[3]`, `mapping` for `mapping.Mobile`).
+const PLACED: [&str; 35] = [
+    "add",
+    "add_first_word",
+    "add_second_word",
+    "auto_update",
+    "body",
+    "child_groups",
+    "default_region",
+    "description",
+    "email",
+    "encoding",
+    "exclude",
+    "fields",
+    "file",
+    "first_name",
+    "format",
+    "from",
+    "gender",
+    "group",
+    "group_id",
+    "group_names",
+    "groups",
+    "last_name",
+    "mapping",
+    "mode",
+    "name",
+    "opted_out",
+    "parameters",
+    "phone",
+    "q",
+    "remove_first_word",
+    "remove_second_word",
+    "send_at",
+    "time_zone",
+    "to",
+    "token",
+];
+
+fn base_field(name: &str) -> &str {
+    name.split(['[', '.']).next().unwrap_or(name)
+}
+
+/// A field's path as a person reads it: `add[2]` is line 3 (lists count from 1 on the page),
+/// `mapping.Mobile` is the column "Mobile", `first_name` is "first name".
+fn field_words(name: &str) -> String {
+    if let Some((_, rest)) = name.split_once('[')
+        && let Some(index) = rest
+            .strip_suffix(']')
+            .and_then(|index| index.parse::<usize>().ok())
+    {
+        return format!("Line {}", index + 1);
+    }
+    if let Some(column) = name.strip_prefix("mapping.") {
+        return format!("Column “{column}”");
+    }
+    let words = name.replace(['_', '.'], " ");
+    let mut chars = words.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 pub fn error_id(field: &str) -> String {
@@ -157,11 +227,12 @@ mod tests {
         assert_eq!(errors.for_field("add").len(), 1);
         assert_eq!(errors.for_field("name").len(), 1);
         assert!(!errors.has("description"));
-        assert!(
-            errors
-                .message("add")
-                .into_string()
-                .contains("not a phone number")
-        );
+        let message = errors.message("add").into_string();
+        assert!(message.contains("Line 2: not a phone number"), "{message}");
+        // The summary says each problem once: the fields' own are beside them.
+        let summary = errors.summary().into_string();
+        assert!(summary.contains("2 fields are invalid"), "{summary}");
+        assert!(!summary.contains("not a phone number"), "{summary}");
+        assert!(summary.contains("Address: unrelated"), "{summary}");
     }
 }

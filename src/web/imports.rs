@@ -40,8 +40,27 @@ const MODES: [(&str, &str); 3] = [
     ),
 ];
 
-pub async fn start(session: Session) -> Response {
-    start_page(&session, &Errors::default(), StatusCode::OK)
+/// What a refused upload said, carried to the upload page by its redirect.
+#[derive(Deserialize, Default)]
+pub struct StartQuery {
+    #[serde(default)]
+    problem: String,
+    #[serde(default)]
+    file: String,
+}
+
+pub async fn start(session: Session, Query(query): Query<StartQuery>) -> Response {
+    let mut errors = match non_blank(&query.file) {
+        Some(message) => Errors::one("file", &message),
+        None => Errors::default(),
+    };
+    errors.summary = non_blank(&query.problem);
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    start_page(&session, &errors, status)
 }
 
 fn start_page(session: &Session, errors: &Errors, status: StatusCode) -> Response {
@@ -106,11 +125,20 @@ pub async fn upload(
     if reply.ok() {
         return Ok(Redirect::to(&format!("/imports/{}", text(&reply.body, "id"))).into_response());
     }
-    Ok(start_page(
-        &session,
-        &Errors::from_reply(&reply),
-        reply.status,
-    ))
+    // Back to the upload page by a redirect, so that the address the browser shows (and keeps
+    // in its history) is not the form's, which carries the CSRF token.
+    let errors = Errors::from_reply(&reply);
+    let file = errors
+        .for_field("file")
+        .first()
+        .map(|(_, detail)| detail.clone())
+        .unwrap_or_default();
+    let query = serde_urlencoded::to_string([
+        ("problem", errors.summary.unwrap_or_default()),
+        ("file", file),
+    ])
+    .unwrap_or_default();
+    Ok(Redirect::to(&format!("/imports?{query}")).into_response())
 }
 
 pub async fn show(

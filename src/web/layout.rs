@@ -165,7 +165,7 @@ impl IntoResponse for WebError {
             ),
             WebError::NotFound => (
                 StatusCode::NOT_FOUND,
-                "There is no such page: check the address, or go back to the groups.".to_owned(),
+                "There is no such page: check the address.".to_owned(),
             ),
             WebError::Api(reply) => {
                 let errors = Errors::from_reply(&reply);
@@ -185,7 +185,7 @@ impl IntoResponse for WebError {
             html! {
                 h1 { (title) }
                 p role="alert" { (message) }
-                p { a href="/groups" { "Back to the groups" } }
+                p { "Go to " a href="/groups" { "Groups" } ", " a href="/contacts" { "Contacts" } " or " a href="/batches" { "Batches" } "." }
             },
         );
         (status, Html(body.into_string())).into_response()

@@ -86,6 +86,32 @@ async fn home(session: Option<Session>) -> Redirect {
     }
 }
 
+/// A browser asking for an address that is no page and no API route gets the page's own 404,
+/// not the API's JSON problem (the API's clients, which do not ask for HTML, still get that).
+pub async fn html_not_found(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let api = [
+        "/api",
+        "/xms",
+        "/docs",
+        "/openapi.json",
+        "/healthz",
+        "/readyz",
+    ]
+    .iter()
+    .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")));
+    let wants_html = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    let response = next.run(request).await;
+    if response.status() == StatusCode::NOT_FOUND && wants_html && !api {
+        return layout::WebError::NotFound.into_response();
+    }
+    response
+}
+
 /// A second line of defence behind the CSRF token: a browser names the site a form was sent
 /// from (`Sec-Fetch-Site`, `Origin`); writes from another site are refused outright. So are
 /// writes from an opaque origin (`Origin: null`: a sandboxed frame, a `data:` or `file:` page):

@@ -548,7 +548,55 @@ async fn the_send_form_keeps_what_was_typed(app: TestApp) {
     assert!(html.contains("the clocks go forward"), "{html}");
 }
 
+/// An export downloaded from the page is named after its group and day, not its id.
+async fn exports_are_named_after_their_group(app: TestApp) {
+    let base = &app.address;
+    let client = cookie_client();
+    assert_eq!(sign_in(&client, base, &app.token).await.status(), 303);
+    let group = app
+        .create_group(serde_json::json!({"name": "Spring Fair (UK)", "members": ["+14155550101"]}))
+        .await;
+    let export: Value = app
+        .send_json(
+            reqwest::Method::POST,
+            "/api/exports",
+            &serde_json::json!({"format": "csv", "group_id": group["id"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = export["id"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let export: Value = app
+            .get(&format!("/api/exports/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if export["status"] == "done" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{export}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let download = client
+        .get(format!("{base}/exports/{id}/download"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    let day = chrono::Utc::now().format("%Y-%m-%d");
+    assert_eq!(
+        download.headers()["content-disposition"],
+        format!("attachment; filename=\"contacts-spring-fair-uk-{day}.csv\"").as_str()
+    );
+    assert!(download.text().await.unwrap().contains("+14155550101"));
+}
+
 crate::on_both_backends!(
+    exports_are_named_after_their_group,
     the_send_form_keeps_what_was_typed,
     sessions_and_csrf,
     a_revoked_token_ends_its_sessions,
@@ -735,6 +783,20 @@ async fn operator_imports_a_spreadsheet(backend: Backend) {
             let list = text_of(&client, "main table").await;
             assert!(list.contains("Best customers"), "{list}");
 
+            // A refused upload comes back to the upload page, its reason shown, and the address
+            // bar never shows the form's CSRF token.
+            let empty = csv_dir.path().join("empty.csv");
+            std::fs::write(&empty, "").unwrap();
+            client.goto(&format!("{base}/imports")).await.unwrap();
+            let file = wait_for(&client, "#file").await;
+            file.send_keys(empty.to_str().unwrap()).await.unwrap();
+            click(&client, "#upload-form button[type=submit]").await;
+            let problem = text_of(&client, "div.problem").await;
+            assert!(!problem.is_empty());
+            let address = client.current_url().await.unwrap();
+            assert_eq!(address.path(), "/imports");
+            assert!(!address.as_str().contains("csrf"), "{address}");
+
             // A file whose every row is rejected (UK national numbers read in the plan's US
             // region) is a failure in red, not a green "Imported".
             std::fs::write(&csv, "Name,Mobile\nAda,07700 900123\nBob,07700 900124\n").unwrap();
@@ -835,6 +897,14 @@ async fn refusals_are_shown_at_the_field(backend: Backend) {
             );
             click(&client, "nav.pager a[rel=prev]").await;
             assert_eq!(text_of(&client, "nav.pager").await, "Page 1 of 1");
+            // An address that is no page is the page's own 404, with ways back.
+            client.goto(&format!("{base}/no/such/page")).await.unwrap();
+            assert_eq!(text_of(&client, "h1").await, "Not Found");
+            wait_for(&client, "main a[href='/contacts']").await;
+            let api = reqwest::get(format!("{base}/no/such/page")).await.unwrap();
+            assert_eq!(api.status(), 404);
+            assert_eq!(api.headers()["content-type"], "application/problem+json");
+
             // The tab has an icon of the page's own.
             let icon = reqwest::get(format!("{base}/favicon.ico")).await.unwrap();
             assert_eq!(icon.status(), 200);
