@@ -141,6 +141,25 @@ pub struct RegionCode(Region);
 pub struct RegionCodeError;
 
 impl RegionCode {
+    /// Every region with numbering metadata, by code.
+    pub fn all() -> Vec<RegionCode> {
+        let mut regions: Vec<RegionCode> = PHONE_NUMBER_UTIL
+            .get_supported_regions()
+            .map(RegionCode)
+            .collect();
+        regions.sort_by_key(RegionCode::as_str);
+        regions
+    }
+
+    /// The country's name in English (ISO 3166's short name), or the code where ISO has none
+    /// (`XK`, Kosovo, is user-assigned).
+    pub fn name(&self) -> String {
+        let code = self.as_str();
+        isocountry::CountryCode::for_alpha2(&code)
+            .map(|country| country.name().to_owned())
+            .unwrap_or(code)
+    }
+
     pub fn parse(input: &str) -> Result<Self, RegionCodeError> {
         let upper = input.trim().to_ascii_uppercase();
         // Any two letters make a `Region`; only those with numbering metadata are real ones.
@@ -194,6 +213,62 @@ pub fn search_prefix(typed: &str, region: Option<RegionCode>) -> Option<String> 
         trunk => digits.strip_prefix(trunk).unwrap_or(&digits),
     };
     Some(format!("+{code}{national}"))
+}
+
+/// How a sample of numbers reads in a region: how many of them are not valid there, and the
+/// regions where more of them would be, best first (at most three: national numbers often fit
+/// several countries, `07911 123456` Britain's and India's alike).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionCheck {
+    pub sampled: usize,
+    pub invalid: usize,
+    pub better: Vec<RegionCode>,
+}
+
+/// Checks a sample of numbers (an import's first rows) against `region` and, when most are not
+/// valid there, finds the regions where the most would be (on a tie, those where more are
+/// certainly mobiles, then the main region of a country code: GB before Jersey), so that a wrong
+/// default region is caught before the import.
+pub fn check_region(samples: &[&str], region: Option<RegionCode>) -> RegionCheck {
+    // Valid numbers, then those of them that are certainly mobiles: a sample of mobiles read as
+    // another country's landlines (or "landline or mobile") is the lesser fit.
+    let fit = |region: Option<RegionCode>| {
+        samples
+            .iter()
+            .filter_map(|sample| Msisdn::parse(sample, region).ok())
+            .fold((0, 0), |(valid, mobile), parsed| {
+                let certain = parsed.number_type == NumberType::Mobile;
+                (valid + 1, mobile + usize::from(certain))
+            })
+    };
+    let (valid, _) = fit(region);
+    let invalid = samples.len() - valid;
+    let mut better = Vec::new();
+    if invalid * 2 > samples.len() {
+        let mut candidates: Vec<_> = PHONE_NUMBER_UTIL
+            .get_supported_regions()
+            .map(|candidate| {
+                let main = PHONE_NUMBER_UTIL
+                    .get_country_code_for_region(candidate)
+                    .and_then(|code| PHONE_NUMBER_UTIL.get_region_for_country_code(code))
+                    == Some(candidate);
+                let (valid, mobile) = fit(Some(RegionCode(candidate)));
+                ((valid, mobile, main), candidate.to_string(), candidate)
+            })
+            .filter(|((count, _, _), _, _)| *count > valid)
+            .collect();
+        candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        better = candidates
+            .into_iter()
+            .take(3)
+            .map(|(_, _, candidate)| RegionCode(candidate))
+            .collect();
+    }
+    RegionCheck {
+        sampled: samples.len(),
+        invalid,
+        better,
+    }
 }
 
 /// The digits dialled before a national number within `region` (`0` in most of Europe, `1` in
@@ -330,6 +405,22 @@ mod tests {
     fn e164(input: &str, region: Option<&str>) -> Result<String, MsisdnError> {
         let region = region.map(|r| RegionCode::parse(r).expect("test region"));
         Msisdn::parse(input, region).map(|parsed| parsed.msisdn.into_string())
+    }
+
+    #[test]
+    fn a_wrong_region_is_caught_from_a_sample() {
+        let region = |code: &str| Some(RegionCode::parse(code).expect("test region"));
+        let uk = ["07911 123456", "07400 123456", "020 7123 4567"];
+        let check = check_region(&uk, region("US"));
+        assert_eq!((check.sampled, check.invalid), (3, 3));
+        let better: Vec<String> = check.better.iter().map(RegionCode::as_str).collect();
+        assert!(better.contains(&"GB".to_owned()), "{better:?}");
+        assert!(!better.contains(&"JE".to_owned()), "{better:?}");
+        let fine = check_region(&uk, region("GB"));
+        assert_eq!((fine.invalid, fine.better), (0, vec![]));
+        // International numbers need no region; a few bad ones are no reason to suggest one.
+        let mixed = check_region(&["+14155550100", "+14155550101", "nope"], region("US"));
+        assert_eq!((mixed.invalid, mixed.better), (1, vec![]));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use super::ids::{FromPath, PageId};
 use super::layout::{Section, WebError, csrf_field, page, respond};
 use super::session::Session;
 use crate::domain::ids::ImportId;
+use crate::domain::msisdn::{RegionCheck, RegionCode, check_region};
 
 /// What a column can be imported as, besides a custom field named after it.
 const TARGETS: [(&str, &str); 9] = [
@@ -208,6 +209,28 @@ impl FromPath for Template {
     }
 }
 
+/// Says how many sampled numbers the chosen country rejects, when that is most of them, and
+/// where they would be valid.
+fn region_warning(check: &RegionCheck, region: &str) -> Markup {
+    let country =
+        RegionCode::parse(region).map_or_else(|_| "no country".to_owned(), |code| code.name());
+    html! {
+        @if check.invalid > 0 && check.invalid * 2 > check.sampled {
+            div.warning role="alert" id="region-warning" {
+                strong { (check.invalid) " of " (check.sampled) " sampled numbers are not valid in " (country) "." }
+                @if !check.better.is_empty() {
+                    " They would be in "
+                    @for (index, better) in check.better.iter().enumerate() {
+                        @if index > 0 { (if index + 1 == check.better.len() { " or " } else { ", " }) }
+                        (better.name()) " (" (better.as_str()) ")"
+                    }
+                    ": choose the country of the file's numbers above."
+                }
+            }
+        }
+    }
+}
+
 /// The mapping form: `column.N` is the target of the N-th column (column names can hold any
 /// character, so they are not used as form field names).
 pub async fn commit(
@@ -217,6 +240,18 @@ pub async fn commit(
     axum::Form(form): axum::Form<BTreeMap<String, String>>,
 ) -> Result<Response, WebError> {
     session.check_csrf(form.get("csrf").map_or("", String::as_str))?;
+    if form.contains_key("check") {
+        // The country was changed to see how the numbers read in it: nothing is committed.
+        return render(
+            &state,
+            &session,
+            &id,
+            Some(&form),
+            Errors::default(),
+            StatusCode::OK,
+        )
+        .await;
+    }
     let import = state
         .api
         .get(&session, &format!("/api/imports/{id}"))
@@ -324,6 +359,20 @@ fn mapping_form(
         .or(session.plan.default_region.as_deref())
         .unwrap_or_default();
     let mode = drafted("mode").unwrap_or("update");
+    // The phone column's numbers in the preview, read in the chosen country before anything
+    // is imported: a wrong country rejects every national number.
+    let phone_column = columns.iter().enumerate().position(|(index, column)| {
+        drafted(&format!("column.{index}")).unwrap_or(text(column, "suggested")) == "phone"
+    });
+    let samples: Vec<&str> = phone_column
+        .map(|index| {
+            rows.iter()
+                .filter_map(|row| row["cells"][index].as_str())
+                .filter(|cell| !cell.trim().is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let check = check_region(&samples, RegionCode::parse(region).ok());
     let chosen_group = drafted("group").unwrap_or_default();
     html! {
         p {
@@ -338,6 +387,8 @@ fn mapping_form(
         (errors.summary())
         form id="mapping-form" method="post" action={ "/imports/" (id) } class="stack" {
             (csrf_field(session))
+            // Enter in a field imports, as the form's first button decides: not the check below.
+            button.visually-hidden type="submit" tabindex="-1" aria-hidden="true" { "Import" }
             h2 { "Columns" }
             p.hint { "Choose what each column holds; the choices are guessed from the column names. One column must be the phone number." }
             (errors.message("mapping"))
@@ -382,12 +433,19 @@ fn mapping_form(
             }
             h2 { "Where to" }
             div.field {
-                label for="default_region" { "Region of numbers written without a country code" }
-                input id="default_region" name="default_region" type="text" value=(region)
-                    maxlength="2" placeholder="US"
+                label for="default_region" { "Country of numbers written without a country code" }
+                select id="default_region" name="default_region"
                     aria-invalid=[errors.has("default_region").then_some("true")]
-                    aria-describedby=[errors.has("default_region").then(|| error_id("default_region"))];
+                    aria-describedby=[errors.has("default_region").then(|| error_id("default_region"))] {
+                    option value="" selected[region.is_empty()] { "None: every number has its country code" }
+                    @for choice in RegionCode::all() {
+                        @let code = choice.as_str();
+                        option value=(code) selected[region.eq_ignore_ascii_case(&code)] { (choice.name()) " (" (code) ")" }
+                    }
+                }
                 (errors.message("default_region"))
+                (region_warning(&check, region))
+                button.secondary type="submit" name="check" value="yes" { "Check the numbers in this country" }
             }
             div.row {
                 div.field {
@@ -413,7 +471,7 @@ fn mapping_form(
                 }
                 (errors.message("mode"))
             }
-            button type="submit" { "Import " (preview["total_rows"].as_u64().unwrap_or_default()) " rows" }
+            button #import-button type="submit" { "Import " (preview["total_rows"].as_u64().unwrap_or_default()) " rows" }
         }
     }
 }

@@ -754,7 +754,7 @@ async fn operator_imports_a_spreadsheet(backend: Backend) {
                 .await
                 .unwrap();
             fill(&client, "#new_group", "Customers").await;
-            click(&client, "#mapping-form button[type=submit]").await;
+            click(&client, "#import-button").await;
 
             // The job runs and its report replaces the progress bar.
             wait_for(&client, "#import-done").await;
@@ -799,19 +799,61 @@ async fn operator_imports_a_spreadsheet(backend: Backend) {
 
             // A file whose every row is rejected (UK national numbers read in the plan's US
             // region) is a failure in red, not a green "Imported".
-            std::fs::write(&csv, "Name,Mobile\nAda,07700 900123\nBob,07700 900124\n").unwrap();
-            client.goto(&format!("{base}/imports")).await.unwrap();
-            let file = wait_for(&client, "#file").await;
-            file.send_keys(csv.to_str().unwrap()).await.unwrap();
-            click(&client, "#upload-form button[type=submit]").await;
-            wait_for(&client, "#mapping-form").await;
-            click(&client, "#mapping-form button[type=submit]").await;
+            // Before that, the preview warns, naming where the numbers would be valid; checked
+            // in another country, the warning goes.
+            std::fs::write(&csv, "Name,Mobile\nAda,07911 123456\nBob,07400 123456\n").unwrap();
+            let upload = |client: Client| {
+                let (csv, base) = (csv.clone(), base.clone());
+                async move {
+                    client.goto(&format!("{base}/imports")).await.unwrap();
+                    let file = wait_for(&client, "#file").await;
+                    file.send_keys(csv.to_str().unwrap()).await.unwrap();
+                    click(&client, "#upload-form button[type=submit]").await;
+                    wait_for(&client, "#mapping-form").await;
+                }
+            };
+            upload(client.clone()).await;
+            let warning = text_of(&client, "#region-warning").await;
+            assert!(
+                warning.starts_with(
+                    "2 of 2 sampled numbers are not valid in United States of America."
+                ),
+                "{warning}"
+            );
+            assert!(warning.contains("(GB)"), "{warning}");
+            screenshots(&client, "import_region_warning").await;
+            click(&client, "#import-button").await;
             let outcome = text_of(&client, "div.problem#import-done").await;
             assert!(
                 outcome.starts_with("Nothing was imported: every row was rejected."),
                 "{outcome}"
             );
             assert_eq!(text_of(&client, "[data-count=invalid]").await, "2");
+            upload(client.clone()).await;
+            wait_for(&client, "#default_region")
+                .await
+                .select_by_value("GB")
+                .await
+                .unwrap();
+            click(&client, "button[name=check]").await;
+            client
+                .wait()
+                .for_element(Locator::XPath(
+                    "//select[@id='default_region']/option[@value='GB' and @selected]",
+                ))
+                .await
+                .unwrap();
+            let warnings = client
+                .find_all(Locator::Css("#region-warning"))
+                .await
+                .unwrap();
+            assert!(
+                warnings.is_empty(),
+                "the warning stays in the right country"
+            );
+            click(&client, "#import-button").await;
+            wait_for(&client, "#import-done").await;
+            assert_eq!(text_of(&client, "[data-count=created]").await, "2");
 
             // Sign out: the pages are closed again.
             click(&client, ".sign-out button").await;
