@@ -642,16 +642,7 @@ async fn render_group(
                 .collect()
         })
         .unwrap_or_default();
-    let all_groups = state
-        .api
-        .get_with(
-            session,
-            "/api/contactgroups",
-            &[("order_by", "name"), ("limit", "1000")],
-        )
-        .await?
-        .into_ok()?;
-    let all_groups = all_groups["groups"].as_array().cloned().unwrap_or_default();
+    let all_groups = active_groups(state, session).await?;
     let names = names_of(state, session, children.iter().map(String::as_str)).await?;
     let child_groups: Vec<(String, String)> = children
         .iter()
@@ -937,6 +928,11 @@ pub struct Pick {
 /// The plan's active groups for a picker, by name (at most 1,000): a name two groups share
 /// is told apart by each one's size and creation day, so that no two entries read alike.
 pub async fn picks(state: &WebState, session: &Session) -> Result<Vec<Pick>, WebError> {
+    Ok(pick_labels(&active_groups(state, session).await?))
+}
+
+/// The plan's active groups by name, as pickers offer them (at most 1,000).
+async fn active_groups(state: &WebState, session: &Session) -> Result<Vec<Value>, WebError> {
     let listing = state
         .api
         .get_with(
@@ -946,9 +942,7 @@ pub async fn picks(state: &WebState, session: &Session) -> Result<Vec<Pick>, Web
         )
         .await?
         .into_ok()?;
-    Ok(pick_labels(
-        &listing["groups"].as_array().cloned().unwrap_or_default(),
-    ))
+    Ok(listing["groups"].as_array().cloned().unwrap_or_default())
 }
 
 fn pick_labels(groups: &[Value]) -> Vec<Pick> {

@@ -209,6 +209,22 @@ impl FromPath for Template {
     }
 }
 
+/// The custom field a column offers: the one the suggestion named when it is the column's own
+/// name in other letters (`City` suggested as `fields.city`), so that the list does not offer
+/// the same field twice; else the column's name as it is.
+fn custom_field_target(column: &str, selected: &str) -> String {
+    let key = |name: &str| -> String {
+        name.chars()
+            .map(|c| if c.is_alphanumeric() { c } else { '_' })
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    match selected.strip_prefix("fields.") {
+        Some(field) if key(field) == key(column) => selected.to_owned(),
+        _ => format!("fields.{column}"),
+    }
+}
+
 /// Says how many sampled numbers the chosen country rejects, when that is most of them, and
 /// where they would be valid.
 fn region_warning(check: &RegionCheck, region: &str) -> Markup {
@@ -400,8 +416,8 @@ fn mapping_form(
                                 @let name = text(column, "name");
                                 @let key = format!("column.{index}");
                                 @let error_field = format!("mapping.{name}");
-                                @let custom = format!("fields.{name}");
                                 @let selected = drafted(&key).unwrap_or(text(column, "suggested"));
+                                @let custom = custom_field_target(name, selected);
                                 th scope="col" {
                                     label for=(key) { (name) }
                                     select id=(key) name=(key) data-column=(name)
@@ -410,7 +426,7 @@ fn mapping_form(
                                         @for (value, label) in TARGETS {
                                             option value=(value) selected[selected == value] { (label) }
                                         }
-                                        option value=(custom) selected[selected == custom] { "Custom field “" (name) "”" }
+                                        option value=(custom) selected[selected == custom] { "Custom field “" (&custom["fields.".len()..]) "”" }
                                         @if selected.starts_with("fields.") && selected != custom {
                                             option value=(selected) selected { "Custom field “" (&selected["fields.".len()..]) "”" }
                                         }
@@ -555,5 +571,21 @@ fn report(id: &str, import: &Value) -> Markup {
             }
         }
         p { a href="/imports" { "Import another file" } }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::custom_field_target;
+
+    #[test]
+    fn a_column_offers_its_custom_field_once() {
+        assert_eq!(custom_field_target("City", "fields.city"), "fields.city");
+        assert_eq!(
+            custom_field_target("Home Town", "fields.home_town"),
+            "fields.home_town"
+        );
+        assert_eq!(custom_field_target("City", "phone"), "fields.City");
+        assert_eq!(custom_field_target("City", "fields.town"), "fields.City");
     }
 }
