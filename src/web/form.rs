@@ -124,7 +124,7 @@ impl Errors {
 
 /// The API fields the page's forms show their errors beside (`errors.message`), by their first
 /// part (`add` for `add[3]`, `mapping` for `mapping.Mobile`).
-const PLACED: [&str; 35] = [
+const PLACED: [&str; 36] = [
     "add",
     "add_first_word",
     "add_second_word",
@@ -156,6 +156,7 @@ const PLACED: [&str; 35] = [
     "q",
     "remove_first_word",
     "remove_second_word",
+    "rule",
     "send_at",
     "time_zone",
     "to",

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use axum::extract::{Form, Query, State};
 use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -43,6 +43,9 @@ pub struct CreateForm {
     /// Set once the operator was told a group of this name exists and still wants one.
     #[serde(default)]
     another: String,
+    /// A smart group's rule (optional).
+    #[serde(default)]
+    rule: String,
 }
 
 pub async fn list(
@@ -109,7 +112,12 @@ pub async fn create(
             .await;
         }
     }
-    let body = json!({"name": name, "description": non_blank(&form.description)});
+    let body = match non_blank(&form.rule) {
+        Some(rule) => {
+            json!({"name": name, "description": non_blank(&form.description), "rule": rule})
+        }
+        None => json!({"name": name, "description": non_blank(&form.description)}),
+    };
     let reply = state
         .api
         .json(&session, Method::POST, "/api/contactgroups", Some(&body))
@@ -230,6 +238,7 @@ async fn render_list(
                 (csrf_field(session))
                 (text_input("name", "Name", &draft.name, "text", &errors))
                 (text_input("description", "Description (optional)", &draft.description, "text", &errors))
+                (rule_field(session, &draft.rule, &errors, "A smart group (optional): its members are the contacts this rule matches, always up to date."))
                 @if draft.another.is_empty() {
                     button type="submit" { "Create group" }
                 } @else {
@@ -310,6 +319,8 @@ pub struct GroupForm {
     remove_first_word: String,
     #[serde(default)]
     remove_second_word: String,
+    #[serde(default)]
+    rule: String,
 }
 
 pub async fn act(
@@ -364,6 +375,7 @@ pub async fn act(
             patch(json!({"child_groups": children})).await?
         }
         "keywords" => patch(json!({"auto_update": keywords(&form)})).await?,
+        "rule" => patch(json!({"rule": form.rule.trim()})).await?,
         _ => {
             let errors = Errors::one("action", "Unknown action.");
             return render_group(
@@ -690,6 +702,17 @@ async fn render_group(
                 button type="submit" { "Save" }
             }
         }
+        @if smart {
+            section aria-labelledby="rule-title" {
+                h2 id="rule-title" { "Rule" }
+                form method="post" class="stack" {
+                    (csrf_field(session))
+                    input type="hidden" name="action" value="rule";
+                    (rule_field(session, &kept("rule", &draft.rule, text(&group, "rule")), &errors, "The group's members are the contacts this rule matches."))
+                    button type="submit" { "Save rule" }
+                }
+            }
+        }
         section aria-labelledby="members" {
             h2 id="members" { "Members" }
             form.search method="get" role="search" {
@@ -902,6 +925,81 @@ async fn inherited_members(
     Ok(inherited)
 }
 
+/// A smart group's rule, with what it matches now (asked for by the page's script as it is
+/// typed, at `/groups/rule`) and its errors pointed at the character.
+fn rule_field(session: &Session, rule: &str, errors: &Errors, hint: &str) -> Markup {
+    html! {
+        div.field {
+            label for="rule" { "Rule" }
+            textarea id="rule" name="rule" rows="2" placeholder="fields.city = \"Leeds\" and not opted_out"
+                data-rule-check="/groups/rule" data-csrf=(session.csrf())
+                aria-invalid=[errors.has("rule").then_some("true")]
+                aria-describedby="rule-help" { (rule) }
+            p.hint id="rule-help" { (hint) }
+            (errors.message("rule"))
+            div #rule-check aria-live="polite" {}
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RuleCheck {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    rule: String,
+}
+
+/// What a rule matches now, for the page's script: the count, or the error with a mark under
+/// the character it names.
+pub async fn check_rule(
+    State(state): State<WebState>,
+    session: Session,
+    Form(form): Form<RuleCheck>,
+) -> Result<Response, WebError> {
+    session.check_csrf(&form.csrf)?;
+    let rule = form.rule.trim();
+    if rule.is_empty() {
+        return Ok(Html(String::new()).into_response());
+    }
+    let reply = state
+        .api
+        .get_with(
+            &session,
+            "/api/contacts",
+            &[("q", rule), ("limit", "1"), ("count", "true")],
+        )
+        .await?;
+    let markup = if reply.ok() {
+        let count = reply.body["count"].as_u64().unwrap_or_default();
+        html! { p.hint.rule-count { "Matches " strong { (count) } " " (if count == 1 { "contact" } else { "contacts" }) " now." } }
+    } else {
+        let errors = Errors::from_reply(&reply);
+        let detail = errors
+            .for_field("q")
+            .first()
+            .map(|(_, detail)| detail.clone())
+            .or(errors.summary)
+            .unwrap_or_default();
+        html! {
+            div.rule-error role="alert" {
+                p { (detail) }
+                @if let Some(at) = error_position(&detail) {
+                    pre { (rule) "\n" (" ".repeat(at.saturating_sub(1))) "^" }
+                }
+            }
+        }
+    };
+    Ok(Html(markup.into_string()).into_response())
+}
+
+/// The character an error of the filter language names (`at character 10: …`), from 1.
+fn error_position(detail: &str) -> Option<usize> {
+    let rest = detail.split_once("at character ")?.1;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 /// What kind of group it is: smart (its members follow a rule), nested (it has child groups),
 /// or static.
 pub fn kind_label(group: &Value) -> &'static str {
@@ -1082,6 +1180,15 @@ mod tests {
         assert_eq!(refused_entries(&problem, "add", 2), None);
         let other = json!({"errors": [{"field": "name", "detail": "too long"}]});
         assert_eq!(refused_entries(&other, "add", 3), None);
+    }
+
+    #[test]
+    fn rule_errors_point_at_their_character() {
+        assert_eq!(
+            error_position("at character 10: expected a value: a \"string\""),
+            Some(10)
+        );
+        assert_eq!(error_position("unknown field"), None);
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub fn router(api: Router, store: Arc<dyn Store>) -> Router {
         .route("/assets/icon.svg", get(assets::icon))
         .route("/favicon.ico", get(assets::icon))
         .route("/groups", get(groups::list).post(groups::create))
+        .route("/groups/rule", post(groups::check_rule))
         .route("/groups/{id}", get(groups::show).post(groups::act))
         .route("/contacts", get(contacts::list).post(contacts::create))
         .route("/contacts/{id}", get(contacts::show).post(contacts::act))

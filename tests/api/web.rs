@@ -1203,6 +1203,14 @@ async fn operator_manages_a_group(backend: Backend) {
         "auto_update": {"to": "12345", "add": {"first_word": "JOIN"}}}),
     )
     .await;
+    let leeds = reqwest::Client::new()
+        .post(format!("{base}/api/contacts"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"phone": "+14155550120", "fields": {"city": "Leeds"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(leeds.status(), 201);
     let name = format!("operator_manages_a_group_{backend:?}");
     let shots = format!("group_{backend:?}").to_lowercase();
     browser
@@ -1266,6 +1274,36 @@ async fn operator_manages_a_group(backend: Backend) {
                 .unwrap();
             assert!(removes.is_empty());
             screenshots(&client, &format!("{shots}-page")).await;
+
+            // A smart group from the list's form: its rule says what it matches as it is typed,
+            // and where it goes wrong.
+            client.goto(&format!("{base}/groups")).await.unwrap();
+            fill(&client, "#name", "Leeds people").await;
+            fill(&client, "#rule", "fields.city ==").await;
+            let error = text_of(&client, "#rule-check .rule-error").await;
+            assert!(error.contains("at character"), "{error}");
+            assert!(error.contains('^'), "{error}");
+            fill(&client, "#rule", "fields.city = \"Leeds\"").await;
+            client
+                .wait()
+                .for_element(Locator::XPath(
+                    "//p[contains(@class, 'rule-count')]/strong[text()='1']",
+                ))
+                .await
+                .unwrap();
+            screenshots(&client, &format!("{shots}-smart-new")).await;
+            click(
+                &client,
+                "form[method=post][action='/groups'] button[type=submit]",
+            )
+            .await;
+            client
+                .wait()
+                .for_element(Locator::XPath("//h1[text()='Leeds people']"))
+                .await
+                .unwrap();
+            assert_eq!(text_of(&client, "#group-size").await, "1");
+            wait_for(&client, "form:has(input[value=rule]) #rule").await;
 
             // A second group of a taken name is made only when asked twice, and the pickers tell
             // the two apart; the list says what kind each group is.

@@ -77,6 +77,31 @@ function liveSummary(form) {
   if (form.querySelector("#body").value.trim() !== "") refresh();
 }
 
+// As a smart group's rule is typed, shows what it matches now, or where it goes wrong.
+function liveRule(field) {
+  const url = field.getAttribute("data-rule-check");
+  const target = document.getElementById("rule-check");
+  if (!url || !target) return;
+  let timer = 0;
+  let latest = 0;
+  const refresh = async () => {
+    const mine = ++latest;
+    const data = new URLSearchParams({ csrf: field.getAttribute("data-csrf"), rule: field.value });
+    try {
+      const response = await fetch(url, { method: "POST", body: data, credentials: "same-origin" });
+      if (!response.ok || mine !== latest) return;
+      target.innerHTML = await response.text();
+    } catch (error) {
+      // Left as it was; saving still checks the rule.
+    }
+  };
+  field.addEventListener("input", () => {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(refresh, 300);
+  });
+  if (field.value.trim() !== "") refresh();
+}
+
 // A time-zone field left at UTC takes the browser's own zone.
 function localZone(input) {
   try {
@@ -90,6 +115,7 @@ function localZone(input) {
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-summary]").forEach(liveSummary);
   document.querySelectorAll("[data-local-zone]").forEach(localZone);
+  document.querySelectorAll("[data-rule-check]").forEach(liveRule);
   document.querySelectorAll("button[data-confirm]").forEach((button) => {
     button.addEventListener("click", (event) => {
       if (!window.confirm(button.getAttribute("data-confirm"))) event.preventDefault();
