@@ -14,11 +14,10 @@ use super::form::{Errors, non_blank, text};
 use super::groups::{Pick, full_name, group_name, names_of, picks, short_time};
 use super::ids::PageId;
 use super::layout::{Section, WebError, csrf_field, page, pager, respond, text_input};
+use super::listing::{View, controls, sort_header, with_view};
 use super::session::Session;
 use crate::domain::ids::{ContactId, GroupId};
 use crate::domain::msisdn::{RegionCode, search_prefix};
-
-const PAGE_SIZE: u64 = 50;
 
 #[derive(Deserialize, Default)]
 pub struct SearchQuery {
@@ -33,7 +32,12 @@ pub struct SearchQuery {
     /// Set by the redirect after a delete: the number, to say so.
     #[serde(default)]
     deleted: String,
+    #[serde(flatten)]
+    view: View,
 }
+
+/// What the contact list sorts by: its default first.
+const CONTACT_SORTS: [&str; 3] = ["name", "created_at", "modified_at"];
 
 /// The new-contact form on the list.
 #[derive(Deserialize, Default)]
@@ -124,6 +128,7 @@ async fn render_list(
     create_errors: Errors,
 ) -> Result<Response, WebError> {
     let (key, value) = plain_search(session, &query.search);
+    let shown_page = query.view.page(query.page);
     let reply = state
         .api
         .get_with(
@@ -132,9 +137,10 @@ async fn render_list(
             &[
                 (key, value.as_str()),
                 ("q", query.q.trim()),
-                ("order_by", "name"),
-                ("page", &query.page.to_string()),
-                ("page_size", &PAGE_SIZE.to_string()),
+                ("order_by", query.view.sort(&CONTACT_SORTS)),
+                ("direction", query.view.direction()),
+                ("page", &shown_page.to_string()),
+                ("page_size", &query.view.size().to_string()),
                 ("count", "true"),
             ],
         )
@@ -153,11 +159,15 @@ async fn render_list(
         .cloned()
         .unwrap_or_default();
     let total = reply.body["count"].as_u64();
-    let base = format!(
+    let filters = format!(
         "/contacts?{}",
         serde_urlencoded::to_string([("search", query.search.trim()), ("q", query.q.trim())])
             .unwrap_or_default()
     );
+    let base = with_view(&filters, &query.view);
+    let header = |key: &str, label: &str, natural: &str| {
+        sort_header(&filters, &query.view, &CONTACT_SORTS, (key, label, natural))
+    };
     let body = html! {
         h1 { "Contacts" }
         @if let Some(phone) = non_blank(&query.deleted) {
@@ -190,7 +200,7 @@ async fn render_list(
         div.table-wrap {
             table id="contacts-table" {
                 caption { (contacts.len()) " shown" @if let Some(total) = total { " of " (total) } }
-                thead { tr { th scope="col" { "Number" } th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Opted out" } } }
+                thead { tr { th scope="col" { "Number" } (header("name", "Name", "asc")) th scope="col" { "Email" } th scope="col" { "Opted out" } (header("created_at", "Added", "desc")) } }
                 tbody {
                     @for contact in &contacts {
                         tr {
@@ -198,13 +208,15 @@ async fn render_list(
                             td { (full_name(contact)) }
                             td { (text(contact, "email")) }
                             td { @if contact["opted_out"].as_bool().unwrap_or_default() { "Yes" } @else { "No" } }
+                            td { (short_time(text(contact, "created_at"))) }
                         }
                     }
-                    @if contacts.is_empty() { tr { td colspan="4" { "No contacts." } } }
+                    @if contacts.is_empty() { tr { td colspan="5" { "No contacts." } } }
                 }
             }
         }
-        (pager(&base, query.page, contacts.len(), PAGE_SIZE, total))
+        (pager(&base, shown_page, contacts.len(), query.view.size(), total))
+        (controls(&base, &query.view, shown_page, total.map(|total| total.div_ceil(query.view.size()))))
         section aria-labelledby="new-contact" {
             h2 id="new-contact" { "New contact" }
             (create_errors.summary())

@@ -14,6 +14,7 @@ use super::WebState;
 use super::form::{Errors, non_blank, text};
 use super::ids::PageId;
 use super::layout::{Section, WebError, csrf_field, page, pager, respond, text_input};
+use super::listing::{View, controls, sort_header, with_view};
 use super::session::Session;
 use crate::domain::ids::GroupId;
 
@@ -30,7 +31,12 @@ pub struct ListQuery {
     /// Set by the redirect after a delete: the group, to say so and offer to undo it.
     #[serde(default)]
     deleted: String,
+    #[serde(flatten)]
+    view: View,
 }
+
+/// What the group list sorts by: its default first.
+const GROUP_SORTS: [&str; 3] = ["name", "size", "created_at"];
 
 #[derive(Deserialize, Default)]
 pub struct CreateForm {
@@ -150,6 +156,8 @@ async fn render_list(
         "DELETED" | "ALL" => query.status.as_str(),
         _ => "ACTIVE",
     };
+    let view = &query.view;
+    let shown_page = view.page(query.page);
     let listing = state
         .api
         .get_with(
@@ -158,20 +166,25 @@ async fn render_list(
             &[
                 ("name", query.name.as_str()),
                 ("status", status_filter),
-                ("order_by", "name"),
-                ("page", &query.page.to_string()),
-                ("page_size", &PAGE_SIZE.to_string()),
+                ("order_by", view.sort(&GROUP_SORTS)),
+                ("direction", view.direction()),
+                ("page", &shown_page.to_string()),
+                ("page_size", &view.size().to_string()),
             ],
         )
         .await?
         .into_ok()?;
     let groups = listing["groups"].as_array().cloned().unwrap_or_default();
     let total = listing["count"].as_u64();
-    let base = format!(
+    let filters = format!(
         "/groups?{}",
         serde_urlencoded::to_string([("name", query.name.as_str()), ("status", status_filter)])
             .unwrap_or_default()
     );
+    let base = with_view(&filters, view);
+    let header = |key: &str, label: &str, natural: &str| {
+        sort_header(&filters, view, &GROUP_SORTS, (key, label, natural))
+    };
     let deleted = match GroupId::parse(&query.deleted) {
         Some(id) => {
             let reply = state
@@ -211,7 +224,7 @@ async fn render_list(
         div.table-wrap {
             table {
                 caption { (groups.len()) " shown" @if let Some(total) = total { " of " (total) } }
-                thead { tr { th scope="col" { "Name" } th scope="col" { "Kind" } th scope="col" class="number" { "Size" } th scope="col" { "Status" } th scope="col" { "Modified" } } }
+                thead { tr { (header("name", "Name", "asc")) th scope="col" { "Kind" } (header("size", "Size", "desc")) th scope="col" { "Status" } (header("created_at", "Created", "desc")) } }
                 tbody {
                     @for group in &groups {
                         tr {
@@ -224,14 +237,15 @@ async fn render_list(
                             td { (kind_label(group)) }
                             td.number { (group["size"].as_i64().unwrap_or_default()) }
                             td { (status_label(text(group, "status"))) }
-                            td { (short_time(text(group, "modified_at"))) }
+                            td { (short_time(text(group, "created_at"))) }
                         }
                     }
                     @if groups.is_empty() { tr { td colspan="5" { "No groups." } } }
                 }
             }
         }
-        (pager(&base, query.page, groups.len(), PAGE_SIZE, total))
+        (pager(&base, shown_page, groups.len(), view.size(), total))
+        (controls(&base, view, shown_page, total.map(|total| total.div_ceil(view.size()))))
         section aria-labelledby="new-group" {
             h2 id="new-group" { "New group" }
             form method="post" action="/groups" class="stack" {

@@ -15,6 +15,7 @@ mod groups;
 mod ids;
 mod imports;
 mod layout;
+mod listing;
 mod sending;
 mod session;
 

@@ -1305,6 +1305,42 @@ async fn operator_manages_a_group(backend: Backend) {
             assert_eq!(text_of(&client, "#group-size").await, "1");
             wait_for(&client, "form:has(input[value=rule]) #rule").await;
 
+            // The list sorts by a column header, both ways, and keeps the sort when its page
+            // size changes.
+            client.goto(&format!("{base}/groups")).await.unwrap();
+            click(&client, "th a.sort[href*='sort=size']").await;
+            client
+                .wait()
+                .for_element(Locator::Css(
+                    "th[aria-sort=descending] a[href*='sort=size']",
+                ))
+                .await
+                .unwrap();
+            let first = text_of(&client, "main table tbody tr:first-child td:first-child").await;
+            assert_eq!(first, "Everyone");
+            click(&client, "th a.sort[href*='sort=size']").await;
+            client
+                .wait()
+                .for_element(Locator::Css("th[aria-sort=ascending] a[href*='sort=size']"))
+                .await
+                .unwrap();
+            let first = text_of(&client, "main table tbody tr:first-child td:first-child").await;
+            assert_ne!(first, "Everyone");
+            wait_for(&client, "#list-size")
+                .await
+                .select_by_value("25")
+                .await
+                .unwrap();
+            click(&client, "form.list-controls button").await;
+            client
+                .wait()
+                .for_element(Locator::Css("#list-size option[value='25'][selected]"))
+                .await
+                .unwrap();
+            let address = client.current_url().await.unwrap();
+            assert!(address.as_str().contains("sort=size"), "{address}");
+            assert!(address.as_str().contains("size=25"), "{address}");
+
             // A second group of a taken name is made only when asked twice, and the pickers tell
             // the two apart; the list says what kind each group is.
             client.goto(&format!("{base}/groups")).await.unwrap();
