@@ -31,6 +31,7 @@ use crate::store::{
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_contacts, create_contact, delete_contacts))
+        .routes(routes!(opt_out_contacts))
         .routes(routes!(
             get_contact,
             replace_contact,
@@ -219,6 +220,23 @@ pub struct ContactIds {
     pub ids: Vec<String>,
 }
 
+/// Contacts to opt out.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptOutBody {
+    /// At most 10,000 ids; ids that do not exist are ignored.
+    pub ids: Vec<String>,
+    /// Why, kept with each contact's opt-out.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OptedOut {
+    /// How many contacts were opted out (those already opted out are not counted).
+    pub opted_out: u64,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Deleted {
     /// How many contacts were deleted.
@@ -308,6 +326,16 @@ pub struct ContactParams {
 pub struct IncludeGroups {
     /// `groups` to list the groups the contact is a direct member of.
     include: Option<String>,
+}
+
+/// A number prefix as the search takes it: international, with or without its `+`.
+pub(crate) fn phone_prefix(typed: &str) -> String {
+    let trimmed = typed.trim();
+    if trimmed.starts_with('+') {
+        trimmed.to_owned()
+    } else {
+        format!("+{trimmed}")
+    }
 }
 
 fn parse_contact_id(id: &str) -> Result<ContactId, ApiError> {
@@ -455,14 +483,7 @@ async fn list_contacts(
         params.limit.as_deref(),
         params.next.as_deref(),
     )?;
-    let phone_prefix = params.phone.map(|phone| {
-        let trimmed = phone.trim();
-        if trimmed.starts_with('+') {
-            trimmed.to_owned()
-        } else {
-            format!("+{trimmed}")
-        }
-    });
+    let phone_prefix = params.phone.as_deref().map(phone_prefix);
     let query = ContactQuery {
         name_prefix: params.name.filter(|v| !v.is_empty()),
         name_contains: params.name_contains.filter(|v| !v.is_empty()),
@@ -476,6 +497,7 @@ async fn list_contacts(
         opted_out: flag("opted_out", params.opted_out.as_deref())?,
         custom,
         filter,
+        ids: None,
         order,
         descending,
         window,
@@ -772,6 +794,46 @@ async fn delete_contacts(
     check.finish()?;
     let deleted = state.store.delete_contacts(&plan.id, &ids).await?;
     Ok(Json(Deleted { deleted }))
+}
+
+/// Opt contacts out
+///
+/// Opts out every listed contact that exists, in one transaction, each with a row in its
+/// consent history. Only the contact can opt back in (by keyword).
+#[utoipa::path(
+    post, path = "/api/contacts/opt-out", tag = "Contacts",
+    request_body = OptOutBody,
+    responses(
+        (status = 200, description = "How many were opted out", body = OptedOut),
+        (status = 400, description = "An id or the reason is malformed, or too many ids", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn opt_out_contacts(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Via(source): Via,
+    JsonBody(body): JsonBody<OptOutBody>,
+) -> Result<Json<OptedOut>, ApiError> {
+    let mut check = Validator::new();
+    let ids = parse_ids(
+        &mut check,
+        "ids",
+        &body.ids,
+        MAX_IDS_PER_REQUEST,
+        ContactId::parse,
+    );
+    let reason = body
+        .reason
+        .as_deref()
+        .and_then(|reason| check.text("reason", reason, OptOutReason::parse));
+    check.finish()?;
+    let opted_out = state
+        .store
+        .opt_out_contacts(&plan.id, &ids, reason.as_ref(), source)
+        .await?;
+    Ok(Json(OptedOut { opted_out }))
 }
 
 fn validate_memberships(body: &Memberships) -> Result<(Vec<ContactId>, Vec<GroupId>), ApiError> {

@@ -14,9 +14,11 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, FieldError, Problem};
 use super::extract::JsonBody;
+use super::limits::MAX_IDS_PER_REQUEST;
+use super::validate::Validator;
 use crate::domain::filter::FilterExpr;
 use crate::domain::group::GroupStatus;
-use crate::domain::ids::{ExportId, GroupId};
+use crate::domain::ids::{ContactId, ExportId, GroupId};
 use crate::domain::time::Timestamp;
 use crate::export::ExportFormat;
 use crate::store::{ContactQuery, ExportRecord, ExportRequest, JobStatus, NewExport, StoreError};
@@ -139,7 +141,30 @@ async fn create_export(
         ),
         None => None,
     };
+    let mut check = Validator::new();
+    let ids = body.contact_ids.as_ref().map(|ids| {
+        super::contacts::parse_ids(
+            &mut check,
+            "contact_ids",
+            ids,
+            MAX_IDS_PER_REQUEST,
+            ContactId::parse,
+        )
+    });
+    check.finish()?;
     let mut query = ContactQuery::selection(group, filter);
+    query.name_prefix = body
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned);
+    query.phone_prefix = body
+        .phone
+        .as_deref()
+        .filter(|phone| !phone.trim().is_empty())
+        .map(super::contacts::phone_prefix);
+    query.ids = ids;
     query.with_total = true;
     let total = state
         .store

@@ -253,6 +253,15 @@ pub struct ExportRequest {
     /// Only the contacts matching this filter expression (the contacts search's `q`).
     #[serde(default)]
     pub q: Option<String>,
+    /// Only contacts whose first or last name starts with this (the contacts search's `name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Only numbers starting with this prefix (the contacts search's `phone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Only these contacts (at most 10,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_ids: Option<Vec<String>>,
 }
 
 /// A contact as exported: the record and the names of the groups it is a direct member of.

@@ -415,6 +415,8 @@ pub struct ContactQuery {
     pub custom: Vec<(String, String)>,
     /// A filter-language expression (`q`).
     pub filter: Option<FilterExpr>,
+    /// Only these contacts.
+    pub ids: Option<Vec<ContactId>>,
     pub order: ContactOrder,
     pub descending: bool,
     pub window: Window,
@@ -439,6 +441,7 @@ impl ContactQuery {
             opted_out: None,
             custom: Vec::new(),
             filter,
+            ids: None,
             order: ContactOrder::CreatedAt,
             descending: false,
             window: Window::Offset {
@@ -700,6 +703,15 @@ pub trait ContactStore: Send + Sync {
     ) -> StoreResult<ContactRecord>;
     /// Deletes the contacts (and their memberships) that exist; returns how many did.
     async fn delete_contacts(&self, plan: &PlanId, ids: &[ContactId]) -> StoreResult<u64>;
+    /// Opts out the contacts that exist and are not opted out, each with a consent row, in one
+    /// transaction; returns how many it opted out.
+    async fn opt_out_contacts(
+        &self,
+        plan: &PlanId,
+        ids: &[ContactId],
+        reason: Option<&OptOutReason>,
+        source: ChangeSource,
+    ) -> StoreResult<u64>;
     async fn list_contacts(&self, plan: &PlanId, query: &ContactQuery) -> StoreResult<ContactPage>;
     /// The groups the contact is a direct member of, deleted ones included, in id order.
     async fn contact_groups(

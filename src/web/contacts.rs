@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::WebState;
+use super::bulk::{ACTIONS, BulkForm};
 use super::form::{Errors, non_blank, text};
 use super::groups::{Pick, full_name, group_name, names_of, picks, short_time};
 use super::ids::PageId;
@@ -32,8 +33,36 @@ pub struct SearchQuery {
     /// Set by the redirect after a delete: the number, to say so.
     #[serde(default)]
     deleted: String,
+    /// Set by the redirect after a bulk action: which, how many contacts it changed of how
+    /// many, and the group.
+    #[serde(default)]
+    bulk: String,
+    #[serde(default)]
+    n: String,
+    #[serde(default)]
+    of: String,
+    #[serde(default)]
+    group: String,
     #[serde(flatten)]
     view: View,
+}
+
+impl SearchQuery {
+    /// The first page of a search.
+    pub fn of(search: &str, q: &str) -> Self {
+        Self {
+            search: search.to_owned(),
+            q: q.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+/// The new-contact form as it was sent, and why it was refused.
+#[derive(Default)]
+pub struct Draft {
+    form: NewContact,
+    errors: Errors,
 }
 
 /// What the contact list sorts by: its default first.
@@ -75,7 +104,8 @@ pub async fn list(
         &state,
         &session,
         &query,
-        &NewContact::default(),
+        Draft::default(),
+        &BulkForm::default(),
         Errors::default(),
     )
     .await
@@ -117,16 +147,33 @@ pub async fn create(
             ));
         }
     }
-    render_list(&state, &session, &SearchQuery::default(), &form, errors).await
+    let draft = Draft { form, errors };
+    render_list(
+        &state,
+        &session,
+        &SearchQuery::default(),
+        draft,
+        &BulkForm::default(),
+        Errors::default(),
+    )
+    .await
 }
 
-async fn render_list(
+/// The contact list: a search, its page of contacts with the bulk actions, and the new-contact
+/// form; either form as it was sent when it was refused.
+pub(super) async fn render_list(
     state: &WebState,
     session: &Session,
     query: &SearchQuery,
-    draft: &NewContact,
-    create_errors: Errors,
+    draft: Draft,
+    bulk: &BulkForm,
+    bulk_errors: Errors,
 ) -> Result<Response, WebError> {
+    let Draft {
+        form: draft,
+        errors: create_errors,
+    } = draft;
+    let draft = &draft;
     let (key, value) = plain_search(session, &query.search);
     let shown_page = query.view.page(query.page);
     let reply = state
@@ -168,10 +215,20 @@ async fn render_list(
     let header = |key: &str, label: &str, natural: &str| {
         sort_header(&filters, &query.view, &CONTACT_SORTS, (key, label, natural))
     };
+    let groups: Vec<Pick> = picks(state, session)
+        .await?
+        .into_iter()
+        .filter(|group| !group.smart)
+        .collect();
+    let done = bulk_outcome(query, &groups);
+    let ticked = |id: &str| bulk.ids.iter().any(|ticked| ticked == id);
     let body = html! {
         h1 { "Contacts" }
         @if let Some(phone) = non_blank(&query.deleted) {
             p.success role="status" { "The contact " (phone) " was deleted." }
+        }
+        @if let Some(done) = done {
+            p.success role="status" id="bulk-done" { (done) }
         }
         form.search method="get" action="/contacts" role="search" {
             div.field.wide {
@@ -197,13 +254,66 @@ async fn render_list(
             button type="submit" { "Search" }
         }
         @if !errors.has("q") { (errors.summary()) }
+        @if !contacts.is_empty() {
+            form.bulk id="bulk" method="post" action="/contacts/bulk" aria-labelledby="bulk-title" {
+                (csrf_field(session))
+                input type="hidden" name="search" value=(query.search);
+                input type="hidden" name="q" value=(query.q);
+                h2.visually-hidden id="bulk-title" { "Act on several contacts" }
+                (bulk_errors.summary())
+                div.bulk-bar {
+                    div.field {
+                        label for="bulk-scope" { "Contacts" }
+                        select id="bulk-scope" name="scope" aria-invalid=[bulk_errors.has("scope").then_some("true")] {
+                            option value="ticked" { "The ticked ones" }
+                            option value="all" selected[bulk.scope == "all"] {
+                                "All " @if let Some(total) = total { (total) " " } "that the search finds"
+                            }
+                        }
+                    }
+                    div.field {
+                        label for="bulk-action" { "Action" }
+                        select id="bulk-action" name="action" aria-invalid=[bulk_errors.has("action").then_some("true")] {
+                            option value="" { "Choose…" }
+                            @for (value, label) in ACTIONS {
+                                option value=(value) selected[bulk.action == value] { (label) }
+                            }
+                        }
+                    }
+                    div.field {
+                        label for="bulk-group" { "Group (to add to or remove from)" }
+                        select id="bulk-group" name="group" aria-invalid=[bulk_errors.has("group").then_some("true")] {
+                            option value="" { "Choose…" }
+                            @for group in &groups {
+                                option value=(group.id) selected[bulk.group == group.id] { (group.label) }
+                            }
+                        }
+                    }
+                    button type="submit" { "Apply" }
+                }
+                (bulk_errors.message("scope"))
+                (bulk_errors.message("action"))
+                (bulk_errors.message("group"))
+                (bulk_errors.message("ids"))
+            }
+        }
         div.table-wrap {
             table id="contacts-table" {
                 caption { (contacts.len()) " shown" @if let Some(total) = total { " of " (total) } }
-                thead { tr { th scope="col" { "Number" } (header("name", "Name", "asc")) th scope="col" { "Email" } th scope="col" { "Opted out" } (header("created_at", "Added", "desc")) } }
+                thead { tr {
+                    th scope="col" class="tick" {
+                        input type="checkbox" id="tick-all" data-tick-all="ids" hidden aria-label="Tick every contact on this page";
+                    }
+                    th scope="col" { "Number" } (header("name", "Name", "asc")) th scope="col" { "Email" } th scope="col" { "Opted out" } (header("created_at", "Added", "desc"))
+                } }
                 tbody {
                     @for contact in &contacts {
                         tr {
+                            td.tick {
+                                input type="checkbox" form="bulk" name="ids" value=(text(contact, "id"))
+                                    checked[ticked(text(contact, "id"))]
+                                    aria-label={ "Tick " (text(contact, "phone")) };
+                            }
                             td { a href={ "/contacts/" (text(contact, "id")) } { (text(contact, "phone")) } }
                             td { (full_name(contact)) }
                             td { (text(contact, "email")) }
@@ -211,7 +321,7 @@ async fn render_list(
                             td { (short_time(text(contact, "created_at"))) }
                         }
                     }
-                    @if contacts.is_empty() { tr { td colspan="5" { "No contacts." } } }
+                    @if contacts.is_empty() { tr { td colspan="6" { "No contacts." } } }
                 }
             }
         }
@@ -231,7 +341,7 @@ async fn render_list(
             }
         }
     };
-    let status = if create_errors.is_empty() {
+    let status = if create_errors.is_empty() && bulk_errors.is_empty() {
         status
     } else {
         StatusCode::BAD_REQUEST
@@ -240,6 +350,47 @@ async fn render_list(
         status,
         page(session, Section::Contacts, "Contacts", body),
     ))
+}
+
+/// What the bulk action the list was sent back from did, in words.
+fn bulk_outcome(query: &SearchQuery, groups: &[Pick]) -> Option<String> {
+    let changed: u64 = query.n.parse().ok()?;
+    let of: u64 = query.of.parse().unwrap_or(changed);
+    let contacts = |n: u64| {
+        if n == 1 {
+            format!("{n} contact")
+        } else {
+            format!("{n} contacts")
+        }
+    };
+    let group = groups
+        .iter()
+        .find(|group| group.id == query.group)
+        .map(|group| format!("“{}”", group.label))
+        .unwrap_or_else(|| "the group".to_owned());
+    let counted = |verb: &str, rest: &str| {
+        if changed == of {
+            format!("{verb} {}{rest}.", contacts(changed))
+        } else {
+            format!("{verb} {changed} of the {}{rest}", contacts(of))
+        }
+    };
+    Some(match query.bulk.as_str() {
+        "add" if changed == of => counted("Added", &format!(" to {group}")),
+        "add" => counted(
+            "Added",
+            &format!(" to {group}; the others were in it already."),
+        ),
+        "remove" if changed == of => counted("Removed", &format!(" from {group}")),
+        "remove" => counted(
+            "Removed",
+            &format!(" from {group}; the others were not in it."),
+        ),
+        "opt_out" if changed == of => counted("Opted out", ""),
+        "opt_out" => counted("Opted out", "; the others were opted out already."),
+        "delete" => format!("Deleted {}.", contacts(changed)),
+        _ => return None,
+    })
 }
 
 /// The contact form as typed: its fixed fields, and its custom fields as `field:NAME` inputs

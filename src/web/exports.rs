@@ -133,9 +133,31 @@ pub async fn show(
         .as_i64()
         .unwrap_or(done)
         .max(1);
+    let selection = &export["selection"];
+    let group = match selection["group_id"].as_str() {
+        Some(group) => names_of(&state, &session, [group]).await?.remove(group),
+        None => None,
+    };
     let body = html! {
         p.crumbs { a href="/exports" { "Export" } }
         h1 { "Export as " (text(&export, "format").to_uppercase()) }
+        p id="export-selection" {
+            @if let Some(ids) = selection["contact_ids"].as_array() {
+                (ids.len()) " ticked contacts"
+            } @else if let Some(group) = &group {
+                "The contacts of “" (group) "”"
+            } @else if searched(selection) {
+                "The contacts the search found"
+            } @else {
+                "Every contact"
+            }
+            @for (key, words) in [("name", "names starting with"), ("phone", "numbers starting with"), ("q", "matching")] {
+                @if let Some(value) = selection[key].as_str() {
+                    ", " (words) " " code { (value) }
+                }
+            }
+            "."
+        }
         @match text(&export, "status") {
             "done" => {
                 p.success role="status" id="export-done" {
@@ -184,6 +206,8 @@ pub async fn download(
         .into_ok()?;
     let group = match export["selection"]["group_id"].as_str() {
         Some(group) => names_of(&state, &session, [group]).await?.remove(group),
+        None if export["selection"]["contact_ids"].is_array() => Some("selected".to_owned()),
+        None if searched(&export["selection"]) => Some("search".to_owned()),
         None => None,
     };
     let uri = format!("/api/exports/{id}/download");
@@ -201,6 +225,15 @@ pub async fn download(
         }
     }
     Ok(response)
+}
+
+/// Whether the export holds the result of a search rather than a group or everyone.
+fn searched(selection: &serde_json::Value) -> bool {
+    ["name", "phone", "q"].iter().any(|key| {
+        selection[*key]
+            .as_str()
+            .is_some_and(|value| !value.is_empty())
+    })
 }
 
 /// An export's file as people name theirs: what it holds and the day, `contacts-newsletter-

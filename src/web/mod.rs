@@ -7,6 +7,7 @@
 //! cookie; every form carries the session's CSRF token.
 
 mod assets;
+mod bulk;
 mod contacts;
 mod dispatch;
 mod exports;
@@ -59,6 +60,7 @@ pub fn router(api: Router, store: Arc<dyn Store>) -> Router {
         .route("/groups/rule", post(groups::check_rule))
         .route("/groups/{id}", get(groups::show).post(groups::act))
         .route("/contacts", get(contacts::list).post(contacts::create))
+        .route("/contacts/bulk", post(bulk::act))
         .route("/contacts/{id}", get(contacts::show).post(contacts::act))
         .route("/send", get(sending::start).post(sending::submit))
         .route("/send/summary", post(sending::summary))

@@ -11,6 +11,7 @@ on_both_backends!(
     a_phone_number_belongs_to_one_contact,
     changing_a_phone_keeps_the_groups,
     opting_out_and_in_is_stamped,
+    bulk_opt_outs_are_recorded_and_exports_narrow,
     deleting_contacts_updates_their_groups,
     search_filters_combine,
     search_pages_by_cursor_and_number,
@@ -186,6 +187,81 @@ async fn opting_out_and_in_is_stamped(app: TestApp) {
     assert_eq!(back["opted_out"], false);
     assert_eq!(back["opted_out_at"], Value::Null);
     assert_eq!(back["opted_out_reason"], Value::Null);
+}
+
+async fn bulk_opt_outs_are_recorded_and_exports_narrow(app: TestApp) {
+    let a = create(&app, json!({"phone": "+14155550211", "last_name": "Ames"})).await;
+    let b = create(&app, json!({"phone": "+14155550212", "last_name": "Amos"})).await;
+    let c = create(&app, json!({"phone": "+442079460213", "last_name": "Bell"})).await;
+    let id = |contact: &Value| contact["id"].as_str().unwrap().to_owned();
+    patch(&app, &id(&b), json!({"opted_out": true})).await;
+    let response = app
+        .send_json(
+            Method::POST,
+            "/api/contacts/opt-out",
+            &json!({"ids": [id(&a), id(&b), "01ARZ3NDEKTSV4RRFFQ69G5FAV"], "reason": "asked in the shop"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    // b was out already; the unknown id is ignored.
+    assert_eq!(body["opted_out"], 1);
+    let a_now: Value = app
+        .get(&format!("/api/contacts/{}", id(&a)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a_now["opted_out"], true);
+    assert_eq!(a_now["opted_out_reason"], "asked in the shop");
+    let history: Value = app
+        .get(&format!("/api/contacts/{}/consent", id(&a)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let events = history["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{history}");
+    assert_eq!(events[0]["event"], "opt_out");
+    assert_eq!(events[0]["source"], "api");
+    let refused = app
+        .send_json(
+            Method::POST,
+            "/api/contacts/opt-out",
+            &json!({"ids": ["nope"], "reason": ""}),
+        )
+        .await;
+    assert_eq!(refused.status(), 400);
+    let problem: Value = refused.json().await.unwrap();
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["ids[0]", "reason"], "{problem}");
+
+    // Exports narrowed the way the contact search narrows: by ids, a name, a number prefix.
+    let numbers = |file: Vec<u8>| -> Vec<String> {
+        let text = String::from_utf8(file).unwrap();
+        let mut found: Vec<String> = text
+            .lines()
+            .skip(1)
+            .map(|line| line.split(',').next().unwrap().to_owned())
+            .collect();
+        found.sort();
+        found
+    };
+    let by_ids = crate::imports::export(&app, json!({"contact_ids": [id(&a), id(&c)]})).await;
+    assert_eq!(numbers(by_ids), ["+14155550211", "+442079460213"]);
+    let by_name = crate::imports::export(&app, json!({"name": "am"})).await;
+    assert_eq!(numbers(by_name), ["+14155550211", "+14155550212"]);
+    let by_phone = crate::imports::export(&app, json!({"phone": "44"})).await;
+    assert_eq!(numbers(by_phone), ["+442079460213"]);
+    let bad = app
+        .send_json(Method::POST, "/api/exports", &json!({"contact_ids": ["x"]}))
+        .await;
+    assert_eq!(bad.status(), 400);
 }
 
 async fn deleting_contacts_updates_their_groups(app: TestApp) {

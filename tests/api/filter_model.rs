@@ -261,6 +261,7 @@ fn run(backend: Backend, cases: u32) {
                         .list_contacts(
                             &plan,
                             &ContactQuery {
+                                ids: None,
                                 name_prefix: None,
                                 name_contains: None,
                                 phone_prefix: None,

@@ -1522,6 +1522,175 @@ async fn operator_edits_a_contact(backend: Backend) {
         .await;
 }
 
+/// A group's size, read through the API.
+async fn group_size(base: &str, token: &str, group: &str) -> i64 {
+    let group: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/contactgroups/{group}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    group["size"].as_i64().unwrap()
+}
+
+/// Chooses `value` in the drop-down `css`.
+async fn choose(client: &Client, css: &str, value: &str) {
+    wait_for(client, css)
+        .await
+        .select_by_value(value)
+        .await
+        .unwrap_or_else(|error| panic!("{css} has no {value:?}: {error}"));
+}
+
+/// Ticked rows and a whole search: into a group, a refusal that keeps the choices, opted out,
+/// exported, deleted after a confirmation.
+async fn operator_acts_on_many_contacts(backend: Backend) {
+    let Some((browser, server)) = browser_and_server(backend, false).await else {
+        return;
+    };
+    let base = server.base.clone();
+    let token = server.token.clone();
+    let api = reqwest::Client::new();
+    let group: serde_json::Value = api
+        .post(format!("{base}/api/contactgroups"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "Regulars"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let group_id = group["id"].as_str().unwrap().to_owned();
+    for n in 0..20 {
+        let last = if n < 12 { "Smith" } else { "Jones" };
+        let created = api
+            .post(format!("{base}/api/contacts"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "phone": format!("+1415555{:04}", 100 + n),
+                "first_name": format!("P{n}"),
+                "last_name": last,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+    }
+    let name = format!("operator_acts_on_many_contacts_{backend:?}");
+    let shots = format!("bulk_{backend:?}").to_lowercase();
+    let (browser_base, browser_token, browser_group) =
+        (base.clone(), token.clone(), group_id.clone());
+    browser
+        .run(&name, |client| async move {
+            let (base, token, group_id) = (browser_base, browser_token, browser_group);
+            sign_in_browser(&client, &base, &token).await;
+            client
+                .goto(&format!("{base}/contacts?search=smith"))
+                .await
+                .unwrap();
+            let caption = text_of(&client, "#contacts-table caption").await;
+            assert_eq!(caption, "12 shown of 12");
+
+            // Two ticked rows into the group.
+            let boxes = client
+                .find_all(Locator::Css("td.tick input[type=checkbox]"))
+                .await
+                .unwrap();
+            boxes[0].click().await.unwrap();
+            boxes[1].click().await.unwrap();
+            choose(&client, "#bulk-action", "add").await;
+            choose(&client, "#bulk-group", &group_id).await;
+            screenshots(&client, &format!("{shots}-ticked")).await;
+            click(&client, "#bulk button[type=submit]").await;
+            note(&client, "Added 2 contacts to “Regulars”.").await;
+            assert_eq!(group_size(&base, &token, &group_id).await, 2);
+
+            // Everyone the search finds, but no group chosen: refused at the field, the
+            // choices kept.
+            choose(&client, "#bulk-scope", "all").await;
+            choose(&client, "#bulk-action", "add").await;
+            click(&client, "#bulk button[type=submit]").await;
+            let problem = text_of(&client, "#bulk .field-error").await;
+            assert_eq!(problem, "Choose the group.");
+            let scope = wait_for(&client, "#bulk-scope").await;
+            assert_eq!(scope.prop("value").await.unwrap().as_deref(), Some("all"));
+            let action = wait_for(&client, "#bulk-action").await;
+            assert_eq!(action.prop("value").await.unwrap().as_deref(), Some("add"));
+            screenshots(&client, &format!("{shots}-refused")).await;
+            choose(&client, "#bulk-group", &group_id).await;
+            click(&client, "#bulk button[type=submit]").await;
+            note(
+                &client,
+                "Added 10 of the 12 contacts to “Regulars”; the others were in it already.",
+            )
+            .await;
+            assert_eq!(group_size(&base, &token, &group_id).await, 12);
+
+            // Opted out, all of them.
+            choose(&client, "#bulk-scope", "all").await;
+            choose(&client, "#bulk-action", "opt_out").await;
+            click(&client, "#bulk button[type=submit]").await;
+            note(&client, "Opted out 12 contacts.").await;
+            let opted = text_of(&client, "#contacts-table tbody").await;
+            assert_eq!(opted.matches("Yes").count(), 12, "{opted}");
+
+            // Every row ticked by the header's box, exported.
+            click(&client, "#tick-all").await;
+            choose(&client, "#bulk-action", "export").await;
+            click(&client, "#bulk button[type=submit]").await;
+            wait_for(&client, "#export-done").await;
+            let selection = text_of(&client, "#export-selection").await;
+            assert_eq!(selection, "12 ticked contacts.");
+            let done = text_of(&client, "#export-done").await;
+            assert!(done.starts_with("12 contacts"), "{done}");
+
+            // Deleted after the confirmation page.
+            client
+                .goto(&format!("{base}/contacts?search=smith"))
+                .await
+                .unwrap();
+            choose(&client, "#bulk-scope", "all").await;
+            choose(&client, "#bulk-action", "delete").await;
+            click(&client, "#bulk button[type=submit]").await;
+            client
+                .wait()
+                .for_element(Locator::XPath("//h1[text()='Delete 12 contacts?']"))
+                .await
+                .unwrap();
+            screenshots(&client, &format!("{shots}-confirm")).await;
+            click(&client, "button.danger").await;
+            note(&client, "Deleted 12 contacts.").await;
+            let rows = text_of(&client, "#contacts-table tbody").await;
+            assert_eq!(rows, "No contacts.");
+        })
+        .await;
+    assert_eq!(group_size(&base, &token, &group_id).await, 0);
+    let left: serde_json::Value = api
+        .get(format!("{base}/api/contacts?count=true"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(left["count"], 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_operator_acts_on_many_contacts_sqlite() {
+    operator_acts_on_many_contacts(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_operator_acts_on_many_contacts_postgres() {
+    operator_acts_on_many_contacts(Backend::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_operator_edits_a_contact_sqlite() {
     operator_edits_a_contact(Backend::Sqlite).await;

@@ -429,6 +429,16 @@ where
             builder.push(" AND ");
             Self::push_filter(builder, filter.root());
         }
+        match query.ids.as_deref() {
+            Some([]) => {
+                builder.push(" AND 1 = 0");
+            }
+            Some(ids) => {
+                builder.push(" AND c.id IN ");
+                D::push_list(builder, ids.iter().map(ContactId::as_str));
+            }
+            None => {}
+        }
         if let Some(tree) = tree {
             builder.push(" AND ");
             // As for a group's members page: SQLite counts a contact in two of the tree's
@@ -854,6 +864,67 @@ where
             let deleted = delete.build().execute(&mut *conn).await?.rows_affected();
             Self::memberships_removed(conn, plan, &removed, now).await?;
             Ok::<_, StoreError>(deleted)
+        }
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn opt_out_contacts(
+        &self,
+        plan: &PlanId,
+        ids: &[ContactId],
+        reason: Option<&OptOutReason>,
+        source: ChangeSource,
+    ) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        let outcome = async move {
+            // Read under the write transaction, so the consent rows name exactly the contacts
+            // the update changes.
+            let mut select =
+                sqlx::QueryBuilder::<D::Db>::new("SELECT id, phone FROM contacts WHERE plan = ");
+            push_plan_key(&mut select, plan);
+            select.push(" AND NOT opted_out AND id IN ");
+            D::push_list(&mut select, ids.iter().map(ContactId::as_str));
+            let changing: Vec<(String, String)> =
+                select.build_query_as().fetch_all(&mut *conn).await?;
+            if changing.is_empty() {
+                return Ok(0);
+            }
+            let mut update = sqlx::QueryBuilder::<D::Db>::new("UPDATE contacts SET opted_out = ");
+            update
+                .push_bind(true)
+                .push(", opted_out_at = ")
+                .push_bind(now)
+                .push(", opted_out_reason = ")
+                .push_bind(reason.map(|reason| reason.as_str().to_owned()))
+                .push(", modified_at = ")
+                .push_bind(now)
+                .push(" WHERE plan = ");
+            push_plan_key(&mut update, plan);
+            update.push(" AND NOT opted_out AND id IN ");
+            D::push_list(&mut update, changing.iter().map(|(id, _)| id.as_str()));
+            update.build().execute(&mut *conn).await?;
+            for (id, phone) in &changing {
+                Self::record_consent(
+                    conn,
+                    plan,
+                    id,
+                    phone,
+                    "opt_out",
+                    None,
+                    source.as_str(),
+                    None,
+                    now,
+                )
+                .await?;
+            }
+            Ok::<_, StoreError>(changing.len() as u64)
         }
         .await?;
         tx.commit().await?;

@@ -102,6 +102,15 @@ function liveRule(field) {
   if (field.value.trim() !== "") refresh();
 }
 
+// A box that ticks or clears every box of its name on the page; shown only where it works.
+function tickAll(box) {
+  const boxes = () => document.querySelectorAll(`input[type=checkbox][name="${box.dataset.tickAll}"]`);
+  box.hidden = false;
+  box.addEventListener("change", () => {
+    boxes().forEach((other) => { other.checked = box.checked; });
+  });
+}
+
 // A time-zone field left at UTC takes the browser's own zone.
 function localZone(input) {
   try {
@@ -121,6 +130,7 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!window.confirm(button.getAttribute("data-confirm"))) event.preventDefault();
     });
   });
+  document.querySelectorAll("[data-tick-all]").forEach(tickAll);
   document.querySelectorAll("[data-dropzone]").forEach(setUpDropZone);
   document.querySelectorAll("[data-poll]").forEach(pollProgress);
 });
