@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
@@ -15,6 +15,7 @@ use super::auth::Authenticated;
 use super::error::{ApiError, FieldError, Problem};
 use super::extract::JsonBody;
 use super::limits::MAX_IDS_PER_REQUEST;
+use super::paging::PageParams;
 use super::validate::Validator;
 use crate::domain::filter::FilterExpr;
 use crate::domain::group::GroupStatus;
@@ -25,7 +26,7 @@ use crate::store::{ContactQuery, ExportRecord, ExportRequest, JobStatus, NewExpo
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create_export))
+        .routes(routes!(create_export, list_exports))
         .routes(routes!(get_export))
         .routes(routes!(download_export))
 }
@@ -48,6 +49,16 @@ pub struct ExportView {
     pub download: String,
     pub created_at: String,
     pub completed_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ExportList {
+    /// How many exports the plan has.
+    pub count: i64,
+    pub page: i64,
+    pub page_size: usize,
+    /// Newest first.
+    pub exports: Vec<ExportView>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -206,6 +217,41 @@ async fn create_export(
         lease,
     );
     Ok((StatusCode::ACCEPTED, Json(view(record, Some(0)))))
+}
+
+/// List exports
+///
+/// The plan's exports, newest first, with their outcome; each file can be downloaded for a day.
+#[utoipa::path(
+    get, path = "/api/exports", tag = TAG,
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of exports", body = ExportList),
+        (status = 400, description = "A bad page or page size", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn list_exports(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Query(params): Query<PageParams>,
+) -> Result<Json<ExportList>, ApiError> {
+    let (page, offset, limit) = params.window()?;
+    let (records, count) = state.store.list_exports(&plan.id, offset, limit).await?;
+    let exports: Vec<ExportView> = records
+        .into_iter()
+        .map(|record| {
+            let live = state.jobs.rows_read(record.id.as_str());
+            view(record, live)
+        })
+        .collect();
+    Ok(Json(ExportList {
+        count,
+        page,
+        page_size: exports.len(),
+        exports,
+    }))
 }
 
 /// Get an export

@@ -7,7 +7,7 @@ use std::io::Write;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -20,9 +20,10 @@ use super::auth::Authenticated;
 use super::error::{ApiError, FieldError, Problem};
 use super::extract::JsonBody;
 use super::limits::{MAX_IMPORT_GROUPS, MAX_REPORTED_ERRORS, MAX_UPLOAD_BYTES};
+use super::paging::PageParams;
 use crate::domain::contact::CustomFields;
 use crate::domain::group::GroupName;
-use crate::domain::ids::{GroupId, ImportId};
+use crate::domain::ids::{GroupId, ImportId, PlanId};
 use crate::domain::import::{self, TargetRefusal};
 use crate::domain::msisdn::RegionCode;
 use crate::domain::text::refuse_nul;
@@ -39,11 +40,12 @@ use crate::store::{
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(upload_import))
+        .routes(routes!(upload_import, list_imports))
         // Uploads are streamed to disk under their own limit, not held to the JSON body limit.
         .layer(DefaultBodyLimit::disable())
         .routes(routes!(get_import))
         .routes(routes!(commit_import))
+        .routes(routes!(copy_import))
         .routes(routes!(import_errors_csv))
         .routes(routes!(template_csv))
         .routes(routes!(template_xlsx))
@@ -84,6 +86,31 @@ pub struct ImportView {
     pub created_at: String,
     pub modified_at: String,
     pub completed_at: Option<String>,
+}
+
+/// An import as the list shows it: its file, where it is, and what it did.
+#[derive(Serialize, ToSchema)]
+pub struct ImportSummary {
+    pub id: String,
+    /// `previewed` (uploaded, not committed), `running`, `done` or `failed`.
+    pub status: String,
+    pub file_name: Option<String>,
+    pub file_size: i64,
+    pub progress: ImportProgress,
+    pub report: Option<ImportReport>,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub completed_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportList {
+    /// How many imports the plan has.
+    pub count: i64,
+    pub page: i64,
+    pub page_size: usize,
+    /// Newest first.
+    pub imports: Vec<ImportSummary>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -128,6 +155,22 @@ fn view(record: ImportRecord, rows_read: Option<u64>, rejected: Vec<RejectedRow>
         created_at: record.created_at.to_rfc3339(),
         modified_at: record.modified_at.to_rfc3339(),
         completed_at: record.completed_at.map(|at| at.to_rfc3339()),
+    }
+}
+
+impl From<ImportView> for ImportSummary {
+    fn from(view: ImportView) -> Self {
+        Self {
+            id: view.id,
+            status: view.status,
+            file_name: view.file_name,
+            file_size: view.file_size,
+            progress: view.progress,
+            report: view.report,
+            error: view.error,
+            created_at: view.created_at,
+            completed_at: view.completed_at,
+        }
     }
 }
 
@@ -257,6 +300,70 @@ async fn upload_import(
             spool.path(),
         )
         .await?;
+    Ok((StatusCode::CREATED, Json(view(record, None, Vec::new()))))
+}
+
+/// List imports
+///
+/// The plan's imports, newest first, with their outcome.
+#[utoipa::path(
+    get, path = "/api/imports", tag = TAG,
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of imports", body = ImportList),
+        (status = 400, description = "A bad page or page size", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn list_imports(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Query(params): Query<PageParams>,
+) -> Result<Json<ImportList>, ApiError> {
+    let (page, offset, limit) = params.window()?;
+    let (records, count) = state.store.list_imports(&plan.id, offset, limit).await?;
+    let imports: Vec<ImportSummary> = records
+        .into_iter()
+        .map(|record| {
+            let live = state.jobs.rows_read(record.id.as_str());
+            view(record, live, Vec::new()).into()
+        })
+        .collect();
+    Ok(Json(ImportList {
+        count,
+        page,
+        page_size: imports.len(),
+        imports,
+    }))
+}
+
+/// Import a file again
+///
+/// A new import of the file an earlier import (done or failed) was uploaded with, to commit with
+/// another mapping, region or groups; no new upload is needed while the file is kept (a day).
+#[utoipa::path(
+    post, path = "/api/imports/{id}/copy", tag = TAG,
+    params(("id" = String, Path, description = "The earlier import's id")),
+    responses(
+        (status = 201, description = "The new import, previewed", body = ImportView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such import in this plan", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The uploaded file is no longer kept", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn copy_import(
+    State(state): State<AppState>,
+    Authenticated(plan): Authenticated,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<ImportView>), ApiError> {
+    let id = parse_import_id(&id)?;
+    let record = state
+        .store
+        .copy_import(&plan.id, &id)
+        .await
+        .map_err(import_error)?;
     Ok((StatusCode::CREATED, Json(view(record, None, Vec::new()))))
 }
 
@@ -501,8 +608,10 @@ fn commit_mapping(
 
 /// Download an import's rejected rows
 ///
-/// CSV with a header `row,reason`, one line per rejected row in row order (empty until the
-/// import is done).
+/// CSV, one line per rejected row in row order (empty until the import is done): the columns
+/// `Rejected row` and `Rejected because`, then the row's own cells under the file's headers, so
+/// that the rows can be corrected and uploaded again (the suggested mapping ignores the first
+/// two). Once the uploaded file is no longer kept (a day), the row numbers and reasons only.
 #[utoipa::path(
     get, path = "/api/imports/{id}/errors.csv", tag = TAG,
     params(("id" = String, Path, description = "The import's id")),
@@ -519,11 +628,32 @@ async fn import_errors_csv(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_import_id(&id)?;
-    state
+    let record = state
         .store
         .get_import(&plan.id, &id)
         .await
         .map_err(import_error)?;
+    let csv = |body: Body| {
+        Response::builder()
+            .header(header::CONTENT_TYPE, "text/csv; charset=utf-8")
+            .header(
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"import-errors.csv\"",
+            )
+            .body(body)
+            .map_err(|_| ApiError::Internal)
+    };
+    if record.status == JobStatus::Done
+        && let Some(file) = kept_file(&state, &plan.id, &record).await?
+    {
+        return csv(Body::from_stream(crate::import::rejected::stream(
+            state.store.clone(),
+            plan.id.clone(),
+            id,
+            record.source,
+            file,
+        )));
+    }
     const PAGE: i64 = 5000;
     let store = state.store.clone();
     let plan_id = plan.id.clone();
@@ -552,19 +682,35 @@ async fn import_errors_csv(
             }
         }
     });
-    let header_line =
-        futures::stream::once(async { Ok(axum::body::Bytes::from_static(b"row,reason\n")) });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/csv; charset=utf-8")
-        .header(
-            header::CONTENT_DISPOSITION,
-            "attachment; filename=\"import-errors.csv\"",
-        )
-        .body(Body::from_stream(futures::StreamExt::chain(
-            header_line,
-            pages,
-        )))
-        .map_err(|_| ApiError::Internal)
+    let header_line = futures::stream::once(async {
+        let line = format!("{}\n", crate::import::rejected::REPORT_COLUMNS.join(","));
+        Ok(axum::body::Bytes::from(line))
+    });
+    csv(Body::from_stream(futures::StreamExt::chain(
+        header_line,
+        pages,
+    )))
+}
+
+/// A copy of the import's uploaded file, or `None` once it is no longer kept.
+async fn kept_file(
+    state: &AppState,
+    plan: &PlanId,
+    record: &ImportRecord,
+) -> Result<Option<tempfile::NamedTempFile>, ApiError> {
+    let file = tempfile::NamedTempFile::new().map_err(|error| {
+        tracing::error!(%error, "no temporary file for the rejected rows");
+        ApiError::Internal
+    })?;
+    state
+        .store
+        .import_file(plan, &record.id, file.path())
+        .await?;
+    let size = tokio::fs::metadata(file.path())
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .len();
+    Ok((size > 0 && size as i64 == record.file_size).then_some(file))
 }
 
 fn attachment(content_type: &str, file_name: &str, bytes: Vec<u8>) -> Response {

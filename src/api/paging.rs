@@ -93,6 +93,27 @@ pub fn decode_cursor(field: &str, text: &str) -> Result<Cursor, ApiError> {
     Ok(Cursor { key, tie })
 }
 
+/// A numbered page of a short list, newest first (imports, exports).
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// The page, from 0.
+    page: Option<String>,
+    /// Entries per page, 1 to 1000 (default 100).
+    page_size: Option<String>,
+}
+
+impl PageParams {
+    /// The page number, and the offset and limit it stands for.
+    pub fn window(&self) -> Result<(i64, i64, i64), ApiError> {
+        let page =
+            bounded_number("page", self.page.as_deref(), 0, i64::MAX / MAX_PAGE_SIZE)?.unwrap_or(0);
+        let size = bounded_number("page_size", self.page_size.as_deref(), 1, MAX_PAGE_SIZE)?
+            .unwrap_or(DEFAULT_PAGE_SIZE);
+        Ok((page, page * size, size))
+    }
+}
+
 /// An optional whole-number parameter within `min..=max`.
 pub fn bounded_number(
     field: &str,

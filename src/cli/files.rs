@@ -49,7 +49,8 @@ pub struct ImportArgs {
     /// The sheet of a spreadsheet to read (the first by default).
     #[arg(long)]
     sheet: Option<String>,
-    /// Write every rejected row (`row,reason`) to this CSV file.
+    /// Write every rejected row to this CSV file: its number and the reason, then its cells
+    /// under the file's headers, to correct and import again.
     #[arg(long)]
     errors: Option<PathBuf>,
     #[command(flatten)]
@@ -144,13 +145,13 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
         None => None,
     };
 
-    let rejections = Arc::new(Mutex::new(Rejections::new(args.errors.as_deref())?));
+    let rejections = Arc::new(Mutex::new(Rejections::new(args.errors.is_some())));
     let seen = rejections.clone();
     let progress = Arc::new(AtomicU64::new(0));
     let job = ImportJob {
         plan: plan_id,
         file: args.file.clone(),
-        detected,
+        detected: detected.clone(),
         sheet: args.sheet.clone(),
         mapping,
         region,
@@ -169,8 +170,25 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let outcome = engine::run(store, job).await;
     ticker.abort();
     let report = outcome?;
-    let mut rejections = rejections.lock().unwrap_or_else(|e| e.into_inner());
-    rejections.flush()?;
+    let rejections = std::mem::replace(
+        &mut *rejections.lock().unwrap_or_else(|e| e.into_inner()),
+        Rejections::new(false),
+    );
+    if let Some(path) = &args.errors {
+        let (file, sheet) = (args.file.clone(), args.sheet.clone());
+        let mut all = rejections.all;
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            // Duplicates are found by the writer, after the reader's invalid rows.
+            all.sort_by_key(|row| row.row);
+            let table = read::open(std::fs::File::open(&file)?, &detected, sheet.as_deref())?;
+            let out = std::fs::File::create(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            crate::import::rejected::write_rejected(table, all.into_iter(), out)?;
+            anyhow::Ok(())
+        })
+        .await??;
+    }
     print_report(&report, &rejections.first);
     if report.created + report.updated + report.unchanged + report.skipped == 0 {
         anyhow::bail!("nothing was imported");
@@ -178,46 +196,29 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rejected rows: the first few kept to print, all written to the errors file if asked.
+/// Rejected rows: the first few kept to print; all of them kept for the errors file if asked.
 struct Rejections {
     first: Vec<RejectedRow>,
-    file: Option<csv::Writer<std::fs::File>>,
+    keep_all: bool,
+    all: Vec<RejectedRow>,
 }
 
 impl Rejections {
-    fn new(path: Option<&std::path::Path>) -> anyhow::Result<Self> {
-        let file = match path {
-            Some(path) => {
-                let mut writer = csv::Writer::from_path(path)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                writer.write_record(["row", "reason"])?;
-                Some(writer)
-            }
-            None => None,
-        };
-        Ok(Self {
+    fn new(keep_all: bool) -> Self {
+        Self {
             first: Vec::new(),
-            file,
-        })
+            keep_all,
+            all: Vec::new(),
+        }
     }
 
     fn see(&mut self, row: &RejectedRow) {
         if self.first.len() < PRINTED_REJECTIONS {
             self.first.push(row.clone());
         }
-        if let Some(file) = &mut self.file
-            && let Err(error) = file.write_record([row.row.to_string(), row.reason.clone()])
-        {
-            tracing::warn!(%error, "cannot write the errors file");
-            self.file = None;
+        if self.keep_all {
+            self.all.push(row.clone());
         }
-    }
-
-    fn flush(&mut self) -> anyhow::Result<()> {
-        if let Some(file) = &mut self.file {
-            file.flush()?;
-        }
-        Ok(())
     }
 }
 

@@ -6,4 +6,5 @@ pub mod job;
 pub mod mapping;
 pub mod preview;
 pub mod read;
+pub mod rejected;
 pub mod rows;

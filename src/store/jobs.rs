@@ -285,6 +285,16 @@ pub trait ImportStore: Send + Sync {
         file: &std::path::Path,
     ) -> StoreResult<ImportRecord>;
     async fn get_import(&self, plan: &PlanId, id: &ImportId) -> StoreResult<ImportRecord>;
+    /// The plan's imports, newest first, `limit` from `offset`, and how many there are.
+    async fn list_imports(
+        &self,
+        plan: &PlanId,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<ImportRecord>, i64)>;
+    /// A new import, `previewed`, of the file `id` was uploaded with, to be committed with other
+    /// settings; `JobState(FileExpired)` once the file is no longer kept.
+    async fn copy_import(&self, plan: &PlanId, id: &ImportId) -> StoreResult<ImportRecord>;
     /// Starts a commit: `previewed`, `failed` or interrupted → `running` under a new attempt
     /// number and `lease`. `JobState` if it is running or done.
     async fn start_import(
@@ -351,6 +361,13 @@ pub trait ExportStore: Send + Sync {
         lease: &Lease,
     ) -> StoreResult<ExportRecord>;
     async fn get_export(&self, plan: &PlanId, id: &ExportId) -> StoreResult<ExportRecord>;
+    /// The plan's exports, newest first, `limit` from `offset`, and how many there are.
+    async fn list_exports(
+        &self,
+        plan: &PlanId,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<ExportRecord>, i64)>;
     /// Sends the contacts `query` selects (its window is ignored), in id order, from one
     /// query, in chunks into `sink`; stops quietly if the receiver goes away.
     async fn export_contacts(

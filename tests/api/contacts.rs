@@ -569,7 +569,8 @@ async fn cursors_hold_through_ties_and_deletions(app: TestApp) {
 }
 
 /// Runs SQL statements on the test's database, whichever backend it is.
-async fn run_sql(app: &TestApp, statements: &[String]) {
+/// Runs statements on the app's database directly, to set up what no route can.
+pub async fn run_sql(app: &TestApp, statements: &[String]) {
     if app.database_url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
         for statement in statements {

@@ -303,7 +303,13 @@ async fn cli_import_and_export(backend: Backend) {
     assert!(report.contains("invalid:          1"), "{report}");
     assert!(report.contains("row 4: phone"), "{report}");
     let rejected = std::fs::read_to_string(&errors).unwrap();
-    assert!(rejected.starts_with("row,reason\n4,"), "{rejected}");
+    // The rejected row as the file had it, after its number and reason: to correct and import
+    // again.
+    assert!(
+        rejected.starts_with("Rejected row,Rejected because,Tel,Vorname,Stadt,Notiz\n4,"),
+        "{rejected}"
+    );
+    assert!(rejected.ends_with(",nonsense,Bad,,\n"), "{rejected}");
 
     // Nothing importable: exit status 1, and the reason.
     let empty = dir.path().join("empty.csv");

@@ -18,8 +18,75 @@ on_both_backends!(
     modes_for_existing_contacts,
     numbers_met_again_are_left_out_at_any_distance,
     bad_uploads_and_commits_name_the_problem,
+    a_file_is_kept_for_a_day,
     exports_import_back_to_the_same_contacts,
 );
+
+/// A committed import's file serves its rejected rows and another commit for a day; then it is
+/// removed (when the plan next uploads) and its rejected rows are numbers and reasons only.
+async fn a_file_is_kept_for_a_day(app: TestApp) {
+    let (status, first) = upload(
+        &app,
+        "a.csv",
+        b"phone,name\nnope,Ann\n+14155550111,Bo\n".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = first["id"].as_str().unwrap().to_owned();
+    let response = app
+        .send_json(
+            Method::POST,
+            &format!("/api/imports/{id}/commit"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(wait_import(&app, &id).await["status"], "done");
+    let errors = app
+        .get(&format!("/api/imports/{id}/errors.csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(errors.ends_with(",nope,Ann\n"), "{errors}");
+    crate::contacts::run_sql(
+        &app,
+        &[format!(
+            "UPDATE imports SET created_at = created_at - 2 * 86400000 WHERE id = '{id}'"
+        )],
+    )
+    .await;
+    let (status, _) = upload(&app, "b.csv", b"phone\n+14155550112\n".to_vec()).await;
+    assert_eq!(status, 201);
+    let gone = app
+        .send_json(Method::POST, &format!("/api/imports/{id}/copy"), &json!({}))
+        .await;
+    assert_eq!(gone.status(), 409);
+    let problem: Value = gone.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no longer kept"),
+        "{problem}"
+    );
+    let errors = app
+        .get(&format!("/api/imports/{id}/errors.csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(errors.lines().next(), Some("Rejected row,Rejected because"));
+    assert!(errors.lines().nth(1).unwrap().starts_with("2,"), "{errors}");
+    let missing = app
+        .send_json(
+            Method::POST,
+            "/api/imports/01ARZ3NDEKTSV4RRFFQ69G5FAV/copy",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(missing.status(), 404);
+}
 
 /// Uploads `bytes` as `file_name`; returns the response's status and JSON.
 pub async fn upload(app: &TestApp, file_name: &str, bytes: Vec<u8>) -> (u16, Value) {
@@ -202,8 +269,56 @@ async fn a_csv_is_previewed_committed_and_reported(app: TestApp) {
     assert_eq!(errors.status(), 200);
     let errors = errors.text().await.unwrap();
     let mut lines = errors.lines();
-    assert_eq!(lines.next(), Some("row,reason"));
-    assert_eq!(lines.count(), 3, "{errors}");
+    // The rows as the file had them, after their number and reason.
+    assert_eq!(
+        lines.next(),
+        Some("Rejected row,Rejected because,Mobile,First Name,Last Name,E-mail,City")
+    );
+    let lines: Vec<&str> = lines.collect();
+    assert_eq!(lines.len(), 3, "{errors}");
+    assert!(lines[0].starts_with("3,") && lines[0].ends_with(",not a number,Ann,Lee,,Oslo"));
+    assert!(lines[1].ends_with(",020 7946 0958,José,García,bad-email,Madrid"));
+    assert!(
+        lines[2].ends_with(",+14155550101,Again,Duplicate,,"),
+        "{errors}"
+    );
+
+    // The same file again, without uploading it: a new import, previewed, to commit with other
+    // settings; the list shows both, newest first.
+    let again = app
+        .send_json(Method::POST, &format!("/api/imports/{id}/copy"), &json!({}))
+        .await;
+    assert_eq!(again.status(), 201);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["status"], "previewed");
+    assert_eq!(again["file_name"], "customers.csv");
+    assert_eq!(again["preview"], preview["preview"]);
+    let again_id = again["id"].as_str().unwrap();
+    let response = app
+        .send_json(
+            Method::POST,
+            &format!("/api/imports/{again_id}/commit"),
+            &json!({"default_region": "GB", "mode": "skip"}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let second = wait_import(&app, again_id).await;
+    assert_eq!(second["status"], "done", "{second}");
+    // Read in GB, row 7's US national number is refused too; Jürgen is skipped this time.
+    assert_eq!(second["report"]["invalid"], 3, "{second}");
+    assert_eq!(second["report"]["skipped"], 1, "{second}");
+    let list: Value = app
+        .get("/api/imports?page_size=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["count"], 2);
+    assert_eq!(list["imports"][0]["id"], again_id);
+    assert_eq!(list["imports"][0]["report"]["skipped"], 1);
+    assert_eq!(list["page_size"], 1);
+    let bad = app.get("/api/imports?page_size=0").await;
+    assert_eq!(bad.status(), 400);
 
     let jurgen = contact_by_phone(&app, "+14155550101").await;
     assert_eq!(jurgen["first_name"], "Jürgen");

@@ -150,7 +150,18 @@ fn guess(header: &str) -> Guess {
     if key == "organization" || key == "organisation" {
         return Guess::Custom("organization".to_owned());
     }
-    if VCARD_IGNORED.contains(&key.as_str()) {
+    let report_column = |column: &str| {
+        column
+            .chars()
+            .filter(|c| *c != ' ')
+            .flat_map(char::to_lowercase)
+            .eq(key.chars())
+    };
+    if VCARD_IGNORED.contains(&key.as_str())
+        || crate::import::rejected::REPORT_COLUMNS
+            .iter()
+            .any(|column| report_column(column))
+    {
         return Guess::Ignore;
     }
     for (target, spellings) in KNOWN {
@@ -360,6 +371,19 @@ mod tests {
         assert_eq!(field_name(&format!("{}é", "a".repeat(63))), "a".repeat(63));
         assert_eq!(field_name(&format!("{} b", "a".repeat(63))), "a".repeat(63));
         assert_eq!(suggest(&["???"]), ["ignore"]);
+    }
+
+    #[test]
+    fn a_rejected_rows_file_uploaded_again_ignores_its_report_columns() {
+        assert_eq!(
+            suggest(&[
+                "Rejected row",
+                "Rejected because",
+                "Mobile",
+                "rejected_because_2"
+            ]),
+            ["ignore", "ignore", "phone", "fields.rejected_because_2"]
+        );
     }
 
     #[test]

@@ -745,6 +745,71 @@ where
         Self::load_import(&mut conn, plan, id).await
     }
 
+    async fn list_imports(
+        &self,
+        plan: &PlanId,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<ImportRecord>, i64)> {
+        let mut conn = self.dialect.reader().acquire().await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM imports WHERE plan_id = $1")
+            .bind(plan.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {IMPORT_COLUMNS} FROM imports WHERE plan_id = $1 \
+                 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        )))
+        .bind(plan.as_str())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
+        let records = rows
+            .iter()
+            .map(Self::import_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((records, total))
+    }
+
+    async fn copy_import(&self, plan: &PlanId, id: &ImportId) -> StoreResult<ImportRecord> {
+        let copy = ImportId::generate();
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        let conn: &mut Conn<D> = &mut tx;
+        let original = Self::load_import(conn, plan, id).await?;
+        // The import first: its file's pieces refer to it.
+        sqlx::query(
+            "INSERT INTO imports (plan_id, id, status, file_name, file_size, detected, \
+                 preview, total_rows, created_at, modified_at) \
+                 SELECT plan_id, $3, 'previewed', file_name, file_size, detected, preview, \
+                 total_rows, $4, $4 FROM imports WHERE plan_id = $1 AND id = $2",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(copy.as_str())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        let copied = sqlx::query(
+            "INSERT INTO import_files (plan_id, import_id, seq, data) \
+                 SELECT plan_id, $3, seq, data FROM import_files \
+                 WHERE plan_id = $1 AND import_id = $2",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(copy.as_str())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if copied == 0 && original.file_size > 0 {
+            return Err(StoreError::JobState(JobConflict::FileExpired));
+        }
+        let record = Self::load_import(conn, plan, &copy).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
     async fn start_import(
         &self,
         plan: &PlanId,
@@ -1012,11 +1077,8 @@ where
                 // Another attempt took the import over: this one must leave no trace.
                 return Err(StoreError::LeaseLost);
             }
-            sqlx::query("DELETE FROM import_files WHERE plan_id = $1 AND import_id = $2")
-                .bind(plan.as_str())
-                .bind(id.as_str())
-                .execute(&mut *conn)
-                .await?;
+            // The file stays for its day (`sweep_job_files`): its rejected rows are read from
+            // it, and it can be imported again with other settings.
         }
         tx.commit().await?;
         // On SQLite every other write waited this long: docs/operations.md.
