@@ -1,6 +1,6 @@
 //! Exports: choose what and in which format, watch the job, download the file.
 
-use axum::extract::{Form, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
@@ -10,6 +10,7 @@ use serde_json::json;
 use super::WebState;
 use super::form::{Errors, error_id, non_blank, text};
 use super::groups::{names_of, picks};
+use super::history::{past_exports, searched, selection_words};
 use super::ids::PageId;
 use super::layout::{Section, WebError, byte_size, csrf_field, page, respond};
 use super::session::Session;
@@ -29,13 +30,25 @@ pub struct ExportForm {
     q: String,
 }
 
-pub async fn start(State(state): State<WebState>, session: Session) -> Result<Response, WebError> {
+/// Which page of past exports to show.
+#[derive(Deserialize, Default)]
+pub struct StartQuery {
+    #[serde(default)]
+    page: u64,
+}
+
+pub async fn start(
+    State(state): State<WebState>,
+    session: Session,
+    Query(query): Query<StartQuery>,
+) -> Result<Response, WebError> {
     start_page(
         &state,
         &session,
         &ExportForm::default(),
         Errors::default(),
         StatusCode::OK,
+        query.page,
     )
     .await
 }
@@ -59,7 +72,7 @@ pub async fn create(
         return Ok(Redirect::to(&format!("/exports/{}", text(&reply.body, "id"))).into_response());
     }
     let errors = Errors::from_reply(&reply);
-    start_page(&state, &session, &form, errors, reply.status).await
+    start_page(&state, &session, &form, errors, reply.status, 0).await
 }
 
 async fn start_page(
@@ -68,8 +81,10 @@ async fn start_page(
     draft: &ExportForm,
     errors: Errors,
     status: StatusCode,
+    past_page: u64,
 ) -> Result<Response, WebError> {
     let groups = picks(state, session).await?;
+    let past = past_exports(state, session, past_page).await?;
     let format = if draft.format.is_empty() {
         "csv"
     } else {
@@ -109,6 +124,7 @@ async fn start_page(
             }
             button type="submit" { "Export" }
         }
+        (past)
     };
     Ok(respond(
         status,
@@ -138,26 +154,11 @@ pub async fn show(
         Some(group) => names_of(&state, &session, [group]).await?.remove(group),
         None => None,
     };
+    let selection = selection_words(selection, group.as_deref());
     let body = html! {
         p.crumbs { a href="/exports" { "Export" } }
         h1 { "Export as " (text(&export, "format").to_uppercase()) }
-        p id="export-selection" {
-            @if let Some(ids) = selection["contact_ids"].as_array() {
-                (ids.len()) " ticked contacts"
-            } @else if let Some(group) = &group {
-                "The contacts of “" (group) "”"
-            } @else if searched(selection) {
-                "The contacts the search found"
-            } @else {
-                "Every contact"
-            }
-            @for (key, words) in [("name", "names starting with"), ("phone", "numbers starting with"), ("q", "matching")] {
-                @if let Some(value) = selection[key].as_str() {
-                    ", " (words) " " code { (value) }
-                }
-            }
-            "."
-        }
+        p id="export-selection" { (selection) "." }
         @match text(&export, "status") {
             "done" => {
                 p.success role="status" id="export-done" {
@@ -225,15 +226,6 @@ pub async fn download(
         }
     }
     Ok(response)
-}
-
-/// Whether the export holds the result of a search rather than a group or everyone.
-fn searched(selection: &serde_json::Value) -> bool {
-    ["name", "phone", "q"].iter().any(|key| {
-        selection[*key]
-            .as_str()
-            .is_some_and(|value| !value.is_empty())
-    })
 }
 
 /// An export's file as people name theirs: what it holds and the day, `contacts-newsletter-

@@ -13,6 +13,7 @@ use super::WebState;
 use super::dispatch::Reply;
 use super::form::{Errors, error_id, non_blank, text};
 use super::groups::{Pick, group_name, picks};
+use super::history::{import_outcome, past_imports};
 use super::ids::{FromPath, PageId};
 use super::layout::{Section, WebError, csrf_field, page, respond};
 use super::session::Session;
@@ -48,9 +49,16 @@ pub struct StartQuery {
     problem: String,
     #[serde(default)]
     file: String,
+    /// The page of past imports.
+    #[serde(default)]
+    page: u64,
 }
 
-pub async fn start(session: Session, Query(query): Query<StartQuery>) -> Response {
+pub async fn start(
+    State(state): State<WebState>,
+    session: Session,
+    Query(query): Query<StartQuery>,
+) -> Result<Response, WebError> {
     let mut errors = match non_blank(&query.file) {
         Some(message) => Errors::one("file", &message),
         None => Errors::default(),
@@ -61,10 +69,11 @@ pub async fn start(session: Session, Query(query): Query<StartQuery>) -> Respons
     } else {
         StatusCode::BAD_REQUEST
     };
-    start_page(&session, &errors, status)
+    let past = past_imports(&state, &session, query.page).await?;
+    Ok(start_page(&session, &errors, status, past))
 }
 
-fn start_page(session: &Session, errors: &Errors, status: StatusCode) -> Response {
+fn start_page(session: &Session, errors: &Errors, status: StatusCode, past: Markup) -> Response {
     let body = html! {
         h1 { "Import contacts" }
         p { "CSV (any delimiter; UTF-8, UTF-16 or Windows-1252), Excel (XLSX, XLS), OpenDocument (ODS) or vCard files, up to 256 MiB. Nothing is imported until you have checked the columns." }
@@ -92,6 +101,7 @@ fn start_page(session: &Session, errors: &Errors, status: StatusCode) -> Respons
                 a href="/imports/templates/contacts.csv" download { "contacts.csv" } " or "
                 a href="/imports/templates/contacts.xlsx" download { "contacts.xlsx" } "." }
         }
+        (past)
     };
     respond(status, page(session, Section::Import, "Import", body))
 }
@@ -156,6 +166,30 @@ pub async fn show(
         StatusCode::OK,
     )
     .await
+}
+
+/// A new import of the same file, to commit with other settings: opened at its mapping.
+pub async fn again(
+    State(state): State<WebState>,
+    session: Session,
+    PageId(id): PageId<ImportId>,
+    axum::Form(form): axum::Form<BTreeMap<String, String>>,
+) -> Result<Response, WebError> {
+    session.check_csrf(form.get("csrf").map_or("", String::as_str))?;
+    let reply = state
+        .api
+        .json(
+            &session,
+            Method::POST,
+            &format!("/api/imports/{id}/copy"),
+            Some(&json!({})),
+        )
+        .await?;
+    if reply.ok() {
+        return Ok(Redirect::to(&format!("/imports/{}", text(&reply.body, "id"))).into_response());
+    }
+    let errors = Errors::from_reply(&reply);
+    render(&state, &session, &id, None, errors, reply.status).await
 }
 
 pub async fn status(
@@ -328,7 +362,7 @@ async fn render(
         .to_owned();
     let body = match text(&import, "status") {
         "running" => progress(id.as_str(), &import),
-        "done" => report(id.as_str(), &import),
+        "done" => report(session, id.as_str(), &import, &errors),
         phase => {
             // A smart group's members follow its rule: an import cannot add to it.
             let groups: Vec<Pick> = picks(state, session)
@@ -508,35 +542,43 @@ fn progress(id: &str, import: &Value) -> Markup {
     }
 }
 
-fn report(id: &str, import: &Value) -> Markup {
+fn report(session: &Session, id: &str, import: &Value, errors: &Errors) -> Markup {
     let report = &import["report"];
     let count = |key: &str| report[key].as_u64().unwrap_or_default();
     let rejected = import["rejected"].as_array().cloned().unwrap_or_default();
     let groups = report["groups"].as_array().cloned().unwrap_or_default();
     let warnings = report["warnings"].as_array().cloned().unwrap_or_default();
-    let (rows, rejected_rows) = (count("rows"), count("invalid"));
-    let kept = ["created", "updated", "unchanged", "skipped"]
-        .into_iter()
-        .map(count)
-        .sum::<u64>();
+    let (rows, invalid, duplicates) = (count("rows"), count("invalid"), count("duplicates"));
+    // The list below holds both kinds of row left out: the counts say so.
+    let left_out = invalid + duplicates;
+    let rows_word = |n: u64| if n == 1 { "row" } else { "rows" };
+    let (outcome, _) = import_outcome(import);
     html! {
         // The outcome's colour and words follow the result: nothing kept is a failure, not a
         // green "Imported".
-        @if kept == 0 && rejected_rows > 0 {
+        @if outcome == "failed" {
             div.problem role="alert" id="import-done" {
-                p { strong { "Nothing was imported: " (if rejected_rows == rows { "every row was" } else { "the rows were" }) " rejected." } }
-                p { "The reasons are listed below; the most common is a phone number read in the wrong country (the import's default region)." }
+                p { strong { "Nothing was imported: " (if left_out == rows { "every row was" } else { "the rows were" }) " left out." } }
+                p { "The reasons are listed below; the most common is a phone number read in the wrong country (the import's default region). You can import the file again with another country or mapping." }
             }
-        } @else if rejected_rows > 0 {
-            p.warning role="status" id="import-done" { "Imported, but " (rejected_rows) " of " (rows) " rows were rejected: see below." }
+        } @else if left_out > 0 {
+            p.warning role="status" id="import-done" {
+                "Imported, but " (left_out) " of " (rows) " rows were left out: "
+                (invalid) " invalid, " (duplicates) " repeating an earlier row's number. They are listed below."
+            }
         } @else {
             p.success role="status" id="import-done" { "Imported." }
+        }
+        (errors.summary())
+        form method="post" action={ "/imports/" (id) "/again" } {
+            (csrf_field(session))
+            button.secondary type="submit" id="import-again" { "Import this file again with other settings" }
         }
         dl.facts.report id="import-report" {
             @for (key, label) in [("rows", "Rows read"), ("created", "Created"), ("updated", "Updated"),
                 ("unchanged", "Unchanged"), ("skipped", "Skipped (existing)"), ("added_to_groups", "Added to groups"),
-                ("duplicates", "Duplicates within the file"), ("invalid", "Rejected"), ("opted_out", "Opted out"),
-                ("opt_ins_refused", "Opt-ins refused")] {
+                ("invalid", "Left out: invalid"), ("duplicates", "Left out: number repeated in the file"),
+                ("opted_out", "Opted out"), ("opt_ins_refused", "Opt-ins refused")] {
                 dt { (label) } dd data-count=(key) { (count(key)) }
             }
         }
@@ -557,8 +599,12 @@ fn report(id: &str, import: &Value) -> Markup {
             ul { @for warning in &warnings { li { (warning.as_str().unwrap_or_default()) } } }
         }
         @if !rejected.is_empty() {
-            h2 { "Rejected rows" }
-            p { a href={ "/imports/" (id) "/errors.csv" } download { "Download every rejected row (errors.csv)" } }
+            h2 { "Rows left out (" (left_out) ")" }
+            p {
+                @if (rejected.len() as u64) < left_out { "The first " (rejected.len()) " are shown. " }
+                a href={ "/imports/" (id) "/errors.csv" } download { "Download all " (left_out) " " (rows_word(left_out)) " with their cells and reasons (CSV)" }
+                ", correct them and import that file."
+            }
             div.table-wrap {
                 table id="rejected-table" {
                     thead { tr { th scope="col" { "Row" } th scope="col" { "Reason" } } }

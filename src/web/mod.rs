@@ -13,6 +13,7 @@ mod dispatch;
 mod exports;
 mod form;
 mod groups;
+mod history;
 mod ids;
 mod imports;
 mod layout;
@@ -72,6 +73,7 @@ pub fn router(api: Router, store: Arc<dyn Store>) -> Router {
         .route("/imports", get(imports::start).post(imports::upload))
         .route("/imports/templates/{file}", get(imports::template))
         .route("/imports/{id}", get(imports::show).post(imports::commit))
+        .route("/imports/{id}/again", post(imports::again))
         .route("/imports/{id}/status", get(imports::status))
         .route("/imports/{id}/errors.csv", get(imports::errors_csv))
         .route("/exports", get(exports::start).post(exports::create))

@@ -707,7 +707,7 @@ async fn operator_imports_a_spreadsheet(backend: Backend) {
     // Semicolons, a national number (region US from the plan), a bad number on row 4.
     std::fs::write(
         &csv,
-        "First Name;Mobile;City\nAda;+14155550101;Leeds\nBob;(415) 555-0102;York\nCy;not a number;Hull\nDee;+14155550104;Bath\n",
+        "First Name;Mobile;City\nAda;+14155550101;Leeds\nBob;(415) 555-0102;York\nCy;not a number;Hull\nDee;+14155550104;Bath\nEve;+1 415 555 0101;Leeds\n",
     )
     .unwrap();
     let base = server.base.clone();
@@ -728,6 +728,7 @@ async fn operator_imports_a_spreadsheet(backend: Backend) {
         .run(&name, |client| async move {
             client.goto(&base).await.unwrap();
             assert_eq!(path(&client).await, "/signin");
+            screenshots(&client, "signin").await;
             fill(&client, "#token", &token).await;
             click(&client, "form[action='/signin'] button[type=submit]").await;
             wait_for(&client, "a[aria-current=page][href='/groups']").await;
@@ -735,6 +736,7 @@ async fn operator_imports_a_spreadsheet(backend: Backend) {
 
             click(&client, "a[href='/imports']").await;
             let file = wait_for(&client, "#file").await;
+            screenshots(&client, "import_upload").await;
             file.send_keys(csv.to_str().unwrap()).await.unwrap();
             click(&client, "#upload-form button[type=submit]").await;
 
@@ -749,7 +751,7 @@ async fn operator_imports_a_spreadsheet(backend: Backend) {
                 offered.is_empty(),
                 "a smart group is offered as an import target"
             );
-            assert_eq!(text_of(&client, "#total-rows").await, "4");
+            assert_eq!(text_of(&client, "#total-rows").await, "5");
             let phone = wait_for(&client, "select[data-column='Mobile']").await;
             assert_eq!(phone.prop("value").await.unwrap().as_deref(), Some("phone"));
             let first = wait_for(&client, "select[data-column='First Name']").await;
@@ -765,13 +767,26 @@ async fn operator_imports_a_spreadsheet(backend: Backend) {
             fill(&client, "#new_group", "Customers").await;
             click(&client, "#import-button").await;
 
-            // The job runs and its report replaces the progress bar.
-            wait_for(&client, "#import-done").await;
+            // The job runs and its report replaces the progress bar. Its counts agree with the
+            // list of rows left out: an invalid row and a number repeated.
+            let outcome = text_of(&client, "p.warning#import-done").await;
+            assert_eq!(
+                outcome,
+                "Imported, but 2 of 5 rows were left out: 1 invalid, 1 repeating an earlier row's number. They are listed below."
+            );
             assert_eq!(text_of(&client, "[data-count=created]").await, "3");
             assert_eq!(text_of(&client, "[data-count=invalid]").await, "1");
+            assert_eq!(text_of(&client, "[data-count=duplicates]").await, "1");
+            let rejected = client
+                .find_all(Locator::Css("#rejected-table tbody tr"))
+                .await
+                .unwrap();
+            assert_eq!(rejected.len(), 2);
             let rejected = text_of(&client, "#rejected-table tbody").await;
-            assert!(rejected.contains('4'), "{rejected}");
-            wait_for(&client, "a[href$='/errors.csv']").await;
+            assert!(rejected.contains('4') && rejected.contains('6'), "{rejected}");
+            let download = text_of(&client, "a[href$='/errors.csv']").await;
+            assert!(download.starts_with("Download all 2 rows"), "{download}");
+            screenshots(&client, "import_report").await;
 
             // The new group, with the three good numbers.
             click(&client, "#main a[href^='/groups/']").await;
@@ -811,17 +826,11 @@ async fn operator_imports_a_spreadsheet(backend: Backend) {
             // Before that, the preview warns, naming where the numbers would be valid; checked
             // in another country, the warning goes.
             std::fs::write(&csv, "Name,Mobile\nAda,07911 123456\nBob,07400 123456\n").unwrap();
-            let upload = |client: Client| {
-                let (csv, base) = (csv.clone(), base.clone());
-                async move {
-                    client.goto(&format!("{base}/imports")).await.unwrap();
-                    let file = wait_for(&client, "#file").await;
-                    file.send_keys(csv.to_str().unwrap()).await.unwrap();
-                    click(&client, "#upload-form button[type=submit]").await;
-                    wait_for(&client, "#mapping-form").await;
-                }
-            };
-            upload(client.clone()).await;
+            client.goto(&format!("{base}/imports")).await.unwrap();
+            let file = wait_for(&client, "#file").await;
+            file.send_keys(csv.to_str().unwrap()).await.unwrap();
+            click(&client, "#upload-form button[type=submit]").await;
+            wait_for(&client, "#mapping-form").await;
             let warning = text_of(&client, "#region-warning").await;
             assert!(
                 warning.starts_with(
@@ -834,11 +843,15 @@ async fn operator_imports_a_spreadsheet(backend: Backend) {
             click(&client, "#import-button").await;
             let outcome = text_of(&client, "div.problem#import-done").await;
             assert!(
-                outcome.starts_with("Nothing was imported: every row was rejected."),
+                outcome.starts_with("Nothing was imported: every row was left out."),
                 "{outcome}"
             );
             assert_eq!(text_of(&client, "[data-count=invalid]").await, "2");
-            upload(client.clone()).await;
+            // Imported again from the report, without uploading the file, in another country.
+            let failed = path(&client).await;
+            click(&client, "#import-again").await;
+            wait_for(&client, "#mapping-form").await;
+            assert_ne!(path(&client).await, failed);
             wait_for(&client, "#default_region")
                 .await
                 .select_by_value("GB")
@@ -861,8 +874,26 @@ async fn operator_imports_a_spreadsheet(backend: Backend) {
                 "the warning stays in the right country"
             );
             click(&client, "#import-button").await;
-            wait_for(&client, "#import-done").await;
+            wait_for(&client, "p.success#import-done").await;
             assert_eq!(text_of(&client, "[data-count=created]").await, "2");
+
+            // The past imports, newest first, each with its outcome in words.
+            client.goto(&format!("{base}/imports")).await.unwrap();
+            let past = text_of(&client, "#imports-table tbody").await;
+            let outcomes: Vec<&str> = past
+                .lines()
+                .filter_map(|line| {
+                    ["Imported, 2 rows left out", "Nothing imported", "Imported"]
+                        .into_iter()
+                        .find(|outcome| line.contains(outcome))
+                })
+                .collect();
+            assert_eq!(
+                outcomes,
+                ["Imported", "Nothing imported", "Imported, 2 rows left out"],
+                "{past}"
+            );
+            screenshots(&client, "imports_list").await;
 
             // Sign out: the pages are closed again.
             click(&client, ".sign-out button").await;
@@ -1647,6 +1678,14 @@ async fn operator_acts_on_many_contacts(backend: Backend) {
             assert_eq!(selection, "12 ticked contacts.");
             let done = text_of(&client, "#export-done").await;
             assert!(done.starts_with("12 contacts"), "{done}");
+            screenshots(&client, &format!("{shots}-export")).await;
+            client.goto(&format!("{base}/exports")).await.unwrap();
+            let past = text_of(&client, "#exports-table tbody").await;
+            assert!(
+                past.starts_with("12 ticked contacts CSV Ready 12"),
+                "{past}"
+            );
+            screenshots(&client, &format!("{shots}-exports-list")).await;
 
             // Deleted after the confirmation page.
             client
