@@ -219,19 +219,19 @@ impl From<StoreError> for ApiError {
                     .map(|id| FieldError::constraint("groups", format!("no group with id {id}")))
                     .collect(),
             ),
-            StoreError::ChildGroups(ChildGroupsError::Cycle(path)) => {
+            StoreError::ChildGroups(ChildGroupsError::Cycle(path), names) => {
                 ApiError::invalid(FieldError::constraint(
                     "child_groups",
-                    format!("would create a cycle: {}", join_path(&path)),
+                    format!("would create a cycle: {}", join_path(&path, &names)),
                 ))
             }
-            StoreError::ChildGroups(ChildGroupsError::TooDeep(path)) => {
+            StoreError::ChildGroups(ChildGroupsError::TooDeep(path), names) => {
                 ApiError::invalid(FieldError::constraint(
                     "child_groups",
                     format!(
                         "would nest groups more than {} levels deep: {}",
                         crate::domain::group::MAX_NESTING_DEPTH,
-                        join_path(&path)
+                        join_path(&path, &names)
                     ),
                 ))
             }
@@ -324,9 +324,16 @@ fn busy_detail(cause: crate::store::BusyCause, retry_after: u64) -> String {
     format!("the write could not start: {why}; nothing was written, retry in {retry_after} s")
 }
 
-fn join_path(path: &[crate::domain::ids::GroupId]) -> String {
+/// A path of groups as `“Name” (id) → …`; a group without a name by its id alone.
+fn join_path(
+    path: &[crate::domain::ids::GroupId],
+    names: &std::collections::BTreeMap<crate::domain::ids::GroupId, String>,
+) -> String {
     path.iter()
-        .map(|id| id.as_str())
+        .map(|id| match names.get(id) {
+            Some(name) => format!("“{name}” ({id})"),
+            None => id.to_string(),
+        })
         .collect::<Vec<_>>()
         .join(" → ")
 }

@@ -49,8 +49,12 @@ pub enum StoreError {
     /// Groups named in a request body (child groups, add/remove from group) that do not exist.
     #[error("unknown groups: {0:?}")]
     UnknownGroups(Vec<GroupId>),
+    /// With the names of the groups on the path, to name them in the message.
     #[error("invalid child groups: {0:?}")]
-    ChildGroups(ChildGroupsError),
+    ChildGroups(
+        ChildGroupsError,
+        std::collections::BTreeMap<GroupId, String>,
+    ),
     /// A cursor the store did not issue for this list of this plan.
     #[error("not a cursor of this list")]
     ForeignCursor,

@@ -217,7 +217,25 @@ where
                 .or_default()
                 .push(GroupId::from_trusted(child));
         }
-        check_child_groups(id, children, &edges).map_err(StoreError::ChildGroups)?;
+        if let Err(error) = check_child_groups(id, children, &edges) {
+            let path = match &error {
+                ChildGroupsError::Cycle(path) | ChildGroupsError::TooDeep(path) => path,
+            };
+            let mut select = sqlx::QueryBuilder::<D::Db>::new(
+                "SELECT id, name FROM contact_groups WHERE name IS NOT NULL AND plan_id = ",
+            );
+            select
+                .push_bind(plan.as_str().to_owned())
+                .push(" AND id IN ");
+            D::push_list(&mut select, path.iter().map(GroupId::as_str));
+            let names: Vec<(String, String)> =
+                select.build_query_as().fetch_all(&mut *conn).await?;
+            let names = names
+                .into_iter()
+                .map(|(id, name)| (GroupId::from_trusted(id), name))
+                .collect();
+            return Err(StoreError::ChildGroups(error, names));
+        }
         sqlx::query(
             "DELETE FROM group_children \
                  WHERE parent = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2)",

@@ -24,7 +24,9 @@ use crate::domain::contact::{
     CustomFields, Email, Gender, OptOutReason, PersonName, TimeZoneName, sort_names,
 };
 use crate::domain::filter::{CompareOp, Expr, Field, FilterExpr, Value as FilterValue};
-use crate::domain::group::{Description, GroupName, GroupStatus, check_child_groups};
+use crate::domain::group::{
+    ChildGroupsError, Description, GroupName, GroupStatus, check_child_groups,
+};
 use crate::domain::ids::{BatchId, ContactId, ExportId, GroupId, ImportId, PlanId, SeriesId};
 use crate::domain::keywords::{Consent, ConsentKeywords, GroupRequest, group_request, normalize};
 use crate::domain::msisdn::{Msisdn, NumberType, ParsedNumber};
