@@ -14,7 +14,7 @@ use super::bulk::{ACTIONS, BulkForm};
 use super::form::{Errors, non_blank, text};
 use super::groups::{Pick, full_name, group_name, names_of, picks, short_time};
 use super::ids::PageId;
-use super::layout::{Section, WebError, csrf_field, page, pager, respond, text_input};
+use super::layout::{Section, WebError, copyable_id, csrf_field, page, pager, respond, text_input};
 use super::listing::{View, controls, sort_header, with_view};
 use super::session::Session;
 use crate::domain::ids::{ContactId, GroupId};
@@ -298,7 +298,7 @@ pub(super) async fn render_list(
             }
         }
         div.table-wrap {
-            table id="contacts-table" {
+            table.cards id="contacts-table" {
                 caption { (contacts.len()) " shown" @if let Some(total) = total { " of " (total) } }
                 thead { tr {
                     th scope="col" class="tick" {
@@ -317,8 +317,8 @@ pub(super) async fn render_list(
                             td { a href={ "/contacts/" (text(contact, "id")) } { (text(contact, "phone")) } }
                             td { (full_name(contact)) }
                             td { (text(contact, "email")) }
-                            td { @if contact["opted_out"].as_bool().unwrap_or_default() { "Yes" } @else { "No" } }
-                            td { (short_time(text(contact, "created_at"))) }
+                            td data-label="Opted out" { @if contact["opted_out"].as_bool().unwrap_or_default() { "Yes" } @else { "No" } }
+                            td data-label="Added" { (short_time(text(contact, "created_at"))) }
                         }
                     }
                     @if contacts.is_empty() { tr { td colspan="6" { "No contacts." } } }
@@ -672,6 +672,7 @@ async fn render_contact(
             @if opted_out {
                 dt { "Opted out" } dd { (short_time(text(&contact, "opted_out_at"))) " " (text(&contact, "opted_out_reason")) }
             }
+            dt { "Id (for the API)" } dd { (copyable_id(id.as_str())) }
         }
         section aria-labelledby="contact-groups" {
             h2 id="contact-groups" { "Groups" }

@@ -13,12 +13,10 @@ use serde_json::{Value, json};
 use super::WebState;
 use super::form::{Errors, non_blank, text};
 use super::ids::PageId;
-use super::layout::{Section, WebError, csrf_field, page, pager, respond, text_input};
+use super::layout::{Section, WebError, copyable_id, csrf_field, page, pager, respond, text_input};
 use super::listing::{View, controls, sort_header, with_view};
 use super::session::Session;
 use crate::domain::ids::GroupId;
-
-const PAGE_SIZE: u64 = 50;
 
 #[derive(Deserialize, Serialize, Default)]
 pub struct ListQuery {
@@ -222,7 +220,7 @@ async fn render_list(
             button type="submit" { "Search" }
         }
         div.table-wrap {
-            table {
+            table.cards {
                 caption { (groups.len()) " shown" @if let Some(total) = total { " of " (total) } }
                 thead { tr { (header("name", "Name", "asc")) th scope="col" { "Kind" } (header("size", "Size", "desc")) th scope="col" { "Status" } (header("created_at", "Created", "desc")) } }
                 tbody {
@@ -234,10 +232,10 @@ async fn render_list(
                                     br; span.hint { (description) }
                                 }
                             }
-                            td { (kind_label(group)) }
-                            td.number { (group["size"].as_i64().unwrap_or_default()) }
-                            td { (status_label(text(group, "status"))) }
-                            td { (short_time(text(group, "created_at"))) }
+                            td data-label="Kind" { (kind_label(group)) }
+                            td.number data-label="Size" { (group["size"].as_i64().unwrap_or_default()) }
+                            td data-label="Status" { (status_label(text(group, "status"))) }
+                            td data-label="Created" { (short_time(text(group, "created_at"))) }
                         }
                     }
                     @if groups.is_empty() { tr { td colspan="5" { "No groups." } } }
@@ -280,7 +278,12 @@ pub struct MembersQuery {
     added: Option<i64>,
     #[serde(default)]
     already: i64,
+    #[serde(flatten)]
+    view: View,
 }
+
+/// What the member list sorts by: its default first.
+const MEMBER_SORTS: [&str; 2] = ["name", "created_at"];
 
 pub async fn show(
     State(state): State<WebState>,
@@ -617,7 +620,7 @@ async fn render_group(
             dt { "Status" } dd id="group-status" { (status_label(text(&group, "status"))) }
             @if let Some(description) = group["description"].as_str() { dt { "Description" } dd { (description) } }
             @if !group["rule"].is_null() { dt { "Rule" } dd { code { (text(&group, "rule")) } } }
-            dt { "Id" } dd { code.id { (id) } }
+            dt { "Id (for the API)" } dd { (copyable_id(id.as_str())) }
         }
     };
     if deleted {
@@ -639,6 +642,7 @@ async fn render_group(
     }
     let search = query.search.trim();
     let (search_key, search_value) = super::contacts::plain_search(session, search);
+    let member_page = query.view.page(query.page);
     let members = state
         .api
         .get_with(
@@ -647,9 +651,10 @@ async fn render_group(
             &[
                 ("group", id.as_str()),
                 (search_key, search_value.as_str()),
-                ("order_by", "name"),
-                ("page", &query.page.to_string()),
-                ("page_size", &PAGE_SIZE.to_string()),
+                ("order_by", query.view.sort(&MEMBER_SORTS)),
+                ("direction", query.view.direction()),
+                ("page", &member_page.to_string()),
+                ("page_size", &query.view.size().to_string()),
                 ("count", "true"),
             ],
         )
@@ -695,10 +700,15 @@ async fn render_group(
     };
     let auto_update = &group["auto_update"];
     let keyword = |drafted: &str, stored: &str| kept("keywords", drafted, stored);
-    let base = format!(
+    let filters = format!(
         "/groups/{id}?{}",
         serde_urlencoded::to_string([("search", search)]).unwrap_or_default()
     );
+    let base = with_view(&filters, &query.view);
+    let member_header = |key: &str, label: &str, natural: &str| {
+        sort_header(&filters, &query.view, &MEMBER_SORTS, (key, label, natural))
+    };
+    let member_pages = member_total.map(|total| total.div_ceil(query.view.size()));
     let body = html! {
         p.crumbs { a href="/groups" { "Groups" } " › " (name) }
         h1 { (name) }
@@ -738,16 +748,21 @@ async fn render_group(
             }
             @if let Some(member_errors) = &member_errors { (member_errors.summary()) }
             div.table-wrap {
-                table id="members-table" {
+                table.cards id="members-table" {
                     caption { (member_rows.len()) " shown" @if let Some(total) = member_total { " of " (total) } }
-                    thead { tr { th scope="col" { "Number" } th scope="col" { "Name" } th scope="col" { "Opted out" } @if !smart { th scope="col" { span.visually-hidden { "Actions" } } } } }
+                    thead { tr {
+                        th scope="col" { "Number" } (member_header("name", "Name", "asc")) th scope="col" { "Opted out" }
+                        (member_header("created_at", "Contact since", "desc"))
+                        @if !smart { th scope="col" { span.visually-hidden { "Actions" } } }
+                    } }
                     tbody {
                         @for member in &member_rows {
                             @let phone = text(member, "phone");
                             tr {
                                 td { a href={ "/contacts/" (text(member, "id")) } { (phone) } }
                                 td { (full_name(member)) }
-                                td { @if member["opted_out"].as_bool().unwrap_or_default() { "Yes" } @else { "No" } }
+                                td data-label="Opted out" { @if member["opted_out"].as_bool().unwrap_or_default() { "Yes" } @else { "No" } }
+                                td data-label="Contact since" { (short_time(text(member, "created_at"))) }
                                 @if !smart {
                                     td {
                                         @if let Some(through) = inherited.get(text(member, "id")) {
@@ -764,11 +779,12 @@ async fn render_group(
                                 }
                             }
                         }
-                        @if member_rows.is_empty() { tr { td colspan="4" { "No members." } } }
+                        @if member_rows.is_empty() { tr { td colspan="5" { "No members." } } }
                     }
                 }
             }
-            (pager(&base, query.page, member_rows.len(), PAGE_SIZE, member_total))
+            (pager(&base, member_page, member_rows.len(), query.view.size(), member_total))
+            (controls(&base, &query.view, member_page, member_pages))
             @if !smart {
                 form method="post" class="stack" {
                     (csrf_field(session))

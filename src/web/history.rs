@@ -65,7 +65,7 @@ pub async fn past_imports(
         section aria-labelledby="past-imports" {
             h2 id="past-imports" { "Past imports" }
             div.table-wrap {
-                table id="imports-table" {
+                table.cards id="imports-table" {
                     thead { tr {
                         th scope="col" { "File" } th scope="col" { "Outcome" } th scope="col" class="number" { "Rows" }
                         th scope="col" class="number" { "New" } th scope="col" class="number" { "Updated" }
@@ -79,11 +79,11 @@ pub async fn past_imports(
                             tr {
                                 td { a href={ "/imports/" (text(import, "id")) } { (import["file_name"].as_str().unwrap_or("(no name)")) } }
                                 td { span class={ "status status-" (class) } { (words) } }
-                                td.number { (import["progress"]["total_rows"].as_u64().unwrap_or_default()) }
-                                td.number { (count("created").map(|n| n.to_string()).unwrap_or_default()) }
-                                td.number { (count("updated").map(|n| n.to_string()).unwrap_or_default()) }
-                                td.number { (left_out.map(|n| n.to_string()).unwrap_or_default()) }
-                                td { (short_time(text(import, "created_at"))) }
+                                td.number data-label="Rows" { (import["progress"]["total_rows"].as_u64().unwrap_or_default()) }
+                                td.number data-label="New" { (count("created").map(|n| n.to_string()).unwrap_or_default()) }
+                                td.number data-label="Updated" { (count("updated").map(|n| n.to_string()).unwrap_or_default()) }
+                                td.number data-label="Left out" { (left_out.map(|n| n.to_string()).unwrap_or_default()) }
+                                td data-label="Uploaded" { (short_time(text(import, "created_at"))) }
                             }
                         }
                     }
@@ -160,7 +160,7 @@ pub async fn past_exports(
         section aria-labelledby="past-exports" {
             h2 id="past-exports" { "Past exports" }
             div.table-wrap {
-                table id="exports-table" {
+                table.cards id="exports-table" {
                     thead { tr {
                         th scope="col" { "Contacts" } th scope="col" { "Format" } th scope="col" { "Outcome" }
                         th scope="col" class="number" { "Rows" } th scope="col" { "Requested" } th scope="col" { "File" }
@@ -172,8 +172,8 @@ pub async fn past_exports(
                                 td { a href={ "/exports/" (text(export, "id")) } { (selection_words(&export["selection"], group_of(export).as_deref())) } }
                                 td { (text(export, "format").to_uppercase()) }
                                 td { span class={ "status status-" (status) } { (export_status(status)) } }
-                                td.number { (export["progress"]["rows_written"].as_u64().unwrap_or_default()) }
-                                td { (short_time(text(export, "created_at"))) }
+                                td.number data-label="Rows" { (export["progress"]["rows_written"].as_u64().unwrap_or_default()) }
+                                td data-label="Requested" { (short_time(text(export, "created_at"))) }
                                 td {
                                     @if status == "done" {
                                         a href={ "/exports/" (text(export, "id")) "/download" } download {

@@ -17,7 +17,7 @@ use super::WebState;
 use super::form::{Errors, error_id, non_blank, text};
 use super::groups::{group_name, pasted_numbers, picks, short_time};
 use super::ids::PageId;
-use super::layout::{Section, WebError, csrf_field, page, pager, respond};
+use super::layout::{Section, WebError, copyable_id, csrf_field, page, pager, respond};
 use super::session::Session;
 use crate::domain::ids::BatchId;
 
@@ -538,7 +538,7 @@ pub async fn list(
             p { "Nothing sent yet. " a href="/send" { "Send a message" } "." }
         } @else {
             div.table-wrap {
-                table #batches-table {
+                table.cards #batches-table {
                     caption { (batches.len()) " shown" @if let Some(total) = total { " of " (total) } }
                     thead { tr {
                         th scope="col" { "Message" }
@@ -553,11 +553,11 @@ pub async fn list(
                             @let id = text(batch, "id");
                             tr {
                                 td { a href={ "/batches/" (id) } { (excerpt(text(batch, "body"))) } }
-                                td { (audience(&batch["to"], &names)) }
+                                td data-label="To" { (audience(&batch["to"], &names)) }
                                 td { span class={ "status status-" (text(batch, "status")) } { (status_label(text(batch, "status"))) } }
-                                td.number { @if let Some(count) = batch["recipient_count"].as_i64() { (count) } @else { "—" } }
-                                td.number { (batch["sent_count"].as_i64().unwrap_or_default()) }
-                                td { (short_time(text(batch, "send_at"))) }
+                                td.number data-label="Recipients" { @if let Some(count) = batch["recipient_count"].as_i64() { (count) } @else { "—" } }
+                                td.number data-label="Sent" { (batch["sent_count"].as_i64().unwrap_or_default()) }
+                                td data-label="Send time" { (short_time(text(batch, "send_at"))) }
                             }
                         }
                     }
@@ -758,6 +758,7 @@ async fn render_batch(
             @if let Some(completed) = batch["completed_at"].as_str() {
                 dt { "Finished" } dd { (short_time(completed)) " UTC" }
             }
+            dt { "Id (for the API)" } dd { (copyable_id(id)) }
         }
         @if let Some(states) = batch["states"].as_object() {
             h2 { "Recipients" }
@@ -775,7 +776,7 @@ async fn render_batch(
             p { a href={ "/batches/" (id) "/recipients.csv" } download { "Download every recipient (CSV)" } }
             @if let Some(rows) = &recipients {
                 div.table-wrap {
-                    table #recipients-table {
+                    table.cards #recipients-table {
                         thead { tr { th scope="col" { "Number" } th scope="col" { "State" } th scope="col" { "Why" } th scope="col" class="number" { "Parts" } } }
                         tbody {
                             @for row in rows {
@@ -783,7 +784,7 @@ async fn render_batch(
                                     td { (text(row, "phone")) }
                                     td { (state_label(text(row, "state"))) }
                                     td { (reason_label(text(row, "reason"))) @if let Some(detail) = row["detail"].as_str() { " (" (detail) ")" } }
-                                    td.number { @if let Some(parts) = row["parts"].as_i64() { (parts) } }
+                                    td.number data-label="Parts" { @if let Some(parts) = row["parts"].as_i64() { (parts) } }
                                 }
                             }
                         }

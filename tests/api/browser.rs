@@ -129,7 +129,8 @@ impl Browser {
 
 /// Saves the page as it is at a desktop's width (1366×900) and a phone's (390×844) under
 /// `target/browser-artifacts/NAME-desktop.png` and `NAME-phone.png`, to be looked at; the window
-/// is left at the phone's size for a moment and then put back.
+/// is left at the phone's size for a moment and then put back. A page longer than the screen is
+/// taken whole (up to 6,000 pixels), so that what is below the fold is seen too.
 pub async fn screenshots(client: &Client, name: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
     std::fs::create_dir_all(&dir).expect("the artefacts directory");
@@ -138,6 +139,19 @@ pub async fn screenshots(client: &Client, name: &str) {
             .set_window_size(width, height)
             .await
             .expect("resize the window");
+        let page_height = client
+            .execute("return document.documentElement.scrollHeight;", vec![])
+            .await
+            .ok()
+            .and_then(|height| height.as_u64())
+            .unwrap_or(u64::from(height));
+        if page_height > u64::from(height) {
+            let whole = page_height.min(6000) as u32;
+            client
+                .set_window_size(width, whole)
+                .await
+                .expect("resize the window");
+        }
         let png = client.screenshot().await.expect("a screenshot");
         std::fs::write(dir.join(format!("{name}-{label}.png")), png).expect("save a screenshot");
     }

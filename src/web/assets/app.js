@@ -111,6 +111,21 @@ function tickAll(box) {
   });
 }
 
+// A button that copies its id; shown only where the clipboard can be written.
+function copyButton(button) {
+  if (!navigator.clipboard) return;
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(button.dataset.copy);
+      button.textContent = "Copied";
+    } catch (error) {
+      button.textContent = "Select it to copy";
+    }
+    window.setTimeout(() => { button.textContent = "Copy"; }, 2000);
+  });
+}
+
 // A time-zone field left at UTC takes the browser's own zone.
 function localZone(input) {
   try {
@@ -131,6 +146,7 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
   document.querySelectorAll("[data-tick-all]").forEach(tickAll);
+  document.querySelectorAll("button[data-copy]").forEach(copyButton);
   document.querySelectorAll("[data-dropzone]").forEach(setUpDropZone);
   document.querySelectorAll("[data-poll]").forEach(pollProgress);
 });
