@@ -109,7 +109,7 @@ impl Fixtures {
             }
             ("POST", "/api/contactgroups/{id}/members") => json!({"numbers": []}),
             ("POST", "/api/contacts") => json!({"phone": "+14155550906"}),
-            ("DELETE", "/api/contacts") => json!({"ids": []}),
+            ("DELETE", "/api/contacts") | ("POST", "/api/contacts/opt-out") => json!({"ids": []}),
             ("PUT", "/api/contacts/{id}") => json!({"phone": self.contact_phone}),
             ("POST", "/api/inbound") => json!({
                 "type": "mo_text", "id": "m1", "from": "+14155550907", "to": "12345",
