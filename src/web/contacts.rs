@@ -352,6 +352,11 @@ pub(super) async fn render_list(
     ))
 }
 
+/// A country by its name, from the number's ISO code (the code itself if it has no name).
+fn country_name(code: &str) -> String {
+    RegionCode::parse(code).map_or_else(|_| code.to_owned(), |region| region.name())
+}
+
 /// What the bulk action the list was sent back from did, in words.
 fn bulk_outcome(query: &SearchQuery, groups: &[Pick]) -> Option<String> {
     let changed: u64 = query.n.parse().ok()?;
@@ -668,7 +673,7 @@ async fn render_contact(
         dl.facts {
             dt { "Valid" } dd { @if contact["valid"].as_bool().unwrap_or_default() { "Yes" } @else { "No" } }
             dt { "Kind of number" } dd { (number_type_label(text(&contact, "number_type"))) }
-            dt { "Country" } dd { (text(&contact, "country")) }
+            dt { "Country" } dd { (country_name(text(&contact, "country"))) }
             @if opted_out {
                 dt { "Opted out" } dd { (short_time(text(&contact, "opted_out_at"))) " " (text(&contact, "opted_out_reason")) }
             }

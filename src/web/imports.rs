@@ -427,11 +427,11 @@ fn mapping_form(
     html! {
         p {
             (text(preview, "format").to_uppercase())
-            @if let Some(encoding) = preview["encoding"].as_str() { ", " (encoding) }
+            @if let Some(encoding) = preview["encoding"].as_str() { ", " (encoding.to_uppercase()) }
             @if let Some(delimiter) = preview["delimiter"].as_str() {
-                ", delimited by " code { @if delimiter == "\t" { "tab" } @else { (delimiter) } }
+                ", " (match delimiter { "," => "commas", ";" => "semicolons", "\t" => "tabs", "|" => "vertical bars", other => other }) " between columns"
             }
-            @if let Some(sheet) = preview["sheet"].as_str() { ", sheet " (sheet) }
+            @if let Some(sheet) = preview["sheet"].as_str() { ", sheet “" (sheet) "”" }
             ": " strong id="total-rows" { (preview["total_rows"].as_u64().unwrap_or_default()) } " rows."
         }
         (errors.summary())
