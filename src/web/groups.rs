@@ -674,7 +674,18 @@ async fn render_group(
         })
         .unwrap_or_default();
     let all_groups = active_groups(state, session).await?;
-    let names = names_of(state, session, children.iter().map(String::as_str)).await?;
+    let mut names: HashMap<String, String> = all_groups
+        .iter()
+        .filter(|group| children.iter().any(|child| child == text(group, "id")))
+        .map(|group| (text(group, "id").to_owned(), group_name(group)))
+        .collect();
+    // A deleted child is not among the active groups: read by itself.
+    let deleted: Vec<&str> = children
+        .iter()
+        .map(String::as_str)
+        .filter(|child| !names.contains_key(*child))
+        .collect();
+    names.extend(names_of(state, session, deleted).await?);
     let child_groups: Vec<(String, String)> = children
         .iter()
         .map(|child| {

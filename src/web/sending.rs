@@ -18,13 +18,13 @@ use super::form::{Errors, error_id, non_blank, text};
 use super::groups::{group_name, pasted_numbers, picks, short_time};
 use super::ids::PageId;
 use super::layout::{Section, WebError, copyable_id, csrf_field, page, pager, respond};
+use super::listing::{View, controls, with_view};
 use super::session::Session;
 use crate::domain::ids::BatchId;
 
 /// Recipients shown on a page of a batch.
 const RECIPIENTS_PAGE: u64 = 100;
 /// Batches shown on a page of the list.
-const BATCHES_PAGE: u64 = 50;
 
 /// What the Send form holds, as typed: kept whole when the API refuses it.
 #[derive(Default)]
@@ -507,25 +507,44 @@ fn reason_label(reason: &str) -> &'static str {
 pub struct ListQuery {
     #[serde(default)]
     page: u64,
+    /// Only batches in this status; every batch if empty.
+    #[serde(default)]
+    status: String,
+    #[serde(flatten)]
+    view: View,
 }
+
+/// The statuses the batch list filters by.
+const STATUSES: [&str; 5] = ["scheduled", "sending", "sent", "failed", "canceled"];
 
 pub async fn list(
     State(state): State<WebState>,
     session: Session,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, WebError> {
+    let status = STATUSES
+        .into_iter()
+        .find(|status| *status == query.status)
+        .unwrap_or_default();
+    let shown_page = query.view.page(query.page);
     let listing = state
         .api
         .get_with(
             &session,
             "/api/batches",
             &[
-                ("page", &query.page.to_string()),
-                ("page_size", &BATCHES_PAGE.to_string()),
+                ("status", status),
+                ("page", &shown_page.to_string()),
+                ("page_size", &query.view.size().to_string()),
             ],
         )
         .await?
         .into_ok()?;
+    let filters = format!(
+        "/batches?{}",
+        serde_urlencoded::to_string([("status", status)]).unwrap_or_default()
+    );
+    let base = with_view(&filters, &query.view);
     let batches = listing["batches"].as_array().cloned().unwrap_or_default();
     let names = group_names(&state, &session).await?;
     let total = listing["count"].as_u64();
@@ -534,8 +553,22 @@ pub async fn list(
             h1 { "Batches" }
             a.button href="/send" { "Send a message" }
         }
-        @if batches.is_empty() && query.page == 0 {
-            p { "Nothing sent yet. " a href="/send" { "Send a message" } "." }
+        form.search method="get" action="/batches" {
+            div.field {
+                label for="status" { "Status" }
+                select id="status" name="status" {
+                    option value="" { "Any" }
+                    @for value in STATUSES { option value=(value) selected[status == value] { (status_label(value)) } }
+                }
+            }
+            button type="submit" { "Show" }
+        }
+        @if batches.is_empty() && shown_page == 0 {
+            @if status.is_empty() {
+                p { "Nothing sent yet. " a href="/send" { "Send a message" } "." }
+            } @else {
+                p { "No batch is " (status_label(status).to_lowercase()) "." }
+            }
         } @else {
             div.table-wrap {
                 table.cards #batches-table {
@@ -563,7 +596,8 @@ pub async fn list(
                     }
                 }
             }
-            (pager("/batches", query.page, batches.len(), BATCHES_PAGE, total))
+            (pager(&base, shown_page, batches.len(), query.view.size(), total))
+            (controls(&base, &query.view, shown_page, total.map(|total| total.div_ceil(query.view.size()))))
         }
     };
     Ok(respond(

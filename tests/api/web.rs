@@ -980,6 +980,7 @@ async fn refusals_are_shown_at_the_field(backend: Backend) {
             client.goto(&format!("{base}/no/such/page")).await.unwrap();
             assert_eq!(text_of(&client, "h1").await, "Not Found");
             wait_for(&client, "main a[href='/contacts']").await;
+            screenshots(&client, "not_found").await;
             let api = reqwest::get(format!("{base}/no/such/page")).await.unwrap();
             assert_eq!(api.status(), 404);
             assert_eq!(api.headers()["content-type"], "application/problem+json");
@@ -1202,6 +1203,23 @@ async fn operator_sends_to_a_group(backend: Backend) {
             assert!(list.contains("Canceled"), "{list}");
             assert!(list.contains("Regulars"), "{list}");
             screenshots(&client, &format!("{shots}-batches")).await;
+            // Filtered by status: the canceled one alone, and none sending.
+            choose(&client, "#status", "canceled").await;
+            click(&client, "form.search button[type=submit]").await;
+            client
+                .wait()
+                .for_element(Locator::Css("#status option[value=canceled][selected]"))
+                .await
+                .unwrap();
+            let rows = client
+                .find_all(Locator::Css("#batches-table tbody tr"))
+                .await
+                .unwrap();
+            assert_eq!(rows.len(), 1);
+            choose(&client, "#status", "sending").await;
+            click(&client, "form.search button[type=submit]").await;
+            let none = text_of(&client, "main > p").await;
+            assert_eq!(none, "No batch is sending.");
         })
         .await;
 }
