@@ -24,7 +24,6 @@ use crate::domain::ids::BatchId;
 
 /// Recipients shown on a page of a batch.
 const RECIPIENTS_PAGE: u64 = 100;
-/// Batches shown on a page of the list.
 
 /// What the Send form holds, as typed: kept whole when the API refuses it.
 #[derive(Default)]
