@@ -38,17 +38,18 @@ pub fn import_outcome(import: &Value) -> (&'static str, String) {
     }
 }
 
-/// The plan's imports, newest first, a page at a time.
-pub async fn past_imports(
+/// A page of the plan's `kind` (imports or exports), newest first, and how many there are.
+async fn jobs(
     state: &WebState,
     session: &Session,
+    kind: &str,
     page: u64,
-) -> Result<Markup, WebError> {
+) -> Result<(Vec<Value>, Option<u64>), WebError> {
     let listing = state
         .api
         .get_with(
             session,
-            "/api/imports",
+            &format!("/api/{kind}"),
             &[
                 ("page", &page.to_string()),
                 ("page_size", &PAGE_SIZE.to_string()),
@@ -56,8 +57,17 @@ pub async fn past_imports(
         )
         .await?
         .into_ok()?;
-    let imports = listing["imports"].as_array().cloned().unwrap_or_default();
-    let total = listing["count"].as_u64();
+    let entries = listing[kind].as_array().cloned().unwrap_or_default();
+    Ok((entries, listing["count"].as_u64()))
+}
+
+/// The plan's imports, newest first, a page at a time.
+pub async fn past_imports(
+    state: &WebState,
+    session: &Session,
+    page: u64,
+) -> Result<Markup, WebError> {
+    let (imports, total) = jobs(state, session, "imports", page).await?;
     if imports.is_empty() && page == 0 {
         return Ok(html! {});
     }
@@ -129,20 +139,7 @@ pub async fn past_exports(
     session: &Session,
     page: u64,
 ) -> Result<Markup, WebError> {
-    let listing = state
-        .api
-        .get_with(
-            session,
-            "/api/exports",
-            &[
-                ("page", &page.to_string()),
-                ("page_size", &PAGE_SIZE.to_string()),
-            ],
-        )
-        .await?
-        .into_ok()?;
-    let exports = listing["exports"].as_array().cloned().unwrap_or_default();
-    let total = listing["count"].as_u64();
+    let (exports, total) = jobs(state, session, "exports", page).await?;
     if exports.is_empty() && page == 0 {
         return Ok(html! {});
     }

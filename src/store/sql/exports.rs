@@ -129,25 +129,9 @@ where
         offset: i64,
         limit: i64,
     ) -> StoreResult<(Vec<ExportRecord>, i64)> {
-        let mut conn = self.dialect.reader().acquire().await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM exports WHERE plan_id = $1")
-            .bind(plan.as_str())
-            .fetch_one(&mut *conn)
-            .await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {EXPORT_COLUMNS} FROM exports WHERE plan_id = $1 \
-                 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
-        )))
-        .bind(plan.as_str())
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&mut *conn)
-        .await?;
-        let records = rows
-            .iter()
-            .map(Self::export_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((records, total))
+        let table = ("exports", EXPORT_COLUMNS);
+        self.newest_first(plan, table, (offset, limit), Self::export_from_row)
+            .await
     }
 
     async fn export_contacts(

@@ -321,6 +321,35 @@ where
         Ok(Self::import_from_row(&row)?)
     }
 
+    /// A page of the plan's rows of `table` (imports, exports, series), newest first, decoded by
+    /// `decode`, and how many rows the plan has there.
+    pub(crate) async fn newest_first<T>(
+        &self,
+        plan: &PlanId,
+        (table, columns): (&'static str, &'static str),
+        (offset, limit): (i64, i64),
+        decode: fn(&Row<D>) -> Result<T, sqlx::Error>,
+    ) -> StoreResult<(Vec<T>, i64)> {
+        let mut conn = self.dialect.reader().acquire().await?;
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {table} WHERE plan_id = $1"
+        )))
+        .bind(plan.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {columns} FROM {table} WHERE plan_id = $1 \
+                 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        )))
+        .bind(plan.as_str())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
+        let records = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        Ok((records, total))
+    }
+
     /// Removes the plan's uploads and exports that are older than a day and not running.
     pub(crate) async fn sweep_job_files(
         conn: &mut Conn<D>,
@@ -751,25 +780,9 @@ where
         offset: i64,
         limit: i64,
     ) -> StoreResult<(Vec<ImportRecord>, i64)> {
-        let mut conn = self.dialect.reader().acquire().await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM imports WHERE plan_id = $1")
-            .bind(plan.as_str())
-            .fetch_one(&mut *conn)
-            .await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {IMPORT_COLUMNS} FROM imports WHERE plan_id = $1 \
-                 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
-        )))
-        .bind(plan.as_str())
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&mut *conn)
-        .await?;
-        let records = rows
-            .iter()
-            .map(Self::import_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((records, total))
+        let table = ("imports", IMPORT_COLUMNS);
+        self.newest_first(plan, table, (offset, limit), Self::import_from_row)
+            .await
     }
 
     async fn copy_import(&self, plan: &PlanId, id: &ImportId) -> StoreResult<ImportRecord> {

@@ -163,25 +163,9 @@ where
         offset: i64,
         limit: i64,
     ) -> StoreResult<(Vec<SeriesRecord>, i64)> {
-        let mut conn = self.dialect.reader().acquire().await?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM batch_series WHERE plan_id = $1")
-            .bind(plan.as_str())
-            .fetch_one(&mut *conn)
-            .await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SERIES_COLUMNS} FROM batch_series WHERE plan_id = $1 \
-                 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
-        )))
-        .bind(plan.as_str())
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&mut *conn)
-        .await?;
-        let series = rows
-            .iter()
-            .map(Self::series_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((series, total))
+        let table = ("batch_series", SERIES_COLUMNS);
+        self.newest_first(plan, table, (offset, limit), Self::series_from_row)
+            .await
     }
 
     async fn set_series_status(
