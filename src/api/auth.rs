@@ -2,13 +2,14 @@
 //! database does not yield usable tokens, and looking a token up by its hash compares no secret
 //! byte by byte in our code.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::header;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::domain::scope::{Scope, Scopes};
 use crate::store::{ChangeSource, Plan};
 
 /// A new API token: `rst_` and 32 random bytes in hex.
@@ -31,6 +32,8 @@ pub struct SignedIn {
     pub plan: Plan,
     /// The session's token, by hash: the rate limit counts the page's requests against it.
     pub token_hash: String,
+    /// The session's token's scopes: the page may do no more than its token.
+    pub scopes: Scopes,
 }
 
 impl FromRequestParts<AppState> for Authenticated {
@@ -40,7 +43,9 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let needed = needed_scope(parts);
         if let Some(session) = parts.extensions.get::<SignedIn>() {
+            check_scope(session.scopes, needed)?;
             check_rate(state, &session.token_hash)?;
             return Ok(Authenticated(session.plan.clone()));
         }
@@ -59,20 +64,21 @@ impl FromRequestParts<AppState> for Authenticated {
             .tokens
             .as_ref()
             .and_then(|cache| cache.get(&hash, now));
-        let plan = match cached {
-            Some(plan) => plan,
+        let (plan, scopes) = match cached {
+            Some(found) => found,
             None => {
-                let plan = state
+                let (plan, scopes) = state
                     .store
                     .plan_for_token(&hash)
                     .await?
                     .ok_or(ApiError::Unauthorized)?;
                 if let Some(cache) = &state.tokens {
-                    cache.insert(&hash, &plan, now);
+                    cache.insert(&hash, &plan, scopes, now);
                 }
-                plan
+                (plan, scopes)
             }
         };
+        check_scope(scopes, needed)?;
         check_rate(state, &hash)?;
         Ok(Authenticated(plan))
     }
@@ -90,6 +96,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Via {
         } else {
             ChangeSource::Api
         }))
+    }
+}
+
+/// The scope the request's route needs (`Scope::required`); a request outside any route (never
+/// the case for a handler) needs the most.
+fn needed_scope(parts: &Parts) -> Scope {
+    match parts.extensions.get::<MatchedPath>() {
+        Some(path) => Scope::required(parts.method.as_str(), path.as_str()),
+        None => Scope::Admin,
+    }
+}
+
+fn check_scope(held: Scopes, needed: Scope) -> Result<(), ApiError> {
+    if held.allow(needed) {
+        Ok(())
+    } else {
+        Err(ApiError::MissingScope(needed))
     }
 }
 

@@ -65,6 +65,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("this token does not belong to the service plan in the path")]
     ForeignPlan,
+    #[error("this token does not have the scope {0}, which this request needs")]
+    MissingScope(crate::domain::scope::Scope),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("the request body is not valid JSON: {0}")]
@@ -120,7 +122,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::ForeignPlan => StatusCode::FORBIDDEN,
+            ApiError::ForeignPlan | ApiError::MissingScope(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::InvalidJson(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::UnknownGroups(_) => StatusCode::BAD_REQUEST,
@@ -147,7 +149,7 @@ impl ApiError {
     fn sinch_code(&self) -> Cow<'static, str> {
         let code = match self {
             ApiError::Unauthorized => "unauthorized",
-            ApiError::ForeignPlan => "forbidden",
+            ApiError::ForeignPlan | ApiError::MissingScope(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             // Sinch reports JSON that does not match the schema (wrong types) the same way as
             // JSON that does not parse.

@@ -22,6 +22,7 @@ mod sinch;
 mod sinch_batches;
 mod text;
 mod token_cache;
+mod tokens;
 mod validate;
 
 use std::sync::Arc;
@@ -103,7 +104,9 @@ impl AppState {
     info(
         title = "Roster",
         description = "Contacts and contact groups for SMS, resolved to phone numbers at send time.\n\n\
-            Authenticate with `Authorization: Bearer <token>` (create one with `roster plans create`).\n\n\
+            Authenticate with `Authorization: Bearer <token>` (create one with `roster plans create`). \
+            A token holds scopes — `read`, `write` (includes read), `send` and `admin` (everything); each operation \
+            names the one it needs in its `security`, and a token without it is answered 403 naming it.\n\n\
             Limits: request bodies up to 32 MiB (uploads to /api/imports up to 256 MiB); request targets (path and query) up to 65,534 bytes (414); \
             request heads up to 100 headers and 417,792 bytes (431); up to 100,000 numbers per request on the native API \
             and 10,000 on the Sinch-compatible surface; pages of up to 1000 (native) or 100 (Sinch).\n\n\
@@ -122,6 +125,7 @@ impl AppState {
         (name = "Sinch-compatible Batches", description = "Sinch's batch sending, for the fields that concern groups"),
         (name = "Inbound and consent", description = "Inbound SMS keywords (opt-out, opt-in, joining and leaving groups) and consent history"),
         (name = "Imports and exports", description = "Contacts from CSV, XLSX, XLS, ODS and vCard files, previewed, mapped and imported whole or not at all; exports as CSV, XLSX or vCard"),
+        (name = "Tokens", description = "A plan's API tokens, each with a name and scopes (read, write, send, admin)"),
         (name = "Operations", description = "Health checks"),
     )
 )]
@@ -139,6 +143,34 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// States in the document the scope each operation needs (OpenAPI lets a non-OAuth scheme list
+/// the roles an operation requires), from the same rule the server enforces.
+fn with_scopes(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::SecurityRequirement;
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let operations = [
+            ("GET", &mut item.get),
+            ("PUT", &mut item.put),
+            ("POST", &mut item.post),
+            ("DELETE", &mut item.delete),
+            ("PATCH", &mut item.patch),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            if operation
+                .security
+                .as_ref()
+                .is_some_and(|security| !security.is_empty())
+            {
+                let scope = crate::domain::scope::Scope::required(method, path);
+                operation.security =
+                    Some(vec![SecurityRequirement::new("bearer", [scope.as_str()])]);
+            }
+        }
+    }
+    openapi
+}
+
 /// The whole application: every route, and the OpenAPI document generated from them.
 pub fn router(state: AppState) -> Router {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -152,8 +184,10 @@ pub fn router(state: AppState) -> Router {
         .merge(exports::router())
         .merge(sinch_batches::router())
         .merge(sinch::router())
+        .merge(tokens::router())
         .merge(health::router())
         .split_for_parts();
+    let openapi = with_scopes(openapi);
     let api = router
         .merge(
             SwaggerUi::new("/docs")

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::domain::scope::Scopes;
 use crate::store::Plan;
 
 /// Entries kept at most; past it, expired entries go, and if that is not enough, all of them.
@@ -14,7 +15,7 @@ const MAX_ENTRIES: usize = 10_000;
 
 pub struct TokenCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Plan, Instant)>>,
+    entries: Mutex<HashMap<String, (Plan, Scopes, Instant)>>,
 }
 
 impl TokenCache {
@@ -25,26 +26,34 @@ impl TokenCache {
         }
     }
 
-    /// The plan of a token hash verified less than `ttl` before `now`.
-    pub fn get(&self, hash: &str, now: Instant) -> Option<Plan> {
+    /// The plan and scopes of a token hash verified less than `ttl` before `now`.
+    pub fn get(&self, hash: &str, now: Instant) -> Option<(Plan, Scopes)> {
         let entries = self.entries.lock().ok()?;
-        let (plan, verified_at) = entries.get(hash)?;
-        (now.saturating_duration_since(*verified_at) < self.ttl).then(|| plan.clone())
+        let (plan, scopes, verified_at) = entries.get(hash)?;
+        (now.saturating_duration_since(*verified_at) < self.ttl).then(|| (plan.clone(), *scopes))
     }
 
-    pub fn insert(&self, hash: &str, plan: &Plan, now: Instant) {
+    /// Forgets the tokens whose hash starts with `prefix` (a token revoked here stops working
+    /// here at once).
+    pub fn forget(&self, prefix: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|hash, _| !hash.starts_with(prefix));
+        }
+    }
+
+    pub fn insert(&self, hash: &str, plan: &Plan, scopes: Scopes, now: Instant) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
         if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, (_, verified_at)| {
+            entries.retain(|_, (_, _, verified_at)| {
                 now.saturating_duration_since(*verified_at) < self.ttl
             });
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
         }
-        entries.insert(hash.to_owned(), (plan.clone(), now));
+        entries.insert(hash.to_owned(), (plan.clone(), scopes, now));
     }
 }
 
@@ -69,11 +78,18 @@ mod tests {
         let start = Instant::now();
         let plan = plan();
         assert!(cache.get("h", start).is_none());
-        cache.insert("h", &plan, start);
+        let read = Scopes::of([crate::domain::scope::Scope::Read]);
+        cache.insert("h", &plan, read, start);
         let hit = cache.get("h", start + Duration::from_secs(4));
-        assert_eq!(hit.map(|p| p.id), Some(plan.id));
+        assert_eq!(
+            hit.map(|(p, scopes)| (p.id, scopes)),
+            Some((plan.id.clone(), read))
+        );
         assert!(cache.get("h", start + Duration::from_secs(5)).is_none());
         assert!(cache.get("other", start).is_none());
+        cache.insert("abc123", &plan, read, start);
+        cache.forget("abc");
+        assert!(cache.get("abc123", start).is_none());
     }
 
     #[test]
@@ -82,10 +98,10 @@ mod tests {
         let start = Instant::now();
         let plan = plan();
         for n in 0..MAX_ENTRIES {
-            cache.insert(&n.to_string(), &plan, start);
+            cache.insert(&n.to_string(), &plan, Scopes::FULL, start);
         }
         let later = start + Duration::from_secs(10);
-        cache.insert("fresh", &plan, later);
+        cache.insert("fresh", &plan, Scopes::FULL, later);
         assert!(cache.get("fresh", later).is_some());
         assert_eq!(cache.entries.lock().map(|e| e.len()).unwrap_or(0), 1);
     }

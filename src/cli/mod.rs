@@ -15,11 +15,13 @@ mod files;
 use crate::api::{self, AppState, auth};
 use crate::domain::ids::PlanId;
 use crate::domain::msisdn::RegionCode;
+use crate::domain::scope::Scopes;
 use crate::send::Sender;
 use crate::send::dispatcher::{DispatchConfig, Dispatcher};
 use crate::send::http::HttpSender;
 use crate::send::log::LogSender;
 use crate::store;
+use crate::store::TokenGrant;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -237,10 +239,18 @@ enum PlanCommand {
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Create another API token for a plan; prints `{"service_plan_id", "api_token"}`.
+    /// Create another API token for a plan; prints `{"service_plan_id", "api_token", "id",
+    /// "name", "scopes"}`.
     Create {
         /// The plan's id.
         plan_id: String,
+        /// What the token is for, shown when the plan's tokens are listed.
+        #[arg(long)]
+        name: Option<String>,
+        /// What the token may do: read, write (includes read), send, admin (everything).
+        /// Repeatable or comma-separated; every scope if none is given.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
         #[command(flatten)]
         database: DatabaseArg,
     },
@@ -335,28 +345,62 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 .create_plan(&name, region.map(|r| r.as_str()).as_deref())
                 .await?;
             let token = auth::generate_token();
-            store.add_token(&plan.id, &auth::hash_token(&token)).await?;
+            store
+                .add_token(&plan.id, &auth::hash_token(&token), &TokenGrant::full())
+                .await?;
             println!(
                 "{}",
                 json!({"service_plan_id": plan.id.as_str(), "api_token": token})
             );
         }
         Command::Tokens {
-            command: TokenCommand::Create { plan_id, database },
+            command:
+                TokenCommand::Create {
+                    plan_id,
+                    name,
+                    scopes,
+                    database,
+                },
         } => {
             let plan = PlanId::parse(&plan_id)
                 .ok_or_else(|| anyhow::anyhow!("{plan_id:?} is not a plan id"))?;
+            let grant = TokenGrant {
+                name: name
+                    .map(|name| name.trim().to_owned())
+                    .filter(|name| !name.is_empty()),
+                scopes: if scopes.is_empty() {
+                    Scopes::FULL
+                } else {
+                    Scopes::parse(&scopes.join(",")).map_err(|unknown| {
+                        anyhow::anyhow!(
+                            "--scope {unknown:?} is not a scope: use read, write, send or admin"
+                        )
+                    })?
+                },
+            };
+            if grant.scopes.is_empty() {
+                anyhow::bail!("--scope names no scope: use read, write, send or admin");
+            }
             let store = database.connect().await?;
             let token = auth::generate_token();
-            match store.add_token(&plan, &auth::hash_token(&token)).await {
+            let record = match store
+                .add_token(&plan, &auth::hash_token(&token), &grant)
+                .await
+            {
                 Err(store::StoreError::NotFound(_)) => {
                     anyhow::bail!("no plan with id {plan_id}")
                 }
                 other => other?,
-            }
+            };
             println!(
                 "{}",
-                json!({"service_plan_id": plan.as_str(), "api_token": token})
+                json!({
+                    "service_plan_id": plan.as_str(),
+                    "api_token": token,
+                    "id": record.id,
+                    "name": record.name,
+                    "scopes": record.scopes.list().iter().map(|scope| scope.as_str()).collect::<Vec<_>>(),
+                })
             );
         }
         Command::Tokens {

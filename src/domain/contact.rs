@@ -18,7 +18,7 @@ pub enum TextFieldError {
     ControlCharacters,
 }
 
-fn bounded_text(input: &str, max: usize) -> Result<String, TextFieldError> {
+pub(crate) fn bounded_text(input: &str, max: usize) -> Result<String, TextFieldError> {
     let trimmed = input.trim();
     if trimmed.is_empty() {
         return Err(TextFieldError::Empty);

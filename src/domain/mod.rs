@@ -15,6 +15,7 @@ pub mod message;
 pub mod msisdn;
 pub mod quiet;
 pub mod recurrence;
+pub mod scope;
 pub mod secret;
 pub mod sending;
 pub mod sms;

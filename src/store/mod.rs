@@ -30,6 +30,7 @@ use crate::domain::message::{EncodingUsed, PartsTally, SkipReason};
 use crate::domain::msisdn::ParsedNumber;
 use crate::domain::quiet::ZoneSet;
 use crate::domain::recurrence::SeriesStatus;
+use crate::domain::scope::Scopes;
 use crate::domain::sending::{Purpose, SendingSettings};
 use crate::domain::sms::{EncodingChoice, Segments};
 use crate::domain::template::Parameters;
@@ -204,8 +205,41 @@ pub struct NewSession {
 pub struct WebSession {
     pub plan: Plan,
     pub token_hash: String,
+    /// What the session's token may do: the page may do no more.
+    pub scopes: Scopes,
     pub csrf: String,
 }
+
+/// What a new token is called and may do.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub name: Option<String>,
+    pub scopes: Scopes,
+}
+
+impl TokenGrant {
+    /// A token with every right, as tokens were before scopes.
+    pub fn full() -> Self {
+        Self {
+            name: None,
+            scopes: Scopes::FULL,
+        }
+    }
+}
+
+/// A token as listed: never the token itself, which only its creator saw.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    /// The first 12 characters of the token's SHA-256 in hex.
+    pub id: String,
+    pub name: Option<String>,
+    pub scopes: Scopes,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Characters of a token's hash that name it.
+pub const TOKEN_ID_CHARS: usize = 12;
 
 /// A group as stored, with its size (distinct effective members) and child groups.
 #[derive(Debug, Clone)]
@@ -618,12 +652,23 @@ pub trait PlanStore: Send + Sync {
     async fn ping(&self) -> StoreResult<()>;
 
     async fn create_plan(&self, name: &str, default_region: Option<&str>) -> StoreResult<Plan>;
-    /// Stores the hash of a new token for an existing plan.
-    async fn add_token(&self, plan: &PlanId, token_hash: &str) -> StoreResult<()>;
-    async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<Plan>>;
+    /// Stores the hash of a new token for an existing plan, with its name and scopes.
+    async fn add_token(
+        &self,
+        plan: &PlanId,
+        token_hash: &str,
+        grant: &TokenGrant,
+    ) -> StoreResult<TokenRecord>;
+    /// The plan of an active token, and the scopes the token holds.
+    async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<(Plan, Scopes)>>;
     async fn get_plan(&self, plan: &PlanId) -> StoreResult<Plan>;
     /// Revokes the token with this hash; `NotFound` if there is no such active token.
     async fn revoke_token(&self, token_hash: &str) -> StoreResult<PlanId>;
+    /// The plan's tokens, revoked ones included, oldest first.
+    async fn list_tokens(&self, plan: &PlanId) -> StoreResult<Vec<TokenRecord>>;
+    /// Revokes the plan's token with this id (the start of its hash); `NotFound` if the plan
+    /// has no such active token.
+    async fn revoke_plan_token(&self, plan: &PlanId, id: &str) -> StoreResult<()>;
 
     /// Records a signed-in browser; sessions past their expiry are removed on the way.
     async fn create_session(&self, session: &NewSession) -> StoreResult<()>;

@@ -183,6 +183,7 @@ impl Api {
             .extension(SignedIn {
                 plan: session.plan.clone(),
                 token_hash: session.token_hash.clone(),
+                scopes: session.scopes,
             });
         if let Some(content_type) = content_type {
             request = request.header(header::CONTENT_TYPE, content_type);

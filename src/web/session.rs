@@ -14,6 +14,7 @@ use super::WebState;
 use super::form::{Errors, error_id};
 use super::layout::{WebError, page_signed_out, respond};
 use crate::api::auth::hash_token;
+use crate::domain::scope::Scopes;
 use crate::domain::secret::random_secret;
 use crate::domain::time::Timestamp;
 use crate::store::{NewSession, Plan};
@@ -32,6 +33,8 @@ const SESSION_MILLIS: i64 = 12 * 60 * 60 * 1000;
 pub struct Session {
     pub plan: Plan,
     pub token_hash: String,
+    /// What the session's token may do; the API holds the page to it.
+    pub scopes: Scopes,
     csrf: String,
 }
 
@@ -71,6 +74,7 @@ impl FromRequestParts<WebState> for Session {
         Ok(Session {
             plan: session.plan,
             token_hash: session.token_hash,
+            scopes: session.scopes,
             csrf: session.csrf,
         })
     }
@@ -136,7 +140,7 @@ pub async fn sign_in(
                 WebError::Internal
             })?
     };
-    let Some(plan) = plan else {
+    let Some((plan, _scopes)) = plan else {
         let reason = if token.is_empty() {
             "Enter an API token."
         } else {

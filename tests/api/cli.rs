@@ -36,11 +36,25 @@ async fn plans_tokens_and_serve(backend: Backend) {
     assert_eq!(plan_id.len(), 32);
     assert!(plan["api_token"].as_str().unwrap().starts_with("rst_"));
 
-    let token = roster(&["tokens", "create", &plan_id], &database);
+    let token = roster(
+        &[
+            "tokens", "create", &plan_id, "--name", "reports", "--scope", "read", "--scope", "send",
+        ],
+        &database,
+    );
     assert!(token.status.success(), "{token:?}");
     let token: Value = serde_json::from_slice(&token.stdout).unwrap();
     assert_eq!(token["service_plan_id"], plan_id.as_str());
+    assert_eq!(token["name"], "reports");
+    assert_eq!(token["scopes"], serde_json::json!(["read", "send"]));
+    assert_eq!(token["id"].as_str().unwrap().len(), 12);
     let second_token = token["api_token"].as_str().unwrap().to_owned();
+    let bad_scope = roster(
+        &["tokens", "create", &plan_id, "--scope", "everything"],
+        &database,
+    );
+    assert!(!bad_scope.status.success());
+    assert!(String::from_utf8_lossy(&bad_scope.stderr).contains("\"everything\" is not a scope"));
 
     let unknown = roster(
         &["tokens", "create", "0123456789abcdef0123456789abcdef"],
@@ -115,6 +129,28 @@ async fn plans_tokens_and_serve(backend: Backend) {
         .await
         .unwrap();
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+
+    // The scoped token reads, and is refused a write naming the scope it lacks.
+    let read = client
+        .get(format!("{base}/api/contactgroups"))
+        .bearer_auth(&second_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let write = client
+        .post(format!("{base}/api/contactgroups"))
+        .bearer_auth(&second_token)
+        .json(&serde_json::json!({"name": "Nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), 403);
+    let problem: Value = write.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("scope write"),
+        "{problem}"
+    );
 
     // A revoked token is refused at once; the plan's other token still works.
     let revoked = roster(&["tokens", "revoke", &second_token], &database);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use reqwest::{Method, RequestBuilder, Response};
 use roster::api::{AppState, auth};
-use roster::store::{self, Store};
+use roster::store::{self, Store, TokenGrant};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -186,7 +186,7 @@ impl TestApp {
             .expect("create a plan");
         let token = auth::generate_token();
         self.store
-            .add_token(&plan.id, &auth::hash_token(&token))
+            .add_token(&plan.id, &auth::hash_token(&token), &TokenGrant::full())
             .await
             .expect("add a token");
         (plan.id.to_string(), token)

@@ -26,6 +26,7 @@ mod personalization;
 mod phone_differential;
 mod quiet_hours;
 mod rate_limit;
+mod scopes;
 mod sdk;
 mod sending_processes;
 mod series;

@@ -116,6 +116,7 @@ impl Fixtures {
                 "body": "hello",
             }),
             ("PUT", "/api/keywords") => json!({"opt_out": ["STOP"], "opt_in": ["START"]}),
+            ("POST", "/api/tokens") => json!({"scopes": ["read"]}),
             _ => json!({}),
         }
     }

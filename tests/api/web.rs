@@ -603,7 +603,41 @@ crate::on_both_backends!(
     sign_in_forms_are_signed_by_the_server,
     writes_from_an_opaque_origin_are_refused,
     paths_name_ids_or_nothing,
+    a_session_does_no_more_than_its_token,
 );
+
+/// Signed in with a token that may only read, the page reads and is refused a change, saying
+/// which scope it lacks.
+async fn a_session_does_no_more_than_its_token(app: TestApp) {
+    let base = &app.address;
+    let made: Value = app
+        .send_json(
+            reqwest::Method::POST,
+            "/api/tokens",
+            &serde_json::json!({"name": "viewer", "scopes": ["read"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let client = cookie_client();
+    let signed_in = sign_in(&client, base, made["token"].as_str().unwrap()).await;
+    assert_eq!(signed_in.status(), 303);
+    let groups = client.get(format!("{base}/groups")).send().await.unwrap();
+    assert_eq!(groups.status(), 200);
+    let csrf = csrf_in(&groups.text().await.unwrap());
+    let refused = client
+        .post(format!("{base}/groups"))
+        .form(&[("csrf", csrf.as_str()), ("name", "Nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("does not have the scope write"), "{html}");
+    let list: Value = app.get("/api/contactgroups").await.json().await.unwrap();
+    assert_eq!(list["groups"], serde_json::json!([]));
+}
 
 struct Server {
     child: std::process::Child,

@@ -79,15 +79,23 @@ where
         Ok(plan)
     }
 
-    async fn add_token(&self, plan: &PlanId, token_hash: &str) -> StoreResult<()> {
+    async fn add_token(
+        &self,
+        plan: &PlanId,
+        token_hash: &str,
+        grant: &TokenGrant,
+    ) -> StoreResult<TokenRecord> {
+        let now = Timestamp::now();
         let mut tx = self.dialect.begin_write().await?;
         let inserted = sqlx::query(
-            "INSERT INTO api_tokens (plan_id, token_hash, created_at) \
-                 SELECT id, $2, $3 FROM plans WHERE id = $1",
+            "INSERT INTO api_tokens (plan_id, token_hash, created_at, name, scopes) \
+                 SELECT id, $2, $3, $4, $5 FROM plans WHERE id = $1",
         )
         .bind(plan.as_str())
         .bind(token_hash)
-        .bind(Timestamp::now().millis())
+        .bind(now.millis())
+        .bind(grant.name.as_deref())
+        .bind(grant.scopes.to_string())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -95,6 +103,57 @@ where
         if inserted == 0 {
             return Err(StoreError::NotFound(Entity::Plan));
         }
+        Ok(TokenRecord {
+            id: token_id(token_hash),
+            name: grant.name.clone(),
+            scopes: grant.scopes,
+            created_at: now,
+            revoked_at: None,
+        })
+    }
+
+    async fn list_tokens(&self, plan: &PlanId) -> StoreResult<Vec<TokenRecord>> {
+        let rows: Vec<(String, Option<String>, Option<String>, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT token_hash, name, scopes, created_at, revoked_at FROM api_tokens \
+                     WHERE plan_id = $1 ORDER BY created_at, token_hash",
+        )
+        .bind(plan.as_str())
+        .fetch_all(self.dialect.reader())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(hash, name, scopes, created_at, revoked_at)| TokenRecord {
+                id: token_id(&hash),
+                name,
+                scopes: stored_scopes(scopes.as_deref()),
+                created_at: Timestamp::from_millis(created_at),
+                revoked_at: revoked_at.map(Timestamp::from_millis),
+            })
+            .collect())
+    }
+
+    async fn revoke_plan_token(&self, plan: &PlanId, id: &str) -> StoreResult<()> {
+        if id.len() != TOKEN_ID_CHARS || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::NotFound(Entity::Token));
+        }
+        let mut tx = self.dialect.begin_write().await?;
+        let revoked = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $3 \
+                 WHERE plan_id = $1 AND token_hash >= $2 AND token_hash < $2 || 'g' \
+                 AND revoked_at IS NULL",
+        )
+        .bind(plan.as_str())
+        .bind(id.to_ascii_lowercase())
+        .bind(Timestamp::now().millis())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // Two tokens of a plan sharing 48 bits of hash: neither is revoked by a name that does
+        // not tell them apart.
+        if revoked != 1 {
+            return Err(StoreError::NotFound(Entity::Token));
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -138,8 +197,18 @@ where
     }
 
     async fn session(&self, id_hash: &str) -> StoreResult<Option<WebSession>> {
-        let row: Option<(String, String, Option<String>, i64, String, String)> = sqlx::query_as(
-            "SELECT p.id, p.name, p.default_region, p.created_at, s.token_hash, s.csrf \
+        type SessionRow = (
+            String,
+            String,
+            Option<String>,
+            i64,
+            String,
+            String,
+            Option<String>,
+        );
+        let row: Option<SessionRow> = sqlx::query_as(
+            "SELECT p.id, p.name, p.default_region, p.created_at, s.token_hash, s.csrf, \
+                     t.scopes \
                      FROM web_sessions s \
                      JOIN api_tokens t ON t.plan_id = s.plan_id \
                           AND t.token_hash = s.token_hash AND t.revoked_at IS NULL \
@@ -151,7 +220,7 @@ where
         .fetch_optional(self.dialect.reader())
         .await?;
         Ok(row.map(
-            |(id, name, default_region, created_at, token_hash, csrf)| WebSession {
+            |(id, name, default_region, created_at, token_hash, csrf, scopes)| WebSession {
                 plan: Plan {
                     id: PlanId::from_trusted(id),
                     name,
@@ -159,6 +228,7 @@ where
                     created_at: Timestamp::from_millis(created_at),
                 },
                 token_hash,
+                scopes: stored_scopes(scopes.as_deref()),
                 csrf,
             },
         ))
@@ -194,20 +264,23 @@ where
         Ok(secret)
     }
 
-    async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<Plan>> {
-        let row: Option<(String, String, Option<String>, i64)> = sqlx::query_as(
-            "SELECT p.id, p.name, p.default_region, p.created_at \
+    async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<(Plan, Scopes)>> {
+        let row: Option<(String, String, Option<String>, i64, Option<String>)> = sqlx::query_as(
+            "SELECT p.id, p.name, p.default_region, p.created_at, t.scopes \
                  FROM api_tokens t JOIN plans p ON p.id = t.plan_id \
                  WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
         )
         .bind(token_hash)
         .fetch_optional(self.dialect.reader())
         .await?;
-        Ok(row.map(|(id, name, default_region, created_at)| Plan {
-            id: PlanId::from_trusted(id),
-            name,
-            default_region,
-            created_at: Timestamp::from_millis(created_at),
+        Ok(row.map(|(id, name, default_region, created_at, scopes)| {
+            let plan = Plan {
+                id: PlanId::from_trusted(id),
+                name,
+                default_region,
+                created_at: Timestamp::from_millis(created_at),
+            };
+            (plan, stored_scopes(scopes.as_deref()))
         }))
     }
 
@@ -225,5 +298,19 @@ where
             default_region,
             created_at: Timestamp::from_millis(created_at),
         })
+    }
+}
+
+/// A token's id: the start of its hash, enough to tell a plan's tokens apart.
+fn token_id(hash: &str) -> String {
+    hash.chars().take(TOKEN_ID_CHARS).collect()
+}
+
+/// Scopes as stored: none stored is a token from before scopes, with every right; a list that
+/// does not read grants nothing.
+fn stored_scopes(stored: Option<&str>) -> Scopes {
+    match stored {
+        None => Scopes::FULL,
+        Some(text) => Scopes::parse(text).unwrap_or(Scopes::of([])),
     }
 }

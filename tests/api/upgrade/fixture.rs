@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use roster::api::auth;
 use roster::send::log::LogSender;
+use roster::store::TokenGrant;
 use serde_json::{Value, json};
 
 use super::{
@@ -85,7 +86,11 @@ async fn make(backend: Backend, dump_file: &str) -> Recorded {
     let first = Api::new(&app, &app.token);
     let revoked_token = auth::generate_token();
     app.store
-        .add_token(&plan_id(&app.plan_id), &auth::hash_token(&revoked_token))
+        .add_token(
+            &plan_id(&app.plan_id),
+            &auth::hash_token(&revoked_token),
+            &TokenGrant::full(),
+        )
         .await
         .expect("a second token");
     app.store
@@ -99,7 +104,11 @@ async fn make(backend: Backend, dump_file: &str) -> Recorded {
         .expect("a second plan");
     let second_token = auth::generate_token();
     app.store
-        .add_token(&second_plan.id, &auth::hash_token(&second_token))
+        .add_token(
+            &second_plan.id,
+            &auth::hash_token(&second_token),
+            &TokenGrant::full(),
+        )
         .await
         .expect("its token");
     let second = Api::new(&app, &second_token);
