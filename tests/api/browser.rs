@@ -139,6 +139,8 @@ pub async fn screenshots(client: &Client, name: &str) {
             .set_window_size(width, height)
             .await
             .expect("resize the window");
+        // The page lays itself out again at the new width after the resize returns.
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
         let page_height = client
             .execute("return document.documentElement.scrollHeight;", vec![])
             .await
