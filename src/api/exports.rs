@@ -39,8 +39,10 @@ pub struct ExportView {
     /// `running`, `done` or `failed`.
     pub status: String,
     pub format: String,
-    /// The request's selection.
+    /// The request's selection (in a list, without its `contact_ids`).
     pub selection: ExportRequest,
+    /// How many contacts `selection.contact_ids` named, when it named them.
+    pub contact_count: Option<usize>,
     pub progress: ExportProgress,
     /// Bytes, once done.
     pub file_size: Option<i64>,
@@ -83,6 +85,7 @@ fn view(record: ExportRecord, live: Option<u64>) -> ExportView {
         id: record.id.to_string(),
         status: status.as_str().to_owned(),
         format: record.format,
+        contact_count: record.selection.contact_ids.as_ref().map(Vec::len),
         selection: record.selection,
         progress: ExportProgress {
             rows_written: live.map_or(record.rows_written, |rows| rows as i64),
@@ -243,7 +246,10 @@ async fn list_exports(
         .into_iter()
         .map(|record| {
             let live = state.jobs.rows_read(record.id.as_str());
-            view(record, live)
+            let mut listed = view(record, live);
+            // Up to 10,000 ids an export: a list says how many, its own page has them.
+            listed.selection.contact_ids = None;
+            listed
         })
         .collect();
     Ok(Json(ExportList {

@@ -643,15 +643,21 @@ async fn import_errors_csv(
             .body(body)
             .map_err(|_| ApiError::Internal)
     };
+    // The file is read again only when there are rows to take from it.
+    let left_out = record
+        .report
+        .as_ref()
+        .is_some_and(|report| report.invalid + report.duplicates > 0);
     if record.status == JobStatus::Done
+        && left_out
         && let Some(file) = kept_file(&state, &plan.id, &record).await?
+        && let Some(opened) = crate::import::rejected::open(file, record.source.clone()).await
     {
         return csv(Body::from_stream(crate::import::rejected::stream(
             state.store.clone(),
             plan.id.clone(),
             id,
-            record.source,
-            file,
+            opened,
         )));
     }
     const PAGE: i64 = 5000;

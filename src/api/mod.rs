@@ -105,7 +105,7 @@ impl AppState {
         title = "Roster",
         description = "Contacts and contact groups for SMS, resolved to phone numbers at send time.\n\n\
             Authenticate with `Authorization: Bearer <token>` (create one with `roster plans create`). \
-            A token holds scopes — `read`, `write` (includes read), `send` and `admin` (everything); each operation \
+            A token holds scopes — `read`, `write` (includes read), `send` (includes read) and `admin` (everything); each operation \
             names the one it needs in its `security`, and a token without it is answered 403 naming it.\n\n\
             Limits: request bodies up to 32 MiB (uploads to /api/imports up to 256 MiB); request targets (path and query) up to 65,534 bytes (414); \
             request heads up to 100 headers and 417,792 bytes (431); up to 100,000 numbers per request on the native API \

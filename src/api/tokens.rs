@@ -31,7 +31,7 @@ pub struct Token {
     /// The first 12 characters of the token's SHA-256 (hex): what names it here.
     pub id: String,
     pub name: Option<String>,
-    /// Any of `read`, `write` (includes read), `send` and `admin` (everything).
+    /// Any of `read`, `write` (includes read), `send` (includes read) and `admin` (everything).
     pub scopes: Vec<String>,
     pub created_at: String,
     pub revoked_at: Option<String>,

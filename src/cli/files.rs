@@ -145,7 +145,15 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
         None => None,
     };
 
-    let rejections = Arc::new(Mutex::new(Rejections::new(args.errors.is_some())));
+    // Opened first: a path that cannot be written is refused before anything is imported.
+    let errors_file = match &args.errors {
+        Some(path) => Some(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let rejections = Arc::new(Mutex::new(Rejections::new(errors_file.is_some())));
     let seen = rejections.clone();
     let progress = Arc::new(AtomicU64::new(0));
     let job = ImportJob {
@@ -174,16 +182,13 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
         &mut *rejections.lock().unwrap_or_else(|e| e.into_inner()),
         Rejections::new(false),
     );
-    if let Some(path) = &args.errors {
+    if let Some(out) = errors_file {
         let (file, sheet) = (args.file.clone(), args.sheet.clone());
         let mut all = rejections.all;
-        let path = path.clone();
         tokio::task::spawn_blocking(move || {
             // Duplicates are found by the writer, after the reader's invalid rows.
             all.sort_by_key(|row| row.row);
             let table = read::open(std::fs::File::open(&file)?, &detected, sheet.as_deref())?;
-            let out = std::fs::File::create(&path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
             crate::import::rejected::write_rejected(table, all.into_iter(), out)?;
             anyhow::Ok(())
         })

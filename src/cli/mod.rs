@@ -247,7 +247,8 @@ enum TokenCommand {
         /// What the token is for, shown when the plan's tokens are listed.
         #[arg(long)]
         name: Option<String>,
-        /// What the token may do: read, write (includes read), send, admin (everything).
+        /// What the token may do: read, write (includes read), send (includes read), admin
+        /// (everything).
         /// Repeatable or comma-separated; every scope if none is given.
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
@@ -366,8 +367,11 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("{plan_id:?} is not a plan id"))?;
             let grant = TokenGrant {
                 name: name
-                    .map(|name| name.trim().to_owned())
-                    .filter(|name| !name.is_empty()),
+                    .map(|name| {
+                        crate::domain::scope::token_name(&name)
+                            .map_err(|error| anyhow::anyhow!("--name {error}"))
+                    })
+                    .transpose()?,
                 scopes: if scopes.is_empty() {
                     Scopes::FULL
                 } else {

@@ -13,7 +13,8 @@ pub enum Scope {
     /// Changing contacts, groups, memberships, imports and exports (and reading, which a
     /// client that writes needs to see what it wrote).
     Write,
-    /// Sending: creating, scheduling and canceling batches and recurring batches.
+    /// Sending: creating, scheduling and canceling batches and recurring batches (and reading,
+    /// which a sender needs to follow its batches).
     Send,
     /// The plan's settings and its tokens; an admin token may do everything.
     Admin,
@@ -98,11 +99,13 @@ impl Scopes {
         self.0 == 0
     }
 
-    /// Whether these scopes allow what `needed` guards: admin allows everything, and write
-    /// allows reading too.
+    /// Whether these scopes allow what `needed` guards: admin allows everything, and write and
+    /// send allow reading too.
     pub fn allow(self, needed: Scope) -> bool {
         let held = |scope: Scope| self.0 & scope.bit() != 0;
-        held(needed) || held(Scope::Admin) || (needed == Scope::Read && held(Scope::Write))
+        held(needed)
+            || held(Scope::Admin)
+            || (needed == Scope::Read && (held(Scope::Write) || held(Scope::Send)))
     }
 
     pub fn list(self) -> Vec<Scope> {
@@ -163,7 +166,8 @@ mod tests {
         assert!(write.allow(Scope::Read) && write.allow(Scope::Write));
         assert!(!write.allow(Scope::Send) && !write.allow(Scope::Admin));
         let send = Scopes::of([Scope::Send]);
-        assert!(send.allow(Scope::Send) && !send.allow(Scope::Read));
+        assert!(send.allow(Scope::Send) && send.allow(Scope::Read));
+        assert!(!send.allow(Scope::Write) && !send.allow(Scope::Admin));
         assert!(
             Scope::ALL
                 .into_iter()

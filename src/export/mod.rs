@@ -201,7 +201,7 @@ fn header(fields: &[String]) -> Vec<String> {
 
 /// A cell a spreadsheet would run as a formula (`=`, `@`, or `+`/`-` not followed by a
 /// number) is written with a leading apostrophe, so that opening an export runs nothing.
-fn defuse(cell: String) -> String {
+pub(crate) fn defuse(cell: String) -> String {
     let risky = match cell.chars().next() {
         Some('=' | '@' | '\t' | '\r') => true,
         Some('+' | '-') => !cell[1..]

@@ -15,15 +15,38 @@ use crate::store::{ImportSource, RejectedRow, Store, StoreError};
 /// Rejected rows read from the store at a time.
 const PAGE: i64 = 5000;
 
-/// The CSV of a done import's rejected rows with their cells, read from `file` (a copy of the
-/// uploaded file) on a blocking thread as the stream is read. A failure part-way ends the stream
-/// with an error, so that the download is seen to be cut short.
+/// The uploaded file (a copy of it), opened as the import read it; `None` if it cannot be read
+/// (the caller then lists numbers and reasons only).
+pub async fn open(file: tempfile::NamedTempFile, source: ImportSource) -> Option<OpenFile> {
+    tokio::task::spawn_blocking(move || {
+        let opened = std::fs::File::open(file.path()).ok()?;
+        match read::open(opened, &source.detected, source.sheet.as_deref()) {
+            Ok(table) => Some(OpenFile { table, _file: file }),
+            Err(error) => {
+                tracing::warn!(%error, "an import's kept file no longer reads");
+                None
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// An uploaded file being read, kept on disk while it is.
+pub struct OpenFile {
+    table: Table,
+    _file: tempfile::NamedTempFile,
+}
+
+/// The CSV of a done import's rejected rows with their cells, read from `file` on a blocking
+/// thread as the stream is read. A failure part-way ends the stream with an error, so that the
+/// download is seen to be cut short.
 pub fn stream(
     store: Arc<dyn Store>,
     plan: PlanId,
     id: ImportId,
-    source: ImportSource,
-    file: tempfile::NamedTempFile,
+    file: OpenFile,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
     let (sender, receiver) = mpsc::channel(8);
     let runtime = tokio::runtime::Handle::current();
@@ -58,14 +81,13 @@ pub fn stream(
             sender: sender.clone(),
             buffer: Vec::with_capacity(CHUNK_BYTES),
         };
-        let written = std::fs::File::open(file.path())
-            .map_err(read::ReadError::from)
-            .and_then(|opened| read::open(opened, &source.detected, source.sheet.as_deref()))
-            .map_err(|error| error.to_string())
-            .and_then(|table| write_rejected(table, rejected, out).map_err(|e| e.to_string()));
+        let OpenFile { table, _file } = file;
+        let written = write_rejected(table, rejected, out);
         let problem = match (written, failure) {
             (_, Some(error)) => Some(error.to_string()),
-            (Err(error), None) => Some(error),
+            // The client went away: nothing to report.
+            (Err(_), None) if sender.is_closed() => None,
+            (Err(error), None) => Some(error.to_string()),
             (Ok(()), None) => None,
         };
         if let Some(problem) = problem {
@@ -133,9 +155,17 @@ pub fn write_rejected(
         while rows.next_if(|row| row.number < reject.row).is_some() {}
         let number = reject.row.to_string();
         let mut record = vec![number.as_str(), reject.reason.as_str()];
-        if let Some(row) = rows.peek().filter(|row| row.number == reject.row) {
-            record.extend(row.cells.iter().map(|cell| cell.text.as_str()));
-        }
+        let cells: Vec<String> = match rows.peek().filter(|row| row.number == reject.row) {
+            // A cell a spreadsheet would run as a formula is defused, as in an export (an
+            // import drops the apostrophe again).
+            Some(row) => row
+                .cells
+                .iter()
+                .map(|cell| crate::export::defuse(cell.text.clone()))
+                .collect(),
+            None => Vec::new(),
+        };
+        record.extend(cells.iter().map(String::as_str));
         writer.write_record(&record)?;
     }
     writer.flush()?;
@@ -149,7 +179,7 @@ mod tests {
 
     #[test]
     fn rejected_rows_keep_their_cells() {
-        let file = "Mobile;Name\n+14155550100;Ada\nnope;Bo\n+14155550100;Cy\n\n0;Di\n";
+        let file = "Mobile;Name\n+14155550100;Ada\nnope;Bo\n+14155550100;Cy\n\n0;=HYPERLINK(1)\n";
         let mut cursor = std::io::Cursor::new(file.as_bytes().to_vec());
         let detected = read::detect(&mut cursor, Some("rows.csv")).unwrap();
         let table = read::open(
@@ -183,7 +213,7 @@ mod tests {
             "Rejected row,Rejected because,Mobile,Name\n\
              3,not a phone number,nope,Bo\n\
              4,the number of row 2,+14155550100,Cy\n\
-             6,too short,0,Di\n\
+             6,too short,0,'=HYPERLINK(1)\n\
              9,unreadable\n"
         );
     }

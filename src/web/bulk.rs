@@ -132,7 +132,7 @@ pub async fn act(
         form.ids.clone()
     };
     if form.action == "delete" && !form.confirmed {
-        return Ok(confirm_delete(&session, &form, ids.len()));
+        return Ok(confirm_delete(&session, &form, &ids));
     }
     let (method, uri, body, changed) = match form.action.as_str() {
         "add" | "remove" => (
@@ -280,8 +280,10 @@ async fn refuse(
     .await
 }
 
-/// Asks before deleting: the same form again, confirmed.
-fn confirm_delete(session: &Session, form: &BulkForm, count: usize) -> Response {
+/// Asks before deleting: the contacts counted here, by id, confirmed. (Everyone a search found
+/// is fixed now: a contact that matches by the time of the confirmation is not deleted unseen.)
+fn confirm_delete(session: &Session, form: &BulkForm, ids: &[String]) -> Response {
+    let count = ids.len();
     let noun = if count == 1 { "contact" } else { "contacts" };
     let body = html! {
         p.crumbs { a href=(form.list_address(&[])) { "Contacts" } }
@@ -291,10 +293,10 @@ fn confirm_delete(session: &Session, form: &BulkForm, count: usize) -> Response 
             (csrf_field(session))
             input type="hidden" name="search" value=(form.search);
             input type="hidden" name="q" value=(form.q);
-            input type="hidden" name="scope" value=(form.scope);
+            input type="hidden" name="scope" value="ticked";
             input type="hidden" name="action" value="delete";
             input type="hidden" name="confirmed" value="1";
-            @for id in &form.ids { input type="hidden" name="ids" value=(id); }
+            @for id in ids { input type="hidden" name="ids" value=(id); }
             div.row {
                 button.danger type="submit" autofocus { "Delete " (count) " " (noun) }
                 a href=(form.list_address(&[])) { "Cancel" }

@@ -154,7 +154,7 @@ pub async fn show(
         Some(group) => names_of(&state, &session, [group]).await?.remove(group),
         None => None,
     };
-    let selection = selection_words(selection, group.as_deref());
+    let selection = selection_words(&export, group.as_deref());
     let body = html! {
         p.crumbs { a href="/exports" { "Export" } }
         h1 { "Export as " (text(&export, "format").to_uppercase()) }
@@ -207,7 +207,7 @@ pub async fn download(
         .into_ok()?;
     let group = match export["selection"]["group_id"].as_str() {
         Some(group) => names_of(&state, &session, [group]).await?.remove(group),
-        None if export["selection"]["contact_ids"].is_array() => Some("selected".to_owned()),
+        None if export["contact_count"].is_u64() => Some("selected".to_owned()),
         None if searched(&export["selection"]) => Some("search".to_owned()),
         None => None,
     };

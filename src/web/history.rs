@@ -30,7 +30,8 @@ pub fn import_outcome(import: &Value) -> (&'static str, String) {
             if kept == 0 && left_out > 0 {
                 ("failed", "Nothing imported".to_owned())
             } else if left_out > 0 {
-                ("warning", format!("Imported, {left_out} rows left out"))
+                let rows = if left_out == 1 { "row" } else { "rows" };
+                ("warning", format!("Imported, {left_out} {rows} left out"))
             } else {
                 ("done", "Imported".to_owned())
             }
@@ -105,10 +106,11 @@ pub async fn past_imports(
 }
 
 /// What an export holds, in words; `group` is the name of its group, if it has one.
-pub fn selection_words(selection: &Value, group: Option<&str>) -> Markup {
+pub fn selection_words(export: &Value, group: Option<&str>) -> Markup {
+    let selection = &export["selection"];
     html! {
-        @if let Some(ids) = selection["contact_ids"].as_array() {
-            (ids.len()) " ticked contacts"
+        @if let Some(ticked) = export["contact_count"].as_u64() {
+            (ticked) " ticked contacts"
         } @else if let Some(group) = group {
             "The contacts of “" (group) "”"
         } @else if searched(selection) {
@@ -166,7 +168,7 @@ pub async fn past_exports(
                         @for export in &exports {
                             @let status = text(export, "status");
                             tr {
-                                td { a href={ "/exports/" (text(export, "id")) } { (selection_words(&export["selection"], group_of(export).as_deref())) } }
+                                td { a href={ "/exports/" (text(export, "id")) } { (selection_words(export, group_of(export).as_deref())) } }
                                 td { (text(export, "format").to_uppercase()) }
                                 td { span class={ "status status-" (status) } { (export_status(status)) } }
                                 td.number data-label="Rows" { (export["progress"]["rows_written"].as_u64().unwrap_or_default()) }

@@ -93,7 +93,6 @@ pub fn text_input(name: &str, label: &str, value: &str, kind: &str, errors: &Err
     }
 }
 
-/// A hidden CSRF field for a form of this session.
 /// An id an operator may need elsewhere (in an API call, a support ticket): small, with a
 /// button that copies it where the page's script runs.
 pub fn copyable_id(id: &str) -> Markup {
@@ -105,6 +104,7 @@ pub fn copyable_id(id: &str) -> Markup {
     }
 }
 
+/// A hidden CSRF field for a form of this session.
 pub fn csrf_field(session: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf()); }
 }

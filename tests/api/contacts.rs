@@ -262,6 +262,15 @@ async fn bulk_opt_outs_are_recorded_and_exports_narrow(app: TestApp) {
         .send_json(Method::POST, "/api/exports", &json!({"contact_ids": ["x"]}))
         .await;
     assert_eq!(bad.status(), 400);
+    // Listed, an export of ids says how many, not which.
+    let list: Value = app.get("/api/exports").await.json().await.unwrap();
+    let by_ids = list["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|export| export["contact_count"] == 2)
+        .unwrap();
+    assert!(by_ids["selection"].get("contact_ids").is_none(), "{by_ids}");
 }
 
 async fn deleting_contacts_updates_their_groups(app: TestApp) {

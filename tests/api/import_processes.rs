@@ -311,6 +311,22 @@ async fn cli_import_and_export(backend: Backend) {
     );
     assert!(rejected.ends_with(",nonsense,Bad,,\n"), "{rejected}");
 
+    // An errors file that cannot be written is refused before anything is imported.
+    let unwritable = roster(
+        &[
+            "import",
+            path.to_str().unwrap(),
+            "--plan",
+            &plan,
+            "--errors",
+            dir.path().join("no/such/dir/e.csv").to_str().unwrap(),
+        ],
+        &database,
+    );
+    assert!(!unwritable.status.success());
+    assert!(String::from_utf8_lossy(&unwritable.stderr).contains("cannot write"));
+    assert!(String::from_utf8_lossy(&unwritable.stdout).is_empty());
+
     // Nothing importable: exit status 1, and the reason.
     let empty = dir.path().join("empty.csv");
     std::fs::write(&empty, "phone\nnot a number\n").unwrap();

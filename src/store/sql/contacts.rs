@@ -884,18 +884,8 @@ where
         let mut tx = self.dialect.begin_write().await?;
         let conn: &mut Conn<D> = &mut tx;
         let outcome = async move {
-            // Read under the write transaction, so the consent rows name exactly the contacts
-            // the update changes.
-            let mut select =
-                sqlx::QueryBuilder::<D::Db>::new("SELECT id, phone FROM contacts WHERE plan = ");
-            push_plan_key(&mut select, plan);
-            select.push(" AND NOT opted_out AND id IN ");
-            D::push_list(&mut select, ids.iter().map(ContactId::as_str));
-            let changing: Vec<(String, String)> =
-                select.build_query_as().fetch_all(&mut *conn).await?;
-            if changing.is_empty() {
-                return Ok(0);
-            }
+            // The consent rows are written for exactly the contacts the update changed, as it
+            // returns them: a concurrent opt-out or change of number cannot slip in between.
             let mut update = sqlx::QueryBuilder::<D::Db>::new("UPDATE contacts SET opted_out = ");
             update
                 .push_bind(true)
@@ -908,9 +898,11 @@ where
                 .push(" WHERE plan = ");
             push_plan_key(&mut update, plan);
             update.push(" AND NOT opted_out AND id IN ");
-            D::push_list(&mut update, changing.iter().map(|(id, _)| id.as_str()));
-            update.build().execute(&mut *conn).await?;
-            for (id, phone) in &changing {
+            D::push_list(&mut update, ids.iter().map(ContactId::as_str));
+            update.push(" RETURNING id, phone");
+            let changed: Vec<(String, String)> =
+                update.build_query_as().fetch_all(&mut *conn).await?;
+            for (id, phone) in &changed {
                 Self::record_consent(
                     conn,
                     plan,
@@ -924,7 +916,7 @@ where
                 )
                 .await?;
             }
-            Ok::<_, StoreError>(changing.len() as u64)
+            Ok::<_, StoreError>(changed.len() as u64)
         }
         .await?;
         tx.commit().await?;

@@ -139,7 +139,7 @@ where
         let mut tx = self.dialect.begin_write().await?;
         let revoked = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $3 \
-                 WHERE plan_id = $1 AND token_hash >= $2 AND token_hash < $2 || 'g' \
+                 WHERE plan_id = $1 AND substr(token_hash, 1, 12) = $2 \
                  AND revoked_at IS NULL",
         )
         .bind(plan.as_str())
