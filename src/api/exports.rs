@@ -41,7 +41,8 @@ pub struct ExportView {
     pub format: String,
     /// The request's selection (in a list, without its `contact_ids`).
     pub selection: ExportRequest,
-    /// How many contacts `selection.contact_ids` named, when it named them.
+    /// How many contacts `selection.contact_ids` named; absent when it named none.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub contact_count: Option<usize>,
     pub progress: ExportProgress,
     /// Bytes, once done.
