@@ -46,19 +46,18 @@ impl Scope {
     /// (`/api/contacts/{id}`).
     pub fn required(method: &str, path: &str) -> Scope {
         let reads = matches!(method, "GET" | "HEAD" | "OPTIONS");
-        let admin_path = path.starts_with("/api/tokens")
-            || path.starts_with("/api/settings")
-            || path == "/api/keywords";
+        // A dry run changes nothing: whoever may read may ask what a batch would do.
+        let dry_run = path == "/api/batches/preview";
+        let settings = path.starts_with("/api/settings") || path == "/api/keywords";
         let sending = path.starts_with("/api/batches")
             || path.starts_with("/api/batch-series")
             || (path.starts_with("/xms/v1/") && path.contains("/batches"));
-        // A dry run changes nothing: whoever may read may ask what a batch would do.
-        let dry_run = path == "/api/batches/preview";
+        // Tokens are an admin's business even to read.
         if path.starts_with("/api/tokens") {
             Scope::Admin
         } else if reads || dry_run {
             Scope::Read
-        } else if admin_path {
+        } else if settings {
             Scope::Admin
         } else if sending {
             Scope::Send

@@ -110,6 +110,18 @@ async fn every_route_needs_its_documented_scope(app: TestApp) {
     }
 }
 
+/// The token with this id as `GET /api/tokens` lists it.
+async fn token_listed(app: &TestApp, id: &str) -> Value {
+    let list: Value = app.get("/api/tokens").await.json().await.unwrap();
+    list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|listed| listed["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} is not listed: {list}"))
+}
+
 async fn tokens_are_made_listed_and_revoked(app: TestApp) {
     let made = token_with(&app, &["read", "send"]).await;
     let token = made["token"].as_str().unwrap().to_owned();
@@ -118,14 +130,7 @@ async fn tokens_are_made_listed_and_revoked(app: TestApp) {
     assert_eq!(made["scopes"], json!(["read", "send"]));
     assert_eq!(made["name"], "only read and send");
 
-    let list: Value = app.get("/api/tokens").await.json().await.unwrap();
-    let listed = list["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|listed| listed["id"] == id.as_str())
-        .cloned()
-        .unwrap();
+    let listed = token_listed(&app, &id).await;
     assert_eq!(listed["scopes"], json!(["read", "send"]));
     assert_eq!(listed["revoked_at"], Value::Null);
     assert!(
@@ -133,6 +138,7 @@ async fn tokens_are_made_listed_and_revoked(app: TestApp) {
         "a listed token shows itself: {listed}"
     );
     // The test's own token, made without scopes, holds them all.
+    let list: Value = app.get("/api/tokens").await.json().await.unwrap();
     assert!(
         list["tokens"]
             .as_array()
@@ -182,13 +188,6 @@ async fn tokens_are_made_listed_and_revoked(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(again.status(), 404);
-    let list: Value = app.get("/api/tokens").await.json().await.unwrap();
-    let listed = list["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|listed| listed["id"] == id.as_str())
-        .cloned()
-        .unwrap();
-    assert!(listed["revoked_at"].is_string());
+    let revoked = token_listed(&app, &id).await;
+    assert!(revoked["revoked_at"].is_string());
 }
