@@ -18,5 +18,12 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081)));
     let listener = tokio::net::TcpListener::bind(address).await?;
     let app = Router::new().route("/hello", get(|| async { "hello" }));
-    roster::api::serve_router(listener, app, Timeouts::default(), std::future::pending()).await
+    roster::api::serve_router(
+        listener,
+        app,
+        Timeouts::default(),
+        None,
+        std::future::pending(),
+    )
+    .await
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::error::ApiError;
 use crate::domain::scope::{Scope, Scopes};
-use crate::store::{ChangeSource, Plan};
+use crate::store::{Actor, Channel, Plan};
 
 /// A new API token: `rst_` and 32 random bytes in hex.
 pub fn generate_token() -> String {
@@ -21,8 +21,33 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// The plan whose token authorised the request.
-pub struct Authenticated(pub Plan);
+/// The plan whose token authorised the request, and who acts: the audit log records them with
+/// every change the request makes.
+pub struct Authenticated(pub Plan, pub Actor);
+
+/// The client's address, attached to each request by the server (`serve_router`): the peer's,
+/// or the trusted header's when one is configured.
+#[derive(Debug, Clone)]
+pub struct ClientAddress(pub String);
+
+/// The address of the request's client, when the server attached one.
+pub fn client_address(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<ClientAddress>()
+        .map(|address| address.0.clone())
+}
+
+/// The client's address, for a handler that records it itself.
+pub struct Address(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Address {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Address(client_address(parts)))
+    }
+}
 
 /// A request the web page makes on behalf of a signed-in session: it carries the plan the
 /// session's token was verified for. Only code in this process can attach an extension, so a
@@ -34,6 +59,8 @@ pub struct SignedIn {
     pub token_hash: String,
     /// The session's token's scopes: the page may do no more than its token.
     pub scopes: Scopes,
+    /// The operator, as the audit log records them.
+    pub actor: Actor,
 }
 
 impl FromRequestParts<AppState> for Authenticated {
@@ -47,7 +74,7 @@ impl FromRequestParts<AppState> for Authenticated {
         if let Some(session) = parts.extensions.get::<SignedIn>() {
             check_scope(session.scopes, needed)?;
             check_rate(state, &session.token_hash)?;
-            return Ok(Authenticated(session.plan.clone()));
+            return Ok(Authenticated(session.plan.clone(), session.actor.clone()));
         }
         let header = parts
             .headers
@@ -64,38 +91,24 @@ impl FromRequestParts<AppState> for Authenticated {
             .tokens
             .as_ref()
             .and_then(|cache| cache.get(&hash, now));
-        let (plan, scopes) = match cached {
+        let (plan, grant) = match cached {
             Some(found) => found,
             None => {
-                let (plan, scopes) = state
+                let (plan, grant) = state
                     .store
                     .plan_for_token(&hash)
                     .await?
                     .ok_or(ApiError::Unauthorized)?;
                 if let Some(cache) = &state.tokens {
-                    cache.insert(&hash, &plan, scopes, now);
+                    cache.insert(&hash, &plan, &grant, now);
                 }
-                (plan, scopes)
+                (plan, grant)
             }
         };
-        check_scope(scopes, needed)?;
+        check_scope(grant.scopes, needed)?;
         check_rate(state, &hash)?;
-        Ok(Authenticated(plan))
-    }
-}
-
-/// Who is acting, for the consent history: an API client, or an operator on the web page.
-pub struct Via(pub ChangeSource);
-
-impl<S: Send + Sync> FromRequestParts<S> for Via {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Via(if parts.extensions.get::<SignedIn>().is_some() {
-            ChangeSource::Page
-        } else {
-            ChangeSource::Api
-        }))
+        let actor = Actor::token(Channel::Api, &hash, grant.name, client_address(parts));
+        Ok(Authenticated(plan, actor))
     }
 }
 

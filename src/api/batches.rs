@@ -530,13 +530,13 @@ pub fn native_request(body: &BatchBody) -> BatchRequest<'_> {
 )]
 async fn create_batch(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     JsonBody(body): JsonBody<BatchBody>,
 ) -> Result<(StatusCode, Json<Batch>), ApiError> {
     let (batch, fields) = validate_batch(&plan, &native_request(&body))?;
     let record = state
         .store
-        .create_batch(&plan.id, batch)
+        .create_batch(&plan.id, &by, batch)
         .await
         .map_err(|error| fields.explain(error))?;
     state.wake.notify_waiters();
@@ -604,7 +604,7 @@ pub struct SampleMessage {
 )]
 async fn preview_batch(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     JsonBody(body): JsonBody<BatchBody>,
 ) -> Result<Json<BatchPreviewView>, ApiError> {
     let (batch, fields) = validate_batch(&plan, &native_request(&body))?;
@@ -659,7 +659,7 @@ async fn preview_batch(
 )]
 async fn list_batches(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Query(params): Query<BatchListParams>,
 ) -> Result<Json<BatchList>, ApiError> {
     let page =
@@ -720,7 +720,7 @@ async fn list_batches(
 )]
 async fn get_batch(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Batch>, ApiError> {
     let id = parse_batch_id(&id)?;
@@ -749,13 +749,13 @@ async fn get_batch(
 )]
 async fn cancel_batch(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Batch>, ApiError> {
     let id = parse_batch_id(&id)?;
     let record = state
         .store
-        .cancel_batch(&plan.id, &id)
+        .cancel_batch(&plan.id, &by, &id)
         .await
         .map_err(batch_error)?;
     Ok(Json(Batch::from(&record)))
@@ -788,7 +788,7 @@ async fn cancel_batch(
 )]
 async fn batch_recipients(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

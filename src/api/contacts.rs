@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::{Authenticated, Via};
+use super::auth::Authenticated;
 use super::error::{ApiError, FieldError, Problem};
 use super::extract::JsonBody;
 use super::limits::MAX_IDS_PER_REQUEST;
@@ -423,7 +423,7 @@ fn validate_contact(plan: &Plan, body: &ContactBody) -> Result<ContactDefinition
 )]
 async fn list_contacts(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Query(params): Query<ContactParams>,
 ) -> Result<Json<ContactList>, ApiError> {
     let invalid = |field: &str, detail: &str| ApiError::invalid(FieldError::format(field, detail));
@@ -535,14 +535,13 @@ async fn list_contacts(
 )]
 async fn create_contact(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
-    Via(source): Via,
+    Authenticated(plan, by): Authenticated,
     JsonBody(body): JsonBody<ContactBody>,
 ) -> Result<(StatusCode, Json<Contact>), ApiError> {
     let definition = validate_contact(&plan, &body)?;
     let record = state
         .store
-        .create_contact(&plan.id, definition, source)
+        .create_contact(&plan.id, &by, definition)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -564,7 +563,7 @@ async fn create_contact(
 )]
 async fn get_contact(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Path(id): Path<String>,
     Query(params): Query<IncludeGroups>,
 ) -> Result<Json<Contact>, ApiError> {
@@ -616,8 +615,7 @@ async fn get_contact(
 )]
 async fn replace_contact(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
-    Via(source): Via,
+    Authenticated(plan, by): Authenticated,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ContactBody>,
 ) -> Result<Json<Contact>, ApiError> {
@@ -625,7 +623,7 @@ async fn replace_contact(
     let definition = validate_contact(&plan, &body)?;
     let record = state
         .store
-        .replace_contact(&plan.id, &id, definition, source)
+        .replace_contact(&plan.id, &by, &id, definition)
         .await
         .map_err(not_found_contact)?;
     Ok(Json(Contact::from_record(record, None)))
@@ -650,8 +648,7 @@ async fn replace_contact(
 )]
 async fn update_contact(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
-    Via(source): Via,
+    Authenticated(plan, by): Authenticated,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ContactPatchBody>,
 ) -> Result<Json<Contact>, ApiError> {
@@ -705,7 +702,7 @@ async fn update_contact(
     check.finish()?;
     let record = state
         .store
-        .update_contact(&plan.id, &id, patch, source)
+        .update_contact(&plan.id, &by, &id, patch)
         .await
         .map_err(not_found_contact)?;
     Ok(Json(Contact::from_record(record, None)))
@@ -726,11 +723,11 @@ async fn update_contact(
 )]
 async fn delete_contact(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_contact_id(&id)?;
-    match state.store.delete_contacts(&plan.id, &[id]).await? {
+    match state.store.delete_contacts(&plan.id, &by, &[id]).await? {
         0 => Err(ApiError::NotFound("contact")),
         _ => Ok(StatusCode::NO_CONTENT),
     }
@@ -780,7 +777,7 @@ pub(super) fn parse_ids<T>(
 )]
 async fn delete_contacts(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     JsonBody(body): JsonBody<ContactIds>,
 ) -> Result<Json<Deleted>, ApiError> {
     let mut check = Validator::new();
@@ -792,7 +789,7 @@ async fn delete_contacts(
         ContactId::parse,
     );
     check.finish()?;
-    let deleted = state.store.delete_contacts(&plan.id, &ids).await?;
+    let deleted = state.store.delete_contacts(&plan.id, &by, &ids).await?;
     Ok(Json(Deleted { deleted }))
 }
 
@@ -812,8 +809,7 @@ async fn delete_contacts(
 )]
 async fn opt_out_contacts(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
-    Via(source): Via,
+    Authenticated(plan, by): Authenticated,
     JsonBody(body): JsonBody<OptOutBody>,
 ) -> Result<Json<OptedOut>, ApiError> {
     let mut check = Validator::new();
@@ -831,7 +827,7 @@ async fn opt_out_contacts(
     check.finish()?;
     let opted_out = state
         .store
-        .opt_out_contacts(&plan.id, &ids, reason.as_ref(), source)
+        .opt_out_contacts(&plan.id, &by, &ids, reason.as_ref())
         .await?;
     Ok(Json(OptedOut { opted_out }))
 }
@@ -885,13 +881,13 @@ fn explain_membership_error(error: crate::store::StoreError) -> ApiError {
 )]
 async fn add_memberships(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     JsonBody(body): JsonBody<Memberships>,
 ) -> Result<Json<MembershipChange>, ApiError> {
     let (contacts, groups) = validate_memberships(&body)?;
     let changed = state
         .store
-        .add_memberships(&plan.id, &contacts, &groups)
+        .add_memberships(&plan.id, &by, &contacts, &groups)
         .await
         .map_err(explain_membership_error)?;
     Ok(Json(MembershipChange { changed }))
@@ -913,13 +909,13 @@ async fn add_memberships(
 )]
 async fn remove_memberships(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     JsonBody(body): JsonBody<Memberships>,
 ) -> Result<Json<MembershipChange>, ApiError> {
     let (contacts, groups) = validate_memberships(&body)?;
     let changed = state
         .store
-        .remove_memberships(&plan.id, &contacts, &groups)
+        .remove_memberships(&plan.id, &by, &contacts, &groups)
         .await
         .map_err(explain_membership_error)?;
     Ok(Json(MembershipChange { changed }))

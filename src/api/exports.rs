@@ -128,7 +128,7 @@ fn export_error(error: StoreError) -> ApiError {
 )]
 async fn create_export(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     JsonBody(body): JsonBody<ExportRequest>,
 ) -> Result<(StatusCode, Json<ExportView>), ApiError> {
     let format = body.format.unwrap_or(ExportFormat::Csv);
@@ -203,6 +203,7 @@ async fn create_export(
         .store
         .create_export(
             &plan.id,
+            &by,
             NewExport {
                 format: format.as_str().to_owned(),
                 selection: body,
@@ -238,7 +239,7 @@ async fn create_export(
 )]
 async fn list_exports(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Query(params): Query<PageParams>,
 ) -> Result<Json<ExportList>, ApiError> {
     let (page, offset, limit) = params.window()?;
@@ -274,7 +275,7 @@ async fn list_exports(
 )]
 async fn get_export(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<ExportView>, ApiError> {
     let id = parse_export_id(&id)?;
@@ -307,7 +308,7 @@ async fn get_export(
 )]
 async fn download_export(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_export_id(&id)?;

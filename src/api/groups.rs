@@ -424,7 +424,7 @@ fn validate_definition(
 )]
 async fn list_groups(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Query(params): Query<ListParams>,
 ) -> Result<Json<GroupList>, ApiError> {
     let status = match params
@@ -521,13 +521,13 @@ async fn list_groups(
 )]
 async fn create_group(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     JsonBody(body): JsonBody<GroupBody>,
 ) -> Result<Response, ApiError> {
     let (definition, fields) = validate_definition(&plan, &body, Definition::Create)?;
     let record = state
         .store
-        .create_group(&plan.id, definition)
+        .create_group(&plan.id, &by, definition)
         .await
         .map_err(|error| fields.explain(error))?;
     Ok(GroupResponse {
@@ -554,7 +554,7 @@ async fn create_group(
 )]
 async fn get_group(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Path(id): Path<String>,
     Query(params): Query<IncludeParams>,
 ) -> Result<Response, ApiError> {
@@ -600,7 +600,7 @@ async fn get_group(
 )]
 async fn replace_group(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     JsonBody(body): JsonBody<GroupBody>,
@@ -609,7 +609,7 @@ async fn replace_group(
     let (definition, fields) = validate_definition(&plan, &body, Definition::Replace)?;
     let record = state
         .store
-        .replace_group(&plan.id, &id, expected, definition)
+        .replace_group(&plan.id, &by, &id, expected, definition)
         .await
         .map_err(|error| fields.explain(error))?;
     Ok(GroupResponse {
@@ -645,7 +645,7 @@ async fn replace_group(
 )]
 async fn update_group(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     JsonBody(body): JsonBody<GroupPatch>,
@@ -730,7 +730,7 @@ async fn update_group(
     };
     let record = state
         .store
-        .update_group(&plan.id, &id, expected, update)
+        .update_group(&plan.id, &by, &id, expected, update)
         .await
         .map_err(|error| fields.explain(error))?;
     Ok(GroupResponse {
@@ -766,7 +766,7 @@ async fn update_group(
 )]
 async fn delete_group(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     Query(params): Query<DeleteParams>,
@@ -775,7 +775,7 @@ async fn delete_group(
     let purge = flag("purge", params.purge.as_deref())?.unwrap_or(false);
     state
         .store
-        .delete_group(&plan.id, &id, expected, purge)
+        .delete_group(&plan.id, &by, &id, expected, purge)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -807,7 +807,7 @@ async fn delete_group(
 )]
 async fn group_members(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Path(id): Path<String>,
     Query(params): Query<MemberParams>,
     headers: HeaderMap,
@@ -886,7 +886,7 @@ async fn group_members(
 )]
 async fn add_group_members(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<GroupMembersBody>,
 ) -> Result<Json<super::contacts::MembershipChange>, ApiError> {
@@ -911,7 +911,7 @@ async fn add_group_members(
     check.finish()?;
     let changed = state
         .store
-        .add_to_group(&plan.id, &id, &contacts, &numbers)
+        .add_to_group(&plan.id, &by, &id, &contacts, &numbers)
         .await?;
     Ok(Json(super::contacts::MembershipChange { changed }))
 }

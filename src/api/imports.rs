@@ -205,7 +205,7 @@ fn import_error(error: StoreError) -> ApiError {
 )]
 async fn upload_import(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<ImportView>), ApiError> {
     // Without a multipart Content-Type and boundary axum would answer in plain text.
@@ -290,6 +290,7 @@ async fn upload_import(
         .store
         .create_import(
             &plan.id,
+            &by,
             NewImport {
                 file_name,
                 file_size,
@@ -318,7 +319,7 @@ async fn upload_import(
 )]
 async fn list_imports(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Query(params): Query<PageParams>,
 ) -> Result<Json<ImportList>, ApiError> {
     let (page, offset, limit) = params.window()?;
@@ -355,13 +356,13 @@ async fn list_imports(
 )]
 async fn copy_import(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<ImportView>), ApiError> {
     let id = parse_import_id(&id)?;
     let record = state
         .store
-        .copy_import(&plan.id, &id)
+        .copy_import(&plan.id, &by, &id)
         .await
         .map_err(import_error)?;
     Ok((StatusCode::CREATED, Json(view(record, None, Vec::new()))))
@@ -383,7 +384,7 @@ async fn copy_import(
 )]
 async fn get_import(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<ImportView>, ApiError> {
     let id = parse_import_id(&id)?;
@@ -425,7 +426,7 @@ async fn get_import(
 )]
 async fn commit_import(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ImportSettings>,
 ) -> Result<(StatusCode, Json<ImportView>), ApiError> {
@@ -538,6 +539,7 @@ async fn commit_import(
             groups,
             group_names,
             job: Some((id.clone(), lease.clone(), attempt)),
+            by: by.clone(),
         },
         progress: Default::default(),
         on_rejected: None,
@@ -624,7 +626,7 @@ fn commit_mapping(
 )]
 async fn import_errors_csv(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_import_id(&id)?;

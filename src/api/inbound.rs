@@ -119,7 +119,7 @@ pub struct ConsentHistory {
 )]
 async fn receive_inbound(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     JsonBody(body): JsonBody<InboundBody>,
 ) -> Result<Json<InboundResult>, ApiError> {
     let mut check = Validator::new();
@@ -158,7 +158,7 @@ async fn receive_inbound(
         received_at: body.received_at,
     };
     let id = message.id.clone();
-    let (outcome, duplicate) = state.store.process_inbound(&plan.id, message).await?;
+    let (outcome, duplicate) = state.store.process_inbound(&plan.id, &by, message).await?;
     Ok(Json(InboundResult {
         message_id: id,
         contact_id: outcome.contact_id,
@@ -179,7 +179,7 @@ async fn receive_inbound(
 )]
 async fn get_keywords(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
 ) -> Result<Json<Keywords>, ApiError> {
     let keywords = state.store.consent_keywords(&plan.id).await?;
     Ok(Json(Keywords {
@@ -205,7 +205,7 @@ async fn get_keywords(
 )]
 async fn set_keywords(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     JsonBody(body): JsonBody<Keywords>,
 ) -> Result<Json<Keywords>, ApiError> {
     let keywords = ConsentKeywords::new(&body.opt_out, &body.opt_in).map_err(|error| {
@@ -220,7 +220,7 @@ async fn set_keywords(
     })?;
     state
         .store
-        .set_consent_keywords(&plan.id, &keywords)
+        .set_consent_keywords(&plan.id, &by, &keywords)
         .await?;
     Ok(Json(Keywords {
         opt_out: keywords.opt_out().to_vec(),
@@ -243,7 +243,7 @@ async fn set_keywords(
 )]
 async fn consent_history(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<ConsentHistory>, ApiError> {
     let id = ContactId::parse(&id).ok_or(ApiError::NotFound("contact"))?;

@@ -1,6 +1,7 @@
 //! The HTTP front end: the native API under `/api`, the Sinch-compatible surface under `/xms/v1`,
 //! health checks, and the OpenAPI document with its explorer at `/docs`.
 
+mod audit;
 pub mod auth;
 mod batches;
 mod connection;
@@ -16,6 +17,7 @@ mod inbound;
 pub mod limits;
 pub mod paging;
 pub mod rate_limit;
+pub mod retention;
 mod series;
 mod settings;
 mod sinch;
@@ -30,12 +32,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::Uri;
+use axum::http::{HeaderMap, HeaderName, Uri};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -126,6 +129,7 @@ impl AppState {
         (name = "Inbound and consent", description = "Inbound SMS keywords (opt-out, opt-in, joining and leaving groups) and consent history"),
         (name = "Imports and exports", description = "Contacts from CSV, XLSX, XLS, ODS and vCard files, previewed, mapped and imported whole or not at all; exports as CSV, XLSX or vCard"),
         (name = "Tokens", description = "A plan's API tokens, each with a name and scopes (read, write, send, admin)"),
+        (name = "Audit", description = "Every change made through the API, the web page or the command line: who, when, from where, what"),
         (name = "Operations", description = "Health checks"),
     )
 )]
@@ -185,6 +189,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sinch_batches::router())
         .merge(sinch::router())
         .merge(tokens::router())
+        .merge(audit::router())
         .merge(health::router())
         .split_for_parts();
     let openapi = with_scopes(openapi);
@@ -236,10 +241,14 @@ impl Default for Timeouts {
 /// sending its headers slowly is cut off, and so that hyper's own refusals of a head it cannot
 /// parse are answered in the surface's shape ([`connection`]). The benchmarks' baseline is
 /// served the same way.
+///
+/// Each request carries its client's address ([`auth::ClientAddress`]): the peer's, or, with
+/// `client_header`, the last address of that header (the one the nearest proxy appended).
 pub async fn serve_router(
     listener: TcpListener,
     app: Router,
     timeouts: Timeouts,
+    client_header: Option<HeaderName>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let request_limit = timeouts.request;
@@ -257,7 +266,7 @@ pub async fn serve_router(
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, _remote) = tokio::select! {
+        let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(connection) => connection,
                 Err(error) => {
@@ -269,7 +278,21 @@ pub async fn serve_router(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(app.clone());
+        let peer = remote.ip().to_string();
+        let header = client_header.clone();
+        let app = app.clone();
+        let service = TowerToHyperService::new(tower::service_fn(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                let address = header
+                    .as_ref()
+                    .and_then(|name| last_address(request.headers(), name))
+                    .unwrap_or_else(|| peer.clone());
+                request
+                    .extensions_mut()
+                    .insert(auth::ClientAddress(address));
+                app.clone().oneshot(request)
+            },
+        ));
         let connection = builder
             .serve_connection_with_upgrades(
                 TokioIo::new(connection::ShapedConnection::new(stream)),
@@ -286,6 +309,15 @@ pub async fn serve_router(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The last address a proxy header lists (`X-Forwarded-For: client, proxy`), if it is one.
+fn last_address(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
+    let last = value.rsplit(',').next()?.trim();
+    last.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_string())
 }
 
 /// Completes on SIGTERM or Ctrl-C.
@@ -311,4 +343,25 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_is_the_last_a_proxy_header_lists() {
+        let name = HeaderName::from_static("x-forwarded-for");
+        let mut headers = HeaderMap::new();
+        assert_eq!(last_address(&headers, &name), None);
+        headers.append(&name, "203.0.113.9, 10.0.0.2".parse().unwrap());
+        assert_eq!(last_address(&headers, &name).as_deref(), Some("10.0.0.2"));
+        headers.append(&name, " 2001:db8::1 ".parse().unwrap());
+        assert_eq!(
+            last_address(&headers, &name).as_deref(),
+            Some("2001:db8::1")
+        );
+        headers.insert(&name, "unknown".parse().unwrap());
+        assert_eq!(last_address(&headers, &name), None);
+    }
 }

@@ -171,7 +171,7 @@ fn rule_error(error: RecurrenceError) -> ApiError {
 )]
 async fn create_series(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     JsonBody(body): JsonBody<SeriesBody>,
 ) -> Result<(StatusCode, Json<Series>), ApiError> {
     let (batch, fields) = validate_batch(&plan, &native_request(&body.batch))?;
@@ -204,7 +204,7 @@ async fn create_series(
     };
     let record = state
         .store
-        .create_series(&plan.id, series)
+        .create_series(&plan.id, &by, series)
         .await
         .map_err(|error| fields.explain(error))?;
     Ok((StatusCode::CREATED, Json(Series::from(&record))))
@@ -223,7 +223,7 @@ async fn create_series(
 )]
 async fn list_series(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Query(params): Query<SeriesListParams>,
 ) -> Result<Json<SeriesList>, ApiError> {
     let page =
@@ -255,7 +255,7 @@ async fn list_series(
 )]
 async fn get_series(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Series>, ApiError> {
     let id = parse_series_id(&id)?;
@@ -280,13 +280,13 @@ async fn get_series(
 )]
 async fn pause_series(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Series>, ApiError> {
     let id = parse_series_id(&id)?;
     let record = state
         .store
-        .set_series_status(&plan.id, &id, SeriesStatus::Paused, None)
+        .set_series_status(&plan.id, &by, &id, SeriesStatus::Paused, None)
         .await?;
     Ok(Json(Series::from(&record)))
 }
@@ -308,7 +308,7 @@ async fn pause_series(
 )]
 async fn resume_series(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Series>, ApiError> {
     let id = parse_series_id(&id)?;
@@ -330,7 +330,7 @@ async fn resume_series(
     .map(Timestamp::from_utc);
     let record = state
         .store
-        .set_series_status(&plan.id, &id, SeriesStatus::Active, next)
+        .set_series_status(&plan.id, &by, &id, SeriesStatus::Active, next)
         .await?;
     Ok(Json(Series::from(&record)))
 }
@@ -352,13 +352,13 @@ async fn resume_series(
 )]
 async fn cancel_series(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Series>, ApiError> {
     let id = parse_series_id(&id)?;
     let record = state
         .store
-        .set_series_status(&plan.id, &id, SeriesStatus::Canceled, None)
+        .set_series_status(&plan.id, &by, &id, SeriesStatus::Canceled, None)
         .await?;
     Ok(Json(Series::from(&record)))
 }

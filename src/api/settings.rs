@@ -92,7 +92,7 @@ impl From<SendingSettings> for SendingSettingsBody {
 )]
 async fn get_settings(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
 ) -> Result<Json<SendingSettingsBody>, ApiError> {
     let settings = state.store.sending_settings(&plan.id).await?;
     Ok(Json(settings.into()))
@@ -114,7 +114,7 @@ async fn get_settings(
 )]
 async fn set_settings(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     JsonBody(body): JsonBody<SendingSettingsBody>,
 ) -> Result<Json<SendingSettingsBody>, ApiError> {
     let frequency_cap = body
@@ -136,7 +136,7 @@ async fn set_settings(
     };
     state
         .store
-        .set_sending_settings(&plan.id, &settings)
+        .set_sending_settings(&plan.id, &by, &settings)
         .await?;
     Ok(Json(settings.into()))
 }

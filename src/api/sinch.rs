@@ -26,7 +26,8 @@ use crate::domain::algebra::MembershipChange;
 use crate::domain::group::{GroupName, GroupStatus};
 use crate::domain::ids::GroupId;
 use crate::store::{
-    GroupDefinition, GroupOrder, GroupQuery, GroupRecord, GroupUpdate, Plan, StatusFilter, Window,
+    Actor, GroupDefinition, GroupOrder, GroupQuery, GroupRecord, GroupUpdate, Plan, StatusFilter,
+    Window,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -138,12 +139,15 @@ pub struct SinchListParams {
 pub type SinchResult<T> = Result<T, SinchError>;
 
 /// Authenticates the request and checks the path's plan is the token's.
-pub fn authorize(auth: Result<Authenticated, ApiError>, plan_id: &str) -> SinchResult<Plan> {
-    let Authenticated(plan) = auth?;
+pub fn authorize(
+    auth: Result<Authenticated, ApiError>,
+    plan_id: &str,
+) -> SinchResult<(Plan, Actor)> {
+    let Authenticated(plan, by) = auth?;
     if plan.id.as_str() != plan_id {
         return Err(ApiError::ForeignPlan.into());
     }
-    Ok(plan)
+    Ok((plan, by))
 }
 
 /// A group visible on this surface: deleted groups are gone, as on Sinch.
@@ -213,7 +217,7 @@ async fn list_groups(
     Path(plan_id): Path<String>,
     Query(params): Query<SinchListParams>,
 ) -> SinchResult<Json<SinchGroupList>> {
-    let plan = authorize(auth, &plan_id)?;
+    let (plan, _) = authorize(auth, &plan_id)?;
     let (page, page_size) = sinch_page(params.page.as_deref(), params.page_size.as_deref())?;
     let query = GroupQuery {
         status: StatusFilter::Active,
@@ -277,12 +281,12 @@ async fn create_group(
     Path(plan_id): Path<String>,
     body: Result<JsonBody<SinchGroupBody>, ApiError>,
 ) -> SinchResult<Response> {
-    let plan = authorize(auth, &plan_id)?;
+    let (plan, by) = authorize(auth, &plan_id)?;
     let JsonBody(body) = body?;
     let (definition, fields) = validate_definition(&body)?;
     let record = state
         .store
-        .create_group(&plan.id, definition)
+        .create_group(&plan.id, &by, definition)
         .await
         .map_err(|error| fields.explain(error))?;
     Ok((StatusCode::CREATED, Json(SinchGroup::from(&record))).into_response())
@@ -308,7 +312,7 @@ async fn retrieve_group(
     auth: Result<Authenticated, ApiError>,
     Path((plan_id, group_id)): Path<(String, String)>,
 ) -> SinchResult<Json<SinchGroup>> {
-    let plan = authorize(auth, &plan_id)?;
+    let (plan, _) = authorize(auth, &plan_id)?;
     let record = visible_group(&state, &plan, &group_id).await?;
     Ok(Json(SinchGroup::from(&record)))
 }
@@ -338,13 +342,13 @@ async fn replace_group(
     Path((plan_id, group_id)): Path<(String, String)>,
     body: Result<JsonBody<SinchGroupBody>, ApiError>,
 ) -> SinchResult<Json<SinchGroup>> {
-    let plan = authorize(auth, &plan_id)?;
+    let (plan, by) = authorize(auth, &plan_id)?;
     let existing = visible_group(&state, &plan, &group_id).await?;
     let JsonBody(body) = body?;
     let (definition, fields) = validate_definition(&body)?;
     let record = state
         .store
-        .replace_group(&plan.id, &existing.id, None, definition)
+        .replace_group(&plan.id, &by, &existing.id, None, definition)
         .await
         .map_err(|error| fields.explain(error))?;
     Ok(Json(SinchGroup::from(&record)))
@@ -375,7 +379,7 @@ async fn update_group(
     Path((plan_id, group_id)): Path<(String, String)>,
     body: Result<JsonBody<SinchGroupUpdate>, ApiError>,
 ) -> SinchResult<Json<SinchGroup>> {
-    let plan = authorize(auth, &plan_id)?;
+    let (plan, by) = authorize(auth, &plan_id)?;
     let existing = visible_group(&state, &plan, &group_id).await?;
     let JsonBody(body) = body?;
     let mut check = Validator::new();
@@ -427,7 +431,7 @@ async fn update_group(
     };
     let record = state
         .store
-        .update_group(&plan.id, &existing.id, None, update)
+        .update_group(&plan.id, &by, &existing.id, None, update)
         .await
         .map_err(|error| fields.explain(error))?;
     Ok(Json(SinchGroup::from(&record)))
@@ -455,11 +459,11 @@ async fn delete_group(
     auth: Result<Authenticated, ApiError>,
     Path((plan_id, group_id)): Path<(String, String)>,
 ) -> SinchResult<StatusCode> {
-    let plan = authorize(auth, &plan_id)?;
+    let (plan, by) = authorize(auth, &plan_id)?;
     let existing = visible_group(&state, &plan, &group_id).await?;
     state
         .store
-        .delete_group(&plan.id, &existing.id, None, false)
+        .delete_group(&plan.id, &by, &existing.id, None, false)
         .await?;
     Ok(StatusCode::OK)
 }
@@ -486,7 +490,7 @@ async fn group_members(
     auth: Result<Authenticated, ApiError>,
     Path((plan_id, group_id)): Path<(String, String)>,
 ) -> SinchResult<Response> {
-    let plan = authorize(auth, &plan_id)?;
+    let (plan, _) = authorize(auth, &plan_id)?;
     let existing = visible_group(&state, &plan, &group_id).await?;
     let mut first = true;
     let numbers = state

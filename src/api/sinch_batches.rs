@@ -156,7 +156,7 @@ async fn send_batch(
     Path(plan_id): Path<String>,
     body: Result<JsonBody<SinchBatchBody>, ApiError>,
 ) -> SinchResult<(StatusCode, Json<SinchBatch>)> {
-    let plan = authorize(auth, &plan_id)?;
+    let (plan, by) = authorize(auth, &plan_id)?;
     let JsonBody(body) = body?;
     if body.kind.as_deref().is_some_and(|kind| kind != "mt_text") {
         return Err(ApiError::invalid(FieldError::constraint(
@@ -182,7 +182,7 @@ async fn send_batch(
     let (batch, fields) = validate_batch(&plan, &request)?;
     let record = state
         .store
-        .create_batch(&plan.id, batch)
+        .create_batch(&plan.id, &by, batch)
         .await
         .map_err(|error| fields.explain(error))?;
     state.wake.notify_waiters();
@@ -209,7 +209,7 @@ async fn list_batches(
     Path(plan_id): Path<String>,
     Query(params): Query<SinchBatchListParams>,
 ) -> SinchResult<Json<SinchBatchList>> {
-    let plan = authorize(auth, &plan_id)?;
+    let (plan, _) = authorize(auth, &plan_id)?;
     let (page, page_size) = sinch_page(params.page.as_deref(), params.page_size.as_deref())?;
     let date = |field: &str, input: Option<&str>| {
         input
@@ -260,7 +260,7 @@ async fn get_batch(
     auth: Result<Authenticated, ApiError>,
     Path((plan_id, batch_id)): Path<(String, String)>,
 ) -> SinchResult<Json<SinchBatch>> {
-    let plan = authorize(auth, &plan_id)?;
+    let (plan, _) = authorize(auth, &plan_id)?;
     let id = parse_batch_id(&batch_id)?;
     let record = state
         .store
@@ -293,9 +293,9 @@ async fn cancel_batch(
     auth: Result<Authenticated, ApiError>,
     Path((plan_id, batch_id)): Path<(String, String)>,
 ) -> SinchResult<Json<SinchBatch>> {
-    let plan = authorize(auth, &plan_id)?;
+    let (plan, by) = authorize(auth, &plan_id)?;
     let id = parse_batch_id(&batch_id)?;
-    let record = match state.store.cancel_batch(&plan.id, &id).await {
+    let record = match state.store.cancel_batch(&plan.id, &by, &id).await {
         Err(StoreError::BatchFinished(_)) => state.store.get_batch(&plan.id, &id).await,
         other => other,
     }

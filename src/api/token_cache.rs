@@ -7,15 +7,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::domain::scope::Scopes;
-use crate::store::Plan;
+use crate::store::{Plan, TokenGrant};
 
 /// Entries kept at most; past it, expired entries go, and if that is not enough, all of them.
 const MAX_ENTRIES: usize = 10_000;
 
 pub struct TokenCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Plan, Scopes, Instant)>>,
+    entries: Mutex<HashMap<String, (Plan, TokenGrant, Instant)>>,
 }
 
 impl TokenCache {
@@ -26,11 +25,12 @@ impl TokenCache {
         }
     }
 
-    /// The plan and scopes of a token hash verified less than `ttl` before `now`.
-    pub fn get(&self, hash: &str, now: Instant) -> Option<(Plan, Scopes)> {
+    /// The plan and grant of a token hash verified less than `ttl` before `now`.
+    pub fn get(&self, hash: &str, now: Instant) -> Option<(Plan, TokenGrant)> {
         let entries = self.entries.lock().ok()?;
-        let (plan, scopes, verified_at) = entries.get(hash)?;
-        (now.saturating_duration_since(*verified_at) < self.ttl).then(|| (plan.clone(), *scopes))
+        let (plan, grant, verified_at) = entries.get(hash)?;
+        (now.saturating_duration_since(*verified_at) < self.ttl)
+            .then(|| (plan.clone(), grant.clone()))
     }
 
     /// Forgets the tokens whose hash starts with `prefix` (a token revoked here stops working
@@ -41,7 +41,7 @@ impl TokenCache {
         }
     }
 
-    pub fn insert(&self, hash: &str, plan: &Plan, scopes: Scopes, now: Instant) {
+    pub fn insert(&self, hash: &str, plan: &Plan, grant: &TokenGrant, now: Instant) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
@@ -53,7 +53,7 @@ impl TokenCache {
                 entries.clear();
             }
         }
-        entries.insert(hash.to_owned(), (plan.clone(), scopes, now));
+        entries.insert(hash.to_owned(), (plan.clone(), grant.clone(), now));
     }
 }
 
@@ -61,6 +61,7 @@ impl TokenCache {
 mod tests {
     use super::*;
     use crate::domain::ids::PlanId;
+    use crate::domain::scope::Scopes;
     use crate::domain::time::Timestamp;
 
     fn plan() -> Plan {
@@ -78,16 +79,19 @@ mod tests {
         let start = Instant::now();
         let plan = plan();
         assert!(cache.get("h", start).is_none());
-        let read = Scopes::of([crate::domain::scope::Scope::Read]);
-        cache.insert("h", &plan, read, start);
+        let read = TokenGrant {
+            name: Some("reader".into()),
+            scopes: Scopes::of([crate::domain::scope::Scope::Read]),
+        };
+        cache.insert("h", &plan, &read, start);
         let hit = cache.get("h", start + Duration::from_secs(4));
         assert_eq!(
-            hit.map(|(p, scopes)| (p.id, scopes)),
-            Some((plan.id.clone(), read))
+            hit.map(|(p, grant)| (p.id, grant.name, grant.scopes)),
+            Some((plan.id.clone(), read.name.clone(), read.scopes))
         );
         assert!(cache.get("h", start + Duration::from_secs(5)).is_none());
         assert!(cache.get("other", start).is_none());
-        cache.insert("abc123", &plan, read, start);
+        cache.insert("abc123", &plan, &read, start);
         cache.forget("abc");
         assert!(cache.get("abc123", start).is_none());
     }
@@ -98,10 +102,10 @@ mod tests {
         let start = Instant::now();
         let plan = plan();
         for n in 0..MAX_ENTRIES {
-            cache.insert(&n.to_string(), &plan, Scopes::FULL, start);
+            cache.insert(&n.to_string(), &plan, &TokenGrant::full(), start);
         }
         let later = start + Duration::from_secs(10);
-        cache.insert("fresh", &plan, Scopes::FULL, later);
+        cache.insert("fresh", &plan, &TokenGrant::full(), later);
         assert!(cache.get("fresh", later).is_some());
         assert_eq!(cache.entries.lock().map(|e| e.len()).unwrap_or(0), 1);
     }

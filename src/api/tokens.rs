@@ -98,7 +98,7 @@ pub struct NewToken {
 )]
 async fn list_tokens(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, _): Authenticated,
 ) -> Result<Json<TokenList>, ApiError> {
     let tokens = state.store.list_tokens(&plan.id).await?;
     Ok(Json(TokenList {
@@ -123,7 +123,7 @@ async fn list_tokens(
 )]
 async fn create_token(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     JsonBody(body): JsonBody<TokenBody>,
 ) -> Result<(StatusCode, Json<NewToken>), ApiError> {
     let mut check = Validator::new();
@@ -152,7 +152,7 @@ async fn create_token(
     };
     let record = state
         .store
-        .add_token(&plan.id, &hash_token(&token), &grant)
+        .add_token(&plan.id, &by, &hash_token(&token), &grant)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -180,10 +180,10 @@ async fn create_token(
 )]
 async fn revoke_token(
     State(state): State<AppState>,
-    Authenticated(plan): Authenticated,
+    Authenticated(plan, by): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    match state.store.revoke_plan_token(&plan.id, &id).await {
+    match state.store.revoke_plan_token(&plan.id, &by, &id).await {
         Ok(()) => {
             if let Some(cache) = &state.tokens {
                 cache.forget(&id.to_ascii_lowercase());

@@ -19,7 +19,9 @@ use crate::export::{ExportFormat, Stager};
 use crate::import::engine::{self, ImportJob};
 use crate::import::mapping::Mapping;
 use crate::import::read;
-use crate::store::{self, ContactQuery, ExistingContacts, ImportReport, ImportWrite, RejectedRow};
+use crate::store::{
+    self, Actor, ContactQuery, ExistingContacts, ImportReport, ImportWrite, RejectedRow,
+};
 
 /// Rejected rows printed at the end of an import (all of them go to --errors).
 const PRINTED_REJECTIONS: usize = 20;
@@ -168,6 +170,7 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
             groups,
             group_names,
             job: None,
+            by: Actor::cli(),
         },
         progress: progress.clone(),
         on_rejected: Some(Box::new(move |row: &RejectedRow| {

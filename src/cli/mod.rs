@@ -21,7 +21,7 @@ use crate::send::dispatcher::{DispatchConfig, Dispatcher};
 use crate::send::http::HttpSender;
 use crate::send::log::LogSender;
 use crate::store;
-use crate::store::TokenGrant;
+use crate::store::{Actor, TokenGrant};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -196,6 +196,14 @@ enum Command {
         /// take longer once begun).
         #[arg(long, env = "ROSTER_REQUEST_TIMEOUT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86400))]
         request_timeout: u64,
+        /// A header naming the client's address (`X-Forwarded-For`), set by a proxy in front of
+        /// Roster: the audit log records the last address it lists. Without it, the address is
+        /// the connection's peer.
+        #[arg(long, env = "ROSTER_CLIENT_ADDRESS_HEADER")]
+        client_address_header: Option<axum::http::HeaderName>,
+        /// Days the audit log keeps a row; older rows are removed hourly.
+        #[arg(long, env = "ROSTER_AUDIT_RETENTION_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=36500))]
+        audit_retention_days: u64,
         #[command(flatten)]
         database: DatabaseArg,
         #[command(flatten)]
@@ -295,6 +303,8 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             header_timeout,
             body_timeout,
             request_timeout,
+            client_address_header,
+            audit_retention_days,
             database,
             sending,
         } => {
@@ -311,6 +321,11 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 .with_token_cache(Duration::from_secs(token_cache_seconds))
                 .with_job_lease(Duration::from_secs(job_lease_seconds));
             let (stop, stopped) = watch::channel(false);
+            let retention = tokio::spawn(api::retention::prune_audit_log(
+                store.clone(),
+                audit_retention_days,
+                stopped.clone(),
+            ));
             let dispatcher = sender.map(|sender| {
                 let dispatcher =
                     Dispatcher::new(store, sender, sending.config(), state.wake.clone());
@@ -321,10 +336,18 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 // Senders finish the chunk in hand while requests in flight complete.
                 let _ = stop.send(true);
             };
-            api::serve_router(listener, crate::app(state), timeouts, shutdown).await?;
+            api::serve_router(
+                listener,
+                crate::app(state),
+                timeouts,
+                client_address_header,
+                shutdown,
+            )
+            .await?;
             if let Some(dispatcher) = dispatcher {
                 dispatcher.await?;
             }
+            retention.await?;
         }
         Command::Plans {
             command:
@@ -343,11 +366,16 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 .transpose()?;
             let store = database.connect().await?;
             let plan = store
-                .create_plan(&name, region.map(|r| r.as_str()).as_deref())
+                .create_plan(&name, region.map(|r| r.as_str()).as_deref(), &Actor::cli())
                 .await?;
             let token = auth::generate_token();
             store
-                .add_token(&plan.id, &auth::hash_token(&token), &TokenGrant::full())
+                .add_token(
+                    &plan.id,
+                    &Actor::cli(),
+                    &auth::hash_token(&token),
+                    &TokenGrant::full(),
+                )
                 .await?;
             println!(
                 "{}",
@@ -388,7 +416,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let store = database.connect().await?;
             let token = auth::generate_token();
             let record = match store
-                .add_token(&plan, &auth::hash_token(&token), &grant)
+                .add_token(&plan, &Actor::cli(), &auth::hash_token(&token), &grant)
                 .await
             {
                 Err(store::StoreError::NotFound(_)) => {
@@ -411,7 +439,10 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             command: TokenCommand::Revoke { token, database },
         } => {
             let store = database.connect().await?;
-            match store.revoke_token(&auth::hash_token(token.trim())).await {
+            match store
+                .revoke_token(&auth::hash_token(token.trim()), &Actor::cli())
+                .await
+            {
                 Err(store::StoreError::NotFound(_)) => {
                     anyhow::bail!("no active token matches")
                 }

@@ -51,6 +51,12 @@ macro_rules! ulid_id {
                 f.write_str(&self.0)
             }
         }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
     };
 }
 
@@ -77,6 +83,14 @@ ulid_id!(
 ulid_id!(
     /// Identifies an export of contacts, within its plan.
     ExportId
+);
+ulid_id!(
+    /// Identifies a webhook, within its plan.
+    WebhookId
+);
+ulid_id!(
+    /// Identifies an event sent to webhooks.
+    EventId
 );
 
 /// Identifies a service plan (tenant).
@@ -110,6 +124,12 @@ impl PlanId {
 impl fmt::Display for PlanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for PlanId {
+    fn as_ref(&self) -> &str {
+        &self.0
     }
 }
 

@@ -22,3 +22,4 @@ pub mod sms;
 pub mod template;
 pub mod text;
 pub mod time;
+pub mod webhook;

@@ -52,8 +52,8 @@ impl Scope {
         let sending = path.starts_with("/api/batches")
             || path.starts_with("/api/batch-series")
             || (path.starts_with("/xms/v1/") && path.contains("/batches"));
-        // Tokens are an admin's business even to read.
-        if path.starts_with("/api/tokens") {
+        // Tokens and the audit log are an admin's business even to read.
+        if path.starts_with("/api/tokens") || path == "/api/audit" {
             Scope::Admin
         } else if reads || dry_run {
             Scope::Read
@@ -152,6 +152,7 @@ mod tests {
             ("GET", "/api/settings/sending", Scope::Read),
             ("PUT", "/api/keywords", Scope::Admin),
             ("GET", "/api/tokens", Scope::Admin),
+            ("GET", "/api/audit", Scope::Admin),
             ("POST", "/api/inbound", Scope::Write),
         ];
         for (method, path, scope) in cases {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{ContactQuery, ContactRecord, Lease, StoreResult};
+use super::{Actor, ContactQuery, ContactRecord, Lease, StoreResult};
 use crate::domain::contact::{Email, Gender, PersonName, TimeZoneName};
 use crate::domain::group::GroupName;
 use crate::domain::ids::{ExportId, GroupId, ImportId, PlanId};
@@ -161,6 +161,8 @@ pub struct ImportWrite {
     /// The import being committed, whose status becomes `done` with the contacts; `None` for
     /// a file imported from the command line.
     pub job: Option<(ImportId, Lease, i64)>,
+    /// Who imports: the audit log records the import with the rows it wrote.
+    pub by: Actor,
 }
 
 /// What the reader sends to the writer, in order: rows and rejections as they are read, then
@@ -281,6 +283,7 @@ pub trait ImportStore: Send + Sync {
     async fn create_import(
         &self,
         plan: &PlanId,
+        by: &Actor,
         import: NewImport,
         file: &std::path::Path,
     ) -> StoreResult<ImportRecord>;
@@ -294,7 +297,12 @@ pub trait ImportStore: Send + Sync {
     ) -> StoreResult<(Vec<ImportRecord>, i64)>;
     /// A new import, `previewed`, of the file `id` was uploaded with, to be committed with other
     /// settings; `JobState(FileExpired)` once the file is no longer kept.
-    async fn copy_import(&self, plan: &PlanId, id: &ImportId) -> StoreResult<ImportRecord>;
+    async fn copy_import(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        id: &ImportId,
+    ) -> StoreResult<ImportRecord>;
     /// Starts a commit: `previewed`, `failed` or interrupted → `running` under a new attempt
     /// number and `lease`. `JobState` if it is running or done.
     async fn start_import(
@@ -357,6 +365,7 @@ pub trait ExportStore: Send + Sync {
     async fn create_export(
         &self,
         plan: &PlanId,
+        by: &Actor,
         export: NewExport,
         lease: &Lease,
     ) -> StoreResult<ExportRecord>;

@@ -5,6 +5,7 @@
 //! `sqlite/` and `postgres/` hold only what the dialects disagree on: connecting, locking, the
 //! hottest reads, and passing a list of values as one parameter.
 
+pub mod audit;
 mod dialect;
 pub mod jobs;
 mod postgres;
@@ -36,6 +37,7 @@ use crate::domain::sms::{EncodingChoice, Segments};
 use crate::domain::template::Parameters;
 use crate::domain::time::Timestamp;
 
+pub use audit::{AUDIT_OBJECTS, Actor, AuditEntry, AuditPage, AuditQuery, AuditStore, Channel};
 pub use jobs::*;
 use sql::SqlStore;
 
@@ -205,6 +207,7 @@ pub struct NewSession {
 pub struct WebSession {
     pub plan: Plan,
     pub token_hash: String,
+    pub token_name: Option<String>,
     /// What the session's token may do: the page may do no more.
     pub scopes: Scopes,
     pub csrf: String,
@@ -631,6 +634,7 @@ pub trait Store:
     + SeriesStore
     + ImportStore
     + ExportStore
+    + AuditStore
 {
 }
 
@@ -643,6 +647,7 @@ impl<S> Store for S where
         + SeriesStore
         + ImportStore
         + ExportStore
+        + AuditStore
 {
 }
 
@@ -651,27 +656,33 @@ impl<S> Store for S where
 pub trait PlanStore: Send + Sync {
     async fn ping(&self) -> StoreResult<()>;
 
-    async fn create_plan(&self, name: &str, default_region: Option<&str>) -> StoreResult<Plan>;
+    async fn create_plan(
+        &self,
+        name: &str,
+        default_region: Option<&str>,
+        by: &Actor,
+    ) -> StoreResult<Plan>;
     /// Stores the hash of a new token for an existing plan, with its name and scopes.
     async fn add_token(
         &self,
         plan: &PlanId,
+        by: &Actor,
         token_hash: &str,
         grant: &TokenGrant,
     ) -> StoreResult<TokenRecord>;
-    /// The plan of an active token, and the scopes the token holds.
-    async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<(Plan, Scopes)>>;
+    /// The plan of an active token, and the token's name and scopes.
+    async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<(Plan, TokenGrant)>>;
     async fn get_plan(&self, plan: &PlanId) -> StoreResult<Plan>;
     /// Revokes the token with this hash; `NotFound` if there is no such active token.
-    async fn revoke_token(&self, token_hash: &str) -> StoreResult<PlanId>;
+    async fn revoke_token(&self, token_hash: &str, by: &Actor) -> StoreResult<PlanId>;
     /// The plan's tokens, revoked ones included, oldest first.
     async fn list_tokens(&self, plan: &PlanId) -> StoreResult<Vec<TokenRecord>>;
     /// Revokes the plan's token with this id (the start of its hash); `NotFound` if the plan
     /// has no such active token.
-    async fn revoke_plan_token(&self, plan: &PlanId, id: &str) -> StoreResult<()>;
+    async fn revoke_plan_token(&self, plan: &PlanId, by: &Actor, id: &str) -> StoreResult<()>;
 
     /// Records a signed-in browser; sessions past their expiry are removed on the way.
-    async fn create_session(&self, session: &NewSession) -> StoreResult<()>;
+    async fn create_session(&self, session: &NewSession, by: &Actor) -> StoreResult<()>;
     /// The session with this id hash, if it has not expired and its token is not revoked.
     async fn session(&self, id_hash: &str) -> StoreResult<Option<WebSession>>;
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
@@ -683,14 +694,19 @@ pub trait PlanStore: Send + Sync {
 /// Groups, their child groups and static members, and what they resolve to.
 #[async_trait]
 pub trait GroupStore: Send + Sync {
-    async fn create_group(&self, plan: &PlanId, group: GroupDefinition)
-    -> StoreResult<GroupRecord>;
+    async fn create_group(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        group: GroupDefinition,
+    ) -> StoreResult<GroupRecord>;
     /// A group in any status; callers decide whether a deleted one is visible.
     async fn get_group(&self, plan: &PlanId, id: &GroupId) -> StoreResult<GroupRecord>;
     async fn list_groups(&self, plan: &PlanId, query: &GroupQuery) -> StoreResult<GroupPage>;
     async fn replace_group(
         &self,
         plan: &PlanId,
+        by: &Actor,
         id: &GroupId,
         expected_version: Option<i64>,
         group: GroupDefinition,
@@ -698,6 +714,7 @@ pub trait GroupStore: Send + Sync {
     async fn update_group(
         &self,
         plan: &PlanId,
+        by: &Actor,
         id: &GroupId,
         expected_version: Option<i64>,
         update: GroupUpdate,
@@ -706,6 +723,7 @@ pub trait GroupStore: Send + Sync {
     async fn delete_group(
         &self,
         plan: &PlanId,
+        by: &Actor,
         id: &GroupId,
         expected_version: Option<i64>,
         purge: bool,
@@ -732,34 +750,39 @@ pub trait ContactStore: Send + Sync {
     async fn create_contact(
         &self,
         plan: &PlanId,
+        by: &Actor,
         contact: ContactDefinition,
-        source: ChangeSource,
     ) -> StoreResult<ContactRecord>;
     async fn get_contact(&self, plan: &PlanId, id: &ContactId) -> StoreResult<ContactRecord>;
     async fn replace_contact(
         &self,
         plan: &PlanId,
+        by: &Actor,
         id: &ContactId,
         contact: ContactDefinition,
-        source: ChangeSource,
     ) -> StoreResult<ContactRecord>;
     async fn update_contact(
         &self,
         plan: &PlanId,
+        by: &Actor,
         id: &ContactId,
         patch: ContactPatch,
-        source: ChangeSource,
     ) -> StoreResult<ContactRecord>;
     /// Deletes the contacts (and their memberships) that exist; returns how many did.
-    async fn delete_contacts(&self, plan: &PlanId, ids: &[ContactId]) -> StoreResult<u64>;
+    async fn delete_contacts(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        ids: &[ContactId],
+    ) -> StoreResult<u64>;
     /// Opts out the contacts that exist and are not opted out, each with a consent row, in one
     /// transaction; returns how many it opted out.
     async fn opt_out_contacts(
         &self,
         plan: &PlanId,
+        by: &Actor,
         ids: &[ContactId],
         reason: Option<&OptOutReason>,
-        source: ChangeSource,
     ) -> StoreResult<u64>;
     async fn list_contacts(&self, plan: &PlanId, query: &ContactQuery) -> StoreResult<ContactPage>;
     /// The groups the contact is a direct member of, deleted ones included, in id order.
@@ -772,6 +795,7 @@ pub trait ContactStore: Send + Sync {
     async fn add_memberships(
         &self,
         plan: &PlanId,
+        by: &Actor,
         contacts: &[ContactId],
         groups: &[GroupId],
     ) -> StoreResult<u64>;
@@ -780,6 +804,7 @@ pub trait ContactStore: Send + Sync {
     async fn add_to_group(
         &self,
         plan: &PlanId,
+        by: &Actor,
         group: &GroupId,
         contacts: &[ContactId],
         numbers: &BTreeSet<ParsedNumber>,
@@ -788,6 +813,7 @@ pub trait ContactStore: Send + Sync {
     async fn remove_memberships(
         &self,
         plan: &PlanId,
+        by: &Actor,
         contacts: &[ContactId],
         groups: &[GroupId],
     ) -> StoreResult<u64>;
@@ -800,6 +826,7 @@ pub trait ConsentStore: Send + Sync {
     async fn set_consent_keywords(
         &self,
         plan: &PlanId,
+        by: &Actor,
         keywords: &ConsentKeywords,
     ) -> StoreResult<()>;
     /// Acts on an inbound message once: opt-out or opt-in by keyword, or joining or leaving the
@@ -808,6 +835,7 @@ pub trait ConsentStore: Send + Sync {
     async fn process_inbound(
         &self,
         plan: &PlanId,
+        by: &Actor,
         message: InboundMessage,
     ) -> StoreResult<(InboundOutcome, bool)>;
     /// A contact's consent changes, oldest first.
@@ -1035,7 +1063,12 @@ pub struct ChunkRecord {
 #[async_trait]
 pub trait SeriesStore: Send + Sync {
     /// Creates a series; its groups must exist now, as for a batch.
-    async fn create_series(&self, plan: &PlanId, series: NewSeries) -> StoreResult<SeriesRecord>;
+    async fn create_series(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        series: NewSeries,
+    ) -> StoreResult<SeriesRecord>;
     async fn get_series(&self, plan: &PlanId, id: &SeriesId) -> StoreResult<SeriesRecord>;
     /// A page of the plan's series, newest first, and how many there are.
     async fn list_series(
@@ -1049,6 +1082,7 @@ pub trait SeriesStore: Send + Sync {
     async fn set_series_status(
         &self,
         plan: &PlanId,
+        by: &Actor,
         id: &SeriesId,
         status: SeriesStatus,
         next_at: Option<Timestamp>,
@@ -1071,7 +1105,12 @@ pub trait SeriesStore: Send + Sync {
 pub trait BatchStore: Send + Sync {
     /// Creates a batch. Its groups must exist in the plan and be active now; whether they still
     /// do when it is sent is decided then (a deleted group counts as empty).
-    async fn create_batch(&self, plan: &PlanId, batch: NewBatch) -> StoreResult<BatchRecord>;
+    async fn create_batch(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        batch: NewBatch,
+    ) -> StoreResult<BatchRecord>;
     async fn get_batch(&self, plan: &PlanId, id: &BatchId) -> StoreResult<BatchRecord>;
     /// A page of batches and how many match over all pages.
     async fn list_batches(
@@ -1084,13 +1123,19 @@ pub trait BatchStore: Send + Sync {
     async fn set_sending_settings(
         &self,
         plan: &PlanId,
+        by: &Actor,
         settings: &SendingSettings,
     ) -> StoreResult<()>;
     /// What sending `batch` now would do, without doing anything: who it reaches, who is left
     /// out and why, its parts and a few of its messages. Its groups must be active in the plan.
     async fn preview_batch(&self, plan: &PlanId, batch: NewBatch) -> StoreResult<BatchPreview>;
     /// Cancels a batch that is scheduled or being sent (chunks already handed over stay sent).
-    async fn cancel_batch(&self, plan: &PlanId, id: &BatchId) -> StoreResult<BatchRecord>;
+    async fn cancel_batch(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        id: &BatchId,
+    ) -> StoreResult<BatchRecord>;
     /// What became of each recipient: those recorded, in sending order, then those left out,
     /// streamed so that memory stays constant. `NotResolved` (as the stream's only item) until
     /// the batch has been resolved.

@@ -184,6 +184,7 @@ impl Api {
                 plan: session.plan.clone(),
                 token_hash: session.token_hash.clone(),
                 scopes: session.scopes,
+                actor: session.actor.clone(),
             });
         if let Some(content_type) = content_type {
             request = request.header(header::CONTENT_TYPE, content_type);

@@ -13,11 +13,11 @@ use sha2::Sha256;
 use super::WebState;
 use super::form::{Errors, error_id};
 use super::layout::{WebError, page_signed_out, respond};
-use crate::api::auth::hash_token;
+use crate::api::auth::{Address, client_address, hash_token};
 use crate::domain::scope::Scopes;
 use crate::domain::secret::random_secret;
 use crate::domain::time::Timestamp;
-use crate::store::{NewSession, Plan};
+use crate::store::{Actor, Channel, NewSession, Plan};
 
 const SESSION_COOKIE: &str = "roster_session";
 /// Holds the sign-in form's CSRF token until the browser has a session.
@@ -35,6 +35,8 @@ pub struct Session {
     pub token_hash: String,
     /// What the session's token may do; the API holds the page to it.
     pub scopes: Scopes,
+    /// The operator, as the audit log records them.
+    pub actor: Actor,
     csrf: String,
 }
 
@@ -71,10 +73,17 @@ impl FromRequestParts<WebState> for Session {
                 WebError::Internal
             })?
             .ok_or(WebError::SignIn)?;
+        let actor = Actor::token(
+            Channel::Page,
+            &session.token_hash,
+            session.token_name,
+            client_address(parts),
+        );
         Ok(Session {
             plan: session.plan,
             token_hash: session.token_hash,
             scopes: session.scopes,
+            actor,
             csrf: session.csrf,
         })
     }
@@ -116,6 +125,7 @@ pub struct SignInForm {
 
 pub async fn sign_in(
     State(state): State<WebState>,
+    Address(address): Address,
     headers: HeaderMap,
     axum::Form(form): axum::Form<SignInForm>,
 ) -> Result<Response, WebError> {
@@ -140,7 +150,7 @@ pub async fn sign_in(
                 WebError::Internal
             })?
     };
-    let Some((plan, _scopes)) = plan else {
+    let Some((plan, grant)) = plan else {
         let reason = if token.is_empty() {
             "Enter an API token."
         } else {
@@ -153,15 +163,19 @@ pub async fn sign_in(
         ));
     };
     let id = random_secret();
+    let by = Actor::token(Channel::Page, &token_hash, grant.name, address);
     state
         .store
-        .create_session(&NewSession {
-            plan: plan.id,
-            id_hash: hash_token(&id),
-            token_hash,
-            csrf: random_secret(),
-            expires_at: Timestamp::now().plus_millis(SESSION_MILLIS),
-        })
+        .create_session(
+            &NewSession {
+                plan: plan.id,
+                id_hash: hash_token(&id),
+                token_hash,
+                csrf: random_secret(),
+                expires_at: Timestamp::now().plus_millis(SESSION_MILLIS),
+            },
+            &by,
+        )
         .await
         .map_err(|error| {
             tracing::error!(%error, "cannot record a web session");

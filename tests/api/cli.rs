@@ -173,6 +173,44 @@ async fn plans_tokens_and_serve(backend: Backend) {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("no active token"));
 
+    // The audit log has the command line's changes as its own, and the API's with the address.
+    let audit: Value = client
+        .get(format!("{base}/api/audit"))
+        .bearer_auth(plan["api_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows: Vec<(&str, &str)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            (
+                entry["channel"].as_str().unwrap(),
+                entry["operation"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("cli", "token.revoke"),
+            ("api", "group.create"),
+            ("cli", "token.create"),
+            ("cli", "token.create"),
+            ("cli", "plan.create"),
+        ],
+        "{audit}"
+    );
+    assert_eq!(audit["entries"][1]["address"], "127.0.0.1", "{audit}");
+    assert_eq!(
+        audit["entries"][2]["summary"]["scopes"], "read,send",
+        "{audit}"
+    );
+
     // SIGTERM: a graceful, successful exit.
     // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
     unsafe {

@@ -10,8 +10,7 @@ use roster::domain::filter::{ContactAttributes, FilterExpr};
 use roster::domain::ids::PlanId;
 use roster::domain::msisdn::Msisdn;
 use roster::store::{
-    ChangeSource, ContactDefinition, ContactOrder, ContactQuery, ContactRecord, GroupDefinition,
-    Window,
+    ContactDefinition, ContactOrder, ContactQuery, ContactRecord, GroupDefinition, Window,
 };
 use serde_json::json;
 
@@ -201,6 +200,7 @@ fn run(backend: Backend, cases: u32) {
                         .store
                         .create_contact(
                             &plan,
+                            &roster::store::Actor::cli(),
                             ContactDefinition {
                                 phone: Msisdn::parse(person.phone, None).unwrap(),
                                 first_name: person
@@ -222,7 +222,6 @@ fn run(backend: Backend, cases: u32) {
                                 opted_out: person.opted_out,
                                 opted_out_reason: None,
                             },
-                            ChangeSource::Api,
                         )
                         .await
                         .expect("create contact");
@@ -240,6 +239,7 @@ fn run(backend: Backend, cases: u32) {
                         .store
                         .create_group(
                             &plan,
+                            &roster::store::Actor::cli(),
                             GroupDefinition {
                                 rule: Some(filter.clone()),
                                 ..GroupDefinition::default()

@@ -139,7 +139,14 @@ pub async fn serve(
     let state = AppState::new(store.clone(), rate_limit);
     let wake = state.wake.clone();
     let app = roster::app(state);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // Served as `roster serve` serves, so that requests carry the client's address.
+    tokio::spawn(roster::api::serve_router(
+        listener,
+        app,
+        roster::api::Timeouts::default(),
+        None,
+        std::future::pending(),
+    ));
     TestApp {
         address,
         client: reqwest::Client::new(),
@@ -181,12 +188,17 @@ impl TestApp {
     pub async fn create_plan(&self, default_region: Option<&str>) -> (String, String) {
         let plan = self
             .store
-            .create_plan("Test plan", default_region)
+            .create_plan("Test plan", default_region, &roster::store::Actor::cli())
             .await
             .expect("create a plan");
         let token = auth::generate_token();
         self.store
-            .add_token(&plan.id, &auth::hash_token(&token), &TokenGrant::full())
+            .add_token(
+                &plan.id,
+                &roster::store::Actor::cli(),
+                &auth::hash_token(&token),
+                &TokenGrant::full(),
+            )
             .await
             .expect("add a token");
         (plan.id.to_string(), token)

@@ -4,6 +4,7 @@
 mod helpers;
 mod postgres;
 
+mod audit;
 mod batches;
 mod browser;
 mod cli;

@@ -55,13 +55,17 @@ async fn plan_with_group(
     size: u32,
 ) -> (Arc<dyn Store>, PlanId, roster::domain::ids::GroupId) {
     let store = store::connect(database).await.expect("connect");
-    let plan = store.create_plan("Sending", None).await.unwrap();
+    let plan = store
+        .create_plan("Sending", None, &roster::store::Actor::cli())
+        .await
+        .unwrap();
     let members = (0..size)
         .map(|n| Msisdn::parse(&format!("+1415{:07}", 2_000_000 + n), None).unwrap())
         .collect();
     let group = store
         .create_group(
             &plan.id,
+            &roster::store::Actor::cli(),
             GroupDefinition {
                 members,
                 ..GroupDefinition::default()
@@ -107,7 +111,11 @@ async fn two_instances_send_500_due_batches_once(backend: Backend) {
     let (store, plan, group) = plan_with_group(&database, 3).await;
     for _ in 0..500 {
         store
-            .create_batch(&plan, batch_to(&group, "+14155550199"))
+            .create_batch(
+                &plan,
+                &roster::store::Actor::cli(),
+                batch_to(&group, "+14155550199"),
+            )
             .await
             .unwrap();
     }
@@ -156,7 +164,11 @@ async fn sigkill_mid_batch_then_restart_resends_nothing(backend: Backend) {
     };
     let (store, plan, group) = plan_with_group(&database, 5000).await;
     let batch = store
-        .create_batch(&plan, batch_to(&group, "+14155550199"))
+        .create_batch(
+            &plan,
+            &roster::store::Actor::cli(),
+            batch_to(&group, "+14155550199"),
+        )
         .await
         .unwrap();
     let log = dir.path().join("messages.jsonl");
@@ -231,6 +243,7 @@ async fn sigkill_while_held_for_quiet_hours_then_restart(backend: Backend) {
     store
         .set_sending_settings(
             &plan,
+            &roster::store::Actor::cli(),
             &SendingSettings {
                 quiet_hours: Some(QuietHoursSetting {
                     window,
@@ -242,7 +255,11 @@ async fn sigkill_while_held_for_quiet_hours_then_restart(backend: Backend) {
         .await
         .unwrap();
     let batch = store
-        .create_batch(&plan, batch_to(&group, "+12125550199"))
+        .create_batch(
+            &plan,
+            &roster::store::Actor::cli(),
+            batch_to(&group, "+12125550199"),
+        )
         .await
         .unwrap();
     let log = dir.path().join("messages.jsonl");

@@ -56,7 +56,11 @@ fn run(backend: Backend, cases: u32) {
             for _ in 0..3 {
                 let group = app
                     .store
-                    .create_group(&plan, GroupDefinition::default())
+                    .create_group(
+                        &plan,
+                        &roster::store::Actor::cli(),
+                        GroupDefinition::default(),
+                    )
                     .await
                     .expect("create");
                 ids.push(group.id);
@@ -86,6 +90,7 @@ fn run(backend: Backend, cases: u32) {
                             .store
                             .update_group(
                                 &plan,
+                                &roster::store::Actor::cli(),
                                 &ids[group],
                                 None,
                                 GroupUpdate {
@@ -110,6 +115,7 @@ fn run(backend: Backend, cases: u32) {
                             .store
                             .replace_group(
                                 &plan,
+                                &roster::store::Actor::cli(),
                                 &ids[group],
                                 None,
                                 GroupDefinition {

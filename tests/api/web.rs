@@ -190,6 +190,39 @@ async fn sessions_and_csrf(app: TestApp) {
         .unwrap();
     assert_eq!(edited["first_name"], "Page");
 
+    // The audit log has the page's changes as the page's, with the session's token, and the
+    // sign-in itself.
+    let audit: Value = app.get("/api/audit").await.json().await.unwrap();
+    let by_page: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["channel"] == "page")
+        .collect();
+    let operations: Vec<&str> = by_page
+        .iter()
+        .map(|entry| entry["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        operations,
+        [
+            "contact.update",
+            "group.update",
+            "group.create",
+            "session.create"
+        ],
+        "{audit}"
+    );
+    assert_eq!(by_page[0]["objects"], serde_json::json!([contact_id]));
+    assert_eq!(
+        by_page[0]["summary"]["fields"],
+        serde_json::json!(["first_name", "opted_out"])
+    );
+    for entry in &by_page {
+        assert_eq!(entry["address"], "127.0.0.1", "{entry}");
+        assert_eq!(entry["token_id"].as_str().unwrap().len(), 12, "{entry}");
+    }
+
     // The contact's page names its groups (and links them).
     let vip = app
         .create_group(serde_json::json!({"name": "VIP list", "members": ["+14155550177"]}))
@@ -316,7 +349,10 @@ async fn a_revoked_token_ends_its_sessions(app: TestApp) {
         200
     );
     app.store
-        .revoke_token(&roster::api::auth::hash_token(&app.token))
+        .revoke_token(
+            &roster::api::auth::hash_token(&app.token),
+            &roster::store::Actor::cli(),
+        )
         .await
         .unwrap();
     let after = client.get(format!("{base}/groups")).send().await.unwrap();

@@ -50,6 +50,7 @@ async fn writes_wait_for_an_import(backend: Backend) {
             groups: Vec::new(),
             group_names: Vec::new(),
             job: None,
+            by: roster::store::Actor::cli(),
         };
         store
             .write_import(&plan, write, received, &mut |_| {})

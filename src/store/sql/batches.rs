@@ -1079,7 +1079,12 @@ where
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
-    async fn create_batch(&self, plan: &PlanId, batch: NewBatch) -> StoreResult<BatchRecord> {
+    async fn create_batch(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        batch: NewBatch,
+    ) -> StoreResult<BatchRecord> {
         let mut tx = self.dialect.begin_write().await?;
         Self::check_groups(&mut tx, plan, &batch).await?;
         let id = BatchId::generate();
@@ -1110,6 +1115,8 @@ where
         .execute(&mut *tx)
         .await?;
         let record = Self::load_batch(&mut tx, plan, id.as_str()).await?;
+        let change = Change::new("batch.create", [&id]).with("purpose", batch.purpose.as_str());
+        Self::audit(&mut tx, plan, by, change).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -1169,7 +1176,12 @@ where
         Ok((batches, total))
     }
 
-    async fn cancel_batch(&self, plan: &PlanId, id: &BatchId) -> StoreResult<BatchRecord> {
+    async fn cancel_batch(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        id: &BatchId,
+    ) -> StoreResult<BatchRecord> {
         let mut tx = self.dialect.begin_write().await?;
         let status: String = sqlx::query_scalar(D::LOCK_BATCH)
             .bind(plan.as_str())
@@ -1193,6 +1205,7 @@ where
         .execute(&mut *tx)
         .await?;
         let record = Self::load_batch(&mut tx, plan, id.as_str()).await?;
+        Self::audit(&mut tx, plan, by, Change::new("batch.cancel", [id])).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -1416,6 +1429,7 @@ where
     async fn set_sending_settings(
         &self,
         plan: &PlanId,
+        by: &Actor,
         settings: &SendingSettings,
     ) -> StoreResult<()> {
         let mut tx = self.dialect.begin_write().await?;
@@ -1433,6 +1447,10 @@ where
         .bind(quiet.and_then(|quiet| quiet.fallback_zone.map(|zone| zone.name().to_owned())))
         .execute(&mut *tx)
         .await?;
+        let change = Change::new("settings.sending", [plan])
+            .with("frequency_cap", cap.is_some())
+            .with("quiet_hours", quiet.is_some());
+        Self::audit(&mut tx, plan, by, change).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -193,6 +193,7 @@ where
     async fn set_consent_keywords(
         &self,
         plan: &PlanId,
+        by: &Actor,
         keywords: &ConsentKeywords,
     ) -> StoreResult<()> {
         let mut tx = self.dialect.begin_write().await?;
@@ -202,6 +203,10 @@ where
             .bind(serde_json::Value::from(keywords.opt_in().to_vec()).to_string())
             .execute(&mut *tx)
             .await?;
+        let change = Change::new("consent.keywords", [plan])
+            .with("opt_out", keywords.opt_out().len())
+            .with("opt_in", keywords.opt_in().len());
+        Self::audit(&mut tx, plan, by, change).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -209,11 +214,13 @@ where
     async fn process_inbound(
         &self,
         plan: &PlanId,
+        by: &Actor,
         message: InboundMessage,
     ) -> StoreResult<(InboundOutcome, bool)> {
         let now = Timestamp::now().millis();
         let mut tx = self.dialect.begin_write().await?;
         let conn: &mut Conn<D> = &mut tx;
+        let message_id = message.id.clone();
         let outcome = async move {
             // Claim the message id first: a concurrent redelivery waits on this row and
             // then finds it taken.
@@ -306,6 +313,15 @@ where
             Ok((outcome, false))
         }
         .await?;
+        if let (done, false) = &outcome {
+            let objects = [done.contact_id.as_str()]
+                .into_iter()
+                .chain(done.groups.iter().map(String::as_str));
+            let change = Change::new("inbound.process", objects)
+                .with("action", done.action.as_str())
+                .with("message_id", message_id);
+            Self::audit(&mut tx, plan, by, change).await?;
+        }
         tx.commit().await?;
         Ok(outcome)
     }

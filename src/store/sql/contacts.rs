@@ -615,7 +615,7 @@ where
     }
 
     /// The seal of contact cursors, made from the instance's secret when first needed.
-    async fn cursor_seal(&self) -> StoreResult<&CursorSeal> {
+    pub(super) async fn cursor_seal(&self) -> StoreResult<&CursorSeal> {
         self.cursor_seal
             .get_or_try_init(|| async {
                 let secret = self
@@ -668,6 +668,7 @@ where
     pub(crate) async fn change_memberships(
         &self,
         plan: &PlanId,
+        by: &Actor,
         contacts: &[ContactId],
         groups: &[GroupId],
         add: bool,
@@ -705,8 +706,35 @@ where
             Ok::<_, StoreError>(total)
         }
         .await?;
+        let ids = groups.iter().map(GroupId::as_str);
+        let change = Change::new(
+            if add {
+                "membership.add"
+            } else {
+                "membership.remove"
+            },
+            ids.chain(contacts.iter().map(ContactId::as_str)),
+        )
+        .with("groups", groups.len())
+        .with("contacts", contacts.len())
+        .with("changed", outcome);
+        Self::audit(&mut tx, plan, by, change).await?;
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    /// The audit row of a contact's change: the names of the fields that changed.
+    fn contact_change(id: &ContactId, before: &ContactRecord, after: &ContactRecord) -> Change {
+        Change::new("contact.update", [id]).fields(&[
+            ("phone", before.phone != after.phone),
+            ("first_name", before.first_name != after.first_name),
+            ("last_name", before.last_name != after.last_name),
+            ("email", before.email != after.email),
+            ("gender", before.gender != after.gender),
+            ("time_zone", before.time_zone != after.time_zone),
+            ("fields", before.fields != after.fields),
+            ("opted_out", before.opted_out != after.opted_out),
+        ])
     }
 
     /// A concurrent writer may take a number between our check and our write; the
@@ -736,7 +764,7 @@ where
         &self,
         plan: &PlanId,
         id: &ContactId,
-        source: ChangeSource,
+        by: &Actor,
         change: impl FnOnce(&ContactRecord) -> ContactDefinition + Send,
     ) -> StoreResult<ContactRecord> {
         let now = Timestamp::now().millis();
@@ -757,13 +785,15 @@ where
             if after.phone.msisdn.as_str() != before.phone {
                 Self::require_free_phone(conn, plan, after.phone.msisdn.as_str(), Some(id)).await?;
             }
-            Self::write_contact(conn, plan, id, &after, Some(&before), source, now).await?;
-            Self::load_contact(conn, plan, id).await
+            Self::write_contact(conn, plan, id, &after, Some(&before), by.source(), now).await?;
+            let record = Self::load_contact(conn, plan, id).await?;
+            Ok((Self::contact_change(id, &before, &record), record))
         }
         .await;
-        let outcome = self
+        let (change, outcome) = self
             .explain_duplicate(plan, &attempted_phone, outcome)
             .await?;
+        Self::audit(&mut tx, plan, by, change).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -790,8 +820,8 @@ where
     async fn create_contact(
         &self,
         plan: &PlanId,
+        by: &Actor,
         contact: ContactDefinition,
-        source: ChangeSource,
     ) -> StoreResult<ContactRecord> {
         let id = ContactId::generate();
         let now = Timestamp::now().millis();
@@ -800,11 +830,18 @@ where
         let conn: &mut Conn<D> = &mut tx;
         let outcome = async move {
             Self::require_free_phone(conn, plan, contact.phone.msisdn.as_str(), None).await?;
-            Self::write_contact(conn, plan, &id, &contact, None, source, now).await?;
+            Self::write_contact(conn, plan, &id, &contact, None, by.source(), now).await?;
             Self::load_contact(conn, plan, &id).await
         }
         .await;
         let outcome = self.explain_duplicate(plan, &phone, outcome).await?;
+        Self::audit(
+            &mut tx,
+            plan,
+            by,
+            Change::new("contact.create", [&outcome.id]),
+        )
+        .await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -817,28 +854,33 @@ where
     async fn replace_contact(
         &self,
         plan: &PlanId,
+        by: &Actor,
         id: &ContactId,
         contact: ContactDefinition,
-        source: ChangeSource,
     ) -> StoreResult<ContactRecord> {
-        self.update_contact_with(plan, id, source, move |_| contact)
+        self.update_contact_with(plan, id, by, move |_| contact)
             .await
     }
 
     async fn update_contact(
         &self,
         plan: &PlanId,
+        by: &Actor,
         id: &ContactId,
         patch: ContactPatch,
-        source: ChangeSource,
     ) -> StoreResult<ContactRecord> {
-        self.update_contact_with(plan, id, source, move |before| {
+        self.update_contact_with(plan, id, by, move |before| {
             Self::apply_patch(Self::definition_of(before), patch)
         })
         .await
     }
 
-    async fn delete_contacts(&self, plan: &PlanId, ids: &[ContactId]) -> StoreResult<u64> {
+    async fn delete_contacts(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        ids: &[ContactId],
+    ) -> StoreResult<u64> {
         if ids.is_empty() {
             return Ok(0);
         }
@@ -866,6 +908,8 @@ where
             Ok::<_, StoreError>(deleted)
         }
         .await?;
+        let change = Change::new("contact.delete", ids).with("deleted", outcome);
+        Self::audit(&mut tx, plan, by, change).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -873,9 +917,9 @@ where
     async fn opt_out_contacts(
         &self,
         plan: &PlanId,
+        by: &Actor,
         ids: &[ContactId],
         reason: Option<&OptOutReason>,
-        source: ChangeSource,
     ) -> StoreResult<u64> {
         if ids.is_empty() {
             return Ok(0);
@@ -910,7 +954,7 @@ where
                     phone,
                     "opt_out",
                     None,
-                    source.as_str(),
+                    by.source().as_str(),
                     None,
                     now,
                 )
@@ -919,6 +963,8 @@ where
             Ok::<_, StoreError>(changed.len() as u64)
         }
         .await?;
+        let change = Change::new("contact.opt_out", ids).with("opted_out", outcome);
+        Self::audit(&mut tx, plan, by, change).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -1007,24 +1053,29 @@ where
     async fn add_memberships(
         &self,
         plan: &PlanId,
+        by: &Actor,
         contacts: &[ContactId],
         groups: &[GroupId],
     ) -> StoreResult<u64> {
-        self.change_memberships(plan, contacts, groups, true).await
+        self.change_memberships(plan, by, contacts, groups, true)
+            .await
     }
 
     async fn remove_memberships(
         &self,
         plan: &PlanId,
+        by: &Actor,
         contacts: &[ContactId],
         groups: &[GroupId],
     ) -> StoreResult<u64> {
-        self.change_memberships(plan, contacts, groups, false).await
+        self.change_memberships(plan, by, contacts, groups, false)
+            .await
     }
 
     async fn add_to_group(
         &self,
         plan: &PlanId,
+        by: &Actor,
         group: &GroupId,
         contacts: &[ContactId],
         numbers: &BTreeSet<ParsedNumber>,
@@ -1051,6 +1102,17 @@ where
             Ok::<_, StoreError>(added)
         }
         .await?;
+        let change = Change::new(
+            "membership.add",
+            [group.as_str()]
+                .into_iter()
+                .chain(contacts.iter().map(ContactId::as_str)),
+        )
+        .with("groups", 1)
+        .with("contacts", contacts.len())
+        .with("numbers", numbers.len())
+        .with("changed", outcome);
+        Self::audit(&mut tx, plan, by, change).await?;
         tx.commit().await?;
         Ok(outcome)
     }

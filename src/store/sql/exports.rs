@@ -90,6 +90,7 @@ where
     async fn create_export(
         &self,
         plan: &PlanId,
+        by: &Actor,
         export: NewExport,
         lease: &Lease,
     ) -> StoreResult<ExportRecord> {
@@ -114,6 +115,10 @@ where
         .execute(&mut *conn)
         .await?;
         let record = Self::load_export(conn, plan, &id).await?;
+        let change = Change::new("export.create", [&id])
+            .with("format", export.format.as_str())
+            .with("rows", export.total_rows);
+        Self::audit(conn, plan, by, change).await?;
         tx.commit().await?;
         Ok(record)
     }

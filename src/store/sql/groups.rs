@@ -83,6 +83,18 @@ where
     }
 
     /// The group's row and child ids: one statement, the hottest read.
+    /// The audit row of a group made or replaced whole: what it holds, in counts.
+    fn group_change(
+        operation: &'static str,
+        group: &GroupDefinition,
+        made: &GroupRecord,
+    ) -> Change {
+        Change::new(operation, [&made.id])
+            .with("members", group.members.len())
+            .with("child_groups", group.child_groups.len())
+            .with("smart", group.rule.is_some())
+    }
+
     pub(crate) async fn fetch_group_row(
         conn: &mut Conn<D>,
         plan: &PlanId,
@@ -748,6 +760,7 @@ where
     async fn create_group(
         &self,
         plan: &PlanId,
+        by: &Actor,
         group: GroupDefinition,
     ) -> StoreResult<GroupRecord> {
         let id = GroupId::generate();
@@ -755,6 +768,7 @@ where
         let auto_update = Self::auto_update_json(group.auto_update.as_ref())?;
         let mut tx = self.dialect.begin_write().await?;
         let conn: &mut Conn<D> = &mut tx;
+        let group = &group;
         let outcome = async move {
             sqlx::query(
                 "INSERT INTO contact_groups (plan_id, id, name, description, status, \
@@ -788,6 +802,13 @@ where
             Self::refresh_sizes(conn, plan, &id).await?;
             Self::load_group(conn, plan, &id).await
         }
+        .await?;
+        Self::audit(
+            &mut tx,
+            plan,
+            by,
+            Self::group_change("group.create", group, &outcome),
+        )
         .await?;
         tx.commit().await?;
         Ok(outcome)
@@ -869,6 +890,7 @@ where
     async fn replace_group(
         &self,
         plan: &PlanId,
+        by: &Actor,
         id: &GroupId,
         expected_version: Option<i64>,
         group: GroupDefinition,
@@ -877,6 +899,7 @@ where
         let auto_update = Self::auto_update_json(group.auto_update.as_ref())?;
         let mut tx = self.dialect.begin_write().await?;
         let conn: &mut Conn<D> = &mut tx;
+        let group = &group;
         let outcome = async move {
             Self::lock_plan(conn, plan).await?;
             if Self::lock_group(conn, plan, id, expected_version)
@@ -916,6 +939,13 @@ where
             Self::load_group(conn, plan, id).await
         }
         .await?;
+        Self::audit(
+            &mut tx,
+            plan,
+            by,
+            Self::group_change("group.replace", group, &outcome),
+        )
+        .await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -923,6 +953,7 @@ where
     async fn update_group(
         &self,
         plan: &PlanId,
+        by: &Actor,
         id: &GroupId,
         expected_version: Option<i64>,
         update: GroupUpdate,
@@ -935,6 +966,9 @@ where
             .transpose()?;
         let mut tx = self.dialect.begin_write().await?;
         let conn: &mut Conn<D> = &mut tx;
+        let mut delta = 0;
+        let members_delta = &mut delta;
+        let update = &update;
         let outcome = async move {
             if update.child_groups.is_some() {
                 Self::lock_plan(conn, plan).await?;
@@ -1014,6 +1048,7 @@ where
                 Self::set_child_groups(conn, plan, id, children).await?;
             }
             let delta = Self::apply_membership_change(conn, plan, id, &update.members, now).await?;
+            *members_delta = delta;
             Self::bump_version(conn, plan, id, delta, now).await?;
             Self::refresh_sizes(conn, plan, id).await?;
             if update.status.is_some() {
@@ -1023,6 +1058,18 @@ where
             Self::load_group(conn, plan, id).await
         }
         .await?;
+        let mut change = Change::new("group.update", [id]).fields(&[
+            ("name", update.name.is_some()),
+            ("description", update.description.is_some()),
+            ("auto_update", update.auto_update.is_some()),
+            ("child_groups", update.child_groups.is_some()),
+            ("rule", update.rule.is_some()),
+            ("status", update.status.is_some()),
+        ]);
+        if delta != 0 {
+            change = change.with("members_delta", delta);
+        }
+        Self::audit(&mut tx, plan, by, change).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -1030,6 +1077,7 @@ where
     async fn delete_group(
         &self,
         plan: &PlanId,
+        by: &Actor,
         id: &GroupId,
         expected_version: Option<i64>,
         purge: bool,
@@ -1071,6 +1119,8 @@ where
             Ok::<_, StoreError>(())
         }
         .await?;
+        let change = Change::new("group.delete", [id]).with("purge", purge);
+        Self::audit(&mut tx, plan, by, change).await?;
         tx.commit().await?;
         Ok(outcome)
     }

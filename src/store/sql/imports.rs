@@ -714,6 +714,7 @@ where
     async fn create_import(
         &self,
         plan: &PlanId,
+        by: &Actor,
         import: NewImport,
         file: &std::path::Path,
     ) -> StoreResult<ImportRecord> {
@@ -765,6 +766,8 @@ where
             seq += 1;
         }
         let record = Self::load_import(conn, plan, &id).await?;
+        let change = Change::new("import.create", [&id]).with("bytes", import.file_size);
+        Self::audit(conn, plan, by, change).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -785,7 +788,12 @@ where
             .await
     }
 
-    async fn copy_import(&self, plan: &PlanId, id: &ImportId) -> StoreResult<ImportRecord> {
+    async fn copy_import(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        id: &ImportId,
+    ) -> StoreResult<ImportRecord> {
         let copy = ImportId::generate();
         let now = Timestamp::now().millis();
         let mut tx = self.dialect.begin_write().await?;
@@ -819,6 +827,7 @@ where
             return Err(StoreError::JobState(JobConflict::FileExpired));
         }
         let record = Self::load_import(conn, plan, &copy).await?;
+        Self::audit(conn, plan, by, Change::new("import.copy", [&copy, id])).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -1093,6 +1102,15 @@ where
             // The file stays for its day (`sweep_job_files`): its rejected rows are read from
             // it, and it can be imported again with other settings.
         }
+        let job = write.job.as_ref().map(|(id, _, _)| id.as_str());
+        let groups = report.groups.iter().map(|group| group.id.as_str());
+        let change = Change::new("import.commit", job.into_iter().chain(groups))
+            .with("rows", report.rows)
+            .with("created", report.created)
+            .with("updated", report.updated)
+            .with("added_to_groups", report.added_to_groups)
+            .with("opted_out", report.opted_out);
+        Self::audit(conn, plan, &write.by, change).await?;
         tx.commit().await?;
         // On SQLite every other write waited this long: docs/operations.md.
         tracing::info!(

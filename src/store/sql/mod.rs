@@ -1,5 +1,6 @@
 //! The SQL and logic both backends share, written once over a [`Dialect`], one file per entity.
 
+mod audit;
 mod batches;
 mod consent;
 mod contacts;
@@ -31,6 +32,7 @@ use crate::domain::ids::{BatchId, ContactId, ExportId, GroupId, ImportId, PlanId
 use crate::domain::keywords::{Consent, ConsentKeywords, GroupRequest, group_request, normalize};
 use crate::domain::msisdn::{Msisdn, NumberType, ParsedNumber};
 use crate::domain::time::Timestamp;
+use crate::store::audit::Change;
 
 pub(crate) use batches::{Columns, DetailsRow, Recipient, Wanted};
 pub(crate) use contacts::*;

@@ -56,7 +56,12 @@ where
         Ok(())
     }
 
-    async fn create_plan(&self, name: &str, default_region: Option<&str>) -> StoreResult<Plan> {
+    async fn create_plan(
+        &self,
+        name: &str,
+        default_region: Option<&str>,
+        by: &Actor,
+    ) -> StoreResult<Plan> {
         let plan = Plan {
             id: PlanId::generate(),
             name: name.to_owned(),
@@ -75,6 +80,13 @@ where
         .bind(plan.created_at.millis())
         .execute(&mut *tx)
         .await?;
+        Self::audit(
+            &mut tx,
+            &plan.id,
+            by,
+            Change::new("plan.create", [&plan.id]),
+        )
+        .await?;
         tx.commit().await?;
         Ok(plan)
     }
@@ -82,6 +94,7 @@ where
     async fn add_token(
         &self,
         plan: &PlanId,
+        by: &Actor,
         token_hash: &str,
         grant: &TokenGrant,
     ) -> StoreResult<TokenRecord> {
@@ -99,10 +112,13 @@ where
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        tx.commit().await?;
         if inserted == 0 {
             return Err(StoreError::NotFound(Entity::Plan));
         }
+        let change = Change::new("token.create", [token_id(token_hash)])
+            .with("scopes", grant.scopes.to_string());
+        Self::audit(&mut tx, plan, by, change).await?;
+        tx.commit().await?;
         Ok(TokenRecord {
             id: token_id(token_hash),
             name: grant.name.clone(),
@@ -132,7 +148,7 @@ where
             .collect())
     }
 
-    async fn revoke_plan_token(&self, plan: &PlanId, id: &str) -> StoreResult<()> {
+    async fn revoke_plan_token(&self, plan: &PlanId, by: &Actor, id: &str) -> StoreResult<()> {
         if id.len() != TOKEN_ID_CHARS || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(StoreError::NotFound(Entity::Token));
         }
@@ -153,11 +169,18 @@ where
         if revoked != 1 {
             return Err(StoreError::NotFound(Entity::Token));
         }
+        Self::audit(
+            &mut tx,
+            plan,
+            by,
+            Change::new("token.revoke", [id.to_ascii_lowercase()]),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn revoke_token(&self, token_hash: &str) -> StoreResult<PlanId> {
+    async fn revoke_token(&self, token_hash: &str, by: &Actor) -> StoreResult<PlanId> {
         let mut tx = self.dialect.begin_write().await?;
         let plan: Option<String> = sqlx::query_scalar(
             "UPDATE api_tokens SET revoked_at = $2 \
@@ -167,12 +190,21 @@ where
         .bind(Timestamp::now().millis())
         .fetch_optional(&mut *tx)
         .await?;
+        let plan = plan
+            .map(PlanId::from_trusted)
+            .ok_or(StoreError::NotFound(Entity::Token))?;
+        Self::audit(
+            &mut tx,
+            &plan,
+            by,
+            Change::new("token.revoke", [token_id(token_hash)]),
+        )
+        .await?;
         tx.commit().await?;
-        plan.map(PlanId::from_trusted)
-            .ok_or(StoreError::NotFound(Entity::Token))
+        Ok(plan)
     }
 
-    async fn create_session(&self, session: &NewSession) -> StoreResult<()> {
+    async fn create_session(&self, session: &NewSession, by: &Actor) -> StoreResult<()> {
         let now = Timestamp::now().millis();
         let mut tx = self.dialect.begin_write().await?;
         sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
@@ -192,6 +224,7 @@ where
         .bind(session.expires_at.millis())
         .execute(&mut *tx)
         .await?;
+        Self::audit(&mut tx, &session.plan, by, Change::named("session.create")).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -205,10 +238,11 @@ where
             String,
             String,
             Option<String>,
+            Option<String>,
         );
         let row: Option<SessionRow> = sqlx::query_as(
             "SELECT p.id, p.name, p.default_region, p.created_at, s.token_hash, s.csrf, \
-                     t.scopes \
+                     t.scopes, t.name \
                      FROM web_sessions s \
                      JOIN api_tokens t ON t.plan_id = s.plan_id \
                           AND t.token_hash = s.token_hash AND t.revoked_at IS NULL \
@@ -220,16 +254,19 @@ where
         .fetch_optional(self.dialect.reader())
         .await?;
         Ok(row.map(
-            |(id, name, default_region, created_at, token_hash, csrf, scopes)| WebSession {
-                plan: Plan {
-                    id: PlanId::from_trusted(id),
-                    name,
-                    default_region,
-                    created_at: Timestamp::from_millis(created_at),
-                },
-                token_hash,
-                scopes: stored_scopes(scopes.as_deref()),
-                csrf,
+            |(id, name, default_region, created_at, token_hash, csrf, scopes, token_name)| {
+                WebSession {
+                    plan: Plan {
+                        id: PlanId::from_trusted(id),
+                        name,
+                        default_region,
+                        created_at: Timestamp::from_millis(created_at),
+                    },
+                    token_hash,
+                    token_name,
+                    scopes: stored_scopes(scopes.as_deref()),
+                    csrf,
+                }
             },
         ))
     }
@@ -264,24 +301,38 @@ where
         Ok(secret)
     }
 
-    async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<(Plan, Scopes)>> {
-        let row: Option<(String, String, Option<String>, i64, Option<String>)> = sqlx::query_as(
-            "SELECT p.id, p.name, p.default_region, p.created_at, t.scopes \
+    async fn plan_for_token(&self, token_hash: &str) -> StoreResult<Option<(Plan, TokenGrant)>> {
+        type TokenRow = (
+            String,
+            String,
+            Option<String>,
+            i64,
+            Option<String>,
+            Option<String>,
+        );
+        let row: Option<TokenRow> = sqlx::query_as(
+            "SELECT p.id, p.name, p.default_region, p.created_at, t.scopes, t.name \
                  FROM api_tokens t JOIN plans p ON p.id = t.plan_id \
                  WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
         )
         .bind(token_hash)
         .fetch_optional(self.dialect.reader())
         .await?;
-        Ok(row.map(|(id, name, default_region, created_at, scopes)| {
-            let plan = Plan {
-                id: PlanId::from_trusted(id),
-                name,
-                default_region,
-                created_at: Timestamp::from_millis(created_at),
-            };
-            (plan, stored_scopes(scopes.as_deref()))
-        }))
+        Ok(row.map(
+            |(id, name, default_region, created_at, scopes, token_name)| {
+                let plan = Plan {
+                    id: PlanId::from_trusted(id),
+                    name,
+                    default_region,
+                    created_at: Timestamp::from_millis(created_at),
+                };
+                let grant = TokenGrant {
+                    name: token_name,
+                    scopes: stored_scopes(scopes.as_deref()),
+                };
+                (plan, grant)
+            },
+        ))
     }
 
     async fn get_plan(&self, plan: &PlanId) -> StoreResult<Plan> {

@@ -107,7 +107,12 @@ where
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
-    async fn create_series(&self, plan: &PlanId, series: NewSeries) -> StoreResult<SeriesRecord> {
+    async fn create_series(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        series: NewSeries,
+    ) -> StoreResult<SeriesRecord> {
         let mut tx = self.dialect.begin_write().await?;
         Self::check_groups(&mut tx, plan, &series.batch).await?;
         let id = SeriesId::generate();
@@ -148,6 +153,7 @@ where
         .execute(&mut *tx)
         .await?;
         let record = Self::load_series(&mut tx, plan, &id).await?;
+        Self::audit(&mut tx, plan, by, Change::new("series.create", [&id])).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -171,6 +177,7 @@ where
     async fn set_series_status(
         &self,
         plan: &PlanId,
+        by: &Actor,
         id: &SeriesId,
         status: SeriesStatus,
         next_at: Option<Timestamp>,
@@ -204,6 +211,8 @@ where
         .execute(&mut *tx)
         .await?;
         let record = Self::load_series(&mut tx, plan, id).await?;
+        let change = Change::new("series.status", [id]).with("status", status.as_str());
+        Self::audit(&mut tx, plan, by, change).await?;
         tx.commit().await?;
         Ok(record)
     }

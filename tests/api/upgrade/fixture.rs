@@ -88,24 +88,33 @@ async fn make(backend: Backend, dump_file: &str) -> Recorded {
     app.store
         .add_token(
             &plan_id(&app.plan_id),
+            &roster::store::Actor::cli(),
             &auth::hash_token(&revoked_token),
             &TokenGrant::full(),
         )
         .await
         .expect("a second token");
     app.store
-        .revoke_token(&auth::hash_token(&revoked_token))
+        .revoke_token(
+            &auth::hash_token(&revoked_token),
+            &roster::store::Actor::cli(),
+        )
         .await
         .expect("revoke it");
     let second_plan = app
         .store
-        .create_plan("Zweiter Plan – Ümlaut", Some("DE"))
+        .create_plan(
+            "Zweiter Plan – Ümlaut",
+            Some("DE"),
+            &roster::store::Actor::cli(),
+        )
         .await
         .expect("a second plan");
     let second_token = auth::generate_token();
     app.store
         .add_token(
             &second_plan.id,
+            &roster::store::Actor::cli(),
             &auth::hash_token(&second_token),
             &TokenGrant::full(),
         )

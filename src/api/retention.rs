@@ -1,0 +1,36 @@
+//! Removes audit rows past their retention, hourly, on every instance (the deletes are
+//! idempotent, so instances sharing a database need no coordination).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::domain::time::Timestamp;
+use crate::store::Store;
+
+const EVERY: Duration = Duration::from_secs(60 * 60);
+const DAY_MILLIS: i64 = 24 * 60 * 60 * 1000;
+
+/// Runs until `shutdown` turns true: prunes now, then every hour.
+pub async fn prune_audit_log(
+    store: Arc<dyn Store>,
+    days: u64,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let before = Timestamp::from_millis(Timestamp::now().millis() - days as i64 * DAY_MILLIS);
+        match store.prune_audit(before).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, days, "removed audit rows past their retention"),
+            Err(error) => tracing::warn!(%error, "could not remove old audit rows"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(EVERY) => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
