@@ -12,6 +12,7 @@ pub mod import;
 pub mod send;
 pub mod store;
 pub mod web;
+pub mod webhooks;
 
 /// Everything `roster serve` serves: the API, its documents, and the web page.
 pub fn app(state: api::AppState) -> axum::Router {

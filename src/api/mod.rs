@@ -26,6 +26,7 @@ mod text;
 mod token_cache;
 mod tokens;
 mod validate;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +66,8 @@ pub struct AppState {
     /// How long a claim on a running import or export holds without renewal: how soon one
     /// interrupted by a crash shows as failed (and an import may be committed again).
     pub job_lease: Duration,
+    /// Whether webhooks may point at private, loopback and link-local addresses.
+    pub webhook_allow_private: bool,
 }
 
 impl AppState {
@@ -78,7 +81,14 @@ impl AppState {
             owner: ulid::Ulid::new().to_string(),
             jobs: Arc::default(),
             job_lease: crate::import::job::DEFAULT_JOB_LEASE,
+            webhook_allow_private: false,
         }
+    }
+
+    /// Lets webhooks point at private, loopback and link-local addresses.
+    pub fn with_private_webhooks(mut self, allow: bool) -> Self {
+        self.webhook_allow_private = allow;
+        self
     }
 
     pub fn with_job_lease(mut self, lease: Duration) -> Self {
@@ -129,6 +139,7 @@ impl AppState {
         (name = "Inbound and consent", description = "Inbound SMS keywords (opt-out, opt-in, joining and leaving groups) and consent history"),
         (name = "Imports and exports", description = "Contacts from CSV, XLSX, XLS, ODS and vCard files, previewed, mapped and imported whole or not at all; exports as CSV, XLSX or vCard"),
         (name = "Tokens", description = "A plan's API tokens, each with a name and scopes (read, write, send, admin)"),
+        (name = "Webhooks", description = "Events posted to the plan's own URLs as they happen, signed (Standard Webhooks), retried for 24 hours, in order per object"),
         (name = "Audit", description = "Every change made through the API, the web page or the command line: who, when, from where, what"),
         (name = "Operations", description = "Health checks"),
     )
@@ -190,6 +201,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sinch::router())
         .merge(tokens::router())
         .merge(audit::router())
+        .merge(webhooks::router())
         .merge(health::router())
         .split_for_parts();
     let openapi = with_scopes(openapi);

@@ -201,6 +201,19 @@ enum Command {
         /// the connection's peer.
         #[arg(long, env = "ROSTER_CLIENT_ADDRESS_HEADER")]
         client_address_header: Option<axum::http::HeaderName>,
+        /// Let webhooks point at private, loopback and link-local addresses (a receiver on the
+        /// same network); off by default, so that a plan's admin cannot reach internal services.
+        #[arg(long, env = "ROSTER_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
+        webhook_allow_private: bool,
+        /// Seconds a webhook receiver has to answer before the attempt counts as failed.
+        #[arg(long, env = "ROSTER_WEBHOOK_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+        webhook_timeout: u64,
+        /// Webhook deliveries this instance attempts at once.
+        #[arg(long, env = "ROSTER_WEBHOOK_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        webhook_concurrency: u64,
+        /// Hours of nothing but failed attempts (20 at least) after which a webhook is disabled.
+        #[arg(long, env = "ROSTER_WEBHOOK_DISABLE_AFTER_HOURS", default_value_t = 72, value_parser = clap::value_parser!(u64).range(1..=8760))]
+        webhook_disable_after_hours: u64,
         /// Days the audit log keeps a row; older rows are removed hourly.
         #[arg(long, env = "ROSTER_AUDIT_RETENTION_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=36500))]
         audit_retention_days: u64,
@@ -304,6 +317,10 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             body_timeout,
             request_timeout,
             client_address_header,
+            webhook_allow_private,
+            webhook_timeout,
+            webhook_concurrency,
+            webhook_disable_after_hours,
             audit_retention_days,
             database,
             sending,
@@ -319,13 +336,25 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             tracing::info!(address = %listener.local_addr()?, database = %redact(&database.url), sender = %sending.sender, "serving");
             let state = AppState::new(store.clone(), rate_limit)
                 .with_token_cache(Duration::from_secs(token_cache_seconds))
-                .with_job_lease(Duration::from_secs(job_lease_seconds));
+                .with_job_lease(Duration::from_secs(job_lease_seconds))
+                .with_private_webhooks(webhook_allow_private);
             let (stop, stopped) = watch::channel(false);
-            let retention = tokio::spawn(api::retention::prune_audit_log(
+            let retention = tokio::spawn(api::retention::prune_logs(
                 store.clone(),
                 audit_retention_days,
                 stopped.clone(),
             ));
+            let deliverer = crate::webhooks::Deliverer::new(
+                store.clone(),
+                crate::webhooks::DeliveryConfig {
+                    concurrency: webhook_concurrency as usize,
+                    timeout: Duration::from_secs(webhook_timeout),
+                    disable_after: Duration::from_secs(webhook_disable_after_hours * 60 * 60),
+                    allow_private: webhook_allow_private,
+                    ..Default::default()
+                },
+            )?;
+            let deliverer = tokio::spawn(deliverer.run(stopped.clone()));
             let dispatcher = sender.map(|sender| {
                 let dispatcher =
                     Dispatcher::new(store, sender, sending.config(), state.wake.clone());
@@ -348,6 +377,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 dispatcher.await?;
             }
             retention.await?;
+            deliverer.await?;
         }
         Command::Plans {
             command:

@@ -52,8 +52,11 @@ impl Scope {
         let sending = path.starts_with("/api/batches")
             || path.starts_with("/api/batch-series")
             || (path.starts_with("/xms/v1/") && path.contains("/batches"));
-        // Tokens and the audit log are an admin's business even to read.
-        if path.starts_with("/api/tokens") || path == "/api/audit" {
+        // Tokens, webhooks and the audit log are an admin's business even to read.
+        if path.starts_with("/api/tokens")
+            || path.starts_with("/api/webhooks")
+            || path == "/api/audit"
+        {
             Scope::Admin
         } else if reads || dry_run {
             Scope::Read
@@ -153,6 +156,7 @@ mod tests {
             ("PUT", "/api/keywords", Scope::Admin),
             ("GET", "/api/tokens", Scope::Admin),
             ("GET", "/api/audit", Scope::Admin),
+            ("GET", "/api/webhooks/{id}/deliveries", Scope::Admin),
             ("POST", "/api/inbound", Scope::Write),
         ];
         for (method, path, scope) in cases {

@@ -175,13 +175,13 @@ fn secret_bytes(secret: &str) -> Vec<u8> {
         .unwrap_or_else(|| secret.as_bytes().to_vec())
 }
 
-/// How long to wait before attempt `attempts + 1`, given a random `jitter` in `0.0..1.0`:
-/// 5 s doubling to at most an hour, each spread over its upper half so that retries from many
-/// deliveries do not arrive together.
-pub fn retry_delay_millis(attempts: u32, jitter: f64) -> i64 {
-    const FIRST: i64 = 5_000;
-    const MOST: i64 = 60 * 60 * 1000;
-    let full = FIRST.saturating_mul(1 << attempts.saturating_sub(1).min(20)).min(MOST);
+/// How long to wait after failed attempt number `attempts` (from 1), given a random `jitter`
+/// in `0.0..1.0`: `first` doubling to at most `most`, each spread over its upper half so that
+/// retries from many deliveries do not arrive together.
+pub fn retry_delay_millis(attempts: u32, jitter: f64, first: i64, most: i64) -> i64 {
+    let full = first
+        .saturating_mul(1 << attempts.saturating_sub(1).min(30))
+        .min(most);
     full / 2 + (full as f64 / 2.0 * jitter.clamp(0.0, 1.0)) as i64
 }
 
@@ -213,7 +213,10 @@ mod tests {
     fn only_public_http_urls_are_taken() {
         assert!(check_url("https://hooks.example.com/roster", false).is_ok());
         assert!(check_url("http://93.184.216.34:8080/x", false).is_ok());
-        assert_eq!(check_url("ftp://example.com/", false), Err(UrlError::Scheme));
+        assert_eq!(
+            check_url("ftp://example.com/", false),
+            Err(UrlError::Scheme)
+        );
         assert_eq!(check_url("not a url", false), Err(UrlError::NotUrl));
         assert_eq!(
             check_url("https://user:pw@example.com/", false),
@@ -239,10 +242,11 @@ mod tests {
 
     #[test]
     fn retries_back_off_with_jitter() {
-        assert_eq!(retry_delay_millis(1, 0.0), 2_500);
-        assert_eq!(retry_delay_millis(1, 1.0), 5_000);
-        assert_eq!(retry_delay_millis(2, 1.0), 10_000);
-        assert_eq!(retry_delay_millis(30, 1.0), 3_600_000);
-        assert!(retry_delay_millis(3, 0.5) > retry_delay_millis(2, 0.5));
+        let delay = |attempts, jitter| retry_delay_millis(attempts, jitter, 5_000, 3_600_000);
+        assert_eq!(delay(1, 0.0), 2_500);
+        assert_eq!(delay(1, 1.0), 5_000);
+        assert_eq!(delay(2, 1.0), 10_000);
+        assert_eq!(delay(40, 1.0), 3_600_000);
+        assert!(delay(3, 0.5) > delay(2, 0.5));
     }
 }

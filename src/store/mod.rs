@@ -11,6 +11,7 @@ pub mod jobs;
 mod postgres;
 mod sql;
 mod sqlite;
+pub mod webhooks;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -40,6 +41,10 @@ use crate::domain::time::Timestamp;
 pub use audit::{AUDIT_OBJECTS, Actor, AuditEntry, AuditPage, AuditQuery, AuditStore, Channel};
 pub use jobs::*;
 use sql::SqlStore;
+pub use webhooks::{
+    AttemptOutcome, ClaimedDelivery, DeliveryPage, DeliveryQuery, DeliveryRecord, DeliveryStatus,
+    NewWebhook, WebhookRecord, WebhookStore, WebhookUpdate,
+};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -123,6 +128,8 @@ pub enum Entity {
     Series,
     Import,
     Export,
+    Webhook,
+    Delivery,
 }
 
 impl Entity {
@@ -136,6 +143,8 @@ impl Entity {
             Entity::Series => "series",
             Entity::Import => "import",
             Entity::Export => "export",
+            Entity::Webhook => "webhook",
+            Entity::Delivery => "delivery",
         }
     }
 }
@@ -635,6 +644,7 @@ pub trait Store:
     + ImportStore
     + ExportStore
     + AuditStore
+    + WebhookStore
 {
 }
 
@@ -648,6 +658,7 @@ impl<S> Store for S where
         + ImportStore
         + ExportStore
         + AuditStore
+        + WebhookStore
 {
 }
 

@@ -152,6 +152,32 @@ async fn plans_tokens_and_serve(backend: Backend) {
         "{problem}"
     );
 
+    // By default a webhook may not point inside the network Roster runs in.
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+    ] {
+        let refused = client
+            .post(format!("{base}/api/webhooks"))
+            .bearer_auth(plan["api_token"].as_str().unwrap())
+            .json(&serde_json::json!({"url": url, "events": ["batch.sent"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "{url}");
+        let problem: Value = refused.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], "url", "{problem}");
+        assert!(
+            problem["errors"][0]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("private")
+                || problem.to_string().contains("private"),
+            "{problem}"
+        );
+    }
+
     // A revoked token is refused at once; the plan's other token still works.
     let revoked = roster(&["tokens", "revoke", &second_token], &database);
     assert!(revoked.status.success(), "{revoked:?}");

@@ -136,7 +136,8 @@ pub async fn serve(
         .expect("connect to the test database");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a port");
     let address = format!("http://{}", listener.local_addr().expect("local address"));
-    let state = AppState::new(store.clone(), rate_limit);
+    // Test receivers of webhooks listen on 127.0.0.1, which `roster serve` refuses by default.
+    let state = AppState::new(store.clone(), rate_limit).with_private_webhooks(true);
     let wake = state.wake.clone();
     let app = roster::app(state);
     // Served as `roster serve` serves, so that requests carry the client's address.

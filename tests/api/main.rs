@@ -36,4 +36,7 @@ mod spreadsheet_bombs;
 mod store_model;
 mod upgrade;
 mod web;
+mod webhook_processes;
+mod webhook_receiver;
+mod webhooks;
 mod write_wait;

@@ -1763,6 +1763,15 @@ where
         .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
+        let kind = match status {
+            BatchStatus::Sent => Some(EventType::BatchSent),
+            BatchStatus::Failed => Some(EventType::BatchFailed),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            let data = serde_json::json!({"batch_id": id.as_str(), "status": status.as_str(), "error": error});
+            Self::emit(&mut tx, plan, Event::new(kind, id, data)).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -50,6 +50,40 @@ where
         Ok(())
     }
 
+    /// Records a consent change of one contact (`record_consent`) and announces it to the
+    /// plan's webhooks (`consent.changed`). Bulk changes record their rows alone and announce
+    /// themselves once, with counts.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn change_consent(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        contact: &str,
+        phone: &str,
+        event: &str,
+        group: Option<&str>,
+        source: &str,
+        message: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()> {
+        Self::record_consent(
+            conn, plan, contact, phone, event, group, source, message, now,
+        )
+        .await?;
+        let data = serde_json::json!({
+            "contact_id": contact,
+            "event": event,
+            "group_id": group,
+            "source": source,
+            "message_id": message,
+        });
+        Self::emit(
+            conn,
+            plan,
+            Event::new(EventType::ConsentChanged, contact, data),
+        )
+        .await
+    }
+
     pub(crate) async fn load_consent_keywords(
         conn: &mut Conn<D>,
         plan: &PlanId,
@@ -149,7 +183,7 @@ where
             let group_id = GroupId::from_trusted(group.clone());
             Self::bump_version(conn, plan, &group_id, delta, now).await?;
             Self::refresh_sizes(conn, plan, &group_id).await?;
-            Self::record_consent(
+            Self::change_consent(
                 conn,
                 plan,
                 contact,
@@ -159,6 +193,18 @@ where
                 "keyword",
                 Some(&message.id),
                 now,
+            )
+            .await?;
+            let how = if delta > 0 {
+                "members_added"
+            } else {
+                "members_removed"
+            };
+            let data = serde_json::json!({"group_id": group, "change": how, "count": 1});
+            Self::emit(
+                conn,
+                plan,
+                Event::new(EventType::GroupChanged, &group, data),
             )
             .await?;
             changed.push(group);
@@ -273,7 +319,7 @@ where
                     let reason = format!("keyword {}", normalize(&message.body));
                     if Self::set_opted_out(conn, plan, &contact, out, Some(&reason), now).await? {
                         let event = if out { "opt_out" } else { "opt_in" };
-                        Self::record_consent(
+                        Self::change_consent(
                             conn,
                             plan,
                             &contact,

@@ -182,7 +182,7 @@ where
             } else {
                 "opt_in"
             };
-            Self::record_consent(
+            Self::change_consent(
                 conn,
                 plan,
                 id.as_str(),
@@ -679,7 +679,7 @@ where
         let outcome = async move {
             let groups = Self::lock_static_groups(conn, plan, groups).await?;
             Self::require_contacts(conn, plan, contacts).await?;
-            let mut total = 0;
+            let mut changed_groups = Vec::new();
             for group in &groups {
                 let changed = if add {
                     Self::insert_members_by_id(conn, plan, group, contacts).await?
@@ -701,11 +701,27 @@ where
                 };
                 Self::bump_version(conn, plan, group, delta, now).await?;
                 Self::refresh_sizes(conn, plan, group).await?;
-                total += changed;
+                changed_groups.push((group.clone(), changed));
             }
-            Ok::<_, StoreError>(total)
+            Ok::<_, StoreError>(changed_groups)
         }
         .await?;
+        let total: u64 = outcome.iter().map(|(_, changed)| changed).sum();
+        for (group, changed) in outcome.iter().filter(|(_, changed)| *changed > 0) {
+            let how = if add {
+                "members_added"
+            } else {
+                "members_removed"
+            };
+            let data =
+                serde_json::json!({"group_id": group.as_str(), "change": how, "count": changed});
+            Self::emit(
+                &mut tx,
+                plan,
+                Event::new(EventType::GroupChanged, group, data),
+            )
+            .await?;
+        }
         let ids = groups.iter().map(GroupId::as_str);
         let change = Change::new(
             if add {
@@ -717,15 +733,15 @@ where
         )
         .with("groups", groups.len())
         .with("contacts", contacts.len())
-        .with("changed", outcome);
+        .with("changed", total);
         Self::audit(&mut tx, plan, by, change).await?;
         tx.commit().await?;
-        Ok(outcome)
+        Ok(total)
     }
 
-    /// The audit row of a contact's change: the names of the fields that changed.
-    fn contact_change(id: &ContactId, before: &ContactRecord, after: &ContactRecord) -> Change {
-        Change::new("contact.update", [id]).fields(&[
+    /// The names of the fields of a contact that a change changed.
+    fn changed_fields(before: &ContactRecord, after: &ContactRecord) -> Vec<&'static str> {
+        [
             ("phone", before.phone != after.phone),
             ("first_name", before.first_name != after.first_name),
             ("last_name", before.last_name != after.last_name),
@@ -734,7 +750,10 @@ where
             ("time_zone", before.time_zone != after.time_zone),
             ("fields", before.fields != after.fields),
             ("opted_out", before.opted_out != after.opted_out),
-        ])
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
     }
 
     /// A concurrent writer may take a number between our check and our write; the
@@ -787,12 +806,23 @@ where
             }
             Self::write_contact(conn, plan, id, &after, Some(&before), by.source(), now).await?;
             let record = Self::load_contact(conn, plan, id).await?;
-            Ok((Self::contact_change(id, &before, &record), record))
+            Ok((Self::changed_fields(&before, &record), record))
         }
         .await;
-        let (change, outcome) = self
+        let (fields, outcome) = self
             .explain_duplicate(plan, &attempted_phone, outcome)
             .await?;
+        let mut change = Change::new("contact.update", [id]);
+        if !fields.is_empty() {
+            change = change.with("fields", fields.clone());
+            let data = serde_json::json!({"contact_id": id.as_str(), "fields": fields});
+            Self::emit(
+                &mut tx,
+                plan,
+                Event::new(EventType::ContactUpdated, id, data),
+            )
+            .await?;
+        }
         Self::audit(&mut tx, plan, by, change).await?;
         tx.commit().await?;
         Ok(outcome)
@@ -840,6 +870,13 @@ where
             plan,
             by,
             Change::new("contact.create", [&outcome.id]),
+        )
+        .await?;
+        let data = serde_json::json!({"contact_id": outcome.id.as_str()});
+        Self::emit(
+            &mut tx,
+            plan,
+            Event::new(EventType::ContactCreated, &outcome.id, data),
         )
         .await?;
         tx.commit().await?;
@@ -910,6 +947,18 @@ where
         .await?;
         let change = Change::new("contact.delete", ids).with("deleted", outcome);
         Self::audit(&mut tx, plan, by, change).await?;
+        if outcome > 0 {
+            let data = serde_json::json!({
+                "contact_ids": ids.iter().take(AUDIT_OBJECTS).map(ContactId::as_str).collect::<Vec<_>>(),
+                "count": outcome,
+            });
+            Self::emit(
+                &mut tx,
+                plan,
+                Event::new(EventType::ContactDeleted, one_or_plan(ids, plan), data),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(outcome)
     }
@@ -960,13 +1009,32 @@ where
                 )
                 .await?;
             }
-            Ok::<_, StoreError>(changed.len() as u64)
+            Ok::<_, StoreError>(changed)
         }
         .await?;
-        let change = Change::new("contact.opt_out", ids).with("opted_out", outcome);
+        let count = outcome.len() as u64;
+        let change = Change::new("contact.opt_out", ids).with("opted_out", count);
         Self::audit(&mut tx, plan, by, change).await?;
+        if count > 0 {
+            let data = serde_json::json!({
+                "event": "opt_out",
+                "source": by.source().as_str(),
+                "contact_ids": outcome.iter().take(AUDIT_OBJECTS).map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+                "count": count,
+            });
+            let object = match outcome.as_slice() {
+                [(id, _)] => id.as_str(),
+                _ => plan.as_str(),
+            };
+            Self::emit(
+                &mut tx,
+                plan,
+                Event::new(EventType::ConsentChanged, object, data),
+            )
+            .await?;
+        }
         tx.commit().await?;
-        Ok(outcome)
+        Ok(count)
     }
 
     async fn list_contacts(&self, plan: &PlanId, query: &ContactQuery) -> StoreResult<ContactPage> {
@@ -1113,7 +1181,24 @@ where
         .with("numbers", numbers.len())
         .with("changed", outcome);
         Self::audit(&mut tx, plan, by, change).await?;
+        if outcome > 0 {
+            let data = serde_json::json!({"group_id": group.as_str(), "change": "members_added", "count": outcome});
+            Self::emit(
+                &mut tx,
+                plan,
+                Event::new(EventType::GroupChanged, group, data),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(outcome)
+    }
+}
+
+/// What orders an event about `ids`: the one contact, or the plan for several.
+fn one_or_plan<'a>(ids: &'a [ContactId], plan: &'a PlanId) -> &'a str {
+    match ids {
+        [id] => id.as_str(),
+        _ => plan.as_str(),
     }
 }

@@ -256,7 +256,7 @@ where
         .bind(status)
         .bind(rows)
         .bind(size)
-        .bind(error)
+        .bind(error.as_deref())
         .bind(now)
         .bind(&lease.owner)
         .execute(&mut *conn)
@@ -272,6 +272,8 @@ where
                 .execute(&mut *conn)
                 .await?;
         }
+        let data = serde_json::json!({"export_id": id.as_str(), "status": status, "rows": rows, "error": error});
+        Self::emit(conn, plan, Event::new(EventType::ExportFinished, id, data)).await?;
         tx.commit().await?;
         Ok(())
     }

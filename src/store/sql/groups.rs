@@ -810,6 +810,13 @@ where
             Self::group_change("group.create", group, &outcome),
         )
         .await?;
+        let data = serde_json::json!({"group_id": outcome.id.as_str(), "change": "created"});
+        Self::emit(
+            &mut tx,
+            plan,
+            Event::new(EventType::GroupChanged, &outcome.id, data),
+        )
+        .await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -946,6 +953,8 @@ where
             Self::group_change("group.replace", group, &outcome),
         )
         .await?;
+        let data = serde_json::json!({"group_id": id.as_str(), "change": "replaced"});
+        Self::emit(&mut tx, plan, Event::new(EventType::GroupChanged, id, data)).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -1069,7 +1078,14 @@ where
         if delta != 0 {
             change = change.with("members_delta", delta);
         }
+        let mut data = serde_json::json!({"group_id": id.as_str(), "change": "updated"});
+        for name in ["fields", "members_delta"] {
+            if let Some(value) = change.summary.get(name) {
+                data[name] = value.clone();
+            }
+        }
         Self::audit(&mut tx, plan, by, change).await?;
+        Self::emit(&mut tx, plan, Event::new(EventType::GroupChanged, id, data)).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -1121,6 +1137,9 @@ where
         .await?;
         let change = Change::new("group.delete", [id]).with("purge", purge);
         Self::audit(&mut tx, plan, by, change).await?;
+        let how = if purge { "purged" } else { "deleted" };
+        let data = serde_json::json!({"group_id": id.as_str(), "change": how});
+        Self::emit(&mut tx, plan, Event::new(EventType::GroupChanged, id, data)).await?;
         tx.commit().await?;
         Ok(outcome)
     }

@@ -957,7 +957,7 @@ where
     ) -> StoreResult<()> {
         let now = Timestamp::now().millis();
         let mut tx = self.dialect.begin_write().await?;
-        sqlx::query(
+        let failed = sqlx::query(
             "UPDATE imports SET status = 'failed', error = $3, lease_owner = NULL, \
                  lease_until = NULL, modified_at = $4, completed_at = $4 \
                  WHERE plan_id = $1 AND id = $2 AND status = 'running' AND attempt = $5",
@@ -968,7 +968,18 @@ where
         .bind(now)
         .bind(attempt)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if failed > 0 {
+            let data =
+                serde_json::json!({"import_id": id.as_str(), "status": "failed", "error": error});
+            Self::emit(
+                &mut tx,
+                plan,
+                Event::new(EventType::ImportFinished, id, data),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -1111,6 +1122,26 @@ where
             .with("added_to_groups", report.added_to_groups)
             .with("opted_out", report.opted_out);
         Self::audit(conn, plan, &write.by, change).await?;
+        let data = serde_json::json!({
+            "import_id": job,
+            "status": "done",
+            "rows": report.rows,
+            "created": report.created,
+            "updated": report.updated,
+            "opted_out": report.opted_out,
+            "invalid": report.invalid,
+            "duplicates": report.duplicates,
+            "groups": report.groups.iter()
+                .map(|group| serde_json::json!({"group_id": group.id, "added": group.added}))
+                .collect::<Vec<_>>(),
+        });
+        let object = job.map_or_else(|| plan.as_str().to_owned(), str::to_owned);
+        Self::emit(
+            conn,
+            plan,
+            Event::new(EventType::ImportFinished, object, data),
+        )
+        .await?;
         tx.commit().await?;
         // On SQLite every other write waited this long: docs/operations.md.
         tracing::info!(

@@ -11,6 +11,7 @@ mod imports;
 mod plans;
 mod seal;
 mod series;
+mod webhooks;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,7 +33,9 @@ use crate::domain::ids::{BatchId, ContactId, ExportId, GroupId, ImportId, PlanId
 use crate::domain::keywords::{Consent, ConsentKeywords, GroupRequest, group_request, normalize};
 use crate::domain::msisdn::{Msisdn, NumberType, ParsedNumber};
 use crate::domain::time::Timestamp;
+use crate::domain::webhook::EventType;
 use crate::store::audit::Change;
+use webhooks::Event;
 
 pub(crate) use batches::{Columns, DetailsRow, Recipient, Wanted};
 pub(crate) use contacts::*;

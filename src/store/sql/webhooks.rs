@@ -1,0 +1,616 @@
+//! Webhooks, their outbox and deliveries. `emit` is called by the other entities' writes inside
+//! their transactions; it writes nothing when no enabled webhook of the plan wants the event.
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::domain::ids::{EventId, WebhookId};
+use crate::domain::webhook::EventType;
+use crate::store::webhooks::{
+    AttemptOutcome, ClaimedDelivery, DeliveryPage, DeliveryQuery, DeliveryRecord, DeliveryStatus,
+    NewWebhook, WebhookRecord, WebhookStore, WebhookUpdate,
+};
+
+/// Retries of a delivery stop this long after its event (or after a redelivery).
+pub(crate) const RETRY_WINDOW_MILLIS: i64 = 24 * 60 * 60 * 1000;
+/// Failed attempts in a row, at least, before a webhook failing for long is disabled.
+const DISABLE_AFTER_FAILURES: i64 = 20;
+
+const WEBHOOK_COLUMNS: &str = "id, url, events, description, enabled, disabled_reason, \
+     failing_since, created_at, modified_at";
+const DELIVERY_COLUMNS: &str = "d.key, e.id, e.type, d.status, d.attempts, d.response_status, \
+     d.error, d.latency_ms, d.created_at, d.next_at, d.delivered_at";
+
+type WebhookRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    bool,
+    Option<String>,
+    Option<i64>,
+    i64,
+    i64,
+);
+type DeliveryRow = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    i64,
+    i64,
+    Option<i64>,
+);
+
+/// An event to send to the plan's webhooks that want its type. `object` orders it: each
+/// webhook receives the events of one object in the order they were written.
+pub(crate) struct Event {
+    pub(crate) kind: EventType,
+    pub(crate) object: String,
+    pub(crate) data: Value,
+}
+
+impl Event {
+    pub(crate) fn new(kind: EventType, object: impl AsRef<str>, data: Value) -> Self {
+        Self {
+            kind,
+            object: object.as_ref().to_owned(),
+            data,
+        }
+    }
+}
+
+/// `,a,b,`: the stored form of a list of event types.
+fn stored_events(events: &[EventType]) -> String {
+    let mut stored = String::from(",");
+    for kind in events {
+        stored.push_str(kind.as_str());
+        stored.push(',');
+    }
+    stored
+}
+
+fn events_from(stored: &str) -> Vec<EventType> {
+    stored.split(',').filter_map(EventType::parse).collect()
+}
+
+/// The pattern that finds an event type in the stored list.
+fn wants(kind: EventType) -> String {
+    format!("%,{kind},%")
+}
+
+fn webhook_from_row(row: WebhookRow) -> WebhookRecord {
+    let (id, url, events, description, enabled, disabled_reason, failing_since, created, modified) =
+        row;
+    WebhookRecord {
+        id: WebhookId::from_trusted(id),
+        url,
+        events: events_from(&events),
+        description,
+        enabled,
+        disabled_reason,
+        failing_since: failing_since.map(Timestamp::from_millis),
+        created_at: Timestamp::from_millis(created),
+        modified_at: Timestamp::from_millis(modified),
+    }
+}
+
+fn delivery_from_row(row: DeliveryRow) -> Result<DeliveryRecord, sqlx::Error> {
+    let (_, event, kind, status, attempts, response, error, latency, created, next, delivered) =
+        row;
+    let status = DeliveryStatus::parse(&status)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown delivery status {status:?}").into()))?;
+    Ok(DeliveryRecord {
+        event_id: EventId::from_trusted(event),
+        event_type: kind,
+        status,
+        attempts,
+        response_status: response,
+        error,
+        latency_ms: latency,
+        created_at: Timestamp::from_millis(created),
+        next_at: (status == DeliveryStatus::Pending).then(|| Timestamp::from_millis(next)),
+        delivered_at: delivered.map(Timestamp::from_millis),
+    })
+}
+
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
+    Args<D>: IntoArguments<D::Db>,
+    usize: ColumnIndex<Row<D>>,
+    for<'n> &'n str: ColumnIndex<Row<D>>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+{
+    /// Writes `event` to the outbox with a delivery for each enabled webhook of the plan that
+    /// wants it, on the changing transaction's connection; nothing when none does.
+    pub(crate) async fn emit(conn: &mut Conn<D>, plan: &PlanId, event: Event) -> StoreResult<()> {
+        let now = Timestamp::now();
+        let id = EventId::generate();
+        let body = json!({
+            "id": id.as_str(),
+            "type": event.kind.as_str(),
+            "created_at": now.to_rfc3339(),
+            "plan_id": plan.as_str(),
+            "data": event.data,
+        })
+        .to_string();
+        let pattern = wants(event.kind);
+        let key: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO webhook_events (plan, id, type, body, created_at) \
+                 SELECT p.key, $2, $3, $4, $5 FROM plans p WHERE p.id = $1 AND EXISTS \
+                 (SELECT 1 FROM webhooks w WHERE w.plan = p.key AND w.enabled \
+                  AND w.events LIKE $6) \
+                 RETURNING key",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(event.kind.as_str())
+        .bind(body)
+        .bind(now.millis())
+        .bind(&pattern)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(key) = key {
+            sqlx::query(
+                "INSERT INTO webhook_deliveries \
+                     (webhook, event, object, status, next_at, expires_at, created_at) \
+                     SELECT w.key, $2, $3, 'pending', $4, $5, $4 FROM webhooks w \
+                     WHERE w.plan = (SELECT key FROM plans WHERE id = $1) AND w.enabled \
+                     AND w.events LIKE $6",
+            )
+            .bind(plan.as_str())
+            .bind(key)
+            .bind(&event.object)
+            .bind(now.millis())
+            .bind(now.millis() + RETRY_WINDOW_MILLIS)
+            .bind(&pattern)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn load_webhook(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &WebhookId,
+    ) -> StoreResult<WebhookRecord> {
+        let row: Option<WebhookRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks \
+                 WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $2"
+        )))
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.map(webhook_from_row)
+            .ok_or(StoreError::NotFound(Entity::Webhook))
+    }
+
+    async fn load_delivery(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &WebhookId,
+        event: &EventId,
+    ) -> StoreResult<DeliveryRecord> {
+        let row: Option<DeliveryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d \
+                 JOIN webhook_events e ON e.key = d.event \
+                 JOIN webhooks w ON w.key = d.webhook \
+                 WHERE w.plan = (SELECT key FROM plans WHERE id = $1) AND w.id = $2 \
+                 AND e.id = $3"
+        )))
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(event.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let row = row.ok_or(StoreError::NotFound(Entity::Delivery))?;
+        Ok(delivery_from_row(row)?)
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> WebhookStore for SqlStore<D>
+where
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
+    Args<D>: IntoArguments<D::Db>,
+    usize: ColumnIndex<Row<D>>,
+    for<'n> &'n str: ColumnIndex<Row<D>>,
+    for<'q> &'q str: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> &'q [u8]: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db> + Type<D::Db>,
+    for<'q> String: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Vec<u8>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+{
+    async fn create_webhook(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        webhook: NewWebhook,
+    ) -> StoreResult<WebhookRecord> {
+        let id = WebhookId::generate();
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO webhooks (plan, id, url, events, description, secret, created_at, \
+                 modified_at) SELECT key, $2, $3, $4, $5, $6, $7, $7 FROM plans WHERE id = $1",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(&webhook.url)
+        .bind(stored_events(&webhook.events))
+        .bind(webhook.description.as_deref())
+        .bind(&webhook.secret)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let record = Self::load_webhook(&mut tx, plan, &id).await?;
+        let change = Change::new("webhook.create", [&id]).with("events", webhook.events.len());
+        Self::audit(&mut tx, plan, by, change).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn list_webhooks(&self, plan: &PlanId) -> StoreResult<Vec<WebhookRecord>> {
+        let rows: Vec<WebhookRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks \
+                 WHERE plan = (SELECT key FROM plans WHERE id = $1) ORDER BY key"
+        )))
+        .bind(plan.as_str())
+        .fetch_all(self.dialect.reader())
+        .await?;
+        Ok(rows.into_iter().map(webhook_from_row).collect())
+    }
+
+    async fn get_webhook(&self, plan: &PlanId, id: &WebhookId) -> StoreResult<WebhookRecord> {
+        let mut conn = self.dialect.reader().acquire().await?;
+        Self::load_webhook(&mut conn, plan, id).await
+    }
+
+    async fn update_webhook(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        id: &WebhookId,
+        update: WebhookUpdate,
+    ) -> StoreResult<WebhookRecord> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        Self::load_webhook(&mut tx, plan, id).await?;
+        let mut set = sqlx::QueryBuilder::<D::Db>::new("UPDATE webhooks SET modified_at = ");
+        set.push_bind(now);
+        if let Some(url) = &update.url {
+            set.push(", url = ").push_bind(url.clone());
+        }
+        if let Some(events) = &update.events {
+            set.push(", events = ").push_bind(stored_events(events));
+        }
+        if let Some(description) = &update.description {
+            set.push(", description = ").push_bind(description.clone());
+        }
+        if let Some(secret) = &update.secret {
+            set.push(", secret = ").push_bind(secret.clone());
+        }
+        if let Some(enabled) = update.enabled {
+            set.push(", enabled = ").push_bind(enabled);
+            // Enabled again: a fresh start, with no streak behind it.
+            set.push(", disabled_reason = NULL, failures = 0, failing_since = NULL");
+        }
+        set.push(" WHERE plan = ");
+        push_plan_key(&mut set, plan);
+        set.push(" AND id = ").push_bind(id.as_str().to_owned());
+        set.build().execute(&mut *tx).await?;
+        let record = Self::load_webhook(&mut tx, plan, id).await?;
+        let change = Change::new("webhook.update", [id]).fields(&[
+            ("url", update.url.is_some()),
+            ("events", update.events.is_some()),
+            ("description", update.description.is_some()),
+            ("enabled", update.enabled.is_some()),
+            ("secret", update.secret.is_some()),
+        ]);
+        Self::audit(&mut tx, plan, by, change).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn delete_webhook(&self, plan: &PlanId, by: &Actor, id: &WebhookId) -> StoreResult<()> {
+        let mut tx = self.dialect.begin_write().await?;
+        let deleted = sqlx::query(
+            "DELETE FROM webhooks WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $2",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::NotFound(Entity::Webhook));
+        }
+        Self::audit(&mut tx, plan, by, Change::new("webhook.delete", [id])).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        plan: &PlanId,
+        id: &WebhookId,
+        query: &DeliveryQuery,
+    ) -> StoreResult<DeliveryPage> {
+        let seal = self.cursor_seal().await?;
+        let mut conn = self.dialect.reader().acquire().await?;
+        Self::load_webhook(&mut conn, plan, id).await?;
+        let mut page = sqlx::QueryBuilder::<D::Db>::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d \
+                 JOIN webhook_events e ON e.key = d.event \
+                 WHERE d.webhook = (SELECT w.key FROM webhooks w \
+                 WHERE w.plan = (SELECT key FROM plans WHERE id = "
+        ));
+        page.push_bind(plan.as_str().to_owned())
+            .push(") AND w.id = ")
+            .push_bind(id.as_str().to_owned())
+            .push(")");
+        if let Some(after) = &query.after {
+            let key =
+                super::audit::open_cursor(seal, plan, after).ok_or(StoreError::ForeignCursor)?;
+            page.push(" AND d.key < ").push_bind(key);
+        }
+        if let Some(status) = query.status {
+            page.push(" AND d.status = ")
+                .push_bind(status.as_str().to_owned());
+        }
+        page.push(" ORDER BY d.key DESC LIMIT ")
+            .push_bind(query.limit + 1);
+        let mut rows: Vec<DeliveryRow> = page.build_query_as().fetch_all(&mut *conn).await?;
+        let more = rows.len() as i64 > query.limit;
+        rows.truncate(query.limit.max(0) as usize);
+        let next = match (more, rows.last()) {
+            (true, Some(last)) => Some(hex::encode(seal.seal(plan, last.0))),
+            _ => None,
+        };
+        let deliveries = rows
+            .into_iter()
+            .map(delivery_from_row)
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(DeliveryPage { deliveries, next })
+    }
+
+    async fn redeliver(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        id: &WebhookId,
+        event: &EventId,
+    ) -> StoreResult<DeliveryRecord> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        Self::load_delivery(&mut tx, plan, id, event).await?;
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'pending', next_at = $3, expires_at = $4, \
+                 lease_owner = NULL, lease_until = NULL, delivered_at = NULL \
+                 WHERE webhook = (SELECT key FROM webhooks \
+                     WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $2) \
+                 AND event = (SELECT key FROM webhook_events WHERE id = $5)",
+        )
+        .bind(plan.as_str())
+        .bind(id.as_str())
+        .bind(now)
+        .bind(now + RETRY_WINDOW_MILLIS)
+        .bind(event.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let record = Self::load_delivery(&mut tx, plan, id, event).await?;
+        Self::audit(
+            &mut tx,
+            plan,
+            by,
+            Change::new("webhook.redeliver", [id.as_str(), event.as_str()]),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        lease: &Lease,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let now = Timestamp::now().millis();
+        // Idle instances poll; a read first keeps them from taking the writer when nothing is
+        // due.
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT key FROM webhook_deliveries \
+                 WHERE status = 'pending' AND next_at <= $1 LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(self.dialect.reader())
+        .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.dialect.begin_write().await?;
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'failed', lease_owner = NULL, \
+                 lease_until = NULL, error = COALESCE(error, 'not attempted before its retries ran out') \
+                 WHERE status = 'pending' AND expires_at <= $1",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let keys: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 \
+                 WHERE key IN ( \
+                     SELECT d.key FROM webhook_deliveries d \
+                     WHERE d.status = 'pending' AND d.next_at <= $3 \
+                     AND (d.lease_until IS NULL OR d.lease_until < $3) \
+                     AND d.webhook IN (SELECT key FROM webhooks WHERE enabled) \
+                     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o \
+                         WHERE o.webhook = d.webhook AND o.object = d.object \
+                         AND o.status = 'pending' AND o.key < d.key) \
+                     ORDER BY d.next_at, d.key LIMIT $4{claim_lock}) \
+                 RETURNING key",
+            claim_lock = D::CLAIM_LOCK
+        )))
+        .bind(&lease.owner)
+        .bind(now + lease.millis)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        type ClaimRow = (i64, i64, String, String, String, String, i64, i64);
+        let mut details = sqlx::QueryBuilder::<D::Db>::new(
+            "SELECT d.key, d.webhook, w.url, w.secret, e.id, e.body, d.attempts, d.expires_at \
+                 FROM webhook_deliveries d JOIN webhooks w ON w.key = d.webhook \
+                 JOIN webhook_events e ON e.key = d.event WHERE d.key IN ",
+        );
+        D::push_key_list(&mut details, keys);
+        details.push(" ORDER BY d.key");
+        let rows: Vec<ClaimRow> = details
+            .build_query_as()
+            .fetch_all(self.dialect.reader())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(key, webhook, url, secret, event_id, body, attempts, expires_at)| {
+                    ClaimedDelivery {
+                        key,
+                        webhook,
+                        url,
+                        secret,
+                        event_id,
+                        body,
+                        attempts,
+                        expires_at: Timestamp::from_millis(expires_at),
+                    }
+                },
+            )
+            .collect())
+    }
+
+    async fn record_attempts(
+        &self,
+        lease: &Lease,
+        outcomes: &[AttemptOutcome],
+        disable_after_millis: i64,
+    ) -> StoreResult<()> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.dialect.begin_write().await?;
+        for outcome in outcomes {
+            let (status, next_at, delivered_at) = match (&outcome.error, outcome.retry_at) {
+                (None, _) => ("delivered", now, Some(now)),
+                (Some(_), Some(retry)) => ("pending", retry.millis(), None),
+                (Some(_), None) => ("failed", now, None),
+            };
+            let recorded = sqlx::query(
+                "UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, \
+                     next_at = $4, response_status = $5, error = $6, latency_ms = $7, \
+                     delivered_at = $8, lease_owner = NULL, lease_until = NULL \
+                     WHERE key = $1 AND lease_owner = $2 AND status = 'pending'",
+            )
+            .bind(outcome.key)
+            .bind(&lease.owner)
+            .bind(status)
+            .bind(next_at)
+            .bind(outcome.response_status)
+            .bind(outcome.error.as_deref())
+            .bind(outcome.latency_ms)
+            .bind(delivered_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if recorded == 0 {
+                // Another instance took the delivery over (or it was redelivered meanwhile).
+                continue;
+            }
+            if outcome.error.is_none() {
+                sqlx::query(
+                    "UPDATE webhooks SET failures = 0, failing_since = NULL \
+                         WHERE key = $1 AND failures > 0",
+                )
+                .bind(outcome.webhook)
+                .execute(&mut *tx)
+                .await?;
+                continue;
+            }
+            sqlx::query(
+                "UPDATE webhooks SET failures = failures + 1, \
+                     failing_since = COALESCE(failing_since, $2) WHERE key = $1",
+            )
+            .bind(outcome.webhook)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let (failures, since): (i64, Option<i64>) =
+                sqlx::query_as("SELECT failures, failing_since FROM webhooks WHERE key = $1")
+                    .bind(outcome.webhook)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let since = since.unwrap_or(now);
+            if failures >= DISABLE_AFTER_FAILURES && since <= now - disable_after_millis {
+                let reason = format!(
+                    "every attempt since {} failed ({failures} in a row); \
+                         PATCH {{\"enabled\": true}} enables it again",
+                    Timestamp::from_millis(since).to_rfc3339()
+                );
+                sqlx::query(
+                    "UPDATE webhooks SET enabled = $2, disabled_reason = $3, modified_at = $4 \
+                         WHERE key = $1 AND enabled",
+                )
+                .bind(outcome.webhook)
+                .bind(false)
+                .bind(reason)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn prune_deliveries(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut tx = self.dialect.begin_write().await?;
+        let removed = sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1",
+        )
+        .bind(before.millis())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "DELETE FROM webhook_events WHERE created_at < $1 AND NOT EXISTS \
+                 (SELECT 1 FROM webhook_deliveries d WHERE d.event = webhook_events.key)",
+        )
+        .bind(before.millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+}
