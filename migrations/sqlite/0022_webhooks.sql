@@ -1,6 +1,8 @@
--- Webhooks: a plan's subscriptions to its events, the outbox of events, and one delivery per
--- event and subscribed webhook. Events and deliveries are written in the transaction of the
--- change they describe, so a committed change always has them and a rolled-back one never.
+-- Webhooks: a plan's subscriptions to its events, and the outbox: one delivery per event and
+-- subscribed webhook, written in the transaction of the change it describes, so that a
+-- committed change always has its deliveries and a rolled-back one never. The event's body is
+-- kept with each delivery (one statement writes an event for every webhook that wants it; no
+-- event is written when none does).
 CREATE TABLE webhooks (
     key           INTEGER PRIMARY KEY,
     plan          INTEGER NOT NULL REFERENCES plans (key) ON DELETE CASCADE,
@@ -21,22 +23,16 @@ CREATE TABLE webhooks (
 );
 CREATE INDEX webhooks_by_plan ON webhooks (plan, key);
 
-CREATE TABLE webhook_events (
-    key        INTEGER PRIMARY KEY,
-    plan       INTEGER NOT NULL REFERENCES plans (key) ON DELETE CASCADE,
-    id         TEXT    NOT NULL UNIQUE,
-    type       TEXT    NOT NULL,
-    body       TEXT    NOT NULL,
-    created_at INTEGER NOT NULL
-);
-
 -- Each webhook receives the events of one object (`object`) in order: only the oldest pending
--- delivery of an object is claimed.
+-- delivery of an object is claimed. `event_id` is a ULID: a webhook's log is listed newest
+-- first by it.
 CREATE TABLE webhook_deliveries (
     key          INTEGER PRIMARY KEY,
     webhook      INTEGER NOT NULL REFERENCES webhooks (key) ON DELETE CASCADE,
-    event        INTEGER NOT NULL REFERENCES webhook_events (key) ON DELETE CASCADE,
+    event_id     TEXT    NOT NULL,
+    type         TEXT    NOT NULL,
     object       TEXT    NOT NULL,
+    body         TEXT    NOT NULL,
     status       TEXT    NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
     attempts     INTEGER NOT NULL DEFAULT 0,
     next_at      INTEGER NOT NULL,
@@ -50,8 +46,7 @@ CREATE TABLE webhook_deliveries (
     delivered_at INTEGER,
     created_at   INTEGER NOT NULL
 );
+CREATE UNIQUE INDEX webhook_deliveries_by_event ON webhook_deliveries (webhook, event_id);
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_of_object ON webhook_deliveries (webhook, object, key)
     WHERE status = 'pending';
-CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook, key);
-CREATE UNIQUE INDEX webhook_deliveries_by_event ON webhook_deliveries (event, webhook);

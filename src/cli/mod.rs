@@ -201,6 +201,10 @@ enum Command {
         /// the connection's peer.
         #[arg(long, env = "ROSTER_CLIENT_ADDRESS_HEADER")]
         client_address_header: Option<axum::http::HeaderName>,
+        /// Whether this instance delivers webhook events (`false` for instances that only serve
+        /// the API while others deliver).
+        #[arg(long, env = "ROSTER_DELIVER_WEBHOOKS", default_value_t = true, action = clap::ArgAction::Set)]
+        deliver_webhooks: bool,
         /// Let webhooks point at private, loopback and link-local addresses (a receiver on the
         /// same network); off by default, so that a plan's admin cannot reach internal services.
         #[arg(long, env = "ROSTER_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
@@ -317,6 +321,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             body_timeout,
             request_timeout,
             client_address_header,
+            deliver_webhooks,
             webhook_allow_private,
             webhook_timeout,
             webhook_concurrency,
@@ -354,7 +359,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                     ..Default::default()
                 },
             )?;
-            let deliverer = tokio::spawn(deliverer.run(stopped.clone()));
+            let deliverer = deliver_webhooks.then(|| tokio::spawn(deliverer.run(stopped.clone())));
             let dispatcher = sender.map(|sender| {
                 let dispatcher =
                     Dispatcher::new(store, sender, sending.config(), state.wake.clone());
@@ -377,7 +382,9 @@ async fn execute(command: Command) -> anyhow::Result<()> {
                 dispatcher.await?;
             }
             retention.await?;
-            deliverer.await?;
+            if let Some(deliverer) = deliverer {
+                deliverer.await?;
+            }
         }
         Command::Plans {
             command:

@@ -183,6 +183,6 @@ pub trait WebhookStore: Send + Sync {
         outcomes: &[AttemptOutcome],
         disable_after_millis: i64,
     ) -> StoreResult<()>;
-    /// Removes deliveries finished before `before`, and events left without deliveries.
+    /// Removes deliveries finished (delivered or failed) that were made before `before`.
     async fn prune_deliveries(&self, before: Timestamp) -> StoreResult<u64>;
 }

@@ -76,12 +76,27 @@ async fn every_route_keeps_plans_apart(app: TestApp) {
         .await
         .unwrap();
     let their_batch = their_batch["id"].as_str().unwrap();
+    let their_webhook: Value = app
+        .client
+        .post(format!("{}/api/webhooks", app.address))
+        .bearer_auth(&other_token)
+        .json(&json!({"url": "https://example.com/theirs", "events": ["batch.sent"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let their_webhook = their_webhook["id"].as_str().unwrap();
 
     for (method, template) in secured_operations(&app).await {
         let contacts = template.starts_with("/api/contacts");
         let batches = template.contains("/batches");
+        let webhooks = template.starts_with("/api/webhooks");
         // A body the route accepts, so that only the ids decide the outcome.
-        let body = if contacts {
+        let body = if webhooks {
+            json!({"description": "x"})
+        } else if contacts {
             json!({"phone": "+14155559876"})
         } else if batches {
             json!({"to": ["+14155559876"], "body": "x", "send_at": "2999-01-01T00:00:00Z"})
@@ -93,7 +108,9 @@ async fn every_route_keeps_plans_apart(app: TestApp) {
         } else {
             json!({"name": "x"})
         };
-        let their_id = if contacts {
+        let their_id = if webhooks {
+            their_webhook
+        } else if contacts {
             their_contact
         } else if batches {
             their_batch
@@ -106,6 +123,7 @@ async fn every_route_keeps_plans_apart(app: TestApp) {
                 .replace("{group_id}", their_id)
                 .replace("{batch_id}", their_id)
                 .replace("{id}", their_id)
+                .replace("{event_id}", "01ARZ3NDEKTSV4RRFFQ69G5FAV")
         };
         // No token: 401, whatever the route.
         let anonymous = app
@@ -156,7 +174,8 @@ async fn every_route_keeps_plans_apart(app: TestApp) {
             assert!(
                 !text.contains(their_group)
                     && !text.contains(their_contact)
-                    && !text.contains(their_batch),
+                    && !text.contains(their_batch)
+                    && !text.contains(their_webhook),
                 "{method} {template} leaked {text}"
             );
         }

@@ -26,6 +26,7 @@ struct Fixtures {
     batch: String,
     import: String,
     export: String,
+    webhook: String,
 }
 
 impl Fixtures {
@@ -61,6 +62,16 @@ impl Fixtures {
             .json()
             .await
             .unwrap();
+        let webhook: Value = app
+            .send_json(
+                Method::POST,
+                "/api/webhooks",
+                &json!({"url": "https://example.com/hook", "events": ["batch.sent"]}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
         let id = |value: &Value| value["id"].as_str().expect("an id").to_owned();
         Fixtures {
             group: id(&group),
@@ -69,6 +80,7 @@ impl Fixtures {
             batch: id(&batch),
             import: id(&import),
             export: id(&export),
+            webhook: id(&webhook),
         }
     }
 
@@ -82,6 +94,8 @@ impl Fixtures {
             &self.batch
         } else if template.starts_with("/api/imports") {
             &self.import
+        } else if template.starts_with("/api/webhooks") {
+            &self.webhook
         } else {
             &self.export
         };
@@ -117,6 +131,9 @@ impl Fixtures {
             }),
             ("PUT", "/api/keywords") => json!({"opt_out": ["STOP"], "opt_in": ["START"]}),
             ("POST", "/api/tokens") => json!({"scopes": ["read"]}),
+            ("POST", "/api/webhooks") => {
+                json!({"url": "https://example.com/hook", "events": ["batch.sent"]})
+            }
             _ => json!({}),
         }
     }

@@ -187,7 +187,7 @@ where
 }
 
 /// The key a `next` cursor of this plan holds.
-pub(super) fn open_cursor(seal: &CursorSeal, plan: &PlanId, cursor: &str) -> Option<i64> {
+fn open_cursor(seal: &CursorSeal, plan: &PlanId, cursor: &str) -> Option<i64> {
     let bytes: [u8; 16] = hex::decode(cursor).ok()?.try_into().ok()?;
     seal.open(plan, &bytes)
 }

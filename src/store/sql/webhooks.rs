@@ -18,7 +18,7 @@ const DISABLE_AFTER_FAILURES: i64 = 20;
 
 const WEBHOOK_COLUMNS: &str = "id, url, events, description, enabled, disabled_reason, \
      failing_since, created_at, modified_at";
-const DELIVERY_COLUMNS: &str = "d.key, e.id, e.type, d.status, d.attempts, d.response_status, \
+const DELIVERY_COLUMNS: &str = "d.event_id, d.type, d.status, d.attempts, d.response_status, \
      d.error, d.latency_ms, d.created_at, d.next_at, d.delivered_at";
 
 type WebhookRow = (
@@ -33,7 +33,6 @@ type WebhookRow = (
     i64,
 );
 type DeliveryRow = (
-    i64,
     String,
     String,
     String,
@@ -100,8 +99,7 @@ fn webhook_from_row(row: WebhookRow) -> WebhookRecord {
 }
 
 fn delivery_from_row(row: DeliveryRow) -> Result<DeliveryRecord, sqlx::Error> {
-    let (_, event, kind, status, attempts, response, error, latency, created, next, delivered) =
-        row;
+    let (event, kind, status, attempts, response, error, latency, created, next, delivered) = row;
     let status = DeliveryStatus::parse(&status)
         .ok_or_else(|| sqlx::Error::Decode(format!("unknown delivery status {status:?}").into()))?;
     Ok(DeliveryRecord {
@@ -135,8 +133,9 @@ where
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
-    /// Writes `event` to the outbox with a delivery for each enabled webhook of the plan that
-    /// wants it, on the changing transaction's connection; nothing when none does.
+    /// Writes `event` to the outbox, a delivery for each enabled webhook of the plan that wants
+    /// it, on the changing transaction's connection (one statement, which writes nothing when no
+    /// webhook wants it).
     pub(crate) async fn emit(conn: &mut Conn<D>, plan: &PlanId, event: Event) -> StoreResult<()> {
         let now = Timestamp::now();
         let id = EventId::generate();
@@ -148,39 +147,23 @@ where
             "data": event.data,
         })
         .to_string();
-        let pattern = wants(event.kind);
-        let key: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO webhook_events (plan, id, type, body, created_at) \
-                 SELECT p.key, $2, $3, $4, $5 FROM plans p WHERE p.id = $1 AND EXISTS \
-                 (SELECT 1 FROM webhooks w WHERE w.plan = p.key AND w.enabled \
-                  AND w.events LIKE $6) \
-                 RETURNING key",
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (webhook, event_id, type, object, body, status, \
+                 next_at, expires_at, created_at) \
+                 SELECT w.key, $2, $3, $4, $5, 'pending', $6, $7, $6 FROM webhooks w \
+                 WHERE w.plan = (SELECT key FROM plans WHERE id = $1) AND w.enabled \
+                 AND w.events LIKE $8",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
         .bind(event.kind.as_str())
+        .bind(&event.object)
         .bind(body)
         .bind(now.millis())
-        .bind(&pattern)
-        .fetch_optional(&mut *conn)
+        .bind(now.millis() + RETRY_WINDOW_MILLIS)
+        .bind(wants(event.kind))
+        .execute(&mut *conn)
         .await?;
-        if let Some(key) = key {
-            sqlx::query(
-                "INSERT INTO webhook_deliveries \
-                     (webhook, event, object, status, next_at, expires_at, created_at) \
-                     SELECT w.key, $2, $3, 'pending', $4, $5, $4 FROM webhooks w \
-                     WHERE w.plan = (SELECT key FROM plans WHERE id = $1) AND w.enabled \
-                     AND w.events LIKE $6",
-            )
-            .bind(plan.as_str())
-            .bind(key)
-            .bind(&event.object)
-            .bind(now.millis())
-            .bind(now.millis() + RETRY_WINDOW_MILLIS)
-            .bind(&pattern)
-            .execute(&mut *conn)
-            .await?;
-        }
         Ok(())
     }
 
@@ -209,10 +192,9 @@ where
     ) -> StoreResult<DeliveryRecord> {
         let row: Option<DeliveryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d \
-                 JOIN webhook_events e ON e.key = d.event \
                  JOIN webhooks w ON w.key = d.webhook \
                  WHERE w.plan = (SELECT key FROM plans WHERE id = $1) AND w.id = $2 \
-                 AND e.id = $3"
+                 AND d.event_id = $3"
         )))
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -357,12 +339,10 @@ where
         id: &WebhookId,
         query: &DeliveryQuery,
     ) -> StoreResult<DeliveryPage> {
-        let seal = self.cursor_seal().await?;
         let mut conn = self.dialect.reader().acquire().await?;
         Self::load_webhook(&mut conn, plan, id).await?;
         let mut page = sqlx::QueryBuilder::<D::Db>::new(format!(
             "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d \
-                 JOIN webhook_events e ON e.key = d.event \
                  WHERE d.webhook = (SELECT w.key FROM webhooks w \
                  WHERE w.plan = (SELECT key FROM plans WHERE id = "
         ));
@@ -370,28 +350,32 @@ where
             .push(") AND w.id = ")
             .push_bind(id.as_str().to_owned())
             .push(")");
+        // Event ids are ULIDs, in the order of the events: the cursor is the last one listed.
         if let Some(after) = &query.after {
-            let key =
-                super::audit::open_cursor(seal, plan, after).ok_or(StoreError::ForeignCursor)?;
-            page.push(" AND d.key < ").push_bind(key);
+            let after = EventId::parse(after).ok_or(StoreError::ForeignCursor)?;
+            page.push(" AND d.event_id < ")
+                .push_bind(after.as_str().to_owned());
         }
         if let Some(status) = query.status {
             page.push(" AND d.status = ")
                 .push_bind(status.as_str().to_owned());
         }
-        page.push(" ORDER BY d.key DESC LIMIT ")
-            .push_bind(query.limit + 1);
-        let mut rows: Vec<DeliveryRow> = page.build_query_as().fetch_all(&mut *conn).await?;
+        page.push(format!(
+            " ORDER BY d.event_id{} DESC LIMIT ",
+            D::TEXT_COLLATE
+        ))
+        .push_bind(query.limit + 1);
+        let rows: Vec<DeliveryRow> = page.build_query_as().fetch_all(&mut *conn).await?;
         let more = rows.len() as i64 > query.limit;
-        rows.truncate(query.limit.max(0) as usize);
-        let next = match (more, rows.last()) {
-            (true, Some(last)) => Some(hex::encode(seal.seal(plan, last.0))),
-            _ => None,
-        };
-        let deliveries = rows
+        let mut deliveries = rows
             .into_iter()
             .map(delivery_from_row)
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        deliveries.truncate(query.limit.max(0) as usize);
+        let next = match (more, deliveries.last()) {
+            (true, Some(last)) => Some(last.event_id.to_string()),
+            _ => None,
+        };
         Ok(DeliveryPage { deliveries, next })
     }
 
@@ -410,7 +394,7 @@ where
                  lease_owner = NULL, lease_until = NULL, delivered_at = NULL \
                  WHERE webhook = (SELECT key FROM webhooks \
                      WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $2) \
-                 AND event = (SELECT key FROM webhook_events WHERE id = $5)",
+                 AND event_id = $5",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -484,9 +468,9 @@ where
         }
         type ClaimRow = (i64, i64, String, String, String, String, i64, i64);
         let mut details = sqlx::QueryBuilder::<D::Db>::new(
-            "SELECT d.key, d.webhook, w.url, w.secret, e.id, e.body, d.attempts, d.expires_at \
-                 FROM webhook_deliveries d JOIN webhooks w ON w.key = d.webhook \
-                 JOIN webhook_events e ON e.key = d.event WHERE d.key IN ",
+            "SELECT d.key, d.webhook, w.url, w.secret, d.event_id, d.body, d.attempts, \
+                 d.expires_at FROM webhook_deliveries d JOIN webhooks w ON w.key = d.webhook \
+                 WHERE d.key IN ",
         );
         D::push_key_list(&mut details, keys);
         details.push(" ORDER BY d.key");
@@ -603,13 +587,6 @@ where
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query(
-            "DELETE FROM webhook_events WHERE created_at < $1 AND NOT EXISTS \
-                 (SELECT 1 FROM webhook_deliveries d WHERE d.event = webhook_events.key)",
-        )
-        .bind(before.millis())
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(removed)
     }
