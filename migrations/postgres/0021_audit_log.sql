@@ -15,5 +15,3 @@ CREATE TABLE audit_log (
     summary    TEXT    NOT NULL
 );
 CREATE INDEX audit_log_by_plan ON audit_log (plan, key);
--- Retention removes the oldest rows of every plan by time.
-CREATE INDEX audit_log_by_time ON audit_log (at);

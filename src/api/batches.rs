@@ -137,6 +137,11 @@ pub struct Batch {
     pub occurrence: Option<i64>,
     /// When the batch was sent, failed or was canceled.
     pub completed_at: Option<String>,
+    /// How many recipients the provider last reported in each status (`Delivered`, `Failed`,
+    /// …), from its delivery reports; only when reading one batch, and only once there are
+    /// reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_reports: Option<std::collections::BTreeMap<String, i64>>,
 }
 
 /// A batch's recipients by state: `sent`, `held` and `skipped` as recorded; the rest of those
@@ -229,6 +234,7 @@ impl From<&BatchRecord> for Batch {
             series_id: record.series_id.as_ref().map(ToString::to_string),
             occurrence: record.occurrence,
             completed_at: record.completed_at.map(Timestamp::to_rfc3339),
+            delivery_reports: None,
         }
     }
 }
@@ -729,7 +735,10 @@ async fn get_batch(
         .get_batch(&plan.id, &id)
         .await
         .map_err(batch_error)?;
-    Ok(Json(Batch::from(&record)))
+    let mut batch = Batch::from(&record);
+    let counts = state.store.delivery_counts(&plan.id, &id).await?;
+    batch.delivery_reports = (!counts.is_empty()).then_some(counts);
+    Ok(Json(batch))
 }
 
 /// Cancel a batch
@@ -766,12 +775,15 @@ async fn cancel_batch(
 /// What became of each number the batch resolved to when it was sent: the recipients in
 /// sending order, then those left out. One JSON object per line (`application/x-ndjson`, the
 /// default: `{"phone": "+14155552671", "state": "sent", "parts": 1}`) or CSV with
-/// `Accept: text/csv` (`phone,state,reason,detail,parts`), streamed whatever their number.
+/// `Accept: text/csv` (`phone,state,reason,detail,parts,delivery_status,delivery_code,
+/// reported_at`), streamed whatever their number.
 /// `state` is `sent`, `queued` (its turn has not come), `held` (reason `quiet_hours`: waiting
 /// for the plan's quiet hours to end where the recipient is, until the time in `detail`),
 /// `sending` (being handed over), `expired`, `failed` or `canceled` (the batch ended before its
 /// turn), or `skipped` with a `reason` (`missing_parameter`, with the placeholder as `detail`,
-/// or `frequency_cap`). 409 while the batch is scheduled: recipients are resolved at send time.
+/// or `frequency_cap`). Once the provider reported on a message (`POST /api/delivery-reports`),
+/// its line carries `delivery`: `{"status": "Delivered", "code": 0, "at": "…"}`. 409 while the
+/// batch is scheduled: recipients are resolved at send time.
 #[utoipa::path(
     get, path = "/api/batches/{id}/recipients", tag = TAG,
     params(("id" = String, Path, description = "The batch's id")),
@@ -820,6 +832,17 @@ struct OutcomeLine<'a> {
     detail: Option<std::borrow::Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parts: Option<i64>,
+    /// The provider's last delivery report of the message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<DeliveryLine<'a>>,
+}
+
+#[derive(Serialize)]
+struct DeliveryLine<'a> {
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<i64>,
+    at: String,
 }
 
 impl<'a> From<&'a RecipientOutcome> for OutcomeLine<'a> {
@@ -837,6 +860,11 @@ impl<'a> From<&'a RecipientOutcome> for OutcomeLine<'a> {
             reason,
             detail,
             parts: outcome.parts,
+            delivery: outcome.delivery.as_ref().map(|report| DeliveryLine {
+                status: &report.status,
+                code: report.code,
+                at: report.at.to_rfc3339(),
+            }),
         }
     }
 }
@@ -850,7 +878,7 @@ fn stream_outcomes(
 ) -> Response {
     let header_line = csv.then(|| {
         Ok::<_, std::io::Error>(axum::body::Bytes::from_static(
-            b"phone,state,reason,detail,parts\n",
+            b"phone,state,reason,detail,parts,delivery_status,delivery_code,reported_at\n",
         ))
     });
     let body = outcomes.ready_chunks(4096).map(move |chunk| {
@@ -873,6 +901,16 @@ fn stream_outcomes(
                             .parts
                             .map(|parts| parts.to_string())
                             .unwrap_or_default(),
+                        line.delivery.as_ref().map_or("", |report| report.status),
+                        &line
+                            .delivery
+                            .as_ref()
+                            .and_then(|report| report.code)
+                            .map(|code| code.to_string())
+                            .unwrap_or_default(),
+                        line.delivery
+                            .as_ref()
+                            .map_or("", |report| report.at.as_str()),
                     ])
                     .map_err(std::io::Error::other)?,
                 None => {

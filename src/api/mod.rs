@@ -6,6 +6,7 @@ pub mod auth;
 mod batches;
 mod connection;
 mod contacts;
+mod delivery_reports;
 pub mod error;
 mod exports;
 mod extract;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub job_lease: Duration,
     /// Whether webhooks may point at private, loopback and link-local addresses.
     pub webhook_allow_private: bool,
+    /// Delivery report codes that opt the recipient out.
+    pub opt_out_codes: crate::domain::delivery::OptOutCodes,
 }
 
 impl AppState {
@@ -82,7 +85,14 @@ impl AppState {
             jobs: Arc::default(),
             job_lease: crate::import::job::DEFAULT_JOB_LEASE,
             webhook_allow_private: false,
+            opt_out_codes: crate::domain::delivery::OptOutCodes::default(),
         }
+    }
+
+    /// The delivery report codes that opt the recipient out.
+    pub fn with_opt_out_codes(mut self, codes: crate::domain::delivery::OptOutCodes) -> Self {
+        self.opt_out_codes = codes;
+        self
     }
 
     /// Lets webhooks point at private, loopback and link-local addresses.
@@ -202,6 +212,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tokens::router())
         .merge(audit::router())
         .merge(webhooks::router())
+        .merge(delivery_reports::router())
         .merge(health::router())
         .split_for_parts();
     let openapi = with_scopes(openapi);

@@ -96,6 +96,10 @@ struct SendingArgs {
     /// Seconds before an upstream request is given up (and retried).
     #[arg(long, env = "ROSTER_UPSTREAM_TIMEOUT", default_value_t = 10)]
     upstream_timeout: u64,
+    /// Where the upstream posts delivery reports: Roster's `/api/delivery-reports`, as the
+    /// upstream reaches it (the `http` sender asks for a final report per recipient).
+    #[arg(long, env = "ROSTER_DELIVERY_REPORT_URL")]
+    delivery_report_url: Option<String>,
     /// Recipients per hand-over to the sender [default: 1000 for `http`, as Sinch takes at most
     /// 1000 a batch; 10000 for `log`, whose cost per chunk is one fdatasync].
     #[arg(long, env = "ROSTER_CHUNK_SIZE", value_parser = clap::value_parser!(i64).range(1..=100_000))]
@@ -138,7 +142,13 @@ impl SendingArgs {
                     .as_deref()
                     .ok_or_else(|| missing("upstream-token (or ROSTER_UPSTREAM_TOKEN)"))?;
                 let timeout = Duration::from_secs(self.upstream_timeout.max(1));
-                Some(Arc::new(HttpSender::new(url, plan, token, timeout)?))
+                Some(Arc::new(HttpSender::new(
+                    url,
+                    plan,
+                    token,
+                    timeout,
+                    self.delivery_report_url.as_deref(),
+                )?))
             }
             _ => Some(Arc::new(LogSender::open(&self.sender_log).map_err(
                 |error| {
@@ -218,6 +228,10 @@ enum Command {
         /// Hours of nothing but failed attempts (20 at least) after which a webhook is disabled.
         #[arg(long, env = "ROSTER_WEBHOOK_DISABLE_AFTER_HOURS", default_value_t = 72, value_parser = clap::value_parser!(u64).range(1..=8760))]
         webhook_disable_after_hours: u64,
+        /// Delivery report codes that mean the recipient opted out at the carrier (comma-
+        /// separated): a report with one opts the contact out, with the source `carrier`.
+        #[arg(long, env = "ROSTER_OPT_OUT_CODES", default_value = "21610,40300,200,4720", value_parser = crate::domain::delivery::OptOutCodes::parse)]
+        opt_out_codes: crate::domain::delivery::OptOutCodes,
         /// Days the audit log keeps a row; older rows are removed hourly.
         #[arg(long, env = "ROSTER_AUDIT_RETENTION_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=36500))]
         audit_retention_days: u64,
@@ -326,6 +340,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             webhook_timeout,
             webhook_concurrency,
             webhook_disable_after_hours,
+            opt_out_codes,
             audit_retention_days,
             database,
             sending,
@@ -342,7 +357,8 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let state = AppState::new(store.clone(), rate_limit)
                 .with_token_cache(Duration::from_secs(token_cache_seconds))
                 .with_job_lease(Duration::from_secs(job_lease_seconds))
-                .with_private_webhooks(webhook_allow_private);
+                .with_private_webhooks(webhook_allow_private)
+                .with_opt_out_codes(opt_out_codes);
             let (stop, stopped) = watch::channel(false);
             let retention = tokio::spawn(api::retention::prune_logs(
                 store.clone(),

@@ -5,6 +5,7 @@ pub mod algebra;
 pub mod auto_update;
 pub mod batch;
 pub mod contact;
+pub mod delivery;
 pub mod fast_e164;
 pub mod filter;
 pub mod group;

@@ -25,10 +25,11 @@ pub enum EventType {
     ExportFinished,
     BatchSent,
     BatchFailed,
+    DeliveryUpdated,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 10] = [
         EventType::ContactCreated,
         EventType::ContactUpdated,
         EventType::ContactDeleted,
@@ -38,6 +39,7 @@ impl EventType {
         EventType::ExportFinished,
         EventType::BatchSent,
         EventType::BatchFailed,
+        EventType::DeliveryUpdated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +53,7 @@ impl EventType {
             EventType::ExportFinished => "export.finished",
             EventType::BatchSent => "batch.sent",
             EventType::BatchFailed => "batch.failed",
+            EventType::DeliveryUpdated => "delivery.updated",
         }
     }
 

@@ -15,6 +15,8 @@ pub struct HttpSender {
     client: reqwest::Client,
     batches_url: String,
     token: String,
+    /// Where the upstream posts each recipient's final delivery report, when set.
+    callback_url: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -29,6 +31,12 @@ struct UpstreamBatch<'a> {
     client_reference: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     expire_at: Option<String>,
+    /// `per_recipient_final` with a callback URL: one report per recipient, when its message
+    /// reached a final state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery_report: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callback_url: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -41,7 +49,15 @@ const MAX_ERROR_TEXT: usize = 500;
 
 impl HttpSender {
     /// `url` is the upstream's base (`https://us.sms.api.sinch.com`), `plan` its service plan id.
-    pub fn new(url: &str, plan: &str, token: &str, timeout: Duration) -> anyhow::Result<Self> {
+    /// With `callback_url`, the upstream is asked to post each recipient's final delivery report
+    /// there (Roster's `POST /api/delivery-reports`).
+    pub fn new(
+        url: &str,
+        plan: &str,
+        token: &str,
+        timeout: Duration,
+        callback_url: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -50,6 +66,7 @@ impl HttpSender {
             client,
             batches_url: format!("{}/xms/v1/{plan}/batches", url.trim_end_matches('/')),
             token: token.to_owned(),
+            callback_url: callback_url.map(str::to_owned),
         })
     }
 
@@ -93,6 +110,8 @@ impl Sender for HttpSender {
             parameters,
             client_reference: Self::reference(chunk),
             expire_at: batch.expire_at.map(Timestamp::to_rfc3339),
+            delivery_report: self.callback_url.as_ref().map(|_| "per_recipient_final"),
+            callback_url: self.callback_url.as_deref(),
         };
         let response = self
             .client

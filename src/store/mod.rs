@@ -13,7 +13,7 @@ mod sql;
 mod sqlite;
 pub mod webhooks;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use crate::domain::algebra::MembershipChange;
 use crate::domain::auto_update::AutoUpdate;
 use crate::domain::batch::{Audience, BatchStatus};
 use crate::domain::contact::{CustomFields, Email, Gender, OptOutReason, PersonName, TimeZoneName};
+use crate::domain::delivery::{OptOutCodes, ReportStatus};
 use crate::domain::filter::FilterExpr;
 use crate::domain::group::{ChildGroupsError, Description, GroupName, GroupStatus};
 use crate::domain::ids::{BatchId, ContactId, GroupId, PlanId, SeriesId};
@@ -962,6 +963,46 @@ pub struct RecipientOutcome {
     pub state: RecipientState,
     /// Its message's parts (none for a recipient left out).
     pub parts: Option<i64>,
+    /// What the provider last reported of its message.
+    pub delivery: Option<ReportState>,
+}
+
+/// The last delivery report of one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportState {
+    pub status: String,
+    pub code: Option<i64>,
+    /// When the provider says it happened.
+    pub at: Timestamp,
+}
+
+/// A provider's report of one recipient's message.
+#[derive(Debug, Clone)]
+pub struct DeliveryReport {
+    pub batch: BatchId,
+    /// The chunk the message went in, when the report names it (the `http` sender's
+    /// `client_reference`).
+    pub chunk: Option<i64>,
+    /// E.164, with its `+`.
+    pub phone: String,
+    pub status: ReportStatus,
+    pub code: Option<i64>,
+    pub at: Timestamp,
+    /// The provider's id of what it sent (its batch id): the evidence of a carrier opt-out.
+    pub reference: Option<String>,
+}
+
+/// What became of a request's delivery reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportOutcome {
+    /// Recorded (a report older than the one kept, or in transit after a final one, is not).
+    pub recorded: u64,
+    /// Of batches this plan does not have.
+    pub unknown_batch: u64,
+    /// Of numbers the batch did not send to.
+    pub not_recipient: u64,
+    /// Contacts opted out by a report's code.
+    pub opted_out: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1222,6 +1263,21 @@ pub trait BatchStore: Send + Sync {
     /// Gives up this owner's claims (at shutdown), so that another instance or a restart takes
     /// the batches over at once.
     async fn release_leases(&self, owner: &str) -> StoreResult<()>;
+    /// Records providers' delivery reports of the plan's batches, in one transaction; a report
+    /// whose code is one of `opt_out` opts its recipient's contact out (source `carrier`).
+    async fn record_delivery_reports(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        reports: &[DeliveryReport],
+        opt_out: &OptOutCodes,
+    ) -> StoreResult<ReportOutcome>;
+    /// How many of the batch's recipients were last reported in each status.
+    async fn delivery_counts(
+        &self,
+        plan: &PlanId,
+        id: &BatchId,
+    ) -> StoreResult<BTreeMap<String, i64>>;
 }
 
 /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`) and brings its schema

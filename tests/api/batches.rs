@@ -24,6 +24,7 @@ on_both_backends!(
     sinch_batches,
     a_crash_mid_chunk_resends_nothing,
     an_upstream_that_fails_then_recovers_gets_everyone_once,
+    delivery_reports_are_recorded_and_carriers_opt_people_out,
 );
 
 /// How many times each (batch, recipient) was logged. Lines cut short by a crash are skipped.
@@ -191,11 +192,14 @@ async fn groups_resolve_when_the_batch_is_sent(app: TestApp) {
         .get_text(&format!("/api/batches/{id}/recipients"), "text/csv")
         .await;
     let mut lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.remove(0), "phone,state,reason,detail,parts");
+    assert_eq!(
+        lines.remove(0),
+        "phone,state,reason,detail,parts,delivery_status,delivery_code,reported_at"
+    );
     lines.sort_unstable();
     let rows: Vec<String> = expected
         .iter()
-        .map(|phone| format!("{phone},sent,,,1"))
+        .map(|phone| format!("{phone},sent,,,1,,,"))
         .collect();
     assert_eq!(lines, rows);
     let listed: Value = app
@@ -623,6 +627,8 @@ struct Upstream {
     /// The text each recipient of an accepted batch got, Sinch's way: the body with its
     /// `${name}` placeholders filled from `parameters`.
     texts: Vec<(String, String)>,
+    /// What each accepted batch asked for: `delivery_report` and `callback_url`.
+    callbacks: Vec<(Value, Value)>,
 }
 
 /// What a Sinch upstream sends `to` for a batch `body`.
@@ -674,6 +680,10 @@ async fn fake_upstream(state: Arc<Mutex<Upstream>>) -> String {
                     .push((number.clone(), sinch_text(&body, number)));
             }
             upstream.accepted.push((reference, to));
+            upstream.callbacks.push((
+                body["delivery_report"].clone(),
+                body["callback_url"].clone(),
+            ));
             upstream.requests == upstream.slow_request
         };
         if slow {
@@ -734,6 +744,7 @@ async fn an_upstream_that_fails_then_recovers_gets_everyone_once(app: TestApp) {
         "upstream-plan",
         "upstream-token",
         Duration::from_millis(700),
+        None,
     )
     .unwrap();
     let mut config = quick_dispatch();
@@ -770,4 +781,206 @@ async fn an_upstream_that_fails_then_recovers_gets_everyone_once(app: TestApp) {
             .iter()
             .all(|r| r.starts_with(&format!("roster:{id}:")))
     );
+}
+
+/// Posts delivery reports to the app as the upstream would; returns the answer.
+async fn report(app: &TestApp, body: Value) -> Value {
+    let response = app
+        .send_json(Method::POST, "/api/delivery-reports", &body)
+        .await;
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}: {answer}");
+    answer
+}
+
+async fn delivery_reports_are_recorded_and_carriers_opt_people_out(app: TestApp) {
+    let upstream = Arc::new(Mutex::new(Upstream::default()));
+    let address = fake_upstream(upstream.clone()).await;
+    let group = app
+        .create_group(json!({"name": "Reported", "members": numbers(1..6)}))
+        .await;
+    let stopper = app
+        .send_json(Method::POST, "/api/contacts", &json!({"phone": number(9)}))
+        .await;
+    assert_eq!(stopper.status(), 201);
+    let batch = create_batch(&app, json!({"to": [group["id"], number(9)], "body": "hi"})).await;
+    let id = batch["id"].as_str().unwrap().to_owned();
+    let callback = format!("{}/api/delivery-reports", app.address);
+    let sender = roster::send::http::HttpSender::new(
+        &address,
+        "upstream-plan",
+        "upstream-token",
+        Duration::from_secs(5),
+        Some(&callback),
+    )
+    .unwrap();
+    let mut config = quick_dispatch();
+    config.chunk_size = 3;
+    let running = app.start_dispatcher(Arc::new(sender), config);
+    let sent = wait_for(&app, &id, &["sent", "failed"]).await;
+    running.stop().await;
+    assert_eq!(sent["status"], "sent", "{sent}");
+    assert!(sent.get("delivery_reports").is_none(), "{sent}");
+
+    // The upstream was asked for a final report per recipient, at Roster's callback.
+    let accepted = {
+        let upstream = upstream.lock().unwrap();
+        assert!(
+            upstream
+                .callbacks
+                .iter()
+                .all(|(kind, url)| kind == "per_recipient_final" && url == &callback),
+            "{:?}",
+            upstream.callbacks
+        );
+        upstream.accepted.clone()
+    };
+    // The upstream reports each recipient the way Sinch does: its own batch id, the number
+    // without its `+`, the client reference Roster gave the chunk. Number 9's carrier says
+    // it opted out (Twilio's 21610).
+    let mut reports = Vec::new();
+    for (reference, to) in &accepted {
+        for phone in to {
+            let (status, code) = if *phone == number(9) {
+                ("Failed", 21610)
+            } else {
+                ("Delivered", 0)
+            };
+            reports.push(json!({
+                "type": "recipient_delivery_report_sms", "batch_id": "upstream-batch-1",
+                "recipient": phone.trim_start_matches('+'), "code": code, "status": status,
+                "at": "2026-12-04T10:00:00.000Z", "client_reference": reference,
+            }));
+        }
+    }
+    let answer = report(&app, Value::Array(reports)).await;
+    assert_eq!(
+        answer,
+        json!({"recorded": 6, "unknown_batch": 0, "not_recipient": 0, "opted_out": 1})
+    );
+
+    // A report of the message in transit, arriving late, does not undo the final one; a later
+    // final one replaces it. Reports of numbers and batches that are not these are counted.
+    let late = report(
+        &app,
+        json!({"type": "recipient_delivery_report_sms", "batch_id": id, "recipient": number(1),
+               "code": 401, "status": "Dispatched", "at": "2026-12-04T10:05:00Z"}),
+    )
+    .await;
+    assert_eq!(late["recorded"], 0, "{late}");
+    let batch_report = report(
+        &app,
+        json!({"type": "delivery_report_sms", "batch_id": id, "statuses": [
+            {"code": 402, "status": "Expired", "count": 1, "recipients": [number(2)]},
+            {"code": 0, "status": "Delivered", "count": 1, "recipients": ["14155559999"]},
+        ]}),
+    )
+    .await;
+    assert_eq!(batch_report["recorded"], 1, "{batch_report}");
+    assert_eq!(batch_report["not_recipient"], 1, "{batch_report}");
+    let foreign = report(
+        &app,
+        json!({"type": "recipient_delivery_report_sms", "batch_id": "not-ours",
+               "recipient": "14155550001", "code": 0, "status": "Delivered"}),
+    )
+    .await;
+    assert_eq!(foreign["unknown_batch"], 1, "{foreign}");
+
+    // Counted on the batch, and on each recipient's line.
+    let counted = app.get(&format!("/api/batches/{id}")).await;
+    let counted: Value = counted.json().await.unwrap();
+    assert_eq!(
+        counted["delivery_reports"],
+        json!({"Delivered": 4, "Expired": 1, "Failed": 1}),
+        "{counted}"
+    );
+    let lines = app
+        .get_text(
+            &format!("/api/batches/{id}/recipients"),
+            "application/x-ndjson",
+        )
+        .await;
+    let lines: Vec<Value> = lines
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let line_of = |phone: &str| lines.iter().find(|line| line["phone"] == phone).unwrap();
+    assert_eq!(line_of(&number(1))["delivery"]["status"], "Delivered");
+    assert_eq!(line_of(&number(2))["delivery"]["status"], "Expired");
+    assert_eq!(line_of(&number(2))["delivery"]["code"], 402);
+    assert_eq!(line_of(&number(9))["delivery"]["code"], 21610);
+    let csv = app
+        .get_text(&format!("/api/batches/{id}/recipients"), "text/csv")
+        .await;
+    assert!(
+        csv.starts_with(
+            "phone,state,reason,detail,parts,delivery_status,delivery_code,reported_at\n"
+        ),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(&format!("{},sent,,,1,Failed,21610,", number(9))),
+        "{csv}"
+    );
+
+    // The carrier's opt-out is the contact's, with the report as its evidence.
+    let contacts: Value = app
+        .get(&format!(
+            "/api/contacts?phone={}",
+            number(9).trim_start_matches('+')
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let contact = &contacts["contacts"][0];
+    assert_eq!(contact["opted_out"], true, "{contacts}");
+    assert!(
+        contact["opted_out_reason"]
+            .as_str()
+            .unwrap()
+            .contains("21610"),
+        "{contact}"
+    );
+    let history: Value = app
+        .get(&format!(
+            "/api/contacts/{}/consent",
+            contact["id"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history["events"][0]["source"], "carrier", "{history}");
+    assert_eq!(
+        history["events"][0]["message_id"], "upstream-batch-1",
+        "{history}"
+    );
+
+    // Malformed reports name their field.
+    for (body, field) in [
+        (
+            json!({"type": "recipient_delivery_report_sms", "batch_id": id}),
+            "recipient",
+        ),
+        (
+            json!([{"type": "recipient_delivery_report_sms", "batch_id": id,
+                    "recipient": "+1 415", "status": "Delivered"}]),
+            "[0].recipient",
+        ),
+        (
+            json!({"type": "recipient_delivery_report_sms", "batch_id": id,
+                   "recipient": "14155550001", "status": "Lost"}),
+            "status",
+        ),
+        (json!({"type": "mystery", "batch_id": id}), "type"),
+    ] {
+        let refused = app
+            .send_json(Method::POST, "/api/delivery-reports", &body)
+            .await;
+        assert_eq!(refused.status(), 400, "{body}");
+        let problem: Value = refused.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
 }

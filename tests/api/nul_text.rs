@@ -313,6 +313,12 @@ async fn every_string_field_refuses_nul(app: TestApp) {
             if let Some(media) = content.get("application/json") {
                 let base = fixtures.body(&method, template);
                 for (body, field) in nul_cases(&document, &media["schema"], &base) {
+                    // A name of the body's own map is named by the root, `.`.
+                    let field = if field.is_empty() {
+                        ".".to_owned()
+                    } else {
+                        field
+                    };
                     let response = app.send_json(method.clone(), &path, &body).await;
                     assert_refused(response, sinch, &field, &what(&field)).await;
                     body_cases += 1;

@@ -177,15 +177,18 @@ async fn placeholders_are_filled_at_send_time(app: TestApp) {
         .get_text(&format!("/api/batches/{id}/recipients"), "text/csv")
         .await;
     let mut rows: Vec<&str> = csv.lines().collect();
-    assert_eq!(rows.remove(0), "phone,state,reason,detail,parts");
+    assert_eq!(
+        rows.remove(0),
+        "phone,state,reason,detail,parts,delivery_status,delivery_code,reported_at"
+    );
     rows.sort_unstable();
     assert_eq!(
         rows,
         vec![
-            "+14155550001,sent,,,1",
-            "+14155550002,sent,,,1",
-            "+14155550003,skipped,missing_parameter,first_name,",
-            "+14155550009,sent,,,1",
+            "+14155550001,sent,,,1,,,",
+            "+14155550002,sent,,,1,,,",
+            "+14155550003,skipped,missing_parameter,first_name,,,,",
+            "+14155550009,sent,,,1,,,",
         ]
     );
 }

@@ -340,8 +340,11 @@ fn as_answered_now(probe: &str, expected: &Value) -> Value {
         let lines: Vec<String> = text
             .lines()
             .map(|line| match (csv, line) {
-                (true, "phone") => "phone,state,reason,detail,parts".to_owned(),
-                (true, phone) => format!("{phone},sent,,,"),
+                (true, "phone") => {
+                    "phone,state,reason,detail,parts,delivery_status,delivery_code,reported_at"
+                        .to_owned()
+                }
+                (true, phone) => format!("{phone},sent,,,,,,"),
                 (false, line) => {
                     let phone: String = serde_json::from_str(line).expect("a v1 number line");
                     json!({"phone": phone, "state": "sent"}).to_string()

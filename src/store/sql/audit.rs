@@ -168,9 +168,11 @@ where
         let mut removed = 0;
         loop {
             let mut tx = self.dialect.begin_write().await?;
+            // The oldest rows by key are the oldest by time: a batch of them not all old enough
+            // is the last.
             let done = sqlx::query(
-                "DELETE FROM audit_log WHERE key IN \
-                     (SELECT key FROM audit_log WHERE at < $1 LIMIT $2)",
+                "DELETE FROM audit_log WHERE at < $1 AND key IN \
+                     (SELECT key FROM audit_log ORDER BY key LIMIT $2)",
             )
             .bind(before.millis())
             .bind(PRUNE_BATCH)

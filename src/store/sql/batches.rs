@@ -1233,6 +1233,13 @@ where
             let same_parts = batch
                 .parts_min
                 .filter(|_| batch.parts_min == batch.parts_max);
+            // Reports are read a chunk at a time, on a connection of their own (the chunks
+            // stream on this one).
+            let mut reports = if Self::has_reports(&mut conn, &plan, &id).await? {
+                Some(store.dialect.reader().acquire().await?)
+            } else {
+                None
+            };
             {
                 type Row = (String, Option<String>, Option<String>, Option<i64>);
                 let mut rows = sqlx::query_as::<_, Row>(
@@ -1256,13 +1263,19 @@ where
                         (None, _) => unsent.clone(),
                     };
                     let mut parts = parts.as_deref().unwrap_or("").split(',');
-                    let chunk = phones
-                        .split('\n')
+                    let numbers: Vec<&str> = phones.split('\n').collect();
+                    let mut states = match reports.as_mut() {
+                        Some(reports) => Self::report_states(reports, &plan, &id, &numbers).await?,
+                        None => Default::default(),
+                    };
+                    let chunk = numbers
+                        .into_iter()
                         .map(|phone| RecipientOutcome {
                             phone: phone.to_owned(),
                             state: state.clone(),
                             parts: same_parts
                                 .or_else(|| parts.next().and_then(|parts| parts.parse().ok())),
+                            delivery: states.remove(phone),
                         })
                         .collect();
                     if sender.send(Ok(chunk)).await.is_err() {
@@ -1289,6 +1302,7 @@ where
                         phone: phone.to_owned(),
                         state: RecipientState::Skipped(reason.clone()),
                         parts: None,
+                        delivery: None,
                     })
                     .collect();
                 if sender.send(Ok(chunk)).await.is_err() {
@@ -1774,6 +1788,25 @@ where
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn record_delivery_reports(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        reports: &[DeliveryReport],
+        opt_out: &OptOutCodes,
+    ) -> StoreResult<ReportOutcome> {
+        self.write_delivery_reports(plan, by, reports, opt_out)
+            .await
+    }
+
+    async fn delivery_counts(
+        &self,
+        plan: &PlanId,
+        id: &BatchId,
+    ) -> StoreResult<BTreeMap<String, i64>> {
+        self.count_reports(plan, id).await
     }
 
     async fn release_leases(&self, owner: &str) -> StoreResult<()> {

@@ -4,6 +4,7 @@ mod audit;
 mod batches;
 mod consent;
 mod contacts;
+mod delivery_reports;
 mod exports;
 mod filter;
 mod groups;
