@@ -8,9 +8,8 @@ CREATE TABLE webhooks (
     plan          INTEGER NOT NULL REFERENCES plans (key) ON DELETE CASCADE,
     id            TEXT    NOT NULL UNIQUE,
     url           TEXT    NOT NULL,
-    -- The event types it wants, comma-separated, with a comma at each end (`,a,b,`) so that
-    -- one type is found with LIKE '%,a,%'.
-    events        TEXT    NOT NULL,
+    -- The event types it wants, one bit each (`EventType::bit`): found with `events & bit`.
+    events        INTEGER NOT NULL,
     description   TEXT,
     secret        TEXT    NOT NULL,
     enabled       BOOLEAN NOT NULL DEFAULT TRUE,

@@ -60,6 +60,29 @@ impl EventType {
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
+
+    /// Its bit in a set of event types as stored: the position in [`EventType::ALL`], which
+    /// only grows at its end.
+    pub fn bit(self) -> i64 {
+        let position = Self::ALL
+            .iter()
+            .position(|kind| *kind == self)
+            .unwrap_or_default();
+        1 << position
+    }
+
+    /// The types a stored set holds.
+    pub fn from_bits(bits: i64) -> Vec<Self> {
+        Self::ALL
+            .into_iter()
+            .filter(|kind| bits & kind.bit() != 0)
+            .collect()
+    }
+
+    /// A set of types, as stored.
+    pub fn bits(kinds: &[Self]) -> i64 {
+        kinds.iter().fold(0, |bits, kind| bits | kind.bit())
+    }
 }
 
 impl fmt::Display for EventType {
@@ -196,7 +219,10 @@ mod tests {
     fn event_types_round_trip() {
         for kind in EventType::ALL {
             assert_eq!(EventType::parse(kind.as_str()), Some(kind));
+            assert_eq!(EventType::from_bits(kind.bit()), [kind]);
         }
+        let some = [EventType::ContactCreated, EventType::BatchSent];
+        assert_eq!(EventType::from_bits(EventType::bits(&some)), some);
         assert_eq!(EventType::parse("contact.exploded"), None);
     }
 
