@@ -102,7 +102,7 @@ fn sms_capable(number_type: Option<&str>) -> bool {
 }
 
 impl Contact {
-    fn from_record(record: ContactRecord, groups: Option<Vec<GroupMembership>>) -> Self {
+    pub fn from_record(record: ContactRecord, groups: Option<Vec<GroupMembership>>) -> Self {
         Contact {
             id: record.id.to_string(),
             phone: record.phone,

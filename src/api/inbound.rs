@@ -16,7 +16,7 @@ use super::extract::JsonBody;
 use super::validate::Validator;
 use crate::domain::ids::ContactId;
 use crate::domain::keywords::{ConsentKeywords, ConsentKeywordsError};
-use crate::store::{InboundMessage, StoreError};
+use crate::store::{ConsentEvent, InboundMessage, StoreError};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -85,7 +85,7 @@ pub struct ConsentEventBody {
     /// The group joined or left.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
-    /// `keyword` (an inbound message), `api`, `import` or `page`.
+    /// `keyword` (an inbound message), `api`, `import`, `page` or `carrier` (a delivery report).
     pub source: String,
     /// The inbound message that made the change.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -99,6 +99,19 @@ pub struct ConsentEventBody {
 pub struct ConsentHistory {
     /// Oldest first.
     pub events: Vec<ConsentEventBody>,
+}
+
+impl From<ConsentEvent> for ConsentEventBody {
+    fn from(event: ConsentEvent) -> Self {
+        Self {
+            event: event.event,
+            group_id: event.group_id,
+            source: event.source,
+            message_id: event.message_id,
+            phone: event.phone,
+            at: event.at.to_rfc3339(),
+        }
+    }
 }
 
 /// Receive an inbound SMS
@@ -256,16 +269,6 @@ async fn consent_history(
             other => ApiError::from(other),
         })?;
     Ok(Json(ConsentHistory {
-        events: events
-            .into_iter()
-            .map(|event| ConsentEventBody {
-                event: event.event,
-                group_id: event.group_id,
-                source: event.source,
-                message_id: event.message_id,
-                phone: event.phone,
-                at: event.at.to_rfc3339(),
-            })
-            .collect(),
+        events: events.into_iter().map(ConsentEventBody::from).collect(),
     }))
 }

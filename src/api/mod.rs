@@ -17,6 +17,7 @@ mod imports;
 mod inbound;
 pub mod limits;
 pub mod paging;
+mod person;
 pub mod rate_limit;
 pub mod retention;
 mod series;
@@ -213,6 +214,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(webhooks::router())
         .merge(delivery_reports::router())
+        .merge(person::router())
         .merge(health::router())
         .split_for_parts();
     let openapi = with_scopes(openapi);

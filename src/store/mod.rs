@@ -385,6 +385,34 @@ pub struct GroupMembership {
     pub status: GroupStatus,
 }
 
+/// A batch that sent to a person's number, with what the provider reported of it.
+#[derive(Debug, Clone)]
+pub struct SentMessage {
+    pub batch_id: BatchId,
+    /// The batch's body, placeholders and all (a personalized text is not kept).
+    pub body: String,
+    pub status: BatchStatus,
+    pub created_at: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+    pub delivery: Option<ReportState>,
+}
+
+/// A message a person sent to the plan (an inbound message from their number).
+#[derive(Debug, Clone)]
+pub struct ReceivedMessage {
+    pub id: String,
+    pub to: String,
+    pub body: String,
+    pub at: Timestamp,
+}
+
+/// The messages between the plan and one number.
+#[derive(Debug, Clone, Default)]
+pub struct PersonMessages {
+    pub sent: Vec<SentMessage>,
+    pub received: Vec<ReceivedMessage>,
+}
+
 /// A contact as stored.
 #[derive(Debug, Clone)]
 pub struct ContactRecord {
@@ -797,6 +825,9 @@ pub trait ContactStore: Send + Sync {
         reason: Option<&OptOutReason>,
     ) -> StoreResult<u64>;
     async fn list_contacts(&self, plan: &PlanId, query: &ContactQuery) -> StoreResult<ContactPage>;
+    /// The batches that sent to this number and the messages it sent, oldest first. Reads every
+    /// recorded recipient of the plan: for a person's export, not for a hot path.
+    async fn person_messages(&self, plan: &PlanId, phone: &str) -> StoreResult<PersonMessages>;
     /// The groups the contact is a direct member of, deleted ones included, in id order.
     async fn contact_groups(
         &self,

@@ -958,6 +958,48 @@ async fn delivery_reports_are_recorded_and_carriers_opt_people_out(app: TestApp)
         "{history}"
     );
 
+    // The person's export holds it all: the contact, its consent, the batch with its report,
+    // and what the number sent.
+    let inbound = app
+        .send_json(
+            Method::POST,
+            "/api/inbound",
+            &json!({"type": "mo_text", "id": "mo-9", "from": number(9), "to": "12345",
+                    "body": "who is this?"}),
+        )
+        .await;
+    assert_eq!(inbound.status(), 200);
+    let export: Value = app
+        .get(&format!(
+            "/api/contacts/{}/export",
+            contact["id"].as_str().unwrap()
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(export["contact"]["phone"], number(9), "{export}");
+    assert_eq!(export["consent"][0]["source"], "carrier", "{export}");
+    assert_eq!(
+        export["messages_sent"].as_array().unwrap().len(),
+        1,
+        "{export}"
+    );
+    assert_eq!(export["messages_sent"][0]["batch_id"], id, "{export}");
+    assert_eq!(export["messages_sent"][0]["body"], "hi", "{export}");
+    assert_eq!(
+        export["messages_sent"][0]["delivery"]["code"], 21610,
+        "{export}"
+    );
+    assert_eq!(
+        export["messages_received"][0]["body"], "who is this?",
+        "{export}"
+    );
+    let nobody = app
+        .get("/api/contacts/01ARZ3NDEKTSV4RRFFQ69G5FAV/export")
+        .await;
+    assert_eq!(nobody.status(), 404);
+
     // Malformed reports name their field.
     for (body, field) in [
         (

@@ -1091,6 +1091,10 @@ where
         })
     }
 
+    async fn person_messages(&self, plan: &PlanId, phone: &str) -> StoreResult<PersonMessages> {
+        self.read_person_messages(plan, phone).await
+    }
+
     async fn contact_groups(
         &self,
         plan: &PlanId,

@@ -9,6 +9,7 @@ mod exports;
 mod filter;
 mod groups;
 mod imports;
+mod person;
 mod plans;
 mod seal;
 mod series;
