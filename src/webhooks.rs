@@ -69,6 +69,8 @@ impl Deliverer {
             .connect_timeout(config.timeout)
             // A redirect could lead anywhere, private addresses included: it counts as a failure.
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would resolve names itself, past the check below.
+            .no_proxy()
             .user_agent(concat!("Roster-Webhooks/", env!("CARGO_PKG_VERSION")));
         if !config.allow_private {
             client = client.dns_resolver(Arc::new(PublicOnly));

@@ -161,13 +161,24 @@ pub fn is_public(ip: IpAddr) -> bool {
             if let Some(mapped) = ip.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(mapped));
             }
-            let first = ip.segments()[0];
+            let segments = ip.segments();
+            // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits.
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [.., high, low] = segments;
+                let v4 = std::net::Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+                return is_public(IpAddr::V4(v4));
+            }
+            // The deprecated IPv4-compatible block (::/96) is never a public receiver.
+            if segments[..6] == [0; 6] {
+                return false;
+            }
+            let first = segments[0];
             !(ip.is_loopback()
                 || ip.is_unspecified()
                 || ip.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && ip.segments()[1] == 0x0db8)
+                || first == 0x2001 && segments[1] == 0x0db8)
         }
     }
 }
@@ -260,6 +271,9 @@ mod tests {
             "http://[::ffff:192.168.0.1]/",
             "http://100.64.0.1/",
             "http://0.0.0.0/",
+            "http://2130706433/",
+            "http://[::7f00:1]/",
+            "http://[64:ff9b::a00:1]/",
         ] {
             assert!(
                 matches!(check_url(private, false), Err(UrlError::Private(_))),
