@@ -9,25 +9,44 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, database_url, free_port, spawn_app, wait_ready};
+use crate::helpers::{Backend, database_url, free_port, spawn_app};
 use crate::webhook_receiver::{Receiver, verify};
 use crate::webhooks::{make_webhook, quick_config, start_deliverer};
 
 const ROSTER: &str = env!("CARGO_BIN_EXE_roster");
 
-async fn start(database: &str, port: u16) -> Child {
-    let child = Command::new(ROSTER)
-        .args(["serve", "--sender", "off"])
-        .env("ROSTER_DATABASE_URL", database)
-        .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
-        .env("ROSTER_WEBHOOK_ALLOW_PRIVATE", "true")
-        .env("ROSTER_WEBHOOK_TIMEOUT", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start roster serve");
-    wait_ready(&reqwest::Client::new(), &format!("http://127.0.0.1:{port}")).await;
-    child
+/// `roster serve` on a free port, delivering webhooks with a one-second timeout; another port
+/// is tried when the one chosen was taken meanwhile (tests run side by side).
+async fn start(database: &str) -> (Child, String) {
+    for _ in 0..3 {
+        let port = free_port();
+        let mut child = Command::new(ROSTER)
+            .args(["serve", "--sender", "off"])
+            .env("ROSTER_DATABASE_URL", database)
+            .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
+            .env("ROSTER_WEBHOOK_ALLOW_PRIVATE", "true")
+            .env("ROSTER_WEBHOOK_TIMEOUT", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start roster serve");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            let ready = client.get(format!("{base}/readyz")).send().await;
+            if ready.is_ok_and(|response| response.status() == 200) {
+                return (child, base);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("roster serve did not start");
 }
 
 async fn send(
@@ -68,10 +87,8 @@ async fn killed_before_delivery(backend: Backend) {
     // fails.
     let receiver_port = free_port();
     let receiver_url = format!("http://127.0.0.1:{receiver_port}/hook");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let mut server = start(&database, port).await;
+    let (mut server, base) = start(&database).await;
     let webhook = send(
         &client,
         &token,
@@ -139,7 +156,7 @@ async fn killed_before_delivery(backend: Backend) {
         .await
         .unwrap();
     let receiver = Receiver::serve(listener, Vec::new());
-    let mut server = start(&database, port).await;
+    let (mut server, _) = start(&database).await;
     let accepted = receiver.wait_for(17, Duration::from_secs(90)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.accepted().len(), 17);

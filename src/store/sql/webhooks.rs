@@ -16,6 +16,16 @@ pub(crate) const RETRY_WINDOW_MILLIS: i64 = 24 * 60 * 60 * 1000;
 /// Failed attempts in a row, at least, before a webhook failing for long is disabled.
 const DISABLE_AFTER_FAILURES: i64 = 20;
 
+/// The deliveries `d` an instance may claim at `$1`: pending and due, not claimed by another,
+/// of an enabled webhook, and the oldest pending of their object (so that an object's events
+/// arrive in order).
+const CLAIMABLE: &str = "d.status = 'pending' AND d.next_at <= $1 \
+     AND (d.lease_until IS NULL OR d.lease_until < $1) \
+     AND d.webhook IN (SELECT key FROM webhooks WHERE enabled) \
+     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o \
+         WHERE o.webhook = d.webhook AND o.object = d.object \
+         AND o.status = 'pending' AND o.key < d.key)";
+
 const WEBHOOK_COLUMNS: &str = "id, url, events, description, enabled, disabled_reason, \
      failing_since, created_at, modified_at";
 const DELIVERY_COLUMNS: &str = "d.event_id, d.type, d.status, d.attempts, d.response_status, \
@@ -416,10 +426,9 @@ where
         let now = Timestamp::now().millis();
         // Idle instances poll; a read first keeps them from taking the writer when nothing is
         // due.
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT key FROM webhook_deliveries \
-                 WHERE status = 'pending' AND next_at <= $1 LIMIT 1",
-        )
+        let due: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT d.key FROM webhook_deliveries d WHERE {CLAIMABLE} LIMIT 1"
+        )))
         .bind(now)
         .fetch_optional(self.dialect.reader())
         .await?;
@@ -436,23 +445,17 @@ where
         .execute(&mut *tx)
         .await?;
         let keys: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 \
+            "UPDATE webhook_deliveries SET lease_owner = $3, lease_until = $4 \
                  WHERE key IN ( \
-                     SELECT d.key FROM webhook_deliveries d \
-                     WHERE d.status = 'pending' AND d.next_at <= $3 \
-                     AND (d.lease_until IS NULL OR d.lease_until < $3) \
-                     AND d.webhook IN (SELECT key FROM webhooks WHERE enabled) \
-                     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o \
-                         WHERE o.webhook = d.webhook AND o.object = d.object \
-                         AND o.status = 'pending' AND o.key < d.key) \
-                     ORDER BY d.next_at, d.key LIMIT $4{claim_lock}) \
+                     SELECT d.key FROM webhook_deliveries d WHERE {CLAIMABLE} \
+                     ORDER BY d.next_at, d.key LIMIT $2{claim_lock}) \
                  RETURNING key",
             claim_lock = D::CLAIM_LOCK
         )))
-        .bind(&lease.owner)
-        .bind(now + lease.millis)
         .bind(now)
         .bind(limit)
+        .bind(&lease.owner)
+        .bind(now + lease.millis)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
