@@ -736,7 +736,10 @@ async fn get_batch(
         .await
         .map_err(batch_error)?;
     let mut batch = Batch::from(&record);
-    let counts = state.store.delivery_counts(&plan.id, &id).await?;
+    let mut counts = std::collections::BTreeMap::new();
+    for group in state.store.report_groups(&plan.id, &id, false).await? {
+        *counts.entry(group.status).or_insert(0) += group.count;
+    }
     batch.delivery_reports = (!counts.is_empty()).then_some(counts);
     Ok(Json(batch))
 }

@@ -18,13 +18,16 @@ use super::extract::JsonBody;
 use super::limits::SINCH_MAX_BATCH_RECIPIENTS;
 use super::sinch::{SinchResult, authorize, sinch_page};
 use crate::domain::batch::BatchStatus;
+use crate::domain::delivery::ReportStatus;
 use crate::domain::time::Timestamp;
-use crate::store::{BatchQuery, BatchRecord, StoreError};
+use crate::store::{BatchQuery, BatchRecord, ReportGroup, StoreError};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_batches, send_batch))
         .routes(routes!(get_batch, cancel_batch))
+        .routes(routes!(batch_delivery_report))
+        .routes(routes!(recipient_delivery_report))
 }
 
 const TAG: &str = "Sinch-compatible Batches";
@@ -301,4 +304,204 @@ async fn cancel_batch(
     }
     .map_err(batch_error)?;
     Ok(Json(SinchBatch::from(&record)))
+}
+
+/// A batch's delivery report, Sinch's way.
+#[derive(Serialize, ToSchema)]
+pub struct SinchBatchReport {
+    /// `delivery_report_sms`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub batch_id: String,
+    /// Recipients the batch resolved to.
+    pub total_message_count: i64,
+    pub statuses: Vec<SinchReportStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_reference: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SinchReportStatus {
+    pub code: i64,
+    pub status: String,
+    pub count: i64,
+    /// With `type=full`: the numbers, E.164.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<Vec<String>>,
+}
+
+/// One recipient's delivery report, Sinch's way.
+#[derive(Serialize, ToSchema)]
+pub struct SinchRecipientReport {
+    /// `recipient_delivery_report_sms`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub batch_id: String,
+    pub recipient: String,
+    pub code: i64,
+    pub status: String,
+    pub at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_reference: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SinchReportParams {
+    /// `summary` (default: counts per status and code) or `full` (with the numbers).
+    #[serde(rename = "type")]
+    report_type: Option<String>,
+    /// Comma-separated statuses to include (`Delivered,Failed`).
+    status: Option<String>,
+    /// Comma-separated codes to include.
+    code: Option<String>,
+}
+
+/// Retrieve a batch delivery report (Sinch)
+///
+/// The batch's recipients counted by the status and code their provider last reported
+/// (`POST /api/delivery-reports`), with the numbers when `type=full`.
+#[utoipa::path(
+    get, path = "/xms/v1/{service_plan_id}/batches/{batch_id}/delivery_report", tag = TAG,
+    params(
+        ("service_plan_id" = String, Path, description = "The token's service plan"),
+        ("batch_id" = String, Path, description = "The batch's id"),
+        SinchReportParams,
+    ),
+    responses(
+        (status = 200, description = "The delivery report", body = SinchBatchReport),
+        (status = 400, description = "An unknown type, status or code", body = SinchErrorBody),
+        (status = 401, description = "Missing or invalid token", body = SinchErrorBody),
+        (status = 403, description = "The path's plan is not the token's", body = SinchErrorBody),
+        (status = 404, description = "No such batch", body = SinchErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn batch_delivery_report(
+    State(state): State<AppState>,
+    auth: Result<Authenticated, ApiError>,
+    Path((plan_id, batch_id)): Path<(String, String)>,
+    Query(params): Query<SinchReportParams>,
+) -> SinchResult<Json<SinchBatchReport>> {
+    let (plan, _) = authorize(auth, &plan_id)?;
+    let id = parse_batch_id(&batch_id)?;
+    let full = match params.report_type.as_deref() {
+        None | Some("") | Some("summary") => false,
+        Some("full") => true,
+        Some(_) => {
+            return Err(
+                ApiError::invalid(FieldError::format("type", "must be summary or full")).into(),
+            );
+        }
+    };
+    let statuses = list_of("status", params.status.as_deref(), |text| {
+        ReportStatus::parse(text).map(|status| status.as_str().to_owned())
+    })?;
+    let codes = list_of("code", params.code.as_deref(), |text| {
+        text.parse::<i64>().ok()
+    })?;
+    let record = state
+        .store
+        .get_batch(&plan.id, &id)
+        .await
+        .map_err(batch_error)?;
+    let groups = state.store.report_groups(&plan.id, &id, full).await?;
+    let statuses = groups
+        .into_iter()
+        .filter(|group| {
+            statuses
+                .as_ref()
+                .is_none_or(|wanted| wanted.contains(&group.status))
+        })
+        .filter(|group| {
+            codes
+                .as_ref()
+                .is_none_or(|wanted| wanted.contains(&sinch_code(group)))
+        })
+        .map(|group| SinchReportStatus {
+            code: sinch_code(&group),
+            count: group.count,
+            recipients: full.then_some(group.recipients),
+            status: group.status,
+        })
+        .collect();
+    Ok(Json(SinchBatchReport {
+        kind: "delivery_report_sms",
+        batch_id: id.to_string(),
+        total_message_count: record.recipient_count.unwrap_or(0),
+        statuses,
+        client_reference: record.client_reference,
+    }))
+}
+
+/// Retrieve a recipient delivery report (Sinch)
+///
+/// The last delivery report of one recipient of the batch; 404 when there is none.
+#[utoipa::path(
+    get, path = "/xms/v1/{service_plan_id}/batches/{batch_id}/delivery_report/{recipient_msisdn}", tag = TAG,
+    params(
+        ("service_plan_id" = String, Path, description = "The token's service plan"),
+        ("batch_id" = String, Path, description = "The batch's id"),
+        ("recipient_msisdn" = String, Path, description = "The recipient, with or without its +"),
+    ),
+    responses(
+        (status = 200, description = "The recipient's delivery report", body = SinchRecipientReport),
+        (status = 401, description = "Missing or invalid token", body = SinchErrorBody),
+        (status = 403, description = "The path's plan is not the token's", body = SinchErrorBody),
+        (status = 404, description = "No such batch, or no report of this recipient", body = SinchErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn recipient_delivery_report(
+    State(state): State<AppState>,
+    auth: Result<Authenticated, ApiError>,
+    Path((plan_id, batch_id, recipient)): Path<(String, String, String)>,
+) -> SinchResult<Json<SinchRecipientReport>> {
+    let (plan, _) = authorize(auth, &plan_id)?;
+    let id = parse_batch_id(&batch_id)?;
+    let record = state
+        .store
+        .get_batch(&plan.id, &id)
+        .await
+        .map_err(batch_error)?;
+    let phone = format!("+{}", recipient.trim_start_matches('+'));
+    let report = state
+        .store
+        .recipient_report(&plan.id, &id, &phone)
+        .await?
+        .ok_or(ApiError::NotFound("delivery report"))?;
+    Ok(Json(SinchRecipientReport {
+        kind: "recipient_delivery_report_sms",
+        batch_id: id.to_string(),
+        recipient: phone,
+        code: report.code.unwrap_or(0),
+        status: report.status,
+        at: report.at.to_rfc3339(),
+        client_reference: record.client_reference,
+    }))
+}
+
+/// Sinch's shape always has a code: a report that came without one counts as 0.
+fn sinch_code(group: &ReportGroup) -> i64 {
+    group.code.unwrap_or(0)
+}
+
+/// A comma-separated filter: the values `parse` takes, or 400 naming `field`.
+fn list_of<T>(
+    field: &str,
+    input: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<Vec<T>>, ApiError> {
+    let Some(input) = input.filter(|input| !input.is_empty()) else {
+        return Ok(None);
+    };
+    input
+        .split(',')
+        .map(|item| {
+            parse(item.trim()).ok_or_else(|| {
+                ApiError::invalid(FieldError::format(field, format!("{item:?} is not known")))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }

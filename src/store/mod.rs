@@ -13,7 +13,7 @@ mod sql;
 mod sqlite;
 pub mod webhooks;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -1007,6 +1007,16 @@ pub struct ReportState {
     pub at: Timestamp,
 }
 
+/// The recipients of a batch last reported with one status and code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportGroup {
+    pub status: String,
+    pub code: Option<i64>,
+    pub count: i64,
+    /// Empty unless asked for.
+    pub recipients: Vec<String>,
+}
+
 /// A provider's report of one recipient's message.
 #[derive(Debug, Clone)]
 pub struct DeliveryReport {
@@ -1303,12 +1313,21 @@ pub trait BatchStore: Send + Sync {
         reports: &[DeliveryReport],
         opt_out: &OptOutCodes,
     ) -> StoreResult<ReportOutcome>;
-    /// How many of the batch's recipients were last reported in each status.
-    async fn delivery_counts(
+    /// The batch's recipients by their last reported status and code, with the numbers when
+    /// `with_recipients`; in status and code order.
+    async fn report_groups(
         &self,
         plan: &PlanId,
         id: &BatchId,
-    ) -> StoreResult<BTreeMap<String, i64>>;
+        with_recipients: bool,
+    ) -> StoreResult<Vec<ReportGroup>>;
+    /// The last report of one recipient of the batch.
+    async fn recipient_report(
+        &self,
+        plan: &PlanId,
+        id: &BatchId,
+        phone: &str,
+    ) -> StoreResult<Option<ReportState>>;
 }
 
 /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`) and brings its schema

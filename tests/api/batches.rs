@@ -924,6 +924,48 @@ async fn delivery_reports_are_recorded_and_carriers_opt_people_out(app: TestApp)
         "{csv}"
     );
 
+    // Sinch's delivery report routes read the same.
+    let sinch = format!("/xms/v1/{}/batches/{id}/delivery_report", app.plan_id);
+    let summary: Value = app.get(&sinch).await.json().await.unwrap();
+    assert_eq!(summary["type"], "delivery_report_sms", "{summary}");
+    assert_eq!(summary["total_message_count"], 6, "{summary}");
+    assert_eq!(
+        summary["statuses"],
+        json!([
+            {"code": 0, "status": "Delivered", "count": 4},
+            {"code": 402, "status": "Expired", "count": 1},
+            {"code": 21610, "status": "Failed", "count": 1},
+        ]),
+        "{summary}"
+    );
+    let full: Value = app
+        .get(&format!(
+            "{sinch}?type=full&status=Failed,Expired&code=21610"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        full["statuses"],
+        json!([{"code": 21610, "status": "Failed", "count": 1, "recipients": [number(9)]}]),
+        "{full}"
+    );
+    let one: Value = app
+        .get(&format!("{sinch}/{}", number(2).trim_start_matches('+')))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["type"], "recipient_delivery_report_sms", "{one}");
+    assert_eq!(one["status"], "Expired", "{one}");
+    assert_eq!(one["code"], 402, "{one}");
+    assert_eq!(one["recipient"], number(2), "{one}");
+    let none = app.get(&format!("{sinch}/14155559999")).await;
+    assert_eq!(none.status(), 404);
+    let bad = app.get(&format!("{sinch}?type=partial")).await;
+    assert_eq!(bad.status(), 400);
+
     // The carrier's opt-out is the contact's, with the report as its evidence.
     let contacts: Value = app
         .get(&format!(

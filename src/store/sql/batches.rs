@@ -1801,12 +1801,25 @@ where
             .await
     }
 
-    async fn delivery_counts(
+    async fn report_groups(
         &self,
         plan: &PlanId,
         id: &BatchId,
-    ) -> StoreResult<BTreeMap<String, i64>> {
-        self.count_reports(plan, id).await
+        with_recipients: bool,
+    ) -> StoreResult<Vec<ReportGroup>> {
+        self.read_report_groups(plan, id, with_recipients).await
+    }
+
+    async fn recipient_report(
+        &self,
+        plan: &PlanId,
+        id: &BatchId,
+        phone: &str,
+    ) -> StoreResult<Option<ReportState>> {
+        let mut conn = self.dialect.reader().acquire().await?;
+        Ok(Self::report_states(&mut conn, plan, id, &[phone])
+            .await?
+            .remove(phone))
     }
 
     async fn release_leases(&self, owner: &str) -> StoreResult<()> {

@@ -229,19 +229,52 @@ where
         Ok(found.is_some())
     }
 
-    pub(crate) async fn count_reports(
+    pub(crate) async fn read_report_groups(
         &self,
         plan: &PlanId,
         batch: &BatchId,
-    ) -> StoreResult<BTreeMap<String, i64>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT status, COUNT(*) FROM delivery_reports \
-                 WHERE plan_id = $1 AND batch_id = $2 GROUP BY status",
+        with_recipients: bool,
+    ) -> StoreResult<Vec<ReportGroup>> {
+        let mut conn = self.dialect.reader().acquire().await?;
+        let counts: Vec<(String, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT status, code, COUNT(*) FROM delivery_reports \
+                 WHERE plan_id = $1 AND batch_id = $2 GROUP BY status, code \
+                 ORDER BY status, code",
         )
         .bind(plan.as_str())
         .bind(batch.as_str())
-        .fetch_all(self.dialect.reader())
+        .fetch_all(&mut *conn)
         .await?;
-        Ok(rows.into_iter().collect())
+        let mut groups: Vec<ReportGroup> = counts
+            .into_iter()
+            .map(|(status, code, count)| ReportGroup {
+                status,
+                code,
+                count,
+                recipients: Vec::new(),
+            })
+            .collect();
+        if with_recipients {
+            let rows: Vec<(String, Option<i64>, String)> = sqlx::query_as(
+                "SELECT status, code, phone FROM delivery_reports \
+                     WHERE plan_id = $1 AND batch_id = $2",
+            )
+            .bind(plan.as_str())
+            .bind(batch.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
+            for (status, code, phone) in rows {
+                if let Some(group) = groups
+                    .iter_mut()
+                    .find(|group| group.status == status && group.code == code)
+                {
+                    group.recipients.push(phone);
+                }
+            }
+            for group in &mut groups {
+                group.recipients.sort();
+            }
+        }
+        Ok(groups)
     }
 }
