@@ -13,7 +13,10 @@ CREATE TABLE delivery_reports (
 );
 
 -- Carriers opt people out too: a delivery report whose code says the recipient opted out is a
--- consent change with the source `carrier`.
+-- consent change with the source `carrier`; and an erasure leaves one anonymous row, `erase`.
 ALTER TABLE consent_events DROP CONSTRAINT consent_events_source_check;
 ALTER TABLE consent_events ADD CONSTRAINT consent_events_source_check
     CHECK (source IN ('keyword', 'api', 'import', 'page', 'carrier'));
+ALTER TABLE consent_events DROP CONSTRAINT consent_events_event_check;
+ALTER TABLE consent_events ADD CONSTRAINT consent_events_event_check
+    CHECK (event IN ('opt_out', 'opt_in', 'join', 'leave', 'erase'));

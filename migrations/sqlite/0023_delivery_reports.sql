@@ -13,13 +13,15 @@ CREATE TABLE delivery_reports (
 );
 
 -- Carriers opt people out too: a delivery report whose code says the recipient opted out is a
--- consent change with the source `carrier`. SQLite changes a CHECK by copying the table.
+-- consent change with the source `carrier`; and an erasure leaves one anonymous row, `erase`.
+-- SQLite changes a CHECK by copying the table.
 CREATE TABLE consent_events_v2 (
     plan_id    TEXT   NOT NULL REFERENCES plans (id) ON DELETE CASCADE,
     id         TEXT   NOT NULL,
     contact_id TEXT   NOT NULL,
     phone      TEXT   NOT NULL,
-    event      TEXT   NOT NULL CHECK (event IN ('opt_out', 'opt_in', 'join', 'leave')),
+    event      TEXT   NOT NULL
+        CHECK (event IN ('opt_out', 'opt_in', 'join', 'leave', 'erase')),
     group_id   TEXT,
     source     TEXT   NOT NULL CHECK (source IN ('keyword', 'api', 'import', 'page', 'carrier')),
     message_id TEXT,

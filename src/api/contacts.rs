@@ -218,6 +218,19 @@ pub struct ContactPatchBody {
 pub struct ContactIds {
     /// At most 10,000 ids; ids that do not exist are ignored.
     pub ids: Vec<String>,
+    /// `true` erases them (see `DELETE /api/contacts/{id}?erase=true`).
+    #[serde(default)]
+    pub erase: bool,
+}
+
+/// How a contact is deleted.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// `true` erases the person: everything that names their number goes (consent rows but an
+    /// anonymous one, recorded recipients, delivery reports, inbound messages), and the number
+    /// is refused from then on until its owner opts in by keyword.
+    erase: Option<String>,
 }
 
 /// Contacts to opt out.
@@ -710,10 +723,11 @@ async fn update_contact(
 
 /// Delete a contact
 ///
-/// Removes the contact and its memberships.
+/// Removes the contact and its memberships; with `erase=true`, erases the person (their number
+/// is kept only as a keyed hash that refuses it later).
 #[utoipa::path(
     delete, path = "/api/contacts/{id}", tag = "Contacts",
-    params(("id" = String, Path, description = "The contact's id")),
+    params(("id" = String, Path, description = "The contact's id"), DeleteParams),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
@@ -725,9 +739,16 @@ async fn delete_contact(
     State(state): State<AppState>,
     Authenticated(plan, by): Authenticated,
     Path(id): Path<String>,
+    Query(params): Query<DeleteParams>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_contact_id(&id)?;
-    match state.store.delete_contacts(&plan.id, &by, &[id]).await? {
+    let erase = flag("erase", params.erase.as_deref())?.unwrap_or(false);
+    let deleted = if erase {
+        state.store.erase_contacts(&plan.id, &by, &[id]).await?
+    } else {
+        state.store.delete_contacts(&plan.id, &by, &[id]).await?
+    };
+    match deleted {
         0 => Err(ApiError::NotFound("contact")),
         _ => Ok(StatusCode::NO_CONTENT),
     }
@@ -764,7 +785,8 @@ pub(super) fn parse_ids<T>(
 
 /// Delete contacts
 ///
-/// Deletes every listed contact that exists, with its memberships, in one transaction.
+/// Deletes every listed contact that exists, with its memberships, in one transaction; with
+/// `"erase": true`, erases them.
 #[utoipa::path(
     delete, path = "/api/contacts", tag = "Contacts",
     request_body = ContactIds,
@@ -789,7 +811,11 @@ async fn delete_contacts(
         ContactId::parse,
     );
     check.finish()?;
-    let deleted = state.store.delete_contacts(&plan.id, &by, &ids).await?;
+    let deleted = if body.erase {
+        state.store.erase_contacts(&plan.id, &by, &ids).await?
+    } else {
+        state.store.delete_contacts(&plan.id, &by, &ids).await?
+    };
     Ok(Json(Deleted { deleted }))
 }
 

@@ -258,6 +258,9 @@ impl From<StoreError> for ApiError {
             StoreError::RuleOverMembers => ApiError::Conflict(
                 "the group has members; replace it (PUT) to give it a rule".into(),
             ),
+            StoreError::Erased => {
+                ApiError::Conflict(format!("phone: {}", crate::domain::erasure::ERASED_REASON))
+            }
             StoreError::DuplicatePhone(existing) => {
                 ApiError::Conflict(format!("contact {existing} already has this phone number"))
             }

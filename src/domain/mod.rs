@@ -6,6 +6,7 @@ pub mod auto_update;
 pub mod batch;
 pub mod contact;
 pub mod delivery;
+pub mod erasure;
 pub mod fast_e164;
 pub mod filter;
 pub mod group;

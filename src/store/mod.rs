@@ -79,6 +79,9 @@ pub enum StoreError {
     /// A rule was given by a partial update to a group that has static members.
     #[error("the group has static members")]
     RuleOverMembers,
+    /// The number was erased at its owner's request; it comes back only by their own opt-in.
+    #[error("the number was erased")]
+    Erased,
     /// Another contact of the plan already has this phone number.
     #[error("contact {0} already has this phone number")]
     DuplicatePhone(ContactId),
@@ -555,7 +558,8 @@ pub struct InboundMessage {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InboundOutcome {
     pub contact_id: String,
-    /// `opted_out`, `opted_in`, `joined`, `left` or `none`.
+    /// `opted_out`, `opted_in`, `joined`, `left`, `none`, or `erased` (the number was erased and the
+    /// message is not an opt-in: nothing was done or kept).
     pub action: String,
     /// The groups joined or left.
     pub groups: Vec<String>,
@@ -808,6 +812,15 @@ pub trait ContactStore: Send + Sync {
         id: &ContactId,
         patch: ContactPatch,
     ) -> StoreResult<ContactRecord>;
+    /// Erases the contacts that exist: deletes them and everything that names their numbers,
+    /// keeping an anonymous consent row each and a keyed hash of each number, which refuses the
+    /// number from then on; returns how many there were.
+    async fn erase_contacts(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        ids: &[ContactId],
+    ) -> StoreResult<u64>;
     /// Deletes the contacts (and their memberships) that exist; returns how many did.
     async fn delete_contacts(
         &self,

@@ -268,6 +268,22 @@ where
         let conn: &mut Conn<D> = &mut tx;
         let message_id = message.id.clone();
         let outcome = async move {
+            // An erased number: only its owner's opt-in brings it back; nothing else it sends
+            // is acted on, or kept.
+            let phone = message.from.msisdn.as_str();
+            let returning = !Self::erased_among(conn, plan, &[phone]).await?.is_empty();
+            if returning {
+                let keywords = Self::load_consent_keywords(conn, plan).await?;
+                if keywords.classify(&message.body) != Some(Consent::OptIn) {
+                    let ignored = InboundOutcome {
+                        contact_id: String::new(),
+                        action: "erased".to_owned(),
+                        groups: Vec::new(),
+                    };
+                    return Ok::<_, StoreError>((ignored, false));
+                }
+                Self::unerase(conn, plan, phone).await?;
+            }
             // Claim the message id first: a concurrent redelivery waits on this row and
             // then finds it taken.
             let claimed = sqlx::query(
@@ -317,7 +333,11 @@ where
                 Some(consent) => {
                     let out = consent == Consent::OptOut;
                     let reason = format!("keyword {}", normalize(&message.body));
-                    if Self::set_opted_out(conn, plan, &contact, out, Some(&reason), now).await? {
+                    // A returning number's opt-in is recorded even though its new contact was
+                    // never opted out: it is the consent that brought the number back.
+                    if Self::set_opted_out(conn, plan, &contact, out, Some(&reason), now).await?
+                        || returning
+                    {
                         let event = if out { "opt_out" } else { "opt_in" };
                         Self::change_consent(
                             conn,
@@ -359,7 +379,10 @@ where
             Ok((outcome, false))
         }
         .await?;
-        if let (done, false) = &outcome {
+        // A message acted on is audited; a repeat, or one from an erased number, changed nothing.
+        if let (done, false) = &outcome
+            && done.action != "erased"
+        {
             let objects = [done.contact_id.as_str()]
                 .into_iter()
                 .chain(done.groups.iter().map(String::as_str));

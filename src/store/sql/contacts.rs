@@ -756,6 +756,33 @@ where
         .collect()
     }
 
+    /// Deletes the contacts (their memberships with them, the groups' sizes brought up to
+    /// date); returns how many there were.
+    pub(crate) async fn remove_contacts(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        ids: &[ContactId],
+        now: i64,
+    ) -> StoreResult<u64> {
+        let mut affected = sqlx::QueryBuilder::<D::Db>::new(
+            "SELECT g.id, COUNT(*) FROM group_members m \
+                 JOIN contact_groups g ON g.key = m.grp \
+                 JOIN contacts c ON c.key = m.contact WHERE c.plan = ",
+        );
+        push_plan_key(&mut affected, plan);
+        affected.push(" AND c.id IN ");
+        D::push_list(&mut affected, ids.iter().map(ContactId::as_str));
+        affected.push(format!(" GROUP BY g.id ORDER BY g.id{}", D::TEXT_COLLATE));
+        let removed: Vec<(String, i64)> = affected.build_query_as().fetch_all(&mut *conn).await?;
+        let mut delete = sqlx::QueryBuilder::<D::Db>::new("DELETE FROM contacts WHERE plan = ");
+        push_plan_key(&mut delete, plan);
+        delete.push(" AND id IN ");
+        D::push_list(&mut delete, ids.iter().map(ContactId::as_str));
+        let deleted = delete.build().execute(&mut *conn).await?.rows_affected();
+        Self::memberships_removed(conn, plan, &removed, now).await?;
+        Ok(deleted)
+    }
+
     /// A concurrent writer may take a number between our check and our write; the
     /// unique index then refuses it, and that is the same conflict as the check's.
     pub(crate) async fn explain_duplicate<T>(
@@ -803,6 +830,7 @@ where
             phone_slot.push_str(after.phone.msisdn.as_str());
             if after.phone.msisdn.as_str() != before.phone {
                 Self::require_free_phone(conn, plan, after.phone.msisdn.as_str(), Some(id)).await?;
+                Self::require_not_erased(conn, plan, after.phone.msisdn.as_str()).await?;
             }
             Self::write_contact(conn, plan, id, &after, Some(&before), by.source(), now).await?;
             let record = Self::load_contact(conn, plan, id).await?;
@@ -860,6 +888,7 @@ where
         let conn: &mut Conn<D> = &mut tx;
         let outcome = async move {
             Self::require_free_phone(conn, plan, contact.phone.msisdn.as_str(), None).await?;
+            Self::require_not_erased(conn, plan, contact.phone.msisdn.as_str()).await?;
             Self::write_contact(conn, plan, &id, &contact, None, by.source(), now).await?;
             Self::load_contact(conn, plan, &id).await
         }
@@ -924,27 +953,7 @@ where
         let now = Timestamp::now().millis();
         let mut tx = self.dialect.begin_write().await?;
         let conn: &mut Conn<D> = &mut tx;
-        let outcome = async move {
-            let mut affected = sqlx::QueryBuilder::<D::Db>::new(
-                "SELECT g.id, COUNT(*) FROM group_members m \
-                     JOIN contact_groups g ON g.key = m.grp \
-                     JOIN contacts c ON c.key = m.contact WHERE c.plan = ",
-            );
-            push_plan_key(&mut affected, plan);
-            affected.push(" AND c.id IN ");
-            D::push_list(&mut affected, ids.iter().map(ContactId::as_str));
-            affected.push(format!(" GROUP BY g.id ORDER BY g.id{}", D::TEXT_COLLATE));
-            let removed: Vec<(String, i64)> =
-                affected.build_query_as().fetch_all(&mut *conn).await?;
-            let mut delete = sqlx::QueryBuilder::<D::Db>::new("DELETE FROM contacts WHERE plan = ");
-            push_plan_key(&mut delete, plan);
-            delete.push(" AND id IN ");
-            D::push_list(&mut delete, ids.iter().map(ContactId::as_str));
-            let deleted = delete.build().execute(&mut *conn).await?.rows_affected();
-            Self::memberships_removed(conn, plan, &removed, now).await?;
-            Ok::<_, StoreError>(deleted)
-        }
-        .await?;
+        let outcome = Self::remove_contacts(conn, plan, ids, now).await?;
         let change = Change::new("contact.delete", ids).with("deleted", outcome);
         Self::audit(&mut tx, plan, by, change).await?;
         if outcome > 0 {
@@ -1089,6 +1098,15 @@ where
             total,
             next,
         })
+    }
+
+    async fn erase_contacts(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        ids: &[ContactId],
+    ) -> StoreResult<u64> {
+        self.erase(plan, by, ids).await
     }
 
     async fn person_messages(&self, plan: &PlanId, phone: &str) -> StoreResult<PersonMessages> {

@@ -286,11 +286,15 @@ where
         let phones: Vec<&str> = numbers.iter().map(|n| n.msisdn.as_str()).collect();
         let (mut keys, missing) = D::contact_keys(conn, plan, &phones).await?;
         if !missing.is_empty() {
+            // A number no contact has may have been erased: it is left out.
+            let unknown: Vec<&str> = missing.iter().map(String::as_str).collect();
+            let erased = Self::erased_among(conn, plan, &unknown).await?;
             let missing: std::collections::HashSet<String> = missing.into_iter().collect();
             let new: Vec<&ParsedNumber> = numbers
                 .iter()
                 .copied()
                 .filter(|number| missing.contains(number.msisdn.as_str()))
+                .filter(|number| !erased.contains(number.msisdn.as_str()))
                 .collect();
             keys.extend(D::insert_contacts(conn, plan, &new, now).await?);
         }

@@ -522,7 +522,7 @@ where
     }
 
     /// Writes one chunk of rows: new contacts, changed contacts, opt-outs and memberships.
-    /// Returns the rows left out because their number came earlier in the file.
+    /// Returns the rows left out because their number came earlier in the file or was erased.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn write_import_rows(
         conn: &mut Conn<D>,
@@ -544,6 +544,27 @@ where
                         duplicates.push(Self::duplicate_row(row));
                     }
                     first
+                })
+                .collect()
+        };
+        // A number erased at its owner's request is left out, with the reason.
+        let phones: Vec<&str> = rows.iter().map(|row| row.phone.msisdn.as_str()).collect();
+        let erased = Self::erased_among(conn, plan, &phones).await?;
+        let mut left_out = Vec::new();
+        let rows: Vec<ImportRow> = if erased.is_empty() {
+            rows
+        } else {
+            rows.into_iter()
+                .filter(|row| {
+                    let kept = !erased.contains(row.phone.msisdn.as_str());
+                    if !kept {
+                        report.invalid += 1;
+                        left_out.push(RejectedRow {
+                            row: row.row,
+                            reason: format!("phone: {}", crate::domain::erasure::ERASED_REASON),
+                        });
+                    }
+                    kept
                 })
                 .collect()
         };
@@ -649,6 +670,7 @@ where
             }
         }
         report.duplicates += duplicates.len() as u64;
+        duplicates.extend(left_out);
         report.opted_out += opted_out.len() as u64;
         D::update_import_contacts(conn, plan, &changed, now).await?;
         for (id, phone) in &opted_out {
@@ -1082,6 +1104,7 @@ where
         report.unchanged = written.unchanged;
         report.skipped = written.skipped;
         report.duplicates += written.duplicates;
+        report.invalid += written.invalid;
         report.opted_out = written.opted_out;
         report.opt_ins_refused = written.opt_ins_refused;
         report.added_to_groups = groups.groups.iter().map(|g| g.added).sum();

@@ -5,6 +5,7 @@ mod batches;
 mod consent;
 mod contacts;
 mod delivery_reports;
+mod erasure;
 mod exports;
 mod filter;
 mod groups;
