@@ -115,6 +115,49 @@ async fn sinch_python_and_node_sdks_work(app: TestApp) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     running.stop().await;
+    // The provider reports on the Python script's batch; the SDK reads the reports back.
+    let python_batch = personal
+        .iter()
+        .find(|line| {
+            line.client_reference
+                .as_deref()
+                .is_some_and(|r| r.starts_with("py-"))
+        })
+        .map(|line| line.batch_id.clone())
+        .expect("the Python script's personalized batch was sent");
+    for (number, status, code) in [
+        ("+46701234501", "Delivered", 0),
+        ("+46701234502", "Failed", 402),
+    ] {
+        let reported = app
+            .send_json(
+                reqwest::Method::POST,
+                "/api/delivery-reports",
+                &serde_json::json!({"type": "recipient_delivery_report_sms",
+                    "batch_id": python_batch, "recipient": number, "code": code,
+                    "status": status, "at": "2026-12-04T10:00:00Z"}),
+            )
+            .await;
+        assert_eq!(reported.status(), 200);
+    }
+    let (address, plan, token) = (app.address.clone(), app.plan_id.clone(), app.token.clone());
+    let script_path = sdk_dir().join("sinch_groups.py");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script_path)
+            .args([&address, &plan, &token, "reports", &python_batch])
+            .args(["+46701234501", "+46701234502"])
+            .output()
+    })
+    .await
+    .expect("script thread")
+    .expect("run python3");
+    assert!(
+        output.status.success(),
+        "reading delivery reports failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     let mut got: Vec<(String, String)> = personal
         .into_iter()
         .map(|line| (line.to, line.body))

@@ -89,9 +89,34 @@ def check_group(g, what, gid=None, name=None, size=None, child_groups=None):
               f"{what}: {field} should be a timezone-aware timestamp, got {value!r}")
 
 
+def reports(client, batch_id, delivered, failed):
+    """Reads a sent batch's delivery reports through the SDK: one recipient reported
+    Delivered (code 0), the other Failed (code 402)."""
+    reports = client.sms.delivery_reports
+    summary = reports.get(batch_id=batch_id)
+    check(summary.batch_id == batch_id and summary.total_message_count == 2,
+          f"delivery report summary: {summary!r}")
+    counts = sorted((s.status, s.code, s.count) for s in summary.statuses)
+    check(counts == [("Delivered", 0, 1), ("Failed", 402, 1)], f"summary statuses: {counts!r}")
+    full = reports.get(batch_id=batch_id, report_type="full", status=["Failed"])
+    check([(s.status, list(s.recipients)) for s in full.statuses] == [("Failed", [failed])],
+          f"full report of the failed: {full!r}")
+    one = reports.get_for_number(batch_id=batch_id, recipient=delivered.lstrip("+"))
+    check(one.status == "Delivered" and one.code == 0 and one.recipient == delivered,
+          f"recipient report: {one!r}")
+    expect_error("report of a number the batch did not reach",
+                 lambda: reports.get_for_number(batch_id=batch_id, recipient="46700000000"), 404)
+    say("ok: delivery reports of a batch, summary, full and per recipient")
+
+
 def main():
+    if len(sys.argv) == 8 and sys.argv[4] == "reports":
+        base_url, plan_id, token = sys.argv[1:4]
+        reports(client_for(base_url, plan_id, token), *sys.argv[5:8])
+        return
     if len(sys.argv) != 4:
-        print("usage: sinch_groups.py BASE_URL PLAN_ID TOKEN", file=sys.stderr)
+        print("usage: sinch_groups.py BASE_URL PLAN_ID TOKEN [reports BATCH DELIVERED FAILED]",
+              file=sys.stderr)
         sys.exit(2)
     base_url, plan_id, token = sys.argv[1:4]
     client = client_for(base_url, plan_id, token)
