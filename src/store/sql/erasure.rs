@@ -101,29 +101,64 @@ where
         Ok(())
     }
 
-    /// Replaces `phone` by [`ERASED`] in the packed number lists of `table` (one number per
-    /// line) that hold it.
+    /// Replaces each of `phones` by [`ERASED`] in the packed number lists of `table` (one
+    /// number per line). A few numbers are looked for by the database, line by line in each
+    /// list; more are looked for in one pass over the plan's lists.
     async fn scrub_lists(
         conn: &mut Conn<D>,
         plan: &PlanId,
         table: &str,
         position: &str,
-        phone: &str,
+        phones: &HashSet<String>,
     ) -> StoreResult<()> {
-        let lists: Vec<(String, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT batch_id, {position}, phones FROM {table} \
-                 WHERE plan_id = $1 AND ($2 || phones || $2) LIKE $3"
-        )))
-        .bind(plan.as_str())
-        .bind("\n")
-        .bind(format!("%\n{phone}\n%"))
-        .fetch_all(&mut *conn)
-        .await?;
-        for (batch, at, phones) in lists {
-            let scrubbed: Vec<&str> = phones
+        const FEW: usize = 8;
+        let lists: Vec<(String, i64, String)> = if phones.len() <= FEW {
+            let mut found = Vec::new();
+            for phone in phones {
+                let holding: Vec<(String, i64, String)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT batch_id, {position}, phones FROM {table} \
+                             WHERE plan_id = $1 AND ($2 || phones || $2) LIKE $3"
+                    )))
+                    .bind(plan.as_str())
+                    .bind("\n")
+                    .bind(format!("%\n{phone}\n%"))
+                    .fetch_all(&mut *conn)
+                    .await?;
+                found.extend(holding);
+            }
+            found
+        } else {
+            let mut holding = Vec::new();
+            let mut rows = sqlx::query_as::<_, (String, i64, String)>(sqlx::AssertSqlSafe(
+                format!("SELECT batch_id, {position}, phones FROM {table} WHERE plan_id = $1"),
+            ))
+            .bind(plan.as_str())
+            .fetch(&mut *conn);
+            while let Some(row) = futures::TryStreamExt::try_next(&mut rows).await? {
+                if row.2.split('\n').any(|number| phones.contains(number)) {
+                    holding.push(row);
+                }
+            }
+            holding
+        };
+        let mut scrubbed: HashMap<(String, i64), String> = HashMap::new();
+        for (batch, at, packed) in lists {
+            let current = scrubbed.remove(&(batch.clone(), at)).unwrap_or(packed);
+            let clean: Vec<&str> = current
                 .split('\n')
-                .map(|number| if number == phone { ERASED } else { number })
+                .map(|number| {
+                    if phones.contains(number) {
+                        ERASED
+                    } else {
+                        number
+                    }
+                })
                 .collect();
+            let clean = clean.join("\n");
+            scrubbed.insert((batch, at), clean);
+        }
+        for ((batch, at), packed) in scrubbed {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE {table} SET phones = $4 \
                      WHERE plan_id = $1 AND batch_id = $2 AND {position} = $3"
@@ -131,7 +166,7 @@ where
             .bind(plan.as_str())
             .bind(batch)
             .bind(at)
-            .bind(scrubbed.join("\n"))
+            .bind(packed)
             .execute(&mut *conn)
             .await?;
         }
@@ -178,8 +213,6 @@ where
             .bind(phone)
             .execute(&mut *conn)
             .await?;
-        Self::scrub_lists(conn, plan, "batch_recipients", "chunk", phone).await?;
-        Self::scrub_lists(conn, plan, "batch_skips", "block", phone).await?;
         // A number given to a batch or a recurring batch directly, as JSON text.
         for table in ["batches", "batch_series"] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -221,6 +254,11 @@ where
         for (contact, phone) in &found {
             let source = by.source().as_str();
             Self::erase_number(conn, plan, key.as_bytes(), contact, phone, source, now).await?;
+        }
+        let phones: HashSet<String> = found.iter().map(|(_, phone)| phone.clone()).collect();
+        if !phones.is_empty() {
+            Self::scrub_lists(conn, plan, "batch_recipients", "chunk", &phones).await?;
+            Self::scrub_lists(conn, plan, "batch_skips", "block", &phones).await?;
         }
         let erased: Vec<ContactId> = found
             .into_iter()
