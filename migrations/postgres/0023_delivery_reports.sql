@@ -13,10 +13,13 @@ CREATE TABLE delivery_reports (
 );
 
 -- Carriers opt people out too: a delivery report whose code says the recipient opted out is a
--- consent change with the source `carrier`; and an erasure leaves one anonymous row, `erase`.
+-- consent change with the source `carrier`; an erasure leaves one anonymous row, `erase`; a
+-- double opt-in writes its request, its confirmation and its expiry (source `system`).
 ALTER TABLE consent_events DROP CONSTRAINT consent_events_source_check;
 ALTER TABLE consent_events ADD CONSTRAINT consent_events_source_check
-    CHECK (source IN ('keyword', 'api', 'import', 'page', 'carrier'));
+    CHECK (source IN ('keyword', 'api', 'import', 'page', 'carrier',
+        'system'));
 ALTER TABLE consent_events DROP CONSTRAINT consent_events_event_check;
 ALTER TABLE consent_events ADD CONSTRAINT consent_events_event_check
-    CHECK (event IN ('opt_out', 'opt_in', 'join', 'leave', 'erase'));
+    CHECK (event IN ('opt_out', 'opt_in', 'join', 'leave', 'erase', 'confirm_request',
+        'confirm', 'confirm_expire'));

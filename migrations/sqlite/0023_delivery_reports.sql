@@ -13,7 +13,8 @@ CREATE TABLE delivery_reports (
 );
 
 -- Carriers opt people out too: a delivery report whose code says the recipient opted out is a
--- consent change with the source `carrier`; and an erasure leaves one anonymous row, `erase`.
+-- consent change with the source `carrier`; an erasure leaves one anonymous row, `erase`; a
+-- double opt-in writes its request, its confirmation and its expiry (source `system`).
 -- SQLite changes a CHECK by copying the table.
 CREATE TABLE consent_events_v2 (
     plan_id    TEXT   NOT NULL REFERENCES plans (id) ON DELETE CASCADE,
@@ -21,9 +22,11 @@ CREATE TABLE consent_events_v2 (
     contact_id TEXT   NOT NULL,
     phone      TEXT   NOT NULL,
     event      TEXT   NOT NULL
-        CHECK (event IN ('opt_out', 'opt_in', 'join', 'leave', 'erase')),
+        CHECK (event IN ('opt_out', 'opt_in', 'join', 'leave', 'erase', 'confirm_request',
+        'confirm', 'confirm_expire')),
     group_id   TEXT,
-    source     TEXT   NOT NULL CHECK (source IN ('keyword', 'api', 'import', 'page', 'carrier')),
+    source     TEXT   NOT NULL CHECK (source IN ('keyword', 'api', 'import', 'page', 'carrier',
+        'system')),
     message_id TEXT,
     created_at BIGINT NOT NULL,
     PRIMARY KEY (plan_id, id)

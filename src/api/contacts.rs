@@ -270,6 +270,10 @@ pub struct Memberships {
 pub struct MembershipChange {
     /// How many memberships were created or ended (existing ones and absent ones are ignored).
     pub changed: u64,
+    /// With `confirm`: how many confirmations were requested (members, and those already
+    /// asked, are not asked again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested: Option<u64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -916,7 +920,10 @@ async fn add_memberships(
         .add_memberships(&plan.id, &by, &contacts, &groups)
         .await
         .map_err(explain_membership_error)?;
-    Ok(Json(MembershipChange { changed }))
+    Ok(Json(MembershipChange {
+        changed,
+        requested: None,
+    }))
 }
 
 /// Remove contacts from groups
@@ -944,5 +951,8 @@ async fn remove_memberships(
         .remove_memberships(&plan.id, &by, &contacts, &groups)
         .await
         .map_err(explain_membership_error)?;
-    Ok(Json(MembershipChange { changed }))
+    Ok(Json(MembershipChange {
+        changed,
+        requested: None,
+    }))
 }

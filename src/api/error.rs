@@ -258,6 +258,10 @@ impl From<StoreError> for ApiError {
             StoreError::RuleOverMembers => ApiError::Conflict(
                 "the group has members; replace it (PUT) to give it a rule".into(),
             ),
+            StoreError::NoDoubleOptIn => ApiError::Conflict(
+                "confirm: the group has no double opt-in; set its auto_update.double_opt_in first"
+                    .into(),
+            ),
             StoreError::Erased => {
                 ApiError::Conflict(format!("phone: {}", crate::domain::erasure::ERASED_REASON))
             }

@@ -15,7 +15,7 @@ use super::auth::Authenticated;
 use super::error::{ApiError, FieldError, Problem};
 use super::extract::{IfMatch, JsonBody, etag};
 use super::limits::{MAX_CHILD_GROUPS, MAX_IDS_PER_REQUEST, MAX_NUMBERS_PER_REQUEST};
-use super::paging::{encode_cursor, flag, window, window_with};
+use super::paging::{PageParams, encode_cursor, flag, window, window_with};
 use super::validate::{AutoUpdateBody, GroupFields, Validator, nullable};
 use crate::domain::algebra::MembershipChange;
 use crate::domain::group::{GroupName, GroupStatus};
@@ -71,6 +71,10 @@ pub struct ContactGroup {
     pub created_at: String,
     #[schema(example = "2026-11-23T05:41:50.123Z")]
     pub modified_at: String,
+    /// With double opt-in, when reading one group: the joins waiting for their confirmation
+    /// (`/members?state=pending` lists them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_count: Option<i64>,
 }
 
 impl ContactGroup {
@@ -91,6 +95,7 @@ impl ContactGroup {
             rule: record.rule.clone(),
             created_at: record.created_at.to_rfc3339(),
             modified_at: record.modified_at.to_rfc3339(),
+            pending_count: None,
         }
     }
 }
@@ -100,12 +105,15 @@ struct GroupResponse {
     status: StatusCode,
     record: GroupRecord,
     members: Option<Vec<String>>,
+    /// Its pending joins, when it has double opt-in and was read alone.
+    pending_count: Option<i64>,
 }
 
 impl IntoResponse for GroupResponse {
     fn into_response(self) -> Response {
         let tag = etag(self.record.version);
-        let body = ContactGroup::from_record(&self.record, self.members);
+        let mut body = ContactGroup::from_record(&self.record, self.members);
+        body.pending_count = self.pending_count;
         let mut response = (self.status, Json(body)).into_response();
         if let Ok(value) = HeaderValue::from_str(&tag) {
             response.headers_mut().insert(header::ETAG, value);
@@ -254,6 +262,9 @@ pub struct MemberParams {
     page: Option<String>,
     /// Members per page with `page`, 1 to 1000 (default 100).
     page_size: Option<String>,
+    /// `pending`: the joins waiting for their confirmation (double opt-in) instead, paged by
+    /// `page` and `page_size`, oldest request first.
+    state: Option<String>,
 }
 
 /// Contacts and numbers to put into one group, all or nothing.
@@ -272,6 +283,10 @@ pub struct GroupMembersBody {
     #[serde(default)]
     #[schema(example = "US")]
     pub default_region: Option<String>,
+    /// `true` asks each to confirm (the group's double opt-in): they become pending members,
+    /// sent the confirmation request once, and members when they reply.
+    #[serde(default)]
+    pub confirm: bool,
 }
 
 /// A member of a group.
@@ -285,6 +300,15 @@ pub struct Member {
     pub last_name: Option<String>,
     /// Opted-out members stay members but are never sent to.
     pub opted_out: bool,
+    /// `pending` for a join waiting for its confirmation (`state=pending`), which is never sent
+    /// to; absent for a member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<&'static str>,
+    /// When its confirmation was requested, and when the request ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -534,6 +558,7 @@ async fn create_group(
         status: StatusCode::CREATED,
         record,
         members: None,
+        pending_count: None,
     }
     .into_response())
 }
@@ -566,10 +591,21 @@ async fn get_group(
     } else {
         None
     };
+    // Counted only for a group that can have pending joins: reading a group is a hot path.
+    let confirms = record
+        .auto_update
+        .as_ref()
+        .is_some_and(|auto| auto.double_opt_in.is_some());
+    let pending_count = if confirms {
+        Some(state.store.pending_members(&plan.id, &id, 0, 0).await?.1)
+    } else {
+        None
+    };
     Ok(GroupResponse {
         status: StatusCode::OK,
         record,
         members,
+        pending_count,
     }
     .into_response())
 }
@@ -616,6 +652,7 @@ async fn replace_group(
         status: StatusCode::OK,
         record,
         members: None,
+        pending_count: None,
     }
     .into_response())
 }
@@ -737,6 +774,7 @@ async fn update_group(
         status: StatusCode::OK,
         record,
         members: None,
+        pending_count: None,
     }
     .into_response())
 }
@@ -820,7 +858,45 @@ async fn group_members(
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
     let csv = accept.contains("text/csv");
-    let mut response = if csv || accept.contains("ndjson") || accept.contains("jsonl") {
+    let pending = match params.state.as_deref() {
+        None | Some("") | Some("member") => false,
+        Some("pending") => true,
+        Some(_) => {
+            return Err(ApiError::invalid(FieldError::format(
+                "state",
+                "must be member or pending",
+            )));
+        }
+    };
+    let mut response = if pending {
+        let (page, offset, size) = PageParams::of(params.page, params.page_size).window()?;
+        let (waiting, count) = state
+            .store
+            .pending_members(&plan.id, &id, offset, size)
+            .await?;
+        let members: Vec<Member> = waiting
+            .into_iter()
+            .map(|member| Member {
+                id: member.contact_id.to_string(),
+                phone: member.phone,
+                first_name: member.first_name,
+                last_name: member.last_name,
+                opted_out: member.opted_out,
+                state: Some("pending"),
+                requested_at: Some(member.requested_at.to_rfc3339()),
+                expires_at: Some(member.expires_at.to_rfc3339()),
+            })
+            .collect();
+        Json(MemberList {
+            group_status: group.status.as_str(),
+            page_size: members.len(),
+            members,
+            count,
+            page: Some(page),
+            next: None,
+        })
+        .into_response()
+    } else if csv || accept.contains("ndjson") || accept.contains("jsonl") {
         let numbers = state.store.member_numbers(plan.id.clone(), id);
         super::batches::stream_lines(numbers, csv)
     } else {
@@ -849,6 +925,9 @@ async fn group_members(
                 first_name: member.first_name,
                 last_name: member.last_name,
                 opted_out: member.opted_out,
+                state: None,
+                requested_at: None,
+                expires_at: None,
             })
             .collect();
         Json(MemberList {
@@ -909,9 +988,22 @@ async fn add_group_members(
         MAX_NUMBERS_PER_REQUEST,
     );
     check.finish()?;
+    if body.confirm {
+        let requested = state
+            .store
+            .request_to_join(&plan.id, &by, &id, &contacts, &numbers)
+            .await?;
+        return Ok(Json(super::contacts::MembershipChange {
+            changed: 0,
+            requested: Some(requested),
+        }));
+    }
     let changed = state
         .store
         .add_to_group(&plan.id, &by, &id, &contacts, &numbers)
         .await?;
-    Ok(Json(super::contacts::MembershipChange { changed }))
+    Ok(Json(super::contacts::MembershipChange {
+        changed,
+        requested: None,
+    }))
 }

@@ -540,6 +540,7 @@ async fn commit_import(
             group_names,
             job: Some((id.clone(), lease.clone(), attempt)),
             by: by.clone(),
+            confirm: body.confirm.unwrap_or(false),
         },
         progress: Default::default(),
         on_rejected: None,

@@ -104,6 +104,11 @@ pub struct PageParams {
 }
 
 impl PageParams {
+    /// The page and page size a route read among its own parameters.
+    pub fn of(page: Option<String>, page_size: Option<String>) -> Self {
+        Self { page, page_size }
+    }
+
     /// The page number, and the offset and limit it stands for.
     pub fn window(&self) -> Result<(i64, i64, i64), ApiError> {
         let page =

@@ -1,5 +1,5 @@
-//! Removes audit rows past their retention and webhook deliveries past their week, hourly, on
-//! every instance (the deletes are idempotent, so instances sharing a database need no
+//! Removes audit rows past their retention and webhook deliveries past their week, and ends
+//! confirmation requests (double opt-in) past their time, hourly, on every instance (the deletes are idempotent, so instances sharing a database need no
 //! coordination).
 
 use std::sync::Arc;
@@ -28,6 +28,11 @@ pub async fn prune_logs(store: Arc<dyn Store>, days: u64, mut shutdown: watch::R
             Timestamp::from_millis(Timestamp::now().millis() - DELIVERY_LOG_DAYS * DAY_MILLIS);
         if let Err(error) = store.prune_deliveries(before).await {
             tracing::warn!(%error, "could not remove old webhook deliveries");
+        }
+        match store.expire_confirmations(Timestamp::now()).await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "ended confirmation requests past their time"),
+            Err(error) => tracing::warn!(%error, "could not end old confirmation requests"),
         }
         tokio::select! {
             () = tokio::time::sleep(EVERY) => {}

@@ -8,7 +8,9 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, FieldError};
 use super::limits::MAX_REPORTED_ERRORS;
-use crate::domain::auto_update::{AutoUpdate, Keyword, KeywordPair, ShortCodeOrNumber};
+use crate::domain::auto_update::{
+    AutoUpdate, DoubleOptIn, DoubleOptInError, Keyword, KeywordPair, ShortCodeOrNumber,
+};
 use crate::domain::filter::FilterExpr;
 use crate::domain::group::{Description, GroupName};
 use crate::domain::ids::GroupId;
@@ -28,6 +30,25 @@ pub struct AutoUpdateBody {
     /// The words that remove the sender from the group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remove: Option<KeywordsBody>,
+    /// Roster's own: joining needs the number's confirmation (double opt-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub double_opt_in: Option<DoubleOptInBody>,
+}
+
+/// Double opt-in: a join by keyword, an add with `confirm` or an import with `confirm` makes the
+/// number a pending member and sends it `text` (from `to`); a reply of one of `words` within
+/// `hours` makes it a member. A pending member is never a recipient.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DoubleOptInBody {
+    /// The confirmation request, 1 to 1000 characters.
+    #[schema(example = "Reply YES to get our offers (STOP to end)")]
+    pub text: String,
+    /// The replies that confirm (default `YES`, `Y`); case and trailing punctuation do not count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub words: Option<Vec<String>>,
+    /// How long a request stays open, 1 to 720 hours (default 48).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<u32>,
 }
 
 /// A keyword message: its first word, and on a shared short code its second word.
@@ -50,6 +71,17 @@ impl From<&AutoUpdate> for AutoUpdateBody {
             to: value.to.as_str().to_owned(),
             add: value.add.as_ref().map(words),
             remove: value.remove.as_ref().map(words),
+            double_opt_in: value.double_opt_in.as_ref().map(|confirm| DoubleOptInBody {
+                text: confirm.text.clone(),
+                words: Some(
+                    confirm
+                        .words
+                        .iter()
+                        .map(|word| word.as_str().to_owned())
+                        .collect(),
+                ),
+                hours: Some(confirm.hours),
+            }),
         }
     }
 }
@@ -228,10 +260,42 @@ impl Validator {
             .remove
             .as_ref()
             .map(|words| self.keywords(&format!("{field}.remove"), words));
+        let double_opt_in = body
+            .double_opt_in
+            .as_ref()
+            .map(|confirm| self.double_opt_in(&format!("{field}.double_opt_in"), confirm));
         Some(AutoUpdate {
             to: to?,
             add: add.transpose().ok()?,
             remove: remove.transpose().ok()?,
+            double_opt_in: double_opt_in.transpose().ok()?,
+        })
+    }
+
+    fn double_opt_in(&mut self, field: &str, body: &DoubleOptInBody) -> Result<DoubleOptIn, ()> {
+        let defaults = DoubleOptIn::DEFAULT_WORDS.map(str::to_owned).to_vec();
+        let inputs = body.words.as_ref().unwrap_or(&defaults);
+        let mut words = Vec::new();
+        for (index, input) in inputs.iter().enumerate() {
+            match Keyword::parse(input) {
+                Ok(word) => words.push(word),
+                Err(error) => {
+                    self.push(FieldError::constraint(
+                        format!("{field}.words[{index}]"),
+                        error,
+                    ));
+                    return Err(());
+                }
+            }
+        }
+        let hours = body.hours.unwrap_or(DoubleOptIn::DEFAULT_HOURS);
+        DoubleOptIn::new(&body.text, words, hours).map_err(|error| {
+            let name = match error {
+                DoubleOptInError::Text => "text",
+                DoubleOptInError::Words => "words",
+                DoubleOptInError::Hours => "hours",
+            };
+            self.push(FieldError::constraint(format!("{field}.{name}"), error));
         })
     }
 

@@ -55,6 +55,10 @@ pub struct ImportArgs {
     /// under the file's headers, to correct and import again.
     #[arg(long)]
     errors: Option<PathBuf>,
+    /// Groups with double opt-in get pending members, each sent the group's confirmation
+    /// request once, instead of members.
+    #[arg(long)]
+    confirm: bool,
     #[command(flatten)]
     database: DatabaseArg,
 }
@@ -171,6 +175,7 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
             group_names,
             job: None,
             by: Actor::cli(),
+            confirm: args.confirm,
         },
         progress: progress.clone(),
         on_rejected: Some(Box::new(move |row: &RejectedRow| {

@@ -78,6 +78,65 @@ pub struct AutoUpdate {
     pub add: Option<KeywordPair>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remove: Option<KeywordPair>,
+    /// Joining needs confirming (double opt-in): a join is pending until its number replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub double_opt_in: Option<DoubleOptIn>,
+}
+
+/// Double opt-in: the message sent (from `to`) to a number that asked to join or was added
+/// pending its confirmation, the words that confirm, and how long the request stays open.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DoubleOptIn {
+    pub text: String,
+    pub words: Vec<Keyword>,
+    pub hours: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DoubleOptInError {
+    #[error("must be 1 to {max} characters", max = DoubleOptIn::MAX_TEXT_CHARS)]
+    Text,
+    #[error("must name 1 to {max} words", max = DoubleOptIn::MAX_WORDS)]
+    Words,
+    #[error("must be 1 to {max} hours", max = DoubleOptIn::MAX_HOURS)]
+    Hours,
+}
+
+impl DoubleOptIn {
+    pub const MAX_TEXT_CHARS: usize = 1_000;
+    pub const MAX_WORDS: usize = 10;
+    pub const MAX_HOURS: u32 = 720;
+    pub const DEFAULT_WORDS: [&'static str; 2] = ["YES", "Y"];
+    pub const DEFAULT_HOURS: u32 = 48;
+
+    pub fn new(text: &str, words: Vec<Keyword>, hours: u32) -> Result<Self, DoubleOptInError> {
+        if text.trim().is_empty() || text.chars().count() > Self::MAX_TEXT_CHARS {
+            return Err(DoubleOptInError::Text);
+        }
+        if words.is_empty() || words.len() > Self::MAX_WORDS {
+            return Err(DoubleOptInError::Words);
+        }
+        if !(1..=Self::MAX_HOURS).contains(&hours) {
+            return Err(DoubleOptInError::Hours);
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            words,
+            hours,
+        })
+    }
+
+    /// Whether a reply confirms: one of the words, whatever its case and trailing punctuation.
+    pub fn confirms(&self, body: &str) -> bool {
+        let said = crate::domain::keywords::normalize(body);
+        self.words
+            .iter()
+            .any(|word| word.as_str().to_uppercase() == said)
+    }
+
+    pub fn window_millis(&self) -> i64 {
+        i64::from(self.hours) * 60 * 60 * 1000
+    }
 }
 
 impl TryFrom<String> for Keyword {
@@ -118,6 +177,27 @@ mod tests {
         assert_eq!(Keyword::parse(&"a".repeat(16)), Err(KeywordError::TooLong));
         assert_eq!(Keyword::parse("two words"), Err(KeywordError::NotAWord));
         assert_eq!(Keyword::parse(""), Err(KeywordError::Empty));
+    }
+
+    #[test]
+    fn a_confirmation_is_one_of_its_words() {
+        let words = ["YES", "Y"].map(|w| Keyword::parse(w).unwrap()).to_vec();
+        let confirm = DoubleOptIn::new("Reply YES to join", words.clone(), 48).unwrap();
+        assert!(confirm.confirms(" yes! "));
+        assert!(confirm.confirms("Y"));
+        assert!(!confirm.confirms("yes please"));
+        assert_eq!(
+            DoubleOptIn::new(" ", words.clone(), 48),
+            Err(DoubleOptInError::Text)
+        );
+        assert_eq!(
+            DoubleOptIn::new("x", Vec::new(), 48),
+            Err(DoubleOptInError::Words)
+        );
+        assert_eq!(
+            DoubleOptIn::new("x", words, 0),
+            Err(DoubleOptInError::Hours)
+        );
     }
 
     #[test]

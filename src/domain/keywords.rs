@@ -279,6 +279,7 @@ mod tests {
             to: ShortCodeOrNumber::parse("+15551231234").unwrap(),
             add: Some(pair("JOIN", None)),
             remove: Some(pair("LEAVE", None)),
+            double_opt_in: None,
         };
         assert_eq!(
             group_request(&auto, "+15551231234", "join"),
@@ -303,6 +304,7 @@ mod tests {
             to: ShortCodeOrNumber::parse("12345").unwrap(),
             add: Some(pair("ACME", None)),
             remove: Some(pair("ACME", Some("LEAVE"))),
+            double_opt_in: None,
         };
         assert_eq!(
             group_request(&auto, "12345", "acme"),

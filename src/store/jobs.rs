@@ -93,6 +93,10 @@ pub struct ImportSettings {
     /// gender, time zone and custom fields).
     #[serde(default)]
     pub mode: Option<ExistingContacts>,
+    /// `true`: a group with double opt-in gets pending members, each sent the group's
+    /// confirmation request once, instead of members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +167,8 @@ pub struct ImportWrite {
     pub job: Option<(ImportId, Lease, i64)>,
     /// Who imports: the audit log records the import with the rows it wrote.
     pub by: Actor,
+    /// Groups with double opt-in get confirmation requests instead of members.
+    pub confirm: bool,
 }
 
 /// What the reader sends to the writer, in order: rows and rejections as they are read, then
@@ -184,6 +190,13 @@ pub struct ImportedGroup {
     pub created: bool,
     /// Memberships the import added (contacts already in the group are not counted).
     pub added: u64,
+    /// With `confirm`, for a group with double opt-in: the confirmations requested instead.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub requested: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 /// What an import did.

@@ -79,6 +79,9 @@ pub enum StoreError {
     /// A rule was given by a partial update to a group that has static members.
     #[error("the group has static members")]
     RuleOverMembers,
+    /// Confirmation was asked for a group without double opt-in.
+    #[error("the group has no double opt-in")]
+    NoDoubleOptIn,
     /// The number was erased at its owner's request; it comes back only by their own opt-in.
     #[error("the number was erased")]
     Erased,
@@ -386,6 +389,18 @@ pub struct GroupMembership {
     pub id: GroupId,
     pub name: Option<String>,
     pub status: GroupStatus,
+}
+
+/// A join waiting for its number's confirmation (double opt-in).
+#[derive(Debug, Clone)]
+pub struct PendingMember {
+    pub contact_id: ContactId,
+    pub phone: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub opted_out: bool,
+    pub requested_at: Timestamp,
+    pub expires_at: Timestamp,
 }
 
 /// A batch that sent to a person's number, with what the provider reported of it.
@@ -781,6 +796,18 @@ pub trait GroupStore: Send + Sync {
         group: &GroupRecord,
         window: &Window<ContactId>,
     ) -> StoreResult<MemberPage>;
+    /// The group's pending members (double opt-in), oldest request first, and how many there
+    /// are.
+    async fn pending_members(
+        &self,
+        plan: &PlanId,
+        group: &GroupId,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<PendingMember>, i64)>;
+    /// Ends every plan's confirmation requests open past `now`, each with a consent row;
+    /// returns how many.
+    async fn expire_confirmations(&self, now: Timestamp) -> StoreResult<u64>;
     /// Every distinct effective member's number (in no particular order), streamed from one
     /// query so that memory stays constant whatever the group's size. The group must exist
     /// (check with `get_group` first).
@@ -858,6 +885,17 @@ pub trait ContactStore: Send + Sync {
     /// Adds contacts (every one must exist) and numbers (a number no contact has becomes a new
     /// contact) to one active static group, atomically; returns how many memberships are new.
     async fn add_to_group(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        group: &GroupId,
+        contacts: &[ContactId],
+        numbers: &BTreeSet<ParsedNumber>,
+    ) -> StoreResult<u64>;
+    /// Asks contacts and numbers to confirm joining a group with double opt-in: each not yet a
+    /// member becomes a pending member and is sent the group's confirmation request, once;
+    /// returns how many requests are new.
+    async fn request_to_join(
         &self,
         plan: &PlanId,
         by: &Actor,

@@ -13,6 +13,7 @@ mod concurrency_processes;
 mod contact_time_zone;
 mod contacts;
 mod crash;
+mod double_opt_in;
 mod erasure;
 mod errors;
 mod filter_model;

@@ -51,6 +51,7 @@ async fn writes_wait_for_an_import(backend: Backend) {
             group_names: Vec::new(),
             job: None,
             by: roster::store::Actor::cli(),
+            confirm: false,
         };
         store
             .write_import(&plan, write, received, &mut |_| {})

@@ -128,14 +128,16 @@ where
         Ok(changed > 0)
     }
 
-    /// Joins or leaves every group whose keywords the message carries.
+    /// Joins or leaves every group whose keywords the message carries; a join of a group with
+    /// double opt-in is a confirmation request instead. Returns the request, the groups joined
+    /// or left, and the groups whose confirmation was requested.
     pub(crate) async fn apply_group_requests(
         conn: &mut Conn<D>,
         plan: &PlanId,
         contact: &str,
         message: &InboundMessage,
         now: i64,
-    ) -> StoreResult<(Option<GroupRequest>, Vec<String>)> {
+    ) -> StoreResult<(Option<GroupRequest>, Vec<String>, Vec<String>)> {
         let groups: Vec<(String, String)> = sqlx::query_as(
             "SELECT id, auto_update FROM contact_groups WHERE plan_id = $1 \
                  AND status = 'ACTIVE' AND auto_update IS NOT NULL AND rule IS NULL ORDER BY id",
@@ -145,6 +147,7 @@ where
         .await?;
         let mut action = None;
         let mut changed = Vec::new();
+        let mut requested = Vec::new();
         for (group, auto_update) in groups {
             let Ok(auto_update) = serde_json::from_str::<AutoUpdate>(&auto_update) else {
                 continue;
@@ -153,6 +156,33 @@ where
                 continue;
             };
             action = Some(request);
+            if let (GroupRequest::Join, Some(confirm)) = (request, &auto_update.double_opt_in) {
+                let key: i64 = sqlx::query_scalar(
+                    "SELECT key FROM contacts \
+                         WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $2",
+                )
+                .bind(plan.as_str())
+                .bind(contact)
+                .fetch_one(&mut *conn)
+                .await?;
+                let group_id = GroupId::from_trusted(group.clone());
+                let asked = Self::request_confirmation(
+                    conn,
+                    plan,
+                    &group_id,
+                    confirm,
+                    auto_update.to.as_str(),
+                    vec![key],
+                    "keyword",
+                    Some(&message.id),
+                    now,
+                )
+                .await?;
+                if asked > 0 {
+                    requested.push(group);
+                }
+                continue;
+            }
             let sql = match request {
                 GroupRequest::Join => {
                     "INSERT INTO group_members (grp, contact) \
@@ -209,7 +239,7 @@ where
             .await?;
             changed.push(group);
         }
-        Ok((action, changed))
+        Ok((action, changed, requested))
     }
 }
 
@@ -355,10 +385,25 @@ where
                     (if out { "opted_out" } else { "opted_in" }, Vec::new())
                 }
                 None => {
-                    match Self::apply_group_requests(conn, plan, &contact, &message, now).await? {
-                        (Some(GroupRequest::Join), groups) => ("joined", groups),
-                        (Some(GroupRequest::Leave), groups) => ("left", groups),
-                        (None, _) => ("none", Vec::new()),
+                    // A reply that confirms an open request (double opt-in) is that; any other
+                    // words may be a group's.
+                    let confirmed =
+                        Self::confirm_pending(conn, plan, &contact, phone, &message, now).await?;
+                    if confirmed.is_empty() {
+                        match Self::apply_group_requests(conn, plan, &contact, &message, now)
+                            .await?
+                        {
+                            (Some(GroupRequest::Join), joined, requested)
+                                if joined.is_empty() && !requested.is_empty() =>
+                            {
+                                ("confirmation_requested", requested)
+                            }
+                            (Some(GroupRequest::Join), groups, _) => ("joined", groups),
+                            (Some(GroupRequest::Leave), groups, _) => ("left", groups),
+                            (None, _, _) => ("none", Vec::new()),
+                        }
+                    } else {
+                        ("confirmed", confirmed)
                     }
                 }
             };

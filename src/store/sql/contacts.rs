@@ -1100,6 +1100,17 @@ where
         })
     }
 
+    async fn request_to_join(
+        &self,
+        plan: &PlanId,
+        by: &Actor,
+        group: &GroupId,
+        contacts: &[ContactId],
+        numbers: &BTreeSet<ParsedNumber>,
+    ) -> StoreResult<u64> {
+        self.ask_to_join(plan, by, group, contacts, numbers).await
+    }
+
     async fn erase_contacts(
         &self,
         plan: &PlanId,

@@ -283,6 +283,18 @@ where
         if numbers.is_empty() {
             return Ok(0);
         }
+        let keys = Self::contacts_of_numbers(conn, plan, numbers, now).await?;
+        Self::add_members_by_key(conn, plan, id.as_str(), keys).await
+    }
+
+    /// The keys of the plan's contacts with these numbers, in key order, a contact made for
+    /// each number that has none (but an erased number, which is left out).
+    pub(crate) async fn contacts_of_numbers(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        numbers: &[&ParsedNumber],
+        now: i64,
+    ) -> StoreResult<Vec<i64>> {
         let phones: Vec<&str> = numbers.iter().map(|n| n.msisdn.as_str()).collect();
         let (mut keys, missing) = D::contact_keys(conn, plan, &phones).await?;
         if !missing.is_empty() {
@@ -300,7 +312,7 @@ where
         }
         keys.sort_unstable();
         keys.dedup();
-        Self::add_members_by_key(conn, plan, id.as_str(), keys).await
+        Ok(keys)
     }
 
     pub(crate) async fn delete_members(
@@ -1146,6 +1158,20 @@ where
         Self::emit(&mut tx, plan, Event::new(EventType::GroupChanged, id, data)).await?;
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    async fn pending_members(
+        &self,
+        plan: &PlanId,
+        group: &GroupId,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<PendingMember>, i64)> {
+        self.read_pending(plan, group, offset, limit).await
+    }
+
+    async fn expire_confirmations(&self, now: Timestamp) -> StoreResult<u64> {
+        self.expire_requests(now).await
     }
 
     async fn member_page(

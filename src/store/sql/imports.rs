@@ -6,6 +6,7 @@
 //! never applied twice.
 
 use super::*;
+use crate::domain::auto_update::DoubleOptIn;
 use crate::domain::import::{self, TargetRefusal};
 
 /// A contact's values as an import writes them.
@@ -76,6 +77,10 @@ pub(crate) struct ImportGroups<D> {
     by_name: std::collections::HashMap<String, Option<usize>>,
     /// Indexes of the groups every contact joins.
     targets: Vec<usize>,
+    /// Whether groups with double opt-in get confirmation requests instead of members.
+    confirm: bool,
+    /// Each group's double opt-in (and the number it is sent from), once looked up.
+    confirmation: std::collections::HashMap<usize, Option<(String, DoubleOptIn)>>,
 }
 
 impl<D: Dialect> ImportGroups<D>
@@ -101,6 +106,8 @@ where
             groups: Vec::new(),
             by_name: std::collections::HashMap::new(),
             targets: Vec::new(),
+            confirm: false,
+            confirmation: std::collections::HashMap::new(),
         }
     }
 
@@ -126,6 +133,7 @@ where
             name: Some(name.as_str().to_owned()),
             created: true,
             added: 0,
+            requested: 0,
         })
     }
 
@@ -166,6 +174,7 @@ where
                         name: Some(name.as_str().to_owned()),
                         created: false,
                         added: 0,
+                        requested: 0,
                     });
                     Some(self.groups.len() - 1)
                 }
@@ -386,6 +395,7 @@ where
         now: i64,
     ) -> StoreResult<ImportGroups<D>> {
         let mut groups = ImportGroups::<D>::new();
+        groups.confirm = write.confirm;
         for id in &write.groups {
             let locked = Self::lock_group(conn, plan, id, None).await?;
             match import::check_target(locked.status, locked.smart) {
@@ -409,6 +419,7 @@ where
                 name,
                 created: false,
                 added: 0,
+                requested: 0,
             });
             groups.targets.push(groups.groups.len() - 1);
         }
@@ -677,25 +688,61 @@ where
             Self::record_consent(conn, plan, id, phone, "opt_out", None, "import", None, now)
                 .await?;
         }
-        for &group in &groups.targets {
+        for group in groups.targets.clone() {
             by_group.remove(&group);
-            let added =
-                Self::add_members_by_key(conn, plan, &groups.groups[group].id, keys.clone())
-                    .await?;
-            groups.groups[group].added += added;
+            Self::join_group(conn, plan, groups, group, keys.clone(), now).await?;
         }
         for (group, members) in by_group {
-            let added = Self::add_members_by_key(
-                conn,
-                plan,
-                &groups.groups[group].id,
-                members.iter().map(|&index| keys[index]).collect(),
-            )
-            .await?;
-            groups.groups[group].added += added;
+            let members = members.iter().map(|&index| keys[index]).collect();
+            Self::join_group(conn, plan, groups, group, members, now).await?;
         }
         duplicates.sort_by_key(|row| row.row);
         Ok(duplicates)
+    }
+
+    /// Adds an import's contacts to one of its groups, or, with `confirm` and a group with
+    /// double opt-in, asks them to confirm.
+    async fn join_group(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        groups: &mut ImportGroups<D>,
+        index: usize,
+        keys: Vec<i64>,
+        now: i64,
+    ) -> StoreResult<()> {
+        let id = groups.groups[index].id.clone();
+        if groups.confirm && !groups.confirmation.contains_key(&index) {
+            let stored: Option<Option<String>> = sqlx::query_scalar(
+                "SELECT auto_update FROM contact_groups WHERE plan_id = $1 AND id = $2",
+            )
+            .bind(plan.as_str())
+            .bind(&id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let confirmation = stored
+                .flatten()
+                .and_then(|json| serde_json::from_str::<AutoUpdate>(&json).ok())
+                .and_then(|auto| {
+                    auto.double_opt_in
+                        .map(|confirm| (auto.to.as_str().to_owned(), confirm))
+                });
+            groups.confirmation.insert(index, confirmation);
+        }
+        match groups.confirmation.get(&index).cloned().flatten() {
+            Some((from, confirm)) => {
+                let group = GroupId::from_trusted(id);
+                let asked = Self::request_confirmation(
+                    conn, plan, &group, &confirm, &from, keys, "import", None, now,
+                )
+                .await?;
+                groups.groups[index].requested += asked;
+            }
+            None => {
+                let added = Self::add_members_by_key(conn, plan, &id, keys).await?;
+                groups.groups[index].added += added;
+            }
+        }
+        Ok(())
     }
 
     /// Adds contacts, by key (which the caller has just written or read), to a group.

@@ -2,6 +2,7 @@
 
 mod audit;
 mod batches;
+mod confirm;
 mod consent;
 mod contacts;
 mod delivery_reports;
