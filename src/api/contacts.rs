@@ -734,6 +734,7 @@ async fn update_contact(
     params(("id" = String, Path, description = "The contact's id"), DeleteParams),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "`erase` is not true or false", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such contact in this plan", body = Problem, content_type = "application/problem+json"),
     ),
