@@ -99,7 +99,7 @@ pub struct WebhookBody {
     pub url: String,
     /// At least one of `contact.created`, `contact.updated`, `contact.deleted`,
     /// `consent.changed`, `group.changed`, `import.finished`, `export.finished`, `batch.sent`,
-    /// `batch.failed`.
+    /// `batch.failed`, `delivery.updated`.
     pub events: Vec<String>,
     #[serde(default)]
     pub description: Option<String>,

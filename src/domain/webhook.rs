@@ -155,6 +155,7 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 198 && (b == 18 || b == 19))
+                || (a == 192 && b == 0 && ip.octets()[2] == 0)
                 || a >= 240)
         }
         IpAddr::V6(ip) => {
@@ -173,6 +174,14 @@ pub fn is_public(ip: IpAddr) -> bool {
                 return false;
             }
             let first = segments[0];
+            // 6to4 (2002::/16), a local NAT64 (64:ff9b:1::/48) and the old site-local block
+            // (fec0::/10) can all lead inside.
+            if first == 0x2002
+                || (first == 0x64 && segments[1] == 0xff9b && segments[2] == 1)
+                || (first & 0xffc0) == 0xfec0
+            {
+                return false;
+            }
             !(ip.is_loopback()
                 || ip.is_unspecified()
                 || ip.is_multicast()
@@ -274,6 +283,9 @@ mod tests {
             "http://2130706433/",
             "http://[::7f00:1]/",
             "http://[64:ff9b::a00:1]/",
+            "http://[2002:a00:1::]/",
+            "http://[fec0::1]/",
+            "http://192.0.0.8/",
         ] {
             assert!(
                 matches!(check_url(private, false), Err(UrlError::Private(_))),

@@ -171,14 +171,17 @@ where
                 now,
             )
             .await?;
-            let data =
-                serde_json::json!({"group_id": group, "change": "members_added", "count": added});
-            Self::emit(
-                conn,
-                plan,
-                Event::new(EventType::GroupChanged, &group, data),
-            )
-            .await?;
+            if added > 0 {
+                let data = serde_json::json!(
+                    {"group_id": group, "change": "members_added", "count": added}
+                );
+                Self::emit(
+                    conn,
+                    plan,
+                    Event::new(EventType::GroupChanged, &group, data),
+                )
+                .await?;
+            }
             joined.push(group);
         }
         Ok(joined)

@@ -168,7 +168,13 @@ where
             Self::emit(
                 conn,
                 plan,
-                Event::new(EventType::DeliveryUpdated, batch, data),
+                // In order per recipient of the batch: one queue per batch would give a webhook
+                // a large batch's reports one round at a time.
+                Event::new(
+                    EventType::DeliveryUpdated,
+                    format!("{batch}/{}", report.phone),
+                    data,
+                ),
             )
             .await?;
         }

@@ -1125,6 +1125,7 @@ where
             let status = Self::lock_group(conn, plan, id, expected_version)
                 .await?
                 .status;
+            let changed = purge || status == GroupStatus::Active;
             if purge {
                 let parents = Self::parents_of(conn, plan, id).await?;
                 sqlx::query("DELETE FROM contact_groups WHERE plan_id = $1 AND id = $2")
@@ -1148,16 +1149,19 @@ where
                 .await?;
                 Self::refresh_parents(conn, plan, id).await?;
             }
-            Ok::<_, StoreError>(())
+            Ok::<_, StoreError>(changed)
         }
         .await?;
         let change = Change::new("group.delete", [id]).with("purge", purge);
         Self::audit(&mut tx, plan, by, change).await?;
-        let how = if purge { "purged" } else { "deleted" };
-        let data = serde_json::json!({"group_id": id.as_str(), "change": how});
-        Self::emit(&mut tx, plan, Event::new(EventType::GroupChanged, id, data)).await?;
+        // Deleting a group already deleted changes nothing to announce.
+        if outcome {
+            let how = if purge { "purged" } else { "deleted" };
+            let data = serde_json::json!({"group_id": id.as_str(), "change": how});
+            Self::emit(&mut tx, plan, Event::new(EventType::GroupChanged, id, data)).await?;
+        }
         tx.commit().await?;
-        Ok(outcome)
+        Ok(())
     }
 
     async fn pending_members(

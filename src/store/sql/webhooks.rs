@@ -13,6 +13,9 @@ use crate::store::webhooks::{
 
 /// Retries of a delivery stop this long after its event (or after a redelivery).
 pub(crate) const RETRY_WINDOW_MILLIS: i64 = 24 * 60 * 60 * 1000;
+/// Deliveries removed by one statement of the weekly sweep, so that it never holds the writer
+/// long.
+const PRUNE_BATCH: i64 = 5_000;
 /// Failed attempts in a row, at least, before a webhook failing for long is disabled.
 const DISABLE_AFTER_FAILURES: i64 = 20;
 
@@ -165,6 +168,21 @@ where
         .bind(now.millis())
         .bind(now.millis() + RETRY_WINDOW_MILLIS)
         .bind(event.kind.bit())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Fails the pending deliveries whose retries ran out (but those an instance is attempting:
+    /// their outcome decides).
+    async fn expire_deliveries(conn: &mut Conn<D>, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'failed', \
+                 error = COALESCE(error, 'not attempted before its retries ran out') \
+                 WHERE status = 'pending' AND expires_at <= $1 \
+                 AND (lease_until IS NULL OR lease_until < $1)",
+        )
+        .bind(now)
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -436,14 +454,7 @@ where
             return Ok(Vec::new());
         }
         let mut tx = self.dialect.begin_write().await?;
-        sqlx::query(
-            "UPDATE webhook_deliveries SET status = 'failed', lease_owner = NULL, \
-                 lease_until = NULL, error = COALESCE(error, 'not attempted before its retries ran out') \
-                 WHERE status = 'pending' AND expires_at <= $1",
-        )
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        Self::expire_deliveries(&mut tx, now).await?;
         let keys: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "UPDATE webhook_deliveries SET lease_owner = $3, lease_until = $4 \
                  WHERE key IN ( \
@@ -500,6 +511,10 @@ where
         disable_after_millis: i64,
     ) -> StoreResult<()> {
         let now = Timestamp::now().millis();
+        // Rows locked in one order by every instance (webhook, then delivery), so that two
+        // recording at once cannot deadlock on PostgreSQL.
+        let mut outcomes: Vec<&AttemptOutcome> = outcomes.iter().collect();
+        outcomes.sort_by_key(|outcome| (outcome.webhook, outcome.key));
         let mut tx = self.dialect.begin_write().await?;
         for outcome in outcomes {
             let (status, next_at, delivered_at) = match (&outcome.error, outcome.retry_at) {
@@ -575,15 +590,27 @@ where
     }
 
     async fn prune_deliveries(&self, before: Timestamp) -> StoreResult<u64> {
+        // Deliveries no instance claims (a disabled webhook's) run out here too.
         let mut tx = self.dialect.begin_write().await?;
-        let removed = sqlx::query(
-            "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1",
-        )
-        .bind(before.millis())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        Self::expire_deliveries(&mut tx, Timestamp::now().millis()).await?;
         tx.commit().await?;
-        Ok(removed)
+        let mut removed = 0;
+        loop {
+            let mut tx = self.dialect.begin_write().await?;
+            let done = sqlx::query(
+                "DELETE FROM webhook_deliveries WHERE key IN (SELECT key FROM webhook_deliveries \
+                     WHERE status <> 'pending' AND created_at < $1 LIMIT $2)",
+            )
+            .bind(before.millis())
+            .bind(PRUNE_BATCH)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            removed += done;
+            if done < PRUNE_BATCH as u64 {
+                return Ok(removed);
+            }
+        }
     }
 }
