@@ -122,11 +122,12 @@ def raw_additions(workdir, plan, group, n):
     new = os.path.join(workdir, "new.csv")
     with open(new, "w") as out:
         for i in range(EXISTING):
-            out.write(f"{ulid(10_000_000 + i)},+4917{20_000_000 + i},mobile,DE\n")
+            # 0: the stored code of `mobile` (NumberType::code).
+            out.write(f"{ulid(10_000_000 + i)},+4917{20_000_000 + i},0,DE\n")
     members = (f"INSERT INTO group_members (grp, contact) SELECT {group_key(plan, group)}, c.key "
                f"FROM contacts c JOIN adding a ON a.phone = c.phone WHERE c.plan = {plan_key(plan)};")
     contacts = ("INSERT INTO contacts (plan, id, phone, number_type, country, created_at, "
-                f"modified_at) SELECT {plan_key(plan)}, id, phone, number_type, country, 1800000000000, "
+                f"modified_at) SELECT {plan_key(plan)}, id, phone, CAST(number_type AS SMALLINT), country, 1800000000000, "
                 "1800000000000 FROM adding;")
     return [
         (existing, "phone", [members]),

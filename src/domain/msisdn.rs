@@ -68,23 +68,48 @@ impl NumberType {
         }
     }
 
+    /// Every type, in the order of their stored codes.
+    pub const ALL: [NumberType; 12] = [
+        NumberType::Mobile,
+        NumberType::FixedLineOrMobile,
+        NumberType::FixedLine,
+        NumberType::TollFree,
+        NumberType::PremiumRate,
+        NumberType::SharedCost,
+        NumberType::Voip,
+        NumberType::PersonalNumber,
+        NumberType::Pager,
+        NumberType::Uan,
+        NumberType::Voicemail,
+        NumberType::Unknown,
+    ];
+
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            NumberType::Mobile,
-            NumberType::FixedLine,
-            NumberType::FixedLineOrMobile,
-            NumberType::TollFree,
-            NumberType::PremiumRate,
-            NumberType::SharedCost,
-            NumberType::Voip,
-            NumberType::PersonalNumber,
-            NumberType::Pager,
-            NumberType::Uan,
-            NumberType::Voicemail,
-            NumberType::Unknown,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == text)
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// The small integer a contact's type is stored as (migration 26): a byte where the name
+    /// took up to 20 in the row. The two SMS-capable types, which nearly every number has, are
+    /// 0 and 1, which SQLite stores in no bytes at all.
+    pub fn code(self) -> i16 {
+        match self {
+            NumberType::Mobile => 0,
+            NumberType::FixedLineOrMobile => 1,
+            NumberType::FixedLine => 2,
+            NumberType::TollFree => 3,
+            NumberType::PremiumRate => 4,
+            NumberType::SharedCost => 5,
+            NumberType::Voip => 6,
+            NumberType::PersonalNumber => 7,
+            NumberType::Pager => 8,
+            NumberType::Uan => 9,
+            NumberType::Voicemail => 10,
+            NumberType::Unknown => 11,
+        }
+    }
+
+    pub fn from_code(code: i16) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.code() == code)
     }
 
     /// The types whose numbers can take an SMS (`channel=sms`).
@@ -401,6 +426,31 @@ impl fmt::Display for Msisdn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn number_type_codes_round_trip_and_match_the_migrations() {
+        for (index, kind) in NumberType::ALL.into_iter().enumerate() {
+            assert_eq!(usize::try_from(kind.code()), Ok(index));
+            assert_eq!(NumberType::from_code(kind.code()), Some(kind));
+            assert_eq!(NumberType::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(NumberType::from_code(12), None);
+        for migration in [
+            include_str!("../../migrations/sqlite/0026_number_type_codes.sql"),
+            include_str!("../../migrations/postgres/0026_number_type_codes.sql"),
+        ] {
+            for kind in NumberType::ALL {
+                let arm = format!("WHEN '{}' THEN {}\n", kind.as_str(), kind.code());
+                assert!(migration.contains(&arm), "{arm:?}");
+            }
+        }
+        let sms: Vec<i16> = NumberType::SMS_CAPABLE.iter().map(|k| k.code()).collect();
+        assert_eq!(
+            sms,
+            [0, 1],
+            "the partial index's condition is NOT IN (0, 1)"
+        );
+    }
 
     fn e164(input: &str, region: Option<&str>) -> Result<String, MsisdnError> {
         let region = region.map(|r| RegionCode::parse(r).expect("test region"));

@@ -1019,6 +1019,51 @@ async fn postgres_memberships_follow_their_contacts_like_foreign_keys() {
     assert_eq!(left, 0);
 }
 
+/// Adding a number to a group while another transaction deletes its contact: the addition's
+/// look-up waits for the delete (it locks the contacts it finds as the memberships' check
+/// will), then finds no contact and makes a new one for the number. Before, it found the
+/// contact, and the check at the membership insert failed the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_adding_a_number_whose_contact_is_being_deleted_makes_it_anew() {
+    use sqlx::Connection;
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let contact = create(&app, json!({"phone": "+14155550711", "first_name": "Gone"})).await;
+    let contact = contact["id"].as_str().unwrap().to_owned();
+    let group = app.create_group(json!({"name": "Target"})).await;
+    let group = group["id"].as_str().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let mut deleting = admin.begin().await.unwrap();
+    sqlx::query("DELETE FROM contacts WHERE id = $1")
+        .bind(&contact)
+        .execute(&mut *deleting)
+        .await
+        .unwrap();
+    let url = app.database_url.clone();
+    let body = json!({"add": ["+14155550711"]});
+    let path = format!("/api/contactgroups/{group}");
+    let add = app.send_json(Method::PATCH, &path, &body);
+    let commit = async move {
+        wait_for_a_lock(&url, "the addition never waited for the delete").await;
+        deleting.commit().await.unwrap();
+    };
+    let (added, ()) = tokio::join!(add, commit);
+    assert_eq!(added.status(), 200, "{}", added.text().await.unwrap());
+    assert_eq!(app.member_numbers(&group).await, ["+14155550711"]);
+    let found = app.get("/api/contacts?phone=%2B14155550711").await;
+    let found: Value = found.json().await.unwrap();
+    assert_eq!(
+        found["contacts"].as_array().map(Vec::len),
+        Some(1),
+        "{found}"
+    );
+    assert_ne!(found["contacts"][0]["id"], contact.as_str());
+    assert_eq!(found["contacts"][0]["first_name"], Value::Null);
+}
+
 async fn genders_have_one_spelling_and_match_however_typed(app: TestApp) {
     for (phone, name, gender, stored) in [
         ("+14155550601", "Ann", "F", "female"),

@@ -41,7 +41,7 @@ struct ContactColumns {
     genders: Vec<Option<String>>,
     time_zones: Vec<Option<String>>,
     fields: Vec<String>,
-    number_types: Vec<String>,
+    number_types: Vec<Option<i16>>,
     countries: Vec<Option<String>>,
     sort_names: Vec<String>,
     sort_names_last: Vec<String>,
@@ -66,7 +66,7 @@ impl ContactColumns {
             genders: optional(|c| &c.gender),
             time_zones: optional(|c| &c.time_zone),
             fields: text(|c| &c.fields),
-            number_types: text(|c| &c.number_type),
+            number_types: contacts.iter().map(|c| c.number_type).collect(),
             countries: optional(|c| &c.country),
             sort_names: text(|c| &c.sort_name),
             sort_names_last: text(|c| &c.sort_name_last),
@@ -292,13 +292,13 @@ impl Dialect for Postgres {
             .map(|_| ContactId::generate().as_str().to_owned())
             .collect();
         let phones: Vec<&str> = numbers.iter().map(|n| n.msisdn.as_str()).collect();
-        let types: Vec<&str> = numbers.iter().map(|n| n.number_type.as_str()).collect();
+        let types: Vec<i16> = numbers.iter().map(|n| n.number_type.code()).collect();
         let countries: Vec<Option<&str>> = numbers.iter().map(|n| n.country.as_deref()).collect();
         let added: String = sqlx::query_scalar(
             "WITH added AS (\
                  INSERT INTO contacts (plan, id, phone, number_type, country, created_at, modified_at) \
                  SELECT (SELECT key FROM plans WHERE id = $1), t.id, t.phone, t.number_type, t.country, $2, $2 \
-                 FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) \
+                 FROM unnest($3::text[], $4::text[], $5::smallint[], $6::text[]) \
                      AS t(id, phone, number_type, country) \
                  ON CONFLICT (plan, phone) DO NOTHING RETURNING phone, key) \
              SELECT COALESCE(json_agg(json_build_array(phone, key)), '[]')::text FROM added",
@@ -335,7 +335,10 @@ impl Dialect for Postgres {
         Ok(keys)
     }
 
-    /// One index scan for the whole array (`= ANY`), which reads the index in order.
+    /// One index scan for the whole array (`= ANY`), which reads the index in order. The
+    /// contacts found are locked as the memberships' check will lock them (`FOR KEY SHARE`), so
+    /// that one deleted meanwhile by another transaction is waited for and then counts as
+    /// missing (a new contact is made for its number) instead of failing that check.
     async fn contact_keys(
         conn: &mut Conn<Self>,
         plan: &PlanId,
@@ -343,7 +346,8 @@ impl Dialect for Postgres {
     ) -> StoreResult<(Vec<i64>, Vec<String>)> {
         let found: Vec<(String, i64)> = sqlx::query_as(
             "SELECT phone, key FROM contacts \
-             WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone = ANY($2::text[])",
+             WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone = ANY($2::text[]) \
+             FOR KEY SHARE",
         )
         .bind(plan.as_str())
         .bind(phones)
@@ -463,7 +467,7 @@ impl Dialect for Postgres {
              number_type, country, sort_name, sort_name_last, opted_out, opted_out_at, \
              opted_out_reason, time_zone, created_at, modified_at) \
              SELECT (SELECT key FROM plans WHERE id = $1), t.*, $2, $2 FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], \
-             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+             $7::text[], $8::text[], $9::text[], $10::smallint[], $11::text[], $12::text[], \
              $13::text[], $14::boolean[], $15::bigint[], $16::text[], $17::text[]) AS t \
              ON CONFLICT (plan, phone) DO NOTHING RETURNING phone, key",
         )

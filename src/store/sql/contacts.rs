@@ -20,16 +20,34 @@ pub(crate) enum ValueIndexes {
     Avoid,
 }
 
-/// `('mobile', …)`: the number types that take an SMS, which nearly every contact has. The
-/// number-type index leaves them out (migration 14), holding only the rare types it is worth
-/// reading for; a statement that says `number_type NOT IN` this list may use it.
+/// `(0, 1)`: the codes of the number types that take an SMS, which nearly every contact has.
+/// The number-type index leaves them out (migrations 14 and 26), holding only the rare types it
+/// is worth reading for; a statement that says `number_type NOT IN` this list may use it.
 static SMS_NUMBER_TYPES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let names: Vec<String> = NumberType::SMS_CAPABLE
+    let codes: Vec<String> = NumberType::SMS_CAPABLE
         .iter()
-        .map(|kind| format!("'{}'", kind.as_str()))
+        .map(|kind| kind.code().to_string())
         .collect();
-    format!("({})", names.join(", "))
+    format!("({})", codes.join(", "))
 });
+
+/// A value whose index `value_indexes` probes: a gender's name, or a number type's code.
+enum ProbedValue {
+    Text(String),
+    Code(i16),
+}
+
+/// A stored number-type code as the type's name, which is what the API shows and filters on.
+pub(crate) fn number_type_name(code: Option<i16>) -> Option<String> {
+    code.and_then(NumberType::from_code)
+        .map(|kind| kind.as_str().to_owned())
+}
+
+/// The code a searched-for type name is stored as; `None` for a name no type has, which no
+/// contact matches.
+fn number_type_code(name: &str) -> Option<i16> {
+    NumberType::parse(name).map(NumberType::code)
+}
 
 pub(crate) const CONTACT_COLUMNS: &str = "c.id, c.phone, c.first_name, c.last_name, c.email, \
     c.gender, c.time_zone, c.fields, c.number_type, c.country, c.opted_out, c.opted_out_at, \
@@ -50,6 +68,8 @@ where
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i16: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i16>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     pub(crate) fn contact_from_row(
@@ -68,7 +88,7 @@ where
             gender: row.try_get("gender")?,
             time_zone: row.try_get("time_zone")?,
             fields: CustomFields::from_trusted(fields),
-            number_type: row.try_get("number_type")?,
+            number_type: number_type_name(row.try_get("number_type")?),
             country: row.try_get("country")?,
             opted_out: row.try_get("opted_out")?,
             opted_out_at: row
@@ -165,7 +185,7 @@ where
             .bind(contact.email.as_ref().map(Email::as_str))
             .bind(contact.gender.as_ref().map(Gender::as_str))
             .bind(fields)
-            .bind(contact.phone.number_type.as_str())
+            .bind(contact.phone.number_type.code())
             .bind(contact.phone.country.as_deref())
             .bind(contact.opted_out)
             .bind(opted_out_at)
@@ -393,12 +413,17 @@ where
             None => {}
         }
         if let Some(number_type) = &query.number_type {
-            if !NumberType::sms_capable(number_type) {
-                builder.push(format!(" AND c.number_type NOT IN {}", *SMS_NUMBER_TYPES));
+            match number_type_code(number_type) {
+                Some(code) => {
+                    if !NumberType::sms_capable(number_type) {
+                        builder.push(format!(" AND c.number_type NOT IN {}", *SMS_NUMBER_TYPES));
+                    }
+                    builder.push(value_column("number_type")).push_bind(code);
+                }
+                None => {
+                    builder.push(" AND 1 = 0");
+                }
             }
-            builder
-                .push(value_column("number_type"))
-                .push_bind(number_type.clone());
         }
         match query.sms_capable {
             Some(true) => {
@@ -468,15 +493,17 @@ where
         // A type that takes an SMS is not in its index: as common as a value gets.
         let rare_type = query
             .number_type
-            .as_ref()
-            .filter(|kind| !NumberType::sms_capable(kind));
+            .as_deref()
+            .filter(|kind| !NumberType::sms_capable(kind))
+            .and_then(number_type_code);
         let in_rare_types = format!(" AND number_type NOT IN {}", *SMS_NUMBER_TYPES);
+        let gender = query.gender.clone().map(ProbedValue::Text);
         for (index, column, value, condition) in [
-            ("contacts_by_gender", "gender", query.gender.as_ref(), ""),
+            ("contacts_by_gender", "gender", gender, ""),
             (
                 "contacts_by_number_type",
                 "number_type",
-                rare_type,
+                rare_type.map(ProbedValue::Code),
                 in_rare_types.as_str(),
             ),
         ] {
@@ -485,10 +512,12 @@ where
                 "SELECT COUNT(*) FROM (SELECT 1 FROM contacts{indexed_by}{index} WHERE plan = "
             ));
             push_plan_key(&mut probe, plan);
+            probe.push(condition).push(format!(" AND {column} = "));
+            match value {
+                ProbedValue::Text(text) => probe.push_bind(text),
+                ProbedValue::Code(code) => probe.push_bind(code),
+            };
             probe
-                .push(condition)
-                .push(format!(" AND {column} = "))
-                .push_bind(value.clone())
                 .push(" LIMIT ")
                 .push_bind(RARE_VALUE_PROBE)
                 .push(") probe");
@@ -873,6 +902,8 @@ where
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i16: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i16>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     async fn create_contact(

@@ -5,6 +5,16 @@
 
 use super::*;
 
+/// `(CASE c.number_type WHEN 0 THEN 'mobile' … END)`: a filter compares the type's name, as
+/// the API shows it, where the row keeps a code (migration 26).
+static NUMBER_TYPE_NAME: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let arms: String = NumberType::ALL
+        .iter()
+        .map(|kind| format!(" WHEN {} THEN '{}'", kind.code(), kind.as_str()))
+        .collect();
+    format!("(CASE c.number_type{arms} END)")
+});
+
 impl<D: Dialect> SqlStore<D>
 where
     for<'c> &'c mut Conn<D>: Executor<'c, Database = D::Db>,
@@ -20,6 +30,8 @@ where
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i16: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i16>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     pub(crate) fn op_sql(op: CompareOp) -> &'static str {
@@ -41,7 +53,7 @@ where
             Field::Gender => "c.gender",
             Field::TimeZone => "c.time_zone",
             Field::Country => "c.country",
-            Field::NumberType => "c.number_type",
+            Field::NumberType => NUMBER_TYPE_NAME.as_str(),
             Field::OptedOut => "c.opted_out",
             Field::Custom(_) => "NULL",
         }

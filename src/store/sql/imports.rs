@@ -19,7 +19,8 @@ pub(crate) struct ContactValues {
     pub gender: Option<String>,
     pub time_zone: Option<String>,
     pub fields: String,
-    pub number_type: String,
+    /// Its code (`NumberType::code`); `None` for a number that is not valid.
+    pub number_type: Option<i16>,
     pub country: Option<String>,
     pub sort_name: String,
     pub sort_name_last: String,
@@ -98,6 +99,8 @@ where
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i16: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i16>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     fn new() -> Self {
@@ -214,6 +217,8 @@ where
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i16: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i16>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     fn new() -> Self {
@@ -274,6 +279,8 @@ where
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i16: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i16>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     pub(crate) fn import_from_row(
@@ -479,7 +486,11 @@ where
             gender: attributes.gender,
             time_zone: attributes.time_zone,
             fields: serde_json::Value::Object(attributes.fields).to_string(),
-            number_type: existing.number_type.clone().unwrap_or_default(),
+            number_type: existing
+                .number_type
+                .as_deref()
+                .and_then(NumberType::parse)
+                .map(NumberType::code),
             country: existing.country.clone(),
             sort_name,
             sort_name_last,
@@ -511,7 +522,7 @@ where
             gender: row.gender.as_ref().map(|g| g.as_str().to_owned()),
             time_zone: row.time_zone.as_ref().map(|z| z.as_str().to_owned()),
             fields: serde_json::Value::Object(row.fields.clone()).to_string(),
-            number_type: row.phone.number_type.as_str().to_owned(),
+            number_type: Some(row.phone.number_type.code()),
             country: row.phone.country.clone(),
             sort_name,
             sort_name_last,
@@ -778,6 +789,8 @@ where
     for<'q> i64: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> Option<i64>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> i32: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> i16: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
+    for<'q> Option<i16>: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
     for<'q> bool: Encode<'q, D::Db> + Decode<'q, D::Db> + Type<D::Db>,
 {
     async fn create_import(

@@ -332,7 +332,7 @@ impl Dialect for Sqlite {
                 serde_json::json!([
                     ContactId::generate().as_str(),
                     number.msisdn.as_str(),
-                    number.number_type.as_str(),
+                    number.number_type.code(),
                     number.country,
                 ])
             })
@@ -514,7 +514,7 @@ impl Dialect for Sqlite {
                     .push_bind(c.email.as_deref())
                     .push_bind(c.gender.as_deref())
                     .push_bind(c.fields.as_str())
-                    .push_bind(c.number_type.as_str())
+                    .push_bind(c.number_type)
                     .push_bind(c.country.as_deref())
                     .push_bind(c.sort_name.as_str())
                     .push_bind(c.sort_name_last.as_str())
