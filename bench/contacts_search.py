@@ -28,7 +28,10 @@ import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROSTER = os.path.join(ROOT, "target", "release", "roster")
+# ROSTER_BIN runs the benchmarks against another build (e.g. the previous release, as a
+# baseline in the same hour); the scripts' own loaders write the current schema, so it must be
+# a build of the same schema or one whose differences they tolerate (see docs/BENCHMARKS.md).
+ROSTER = os.environ.get("ROSTER_BIN") or os.path.join(ROOT, "target", "release", "roster")
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 FIRST = ["Anna", "Bernd", "Carla", "Dieter", "Eva", "Farid", "Greta", "Hans", "Ilse", "Jonas",
          "Karin", "Lukas", "Mia", "Noah", "Olga", "Paul", "Rosa", "Sven", "Tina", "Uwe"]

@@ -995,7 +995,11 @@ where
             Self::emit(
                 &mut tx,
                 plan,
-                Event::new(EventType::ContactDeleted, one_or_plan(ids, plan), data),
+                Event::new(
+                    EventType::ContactDeleted,
+                    one_or_plan(ids.iter().map(ContactId::as_str), plan),
+                    data,
+                ),
             )
             .await?;
         }
@@ -1062,10 +1066,7 @@ where
                 "contact_ids": outcome.iter().take(AUDIT_OBJECTS).map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
                 "count": count,
             });
-            let object = match outcome.as_slice() {
-                [(id, _)] => id.as_str(),
-                _ => plan.as_str(),
-            };
+            let object = one_or_plan(outcome.iter().map(|(id, _)| id.as_str()), plan);
             Self::emit(
                 &mut tx,
                 plan,
@@ -1260,9 +1261,12 @@ where
 }
 
 /// What orders an event about `ids`: the one contact, or the plan for several.
-fn one_or_plan<'a>(ids: &'a [ContactId], plan: &'a PlanId) -> &'a str {
-    match ids {
-        [id] => id.as_str(),
+pub(super) fn one_or_plan<'a>(
+    mut ids: impl ExactSizeIterator<Item = &'a str>,
+    plan: &'a PlanId,
+) -> &'a str {
+    match (ids.len(), ids.next()) {
+        (1, Some(id)) => id,
         _ => plan.as_str(),
     }
 }

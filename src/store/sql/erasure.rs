@@ -275,10 +275,7 @@ where
                 "count": count,
                 "erased": true,
             });
-            let object = match erased.as_slice() {
-                [one] => one.as_str(),
-                _ => plan.as_str(),
-            };
+            let object = super::contacts::one_or_plan(erased.iter().map(ContactId::as_str), plan);
             Self::emit(
                 conn,
                 plan,
