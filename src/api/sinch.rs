@@ -23,6 +23,7 @@ use super::limits::{
 };
 use super::validate::{AutoUpdateBody, Validator, nullable};
 use crate::domain::algebra::MembershipChange;
+use crate::domain::auto_update::AutoUpdate;
 use crate::domain::group::{GroupName, GroupStatus};
 use crate::domain::ids::GroupId;
 use crate::store::{
@@ -158,6 +159,17 @@ async fn visible_group(state: &AppState, plan: &Plan, id: &str) -> SinchResult<G
         return Err(ApiError::NotFound("group").into());
     }
     Ok(record)
+}
+
+/// Sinch's `auto_update` has no double opt-in: a Sinch client that writes a group's keywords
+/// back (a replace, or an update naming `auto_update`) keeps the double opt-in set on Roster's
+/// own routes, unless its body names one itself.
+fn keep_double_opt_in(written: Option<&mut AutoUpdate>, existing: &GroupRecord) {
+    if let (Some(written), Some(before)) = (written, existing.auto_update.as_ref())
+        && written.double_opt_in.is_none()
+    {
+        written.double_opt_in = before.double_opt_in.clone();
+    }
 }
 
 fn validate_definition(
@@ -345,7 +357,8 @@ async fn replace_group(
     let (plan, by) = authorize(auth, &plan_id)?;
     let existing = visible_group(&state, &plan, &group_id).await?;
     let JsonBody(body) = body?;
-    let (definition, fields) = validate_definition(&body)?;
+    let (mut definition, fields) = validate_definition(&body)?;
+    keep_double_opt_in(definition.auto_update.as_mut(), &existing);
     let record = state
         .store
         .replace_group(&plan.id, &by, &existing.id, None, definition)
@@ -407,10 +420,11 @@ async fn update_group(
         .remove_from_group
         .as_deref()
         .and_then(|id| check.group_id("remove_from_group", id));
-    let auto_update = body
+    let mut auto_update = body
         .auto_update
         .as_ref()
         .map(|value| check.auto_update("auto_update", value));
+    keep_double_opt_in(auto_update.as_mut().and_then(Option::as_mut), &existing);
     for (field, source) in [
         ("add_from_group", &add_from_group),
         ("remove_from_group", &remove_from_group),

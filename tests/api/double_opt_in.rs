@@ -16,6 +16,7 @@ use crate::imports::import_file;
 use crate::on_both_backends;
 
 on_both_backends!(joining_waits_for_the_reply_that_confirms);
+on_both_backends!(sinch_writes_keep_the_double_opt_in);
 
 const ASKER: &str = "+14155550400";
 const ADDED: &str = "+14155550401";
@@ -234,4 +235,58 @@ async fn joining_waits_for_the_reply_that_confirms(app: TestApp) {
         problem["errors"][0]["field"], "auto_update.double_opt_in.hours",
         "{problem}"
     );
+}
+
+/// Sinch's `auto_update` cannot say "double opt-in": a Sinch client writing a group's keywords
+/// back, by replace or by update, keeps the double opt-in set on Roster's own routes.
+async fn sinch_writes_keep_the_double_opt_in(app: TestApp) {
+    let club = app
+        .create_group(json!({
+            "name": "Club",
+            "auto_update": {"to": "12345", "add": {"first_word": "CLUB"},
+                            "double_opt_in": {"text": "Reply YES to join", "hours": 24}},
+        }))
+        .await;
+    let id = club["id"].as_str().unwrap();
+    let path = format!("{}/{id}", app.sinch_groups());
+    let replaced = app
+        .send_json(
+            Method::PUT,
+            &path,
+            &json!({"name": "Club", "auto_update": {"to": "12345", "add": {"first_word": "JOIN"}}}),
+        )
+        .await;
+    assert_eq!(replaced.status(), 200);
+    let after = group(&app, id).await;
+    assert_eq!(after["auto_update"]["add"]["first_word"], "JOIN", "{after}");
+    assert_eq!(
+        after["auto_update"]["double_opt_in"]["text"], "Reply YES to join",
+        "{after}"
+    );
+    assert_eq!(
+        after["auto_update"]["double_opt_in"]["hours"], 24,
+        "{after}"
+    );
+
+    let updated = app
+        .send_json(
+            Method::POST,
+            &path,
+            &json!({"auto_update": {"to": "12345", "add": {"first_word": "CLUB"}}}),
+        )
+        .await;
+    assert_eq!(updated.status(), 200);
+    let after = group(&app, id).await;
+    assert_eq!(after["auto_update"]["add"]["first_word"], "CLUB", "{after}");
+    assert_eq!(
+        after["auto_update"]["double_opt_in"]["hours"], 24,
+        "{after}"
+    );
+
+    // Without auto_update, a replace leaves no keywords, and no double opt-in with them.
+    let cleared = app
+        .send_json(Method::PUT, &path, &json!({"name": "Club"}))
+        .await;
+    assert_eq!(cleared.status(), 200);
+    assert_eq!(group(&app, id).await["auto_update"], Value::Null);
 }
