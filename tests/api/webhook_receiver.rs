@@ -113,20 +113,24 @@ async fn receive(
     headers: HeaderMap,
     body: String,
 ) -> StatusCode {
-    let at = Instant::now();
     let id = headers
         .get("webhook-id")
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let reply = {
+    // Timed under the lock that picks the scripted event, so that the first request by time
+    // is the one the script answered first (two arriving together may take the lock in
+    // either order).
+    let (at, reply) = {
         let mut log = log.lock().unwrap();
+        let at = Instant::now();
         let scripted = log.scripted.get_or_insert_with(|| id.clone()).clone();
-        if scripted == id {
+        let reply = if scripted == id {
             log.script.pop_front()
         } else {
             None
-        }
+        };
+        (at, reply)
     };
     let (status, hang) = match reply {
         Some(Reply::Status(status)) => (status, None),

@@ -210,6 +210,8 @@ pub(crate) struct ChunkRecorder<'a, D> {
     dialect: std::marker::PhantomData<fn() -> D>,
     plan: &'a PlanId,
     id: &'a BatchId,
+    /// The batch's key, which its rows name it by; read before the first of them is written.
+    key: Option<i64>,
     size: usize,
     message: &'a MessagePlan,
     /// The chunk being filled for each zone set (index 0: recipients not sorted by zone).
@@ -279,6 +281,7 @@ where
             dialect: std::marker::PhantomData,
             plan,
             id,
+            key: None,
             size,
             message,
             buffers: vec![Buffer::default()],
@@ -470,15 +473,23 @@ where
     }
 
     async fn write(&mut self, conn: &mut Conn<D>) -> StoreResult<()> {
+        if self.pending.is_empty() && self.skip_rows.is_empty() {
+            return Ok(());
+        }
+        let key = match self.key {
+            Some(key) => key,
+            None => {
+                let key = SqlStore::<D>::batch_key(conn, self.plan, self.id).await?;
+                *self.key.insert(key)
+            }
+        };
         if !self.pending.is_empty() {
             let mut insert = sqlx::QueryBuilder::<D::Db>::new(
                 "INSERT INTO batch_recipients \
-                 (plan_id, batch_id, chunk, count, phones, parts, placeholder_values, \
-                 time_zones) ",
+                 (batch, chunk, count, phones, parts, placeholder_values, time_zones) ",
             );
             insert.push_values(self.pending.drain(..), |mut row, chunk| {
-                row.push_bind(self.plan.as_str().to_owned())
-                    .push_bind(self.id.as_str().to_owned())
+                row.push_bind(key)
                     .push_bind(chunk.chunk)
                     .push_bind(chunk.count)
                     .push_bind(chunk.phones)
@@ -490,12 +501,10 @@ where
         }
         if !self.skip_rows.is_empty() {
             let mut insert = sqlx::QueryBuilder::<D::Db>::new(
-                "INSERT INTO batch_skips \
-                 (plan_id, batch_id, block, reason, detail, count, phones) ",
+                "INSERT INTO batch_skips (batch, block, reason, detail, count, phones) ",
             );
             insert.push_values(self.skip_rows.drain(..), |mut row, block| {
-                row.push_bind(self.plan.as_str().to_owned())
-                    .push_bind(self.id.as_str().to_owned())
+                row.push_bind(key)
                     .push_bind(block.block)
                     .push_bind(block.reason)
                     .push_bind(block.detail)
@@ -751,13 +760,12 @@ where
         let Some(cap) = Self::load_sending_settings(conn, plan).await?.frequency_cap else {
             return Ok(CappedNumbers::default());
         };
-        const COUNTED: &str = "FROM batches b JOIN batch_recipients r \
-                 ON r.plan_id = b.plan_id AND r.batch_id = b.id \
+        const COUNTED: &str = "FROM batches b JOIN batch_recipients r ON r.batch = b.key \
                  WHERE b.plan_id = $1 AND b.resolved_at >= $2 AND b.id <> $3 \
                    AND b.purpose = 'marketing' \
                    AND (b.status IN ('sending', 'sent') OR EXISTS ( \
-                       SELECT 1 FROM batch_chunks c WHERE c.plan_id = r.plan_id \
-                           AND c.batch_id = r.batch_id AND c.chunk = r.chunk))";
+                       SELECT 1 FROM batch_chunks c \
+                           WHERE c.batch = r.batch AND c.chunk = r.chunk))";
         let since = Timestamp::now().millis() - cap.period_millis();
         // A batch gives each number one message at most: with fewer batches counted than the
         // cap allows, nobody is left out, and the millions of numbers need not be read.
@@ -818,6 +826,20 @@ where
         } else {
             Err(StoreError::UnknownGroups(unknown))
         }
+    }
+
+    /// The batch's integer key, which the rows kept per batch name it by (migration 27).
+    pub(crate) async fn batch_key(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        id: &BatchId,
+    ) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT key FROM batches WHERE plan_id = $1 AND id = $2")
+            .bind(plan.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound(Entity::Batch))
     }
 
     pub(crate) async fn load_batch(
@@ -1250,9 +1272,9 @@ where
                 type Row = (String, Option<String>, Option<String>, Option<i64>);
                 let mut rows = sqlx::query_as::<_, Row>(
                     "SELECT r.phones, r.parts, c.state, r.held_until FROM batch_recipients r \
-                         LEFT JOIN batch_chunks c ON c.plan_id = r.plan_id \
-                             AND c.batch_id = r.batch_id AND c.chunk = r.chunk \
-                         WHERE r.plan_id = $1 AND r.batch_id = $2 ORDER BY r.chunk",
+                         LEFT JOIN batch_chunks c ON c.batch = r.batch AND c.chunk = r.chunk \
+                         WHERE r.batch = (SELECT key FROM batches WHERE plan_id = $1 AND id = $2) \
+                         ORDER BY r.chunk",
                 )
                 .bind(plan.as_str())
                 .bind(id.as_str())
@@ -1291,7 +1313,8 @@ where
             }
             let mut rows = sqlx::query_as::<_, (String, Option<String>, String)>(
                 "SELECT reason, detail, phones FROM batch_skips \
-                     WHERE plan_id = $1 AND batch_id = $2 ORDER BY block",
+                     WHERE batch = (SELECT key FROM batches WHERE plan_id = $1 AND id = $2) \
+                     ORDER BY block",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
@@ -1582,7 +1605,8 @@ where
         let mut conn = self.dialect.reader().acquire().await?;
         let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
             "SELECT chunk, state, sender_state, handed_at FROM batch_chunks \
-                 WHERE plan_id = $1 AND batch_id = $2 ORDER BY chunk",
+                 WHERE batch = (SELECT key FROM batches WHERE plan_id = $1 AND id = $2) \
+                 ORDER BY chunk",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -1608,7 +1632,8 @@ where
         let mut conn = self.dialect.reader().acquire().await?;
         let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
             "SELECT phones, placeholder_values, time_zones FROM batch_recipients \
-                 WHERE plan_id = $1 AND batch_id = $2 AND chunk = $3",
+                 WHERE batch = (SELECT key FROM batches WHERE plan_id = $1 AND id = $2) \
+                 AND chunk = $3",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -1640,8 +1665,9 @@ where
         let mut tx = self.dialect.begin_write().await?;
         Self::hold_lease(&mut tx, lease, plan, id, 0).await?;
         sqlx::query(
-            "INSERT INTO batch_chunks (plan_id, batch_id, chunk, state, sender_state, \
-                 handed_at) VALUES ($1, $2, $3, 'handing', $4, $5) ON CONFLICT DO NOTHING",
+            "INSERT INTO batch_chunks (batch, chunk, state, sender_state, handed_at) \
+                 VALUES ((SELECT key FROM batches WHERE plan_id = $1 AND id = $2), $3, \
+                 'handing', $4, $5) ON CONFLICT DO NOTHING",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -1665,7 +1691,8 @@ where
         let mut tx = self.dialect.begin_write().await?;
         let marked = sqlx::query(
             "UPDATE batch_chunks SET state = 'done', done_at = $1 \
-                 WHERE plan_id = $2 AND batch_id = $3 AND chunk = $4 AND state = 'handing'",
+                 WHERE batch = (SELECT key FROM batches WHERE plan_id = $2 AND id = $3) \
+                 AND chunk = $4 AND state = 'handing'",
         )
         .bind(Timestamp::now().millis())
         .bind(plan.as_str())
@@ -1677,8 +1704,9 @@ where
         // A held chunk handed over is held no more.
         let released: Option<i64> = if marked == 1 {
             sqlx::query_scalar(
-                "UPDATE batch_recipients SET held_until = NULL WHERE plan_id = $1 \
-                     AND batch_id = $2 AND chunk = $3 AND held_until IS NOT NULL RETURNING count",
+                "UPDATE batch_recipients SET held_until = NULL \
+                     WHERE batch = (SELECT key FROM batches WHERE plan_id = $1 AND id = $2) \
+                     AND chunk = $3 AND held_until IS NOT NULL RETURNING count",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
@@ -1724,7 +1752,8 @@ where
         for (chunk, until) in held {
             sqlx::query(
                 "UPDATE batch_recipients SET held_until = $1 \
-                     WHERE plan_id = $2 AND batch_id = $3 AND chunk = $4",
+                     WHERE batch = (SELECT key FROM batches WHERE plan_id = $2 AND id = $3) \
+                     AND chunk = $4",
             )
             .bind(until.millis())
             .bind(plan.as_str())
@@ -1736,10 +1765,9 @@ where
         // The claim ends until `wake`: a batch whose lease has run out is claimed again.
         sqlx::query(
             "UPDATE batches SET held_count = (SELECT COALESCE(SUM(count), 0) \
-                 FROM batch_recipients WHERE plan_id = $1 AND batch_id = $2 \
-                 AND held_until IS NOT NULL), \
+                 FROM batch_recipients WHERE batch = batches.key AND held_until IS NOT NULL), \
                  held_until = (SELECT MIN(held_until) FROM batch_recipients \
-                 WHERE plan_id = $1 AND batch_id = $2), \
+                 WHERE batch = batches.key), \
                  lease_owner = NULL, lease_until = $3, modified_at = $4 \
                  WHERE plan_id = $1 AND id = $2",
         )

@@ -32,13 +32,9 @@ where
         batch: &BatchId,
         chunk: Option<i64>,
     ) -> StoreResult<HashSet<String>> {
-        let mut query = sqlx::QueryBuilder::<D::Db>::new(
-            "SELECT phones FROM batch_recipients WHERE plan_id = ",
-        );
-        query
-            .push_bind(plan.as_str().to_owned())
-            .push(" AND batch_id = ")
-            .push_bind(batch.as_str().to_owned());
+        let mut query =
+            sqlx::QueryBuilder::<D::Db>::new("SELECT phones FROM batch_recipients WHERE batch = ");
+        push_batch_key(&mut query, plan, batch);
         if let Some(chunk) = chunk {
             query.push(" AND chunk = ").push_bind(chunk);
         }
@@ -91,24 +87,25 @@ where
         let mut outcome = ReportOutcome::default();
         let mut tx = self.dialect.begin_write().await?;
         let conn: &mut Conn<D> = &mut tx;
-        let mut batches: HashMap<&str, bool> = HashMap::new();
+        // Each batch's key, or `None` for a batch the plan does not have.
+        let mut batches: HashMap<&str, Option<i64>> = HashMap::new();
         let mut numbers: HashMap<(&str, Option<i64>), HashSet<String>> = HashMap::new();
         let mut recorded_batches = BTreeSet::new();
         for report in reports {
             let batch = report.batch.as_str();
             if !batches.contains_key(batch) {
-                let found: Option<i32> =
-                    sqlx::query_scalar("SELECT 1 FROM batches WHERE plan_id = $1 AND id = $2")
+                let found: Option<i64> =
+                    sqlx::query_scalar("SELECT key FROM batches WHERE plan_id = $1 AND id = $2")
                         .bind(plan.as_str())
                         .bind(batch)
                         .fetch_optional(&mut *conn)
                         .await?;
-                batches.insert(batch, found.is_some());
+                batches.insert(batch, found);
             }
-            if batches.get(batch) != Some(&true) {
+            let Some(&Some(key)) = batches.get(batch) else {
                 outcome.unknown_batch += 1;
                 continue;
-            }
+            };
             let sent = match numbers.entry((batch, report.chunk)) {
                 std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
                 std::collections::hash_map::Entry::Vacant(unread) => unread
@@ -121,17 +118,16 @@ where
             // A final state is not replaced by a report of the message in transit, whenever
             // that arrives; otherwise the latest report wins.
             let changed = sqlx::query(
-                "INSERT INTO delivery_reports (plan_id, batch_id, phone, status, code, final, at, \
-                     received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (plan_id, batch_id, phone) DO UPDATE SET status = excluded.status, \
+                "INSERT INTO delivery_reports (batch, phone, status, code, final, at, \
+                     received_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (batch, phone) DO UPDATE SET status = excluded.status, \
                      code = excluded.code, final = excluded.final, at = excluded.at, \
                      received_at = excluded.received_at \
                      WHERE (excluded.final AND NOT delivery_reports.final) \
                         OR (excluded.final = delivery_reports.final \
                             AND excluded.at >= delivery_reports.at)",
             )
-            .bind(plan.as_str())
-            .bind(batch)
+            .bind(key)
             .bind(&report.phone)
             .bind(report.status.as_str())
             .bind(report.code)
@@ -198,13 +194,10 @@ where
         phones: &[&str],
     ) -> StoreResult<HashMap<String, ReportState>> {
         let mut query = sqlx::QueryBuilder::<D::Db>::new(
-            "SELECT phone, status, code, at FROM delivery_reports WHERE plan_id = ",
+            "SELECT phone, status, code, at FROM delivery_reports WHERE batch = ",
         );
-        query
-            .push_bind(plan.as_str().to_owned())
-            .push(" AND batch_id = ")
-            .push_bind(batch.as_str().to_owned())
-            .push(" AND phone IN ");
+        push_batch_key(&mut query, plan, batch);
+        query.push(" AND phone IN ");
         D::push_list(&mut query, phones.iter().copied());
         let rows: Vec<(String, String, Option<i64>, i64)> =
             query.build_query_as().fetch_all(&mut *conn).await?;
@@ -228,7 +221,8 @@ where
         batch: &BatchId,
     ) -> StoreResult<bool> {
         let found: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM delivery_reports WHERE plan_id = $1 AND batch_id = $2 LIMIT 1",
+            "SELECT 1 FROM delivery_reports \
+                 WHERE batch = (SELECT key FROM batches WHERE plan_id = $1 AND id = $2) LIMIT 1",
         )
         .bind(plan.as_str())
         .bind(batch.as_str())
@@ -246,8 +240,8 @@ where
         let mut conn = self.dialect.reader().acquire().await?;
         let counts: Vec<(String, Option<i64>, i64)> = sqlx::query_as(
             "SELECT status, code, COUNT(*) FROM delivery_reports \
-                 WHERE plan_id = $1 AND batch_id = $2 GROUP BY status, code \
-                 ORDER BY status, code",
+                 WHERE batch = (SELECT key FROM batches WHERE plan_id = $1 AND id = $2) \
+                 GROUP BY status, code ORDER BY status, code",
         )
         .bind(plan.as_str())
         .bind(batch.as_str())
@@ -265,7 +259,7 @@ where
         if with_recipients {
             let rows: Vec<(String, Option<i64>, String)> = sqlx::query_as(
                 "SELECT status, code, phone FROM delivery_reports \
-                     WHERE plan_id = $1 AND batch_id = $2",
+                     WHERE batch = (SELECT key FROM batches WHERE plan_id = $1 AND id = $2)",
             )
             .bind(plan.as_str())
             .bind(batch.as_str())

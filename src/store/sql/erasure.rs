@@ -114,13 +114,14 @@ where
         phones: &HashSet<String>,
     ) -> StoreResult<()> {
         const FEW: usize = 8;
-        let lists: Vec<(String, i64, String)> = if phones.len() <= FEW {
+        let lists: Vec<(i64, i64, String)> = if phones.len() <= FEW {
             let mut found = Vec::new();
             for phone in phones {
-                let holding: Vec<(String, i64, String)> =
+                let holding: Vec<(i64, i64, String)> =
                     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "SELECT batch_id, {position}, phones FROM {table} \
-                             WHERE plan_id = $1 AND ($2 || phones || $2) LIKE $3"
+                        "SELECT batch, {position}, phones FROM {table} \
+                             WHERE batch IN (SELECT key FROM batches WHERE plan_id = $1) \
+                             AND ($2 || phones || $2) LIKE $3"
                     )))
                     .bind(plan.as_str())
                     .bind("\n")
@@ -132,9 +133,10 @@ where
             found
         } else {
             let mut holding = Vec::new();
-            let mut rows = sqlx::query_as::<_, (String, i64, String)>(sqlx::AssertSqlSafe(
-                format!("SELECT batch_id, {position}, phones FROM {table} WHERE plan_id = $1"),
-            ))
+            let mut rows = sqlx::query_as::<_, (i64, i64, String)>(sqlx::AssertSqlSafe(format!(
+                "SELECT batch, {position}, phones FROM {table} \
+                     WHERE batch IN (SELECT key FROM batches WHERE plan_id = $1)"
+            )))
             .bind(plan.as_str())
             .fetch(&mut *conn);
             while let Some(row) = futures::TryStreamExt::try_next(&mut rows).await? {
@@ -144,9 +146,9 @@ where
             }
             holding
         };
-        let mut scrubbed: HashMap<(String, i64), String> = HashMap::new();
+        let mut scrubbed: HashMap<(i64, i64), String> = HashMap::new();
         for (batch, at, packed) in lists {
-            let current = scrubbed.remove(&(batch.clone(), at)).unwrap_or(packed);
+            let current = scrubbed.remove(&(batch, at)).unwrap_or(packed);
             let clean: Vec<&str> = current
                 .split('\n')
                 .map(|number| {
@@ -162,10 +164,8 @@ where
         }
         for ((batch, at), packed) in scrubbed {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE {table} SET phones = $4 \
-                     WHERE plan_id = $1 AND batch_id = $2 AND {position} = $3"
+                "UPDATE {table} SET phones = $3 WHERE batch = $1 AND {position} = $2"
             )))
-            .bind(plan.as_str())
             .bind(batch)
             .bind(at)
             .bind(packed)
@@ -205,11 +205,14 @@ where
         .execute(&mut *conn)
         .await?;
         Self::record_consent(conn, plan, contact, "", "erase", None, source, None, now).await?;
-        sqlx::query("DELETE FROM delivery_reports WHERE plan_id = $1 AND phone = $2")
-            .bind(plan.as_str())
-            .bind(phone)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "DELETE FROM delivery_reports \
+                 WHERE batch IN (SELECT key FROM batches WHERE plan_id = $1) AND phone = $2",
+        )
+        .bind(plan.as_str())
+        .bind(phone)
+        .execute(&mut *conn)
+        .await?;
         sqlx::query("DELETE FROM inbound_messages WHERE plan_id = $1 AND sender = $2")
             .bind(plan.as_str())
             .bind(phone)

@@ -112,3 +112,17 @@ where
         .push_bind(plan.as_str().to_owned())
         .push(")");
 }
+
+/// `(SELECT key FROM batches WHERE …)`: a batch's integer key, which the rows kept per batch
+/// (its recorded recipients, chunks, skips and delivery reports) name it by.
+fn push_batch_key<DB: Database>(builder: &mut sqlx::QueryBuilder<DB>, plan: &PlanId, id: &BatchId)
+where
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    builder
+        .push("(SELECT key FROM batches WHERE plan_id = ")
+        .push_bind(plan.as_str().to_owned())
+        .push(" AND id = ")
+        .push_bind(id.as_str().to_owned())
+        .push(")");
+}

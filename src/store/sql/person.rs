@@ -43,11 +43,9 @@ where
         let sent: Vec<SentRow> = sqlx::query_as(
             "SELECT b.id, b.body, b.status, b.created_at, b.resolved_at, \
                  d.status, d.code, d.at FROM batches b \
-                 LEFT JOIN delivery_reports d ON d.plan_id = b.plan_id AND d.batch_id = b.id \
-                     AND d.phone = $2 \
+                 LEFT JOIN delivery_reports d ON d.batch = b.key AND d.phone = $2 \
                  WHERE b.plan_id = $1 AND EXISTS (SELECT 1 FROM batch_recipients r \
-                     WHERE r.plan_id = b.plan_id AND r.batch_id = b.id \
-                     AND ($3 || r.phones || $3) LIKE $4) \
+                     WHERE r.batch = b.key AND ($3 || r.phones || $3) LIKE $4) \
                  ORDER BY b.created_at, b.id",
         )
         .bind(plan.as_str())
