@@ -556,8 +556,9 @@ impl Dialect for Postgres {
         let numbers: Vec<i64> = rows.iter().map(|row| row.row as i64).collect();
         let reasons: Vec<String> = rows.iter().map(|row| row.reason.clone()).collect();
         sqlx::query(
-            "INSERT INTO import_errors (plan_id, import_id, row_number, reason) \
-             SELECT $1, $2, t.row_number, t.reason FROM unnest($3::bigint[], $4::text[]) \
+            "INSERT INTO import_errors (import, row_number, reason) \
+             SELECT (SELECT key FROM imports WHERE plan_id = $1 AND id = $2), t.row_number, \
+             t.reason FROM unnest($3::bigint[], $4::text[]) \
              AS t(row_number, reason) ON CONFLICT DO NOTHING",
         )
         .bind(plan.as_str())

@@ -221,8 +221,8 @@ where
         }
         if !data.is_empty() {
             sqlx::query(
-                "INSERT INTO export_files (plan_id, export_id, seq, data) \
-                     VALUES ($1, $2, $3, $4)",
+                "INSERT INTO export_files (export, seq, data) \
+                     VALUES ((SELECT key FROM exports WHERE plan_id = $1 AND id = $2), $3, $4)",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
@@ -270,7 +270,7 @@ where
             return Err(StoreError::LeaseLost);
         }
         if status == "failed" {
-            sqlx::query("DELETE FROM export_files WHERE plan_id = $1 AND export_id = $2")
+            sqlx::query("DELETE FROM export_files WHERE export = (SELECT key FROM exports WHERE plan_id = $1 AND id = $2)")
                 .bind(plan.as_str())
                 .bind(id.as_str())
                 .execute(&mut *conn)
@@ -290,7 +290,7 @@ where
     ) -> StoreResult<Option<Vec<u8>>> {
         let mut conn = self.dialect.reader().acquire().await?;
         Ok(sqlx::query_scalar(
-            "SELECT data FROM export_files WHERE plan_id = $1 AND export_id = $2 AND seq = $3",
+            "SELECT data FROM export_files WHERE export = (SELECT key FROM exports WHERE plan_id = $1 AND id = $2) AND seq = $3",
         )
         .bind(plan.as_str())
         .bind(id.as_str())

@@ -374,8 +374,8 @@ where
     ) -> StoreResult<()> {
         let before = now - crate::store::jobs::JOB_FILES_KEPT_MILLIS;
         sqlx::query(
-            "DELETE FROM import_files WHERE plan_id = $1 AND import_id IN ( \
-                     SELECT id FROM imports WHERE plan_id = $1 AND created_at < $2 \
+            "DELETE FROM import_files WHERE import IN ( \
+                     SELECT key FROM imports WHERE plan_id = $1 AND created_at < $2 \
                      AND status <> 'running')",
         )
         .bind(plan.as_str())
@@ -836,8 +836,8 @@ where
                 break;
             }
             sqlx::query(
-                "INSERT INTO import_files (plan_id, import_id, seq, data) \
-                     VALUES ($1, $2, $3, $4)",
+                "INSERT INTO import_files (import, seq, data) \
+                     VALUES ((SELECT key FROM imports WHERE plan_id = $1 AND id = $2), $3, $4)",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
@@ -895,9 +895,10 @@ where
         .execute(&mut *conn)
         .await?;
         let copied = sqlx::query(
-            "INSERT INTO import_files (plan_id, import_id, seq, data) \
-                 SELECT plan_id, $3, seq, data FROM import_files \
-                 WHERE plan_id = $1 AND import_id = $2",
+            "INSERT INTO import_files (import, seq, data) \
+                 SELECT (SELECT key FROM imports WHERE plan_id = $1 AND id = $3), seq, data \
+                 FROM import_files \
+                 WHERE import = (SELECT key FROM imports WHERE plan_id = $1 AND id = $2)",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -935,7 +936,7 @@ where
             _ => {}
         }
         let pieces: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM import_files WHERE plan_id = $1 AND import_id = $2",
+            "SELECT COUNT(*) FROM import_files WHERE import = (SELECT key FROM imports WHERE plan_id = $1 AND id = $2)",
         )
         .bind(plan.as_str())
         .bind(id.as_str())
@@ -957,7 +958,7 @@ where
         .bind(now.millis())
         .execute(&mut *conn)
         .await?;
-        sqlx::query("DELETE FROM import_errors WHERE plan_id = $1 AND import_id = $2")
+        sqlx::query("DELETE FROM import_errors WHERE import = (SELECT key FROM imports WHERE plan_id = $1 AND id = $2)")
             .bind(plan.as_str())
             .bind(id.as_str())
             .execute(&mut *conn)
@@ -981,8 +982,7 @@ where
         let mut seq = 0i64;
         loop {
             let piece: Option<Vec<u8>> = sqlx::query_scalar(
-                "SELECT data FROM import_files WHERE plan_id = $1 AND import_id = $2 \
-                     AND seq = $3",
+                "SELECT data FROM import_files WHERE import = (SELECT key FROM imports WHERE plan_id = $1 AND id = $2) AND seq = $3",
             )
             .bind(plan.as_str())
             .bind(id.as_str())
@@ -1076,7 +1076,7 @@ where
         let mut conn = self.dialect.reader().acquire().await?;
         let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT row_number, reason FROM import_errors \
-                 WHERE plan_id = $1 AND import_id = $2 AND row_number > $3 \
+                 WHERE import = (SELECT key FROM imports WHERE plan_id = $1 AND id = $2) AND row_number > $3 \
                  ORDER BY row_number LIMIT $4",
         )
         .bind(plan.as_str())

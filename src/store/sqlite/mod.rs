@@ -580,8 +580,9 @@ impl Dialect for Sqlite {
             .map(|row| serde_json::json!([row.row, row.reason]))
             .collect();
         sqlx::query(
-            "INSERT INTO import_errors (plan_id, import_id, row_number, reason) \
-             SELECT $1, $2, value ->> 0, value ->> 1 FROM json_each($3) WHERE true \
+            "INSERT INTO import_errors (import, row_number, reason) \
+             SELECT (SELECT key FROM imports WHERE plan_id = $1 AND id = $2), value ->> 0, \
+             value ->> 1 FROM json_each($3) WHERE true \
              ON CONFLICT DO NOTHING",
         )
         .bind(plan.as_str())
