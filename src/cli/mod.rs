@@ -230,7 +230,7 @@ enum Command {
         webhook_disable_after_hours: u64,
         /// Delivery report codes that mean the recipient opted out at the carrier (comma-
         /// separated): a report with one opts the contact out, with the source `carrier`.
-        #[arg(long, env = "ROSTER_OPT_OUT_CODES", default_value = "21610,40300,200,4720", value_parser = crate::domain::delivery::OptOutCodes::parse)]
+        #[arg(long, env = "ROSTER_OPT_OUT_CODES", default_value = "21610,40300,200,4775", value_parser = crate::domain::delivery::OptOutCodes::parse)]
         opt_out_codes: crate::domain::delivery::OptOutCodes,
         /// Days the audit log keeps a row; older rows are removed hourly.
         #[arg(long, env = "ROSTER_AUDIT_RETENTION_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=36500))]

@@ -106,14 +106,15 @@ impl OptOutCodes {
 impl Default for OptOutCodes {
     /// The codes providers use for a recipient who opted out, as documented by them (see
     /// docs/api.md for each): Twilio's 21610 (unsubscribed recipient), Telnyx's 40300 (blocked
-    /// by STOP), Plivo's 200 (opted out), Bandwidth's 4720 (carrier rejected: opted out).
+    /// by STOP), Plivo's 200 (source number blocked by STOP), Bandwidth's 4775 (carrier
+    /// rejected due to user opt out).
     fn default() -> Self {
         Self::new(DEFAULT_OPT_OUT_CODES)
     }
 }
 
 /// The default opt-out codes, each a provider's documented "the recipient opted out".
-pub const DEFAULT_OPT_OUT_CODES: [i64; 4] = [21610, 40300, 200, 4720];
+pub const DEFAULT_OPT_OUT_CODES: [i64; 4] = [21610, 40300, 200, 4775];
 
 /// The batch and chunk a Roster-made `client_reference` names (`roster:{batch}:{chunk}`, as the
 /// `http` sender tags each chunk it hands over).
