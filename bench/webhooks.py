@@ -23,6 +23,7 @@ import argparse
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -291,6 +292,7 @@ def main():
         if pg_server:
             pg_server.terminate()
             pg_server.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
