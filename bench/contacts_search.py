@@ -72,6 +72,28 @@ COLUMNS = ("plan_id, id, phone, first_name, last_name, email, gender, fields, nu
 # Contacts carry their plan's integer key, not its id.
 CONTACT_COLUMNS = COLUMNS.replace("plan_id,", "plan,", 1)
 PLAN_KEY = "(SELECT key FROM plans WHERE id = staging.plan_id)"
+# The sort names each backend's lower() rebuilds from the names are not stored (migration 29);
+# searches read them through the store's `SORT_NAME` and `SORT_NAME_LAST` (src/store/sqlite/mod.rs,
+# src/store/postgres/mod.rs).
+def rebuilt_sort_names(backend, table=""):
+    """The "first last" and "last first" sort names as `backend`'s lower() makes them."""
+    collate = ' COLLATE "C"' if backend == "postgres" else ""
+    first, last = f"{table}first_name", f"{table}last_name"
+    return (f"lower(coalesce({first} || ' ' || {last}, {first}, {last}, ''){collate})",
+            f"lower(coalesce({last} || ' ' || {first}, {last}, {first}, ''){collate})")
+
+
+def sort_name_expressions(backend):
+    name, name_last = rebuilt_sort_names(backend, "c.")
+    return f"coalesce(c.sort_name, {name})", f"coalesce(c.sort_name_last, {name_last})"
+
+
+def stored_sort_names(backend):
+    """The staged sort names, NULL where the backend's lower() rebuilds them."""
+    name, name_last = rebuilt_sort_names(backend)
+    return f"NULLIF(sort_name, {name}), NULLIF(sort_name_last, {name_last})"
+
+
 # Contacts keep their number type as a code (NumberType::code in src/domain/msisdn.rs); every
 # generated contact is `mobile`, whose code is 0.
 NUMBER_TYPE_CODE = "CASE number_type WHEN 'mobile' THEN 0 END"
@@ -95,7 +117,7 @@ INSERT INTO contacts ({CONTACT_COLUMNS})
   SELECT {PLAN_KEY}, id, phone, first_name, last_name, email, NULLIF(gender, ''), fields,
          {NUMBER_TYPE_CODE}, country, CAST(opted_out AS INTEGER), CAST(NULLIF(opted_out_at, '') AS INTEGER),
          NULLIF(opted_out_reason, ''), CAST(created_at AS INTEGER), CAST(modified_at AS INTEGER),
-         sort_name, sort_name_last FROM staging;
+         {stored_sort_names("sqlite")} FROM staging;
 ANALYZE;
 """
     run(["sqlite3", db], input=script)
@@ -109,7 +131,7 @@ INSERT INTO contacts ({CONTACT_COLUMNS})
   SELECT {PLAN_KEY}, id, phone, first_name, last_name, email, NULLIF(gender, ''), fields,
          {NUMBER_TYPE_CODE}, country, opted_out::int::boolean, NULLIF(opted_out_at, '')::bigint,
          NULLIF(opted_out_reason, ''), created_at::bigint, modified_at::bigint,
-         sort_name, sort_name_last FROM staging;
+         {stored_sort_names("postgres")} FROM staging;
 ANALYZE;
 """
     run(["psql", "-v", "ON_ERROR_STOP=1", "-q", url], input=script)
@@ -192,8 +214,8 @@ def bench_backend(name, database, plan_id, token, runs, raw_scan, email):
 
 # The shapes of the SQL that the searches above run (see src/store/sql/contacts.rs and src/store/sql/filter.rs).
 QUERY_SHAPES = [
-    ("name prefix", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND ((c.sort_name >= 'greta' "
-     "AND c.sort_name < 'gretaz') OR (c.sort_name_last >= 'greta' AND c.sort_name_last < 'gretaz')) "
+    ("name prefix", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND (({name} >= 'greta' "
+     "AND {name} < 'gretaz') OR ({name_last} >= 'greta' AND {name_last} < 'gretaz')) "
      "ORDER BY c.key DESC LIMIT 51"),
     ("phone prefix", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND c.phone >= '+49151' "
      "AND c.phone < '+49152' ORDER BY c.key DESC LIMIT 51"),
@@ -232,11 +254,11 @@ QUERY_SHAPES = [
     ("one contact by id", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
      "AND c.id = 'x'"),
     ("name order, cursor", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
-     "AND (c.sort_name, c.key) > ('t', 500000) ORDER BY c.sort_name ASC, c.key ASC LIMIT 51"),
-    ("name order, cursor of the earlier form (by id)", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND (c.sort_name, c.key) > ('t', "
+     "AND {name} >= 't' AND ({name}, c.key) > ('t', 500000) ORDER BY {name} ASC, c.key ASC LIMIT 51"),
+    ("name order, cursor of the earlier form (by id)", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND {name} >= 't' AND ({name}, c.key) > ('t', "
      "COALESCE((SELECT key FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = 'p') AND id = 'x'), "
      "(SELECT key - 1 FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = 'p') AND id > 'x' ORDER BY id LIMIT 1), "
-     "9223372036854775807)) ORDER BY c.sort_name ASC, c.key ASC LIMIT 51"),
+     "9223372036854775807)) ORDER BY {name} ASC, c.key ASC LIMIT 51"),
     ("group members", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND EXISTS (SELECT 1 FROM "
      "group_members m WHERE m.contact = c.key AND m.grp IN (1)) "
      "ORDER BY c.key DESC LIMIT 51"),
@@ -248,9 +270,16 @@ def sqlite_plans(db, plan_id):
     # Roster links its own SQLite (libsqlite3-sys, bundled), whose planner may differ.
     print(f"\nSQLite query plans (as the sqlite3 CLI's SQLite {version} plans them):")
     for label, sql in QUERY_SHAPES:
-        sql = sql.replace("'p'", f"'{plan_id}'")
+        sql = shape(sql, "sqlite", plan_id)
         plan = run(["sqlite3", db, "EXPLAIN QUERY PLAN " + sql]).stdout.strip()
         print(f"- {label}:\n" + "\n".join("    " + line for line in plan.splitlines()))
+
+
+def shape(sql, backend, plan_id):
+    """A query shape as `backend` runs it for plan `plan_id`."""
+    name, name_last = sort_name_expressions(backend)
+    return (sql.replace("'p'", f"'{plan_id}'").replace("{name}", name)
+            .replace("{name_last}", name_last))
 
 
 def postgres_plans(url, plan_id):
@@ -258,7 +287,7 @@ def postgres_plans(url, plan_id):
     for label, sql in QUERY_SHAPES:
         if "SQLite:" in label:
             continue
-        sql = sql.replace("'p'", f"'{plan_id}'")
+        sql = shape(sql, "postgres", plan_id)
         plan = run(["psql", "-q", "-A", "-t", url, "-c", "EXPLAIN " + sql]).stdout.strip()
         print(f"- {label}:\n" + "\n".join("    " + line for line in plan.splitlines()))
 

@@ -64,15 +64,15 @@ def timed(cmd, script=None, **kwargs):
 
 # The raw tool's best into Roster's schema: the file staged, then contacts and memberships by
 # set-based INSERT … SELECT in one transaction (ids sequential, numbers not validated; every
-# number of the file is `fixed_line_or_mobile`, stored as its code, 1).
+# number of the file is `fixed_line_or_mobile`, stored as its code, 1; its names are ASCII, so
+# no sort name is stored: see migration 29).
 FLOOR_SQL = """
 INSERT INTO contact_groups (plan_id, id, name, status, created_at, modified_at)
   VALUES ('{plan}', 'FLOOR', 'Floor', 'ACTIVE', 0, 0);
 INSERT INTO contacts (plan, id, phone, first_name, last_name, email, fields, number_type,
-                      country, sort_name, sort_name_last, opted_out, created_at, modified_at)
+                      country, opted_out, created_at, modified_at)
   SELECT (SELECT key FROM plans WHERE id = '{plan}'), {id}, phone, first_name, last_name, email, {fields}, 1,
-         'US', lower(first_name || ' ' || last_name), lower(last_name || ' ' || first_name),
-         false, 1, 1 FROM staged;
+         'US', false, 1, 1 FROM staged;
 INSERT INTO group_members (grp, contact)
   SELECT (SELECT key FROM contact_groups WHERE plan_id = '{plan}' AND id = 'FLOOR'), key
   FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = '{plan}');

@@ -229,6 +229,30 @@ pub fn sort_names(first: Option<&str>, last: Option<&str>) -> (String, String) {
     (join(first, last), join(last, first))
 }
 
+/// The sort names a contact's row keeps: only those that lower-casing ASCII letters alone
+/// cannot rebuild from the names (a name with a capital outside ASCII, like "Élodie"). The
+/// store orders and searches by the stored form when there is one and by the names' ASCII
+/// lower case otherwise — for the names of most contacts, the same text without its bytes.
+pub fn stored_sort_names(
+    first: Option<&str>,
+    last: Option<&str>,
+) -> (Option<String>, Option<String>) {
+    let (name, name_last) = sort_names(first, last);
+    let rebuilt = |a: Option<&str>, b: Option<&str>| {
+        [a, b]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_lowercase()
+    };
+    let keep = |sorted: String, rebuilt: String| (sorted != rebuilt).then_some(sorted);
+    (
+        keep(name, rebuilt(first, last)),
+        keep(name_last, rebuilt(last, first)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,6 +351,30 @@ mod tests {
             CustomFields::parse(&json!({"a\0": 1})),
             Err(CustomFieldsError::BadName(_))
         ));
+    }
+
+    #[test]
+    fn only_sort_names_ascii_lower_case_cannot_rebuild_are_stored() {
+        assert_eq!(
+            stored_sort_names(Some("Ada"), Some("Lovelace")),
+            (None, None)
+        );
+        assert_eq!(
+            stored_sort_names(Some("Siobhán"), Some("O'Brien")),
+            (None, None)
+        );
+        assert_eq!(stored_sort_names(None, None), (None, None));
+        assert_eq!(
+            stored_sort_names(Some("Élodie"), None),
+            (Some("élodie".to_owned()), Some("élodie".to_owned()))
+        );
+        assert_eq!(
+            stored_sort_names(Some("ΟΔΥΣΣΕΥΣ"), Some("Ithaca")),
+            (
+                Some("οδυσσευς ithaca".to_owned()),
+                Some("ithaca οδυσσευς".to_owned())
+            )
+        );
     }
 
     #[test]

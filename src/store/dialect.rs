@@ -108,6 +108,13 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     const TEXT_COLLATE: &'static str;
     /// Group names in byte order.
     const NAME_SORT_KEY: &'static str;
+    /// A contact `c`'s lower-cased "first last", which contacts are ordered and searched by:
+    /// the stored form where there is one (`stored_sort_names`), else the names with their
+    /// ASCII letters lower-cased. Written exactly as the index on it (migration 29), so that
+    /// the planner reads that index.
+    const SORT_NAME: &'static str;
+    /// The same for "last first".
+    const SORT_NAME_LAST: &'static str;
     /// Removes the members with the numbers of `$3` (a [`Dialect::List`]) from group `$2`.
     const DELETE_MEMBERS_BY_PHONE: &'static str;
     /// Ends a compound select of contact keys so that its terms are merged.
@@ -120,6 +127,9 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     /// the planner must be told how common a value is (such a dialect also keeps a term
     /// `+c.column = …` from every index); `None` where the planner knows from statistics.
     const INDEXED_BY: Option<&'static str>;
+    /// Ends a select whose rows the transaction will change, locking them (PostgreSQL's
+    /// `FOR UPDATE`); `None` where a writer holds the whole database.
+    const LOCK_ROWS: Option<&'static str>;
 
     /// Numbers as one parameter.
     fn phone_list(phones: &[&str]) -> Self::List;

@@ -43,8 +43,8 @@ struct ContactColumns {
     fields: Vec<String>,
     number_types: Vec<Option<i16>>,
     countries: Vec<Option<String>>,
-    sort_names: Vec<String>,
-    sort_names_last: Vec<String>,
+    sort_names: Vec<Option<String>>,
+    sort_names_last: Vec<Option<String>>,
     opted_out: Vec<bool>,
     opted_out_at: Vec<Option<i64>>,
     opted_out_reasons: Vec<Option<String>>,
@@ -68,8 +68,8 @@ impl ContactColumns {
             fields: text(|c| &c.fields),
             number_types: contacts.iter().map(|c| c.number_type).collect(),
             countries: optional(|c| &c.country),
-            sort_names: text(|c| &c.sort_name),
-            sort_names_last: text(|c| &c.sort_name_last),
+            sort_names: optional(|c| &c.sort_name),
+            sort_names_last: optional(|c| &c.sort_name_last),
             opted_out: contacts.iter().map(|c| c.opted_out).collect(),
             opted_out_at: contacts.iter().map(|c| c.opted_out_at).collect(),
             opted_out_reasons: optional(|c| &c.opted_out_reason),
@@ -250,6 +250,13 @@ impl Dialect for Postgres {
     /// Names sort byte by byte, as on the other backend, not by the database's locale.
     const NAME_SORT_KEY: &'static str = "COALESCE(name, '') COLLATE \"C\"";
 
+    /// `lower()` in the "C" collation changes ASCII letters only, as SQLite's does.
+    const SORT_NAME: &'static str = "coalesce(c.sort_name, \
+         lower(coalesce(c.first_name || ' ' || c.last_name, c.first_name, c.last_name, '') COLLATE \"C\"))";
+
+    const SORT_NAME_LAST: &'static str = "coalesce(c.sort_name_last, \
+         lower(coalesce(c.last_name || ' ' || c.first_name, c.last_name, c.first_name, '') COLLATE \"C\"))";
+
     const DELETE_MEMBERS_BY_PHONE: &'static str = "DELETE FROM group_members \
          WHERE grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
          AND contact IN (SELECT key FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone = ANY($3::text[]))";
@@ -262,6 +269,8 @@ impl Dialect for Postgres {
 
     /// Autovacuum's statistics hold the common values of each column: a rare one is known.
     const INDEXED_BY: Option<&'static str> = None;
+
+    const LOCK_ROWS: Option<&'static str> = Some(" FOR UPDATE");
 
     const LOCK_BATCH: &'static str =
         "SELECT status FROM batches WHERE plan_id = $1 AND id = $2 FOR UPDATE";
@@ -322,9 +331,12 @@ impl Dialect for Postgres {
                 .copied()
                 .filter(|phone| !written.contains(phone))
                 .collect();
+            // Locked like `contact_keys`' and for the same reason: the writer that beat us may
+            // have committed, and a delete may follow it before our memberships' check.
             let found: Vec<i64> = sqlx::query_scalar(
                 "SELECT key FROM contacts \
-                 WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone = ANY($2::text[])",
+                 WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone = ANY($2::text[]) \
+                 ORDER BY key FOR KEY SHARE",
             )
             .bind(plan.as_str())
             .bind(raced)
@@ -338,7 +350,9 @@ impl Dialect for Postgres {
     /// One index scan for the whole array (`= ANY`), which reads the index in order. The
     /// contacts found are locked as the memberships' check will lock them (`FOR KEY SHARE`), so
     /// that one deleted meanwhile by another transaction is waited for and then counts as
-    /// missing (a new contact is made for its number) instead of failing that check.
+    /// missing (a new contact is made for its number) instead of failing that check. The locks
+    /// are taken in key order (the sort runs below the locking), the order every bulk writer
+    /// of contacts locks them in, so two such writers wait for each other but never deadlock.
     async fn contact_keys(
         conn: &mut Conn<Self>,
         plan: &PlanId,
@@ -347,7 +361,7 @@ impl Dialect for Postgres {
         let found: Vec<(String, i64)> = sqlx::query_as(
             "SELECT phone, key FROM contacts \
              WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone = ANY($2::text[]) \
-             FOR KEY SHARE",
+             ORDER BY key FOR KEY SHARE",
         )
         .bind(plan.as_str())
         .bind(phones)

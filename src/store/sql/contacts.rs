@@ -148,7 +148,7 @@ where
         source: ChangeSource,
         now: i64,
     ) -> StoreResult<()> {
-        let (sort_name, sort_name_last) = sort_names(
+        let (sort_name, sort_name_last) = stored_sort_names(
             contact.first_name.as_ref().map(PersonName::as_str),
             contact.last_name.as_ref().map(PersonName::as_str),
         );
@@ -363,13 +363,13 @@ where
         if let Some(prefix) = &query.name_prefix {
             let prefix = prefix.to_lowercase();
             builder
-                .push(" AND ((c.sort_name >= ")
+                .push(format!(" AND (({} >= ", D::SORT_NAME))
                 .push_bind(prefix.clone())
-                .push(" AND c.sort_name < ")
+                .push(format!(" AND {} < ", D::SORT_NAME))
                 .push_bind(upper(&prefix))
-                .push(") OR (c.sort_name_last >= ")
+                .push(format!(") OR ({} >= ", D::SORT_NAME_LAST))
                 .push_bind(prefix.clone())
-                .push(" AND c.sort_name_last < ")
+                .push(format!(" AND {} < ", D::SORT_NAME_LAST))
                 .push_bind(upper(&prefix))
                 .push("))");
         }
@@ -380,7 +380,7 @@ where
                 .replace('%', "\\%")
                 .replace('_', "\\_");
             builder
-                .push(" AND c.sort_name LIKE ")
+                .push(format!(" AND {} LIKE ", D::SORT_NAME))
                 .push_bind(format!("%{escaped}%"))
                 .push(" ESCAPE '\\'");
         }
@@ -547,7 +547,7 @@ where
         seal: &CursorSeal,
     ) -> StoreResult<i64> {
         let sort = match query.order {
-            ContactOrder::Name => Some("c.sort_name"),
+            ContactOrder::Name => Some(D::SORT_NAME),
             ContactOrder::CreatedAt => None,
             ContactOrder::ModifiedAt => Some("c.modified_at"),
         };
@@ -558,6 +558,11 @@ where
                     let comparison = if query.descending { "<" } else { ">" };
                     match sort {
                         Some(sort) => {
+                            // SQLite reads no range of an index on an expression from the row
+                            // comparison alone; this term on the sort key gives it one.
+                            let bound = if query.descending { "<=" } else { ">=" };
+                            builder.push(format!(" AND {sort} {bound} "));
+                            push_cursor_key(builder, &cursor.key);
                             builder.push(format!(" AND ({sort}, c.key) {comparison} ("));
                             push_cursor_key(builder, &cursor.key);
                             builder.push(", ");
@@ -793,6 +798,29 @@ where
         ids: &[ContactId],
         now: i64,
     ) -> StoreResult<u64> {
+        if let Some(lock) = D::LOCK_ROWS {
+            // Locks in the order additions take them: first the groups, by id (as
+            // `lock_static_groups`), then the contacts, by key (as an addition's look-up).
+            // Deleting first would lock the contacts in the delete's own order, then the
+            // groups while updating their sizes: the reverse, and a deadlock with an addition.
+            // Locked before the counts below are read, so that they cannot change under us.
+            let mut groups = sqlx::QueryBuilder::<D::Db>::new(
+                "SELECT g.key FROM contact_groups g WHERE g.key IN (SELECT m.grp FROM group_members m \
+                 JOIN contacts c ON c.key = m.contact WHERE c.plan = ",
+            );
+            push_plan_key(&mut groups, plan);
+            groups.push(" AND c.id IN ");
+            D::push_list(&mut groups, ids.iter().map(ContactId::as_str));
+            groups.push(format!(") ORDER BY g.id{}{lock}", D::TEXT_COLLATE));
+            groups.build().execute(&mut *conn).await?;
+            let mut contacts =
+                sqlx::QueryBuilder::<D::Db>::new("SELECT key FROM contacts WHERE plan = ");
+            push_plan_key(&mut contacts, plan);
+            contacts.push(" AND id IN ");
+            D::push_list(&mut contacts, ids.iter().map(ContactId::as_str));
+            contacts.push(" ORDER BY key").push(lock);
+            contacts.build().execute(&mut *conn).await?;
+        }
         let mut affected = sqlx::QueryBuilder::<D::Db>::new(
             "SELECT g.id, COUNT(*) FROM group_members m \
                  JOIN contact_groups g ON g.key = m.grp \

@@ -22,8 +22,9 @@ pub(crate) struct ContactValues {
     /// Its code (`NumberType::code`); `None` for a number that is not valid.
     pub number_type: Option<i16>,
     pub country: Option<String>,
-    pub sort_name: String,
-    pub sort_name_last: String,
+    /// Only where the names alone cannot give it (`stored_sort_names`).
+    pub sort_name: Option<String>,
+    pub sort_name_last: Option<String>,
     pub opted_out: bool,
     pub opted_out_at: Option<i64>,
     pub opted_out_reason: Option<String>,
@@ -473,7 +474,7 @@ where
             attributes,
             opts_out,
         } = import::merge(&own, existing.opted_out, &cells, row.opted_out, mode)?;
-        let (sort_name, sort_name_last) = sort_names(
+        let (sort_name, sort_name_last) = stored_sort_names(
             attributes.first_name.as_deref(),
             attributes.last_name.as_deref(),
         );
@@ -511,7 +512,8 @@ where
     pub(crate) fn new_contact(row: &ImportRow, id: ContactId, now: i64) -> ContactValues {
         let first_name = row.first_name.as_ref().map(|n| n.as_str().to_owned());
         let last_name = row.last_name.as_ref().map(|n| n.as_str().to_owned());
-        let (sort_name, sort_name_last) = sort_names(first_name.as_deref(), last_name.as_deref());
+        let (sort_name, sort_name_last) =
+            stored_sort_names(first_name.as_deref(), last_name.as_deref());
         let opted_out = row.opted_out == Some(true);
         ContactValues {
             id: id.as_str().to_owned(),

@@ -28,6 +28,7 @@ use crate::domain::auto_update::AutoUpdate;
 use crate::domain::batch::{Audience, BatchStatus};
 use crate::domain::contact::{
     CustomFields, Email, Gender, OptOutReason, PersonName, TimeZoneName, sort_names,
+    stored_sort_names,
 };
 use crate::domain::filter::{CompareOp, Expr, Field, FilterExpr, Value as FilterValue};
 use crate::domain::group::{

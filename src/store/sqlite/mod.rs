@@ -287,6 +287,13 @@ impl Dialect for Sqlite {
     /// Names sort byte by byte, as on the other backend.
     const NAME_SORT_KEY: &'static str = "COALESCE(name, '')";
 
+    /// SQLite's `lower()` changes ASCII letters only.
+    const SORT_NAME: &'static str = "coalesce(c.sort_name, \
+         lower(coalesce(c.first_name || ' ' || c.last_name, c.first_name, c.last_name, '')))";
+
+    const SORT_NAME_LAST: &'static str = "coalesce(c.sort_name_last, \
+         lower(coalesce(c.last_name || ' ' || c.first_name, c.last_name, c.first_name, '')))";
+
     const DELETE_MEMBERS_BY_PHONE: &'static str = "DELETE FROM group_members \
          WHERE grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
          AND contact IN (SELECT key FROM contacts \
@@ -304,6 +311,8 @@ impl Dialect for Sqlite {
     /// SQLite keeps no statistics of single values (without STAT4 and ANALYZE), so it reads a
     /// page of a rare gender in creation order by testing every contact.
     const INDEXED_BY: Option<&'static str> = Some(" INDEXED BY ");
+
+    const LOCK_ROWS: Option<&'static str> = None;
 
     /// Writers are serialised: a plain read is as good as a lock, and no two instances claim at once.
     const CLAIM_LOCK: &'static str = "";
@@ -516,8 +525,8 @@ impl Dialect for Sqlite {
                     .push_bind(c.fields.as_str())
                     .push_bind(c.number_type)
                     .push_bind(c.country.as_deref())
-                    .push_bind(c.sort_name.as_str())
-                    .push_bind(c.sort_name_last.as_str())
+                    .push_bind(c.sort_name.as_deref())
+                    .push_bind(c.sort_name_last.as_deref())
                     .push_bind(c.opted_out)
                     .push_bind(c.opted_out_at)
                     .push_bind(c.opted_out_reason.as_deref())
