@@ -63,7 +63,8 @@ def timed(cmd, script=None, **kwargs):
 
 
 # The raw tool's best into Roster's schema: the file staged, then contacts and memberships by
-# set-based INSERT … SELECT in one transaction (ids sequential, numbers not validated; every
+# set-based INSERT … SELECT in one transaction (ids sequential, 16 ASCII digits as the 16 bytes a
+# contact's id is stored as since migration 30; numbers not validated; every
 # number of the file is `fixed_line_or_mobile`, stored as its code, 1; its names are ASCII, so
 # no sort name is stored: see migration 29).
 FLOOR_SQL = """
@@ -83,7 +84,7 @@ def floor_sqlite(csv_path, db):
     run([ROSTER, "migrate", "--database", f"sqlite://{db}"])
     plan = json.loads(run([ROSTER, "plans", "create", "Floor", "--database",
                            f"sqlite://{db}"]).stdout)["service_plan_id"]
-    insert = FLOOR_SQL.format(plan=plan, id="printf('%026d', rowid)",
+    insert = FLOOR_SQL.format(plan=plan, id="CAST(printf('%016d', rowid) AS BLOB)",
                               fields="json_object('city', city, 'customer_id', customer_id)")
     script = ("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;\n"
               "CREATE TEMP TABLE staged (phone, first_name, last_name, email, city, customer_id);\n"
@@ -95,7 +96,7 @@ def floor_sqlite(csv_path, db):
 def floor_postgres(csv_path, url):
     plan = json.loads(run([ROSTER, "plans", "create", "Floor", "--database", url]).stdout)
     insert = FLOOR_SQL.format(plan=plan["service_plan_id"],
-                              id="lpad((row_number() OVER ())::text, 26, '0')",
+                              id="convert_to(lpad((row_number() OVER ())::text, 16, '0'), 'UTF8')",
                               fields="json_build_object('city', city, 'customer_id', "
                                      "customer_id)::text")
     script = ("CREATE TEMP TABLE staged (phone text, first_name text, last_name text, "

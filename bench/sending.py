@@ -35,7 +35,6 @@ import zoneinfo
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from contacts_search import (  # noqa: E402  (a sibling script, not a package)
     ROOT, ROSTER, free_port, generate, load_postgres, load_sqlite, roster, run, start_postgres,
-    ulid,
 )
 
 
@@ -122,12 +121,13 @@ def raw_additions(workdir, plan, group, n):
     new = os.path.join(workdir, "new.csv")
     with open(new, "w") as out:
         for i in range(EXISTING):
-            # 0: the stored code of `mobile` (NumberType::code).
-            out.write(f"{ulid(10_000_000 + i)},+4917{20_000_000 + i},0,DE\n")
+            # 0: the stored code of `mobile` (NumberType::code). Contacts store an id as 16
+            # bytes (migration 30); 16 ASCII digits are such bytes, in order.
+            out.write(f"{10_000_000 + i:016d},+4917{20_000_000 + i},0,DE\n")
     members = (f"INSERT INTO group_members (grp, contact) SELECT {group_key(plan, group)}, c.key "
                f"FROM contacts c JOIN adding a ON a.phone = c.phone WHERE c.plan = {plan_key(plan)};")
     contacts = ("INSERT INTO contacts (plan, id, phone, number_type, country, created_at, "
-                f"modified_at) SELECT {plan_key(plan)}, id, phone, CAST(number_type AS SMALLINT), country, 1800000000000, "
+                f"modified_at) SELECT {plan_key(plan)}, {{ID_BYTES}}, phone, CAST(number_type AS SMALLINT), country, 1800000000000, "
                 "1800000000000 FROM adding;")
     return [
         (existing, "phone", [members]),
@@ -296,7 +296,7 @@ def sqlite_raw(db):
         script = (".timeout 30000\nPRAGMA foreign_keys = ON;\n"
                   f"CREATE TEMP TABLE adding ({typed});\n"
                   f".mode csv\n.import {path} adding\nBEGIN;\n" + "\n".join(statements)
-                  + "\nCOMMIT;\n")
+                  + "\nCOMMIT;\n").replace("{ID_BYTES}", "CAST(id AS BLOB)")
         start = time.perf_counter()
         run(["sqlite3", db], input=script)
         return time.perf_counter() - start
@@ -317,6 +317,7 @@ def postgres_raw(url):
         script = (f"CREATE TEMP TABLE adding ({typed});\n"
                   f"\\copy adding FROM '{path}' WITH (FORMAT csv)\n"
                   "BEGIN;\n" + "\n".join(statements) + "\nCOMMIT;\n")
+        script = script.replace("{ID_BYTES}", "convert_to(id, 'UTF8')")
         start = time.perf_counter()
         run(["psql", "-v", "ON_ERROR_STOP=1", "-q", url], input=script)
         return time.perf_counter() - start

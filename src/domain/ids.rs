@@ -93,6 +93,22 @@ ulid_id!(
     EventId
 );
 
+impl ContactId {
+    /// The ULID's 16 bytes, big-endian, which order as the text does.
+    pub fn to_bytes(&self) -> [u8; 16] {
+        // Every ContactId holds a ULID: made, parsed, or read back from the database.
+        ulid::Ulid::from_string(&self.0)
+            .map(|id| id.to_bytes())
+            .unwrap_or_default()
+    }
+
+    /// `None` unless `bytes` are 16.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let bytes: [u8; 16] = bytes.try_into().ok()?;
+        Some(Self(ulid::Ulid::from_bytes(bytes).to_string()))
+    }
+}
+
 /// Identifies a service plan (tenant).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PlanId(String);
@@ -136,6 +152,23 @@ impl AsRef<str> for PlanId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contact_ids_round_trip_through_their_bytes_in_order() {
+        let earlier = ContactId::parse("01ARZ3NDEKTSV4RRFFQ69G5FAV").unwrap();
+        let later = ContactId::parse("7ZZZZZZZZZZZZZZZZZZZZZZZZZ").unwrap();
+        assert_eq!(
+            ContactId::from_bytes(&earlier.to_bytes()),
+            Some(earlier.clone())
+        );
+        assert_eq!(
+            ContactId::from_bytes(&later.to_bytes()),
+            Some(later.clone())
+        );
+        assert_eq!(later.to_bytes(), [0xff; 16]);
+        assert!(earlier.to_bytes() < later.to_bytes());
+        assert_eq!(ContactId::from_bytes(&[0; 15]), None);
+    }
 
     #[test]
     fn group_ids_round_trip_and_normalise_case() {

@@ -26,7 +26,7 @@ use super::sql::TreeGroup;
 use super::sql::{Recipient, Wanted};
 use super::{Chunks, GroupRow, GroupsTerm, Importing, NumberChunks, RejectedRow, StoreResult};
 use crate::domain::filter::Value as FilterValue;
-use crate::domain::ids::{GroupId, ImportId, PlanId};
+use crate::domain::ids::{ContactId, GroupId, ImportId, PlanId};
 use crate::domain::msisdn::ParsedNumber;
 
 /// A backend's connection, as the generic code holds it inside a transaction.
@@ -60,7 +60,7 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
         &self,
         plan: &PlanId,
         id: &GroupId,
-        after: &str,
+        after: &[u8],
         limit: i64,
         offset: i64,
     ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
@@ -135,6 +135,8 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     fn phone_list(phones: &[&str]) -> Self::List;
     /// `(…)`: a list as one parameter, for `x IN …`.
     fn push_list<'a>(builder: &mut QueryBuilder<Self::Db>, items: impl Iterator<Item = &'a str>);
+    /// `(…)`: contact ids, as contacts store them (16 bytes), as one parameter, for `id IN …`.
+    fn push_id_list(builder: &mut QueryBuilder<Self::Db>, ids: &[ContactId]);
     /// `(SELECT … AS value …)`: integers as one parameter, a select of one column `value`.
     fn push_key_list(builder: &mut QueryBuilder<Self::Db>, keys: Vec<i64>);
     /// `c.phone IN (…)`, or what the backend probes its index with best.

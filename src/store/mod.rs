@@ -642,7 +642,7 @@ impl GroupRow {
 }
 
 /// A page of members as the backends' `MEMBER_PAGE` statement returns it: one JSON array of
-/// `[id, phone, first_name, last_name, opted_out]` (NULL when the page is empty).
+/// `[id, phone, first_name, last_name, opted_out]`, the id in hex (NULL when the page is empty).
 fn members_from_json(page: Option<String>) -> StoreResult<Vec<MemberRecord>> {
     type Row = (String, String, Option<String>, Option<String>, bool);
     let rows: Vec<Row> = match page {
@@ -651,18 +651,22 @@ fn members_from_json(page: Option<String>) -> StoreResult<Vec<MemberRecord>> {
         }
         None => Vec::new(),
     };
-    Ok(rows
-        .into_iter()
-        .map(
-            |(id, phone, first_name, last_name, opted_out)| MemberRecord {
-                contact_id: ContactId::from_trusted(id),
+    rows.into_iter()
+        .map(|(id, phone, first_name, last_name, opted_out)| {
+            let contact_id = hex::decode(&id)
+                .ok()
+                .and_then(|bytes| ContactId::from_bytes(&bytes))
+                .ok_or_else(|| sqlx::Error::Decode(format!("a member id {id:?}").into()))?;
+            Ok(MemberRecord {
+                contact_id,
                 phone,
                 first_name,
                 last_name,
                 opted_out,
-            },
-        )
-        .collect())
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(StoreError::from)
 }
 
 /// Where the numbers of a list of groups stand in a compound select.

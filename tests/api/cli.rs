@@ -267,17 +267,19 @@ async fn postgres_plans_tokens_and_serve() {
 const BEFORE_MEMBER_NUMBERS: [&str; 4] = [
     "INSERT INTO plans (id, name, created_at) VALUES ('p1', 'Old', 0)",
     "INSERT INTO contacts (plan_id, id, phone, opted_out, created_at, modified_at) VALUES \
-     ('p1', 'c1', '+14155550001', FALSE, 0, 0), ('p1', 'c2', '+14155550002', TRUE, 0, 0)",
+     ('p1', '01ARZ3NDEKTSV4RRFFQ69G5FAV', '+14155550001', FALSE, 0, 0), \
+     ('p1', '7ZZZZZZZZZZZZZZZZZZZZZZZZZ', '+14155550002', TRUE, 0, 0)",
     "INSERT INTO contact_groups (plan_id, id, name, status, member_count, size, created_at, \
      modified_at) VALUES ('p1', 'g1', 'Team', 'ACTIVE', 2, 2, 0, 0), \
      ('p1', 'g2', 'Other', 'ACTIVE', 0, 0, 0, 0)",
-    "INSERT INTO group_members (plan_id, group_id, contact_id) VALUES ('p1', 'g1', 'c1'), \
-     ('p1', 'g1', 'c2')",
+    "INSERT INTO group_members (plan_id, group_id, contact_id) VALUES \
+     ('p1', 'g1', '01ARZ3NDEKTSV4RRFFQ69G5FAV'), ('p1', 'g1', '7ZZZZZZZZZZZZZZZZZZZZZZZZZ')",
 ];
-/// The members' ids and numbers, as the schema after every migration holds them.
+/// The members' ids (16 bytes since migration 30) and numbers, as the schema after every
+/// migration holds them.
 const MEMBER_NUMBERS: &str = "SELECT c.id, c.phone FROM group_members m \
      JOIN contacts c ON c.key = m.contact ORDER BY c.id";
-const RENUMBER: &str = "UPDATE contacts SET phone = '+14155550009' WHERE id = 'c2'";
+const RENUMBER: &str = "UPDATE contacts SET phone = '+14155550009' WHERE phone = '+14155550002'";
 
 /// Runs the migrations before member numbers (0001–0006) on `$pool` and writes rows with them;
 /// after `roster migrate`, `$check` reads the members' numbers, changes one contact's number,
@@ -301,12 +303,12 @@ macro_rules! upgrade_steps {
         let migrated = roster(&["migrate"], $url);
         assert!(migrated.status.success(), "{migrated:?}");
         let pool = <$pool>::connect($url).await.expect("connect");
-        let before: Vec<(String, String)> = sqlx::query_as(MEMBER_NUMBERS)
+        let before: Vec<(Vec<u8>, String)> = sqlx::query_as(MEMBER_NUMBERS)
             .fetch_all(&pool)
             .await
             .unwrap();
         sqlx::query(RENUMBER).execute(&pool).await.unwrap();
-        let after: Vec<(String, String)> = sqlx::query_as(MEMBER_NUMBERS)
+        let after: Vec<(Vec<u8>, String)> = sqlx::query_as(MEMBER_NUMBERS)
             .fetch_all(&pool)
             .await
             .unwrap();
@@ -345,14 +347,16 @@ async fn memberships_get_their_numbers_on_upgrade(backend: Backend) {
         }
         Backend::Postgres => upgrade_steps!(sqlx::PgPool, &database, old.path()),
     };
-    let pair = |id: &str, phone: &str| (id.to_owned(), phone.to_owned());
+    // Migration 30 decodes the ids in SQL: the bytes must be the ULIDs' own.
+    let pair = |id: &str, phone: &str| (crate::contacts::stored_id(id), phone.to_owned());
+    let (first, last) = ("01ARZ3NDEKTSV4RRFFQ69G5FAV", "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
     assert_eq!(
         before,
-        [pair("c1", "+14155550001"), pair("c2", "+14155550002")]
+        [pair(first, "+14155550001"), pair(last, "+14155550002")]
     );
     assert_eq!(
         after,
-        [pair("c1", "+14155550001"), pair("c2", "+14155550009")]
+        [pair(first, "+14155550001"), pair(last, "+14155550009")]
     );
 }
 

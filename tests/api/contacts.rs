@@ -629,7 +629,11 @@ async fn names_beyond_ascii_sort_and_match_lower_cased(app: TestApp) {
     }
 }
 
-/// Runs SQL statements on the test's database, whichever backend it is.
+/// A contact's id as the database stores it: the ULID's 16 bytes.
+pub fn stored_id(id: &str) -> Vec<u8> {
+    ulid::Ulid::from_string(id).unwrap().to_bytes().to_vec()
+}
+
 /// Runs statements on the app's database directly, to set up what no route can.
 pub async fn run_sql(app: &TestApp, statements: &[String]) {
     if app.database_url.starts_with("sqlite:") {
@@ -659,17 +663,24 @@ fn cursor_json(cursor: &str) -> Value {
 /// was deleted and the ids around it run the other way.
 async fn cursors_hold_where_ids_and_keys_disagree(app: TestApp) {
     let created = namesakes(&app, "Kay", 800).await;
-    // The first contact takes the last one's id, and so on.
+    // The first contact takes the last one's id, and so on, by way of ids no contact has.
+    let literal = |id: &[u8]| {
+        let hex = hex::encode(id);
+        if app.database_url.starts_with("sqlite:") {
+            format!("unhex('{hex}')")
+        } else {
+            format!("decode('{hex}', 'hex')")
+        }
+    };
+    let moving = |n: usize| literal(&[0xff - n as u8; 16]);
     let mut statements = Vec::new();
     for (n, id) in created.iter().enumerate() {
-        statements.push(format!(
-            "UPDATE contacts SET id = 'moving-{n}' WHERE id = '{id}'"
-        ));
+        let (moving, id) = (moving(n), literal(&stored_id(id)));
+        statements.push(format!("UPDATE contacts SET id = {moving} WHERE id = {id}"));
     }
     for (n, id) in created.iter().rev().enumerate() {
-        statements.push(format!(
-            "UPDATE contacts SET id = '{id}' WHERE id = 'moving-{n}'"
-        ));
+        let (moving, id) = (moving(n), literal(&stored_id(id)));
+        statements.push(format!("UPDATE contacts SET id = {id} WHERE id = {moving}"));
     }
     run_sql(&app, &statements).await;
     let in_creation_order: Vec<String> = created.iter().rev().cloned().collect();
@@ -948,7 +959,7 @@ async fn postgres_memberships_written_during_a_renumbering_keep_the_new_number()
         let mut renumbering = admin.begin().await.unwrap();
         sqlx::query("UPDATE contacts SET phone = $1 WHERE id = $2")
             .bind(number)
-            .bind(&contact)
+            .bind(stored_id(&contact))
             .execute(&mut *renumbering)
             .await
             .unwrap();
@@ -984,7 +995,7 @@ async fn postgres_memberships_written_during_a_renumbering_keep_the_new_number()
              WHERE g.id = $1 AND c.id = $2",
         )
         .bind(&target)
-        .bind(&contact)
+        .bind(stored_id(&contact))
         .fetch_one(&mut admin)
         .await
         .unwrap();
@@ -1029,7 +1040,7 @@ async fn postgres_memberships_follow_their_contacts_like_foreign_keys() {
          SELECT g.key, c.key FROM contact_groups g, contacts c WHERE g.id = $1 AND c.id = $2",
     )
     .bind(&group)
-    .bind(&contact)
+    .bind(stored_id(&contact))
     .execute(&mut *adding)
     .await
     .unwrap();
@@ -1064,7 +1075,7 @@ async fn postgres_memberships_follow_their_contacts_like_foreign_keys() {
     let left: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM group_members m JOIN contacts c ON c.key = m.contact WHERE c.id = $1",
     )
-    .bind(kept["id"].as_str().unwrap())
+    .bind(stored_id(kept["id"].as_str().unwrap()))
     .fetch_one(&mut admin)
     .await
     .unwrap();
@@ -1090,7 +1101,7 @@ async fn postgres_adding_a_number_whose_contact_is_being_deleted_makes_it_anew()
         .unwrap();
     let mut deleting = admin.begin().await.unwrap();
     sqlx::query("DELETE FROM contacts WHERE id = $1")
-        .bind(&contact)
+        .bind(stored_id(&contact))
         .execute(&mut *deleting)
         .await
         .unwrap();
@@ -1186,7 +1197,7 @@ async fn genders_stored_before_are_respelled_by_the_migration(app: TestApp) {
         for (id, gender) in ids.iter().zip(before) {
             sqlx::query(update)
                 .bind(gender)
-                .bind(id)
+                .bind(stored_id(id))
                 .execute(&pool)
                 .await
                 .unwrap();
@@ -1200,7 +1211,7 @@ async fn genders_stored_before_are_respelled_by_the_migration(app: TestApp) {
         for (id, gender) in ids.iter().zip(before) {
             sqlx::query(update)
                 .bind(gender)
-                .bind(id)
+                .bind(stored_id(id))
                 .execute(&pool)
                 .await
                 .unwrap();

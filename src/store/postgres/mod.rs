@@ -33,7 +33,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 /// A chunk of contacts as one array per column, for `unnest`.
 struct ContactColumns {
-    ids: Vec<String>,
+    ids: Vec<Vec<u8>>,
     phones: Vec<String>,
     first_names: Vec<Option<String>>,
     last_names: Vec<Option<String>>,
@@ -58,7 +58,7 @@ impl ContactColumns {
             contacts.iter().map(|c| f(c).clone()).collect()
         };
         Self {
-            ids: text(|c| &c.id),
+            ids: contacts.iter().map(|c| c.id.to_bytes().to_vec()).collect(),
             phones: text(|c| &c.phone),
             first_names: optional(|c| &c.first_name),
             last_names: optional(|c| &c.last_name),
@@ -125,7 +125,7 @@ impl Dialect for Postgres {
         &self,
         plan: &PlanId,
         id: &GroupId,
-        after: &str,
+        after: &[u8],
         limit: i64,
         offset: i64,
     ) -> StoreResult<Option<String>> {
@@ -135,7 +135,7 @@ impl Dialect for Postgres {
                     sqlx::query_scalar(Self::MEMBER_PAGE)
                         .bind(plan.as_str().to_owned())
                         .bind(id.as_str().to_owned())
-                        .bind(after.to_owned())
+                        .bind(after.to_vec())
                         .bind(limit)
                         .bind(offset)
                         .fetch_one(conn),
@@ -235,13 +235,14 @@ impl Dialect for Postgres {
     const TEXT_COLLATE: &'static str = " COLLATE \"C\"";
 
     /// A page of a group without children or rule, as one row: a JSON array of
-    /// `[id, phone, first_name, last_name, opted_out]`, the shape `members_from_json` reads.
-    const MEMBER_PAGE: &'static str = "SELECT json_agg(json_build_array(id, phone, first_name, last_name, \
+    /// `[id, phone, first_name, last_name, opted_out]` (the id in hex), the shape
+    /// `members_from_json` reads.
+    const MEMBER_PAGE: &'static str = "SELECT json_agg(json_build_array(encode(id, 'hex'), phone, first_name, last_name, \
          opted_out) ORDER BY key)::text \
          FROM (SELECT c.key, c.id, c.phone, c.first_name, c.last_name, c.opted_out \
          FROM group_members m JOIN contacts c ON c.key = m.contact \
          WHERE m.grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
-         AND m.contact > CASE WHEN $3 = '' THEN 0 ELSE COALESCE( \
+         AND m.contact > CASE WHEN length($3) = 0 THEN 0 ELSE COALESCE( \
              (SELECT key FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $3), \
              (SELECT key - 1 FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id > $3 ORDER BY id LIMIT 1), \
              9223372036854775807) END \
@@ -296,9 +297,9 @@ impl Dialect for Postgres {
         numbers: &[&ParsedNumber],
         now: i64,
     ) -> StoreResult<Vec<i64>> {
-        let ids: Vec<String> = numbers
+        let ids: Vec<Vec<u8>> = numbers
             .iter()
-            .map(|_| ContactId::generate().as_str().to_owned())
+            .map(|_| ContactId::generate().to_bytes().to_vec())
             .collect();
         let phones: Vec<&str> = numbers.iter().map(|n| n.msisdn.as_str()).collect();
         let types: Vec<i16> = numbers.iter().map(|n| n.number_type.code()).collect();
@@ -307,7 +308,7 @@ impl Dialect for Postgres {
             "WITH added AS (\
                  INSERT INTO contacts (plan, id, phone, number_type, country, created_at, modified_at) \
                  SELECT (SELECT key FROM plans WHERE id = $1), t.id, t.phone, t.number_type, t.country, $2, $2 \
-                 FROM unnest($3::text[], $4::text[], $5::smallint[], $6::text[]) \
+                 FROM unnest($3::bytea[], $4::text[], $5::smallint[], $6::text[]) \
                      AS t(id, phone, number_type, country) \
                  ON CONFLICT (plan, phone) DO NOTHING RETURNING phone, key) \
              SELECT COALESCE(json_agg(json_build_array(phone, key)), '[]')::text FROM added",
@@ -387,6 +388,15 @@ impl Dialect for Postgres {
             .push("(SELECT unnest(")
             .push_bind(items)
             .push("::text[]))");
+    }
+
+    /// `(SELECT unnest(?::bytea[]))`: contact ids as one array parameter.
+    fn push_id_list(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, ids: &[ContactId]) {
+        let ids: Vec<Vec<u8>> = ids.iter().map(|id| id.to_bytes().to_vec()).collect();
+        builder
+            .push("(SELECT unnest(")
+            .push_bind(ids)
+            .push("::bytea[]))");
     }
 
     /// `(SELECT unnest(…) AS value)`: integers as one array parameter.
@@ -480,7 +490,7 @@ impl Dialect for Postgres {
             "INSERT INTO contacts (plan, id, phone, first_name, last_name, email, gender, fields, \
              number_type, country, sort_name, sort_name_last, opted_out, opted_out_at, \
              opted_out_reason, time_zone, created_at, modified_at) \
-             SELECT (SELECT key FROM plans WHERE id = $1), t.*, $2, $2 FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], \
+             SELECT (SELECT key FROM plans WHERE id = $1), t.*, $2, $2 FROM unnest($3::bytea[], $4::text[], $5::text[], $6::text[], \
              $7::text[], $8::text[], $9::text[], $10::smallint[], $11::text[], $12::text[], \
              $13::text[], $14::boolean[], $15::bigint[], $16::text[], $17::text[]) AS t \
              ON CONFLICT (plan, phone) DO NOTHING RETURNING phone, key",
@@ -533,7 +543,7 @@ impl Dialect for Postgres {
              sort_name_last = u.sort_name_last, opted_out = u.opted_out, \
              opted_out_at = u.opted_out_at, opted_out_reason = u.opted_out_reason, \
              time_zone = u.time_zone, modified_at = $2 \
-             FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+             FROM unnest($3::bytea[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
              $9::text[], $10::text[], $11::boolean[], $12::bigint[], $13::text[], $14::text[]) \
              AS u(id, first_name, last_name, email, gender, fields, sort_name, sort_name_last, \
              opted_out, opted_out_at, opted_out_reason, time_zone) \

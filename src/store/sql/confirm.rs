@@ -69,8 +69,9 @@ where
             sqlx::QueryBuilder::<D::Db>::new("SELECT id, phone FROM contacts WHERE key IN ");
         D::push_key_list(&mut lookup, requested);
         lookup.push(" ORDER BY phone");
-        let contacts: Vec<(String, String)> = lookup.build_query_as().fetch_all(&mut *conn).await?;
+        let contacts = stored_id_phones(lookup.build_query_as().fetch_all(&mut *conn).await?)?;
         for (id, phone) in &contacts {
+            let id = id.as_str();
             let event = "confirm_request";
             let group = Some(group.as_str());
             if source == "import" {
@@ -118,7 +119,7 @@ where
     pub(crate) async fn confirm_pending(
         conn: &mut Conn<D>,
         plan: &PlanId,
-        contact: &str,
+        contact: &ContactId,
         phone: &str,
         message: &InboundMessage,
         now: i64,
@@ -131,7 +132,7 @@ where
                  AND p.expires_at > $3 AND g.status = 'ACTIVE' ORDER BY g.id",
         )
         .bind(plan.as_str())
-        .bind(contact)
+        .bind(id_bytes(contact))
         .bind(now)
         .fetch_all(&mut *conn)
         .await?;
@@ -164,7 +165,7 @@ where
             Self::change_consent(
                 conn,
                 plan,
-                contact,
+                contact.as_str(),
                 phone,
                 "confirm",
                 Some(&group),
@@ -219,7 +220,7 @@ where
         let mut by_id = sqlx::QueryBuilder::<D::Db>::new("SELECT key FROM contacts WHERE plan = ");
         push_plan_key(&mut by_id, plan);
         by_id.push(" AND id IN ");
-        D::push_list(&mut by_id, contacts.iter().map(ContactId::as_str));
+        D::push_id_list(&mut by_id, contacts);
         let mut keys: Vec<i64> = if contacts.is_empty() {
             Vec::new()
         } else {
@@ -259,7 +260,7 @@ where
     pub(crate) async fn expire_requests(&self, now: Timestamp) -> StoreResult<u64> {
         let mut tx = self.dialect.begin_write().await?;
         let conn: &mut Conn<D> = &mut tx;
-        let expired: Vec<(i64, i64, String, String, String, String)> = sqlx::query_as(
+        let expired: Vec<(i64, i64, String, String, Vec<u8>, String)> = sqlx::query_as(
             "SELECT p.grp, p.contact, pl.id, g.id, c.id, c.phone FROM pending_members p \
                  JOIN contact_groups g ON g.key = p.grp \
                  JOIN contacts c ON c.key = p.contact \
@@ -276,10 +277,11 @@ where
                 .execute(&mut *conn)
                 .await?;
             let plan = PlanId::from_trusted(plan.clone());
+            let contact = stored_contact_id(contact.clone())?;
             Self::change_consent(
                 conn,
                 &plan,
-                contact,
+                contact.as_str(),
                 phone,
                 "confirm_expire",
                 Some(group),
@@ -310,7 +312,7 @@ where
         .fetch_one(&mut *conn)
         .await?;
         type PendingRow = (
-            String,
+            Vec<u8>,
             String,
             Option<String>,
             Option<String>,
@@ -334,17 +336,19 @@ where
         let pending = rows
             .into_iter()
             .map(
-                |(id, phone, first_name, last_name, opted_out, requested, expires)| PendingMember {
-                    contact_id: ContactId::from_trusted(id),
-                    phone,
-                    first_name,
-                    last_name,
-                    opted_out,
-                    requested_at: Timestamp::from_millis(requested),
-                    expires_at: Timestamp::from_millis(expires),
+                |(id, phone, first_name, last_name, opted_out, requested, expires)| {
+                    Ok(PendingMember {
+                        contact_id: stored_contact_id(id)?,
+                        phone,
+                        first_name,
+                        last_name,
+                        opted_out,
+                        requested_at: Timestamp::from_millis(requested),
+                        expires_at: Timestamp::from_millis(expires),
+                    })
                 },
             )
-            .collect();
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
         Ok((pending, total))
     }
 }

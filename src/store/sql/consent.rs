@@ -108,7 +108,7 @@ where
     pub(crate) async fn set_opted_out(
         conn: &mut Conn<D>,
         plan: &PlanId,
-        contact: &str,
+        contact: &ContactId,
         opted_out: bool,
         reason: Option<&str>,
         now: i64,
@@ -119,7 +119,7 @@ where
                  WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $2 AND opted_out <> $3",
         )
         .bind(plan.as_str())
-        .bind(contact)
+        .bind(id_bytes(contact))
         .bind(opted_out)
         .bind(opted_out.then_some(now))
         .bind(if opted_out { reason } else { None })
@@ -136,7 +136,7 @@ where
     pub(crate) async fn apply_group_requests(
         conn: &mut Conn<D>,
         plan: &PlanId,
-        contact: &str,
+        contact: &ContactId,
         message: &InboundMessage,
         now: i64,
     ) -> StoreResult<(Option<GroupRequest>, Vec<String>, Vec<String>)> {
@@ -164,7 +164,7 @@ where
                          WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $2",
                 )
                 .bind(plan.as_str())
-                .bind(contact)
+                .bind(id_bytes(contact))
                 .fetch_one(&mut *conn)
                 .await?;
                 let group_id = GroupId::from_trusted(group.clone());
@@ -201,7 +201,7 @@ where
             let affected = sqlx::query(sql)
                 .bind(plan.as_str())
                 .bind(&group)
-                .bind(contact)
+                .bind(id_bytes(contact))
                 .execute(&mut *conn)
                 .await?
                 .rows_affected() as i64;
@@ -218,7 +218,7 @@ where
             Self::change_consent(
                 conn,
                 plan,
-                contact,
+                contact.as_str(),
                 message.from.msisdn.as_str(),
                 event,
                 Some(&group),
@@ -354,12 +354,13 @@ where
             }
             // A number that was never a contact becomes one.
             D::insert_contacts(conn, plan, &[&message.from], now).await?;
-            let contact: String =
+            let contact = stored_contact_id(
                 sqlx::query_scalar("SELECT id FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone = $2")
                     .bind(plan.as_str())
                     .bind(message.from.msisdn.as_str())
                     .fetch_one(&mut *conn)
-                    .await?;
+                    .await?,
+            )?;
             let keywords = Self::load_consent_keywords(conn, plan).await?;
             let phone = message.from.msisdn.as_str();
             // Opt-out and opt-in words win over any group's words.
@@ -376,7 +377,7 @@ where
                         Self::change_consent(
                             conn,
                             plan,
-                            &contact,
+                            contact.as_str(),
                             phone,
                             event,
                             None,
@@ -412,7 +413,7 @@ where
                 }
             };
             let outcome = InboundOutcome {
-                contact_id: contact,
+                contact_id: contact.to_string(),
                 action: action.to_owned(),
                 groups,
             };

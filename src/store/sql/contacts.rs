@@ -80,7 +80,7 @@ where
         let fields: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&fields).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         Ok(ContactRecord {
-            id: ContactId::from_trusted(row.try_get("id")?),
+            id: stored_contact_id(row.try_get("id")?)?,
             phone: row.try_get("phone")?,
             first_name: row.try_get("first_name")?,
             last_name: row.try_get("last_name")?,
@@ -109,7 +109,7 @@ where
             "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = $1) AND c.id = $2"
         )))
         .bind(plan.as_str())
-        .bind(id.as_str())
+        .bind(id_bytes(id))
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(StoreError::NotFound(Entity::Contact))?;
@@ -123,16 +123,14 @@ where
         phone: &str,
         except: Option<&ContactId>,
     ) -> StoreResult<()> {
-        let existing: Option<String> =
+        let existing: Option<Vec<u8>> =
             sqlx::query_scalar("SELECT id FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone = $2")
                 .bind(plan.as_str())
                 .bind(phone)
                 .fetch_optional(&mut *conn)
                 .await?;
-        match existing {
-            Some(id) if except.is_none_or(|own| own.as_str() != id) => {
-                Err(StoreError::DuplicatePhone(ContactId::from_trusted(id)))
-            }
+        match existing.map(stored_contact_id).transpose()? {
+            Some(id) if except != Some(&id) => Err(StoreError::DuplicatePhone(id)),
             _ => Ok(()),
         }
     }
@@ -178,7 +176,7 @@ where
         };
         sqlx::query(sql)
             .bind(plan.as_str())
-            .bind(id.as_str())
+            .bind(id_bytes(id))
             .bind(contact.phone.msisdn.as_str())
             .bind(contact.first_name.as_ref().map(PersonName::as_str))
             .bind(contact.last_name.as_ref().map(PersonName::as_str))
@@ -285,14 +283,17 @@ where
         conn: &mut Conn<D>,
         plan: &PlanId,
         ids: &[ContactId],
-    ) -> StoreResult<BTreeSet<String>> {
+    ) -> StoreResult<BTreeSet<ContactId>> {
         let mut query =
             sqlx::QueryBuilder::<D::Db>::new("SELECT c.id FROM contacts c WHERE c.plan = ");
         push_plan_key(&mut query, plan);
         query.push(" AND c.id IN ");
-        D::push_list(&mut query, ids.iter().map(ContactId::as_str));
-        let found: Vec<String> = query.build_query_scalar().fetch_all(&mut *conn).await?;
-        Ok(found.into_iter().collect())
+        D::push_id_list(&mut query, ids);
+        let found: Vec<Vec<u8>> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+        Ok(found
+            .into_iter()
+            .map(stored_contact_id)
+            .collect::<Result<_, _>>()?)
     }
 
     pub(crate) async fn require_contacts(
@@ -303,7 +304,7 @@ where
         let found = Self::existing_contacts(conn, plan, ids).await?;
         let missing: Vec<ContactId> = ids
             .iter()
-            .filter(|id| !found.contains(id.as_str()))
+            .filter(|id| !found.contains(id))
             .cloned()
             .collect();
         if missing.is_empty() {
@@ -460,7 +461,7 @@ where
             }
             Some(ids) => {
                 builder.push(" AND c.id IN ");
-                D::push_list(builder, ids.iter().map(ContactId::as_str));
+                D::push_id_list(builder, ids);
             }
             None => {}
         }
@@ -610,18 +611,20 @@ where
         } else {
             (">", "-", "ASC")
         };
+        // The cursor's id was checked to be a ULID when the cursor was read.
+        let id = ContactId::parse(id).map_or_else(Vec::new, |id| id_bytes(&id));
         builder.push("COALESCE((SELECT key FROM contacts WHERE plan = ");
         push_plan_key(builder, plan);
         builder
             .push(" AND id = ")
-            .push_bind(id.to_owned())
+            .push_bind(id.clone())
             .push("), (SELECT key ")
             .push(step)
             .push(" 1 FROM contacts WHERE plan = ");
         push_plan_key(builder, plan);
         builder
             .push(format!(" AND id {neighbour} "))
-            .push_bind(id.to_owned())
+            .push_bind(id)
             .push(format!(" ORDER BY id {order} LIMIT 1), "))
             .push(if descending {
                 "-1))"
@@ -692,7 +695,7 @@ where
         insert.push(", c.key FROM contacts c WHERE c.plan = ");
         push_plan_key(&mut insert, plan);
         insert.push(" AND c.id IN ");
-        D::push_list(&mut insert, contacts.iter().map(ContactId::as_str));
+        D::push_id_list(&mut insert, contacts);
         insert.push(" ON CONFLICT DO NOTHING");
         Ok(insert.build().execute(&mut *conn).await?.rows_affected())
     }
@@ -724,7 +727,7 @@ where
                     delete.push(" AND contact IN (SELECT key FROM contacts WHERE plan = ");
                     push_plan_key(&mut delete, plan);
                     delete.push(" AND id IN ");
-                    D::push_list(&mut delete, contacts.iter().map(ContactId::as_str));
+                    D::push_id_list(&mut delete, contacts);
                     delete.push(")");
                     delete.build().execute(&mut *conn).await?.rows_affected()
                 };
@@ -810,14 +813,14 @@ where
             );
             push_plan_key(&mut groups, plan);
             groups.push(" AND c.id IN ");
-            D::push_list(&mut groups, ids.iter().map(ContactId::as_str));
+            D::push_id_list(&mut groups, ids);
             groups.push(format!(") ORDER BY g.id{}{lock}", D::TEXT_COLLATE));
             groups.build().execute(&mut *conn).await?;
             let mut contacts =
                 sqlx::QueryBuilder::<D::Db>::new("SELECT key FROM contacts WHERE plan = ");
             push_plan_key(&mut contacts, plan);
             contacts.push(" AND id IN ");
-            D::push_list(&mut contacts, ids.iter().map(ContactId::as_str));
+            D::push_id_list(&mut contacts, ids);
             contacts.push(" ORDER BY key").push(lock);
             contacts.build().execute(&mut *conn).await?;
         }
@@ -828,13 +831,13 @@ where
         );
         push_plan_key(&mut affected, plan);
         affected.push(" AND c.id IN ");
-        D::push_list(&mut affected, ids.iter().map(ContactId::as_str));
+        D::push_id_list(&mut affected, ids);
         affected.push(format!(" GROUP BY g.id ORDER BY g.id{}", D::TEXT_COLLATE));
         let removed: Vec<(String, i64)> = affected.build_query_as().fetch_all(&mut *conn).await?;
         let mut delete = sqlx::QueryBuilder::<D::Db>::new("DELETE FROM contacts WHERE plan = ");
         push_plan_key(&mut delete, plan);
         delete.push(" AND id IN ");
-        D::push_list(&mut delete, ids.iter().map(ContactId::as_str));
+        D::push_id_list(&mut delete, ids);
         let deleted = delete.build().execute(&mut *conn).await?.rows_affected();
         Self::memberships_removed(conn, plan, &removed, now).await?;
         Ok(deleted)
@@ -878,7 +881,7 @@ where
         let outcome = async move {
             sqlx::query(D::LOCK_CONTACT)
                 .bind(plan.as_str())
-                .bind(id.as_str())
+                .bind(id_bytes(id))
                 .fetch_optional(&mut *conn)
                 .await?
                 .ok_or(StoreError::NotFound(Entity::Contact))?;
@@ -1063,15 +1066,14 @@ where
                 .push(" WHERE plan = ");
             push_plan_key(&mut update, plan);
             update.push(" AND NOT opted_out AND id IN ");
-            D::push_list(&mut update, ids.iter().map(ContactId::as_str));
+            D::push_id_list(&mut update, ids);
             update.push(" RETURNING id, phone");
-            let changed: Vec<(String, String)> =
-                update.build_query_as().fetch_all(&mut *conn).await?;
+            let changed = stored_id_phones(update.build_query_as().fetch_all(&mut *conn).await?)?;
             for (id, phone) in &changed {
                 Self::record_consent(
                     conn,
                     plan,
-                    id,
+                    id.as_str(),
                     phone,
                     "opt_out",
                     None,
@@ -1198,7 +1200,7 @@ where
                  ORDER BY g.id",
         )
         .bind(plan.as_str())
-        .bind(id.as_str())
+        .bind(id_bytes(id))
         .fetch_all(&mut *conn)
         .await?;
         Ok(groups

@@ -52,7 +52,7 @@ where
     async fn carrier_opt_out(
         conn: &mut Conn<D>,
         plan: &PlanId,
-        contact: &str,
+        contact: &ContactId,
         report: &DeliveryReport,
         code: i64,
         now: i64,
@@ -64,7 +64,7 @@ where
         Self::change_consent(
             conn,
             plan,
-            contact,
+            contact.as_str(),
             &report.phone,
             "opt_out",
             None,
@@ -142,7 +142,7 @@ where
             }
             outcome.recorded += 1;
             recorded_batches.insert(batch);
-            let contact: Option<String> = sqlx::query_scalar(
+            let contact: Option<Vec<u8>> = sqlx::query_scalar(
                 "SELECT id FROM contacts \
                      WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone = $2",
             )
@@ -150,6 +150,7 @@ where
             .bind(&report.phone)
             .fetch_optional(&mut *conn)
             .await?;
+            let contact = contact.map(stored_contact_id).transpose()?;
             if let (Some(contact), Some(code)) = (&contact, report.code)
                 && opt_out.contains(code)
                 && Self::carrier_opt_out(conn, plan, contact, report, code, now).await?
@@ -158,7 +159,7 @@ where
             }
             let data = serde_json::json!({
                 "batch_id": batch,
-                "contact_id": contact,
+                "contact_id": contact.as_ref().map(ContactId::as_str),
                 "status": report.status.as_str(),
                 "code": report.code,
                 "at": report.at.to_rfc3339(),

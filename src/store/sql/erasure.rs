@@ -254,21 +254,27 @@ where
             sqlx::QueryBuilder::<D::Db>::new("SELECT id, phone FROM contacts WHERE plan = ");
         push_plan_key(&mut lookup, plan);
         lookup.push(" AND id IN ");
-        D::push_list(&mut lookup, ids.iter().map(ContactId::as_str));
-        let found: Vec<(String, String)> = lookup.build_query_as().fetch_all(&mut *conn).await?;
+        D::push_id_list(&mut lookup, ids);
+        let found = stored_id_phones(lookup.build_query_as().fetch_all(&mut *conn).await?)?;
         for (contact, phone) in &found {
             let source = by.source().as_str();
-            Self::erase_number(conn, plan, key.as_bytes(), contact, phone, source, now).await?;
+            Self::erase_number(
+                conn,
+                plan,
+                key.as_bytes(),
+                contact.as_str(),
+                phone,
+                source,
+                now,
+            )
+            .await?;
         }
         let phones: HashSet<String> = found.iter().map(|(_, phone)| phone.clone()).collect();
         if !phones.is_empty() {
             Self::scrub_lists(conn, plan, "batch_recipients", "chunk", &phones).await?;
             Self::scrub_lists(conn, plan, "batch_skips", "block", &phones).await?;
         }
-        let erased: Vec<ContactId> = found
-            .into_iter()
-            .map(|(id, _)| ContactId::from_trusted(id))
-            .collect();
+        let erased: Vec<ContactId> = found.into_iter().map(|(id, _)| id).collect();
         let count = Self::remove_contacts(conn, plan, &erased, now).await?;
         let change = Change::new("contact.erase", &erased).with("erased", count);
         Self::audit(conn, plan, by, change).await?;

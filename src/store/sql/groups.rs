@@ -462,7 +462,7 @@ where
         conn: &mut Conn<D>,
         plan: &PlanId,
         id: &GroupId,
-        after: &str,
+        after: &[u8],
         limit: i64,
         offset: i64,
     ) -> StoreResult<Vec<MemberRecord>> {
@@ -474,7 +474,7 @@ where
         );
         push_plan_key(&mut page, plan);
         page.push(" AND c.id > ")
-            .push_bind(after.to_owned())
+            .push_bind(after.to_vec())
             .push(" AND ");
         // SQLite (3.51) turns the probe's EXISTS into a join and counts a contact in two of
         // the tree's groups twice against OFFSET, though not against LIMIT: a numbered page
@@ -489,7 +489,7 @@ where
         rows.iter()
             .map(|row| {
                 Ok(MemberRecord {
-                    contact_id: ContactId::from_trusted(row.try_get("id")?),
+                    contact_id: stored_contact_id(row.try_get("id")?)?,
                     phone: row.try_get("phone")?,
                     first_name: row.try_get("first_name")?,
                     last_name: row.try_get("last_name")?,
@@ -1188,21 +1188,22 @@ where
         group: &GroupRecord,
         window: &Window<ContactId>,
     ) -> StoreResult<MemberPage> {
+        // Empty bytes: from the first member.
         let (after, offset, limit) = match window {
             Window::After { after, limit } => {
-                (after.as_ref().map_or("", ContactId::as_str), 0, *limit)
+                (after.as_ref().map_or_else(Vec::new, id_bytes), 0, *limit)
             }
-            Window::Offset { offset, limit } => ("", *offset, *limit),
+            Window::Offset { offset, limit } => (Vec::new(), *offset, *limit),
         };
         // A group without children or rule reads its members straight off the primary
         // key, in one statement.
         let mut members = if Self::has_tree(group) {
             let mut conn = self.dialect.reader().acquire().await?;
-            Self::fetch_tree_members(&mut conn, plan, &group.id, after, limit + 1, offset).await?
+            Self::fetch_tree_members(&mut conn, plan, &group.id, &after, limit + 1, offset).await?
         } else {
             members_from_json(
                 self.dialect
-                    .member_page_json(plan, &group.id, after, limit + 1, offset)
+                    .member_page_json(plan, &group.id, &after, limit + 1, offset)
                     .await?,
             )?
         };

@@ -11,7 +11,7 @@ use crate::domain::import::{self, TargetRefusal};
 
 /// A contact's values as an import writes them.
 pub(crate) struct ContactValues {
-    pub id: String,
+    pub id: ContactId,
     pub phone: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -479,7 +479,7 @@ where
             attributes.last_name.as_deref(),
         );
         Some(ContactValues {
-            id: existing.id.as_str().to_owned(),
+            id: existing.id.clone(),
             phone: existing.phone.clone(),
             first_name: attributes.first_name,
             last_name: attributes.last_name,
@@ -516,7 +516,7 @@ where
             stored_sort_names(first_name.as_deref(), last_name.as_deref());
         let opted_out = row.opted_out == Some(true);
         ContactValues {
-            id: id.as_str().to_owned(),
+            id,
             phone: row.phone.msisdn.as_str().to_owned(),
             first_name,
             last_name,
@@ -640,7 +640,7 @@ where
         let first_merges = seen.first_merges(conn, &older).await?;
 
         let mut changed = Vec::new();
-        let mut opted_out: Vec<(String, String)> = Vec::new();
+        let mut opted_out: Vec<(ContactId, String)> = Vec::new();
         // Each row's contact key.
         let mut keys: Vec<i64> = Vec::with_capacity(rows.len());
         let mut by_group: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
@@ -698,6 +698,7 @@ where
         report.opted_out += opted_out.len() as u64;
         D::update_import_contacts(conn, plan, &changed, now).await?;
         for (id, phone) in &opted_out {
+            let id = id.as_str();
             Self::record_consent(conn, plan, id, phone, "opt_out", None, "import", None, now)
                 .await?;
         }

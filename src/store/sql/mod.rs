@@ -91,6 +91,25 @@ where
         .push(")");
 }
 
+/// A contact id as `contacts.id` holds it (migration 30): the ULID's 16 bytes.
+fn id_bytes(id: &ContactId) -> Vec<u8> {
+    id.to_bytes().to_vec()
+}
+
+/// A contact id read from `contacts.id`.
+fn stored_contact_id(bytes: Vec<u8>) -> Result<ContactId, sqlx::Error> {
+    ContactId::from_bytes(&bytes).ok_or_else(|| {
+        sqlx::Error::Decode(format!("a stored contact id of {} bytes, not 16", bytes.len()).into())
+    })
+}
+
+/// Rows of `(id, phone)` read from `contacts`, their ids decoded.
+fn stored_id_phones(rows: Vec<(Vec<u8>, String)>) -> Result<Vec<(ContactId, String)>, sqlx::Error> {
+    rows.into_iter()
+        .map(|(id, phone)| Ok((stored_contact_id(id)?, phone)))
+        .collect()
+}
+
 /// The sort key of a cursor, as a bound parameter.
 fn push_cursor_key<DB: Database>(builder: &mut sqlx::QueryBuilder<DB>, key: &CursorKey)
 where

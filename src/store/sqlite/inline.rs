@@ -63,7 +63,7 @@ impl InlineReader {
         sql: &str,
         plan: &str,
         id: &str,
-        after: &str,
+        after: &[u8],
         limit: i64,
         offset: i64,
     ) -> StoreResult<Option<String>> {

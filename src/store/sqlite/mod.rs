@@ -54,9 +54,10 @@ fn static_numbers_statement(include: &[i64], exclude: &[i64], opted_in: bool) ->
     builder.into_string()
 }
 
+/// JSON holds no bytes: the id travels as its hex.
 fn contact_json(contact: &ContactValues) -> serde_json::Value {
     serde_json::json!([
-        contact.id,
+        hex::encode(contact.id.to_bytes()),
         contact.phone,
         contact.first_name,
         contact.last_name,
@@ -147,7 +148,7 @@ impl Dialect for Sqlite {
         &self,
         plan: &PlanId,
         id: &GroupId,
-        after: &str,
+        after: &[u8],
         limit: i64,
         offset: i64,
     ) -> StoreResult<Option<String>> {
@@ -272,13 +273,14 @@ impl Dialect for Sqlite {
     const TEXT_COLLATE: &'static str = "";
 
     /// A page of a group without children or rule, as one row: a JSON array of
-    /// `[id, phone, first_name, last_name, opted_out]`, the shape `members_from_json` reads.
-    const MEMBER_PAGE: &'static str = "SELECT json_group_array(json_array(id, phone, first_name, last_name, \
+    /// `[id, phone, first_name, last_name, opted_out]` (the id in hex), the shape
+    /// `members_from_json` reads.
+    const MEMBER_PAGE: &'static str = "SELECT json_group_array(json_array(hex(id), phone, first_name, last_name, \
          json(CASE WHEN opted_out THEN 'true' ELSE 'false' END)) ORDER BY key) \
          FROM (SELECT c.key, c.id, c.phone, c.first_name, c.last_name, c.opted_out \
          FROM group_members m JOIN contacts c ON c.key = m.contact \
          WHERE m.grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
-         AND m.contact > CASE WHEN $3 = '' THEN 0 ELSE COALESCE( \
+         AND m.contact > CASE WHEN length($3) = 0 THEN 0 ELSE COALESCE( \
              (SELECT key FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $3), \
              (SELECT key - 1 FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id > $3 ORDER BY id LIMIT 1), \
              9223372036854775807) END \
@@ -339,7 +341,7 @@ impl Dialect for Sqlite {
             .iter()
             .map(|number| {
                 serde_json::json!([
-                    ContactId::generate().as_str(),
+                    hex::encode(ContactId::generate().to_bytes()),
                     number.msisdn.as_str(),
                     number.number_type.code(),
                     number.country,
@@ -348,7 +350,7 @@ impl Dialect for Sqlite {
             .collect();
         sqlx::query(
             "INSERT INTO contacts (plan, id, phone, number_type, country, created_at, modified_at) \
-             SELECT (SELECT key FROM plans WHERE id = $1), value ->> 0, value ->> 1, value ->> 2, value ->> 3, $2, $2 \
+             SELECT (SELECT key FROM plans WHERE id = $1), unhex(value ->> 0), value ->> 1, value ->> 2, value ->> 3, $2, $2 \
              FROM json_each($3) WHERE true \
              ON CONFLICT (plan, phone) DO NOTHING",
         )
@@ -403,6 +405,16 @@ impl Dialect for Sqlite {
         builder
             .push("(SELECT value FROM json_each(")
             .push_bind(serde_json::Value::from(items).to_string())
+            .push("))");
+    }
+
+    /// `(SELECT unhex(value) FROM json_each(?))`: JSON holds no bytes, so each id travels as
+    /// its hex.
+    fn push_id_list(builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>, ids: &[ContactId]) {
+        let ids: Vec<String> = ids.iter().map(|id| hex::encode(id.to_bytes())).collect();
+        builder
+            .push("(SELECT unhex(value) FROM json_each(")
+            .push_bind(serde_json::Value::from(ids).to_string())
             .push("))");
     }
 
@@ -516,7 +528,7 @@ impl Dialect for Sqlite {
             );
             insert.push_values(part, |mut row, c| {
                 row.push_bind(plan)
-                    .push_bind(c.id.as_str())
+                    .push_bind(c.id.to_bytes().to_vec())
                     .push_bind(c.phone.as_str())
                     .push_bind(c.first_name.as_deref())
                     .push_bind(c.last_name.as_deref())
@@ -565,7 +577,8 @@ impl Dialect for Sqlite {
              opted_out = u.value ->> 11, opted_out_at = u.value ->> 12, \
              opted_out_reason = u.value ->> 13, time_zone = u.value ->> 14, modified_at = $2 \
              FROM json_each($3) AS u \
-             WHERE contacts.plan = (SELECT key FROM plans WHERE id = $1) AND contacts.id = u.value ->> 0",
+             WHERE contacts.plan = (SELECT key FROM plans WHERE id = $1) \
+                 AND contacts.id = unhex(u.value ->> 0)",
         )
         .bind(plan.as_str())
         .bind(now)
