@@ -16,7 +16,8 @@ file into Roster's own schema (contacts with their indexes, and the group's memb
 INSERT … SELECT from a staged copy, no validation): the floor any import into that schema pays.
 Each `--baseline` is another build of roster (e.g. the previous release) importing the same file
 into a fresh database of its own in the same run; every build's database is then measured: bytes
-per contact on SQLite (the file) and on PostgreSQL (each table with its indexes).
+per row on SQLite (the file) and on PostgreSQL (each table with its indexes), then bytes per
+contact and per membership once vacuumed (SQLite: `dbstat`; PostgreSQL: after VACUUM FULL).
 """
 
 import argparse
@@ -122,6 +123,26 @@ def sqlite_bytes(path):
     return os.path.getsize(path)
 
 
+def sqlite_split(path):
+    """Bytes of `contacts` and of `group_members`, each table with its indexes, counted by
+    `dbstat` in a vacuumed copy of the database."""
+    copy = path + ".vacuumed"
+    run(["sqlite3", path, f"VACUUM INTO '{copy}'"])
+    out = run(["sqlite3", "-separator", " ", copy,
+               "SELECT m.tbl_name, sum(d.pgsize) FROM dbstat d JOIN sqlite_master m "
+               "ON m.name = d.name WHERE m.tbl_name IN ('contacts', 'group_members') "
+               "GROUP BY m.tbl_name"]).stdout
+    os.remove(copy)
+    return {name: int(size) for name, size in (line.split() for line in out.splitlines())}
+
+
+def postgres_split(url):
+    """The same on PostgreSQL, after VACUUM FULL of the two tables."""
+    run(["psql", url, "-q", "-c", "VACUUM FULL contacts", "-c", "VACUUM FULL group_members"])
+    return {name: size for name, size in postgres_bytes(url).items()
+            if name in ("contacts", "group_members")}
+
+
 def postgres_bytes(url):
     """Bytes of each table with its indexes and TOAST, and of the whole database."""
     out = run(["psql", url, "-At", "-F", " ", "-c",
@@ -190,12 +211,14 @@ def main():
     floor_s = floor_sqlite(csv_path, os.path.join(workdir, "floor.db"))
     results.append(("SQLite", "sqlite3 .import", raw_s, roster_s, floor_s, report))
     footprints = [("SQLite", "this build", sqlite_bytes(os.path.join(workdir, "roster.db")))]
+    splits = [("SQLite", "this build", sqlite_split(os.path.join(workdir, "roster.db")))]
     compared = []
     for index, (label, binary) in enumerate(baselines):
         path = os.path.join(workdir, f"baseline{index}.db")
         seconds, _ = roster_import(csv_path, f"sqlite://{path}", binary)
         compared.append(("SQLite", label, seconds, roster_s))
         footprints.append(("SQLite", label, sqlite_bytes(path)))
+        splits.append(("SQLite", label, sqlite_split(path)))
 
     pg_server = url = None
     if not args.skip_postgres:
@@ -213,11 +236,13 @@ def main():
             floor_s = floor_postgres(csv_path, url)
             results.append(("PostgreSQL", "psql \\copy", raw_s, roster_s, floor_s, report))
             footprints.append(("PostgreSQL", "this build", postgres_bytes(own)))
+            splits.append(("PostgreSQL", "this build", postgres_split(own)))
             for index, (label, binary) in enumerate(baselines):
                 other = other_database(url, f"baseline{index}")
                 seconds, _ = roster_import(csv_path, other, binary)
                 compared.append(("PostgreSQL", label, seconds, roster_s))
                 footprints.append(("PostgreSQL", label, postgres_bytes(other)))
+                splits.append(("PostgreSQL", label, postgres_split(other)))
     try:
         print(f"\nimport of {args.rows:,} rows ({size_mb:.0f} MB CSV: phone + 5 columns) "
               "into a new group\n")
@@ -246,6 +271,12 @@ def main():
                       f"(tables: {tables})")
             else:
                 print(f"{backend:<11} {label:<20} {size / args.rows:7.0f} B/row")
+        print("\nvacuumed (SQLite: dbstat of a VACUUM INTO copy; PostgreSQL: after VACUUM FULL), "
+              "each table with its indexes")
+        for backend, label, split in splits:
+            print(f"{backend:<11} {label:<20} "
+                  f"{split.get('contacts', 0) / args.rows:7.0f} B a contact, "
+                  f"{split.get('group_members', 0) / args.rows:4.0f} B a membership")
         # Peak memory of another import of the same file into a new plan (the rows all new
         # again), sampled from /proc; then of a larger file if asked.
         databases = [("SQLite", f"sqlite://{os.path.join(workdir, 'rss.db')}")]

@@ -215,18 +215,18 @@ impl CustomFields {
     }
 }
 
+/// The names present, "a b".
+fn joined(a: Option<&str>, b: Option<&str>) -> String {
+    [a, b].into_iter().flatten().collect::<Vec<_>>().join(" ")
+}
+
 /// The lower-cased "first last" and "last first" forms that contacts are sorted and searched
-/// by (stored, so that both can be indexed).
+/// by.
 pub fn sort_names(first: Option<&str>, last: Option<&str>) -> (String, String) {
-    let join = |a: Option<&str>, b: Option<&str>| {
-        [a, b]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase()
-    };
-    (join(first, last), join(last, first))
+    (
+        joined(first, last).to_lowercase(),
+        joined(last, first).to_lowercase(),
+    )
 }
 
 /// The sort names a contact's row keeps: only those that lower-casing ASCII letters alone
@@ -237,20 +237,11 @@ pub fn stored_sort_names(
     first: Option<&str>,
     last: Option<&str>,
 ) -> (Option<String>, Option<String>) {
-    let (name, name_last) = sort_names(first, last);
-    let rebuilt = |a: Option<&str>, b: Option<&str>| {
-        [a, b]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_ascii_lowercase()
+    let keep = |names: String| {
+        let sorted = names.to_lowercase();
+        (sorted != names.to_ascii_lowercase()).then_some(sorted)
     };
-    let keep = |sorted: String, rebuilt: String| (sorted != rebuilt).then_some(sorted);
-    (
-        keep(name, rebuilt(first, last)),
-        keep(name_last, rebuilt(last, first)),
-    )
+    (keep(joined(first, last)), keep(joined(last, first)))
 }
 
 #[cfg(test)]
