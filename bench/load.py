@@ -146,7 +146,7 @@ RAW_SQL = {
                   "child.key = gc.child WHERE gc.parent = g.key ORDER BY child.id)) AS child_ids "
                   "FROM contact_groups g WHERE g.plan_id = $1 AND g.id = $2",
                   ["%(plan)s", "%(group)s"]),
-        "members": ("SELECT json_group_array(json_array(id, phone, first_name, last_name, "
+        "members": ("SELECT json_group_array(json_array(hex(id), phone, first_name, last_name, "
                     "json(CASE WHEN opted_out THEN 'true' ELSE 'false' END)) ORDER BY key) FROM "
                     "(SELECT c.key, c.id, c.phone, c.first_name, c.last_name, c.opted_out FROM "
                     "group_members m JOIN contacts c ON c.key = m.contact WHERE m.grp = "
@@ -160,7 +160,7 @@ RAW_SQL = {
                  "child.id COLLATE \"C\") FROM group_children gc JOIN contact_groups child "
                  "ON child.key = gc.child WHERE gc.parent = g.key) AS child_ids "
                  "FROM contact_groups g WHERE g.plan_id = '%(plan)s' AND g.id = '%(group)s'",
-        "members": "SELECT json_agg(json_build_array(id, phone, first_name, last_name, "
+        "members": "SELECT json_agg(json_build_array(encode(id, 'hex'), phone, first_name, last_name, "
                    "opted_out) ORDER BY key)::text FROM (SELECT c.key, c.id, c.phone, "
                    "c.first_name, c.last_name, c.opted_out FROM group_members m JOIN contacts c "
                    "ON c.key = m.contact WHERE m.grp = (SELECT key FROM contact_groups WHERE "

@@ -11,7 +11,73 @@ on_both_backends!(
     concurrent_additions_are_all_kept,
     one_of_many_stale_writers_wins,
     concurrent_child_group_changes_never_close_a_cycle,
+    additions_racing_deletes_of_their_contacts_all_succeed,
 );
+
+/// Groups gaining numbers while the same numbers' contacts are deleted in bulk: every request
+/// succeeds, whichever comes first. On PostgreSQL both lock groups, then contacts, in one order
+/// (groups by id, contacts by key); locked in their own orders, an addition holding its group
+/// and a delete holding the contacts each waited for the other, and one failed as a deadlock.
+async fn additions_racing_deletes_of_their_contacts_all_succeed(app: TestApp) {
+    let numbers: Vec<String> = (0..40)
+        .map(|i| format!("+1415555{:04}", 7000 + i))
+        .collect();
+    let mut groups = Vec::new();
+    for name in ["Race A", "Race B", "Race C"] {
+        let group = app.create_group(json!({"name": name})).await;
+        groups.push(group["id"].as_str().unwrap().to_owned());
+    }
+    for round in 0..8 {
+        // Every number a contact in every group again.
+        for group in &groups {
+            let path = format!("/api/contactgroups/{group}");
+            let added = app
+                .send_json(Method::PATCH, &path, &json!({"add": numbers}))
+                .await;
+            assert_eq!(added.status(), 200, "round {round}: set-up");
+        }
+        let listed: serde_json::Value = app
+            .get("/api/contacts?phone=%2B14155557&limit=100")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let ids: Vec<String> = listed["contacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids.len(), numbers.len(), "round {round}");
+        let mut requests = Vec::new();
+        for (n, group) in groups.iter().enumerate() {
+            // Numbers in another order for each group.
+            let mut order = numbers.clone();
+            order.rotate_left(n * 13);
+            if n % 2 == 1 {
+                order.reverse();
+            }
+            requests.push(
+                app.request(Method::PATCH, &format!("/api/contactgroups/{group}"))
+                    .json(&json!({"add": order})),
+            );
+        }
+        for half in [&ids[..20], &ids[20..]] {
+            requests.push(
+                app.request(Method::DELETE, "/api/contacts")
+                    .json(&json!({"ids": half})),
+            );
+        }
+        let writes = requests
+            .into_iter()
+            .map(|request| async move { request.send().await.unwrap().status().as_u16() });
+        let statuses = futures::future::join_all(writes).await;
+        assert!(
+            statuses.iter().all(|status| *status == 200),
+            "round {round}: {statuses:?}"
+        );
+    }
+}
 
 async fn concurrent_additions_are_all_kept(app: TestApp) {
     let group = app.create_group(json!({"name": "Busy"})).await;

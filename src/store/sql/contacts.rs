@@ -696,7 +696,9 @@ where
         push_plan_key(&mut insert, plan);
         insert.push(" AND c.id IN ");
         D::push_id_list(&mut insert, contacts);
-        insert.push(" ON CONFLICT DO NOTHING");
+        // In key order: each membership's check locks its contact, and every bulk writer of
+        // contacts locks them in that order (`remove_contacts`).
+        insert.push(" ORDER BY c.key ON CONFLICT DO NOTHING");
         Ok(insert.build().execute(&mut *conn).await?.rows_affected())
     }
 
