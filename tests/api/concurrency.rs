@@ -14,19 +14,25 @@ on_both_backends!(
     additions_racing_deletes_of_their_contacts_all_succeed,
 );
 
-/// Groups gaining numbers while the same numbers' contacts are deleted in bulk: every request
-/// succeeds, whichever comes first. On PostgreSQL both lock groups, then contacts, in one order
-/// (groups by id, contacts by key); locked in their own orders, an addition holding its group
-/// and a delete holding the contacts each waited for the other, and one failed as a deadlock.
+/// Groups (two of them children of the third) gaining numbers while the same numbers' contacts
+/// are deleted in bulk: every request succeeds, whichever comes first. On PostgreSQL a delete
+/// locks the groups it changes (with those above them) by id, then the contacts by key, as an
+/// addition does; locked in its own order, an addition holding its group and a delete holding
+/// the contacts each waited for the other, and one failed as a deadlock.
 async fn additions_racing_deletes_of_their_contacts_all_succeed(app: TestApp) {
     let numbers: Vec<String> = (0..40)
         .map(|i| format!("+1415555{:04}", 7000 + i))
         .collect();
+    // "Race A" and "Race B" are children of "Race C", whose size a change below them changes.
     let mut groups = Vec::new();
-    for name in ["Race A", "Race B", "Race C"] {
+    for name in ["Race A", "Race B"] {
         let group = app.create_group(json!({"name": name})).await;
         groups.push(group["id"].as_str().unwrap().to_owned());
     }
+    let parent = app
+        .create_group(json!({"name": "Race C", "child_groups": groups}))
+        .await;
+    groups.push(parent["id"].as_str().unwrap().to_owned());
     for round in 0..8 {
         // Every number a contact in every group again.
         for group in &groups {

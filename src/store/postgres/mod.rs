@@ -96,6 +96,41 @@ impl Postgres {
             write_wait: store_options.write_wait,
         })
     }
+
+    /// One statement over arrays: a contact for each number the plan does not have; returns
+    /// the numbers written and their keys.
+    async fn insert_new_contacts(
+        conn: &mut Conn<Self>,
+        plan: &PlanId,
+        numbers: &[&ParsedNumber],
+        now: i64,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        let ids: Vec<Vec<u8>> = numbers
+            .iter()
+            .map(|_| ContactId::generate().to_bytes().to_vec())
+            .collect();
+        let phones: Vec<&str> = numbers.iter().map(|n| n.msisdn.as_str()).collect();
+        let types: Vec<i16> = numbers.iter().map(|n| n.number_type.code()).collect();
+        let countries: Vec<Option<&str>> = numbers.iter().map(|n| n.country.as_deref()).collect();
+        let added: String = sqlx::query_scalar(
+            "WITH added AS (\
+                 INSERT INTO contacts (plan, id, phone, number_type, country, created_at, modified_at) \
+                 SELECT (SELECT key FROM plans WHERE id = $1), t.id, t.phone, t.number_type, t.country, $2, $2 \
+                 FROM unnest($3::bytea[], $4::text[], $5::smallint[], $6::text[]) \
+                     AS t(id, phone, number_type, country) \
+                 ON CONFLICT (plan, phone) DO NOTHING RETURNING phone, key) \
+             SELECT COALESCE(json_agg(json_build_array(phone, key)), '[]')::text FROM added",
+        )
+        .bind(plan.as_str())
+        .bind(now)
+        .bind(ids)
+        .bind(&phones)
+        .bind(types)
+        .bind(countries)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(serde_json::from_str(&added).map_err(|error| sqlx::Error::Decode(Box::new(error)))?)
+    }
 }
 
 impl Dialect for Postgres {
@@ -290,70 +325,59 @@ impl Dialect for Postgres {
 
     /// Creates a contact for every number the plan has none for, in one statement over arrays;
     /// returns the keys of the contacts with these numbers: those it wrote, and those another
-    /// instance wrote first.
+    /// instance wrote first. Another writer's contact is locked as `contact_keys` locks the
+    /// contacts it finds; if a delete removed it before the lock, its number is missing again
+    /// and is written in the next round.
     async fn insert_contacts(
         conn: &mut Conn<Self>,
         plan: &PlanId,
         numbers: &[&ParsedNumber],
         now: i64,
     ) -> StoreResult<Vec<i64>> {
-        let ids: Vec<Vec<u8>> = numbers
-            .iter()
-            .map(|_| ContactId::generate().to_bytes().to_vec())
-            .collect();
-        let phones: Vec<&str> = numbers.iter().map(|n| n.msisdn.as_str()).collect();
-        let types: Vec<i16> = numbers.iter().map(|n| n.number_type.code()).collect();
-        let countries: Vec<Option<&str>> = numbers.iter().map(|n| n.country.as_deref()).collect();
-        let added: String = sqlx::query_scalar(
-            "WITH added AS (\
-                 INSERT INTO contacts (plan, id, phone, number_type, country, created_at, modified_at) \
-                 SELECT (SELECT key FROM plans WHERE id = $1), t.id, t.phone, t.number_type, t.country, $2, $2 \
-                 FROM unnest($3::bytea[], $4::text[], $5::smallint[], $6::text[]) \
-                     AS t(id, phone, number_type, country) \
-                 ON CONFLICT (plan, phone) DO NOTHING RETURNING phone, key) \
-             SELECT COALESCE(json_agg(json_build_array(phone, key)), '[]')::text FROM added",
-        )
-        .bind(plan.as_str())
-        .bind(now)
-        .bind(ids)
-        .bind(&phones)
-        .bind(types)
-        .bind(countries)
-        .fetch_one(&mut *conn)
-        .await?;
-        let added: Vec<(String, i64)> =
-            serde_json::from_str(&added).map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
-        let mut keys: Vec<i64> = added.iter().map(|(_, key)| *key).collect();
-        if added.len() < phones.len() {
+        // Each round needs another writer to insert a number and a third to delete it between
+        // our two statements: more than a few in a row is not contention but a fault.
+        const ROUNDS: usize = 8;
+        let mut keys = Vec::with_capacity(numbers.len());
+        let mut pending: Vec<&ParsedNumber> = numbers.to_vec();
+        for _ in 0..ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            let added = Self::insert_new_contacts(conn, plan, &pending, now).await?;
+            keys.extend(added.iter().map(|(_, key)| *key));
             let written: std::collections::HashSet<&str> =
                 added.iter().map(|(phone, _)| phone.as_str()).collect();
-            let raced: Vec<&str> = phones
+            let raced: Vec<&str> = pending
                 .iter()
-                .copied()
+                .map(|n| n.msisdn.as_str())
                 .filter(|phone| !written.contains(phone))
                 .collect();
-            // Locked like `contact_keys`' and for the same reason: the writer that beat us may
-            // have committed, and a delete may follow it before our memberships' check.
-            let found: Vec<i64> = sqlx::query_scalar(
-                "SELECT key FROM contacts \
-                 WHERE plan = (SELECT key FROM plans WHERE id = $1) AND phone = ANY($2::text[]) \
-                 ORDER BY key FOR KEY SHARE",
-            )
-            .bind(plan.as_str())
-            .bind(raced)
-            .fetch_all(&mut *conn)
-            .await?;
+            if raced.is_empty() {
+                return Ok(keys);
+            }
+            let (found, missing) = Self::contact_keys(conn, plan, &raced).await?;
             keys.extend(found);
+            let missing: std::collections::HashSet<String> = missing.into_iter().collect();
+            pending.retain(|n| missing.contains(n.msisdn.as_str()));
         }
-        Ok(keys)
+        if pending.is_empty() {
+            Ok(keys)
+        } else {
+            Err(sqlx::Error::Protocol(format!(
+                "{} numbers were taken and deleted again by other writers {ROUNDS} times over",
+                pending.len()
+            ))
+            .into())
+        }
     }
 
     /// One index scan for the whole array (`= ANY`), which reads the index in order. The
     /// contacts found are locked as the memberships' check will lock them (`FOR KEY SHARE`), so
     /// that one deleted meanwhile by another transaction is waited for and then counts as
     /// missing (a new contact is made for its number) instead of failing that check. The locks
-    /// are taken in key order (the sort runs below the locking), the order every bulk writer
-    /// of contacts locks them in, so two such writers wait for each other but never deadlock.
+    /// are taken in key order (the sort runs below the locking), the order a bulk delete of
+    /// contacts locks them in (`remove_contacts`), so that the two wait for each other instead
+    /// of deadlocking.
     async fn contact_keys(
         conn: &mut Conn<Self>,
         plan: &PlanId,

@@ -322,6 +322,7 @@ where
         groups: &[GroupId],
     ) -> StoreResult<Vec<GroupId>> {
         let ordered: BTreeSet<GroupId> = groups.iter().cloned().collect();
+        Self::lock_group_trees(conn, plan, &ordered.iter().collect::<Vec<_>>()).await?;
         let mut unknown = Vec::new();
         for group in &ordered {
             match Self::lock_group(conn, plan, group, None).await {
@@ -696,9 +697,7 @@ where
         push_plan_key(&mut insert, plan);
         insert.push(" AND c.id IN ");
         D::push_id_list(&mut insert, contacts);
-        // In key order: each membership's check locks its contact, and every bulk writer of
-        // contacts locks them in that order (`remove_contacts`).
-        insert.push(" ORDER BY c.key ON CONFLICT DO NOTHING");
+        insert.push(" ON CONFLICT DO NOTHING");
         Ok(insert.build().execute(&mut *conn).await?.rows_affected())
     }
 
@@ -808,15 +807,22 @@ where
             // `lock_static_groups`), then the contacts, by key (as an addition's look-up).
             // Deleting first would lock the contacts in the delete's own order, then the
             // groups while updating their sizes: the reverse, and a deadlock with an addition.
-            // Locked before the counts below are read, so that they cannot change under us.
+            // The groups are those the contacts are in and every group above them, whose
+            // sizes change too. Locked before the counts below are read, so that they cannot
+            // change under us.
             let mut groups = sqlx::QueryBuilder::<D::Db>::new(
-                "SELECT g.key FROM contact_groups g WHERE g.key IN (SELECT m.grp FROM group_members m \
+                "WITH RECURSIVE up (key) AS (SELECT m.grp FROM group_members m \
                  JOIN contacts c ON c.key = m.contact WHERE c.plan = ",
             );
             push_plan_key(&mut groups, plan);
             groups.push(" AND c.id IN ");
             D::push_id_list(&mut groups, ids);
-            groups.push(format!(") ORDER BY g.id{}{lock}", D::TEXT_COLLATE));
+            groups.push(format!(
+                " UNION SELECT gc.parent FROM group_children gc JOIN up ON gc.child = up.key) \
+                 SELECT g.key FROM contact_groups g WHERE g.key IN (SELECT key FROM up) \
+                 ORDER BY g.id{}{lock}",
+                D::TEXT_COLLATE
+            ));
             groups.build().execute(&mut *conn).await?;
             let mut contacts =
                 sqlx::QueryBuilder::<D::Db>::new("SELECT key FROM contacts WHERE plan = ");

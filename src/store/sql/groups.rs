@@ -154,14 +154,44 @@ where
         Ok(count.build_query_scalar().fetch_one(&mut *conn).await?)
     }
 
-    /// Reads the group's state, locking its row where the backend can, and checks the
-    /// writer's expected version.
+    /// Where the backend locks rows: locks `groups` and every group above them, in id order.
+    /// A write to a group refreshes the sizes of the groups above it; locking those only then,
+    /// after the contacts it wrote, two writers (a parent's and a child's, both making contacts
+    /// for the same new numbers) each waited for what the other held.
+    pub(crate) async fn lock_group_trees(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        groups: &[&GroupId],
+    ) -> StoreResult<()> {
+        let Some(lock) = D::LOCK_ROWS else {
+            return Ok(());
+        };
+        let mut trees = sqlx::QueryBuilder::<D::Db>::new(
+            "WITH RECURSIVE up (key) AS (SELECT key FROM contact_groups WHERE plan_id = ",
+        );
+        trees
+            .push_bind(plan.as_str().to_owned())
+            .push(" AND id IN ");
+        D::push_list(&mut trees, groups.iter().map(|id| id.as_str()));
+        trees.push(format!(
+            " UNION SELECT gc.parent FROM group_children gc JOIN up ON gc.child = up.key) \
+             SELECT g.key FROM contact_groups g WHERE g.key IN (SELECT key FROM up) \
+             ORDER BY g.id{}{lock}",
+            D::TEXT_COLLATE
+        ));
+        trees.build().execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Reads the group's state, locking its row (with the groups above it) where the backend
+    /// can, and checks the writer's expected version.
     pub(crate) async fn lock_group(
         conn: &mut Conn<D>,
         plan: &PlanId,
         id: &GroupId,
         expected_version: Option<i64>,
     ) -> StoreResult<LockedGroup> {
+        Self::lock_group_trees(conn, plan, &[id]).await?;
         let (version, status, rule, member_count): (i64, String, Option<String>, i64) =
             sqlx::query_as(D::LOCK_GROUP)
                 .bind(plan.as_str())
