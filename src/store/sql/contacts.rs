@@ -794,44 +794,12 @@ where
         .collect()
     }
 
-    /// Deletes the contacts (their memberships with them, the groups' sizes brought up to
-    /// date); returns how many there were.
-    pub(crate) async fn remove_contacts(
+    /// How many memberships of the contacts each group has, by group id.
+    async fn memberships_by_group(
         conn: &mut Conn<D>,
         plan: &PlanId,
         ids: &[ContactId],
-        now: i64,
-    ) -> StoreResult<u64> {
-        if let Some(lock) = D::LOCK_ROWS {
-            // Locks in the order additions take them: first the groups, by id (as
-            // `lock_static_groups`), then the contacts, by key (as an addition's look-up).
-            // Deleting first would lock the contacts in the delete's own order, then the
-            // groups while updating their sizes: the reverse, and a deadlock with an addition.
-            // The groups are those the contacts are in and every group above them, whose
-            // sizes change too. Locked before the counts below are read, so that they cannot
-            // change under us.
-            let mut groups = sqlx::QueryBuilder::<D::Db>::new(
-                "WITH RECURSIVE up (key) AS (SELECT m.grp FROM group_members m \
-                 JOIN contacts c ON c.key = m.contact WHERE c.plan = ",
-            );
-            push_plan_key(&mut groups, plan);
-            groups.push(" AND c.id IN ");
-            D::push_id_list(&mut groups, ids);
-            groups.push(format!(
-                " UNION SELECT gc.parent FROM group_children gc JOIN up ON gc.child = up.key) \
-                 SELECT g.key FROM contact_groups g WHERE g.key IN (SELECT key FROM up) \
-                 ORDER BY g.id{}{lock}",
-                D::TEXT_COLLATE
-            ));
-            groups.build().execute(&mut *conn).await?;
-            let mut contacts =
-                sqlx::QueryBuilder::<D::Db>::new("SELECT key FROM contacts WHERE plan = ");
-            push_plan_key(&mut contacts, plan);
-            contacts.push(" AND id IN ");
-            D::push_id_list(&mut contacts, ids);
-            contacts.push(" ORDER BY key").push(lock);
-            contacts.build().execute(&mut *conn).await?;
-        }
+    ) -> StoreResult<Vec<(String, i64)>> {
         let mut affected = sqlx::QueryBuilder::<D::Db>::new(
             "SELECT g.id, COUNT(*) FROM group_members m \
                  JOIN contact_groups g ON g.key = m.grp \
@@ -841,7 +809,39 @@ where
         affected.push(" AND c.id IN ");
         D::push_id_list(&mut affected, ids);
         affected.push(format!(" GROUP BY g.id ORDER BY g.id{}", D::TEXT_COLLATE));
-        let removed: Vec<(String, i64)> = affected.build_query_as().fetch_all(&mut *conn).await?;
+        Ok(affected.build_query_as().fetch_all(&mut *conn).await?)
+    }
+
+    /// Deletes the contacts (their memberships with them, the groups' sizes brought up to
+    /// date); returns how many there were.
+    pub(crate) async fn remove_contacts(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        ids: &[ContactId],
+        now: i64,
+    ) -> StoreResult<u64> {
+        if let Some(lock) = D::LOCK_ROWS {
+            // Locks in the order additions take them: first the groups, with every group
+            // above them (whose sizes change too), by id (`lock_group_trees`), then the
+            // contacts, by key (as an addition's look-up). Deleting first would lock the
+            // contacts in the delete's own order, then the groups while updating their sizes:
+            // the reverse, and a deadlock with an addition. Locked before the counts below
+            // are read, so that they cannot change under us.
+            let groups: Vec<GroupId> = Self::memberships_by_group(conn, plan, ids)
+                .await?
+                .into_iter()
+                .map(|(group, _)| GroupId::from_trusted(group))
+                .collect();
+            Self::lock_group_trees(conn, plan, &groups.iter().collect::<Vec<_>>()).await?;
+            let mut contacts =
+                sqlx::QueryBuilder::<D::Db>::new("SELECT key FROM contacts WHERE plan = ");
+            push_plan_key(&mut contacts, plan);
+            contacts.push(" AND id IN ");
+            D::push_id_list(&mut contacts, ids);
+            contacts.push(" ORDER BY key").push(lock);
+            contacts.build().execute(&mut *conn).await?;
+        }
+        let removed = Self::memberships_by_group(conn, plan, ids).await?;
         let mut delete = sqlx::QueryBuilder::<D::Db>::new("DELETE FROM contacts WHERE plan = ");
         push_plan_key(&mut delete, plan);
         delete.push(" AND id IN ");
