@@ -321,16 +321,23 @@ fn busy_detail(cause: crate::store::BusyCause, retry_after: u64) -> String {
     use crate::store::BusyCause;
     let why = match cause {
         BusyCause::Import => {
-            "an import is running: on SQLite it holds the database's single writer until it \
-             finishes, and this write waited for it in vain"
+            "the write could not start: an import is running: on SQLite it holds the \
+             database's single writer until it finishes, and this write waited for it in vain"
         }
-        BusyCause::Write => "another long write holds the database's single writer",
+        BusyCause::Write => {
+            "the write could not start: another long write holds the database's single writer"
+        }
         BusyCause::OtherProcess => {
-            "another process (an import from the command line?) holds the database's write lock"
+            "the write could not start: another process (an import from the command line?) \
+             holds the database's write lock"
         }
-        BusyCause::Connections => "every database connection is in use",
+        BusyCause::Connections => "the write could not start: every database connection is in use",
+        BusyCause::Deadlock => {
+            "the write crossed another one changing the same contacts or groups, and the \
+             database stopped it"
+        }
     };
-    format!("the write could not start: {why}; nothing was written, retry in {retry_after} s")
+    format!("{why}; nothing was written, retry in {retry_after} s")
 }
 
 /// A path of groups as `“Name” (id) → …`; a group without a name by its id alone.
@@ -492,6 +499,58 @@ impl IntoResponse for SinchError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database error as PostgreSQL reports one, with its SQLSTATE.
+    #[derive(Debug)]
+    struct Refused(&'static str);
+
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "refused with {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Refused {}
+
+    impl sqlx::error::DatabaseError for Refused {
+        fn message(&self) -> &str {
+            "refused"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn a_write_the_database_rolled_back_for_another_is_retried_later_not_a_failure() {
+        for code in ["40P01", "40001"] {
+            let error = ApiError::from(StoreError::from(sqlx::Error::Database(Box::new(Refused(
+                code,
+            )))));
+            assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE, "{code}");
+            assert_eq!(
+                error.to_string(),
+                "the write crossed another one changing the same contacts or groups, and the \
+                 database stopped it; nothing was written, retry in 1 s"
+            );
+        }
+        let other = ApiError::from(StoreError::from(sqlx::Error::Database(Box::new(Refused(
+            "23505",
+        )))));
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 
     #[test]
     fn framework_rejections_get_a_sinch_code_for_their_status() {

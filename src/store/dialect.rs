@@ -45,9 +45,10 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     fn begin_write(
         &self,
     ) -> impl Future<Output = StoreResult<Transaction<'static, Self::Db>>> + Send;
-    /// The write transaction of an import, counted while it is open.
+    /// The write transaction of an import into `plan`, counted while it is open.
     fn begin_import(
         &self,
+        plan: &PlanId,
     ) -> impl Future<Output = StoreResult<(Transaction<'static, Self::Db>, Importing)>> + Send;
     /// `GROUP_ROW` for one group.
     fn group_row(

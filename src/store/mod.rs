@@ -116,7 +116,7 @@ pub enum StoreError {
     #[error("the database is busy ({cause:?}); waited {waited:?}")]
     Busy { cause: BusyCause, waited: Duration },
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// A read run on the calling thread (SQLite's hottest reads) failed.
     #[error("database error: {0}")]
     InlineRead(#[from] rusqlite::Error),
@@ -1399,6 +1399,31 @@ pub enum BusyCause {
     OtherProcess,
     /// Every connection of the pool is in use (PostgreSQL).
     Connections,
+    /// The write and another one each waited for rows the other had locked, and PostgreSQL
+    /// stopped this one (a deadlock, or a serialization failure): it was rolled back whole.
+    Deadlock,
+}
+
+/// PostgreSQL's codes for a transaction it rolled back because of another one: deadlock
+/// detected, and serialization failure.
+const ROLLED_BACK_FOR_ANOTHER: [&str; 2] = ["40P01", "40001"];
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(database)
+                if database
+                    .code()
+                    .is_some_and(|code| ROLLED_BACK_FOR_ANOTHER.contains(&code.as_ref())) =>
+            {
+                StoreError::Busy {
+                    cause: BusyCause::Deadlock,
+                    waited: Duration::from_secs(1),
+                }
+            }
+            _ => StoreError::Database(error),
+        }
+    }
 }
 
 /// How the store uses its database.

@@ -12,6 +12,7 @@ on_both_backends!(
     one_of_many_stale_writers_wins,
     concurrent_child_group_changes_never_close_a_cycle,
     additions_racing_deletes_of_their_contacts_all_succeed,
+    imports_of_the_same_numbers_at_once_both_finish,
 );
 
 /// Groups (two of them children of the third) gaining numbers while the same numbers' contacts
@@ -83,6 +84,49 @@ async fn additions_racing_deletes_of_their_contacts_all_succeed(app: TestApp) {
             "round {round}: {statuses:?}"
         );
     }
+}
+
+/// Two spreadsheets sharing their numbers, committed at once into groups of their own, the
+/// second listing them in the reverse order: both imports finish and every number is one
+/// contact in both groups. On PostgreSQL each import is one transaction over chunks of 5,000
+/// rows; side by side, each came to wait for a number the other had written and not yet
+/// committed, and one failed as a deadlock.
+async fn imports_of_the_same_numbers_at_once_both_finish(app: TestApp) {
+    let numbers: Vec<String> = (0..6_000).map(|i| format!("+1415556{:04}", i)).collect();
+    let file = |numbers: &mut dyn Iterator<Item = &String>| {
+        let mut csv = String::from("phone,first_name\n");
+        for number in numbers {
+            csv.push_str(&format!("{number},Pat\n"));
+        }
+        csv.into_bytes()
+    };
+    let mut ids = Vec::new();
+    for bytes in [file(&mut numbers.iter()), file(&mut numbers.iter().rev())] {
+        let (status, preview) = crate::imports::upload(&app, "customers.csv", bytes).await;
+        assert_eq!(status, 201, "upload: {preview}");
+        ids.push(preview["id"].as_str().unwrap().to_owned());
+    }
+    let commits = ids.iter().enumerate().map(|(n, id)| {
+        app.request(Method::POST, &format!("/api/imports/{id}/commit"))
+            .json(&json!({"default_region": "US", "group_names": [format!("Sheet {n}")]}))
+            .send()
+    });
+    for response in futures::future::join_all(commits).await {
+        assert_eq!(response.unwrap().status(), 202, "commit");
+    }
+    for id in &ids {
+        let import = crate::imports::wait_import(&app, id).await;
+        assert_eq!(import["status"], "done", "{import}");
+        let groups = import["report"]["groups"].as_array().unwrap();
+        assert_eq!(groups[0]["added"], 6_000, "{import}");
+    }
+    let listed: serde_json::Value = app
+        .get("/api/contacts?phone=%2B1415556&count=true&limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["count"], 6_000, "{listed}");
 }
 
 async fn concurrent_additions_are_all_kept(app: TestApp) {

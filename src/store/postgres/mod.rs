@@ -133,6 +133,9 @@ impl Postgres {
     }
 }
 
+/// The first integer of the advisory locks that queue one plan's imports.
+const IMPORT_LOCKS: i32 = 0x526f_7374; // "Rost"
+
 impl Dialect for Postgres {
     type Db = sqlx::Postgres;
     type Done = sqlx::postgres::PgQueryResult;
@@ -246,9 +249,25 @@ impl Dialect for Postgres {
         })
     }
 
-    /// Imports on PostgreSQL hold no lock that other writers wait for.
-    async fn begin_import(&self) -> StoreResult<(Transaction<'static, sqlx::Postgres>, Importing)> {
-        Ok((self.begin_write().await?, Importing::start(None)))
+    /// Imports on PostgreSQL hold no lock that other writers wait for, but the imports of one
+    /// plan run one at a time: each is one transaction over many chunks, and two of them
+    /// writing the same new numbers in turn each came to wait for a number the other had
+    /// written and not yet committed (a deadlock, and one failed import). The lock is a
+    /// transaction-level advisory lock on the plan's key, in a key space of its own (the
+    /// two-integer form; the migrator uses the one-integer form).
+    async fn begin_import(
+        &self,
+        plan: &PlanId,
+    ) -> StoreResult<(Transaction<'static, sqlx::Postgres>, Importing)> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock($2, (key & 2147483647)::int) FROM plans WHERE id = $1",
+        )
+        .bind(plan.as_str())
+        .bind(IMPORT_LOCKS)
+        .execute(&mut *tx)
+        .await?;
+        Ok((tx, Importing::start(None)))
     }
 
     const LOCK_GROUP: &'static str = "SELECT version, status, rule, member_count FROM contact_groups \

@@ -1109,7 +1109,7 @@ where
         let abandoned = || StoreError::JobState(JobConflict::Abandoned);
         let mut next = Some(messages.recv().await.ok_or_else(abandoned)?);
         let started = std::time::Instant::now();
-        let (mut tx, _importing) = self.dialect.begin_import().await?;
+        let (mut tx, _importing) = self.dialect.begin_import(plan).await?;
         let conn: &mut Conn<D> = &mut tx;
         let mut groups = Self::import_targets(conn, plan, &write, now).await?;
         let mut seen = ImportSeen::<D>::new();

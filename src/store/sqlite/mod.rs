@@ -245,8 +245,12 @@ impl Dialect for Sqlite {
             })
     }
 
-    /// The write transaction of an import, counted while it is open.
-    async fn begin_import(&self) -> StoreResult<(Transaction<'static, sqlx::Sqlite>, Importing)> {
+    /// The write transaction of an import, counted while it is open; it holds the single
+    /// writer, so imports run one at a time.
+    async fn begin_import(
+        &self,
+        _plan: &PlanId,
+    ) -> StoreResult<(Transaction<'static, sqlx::Sqlite>, Importing)> {
         let tx = self.begin_write().await?;
         Ok((tx, Importing::start(Some(&self.importing))))
     }
