@@ -2,7 +2,10 @@
 -- nothing else (no prefix, no order), so its index keeps a 4-byte hash of the lower-cased
 -- address instead of the plan and the address itself: 34 B per contact instead of 56 at
 -- 1,000,000 contacts. Rows of every plan with the same address share a bucket; the search
--- keeps its own plan's. Contacts without an email have no entry. SQLite has no hash index and
--- keeps its partial B-tree.
+-- keeps its own plan's. A hash index holds no NULL, so contacts without an email have no entry
+-- without a WHERE clause; and it must have none: the planner reads the statistics ANALYZE
+-- keeps for an index's expression only from an index that is not partial, and without them it
+-- guessed 5,000 matches and walked the plan in key order instead (311 ms instead of 1).
+-- SQLite has no hash index and keeps its partial B-tree.
 DROP INDEX contacts_by_email;
-CREATE INDEX contacts_by_email ON contacts USING hash (lower(email)) WHERE email IS NOT NULL;
+CREATE INDEX contacts_by_email ON contacts USING hash (lower(email));
