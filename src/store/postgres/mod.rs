@@ -249,8 +249,9 @@ impl Dialect for Postgres {
         })
     }
 
-    /// Imports on PostgreSQL hold no lock that other writers wait for, but the imports of one
-    /// plan run one at a time: each is one transaction over many chunks, and two of them
+    /// Imports on PostgreSQL hold no lock that other writes wait for, except the next import
+    /// of the same plan: a plan's imports run one at a time, with no bound on the wait (a
+    /// queued import holds a pool connection meanwhile): each is one transaction over many chunks, and two of them
     /// writing the same new numbers in turn each came to wait for a number the other had
     /// written and not yet committed (a deadlock, and one failed import). The lock is a
     /// transaction-level advisory lock on the plan's key, in a key space of its own (the

@@ -246,7 +246,7 @@ impl Dialect for Sqlite {
     }
 
     /// The write transaction of an import, counted while it is open; it holds the single
-    /// writer, so imports run one at a time.
+    /// writer, so a second import waits for it (as any write does, up to the write wait).
     async fn begin_import(
         &self,
         _plan: &PlanId,
