@@ -332,7 +332,10 @@ fn busy_detail(cause: crate::store::BusyCause, retry_after: u64) -> String {
              holds the database's write lock"
         }
         BusyCause::Connections => "the write could not start: every database connection is in use",
-        BusyCause::Deadlock => {
+        BusyCause::ImportQueue => {
+            "the import could not start: the import before it ran past the import wait"
+        }
+        BusyCause::Deadlock { .. } => {
             "the write crossed another one changing the same contacts or groups, and the \
              database stopped it"
         }
@@ -536,9 +539,10 @@ mod tests {
     #[test]
     fn a_write_the_database_rolled_back_for_another_is_retried_later_not_a_failure() {
         for code in ["40P01", "40001"] {
-            let error = ApiError::from(StoreError::from(sqlx::Error::Database(Box::new(Refused(
-                code,
-            )))));
+            let stored = StoreError::from(sqlx::Error::Database(Box::new(Refused(code))));
+            // What an import that failed this way keeps, and the command line prints.
+            assert!(stored.to_string().contains(code), "{stored}");
+            let error = ApiError::from(stored);
             assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE, "{code}");
             assert_eq!(
                 error.to_string(),

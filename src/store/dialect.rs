@@ -45,7 +45,8 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     fn begin_write(
         &self,
     ) -> impl Future<Output = StoreResult<Transaction<'static, Self::Db>>> + Send;
-    /// The write transaction of an import into `plan`, counted while it is open.
+    /// The write transaction of an import into `plan`, once the imports before it have
+    /// finished (waiting up to `IMPORT_QUEUE_WAIT`, without a connection).
     fn begin_import(
         &self,
         plan: &PlanId,

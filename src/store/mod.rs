@@ -113,10 +113,10 @@ pub enum StoreError {
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     /// No write could start within the write wait ([`StoreOptions::write_wait`]).
-    #[error("the database is busy ({cause:?}); waited {waited:?}")]
+    #[error("the database is busy: {cause}; waited {waited:?}")]
     Busy { cause: BusyCause, waited: Duration },
     #[error("database error: {0}")]
-    Database(sqlx::Error),
+    Database(#[source] sqlx::Error),
     /// A read run on the calling thread (SQLite's hottest reads) failed.
     #[error("database error: {0}")]
     InlineRead(#[from] rusqlite::Error),
@@ -1385,8 +1385,6 @@ pub trait BatchStore: Send + Sync {
     ) -> StoreResult<Option<ReportState>>;
 }
 
-/// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`) and brings its schema
-/// up to date.
 /// What kept a write from starting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BusyCause {
@@ -1401,8 +1399,39 @@ pub enum BusyCause {
     Connections,
     /// The write and another one each waited for rows the other had locked, and PostgreSQL
     /// stopped this one (a deadlock, or a serialization failure): it was rolled back whole.
-    Deadlock,
+    Deadlock {
+        /// PostgreSQL's code for it (SQLSTATE).
+        sqlstate: &'static str,
+    },
+    /// An import waited [`IMPORT_QUEUE_WAIT`] for the import before it (on SQLite any import,
+    /// on PostgreSQL one of the same plan) to finish.
+    ImportQueue,
 }
+
+/// The words an import's failure and the command line show; the API words its answers itself.
+impl std::fmt::Display for BusyCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BusyCause::Import => f.write_str("an import holds SQLite's single writer"),
+            BusyCause::Write => f.write_str("another write holds SQLite's single writer"),
+            BusyCause::OtherProcess => {
+                f.write_str("another process holds the SQLite file's write lock")
+            }
+            BusyCause::Connections => f.write_str("every database connection is in use"),
+            BusyCause::Deadlock { sqlstate } => write!(
+                f,
+                "PostgreSQL rolled the write back for another one changing the same rows \
+                 (SQLSTATE {sqlstate})"
+            ),
+            BusyCause::ImportQueue => f.write_str("the import before this one did not finish"),
+        }
+    }
+}
+
+/// How long an import waits for the one before it to finish. Imports run one at a time (on
+/// SQLite because they hold the single writer, on PostgreSQL per plan, see
+/// `Dialect::begin_import`); a queued import holds no connection while it waits.
+pub(crate) const IMPORT_QUEUE_WAIT: Duration = Duration::from_secs(30 * 60);
 
 /// PostgreSQL's codes for a transaction it rolled back because of another one: deadlock
 /// detected, and serialization failure.
@@ -1411,14 +1440,17 @@ const ROLLED_BACK_FOR_ANOTHER: [&str; 2] = ["40P01", "40001"];
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match &error {
-            sqlx::Error::Database(database)
-                if database
-                    .code()
-                    .is_some_and(|code| ROLLED_BACK_FOR_ANOTHER.contains(&code.as_ref())) =>
-            {
-                StoreError::Busy {
-                    cause: BusyCause::Deadlock,
-                    waited: Duration::from_secs(1),
+            sqlx::Error::Database(database) => {
+                let code = database.code();
+                match ROLLED_BACK_FOR_ANOTHER
+                    .into_iter()
+                    .find(|known| code.as_deref() == Some(*known))
+                {
+                    Some(sqlstate) => StoreError::Busy {
+                        cause: BusyCause::Deadlock { sqlstate },
+                        waited: Duration::from_secs(1),
+                    },
+                    None => StoreError::Database(error),
                 }
             }
             _ => StoreError::Database(error),
@@ -1442,6 +1474,8 @@ impl Default for StoreOptions {
     }
 }
 
+/// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`) and brings its schema
+/// up to date.
 pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     connect_with(url, StoreOptions::default()).await
 }
@@ -1460,21 +1494,31 @@ pub async fn connect_with(url: &str, options: StoreOptions) -> StoreResult<Arc<d
     }
 }
 
-/// Counts the imports of this process that hold the writer, while it is alive.
-pub(crate) struct Importing(Option<Arc<std::sync::atomic::AtomicUsize>>);
+/// An import's turn, while it is alive: on SQLite it holds the import queue and counts the
+/// imports that hold the writer.
+pub(crate) struct Importing {
+    count: Option<Arc<std::sync::atomic::AtomicUsize>>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
 
 impl Importing {
-    fn start(count: Option<&Arc<std::sync::atomic::AtomicUsize>>) -> Self {
+    fn start(
+        count: Option<&Arc<std::sync::atomic::AtomicUsize>>,
+        turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Self {
         if let Some(count) = count {
             count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        Self(count.cloned())
+        Self {
+            count: count.cloned(),
+            _turn: turn,
+        }
     }
 }
 
 impl Drop for Importing {
     fn drop(&mut self) {
-        if let Some(count) = &self.0 {
+        if let Some(count) = &self.count {
             count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
     }

@@ -121,3 +121,154 @@ async fn writes_wait_for_an_import_sqlite() {
 async fn writes_wait_for_an_import_postgres() {
     writes_wait_for_an_import(Backend::Postgres).await;
 }
+
+/// More imports than PostgreSQL's pool has connections, queued behind one that runs: they wait
+/// past the write wait for their turn, hold no connection meanwhile (the API's writes go on),
+/// and all finish once the first has. Before, on SQLite each failed as busy after the write
+/// wait; on PostgreSQL each held a connection while it waited for the plan's lock, and with 16
+/// of them queued the pool was gone.
+async fn imports_queue_behind_a_running_import(backend: Backend) {
+    let Some(app) = app(backend).await else {
+        return;
+    };
+    let (first_rows, running) = start_import(&app, 0);
+    first_rows
+        .send(ImportMessage::Rows((0..10).map(row).collect()))
+        .await
+        .expect("the import reads");
+    until_an_import_has_its_turn(&app, backend).await;
+    let mut queued = Vec::new();
+    for n in 1..=20u64 {
+        let (rows, import) = start_import(&app, n);
+        rows.send(ImportMessage::Rows(
+            (n * 10..n * 10 + 10).map(row).collect(),
+        ))
+        .await
+        .expect("the import reads");
+        rows.send(ImportMessage::Finish(ImportReport {
+            rows: 10,
+            ..ImportReport::default()
+        }))
+        .await
+        .expect("the import finishes reading");
+        queued.push(import);
+    }
+    // Past the write wait (1 s) twice over.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let done = queued.iter().filter(|import| import.is_finished()).count();
+    assert_eq!(done, 0, "imports ended while the first still ran");
+    let during = app
+        .send_json(
+            Method::POST,
+            "/api/contactgroups",
+            &json!({"name": "While imports queue"}),
+        )
+        .await;
+    let expected = match backend {
+        // The running import holds SQLite's writer.
+        Backend::Sqlite => 503,
+        Backend::Postgres => 201,
+    };
+    assert_eq!(during.status(), expected);
+    first_rows
+        .send(ImportMessage::Finish(ImportReport {
+            rows: 10,
+            ..ImportReport::default()
+        }))
+        .await
+        .expect("the first import finishes");
+    let first = running
+        .await
+        .expect("the import task")
+        .expect("the first import");
+    assert_eq!(first.created, 10);
+    for (n, import) in queued.into_iter().enumerate() {
+        let written = import
+            .await
+            .expect("the import task")
+            .unwrap_or_else(|error| panic!("queued import {n}: {error}"));
+        assert_eq!(written.created, 10, "queued import {n}");
+    }
+    let listed: serde_json::Value = app
+        .get("/api/contacts?count=true&limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["count"], 210, "{listed}");
+}
+
+type ImportTask = tokio::task::JoinHandle<Result<ImportReport, roster::store::StoreError>>;
+
+/// An import written straight to the store, fed through the sender returned.
+fn start_import(app: &TestApp, n: u64) -> (tokio::sync::mpsc::Sender<ImportMessage>, ImportTask) {
+    let (rows, received) = tokio::sync::mpsc::channel(4);
+    let store = app.store.clone();
+    let plan = PlanId::parse(&app.plan_id).expect("plan id");
+    let import = tokio::spawn(async move {
+        let write = ImportWrite {
+            mode: ExistingContacts::Update,
+            groups: Vec::new(),
+            group_names: vec![
+                roster::domain::group::GroupName::parse(&format!("Import {n}"), 100)
+                    .expect("a group name"),
+            ],
+            job: None,
+            by: roster::store::Actor::cli(),
+            confirm: false,
+        };
+        store
+            .write_import(&plan, write, received, &mut |_| {})
+            .await
+    });
+    (rows, import)
+}
+
+/// Returns once an import has taken its turn: on SQLite, once it holds the writer (a write
+/// then waits in vain); on PostgreSQL, once the plan's import lock is granted.
+async fn until_an_import_has_its_turn(app: &TestApp, backend: Backend) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let turn = match backend {
+            Backend::Sqlite => {
+                let answer = app
+                    .send_json(
+                        Method::POST,
+                        "/api/contactgroups",
+                        &json!({"name": "Probe", "description": format!("{:?}", Instant::now())}),
+                    )
+                    .await;
+                answer.status() == 503
+            }
+            Backend::Postgres => {
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&app.database_url)
+                    .await
+                    .expect("a connection");
+                // The two-integer form's first integer is `classid`: "Rost".
+                let granted: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+                     AND classid = 1383035764 AND objsubid = 2 AND granted",
+                )
+                .fetch_one(&mut conn)
+                .await
+                .expect("pg_locks");
+                granted == 1
+            }
+        };
+        if turn {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the import never took its turn");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_queue_behind_a_running_import_sqlite() {
+    imports_queue_behind_a_running_import(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_queue_behind_a_running_import_postgres() {
+    imports_queue_behind_a_running_import(Backend::Postgres).await;
+}

@@ -136,6 +136,11 @@ impl Postgres {
 /// The first integer of the advisory locks that queue one plan's imports.
 const IMPORT_LOCKS: i32 = 0x526f_7374; // "Rost"
 
+/// A queued import's pauses between tries for its plan's turn: short at first, as most imports
+/// are small, then once a second.
+const IMPORT_QUEUE_FIRST_PAUSE: Duration = Duration::from_millis(20);
+const IMPORT_QUEUE_LAST_PAUSE: Duration = Duration::from_secs(1);
+
 impl Dialect for Postgres {
     type Db = sqlx::Postgres;
     type Done = sqlx::postgres::PgQueryResult;
@@ -249,26 +254,44 @@ impl Dialect for Postgres {
         })
     }
 
-    /// Imports on PostgreSQL hold no lock that other writes wait for, except the next import
-    /// of the same plan: a plan's imports run one at a time, with no bound on the wait (a
-    /// queued import holds a pool connection meanwhile): each is one transaction over many chunks, and two of them
-    /// writing the same new numbers in turn each came to wait for a number the other had
-    /// written and not yet committed (a deadlock, and one failed import). The lock is a
-    /// transaction-level advisory lock on the plan's key, in a key space of its own (the
-    /// two-integer form; the migrator uses the one-integer form).
+    /// A plan's imports run one at a time: each is one transaction over many chunks, and two
+    /// of them writing the same new numbers in turn each came to wait for a number the other
+    /// had written and not yet committed (a deadlock, and one failed import). Other writes do
+    /// not wait for an import. The turn is a transaction-level advisory lock on the plan's key,
+    /// in a key space of its own (the two-integer form; the migrator uses the one-integer
+    /// form), taken with `pg_try_advisory_xact_lock`: a queued import gives its connection
+    /// back between tries, so that imports queued on one plan cannot take the pool from other
+    /// writes, reads and the imports' own lease renewals, and it gives up after
+    /// [`IMPORT_QUEUE_WAIT`].
     async fn begin_import(
         &self,
         plan: &PlanId,
     ) -> StoreResult<(Transaction<'static, sqlx::Postgres>, Importing)> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock($2, (key & 2147483647)::int) FROM plans WHERE id = $1",
-        )
-        .bind(plan.as_str())
-        .bind(IMPORT_LOCKS)
-        .execute(&mut *tx)
-        .await?;
-        Ok((tx, Importing::start(None)))
+        let queued = std::time::Instant::now();
+        let mut pause = IMPORT_QUEUE_FIRST_PAUSE;
+        loop {
+            let mut tx = self.begin_write().await?;
+            let turn: Option<bool> = sqlx::query_scalar(
+                "SELECT pg_try_advisory_xact_lock($2, (key & 2147483647)::int) FROM plans WHERE id = $1",
+            )
+            .bind(plan.as_str())
+            .bind(IMPORT_LOCKS)
+            .fetch_optional(&mut *tx)
+            .await?;
+            // No plan: the import's first statement says so.
+            if turn != Some(false) {
+                return Ok((tx, Importing::start(None, None)));
+            }
+            tx.rollback().await?;
+            if queued.elapsed() >= IMPORT_QUEUE_WAIT {
+                return Err(StoreError::Busy {
+                    cause: BusyCause::ImportQueue,
+                    waited: IMPORT_QUEUE_WAIT,
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(IMPORT_QUEUE_LAST_PAUSE);
+        }
     }
 
     const LOCK_GROUP: &'static str = "SELECT version, status, rule, member_count FROM contact_groups \

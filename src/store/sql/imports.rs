@@ -1104,12 +1104,14 @@ where
         mut messages: tokio::sync::mpsc::Receiver<ImportMessage>,
         duplicates: &mut (dyn for<'row> FnMut(&'row RejectedRow) + Send),
     ) -> StoreResult<ImportReport> {
-        let now = Timestamp::now().millis();
         // The writer is taken once the first rows are read, not while the file opens.
         let abandoned = || StoreError::JobState(JobConflict::Abandoned);
         let mut next = Some(messages.recv().await.ok_or_else(abandoned)?);
-        let started = std::time::Instant::now();
         let (mut tx, _importing) = self.dialect.begin_import(plan).await?;
+        let started = std::time::Instant::now();
+        // After the wait for the import's turn: its rows are not older than those of the
+        // import before it.
+        let now = Timestamp::now().millis();
         let conn: &mut Conn<D> = &mut tx;
         let mut groups = Self::import_targets(conn, plan, &write, now).await?;
         let mut seen = ImportSeen::<D>::new();

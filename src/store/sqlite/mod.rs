@@ -31,6 +31,9 @@ pub(crate) struct Sqlite {
     write_wait: Duration,
     /// Imports holding the writer: a write that waits in vain says why.
     importing: Arc<std::sync::atomic::AtomicUsize>,
+    /// Imports wait here for their turn at the writer, without a connection, for as long as
+    /// the one before them runs (up to [`IMPORT_QUEUE_WAIT`]) rather than the write wait.
+    import_queue: Arc<tokio::sync::Mutex<()>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -116,6 +119,7 @@ impl Sqlite {
             inline,
             write_wait,
             importing: Arc::default(),
+            import_queue: Arc::default(),
         })
     }
 
@@ -245,14 +249,22 @@ impl Dialect for Sqlite {
             })
     }
 
-    /// The write transaction of an import, counted while it is open; it holds the single
-    /// writer, so a second import waits for it (as any write does, up to the write wait).
+    /// The write transaction of an import, counted while it is open. It holds the single
+    /// writer, so imports take turns in the import queue first: a second one waits for the
+    /// first to finish, however long it runs, instead of failing after the write wait as
+    /// other writes do.
     async fn begin_import(
         &self,
         _plan: &PlanId,
     ) -> StoreResult<(Transaction<'static, sqlx::Sqlite>, Importing)> {
+        let turn = tokio::time::timeout(IMPORT_QUEUE_WAIT, self.import_queue.clone().lock_owned())
+            .await
+            .map_err(|_| StoreError::Busy {
+                cause: BusyCause::ImportQueue,
+                waited: IMPORT_QUEUE_WAIT,
+            })?;
         let tx = self.begin_write().await?;
-        Ok((tx, Importing::start(Some(&self.importing))))
+        Ok((tx, Importing::start(Some(&self.importing), Some(turn))))
     }
 
     /// Writers are serialised, so a plain read is as good as a lock.
