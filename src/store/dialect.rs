@@ -132,6 +132,10 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     /// Ends a select whose rows the transaction will change, locking them (PostgreSQL's
     /// `FOR UPDATE`); `None` where a writer holds the whole database.
     const LOCK_ROWS: Option<&'static str>;
+    /// The same for rows the transaction will change but neither delete nor re-key
+    /// (PostgreSQL's `FOR NO KEY UPDATE`), so that additions of those contacts to groups,
+    /// which only need them to stay, do not wait.
+    const LOCK_ROWS_KEPT: Option<&'static str>;
 
     /// Numbers as one parameter.
     fn phone_list(phones: &[&str]) -> Self::List;
@@ -160,6 +164,9 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     );
     /// A custom field that is absent or JSON null.
     fn push_custom_is_null(builder: &mut QueryBuilder<Self::Db>, name: &str);
+    /// ` AND ` the contact's email is `email`, whatever the case of either, spelled so that
+    /// the backend's email index serves it.
+    fn push_email_is(builder: &mut QueryBuilder<Self::Db>, plan: &PlanId, email: &str);
 
     /// The keys of the plan's contacts with these numbers, and the numbers no contact has.
     fn contact_keys(

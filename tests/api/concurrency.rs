@@ -4,6 +4,7 @@
 use reqwest::Method;
 use serde_json::json;
 
+use crate::contacts::{run_sql, stored_id};
 use crate::helpers::TestApp;
 use crate::on_both_backends;
 
@@ -13,6 +14,7 @@ on_both_backends!(
     concurrent_child_group_changes_never_close_a_cycle,
     additions_racing_deletes_of_their_contacts_all_succeed,
     imports_of_the_same_numbers_at_once_both_finish,
+    opt_outs_racing_each_other_and_deletes_all_succeed,
 );
 
 /// Groups (two of them children of the third) gaining numbers while the same numbers' contacts
@@ -84,6 +86,103 @@ async fn additions_racing_deletes_of_their_contacts_all_succeed(app: TestApp) {
             "round {round}: {statuses:?}"
         );
     }
+}
+
+/// Opt-outs of the same contacts listed in different orders, and deletes of some of them, all
+/// at once, with the contacts' ids in the reverse of their keys' order (as contacts made by two
+/// instances at once, or moved from the first schema, can be): every request succeeds and the
+/// contacts left are opted out. On PostgreSQL an opt-out locked the contacts in id order (its
+/// statement sorts the ids), a delete by key: each came to wait for a contact the other held,
+/// and one was stopped as a deadlock (503).
+async fn opt_outs_racing_each_other_and_deletes_all_succeed(app: TestApp) {
+    let group = app.create_group(json!({"name": "Opt-out race"})).await;
+    let path = format!("/api/contactgroups/{}", group["id"].as_str().unwrap());
+    for round in 0..8 {
+        let numbers: Vec<String> = (0..60).map(|i| format!("+1415558{round}{i:03}")).collect();
+        let added = app
+            .send_json(Method::PATCH, &path, &json!({"add": numbers}))
+            .await;
+        assert_eq!(added.status(), 200, "round {round}: set-up");
+        let listed: serde_json::Value = app
+            .get(&format!("/api/contacts?phone=%2B1415558{round}&limit=100"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let ids: Vec<String> = listed["contacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids.len(), numbers.len(), "round {round}");
+        swap_id_order(&app, &ids).await;
+        let mut reversed = ids.clone();
+        reversed.reverse();
+        let mut rotated = ids.clone();
+        rotated.rotate_left(29);
+        let mut requests = Vec::new();
+        for order in [&ids, &reversed, &rotated] {
+            requests.push(
+                app.request(Method::POST, "/api/contacts/opt-out")
+                    .json(&json!({"ids": order})),
+            );
+        }
+        for part in [&reversed[..20], &ids[..20]] {
+            requests.push(
+                app.request(Method::DELETE, "/api/contacts")
+                    .json(&json!({"ids": part})),
+            );
+        }
+        let writes = requests
+            .into_iter()
+            .map(|request| async move { request.send().await.unwrap().status().as_u16() });
+        let statuses = futures::future::join_all(writes).await;
+        assert!(
+            statuses.iter().all(|status| *status == 200),
+            "round {round}: {statuses:?}"
+        );
+        let left: serde_json::Value = app
+            .get(&format!(
+                "/api/contacts?phone=%2B1415558{round}&opted_out=true&count=true&limit=1"
+            ))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(left["count"], 20, "round {round}: {left}");
+    }
+}
+
+/// Gives the contacts listed (in key order, either way) each other's ids, the first the last's,
+/// so that id order is the reverse of key order.
+async fn swap_id_order(app: &TestApp, ids: &[String]) {
+    let literal = |id: &[u8]| {
+        let hex = hex::encode(id);
+        if app.database_url.starts_with("sqlite:") {
+            format!("unhex('{hex}')")
+        } else {
+            format!("decode('{hex}', 'hex')")
+        }
+    };
+    // By way of ids no contact has.
+    let moving = |n: usize| literal(&[0xff - n as u8; 16]);
+    let mut statements = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        let id = literal(&stored_id(id));
+        statements.push(format!(
+            "UPDATE contacts SET id = {} WHERE id = {id}",
+            moving(n)
+        ));
+    }
+    for (n, id) in ids.iter().rev().enumerate() {
+        let id = literal(&stored_id(id));
+        statements.push(format!(
+            "UPDATE contacts SET id = {id} WHERE id = {}",
+            moving(n)
+        ));
+    }
+    run_sql(app, &statements).await;
 }
 
 /// Two spreadsheets sharing their numbers, committed at once into groups of their own, the

@@ -351,6 +351,8 @@ impl Dialect for Postgres {
 
     const LOCK_ROWS: Option<&'static str> = Some(" FOR UPDATE");
 
+    const LOCK_ROWS_KEPT: Option<&'static str> = Some(" FOR NO KEY UPDATE");
+
     const LOCK_BATCH: &'static str =
         "SELECT status FROM batches WHERE plan_id = $1 AND id = $2 FOR UPDATE";
 
@@ -526,6 +528,18 @@ impl Dialect for Postgres {
             .push("COALESCE(jsonb_typeof(c.fields::jsonb -> ")
             .push_bind(name.to_owned())
             .push("::text) = 'null', TRUE)");
+    }
+
+    /// The hash index of the email key (migration 31) serves it: the key names the plan, so
+    /// that an address many contacts of other plans share is neither read nor counted in the
+    /// statistics of this plan's search.
+    fn push_email_is(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, plan: &PlanId, email: &str) {
+        builder
+            .push(" AND (c.plan::text || ' ' || lower(c.email)) = ((SELECT key FROM plans WHERE id = ")
+            .push_bind(plan.as_str().to_owned())
+            .push(")::text || ' ' || lower(")
+            .push_bind(email.to_owned())
+            .push("))");
     }
 
     /// A list as a one-column table `phone`, from one parameter.

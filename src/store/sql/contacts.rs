@@ -394,11 +394,7 @@ where
                 .push_bind(upper(prefix));
         }
         if let Some(email) = &query.email {
-            builder
-                // Spelled out so that the partial index of emails serves the search.
-                .push(" AND c.email IS NOT NULL AND lower(c.email) = lower(")
-                .push_bind(email.clone())
-                .push(")");
+            D::push_email_is(builder, plan, email);
         }
         if let Some(gender) = &query.gender {
             builder
@@ -1060,6 +1056,18 @@ where
         let mut tx = self.dialect.begin_write().await?;
         let conn: &mut Conn<D> = &mut tx;
         let outcome = async move {
+            if let Some(lock) = D::LOCK_ROWS_KEPT {
+                // In key order, as a delete locks them (`remove_contacts`): the update would
+                // lock them in id order, and ids need not follow keys (contacts made by two
+                // instances at once, or moved from the first schema).
+                let mut contacts =
+                    sqlx::QueryBuilder::<D::Db>::new("SELECT key FROM contacts WHERE plan = ");
+                push_plan_key(&mut contacts, plan);
+                contacts.push(" AND NOT opted_out AND id IN ");
+                D::push_id_list(&mut contacts, ids);
+                contacts.push(" ORDER BY key").push(lock);
+                contacts.build().execute(&mut *conn).await?;
+            }
             // The consent rows are written for exactly the contacts the update changed, as it
             // returns them: a concurrent opt-out or change of number cannot slip in between.
             let mut update = sqlx::QueryBuilder::<D::Db>::new("UPDATE contacts SET opted_out = ");

@@ -332,6 +332,8 @@ impl Dialect for Sqlite {
 
     const LOCK_ROWS: Option<&'static str> = None;
 
+    const LOCK_ROWS_KEPT: Option<&'static str> = None;
+
     /// Writers are serialised: a plain read is as good as a lock, and no two instances claim at once.
     const CLAIM_LOCK: &'static str = "";
 
@@ -508,6 +510,15 @@ impl Dialect for Sqlite {
             .push("COALESCE(json_type(c.fields, ")
             .push_bind(format!("$.\"{name}\""))
             .push(") = 'null', TRUE)");
+    }
+
+    /// The partial index of `(plan, lower(email))` serves it, with the plan's condition the
+    /// search has already.
+    fn push_email_is(builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>, _plan: &PlanId, email: &str) {
+        builder
+            .push(" AND c.email IS NOT NULL AND lower(c.email) = lower(")
+            .push_bind(email.to_owned())
+            .push(")");
     }
 
     /// A list as a one-column table `phone`, from one parameter.
