@@ -227,7 +227,7 @@ QUERY_SHAPES = [
     ("phone prefix", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') AND c.phone >= '+49151' "
      "AND c.phone < '+49152' ORDER BY c.key DESC LIMIT 51"),
     ("email", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
-     "AND c.email IS NOT NULL AND lower(c.email) = lower('x') ORDER BY c.key DESC LIMIT 51"),
+     "AND {email_is} ORDER BY c.key DESC LIMIT 51"),
     ("phone", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
      "AND c.phone = '+4915110000001'"),
     ("opted out, first page", "SELECT id FROM contacts c WHERE c.plan = (SELECT key FROM plans WHERE id = 'p') "
@@ -285,8 +285,13 @@ def sqlite_plans(db, plan_id):
 def shape(sql, backend, plan_id):
     """A query shape as `backend` runs it for plan `plan_id`."""
     name, name_last = sort_name_expressions(backend)
-    return (sql.replace("'p'", f"'{plan_id}'").replace("{name}", name)
-            .replace("{name_last}", name_last))
+    # As each dialect's `push_email_is` spells it for its email index.
+    email_is = ("(c.plan::text || ' ' || lower(c.email)) = "
+                "((SELECT key FROM plans WHERE id = 'p')::text || ' ' || lower('x'))"
+                if backend == "postgres"
+                else "c.email IS NOT NULL AND lower(c.email) = lower('x')")
+    return (sql.replace("{email_is}", email_is).replace("'p'", f"'{plan_id}'")
+            .replace("{name}", name).replace("{name_last}", name_last))
 
 
 def postgres_plans(url, plan_id):
