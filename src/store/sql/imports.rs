@@ -618,6 +618,12 @@ where
                 push_plan_key(&mut lookup, plan);
                 lookup.push(" AND ");
                 D::push_phone_in(&mut lookup, &taken);
+                if let Some(lock) = D::LOCK_ROWS_KEPT {
+                    // Until the import commits: what is merged below is what it overwrites
+                    // (an opt-out by keyword between this read and the rewrite would be
+                    // undone otherwise), and in key order, as other writers lock contacts.
+                    lookup.push(" ORDER BY c.key").push(lock);
+                }
                 lookup
                     .build()
                     .fetch_all(&mut *conn)
