@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::contacts::{run_sql, stored_id};
+use crate::contacts::swap_id_order;
 use crate::helpers::TestApp;
 use crate::on_both_backends;
 
@@ -77,10 +77,7 @@ async fn additions_racing_deletes_of_their_contacts_all_succeed(app: TestApp) {
                     .json(&json!({"ids": half})),
             );
         }
-        let writes = requests
-            .into_iter()
-            .map(|request| async move { request.send().await.unwrap().status().as_u16() });
-        let statuses = futures::future::join_all(writes).await;
+        let statuses = statuses_at_once(requests).await;
         assert!(
             statuses.iter().all(|status| *status == 200),
             "round {round}: {statuses:?}"
@@ -134,10 +131,7 @@ async fn opt_outs_racing_each_other_and_deletes_all_succeed(app: TestApp) {
                     .json(&json!({"ids": part})),
             );
         }
-        let writes = requests
-            .into_iter()
-            .map(|request| async move { request.send().await.unwrap().status().as_u16() });
-        let statuses = futures::future::join_all(writes).await;
+        let statuses = statuses_at_once(requests).await;
         assert!(
             statuses.iter().all(|status| *status == 200),
             "round {round}: {statuses:?}"
@@ -154,35 +148,12 @@ async fn opt_outs_racing_each_other_and_deletes_all_succeed(app: TestApp) {
     }
 }
 
-/// Gives the contacts listed (in key order, either way) each other's ids, the first the last's,
-/// so that id order is the reverse of key order.
-async fn swap_id_order(app: &TestApp, ids: &[String]) {
-    let literal = |id: &[u8]| {
-        let hex = hex::encode(id);
-        if app.database_url.starts_with("sqlite:") {
-            format!("unhex('{hex}')")
-        } else {
-            format!("decode('{hex}', 'hex')")
-        }
-    };
-    // By way of ids no contact has.
-    let moving = |n: usize| literal(&[0xff - n as u8; 16]);
-    let mut statements = Vec::new();
-    for (n, id) in ids.iter().enumerate() {
-        let id = literal(&stored_id(id));
-        statements.push(format!(
-            "UPDATE contacts SET id = {} WHERE id = {id}",
-            moving(n)
-        ));
-    }
-    for (n, id) in ids.iter().rev().enumerate() {
-        let id = literal(&stored_id(id));
-        statements.push(format!(
-            "UPDATE contacts SET id = {id} WHERE id = {}",
-            moving(n)
-        ));
-    }
-    run_sql(app, &statements).await;
+/// Sends the requests at once; their statuses, in the order given.
+async fn statuses_at_once(requests: Vec<reqwest::RequestBuilder>) -> Vec<u16> {
+    let writes = requests
+        .into_iter()
+        .map(|request| async move { request.send().await.unwrap().status().as_u16() });
+    futures::future::join_all(writes).await
 }
 
 /// Two spreadsheets sharing their numbers, committed at once into groups of their own, the

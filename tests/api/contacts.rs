@@ -653,6 +653,37 @@ pub async fn run_sql(app: &TestApp, statements: &[String]) {
     }
 }
 
+/// Gives the contacts listed (in key order, either way) each other's ids, the first the last's,
+/// so that id order is the reverse of key order.
+pub async fn swap_id_order(app: &TestApp, ids: &[String]) {
+    let literal = |id: &[u8]| {
+        let hex = hex::encode(id);
+        if app.database_url.starts_with("sqlite:") {
+            format!("unhex('{hex}')")
+        } else {
+            format!("decode('{hex}', 'hex')")
+        }
+    };
+    // By way of ids no contact has.
+    let moving = |n: usize| literal(&[0xff - n as u8; 16]);
+    let mut statements = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        let id = literal(&stored_id(id));
+        statements.push(format!(
+            "UPDATE contacts SET id = {} WHERE id = {id}",
+            moving(n)
+        ));
+    }
+    for (n, id) in ids.iter().rev().enumerate() {
+        let id = literal(&stored_id(id));
+        statements.push(format!(
+            "UPDATE contacts SET id = {id} WHERE id = {}",
+            moving(n)
+        ));
+    }
+    run_sql(app, &statements).await;
+}
+
 /// A cursor's JSON, decoded from its hex.
 fn cursor_json(cursor: &str) -> Value {
     serde_json::from_slice(&hex::decode(cursor).unwrap()).unwrap()
@@ -663,26 +694,8 @@ fn cursor_json(cursor: &str) -> Value {
 /// was deleted and the ids around it run the other way.
 async fn cursors_hold_where_ids_and_keys_disagree(app: TestApp) {
     let created = namesakes(&app, "Kay", 800).await;
-    // The first contact takes the last one's id, and so on, by way of ids no contact has.
-    let literal = |id: &[u8]| {
-        let hex = hex::encode(id);
-        if app.database_url.starts_with("sqlite:") {
-            format!("unhex('{hex}')")
-        } else {
-            format!("decode('{hex}', 'hex')")
-        }
-    };
-    let moving = |n: usize| literal(&[0xff - n as u8; 16]);
-    let mut statements = Vec::new();
-    for (n, id) in created.iter().enumerate() {
-        let (moving, id) = (moving(n), literal(&stored_id(id)));
-        statements.push(format!("UPDATE contacts SET id = {moving} WHERE id = {id}"));
-    }
-    for (n, id) in created.iter().rev().enumerate() {
-        let (moving, id) = (moving(n), literal(&stored_id(id)));
-        statements.push(format!("UPDATE contacts SET id = {id} WHERE id = {moving}"));
-    }
-    run_sql(&app, &statements).await;
+    // The first contact takes the last one's id, and so on.
+    swap_id_order(&app, &created).await;
     let in_creation_order: Vec<String> = created.iter().rev().cloned().collect();
     for query in [
         "order_by=name&name=Kay",
