@@ -45,18 +45,7 @@ async fn additions_racing_deletes_of_their_contacts_all_succeed(app: TestApp) {
                 .await;
             assert_eq!(added.status(), 200, "round {round}: set-up");
         }
-        let listed: serde_json::Value = app
-            .get("/api/contacts?phone=%2B14155557&limit=100")
-            .await
-            .json()
-            .await
-            .unwrap();
-        let ids: Vec<String> = listed["contacts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["id"].as_str().unwrap().to_owned())
-            .collect();
+        let ids = ids_by_phone_prefix(&app, "%2B14155557").await;
         assert_eq!(ids.len(), numbers.len(), "round {round}");
         let mut requests = Vec::new();
         for (n, group) in groups.iter().enumerate() {
@@ -100,18 +89,7 @@ async fn opt_outs_racing_each_other_and_deletes_all_succeed(app: TestApp) {
             .send_json(Method::PATCH, &path, &json!({"add": numbers}))
             .await;
         assert_eq!(added.status(), 200, "round {round}: set-up");
-        let listed: serde_json::Value = app
-            .get(&format!("/api/contacts?phone=%2B1415558{round}&limit=100"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let ids: Vec<String> = listed["contacts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["id"].as_str().unwrap().to_owned())
-            .collect();
+        let ids = ids_by_phone_prefix(&app, &format!("%2B1415558{round}")).await;
         assert_eq!(ids.len(), numbers.len(), "round {round}");
         swap_id_order(&app, &ids).await;
         let mut reversed = ids.clone();
@@ -146,6 +124,22 @@ async fn opt_outs_racing_each_other_and_deletes_all_succeed(app: TestApp) {
             .unwrap();
         assert_eq!(left["count"], 20, "round {round}: {left}");
     }
+}
+
+/// The ids of up to 100 contacts whose numbers start with `prefix` (URL-encoded), newest first.
+async fn ids_by_phone_prefix(app: &TestApp, prefix: &str) -> Vec<String> {
+    let listed: serde_json::Value = app
+        .get(&format!("/api/contacts?phone={prefix}&limit=100"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    listed["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Sends the requests at once; their statuses, in the order given.

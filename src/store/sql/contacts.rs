@@ -808,6 +808,24 @@ where
         Ok(affected.build_query_as().fetch_all(&mut *conn).await?)
     }
 
+    /// Locks the plan's contacts with these ids (`lock`: the dialect's `LOCK_ROWS` or
+    /// `LOCK_ROWS_KEPT`) in key order, the order every writer of many contacts takes them in.
+    async fn lock_contacts_by_key(
+        conn: &mut Conn<D>,
+        plan: &PlanId,
+        ids: &[ContactId],
+        lock: &str,
+    ) -> StoreResult<()> {
+        let mut contacts =
+            sqlx::QueryBuilder::<D::Db>::new("SELECT key FROM contacts WHERE plan = ");
+        push_plan_key(&mut contacts, plan);
+        contacts.push(" AND id IN ");
+        D::push_id_list(&mut contacts, ids);
+        contacts.push(" ORDER BY key").push(lock);
+        contacts.build().execute(&mut *conn).await?;
+        Ok(())
+    }
+
     /// Deletes the contacts (their memberships with them, the groups' sizes brought up to
     /// date); returns how many there were.
     pub(crate) async fn remove_contacts(
@@ -829,13 +847,7 @@ where
                 .map(|(group, _)| GroupId::from_trusted(group))
                 .collect();
             Self::lock_group_trees(conn, plan, &groups.iter().collect::<Vec<_>>()).await?;
-            let mut contacts =
-                sqlx::QueryBuilder::<D::Db>::new("SELECT key FROM contacts WHERE plan = ");
-            push_plan_key(&mut contacts, plan);
-            contacts.push(" AND id IN ");
-            D::push_id_list(&mut contacts, ids);
-            contacts.push(" ORDER BY key").push(lock);
-            contacts.build().execute(&mut *conn).await?;
+            Self::lock_contacts_by_key(conn, plan, ids, lock).await?;
         }
         let removed = Self::memberships_by_group(conn, plan, ids).await?;
         let mut delete = sqlx::QueryBuilder::<D::Db>::new("DELETE FROM contacts WHERE plan = ");
@@ -1060,13 +1072,7 @@ where
                 // In key order, as a delete locks them (`remove_contacts`): the update would
                 // lock them in id order, and ids need not follow keys (contacts made by two
                 // instances at once, or moved from the first schema).
-                let mut contacts =
-                    sqlx::QueryBuilder::<D::Db>::new("SELECT key FROM contacts WHERE plan = ");
-                push_plan_key(&mut contacts, plan);
-                contacts.push(" AND NOT opted_out AND id IN ");
-                D::push_id_list(&mut contacts, ids);
-                contacts.push(" ORDER BY key").push(lock);
-                contacts.build().execute(&mut *conn).await?;
+                Self::lock_contacts_by_key(conn, plan, ids, lock).await?;
             }
             // The consent rows are written for exactly the contacts the update changed, as it
             // returns them: a concurrent opt-out or change of number cannot slip in between.
