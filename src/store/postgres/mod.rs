@@ -13,7 +13,7 @@ use sqlx::{PgPool, Transaction};
 
 use super::dialect::{Conn, Dialect};
 use super::sql::ContactValues;
-use super::sql::{Recipient, SqlStore, TreeGroup, Wanted};
+use super::sql::{Recipient, SqlStore, TreeGroup, Wanted, push_plan_key};
 use super::*;
 use crate::domain::filter::Value as FilterValue;
 use crate::domain::ids::{ContactId, GroupId, ImportId, PlanId};
@@ -534,10 +534,10 @@ impl Dialect for Postgres {
     /// that an address many contacts of other plans share is neither read nor counted in the
     /// statistics of this plan's search.
     fn push_email_is(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, plan: &PlanId, email: &str) {
+        builder.push(" AND (c.plan::text || ' ' || lower(c.email)) = (");
+        push_plan_key(builder, plan);
         builder
-            .push(" AND (c.plan::text || ' ' || lower(c.email)) = ((SELECT key FROM plans WHERE id = ")
-            .push_bind(plan.as_str().to_owned())
-            .push(")::text || ' ' || lower(")
+            .push("::text || ' ' || lower(")
             .push_bind(email.to_owned())
             .push("))");
     }

@@ -123,7 +123,7 @@ where
 }
 
 /// `(SELECT key FROM plans …)`: the key of plan `plan`, which contacts carry instead of its id.
-fn push_plan_key<DB: Database>(builder: &mut sqlx::QueryBuilder<DB>, plan: &PlanId)
+pub(crate) fn push_plan_key<DB: Database>(builder: &mut sqlx::QueryBuilder<DB>, plan: &PlanId)
 where
     for<'q> String: Encode<'q, DB> + Type<DB>,
 {
