@@ -155,6 +155,10 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     /// The distinct contact keys of the direct members of the groups `keys`, as a compound
     /// select of one column `contact`.
     fn push_group_contacts(builder: &mut QueryBuilder<Self::Db>, keys: &[i64], term: GroupsTerm);
+    /// The condition joining contacts `c` to the keys `u.contact` that `push_group_contacts`
+    /// read from the groups, one of which is `group`: the key alone where it is an index of its
+    /// own, the plan too where the primary key is (plan, key).
+    fn push_member_contact(builder: &mut QueryBuilder<Self::Db>, group: Option<i64>);
     /// A custom field compared with a value of the same JSON type; false for any other.
     fn push_custom_compare(
         builder: &mut QueryBuilder<Self::Db>,

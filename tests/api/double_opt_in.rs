@@ -17,6 +17,7 @@ use crate::on_both_backends;
 
 on_both_backends!(joining_waits_for_the_reply_that_confirms);
 on_both_backends!(sinch_writes_keep_the_double_opt_in);
+on_both_backends!(a_deleted_contact_is_pending_no_more);
 
 const ASKER: &str = "+14155550400";
 const ADDED: &str = "+14155550401";
@@ -289,4 +290,40 @@ async fn sinch_writes_keep_the_double_opt_in(app: TestApp) {
         .await;
     assert_eq!(cleared.status(), 200);
     assert_eq!(group(&app, id).await["auto_update"], Value::Null);
+}
+
+/// Deleting a contact ends its pending memberships with it, and its number asking again is
+/// asked again (on PostgreSQL a trigger removes them, where a foreign key did before migration
+/// 32).
+async fn a_deleted_contact_is_pending_no_more(app: TestApp) {
+    let club = app
+        .create_group(json!({
+            "name": "Club",
+            "auto_update": {"to": "12345", "add": {"first_word": "CLUB"},
+                            "double_opt_in": {"text": "Reply YES to join"}},
+        }))
+        .await;
+    let club_id = club["id"].as_str().unwrap();
+    let asked = inbound(&app, "mo-1", ASKER, "club").await;
+    assert_eq!(asked["action"], "confirmation_requested", "{asked}");
+    let contact = asked["contact_id"].as_str().unwrap().to_owned();
+    assert_eq!(group(&app, club_id).await["pending_count"], 1);
+
+    let deleted = app.delete(&format!("/api/contacts/{contact}")).await;
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(group(&app, club_id).await["pending_count"], 0);
+    let pending: Value = app
+        .get(&format!(
+            "/api/contactgroups/{club_id}/members?state=pending"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pending["count"], 0, "{pending}");
+
+    let again = inbound(&app, "mo-2", ASKER, "club").await;
+    assert_eq!(again["action"], "confirmation_requested", "{again}");
+    assert_ne!(again["contact_id"], contact.as_str(), "{again}");
+    assert_eq!(group(&app, club_id).await["pending_count"], 1);
 }

@@ -33,23 +33,35 @@ pub(super) struct Look {
 
 /// What the merge sends of each contact it keeps: its number, or a [`Recipient`].
 pub(super) trait Looked: Sized + Send {
-    /// The rows of the contacts `keys` (in order), opted-out ones left out as `how` says.
+    /// The rows of the contacts `keys` (in order) of the plan `plan` (its key), opted-out ones
+    /// left out as `how` says.
     fn look_up(
         conn: &mut PgConnection,
+        plan: i64,
         keys: &[i64],
         how: Look,
     ) -> impl Future<Output = StoreResult<Vec<Self>>> + Send;
 }
 
 impl Looked for String {
-    async fn look_up(conn: &mut PgConnection, keys: &[i64], how: Look) -> StoreResult<Vec<Self>> {
-        numbers_of(conn, keys, how.skip_opted_out).await
+    async fn look_up(
+        conn: &mut PgConnection,
+        plan: i64,
+        keys: &[i64],
+        how: Look,
+    ) -> StoreResult<Vec<Self>> {
+        numbers_of(conn, plan, keys, how.skip_opted_out).await
     }
 }
 
 impl Looked for Recipient {
-    async fn look_up(conn: &mut PgConnection, keys: &[i64], how: Look) -> StoreResult<Vec<Self>> {
-        details_of(conn, keys, how).await
+    async fn look_up(
+        conn: &mut PgConnection,
+        plan: i64,
+        keys: &[i64],
+        how: Look,
+    ) -> StoreResult<Vec<Self>> {
+        details_of(conn, plan, keys, how).await
     }
 }
 
@@ -67,8 +79,23 @@ pub(super) async fn send_merged<T: Looked>(
     const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     let mut tx = conn.begin_with(BEGIN).await?;
     let conn = tx.acquire().await?;
+    // Contacts are found by plan and key (the primary key): the plan is the groups'.
+    let plan: Option<i64> = match include.first() {
+        Some(group) => {
+            sqlx::query_scalar(PLAN_OF_GROUP)
+                .bind(group)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+        None => None,
+    };
+    let Some(plan) = plan else {
+        // No group to send, or it was deleted: no member.
+        tx.commit().await?;
+        return Ok(());
+    };
     let Some(lookup) = lookup else {
-        let sink = Sink::Direct { how, sender };
+        let sink = Sink::Direct { plan, how, sender };
         merge_keys(conn, include, exclude, &sink).await?;
         tx.commit().await?;
         return Ok(());
@@ -91,7 +118,7 @@ pub(super) async fn send_merged<T: Looked>(
         async move { merge_keys(conn, include, exclude, &Sink::<T>::Channel(chunks)).await };
     let looking_up = async {
         while let Some(keys) = merged.recv().await {
-            let rows = T::look_up(lookup, &keys, how).await?;
+            let rows = T::look_up(lookup, plan, &keys, how).await?;
             if !rows.is_empty() && sender.send(Ok(rows)).await.is_err() {
                 // The reader has gone: stop the merge too.
                 merged.close();
@@ -112,7 +139,11 @@ pub(super) async fn send_merged<T: Looked>(
 /// connection itself and sent on.
 enum Sink<'a, T> {
     Channel(mpsc::Sender<Vec<i64>>),
-    Direct { how: Look, sender: &'a Chunks<T> },
+    Direct {
+        plan: i64,
+        how: Look,
+        sender: &'a Chunks<T>,
+    },
 }
 
 impl<T: Looked> Sink<'_, T> {
@@ -120,8 +151,8 @@ impl<T: Looked> Sink<'_, T> {
     async fn take(&self, conn: &mut PgConnection, keys: Vec<i64>) -> StoreResult<bool> {
         match self {
             Self::Channel(chunks) => Ok(chunks.send(keys).await.is_ok()),
-            Self::Direct { how, sender } => {
-                let rows = T::look_up(conn, &keys, *how).await?;
+            Self::Direct { plan, how, sender } => {
+                let rows = T::look_up(conn, *plan, &keys, *how).await?;
                 Ok(rows.is_empty() || sender.send(Ok(rows)).await.is_ok())
             }
         }
@@ -175,15 +206,20 @@ const GROUP_PAGE: &str = "SELECT array_agg(contact) FROM ( \
      SELECT contact FROM group_members WHERE grp = $1 AND contact > $2 \
      ORDER BY contact LIMIT $3) page";
 
-/// The numbers of the contacts `$1`, in key order, opted-out ones left out when `$2`: one probe
-/// of the primary key per contact.
-const NUMBERS_OF_KEYS: &str = "SELECT array_agg(phone ORDER BY key) FROM contacts \
-     WHERE key = ANY($1) AND NOT (opted_out AND $2)";
+/// The key of the plan of the group `$1`.
+const PLAN_OF_GROUP: &str =
+    "SELECT p.key FROM contact_groups g JOIN plans p ON p.id = g.plan_id WHERE g.key = $1";
 
-/// The keys and numbers of every contact with a key from `$1` to `$2`, in key order, opted-out
-/// ones left out when `$3`: one range of the primary key.
+/// The numbers of the contacts `$1` of the plan `$3`, in key order, opted-out ones left out when
+/// `$2`: one probe of the primary key per contact.
+const NUMBERS_OF_KEYS: &str = "SELECT array_agg(phone ORDER BY key) FROM contacts \
+     WHERE plan = $3 AND key = ANY($1) AND NOT (opted_out AND $2)";
+
+/// The keys and numbers of every contact of the plan `$4` with a key from `$1` to `$2`, in key
+/// order, opted-out ones left out when `$3`: one range of the primary key.
 const NUMBERS_IN_RANGE: &str = "SELECT array_agg(key), array_agg(phone) FROM ( \
-     SELECT key, phone FROM contacts WHERE key BETWEEN $1 AND $2 AND NOT (opted_out AND $3) \
+     SELECT key, phone FROM contacts \
+     WHERE plan = $4 AND key BETWEEN $1 AND $2 AND NOT (opted_out AND $3) \
      ORDER BY key) range";
 
 /// A chunk whose keys fill at least this share of the range they span is read as the range
@@ -194,6 +230,7 @@ const DENSE: usize = 4;
 /// The numbers of the contacts `keys` (in order), opted-out ones left out with `skip_opted_out`.
 async fn numbers_of(
     conn: &mut PgConnection,
+    plan: i64,
     keys: &[i64],
     skip_opted_out: bool,
 ) -> StoreResult<Vec<String>> {
@@ -205,6 +242,7 @@ async fn numbers_of(
         let numbers: Option<Vec<String>> = sqlx::query_scalar(NUMBERS_OF_KEYS)
             .bind(keys)
             .bind(skip_opted_out)
+            .bind(plan)
             .fetch_one(&mut *conn)
             .await?;
         return Ok(numbers.unwrap_or_default());
@@ -214,6 +252,7 @@ async fn numbers_of(
             .bind(first)
             .bind(last)
             .bind(skip_opted_out)
+            .bind(plan)
             .fetch_one(&mut *conn)
             .await?;
     // Both aggregates read the rows in one order, so the arrays pair up; that order is the
@@ -263,9 +302,9 @@ fn details_query(of_keys: bool, wanted: Wanted) -> String {
     let arrays = "array_agg(key), array_agg(phone), array_agg(first_name), \
                   array_agg(last_name), array_agg(fields), array_agg(time_zone)";
     let rows = if of_keys {
-        "key = ANY($1) AND NOT (opted_out AND $2)"
+        "plan = $3 AND key = ANY($1) AND NOT (opted_out AND $2)"
     } else {
-        "key BETWEEN $1 AND $2 AND NOT (opted_out AND $3)"
+        "plan = $4 AND key BETWEEN $1 AND $2 AND NOT (opted_out AND $3)"
     };
     format!("SELECT {arrays} FROM (SELECT {columns} FROM contacts WHERE {rows} ORDER BY key) range")
 }
@@ -284,6 +323,7 @@ type DetailArrays = (
 /// reads numbers: key by key, or as their range when the keys fill it densely.
 async fn details_of(
     conn: &mut PgConnection,
+    plan: i64,
     keys: &[i64],
     how: Look,
 ) -> StoreResult<Vec<Recipient>> {
@@ -295,6 +335,7 @@ async fn details_of(
         sqlx::query_as(sqlx::AssertSqlSafe(details_query(true, how.wanted)))
             .bind(keys)
             .bind(how.skip_opted_out)
+            .bind(plan)
             .fetch_one(&mut *conn)
             .await?
     } else {
@@ -302,6 +343,7 @@ async fn details_of(
             .bind(first)
             .bind(last)
             .bind(how.skip_opted_out)
+            .bind(plan)
             .fetch_one(&mut *conn)
             .await?
     };

@@ -318,7 +318,8 @@ impl Dialect for Postgres {
     const MEMBER_PAGE: &'static str = "SELECT json_agg(json_build_array(encode(id, 'hex'), phone, first_name, last_name, \
          opted_out) ORDER BY key)::text \
          FROM (SELECT c.key, c.id, c.phone, c.first_name, c.last_name, c.opted_out \
-         FROM group_members m JOIN contacts c ON c.key = m.contact \
+         FROM group_members m JOIN contacts c \
+             ON c.plan = (SELECT key FROM plans WHERE id = $1) AND c.key = m.contact \
          WHERE m.grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
          AND m.contact > CASE WHEN length($3) = 0 THEN 0 ELSE COALESCE( \
              (SELECT key FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = $1) AND id = $3), \
@@ -474,6 +475,17 @@ impl Dialect for Postgres {
             .push("(SELECT unnest(")
             .push_bind(keys)
             .push("::bigint[]) AS value)");
+    }
+
+    /// The primary key is (plan, key): the plan is the group's.
+    fn push_member_contact(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, group: Option<i64>) {
+        if let Some(group) = group {
+            builder
+                .push("c.plan = (SELECT p.key FROM contact_groups g JOIN plans p ON p.id = g.plan_id WHERE g.key = ")
+                .push_bind(group)
+                .push(") AND ");
+        }
+        builder.push("c.key = u.contact");
     }
 
     /// The contact keys of the direct members of `keys` as one term of a compound select, kept or

@@ -66,7 +66,9 @@ where
             return Ok(0);
         }
         let mut lookup =
-            sqlx::QueryBuilder::<D::Db>::new("SELECT id, phone FROM contacts WHERE key IN ");
+            sqlx::QueryBuilder::<D::Db>::new("SELECT id, phone FROM contacts WHERE plan = ");
+        push_plan_key(&mut lookup, plan);
+        lookup.push(" AND key IN ");
         D::push_key_list(&mut lookup, requested);
         lookup.push(" ORDER BY phone");
         let contacts = stored_id_phones(lookup.build_query_as().fetch_all(&mut *conn).await?)?;
@@ -263,8 +265,8 @@ where
         let expired: Vec<(i64, i64, String, String, Vec<u8>, String)> = sqlx::query_as(
             "SELECT p.grp, p.contact, pl.id, g.id, c.id, c.phone FROM pending_members p \
                  JOIN contact_groups g ON g.key = p.grp \
-                 JOIN contacts c ON c.key = p.contact \
-                 JOIN plans pl ON pl.key = c.plan \
+                 JOIN plans pl ON pl.id = g.plan_id \
+                 JOIN contacts c ON c.plan = pl.key AND c.key = p.contact \
                  WHERE p.expires_at <= $1",
         )
         .bind(now.millis())
@@ -323,7 +325,8 @@ where
         let rows: Vec<PendingRow> = sqlx::query_as(
             "SELECT c.id, c.phone, c.first_name, c.last_name, c.opted_out, p.requested_at, \
                  p.expires_at FROM pending_members p \
-                 JOIN contacts c ON c.key = p.contact \
+                 JOIN contacts c \
+                     ON c.plan = (SELECT key FROM plans WHERE id = $1) AND c.key = p.contact \
                  WHERE p.grp = (SELECT key FROM contact_groups WHERE plan_id = $1 AND id = $2) \
                  ORDER BY p.requested_at, c.id LIMIT $3 OFFSET $4",
         )

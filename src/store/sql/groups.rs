@@ -724,7 +724,8 @@ where
         }
         builder
             .push(D::MERGE_ORDER)
-            .push(") AS u JOIN contacts c ON c.key = u.contact");
+            .push(") AS u JOIN contacts c ON ");
+        D::push_member_contact(builder, include.first().copied());
         if opted_in {
             builder.push(" WHERE NOT c.opted_out");
         }

@@ -450,6 +450,11 @@ impl Dialect for Sqlite {
     /// SQLite merges the ranges instead of building a temporary index of the keys. The keys are
     /// written into the text (they are integers the database gave), so that the inline reader
     /// has nothing to bind.
+    /// The key is the rowid.
+    fn push_member_contact(builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>, _: Option<i64>) {
+        builder.push("c.key = u.contact");
+    }
+
     fn push_group_contacts(
         builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>,
         keys: &[i64],
