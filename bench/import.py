@@ -7,14 +7,16 @@ five more columns) timed four ways in one run, each on a fresh database:
     psql \\copy        into a one-table schema with a primary key (the raw tool)
     roster import     into a new group, on PostgreSQL
 
-    python3 bench/import.py [--rows N] [--skip-postgres] [--rss-rows M]
-                            [--baseline LABEL=PATH ...]
+    python3 bench/import.py [--rows N] [--order sequential|scattered] [--skip-postgres]
+                            [--rss-rows M] [--baseline LABEL=PATH ...]
 
 Prints each time, the ratio of roster to its raw tool (target: at most 2.0) and roster's peak
 resident memory (target: under 200 MB whatever N). Beside them, the raw tool loading the same
 file into Roster's own schema (contacts with their indexes, and the group's memberships, by
 INSERT … SELECT from a staged copy, no validation): the floor any import into that schema pays.
-Each `--baseline` is another build of roster (e.g. the previous release) importing the same file
+`--order scattered` writes the same rows in an order scattered over the numbers, as a customer
+list sorted by name or by customer id is: every insert into an index of numbers lands in a
+different place. Each `--baseline` is another build of roster (e.g. the previous release) importing the same file
 into a fresh database of its own in the same run; every build's database is then measured: bytes
 per row on SQLite (the file) and on PostgreSQL (each table with its indexes), then bytes per
 contact and per membership once vacuumed (SQLite: `dbstat`; PostgreSQL: after VACUUM FULL).
@@ -22,6 +24,7 @@ contact and per membership once vacuumed (SQLite: `dbstat`; PostgreSQL: after VA
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -38,11 +41,19 @@ LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", 
 CITIES = ["London", "Zürich", "New York", "São Paulo", "Lagos", "Mumbai", "Tokyo", "Sydney"]
 
 
-def generate(path, rows):
-    """Distinct valid US numbers (+1 415 2xx xxxx, …): the same file for the same N."""
+def generate(path, rows, scattered=False):
+    """Distinct valid US numbers (+1 415 2xx xxxx, …): the same file for the same N. Scattered,
+    the line j holds row i = j × stride mod N, the stride a number coprime with N near N/φ, so
+    that consecutive lines are far apart and every stretch of lines spreads over all numbers."""
+    stride = 1
+    if scattered:
+        stride = int(rows / 1.618033988749895) | 1
+        while math.gcd(stride, rows) != 1:
+            stride += 2
     with open(path, "w", encoding="utf-8", newline="") as out:
         out.write("phone,first_name,last_name,email,city,customer_id\n")
-        for i in range(rows):
+        for line in range(rows):
+            i = line * stride % rows
             area = (415, 212, 646, 718, 310, 312, 617, 206, 303, 512)[i // 8_000_000 % 10]
             exchange = 200 + (i // 10_000) % 800
             phone = f"+1{area}{exchange}{i % 10_000:04d}"
@@ -181,6 +192,8 @@ def peak_rss_of(cmd):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--order", choices=("sequential", "scattered"), default="sequential",
+                        help="the file's rows in the order of their numbers, or scattered")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--rss-rows", type=int, default=0,
                         help="also measure peak memory importing a file of this many rows")
@@ -194,7 +207,7 @@ def main():
     os.chmod(workdir, 0o755)
     csv_path = os.path.join(workdir, "contacts.csv")
     print(f"generating {args.rows} rows...", file=sys.stderr)
-    generate(csv_path, args.rows)
+    generate(csv_path, args.rows, args.order == "scattered")
     os.chmod(csv_path, 0o644)
     size_mb = os.path.getsize(csv_path) / 1e6
     results = []
@@ -250,8 +263,8 @@ def main():
                 footprints.append(("PostgreSQL", label, postgres_bytes(other)))
                 splits.append(("PostgreSQL", label, postgres_split(other)))
     try:
-        print(f"\nimport of {args.rows:,} rows ({size_mb:.0f} MB CSV: phone + 5 columns) "
-              "into a new group\n")
+        print(f"\nimport of {args.rows:,} rows ({size_mb:.0f} MB CSV: phone + 5 columns, "
+              f"{args.order} order) into a new group\n")
         print(f"{'backend':<11} {'raw tool':<16} {'raw s':>7} {'roster s':>9} {'ratio':>6} "
               f"{'floor s':>8} {'roster/floor':>13}")
         for backend, tool, raw_s, roster_s, floor_s, report in results:
