@@ -98,8 +98,10 @@ def raw_query(plan, groups, merged):
                   for group in (g, c1, c2)]
         return ("SELECT c.phone FROM (" + " UNION ".join(ranges) + " ORDER BY 1) AS u "
                 "JOIN contacts c ON c.key = u.contact WHERE NOT c.opted_out")
+    # PostgreSQL finds a contact by plan and key (its primary key since migration 32).
     return " UNION ALL ".join(
-        f"(SELECT c.phone FROM group_members m JOIN contacts c ON c.key = m.contact "
+        f"(SELECT c.phone FROM group_members m JOIN contacts c "
+        f"ON c.plan = {plan_key(plan)} AND c.key = m.contact "
         f"WHERE m.grp = {group_key(plan, group)} AND NOT c.opted_out ORDER BY m.contact)"
         for group in (g, c1, c2))
 

@@ -14,17 +14,19 @@ ALTER TABLE contacts DROP CONSTRAINT contacts_key;
 DROP INDEX contacts_by_plan;
 ALTER TABLE contacts ADD CONSTRAINT contacts_key PRIMARY KEY (plan, key);
 
--- The contacts of `rows` (a transition table of (grp, contact)), locked, in the plans of their
--- groups: a count short of the distinct contacts named means one does not exist, or is another
--- plan's. Both arrays are read with `= ANY`, one index descent per element.
-CREATE FUNCTION contacts_named_by_members(groups bigint[], contacts bigint[]) RETURNS bigint
+-- How many of the contacts `contact_keys` exist in the plan of the groups `group_keys` (the
+-- distinct keys of an inserted statement; a statement writes one plan's rows), locked: fewer
+-- than the contacts named means one does not exist, or is another plan's. The plan is one value
+-- and the keys an array read with `= ANY`, one descent of the primary key each (an array of
+-- plans too took a fifth longer for 100,000 keys).
+CREATE FUNCTION contacts_named_by_members(group_keys bigint[], contact_keys bigint[])
+RETURNS bigint
 LANGUAGE sql AS $$
     SELECT count(*) FROM (
         SELECT 1 FROM contacts c
-        WHERE c.plan = ANY (ARRAY(
-                  SELECT DISTINCT p.key FROM contact_groups g JOIN plans p ON p.id = g.plan_id
-                  WHERE g.key = ANY (groups)))
-          AND c.key = ANY (contacts)
+        WHERE c.plan = (SELECT p.key FROM contact_groups g JOIN plans p ON p.id = g.plan_id
+                        WHERE g.key = ANY (group_keys) LIMIT 1)
+          AND c.key = ANY (contact_keys)
         FOR KEY SHARE OF c) locked
 $$;
 

@@ -156,9 +156,9 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     /// select of one column `contact`.
     fn push_group_contacts(builder: &mut QueryBuilder<Self::Db>, keys: &[i64], term: GroupsTerm);
     /// The condition joining contacts `c` to the keys `u.contact` that `push_group_contacts`
-    /// read from the groups, one of which is `group`: the key alone where it is an index of its
-    /// own, the plan too where the primary key is (plan, key).
-    fn push_member_contact(builder: &mut QueryBuilder<Self::Db>, group: Option<i64>);
+    /// read from the groups `groups`: the key alone where it is an index of its own, the plan
+    /// too where the primary key is (plan, key).
+    fn push_member_contact(builder: &mut QueryBuilder<Self::Db>, groups: &[i64]);
     /// A custom field compared with a value of the same JSON type; false for any other.
     fn push_custom_compare(
         builder: &mut QueryBuilder<Self::Db>,

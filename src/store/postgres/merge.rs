@@ -80,17 +80,12 @@ pub(super) async fn send_merged<T: Looked>(
     let mut tx = conn.begin_with(BEGIN).await?;
     let conn = tx.acquire().await?;
     // Contacts are found by plan and key (the primary key): the plan is the groups'.
-    let plan: Option<i64> = match include.first() {
-        Some(group) => {
-            sqlx::query_scalar(PLAN_OF_GROUP)
-                .bind(group)
-                .fetch_optional(&mut *conn)
-                .await?
-        }
-        None => None,
-    };
+    let plan: Option<i64> = sqlx::query_scalar(PLAN_OF_GROUPS)
+        .bind(include)
+        .fetch_optional(&mut *conn)
+        .await?;
     let Some(plan) = plan else {
-        // No group to send, or it was deleted: no member.
+        // No group to send is left: no member either.
         tx.commit().await?;
         return Ok(());
     };
@@ -206,9 +201,9 @@ const GROUP_PAGE: &str = "SELECT array_agg(contact) FROM ( \
      SELECT contact FROM group_members WHERE grp = $1 AND contact > $2 \
      ORDER BY contact LIMIT $3) page";
 
-/// The key of the plan of the group `$1`.
-const PLAN_OF_GROUP: &str =
-    "SELECT p.key FROM contact_groups g JOIN plans p ON p.id = g.plan_id WHERE g.key = $1";
+/// The key of the plan of the groups `$1` (all of one plan).
+const PLAN_OF_GROUPS: &str = "SELECT p.key FROM contact_groups g JOIN plans p ON p.id = g.plan_id \
+     WHERE g.key = ANY($1) LIMIT 1";
 
 /// The numbers of the contacts `$1` of the plan `$3`, in key order, opted-out ones left out when
 /// `$2`: one probe of the primary key per contact.

@@ -477,15 +477,15 @@ impl Dialect for Postgres {
             .push("::bigint[]) AS value)");
     }
 
-    /// The primary key is (plan, key): the plan is the group's.
-    fn push_member_contact(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, group: Option<i64>) {
-        if let Some(group) = group {
-            builder
-                .push("c.plan = (SELECT p.key FROM contact_groups g JOIN plans p ON p.id = g.plan_id WHERE g.key = ")
-                .push_bind(group)
-                .push(") AND ");
-        }
-        builder.push("c.key = u.contact");
+    /// The primary key is (plan, key): the plan is the groups'.
+    fn push_member_contact(builder: &mut sqlx::QueryBuilder<sqlx::Postgres>, groups: &[i64]) {
+        builder
+            .push(
+                "c.plan = (SELECT p.key FROM contact_groups g JOIN plans p ON p.id = g.plan_id \
+                 WHERE g.key = ANY(",
+            )
+            .push_bind(groups.to_vec())
+            .push(") LIMIT 1) AND c.key = u.contact");
     }
 
     /// The contact keys of the direct members of `keys` as one term of a compound select, kept or

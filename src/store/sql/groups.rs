@@ -725,7 +725,7 @@ where
         builder
             .push(D::MERGE_ORDER)
             .push(") AS u JOIN contacts c ON ");
-        D::push_member_contact(builder, include.first().copied());
+        D::push_member_contact(builder, include);
         if opted_in {
             builder.push(" WHERE NOT c.opted_out");
         }

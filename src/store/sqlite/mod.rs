@@ -451,7 +451,7 @@ impl Dialect for Sqlite {
     /// written into the text (they are integers the database gave), so that the inline reader
     /// has nothing to bind.
     /// The key is the rowid.
-    fn push_member_contact(builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>, _: Option<i64>) {
+    fn push_member_contact(builder: &mut sqlx::QueryBuilder<sqlx::Sqlite>, _: &[i64]) {
         builder.push("c.key = u.contact");
     }
 
