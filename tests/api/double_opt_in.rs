@@ -44,6 +44,15 @@ async fn group(app: &TestApp, id: &str) -> Value {
         .unwrap()
 }
 
+/// The group's pending members page.
+async fn pending_members(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/api/contactgroups/{id}/members?state=pending"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The messages logged so far.
 fn logged(path: &std::path::Path) -> Vec<LogLine> {
     std::fs::read_to_string(path)
@@ -79,14 +88,7 @@ async fn joining_waits_for_the_reply_that_confirms(app: TestApp) {
     let read = group(&app, &club_id).await;
     assert_eq!(read["size"], 1, "{read}");
     assert_eq!(read["pending_count"], 1, "{read}");
-    let pending: Value = app
-        .get(&format!(
-            "/api/contactgroups/{club_id}/members?state=pending"
-        ))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let pending = pending_members(&app, &club_id).await;
     assert_eq!(pending["count"], 1, "{pending}");
     assert_eq!(pending["members"][0]["phone"], ASKER, "{pending}");
     assert_eq!(pending["members"][0]["state"], "pending", "{pending}");
@@ -312,14 +314,7 @@ async fn a_deleted_contact_is_pending_no_more(app: TestApp) {
     let deleted = app.delete(&format!("/api/contacts/{contact}")).await;
     assert_eq!(deleted.status(), 204);
     assert_eq!(group(&app, club_id).await["pending_count"], 0);
-    let pending: Value = app
-        .get(&format!(
-            "/api/contactgroups/{club_id}/members?state=pending"
-        ))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let pending = pending_members(&app, club_id).await;
     assert_eq!(pending["count"], 0, "{pending}");
 
     let again = inbound(&app, "mo-2", ASKER, "club").await;
