@@ -272,3 +272,44 @@ async fn imports_queue_behind_a_running_import_sqlite() {
 async fn imports_queue_behind_a_running_import_postgres() {
     imports_queue_behind_a_running_import(Backend::Postgres).await;
 }
+
+/// On SQLite an import waits for the file's write lock held by another process (`roster import`
+/// beside a server that is importing, or the reverse) as it waits for an import of its own
+/// process: past the write wait, up to the import queue's. Before, it failed as busy after the
+/// write wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_waits_for_another_process_holding_sqlite() {
+    let Some(app) = app(Backend::Sqlite).await else {
+        return;
+    };
+    // The other process: a connection of its own, holding the file's write lock.
+    let mut other = <sqlx::SqliteConnection as sqlx::Connection>::connect(&app.database_url)
+        .await
+        .expect("a connection");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .expect("the write lock");
+    let (rows, import) = start_import(&app, 0);
+    rows.send(ImportMessage::Rows((0..10).map(row).collect()))
+        .await
+        .expect("the import reads");
+    rows.send(ImportMessage::Finish(ImportReport {
+        rows: 10,
+        ..ImportReport::default()
+    }))
+    .await
+    .expect("the import finishes reading");
+    // Past the write wait (1 s) twice over.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        !import.is_finished(),
+        "the import ended while another process held the file"
+    );
+    sqlx::query("COMMIT")
+        .execute(&mut other)
+        .await
+        .expect("the other process's write ends");
+    let written = import.await.expect("the import task").expect("the import");
+    assert_eq!(written.created, 10);
+}

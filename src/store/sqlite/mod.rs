@@ -38,6 +38,10 @@ pub(crate) struct Sqlite {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// The pause between an import's tries for the file's write lock while another process holds
+/// it (see `begin_import`).
+const OTHER_PROCESS_PAUSE: Duration = Duration::from_millis(100);
+
 /// More groups than this are read as one term with a temporary index for `DISTINCT`: SQLite
 /// allows 500 terms in a compound select, and each term adds a step to every row's merge.
 const MAX_MERGED_GROUPS: usize = 64;
@@ -252,19 +256,43 @@ impl Dialect for Sqlite {
     /// The write transaction of an import, counted while it is open. It holds the single
     /// writer, so imports take turns in the import queue first: a second one waits for the
     /// first to finish, however long it runs, instead of failing after the write wait as
-    /// other writes do.
+    /// other writes do. The file's write lock held by another process (an import from the
+    /// command line beside a server, or the server's import beside the command line) is
+    /// waited for the same way, a write wait at a time, up to [`IMPORT_QUEUE_WAIT`] in all.
     async fn begin_import(
         &self,
         _plan: &PlanId,
     ) -> StoreResult<(Transaction<'static, sqlx::Sqlite>, Importing)> {
+        let queued = std::time::Instant::now();
         let turn = tokio::time::timeout(IMPORT_QUEUE_WAIT, self.import_queue.clone().lock_owned())
             .await
             .map_err(|_| StoreError::Busy {
                 cause: BusyCause::ImportQueue,
                 waited: IMPORT_QUEUE_WAIT,
             })?;
-        let tx = self.begin_write().await?;
-        Ok((tx, Importing::start(Some(&self.importing), Some(turn))))
+        loop {
+            match self.begin_write().await {
+                Ok(tx) => return Ok((tx, Importing::start(Some(&self.importing), Some(turn)))),
+                Err(StoreError::Busy {
+                    cause: BusyCause::OtherProcess,
+                    ..
+                }) if queued.elapsed() < IMPORT_QUEUE_WAIT => {
+                    // Each try waited the write wait in SQLite's busy handler; this pause only
+                    // keeps a write wait of zero from spinning.
+                    tokio::time::sleep(OTHER_PROCESS_PAUSE).await;
+                }
+                Err(StoreError::Busy {
+                    cause: BusyCause::OtherProcess,
+                    ..
+                }) => {
+                    return Err(StoreError::Busy {
+                        cause: BusyCause::OtherProcess,
+                        waited: queued.elapsed(),
+                    });
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// Writers are serialised, so a plain read is as good as a lock.
