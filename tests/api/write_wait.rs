@@ -140,17 +140,7 @@ async fn imports_queue_behind_a_running_import(backend: Backend) {
     let mut queued = Vec::new();
     for n in 1..=20u64 {
         let (rows, import) = start_import(&app, n);
-        rows.send(ImportMessage::Rows(
-            (n * 10..n * 10 + 10).map(row).collect(),
-        ))
-        .await
-        .expect("the import reads");
-        rows.send(ImportMessage::Finish(ImportReport {
-            rows: 10,
-            ..ImportReport::default()
-        }))
-        .await
-        .expect("the import finishes reading");
+        read_whole(&rows, n * 10).await;
         queued.push(import);
     }
     // Past the write wait (1 s) twice over.
@@ -224,6 +214,19 @@ fn start_import(app: &TestApp, n: u64) -> (tokio::sync::mpsc::Sender<ImportMessa
     (rows, import)
 }
 
+/// Feeds an import of `start_import` its whole file: ten rows from the number `first` on.
+async fn read_whole(rows: &tokio::sync::mpsc::Sender<ImportMessage>, first: u64) {
+    rows.send(ImportMessage::Rows((first..first + 10).map(row).collect()))
+        .await
+        .expect("the import reads");
+    rows.send(ImportMessage::Finish(ImportReport {
+        rows: 10,
+        ..ImportReport::default()
+    }))
+    .await
+    .expect("the import finishes reading");
+}
+
 /// Returns once an import has taken its turn: on SQLite, once it holds the writer (a write
 /// then waits in vain); on PostgreSQL, once the plan's import lock is granted.
 async fn until_an_import_has_its_turn(app: &TestApp, backend: Backend) {
@@ -291,15 +294,7 @@ async fn an_import_waits_for_another_process_holding_sqlite() {
         .await
         .expect("the write lock");
     let (rows, import) = start_import(&app, 0);
-    rows.send(ImportMessage::Rows((0..10).map(row).collect()))
-        .await
-        .expect("the import reads");
-    rows.send(ImportMessage::Finish(ImportReport {
-        rows: 10,
-        ..ImportReport::default()
-    }))
-    .await
-    .expect("the import finishes reading");
+    read_whole(&rows, 0).await;
     // Past the write wait (1 s) twice over.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(

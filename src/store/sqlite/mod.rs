@@ -276,19 +276,17 @@ impl Dialect for Sqlite {
                 Err(StoreError::Busy {
                     cause: BusyCause::OtherProcess,
                     ..
-                }) if queued.elapsed() < IMPORT_QUEUE_WAIT => {
+                }) => {
+                    let waited = queued.elapsed();
+                    if waited >= IMPORT_QUEUE_WAIT {
+                        return Err(StoreError::Busy {
+                            cause: BusyCause::OtherProcess,
+                            waited,
+                        });
+                    }
                     // Each try waited the write wait in SQLite's busy handler; this pause only
                     // keeps a write wait of zero from spinning.
                     tokio::time::sleep(OTHER_PROCESS_PAUSE).await;
-                }
-                Err(StoreError::Busy {
-                    cause: BusyCause::OtherProcess,
-                    ..
-                }) => {
-                    return Err(StoreError::Busy {
-                        cause: BusyCause::OtherProcess,
-                        waited: queued.elapsed(),
-                    });
                 }
                 Err(error) => return Err(error),
             }
