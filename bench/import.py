@@ -98,7 +98,10 @@ def floor_sqlite(csv_path, db):
                            f"sqlite://{db}"]).stdout)["service_plan_id"]
     insert = FLOOR_SQL.format(plan=plan, id="CAST(printf('%016d', rowid) AS BLOB)",
                               fields="json_object('city', city, 'customer_id', customer_id)")
+    # Roster's connections' settings, its 16 MB page cache included (the CLI's own is 2 MB, which
+    # made the floor of a scattered file a third slower than Roster's cache would).
     script = ("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;\n"
+              "PRAGMA cache_size=-16384;\n"
               "CREATE TEMP TABLE staged (phone, first_name, last_name, email, city, customer_id);\n"
               f".import --csv --skip 1 {csv_path} staged\n"
               f"BEGIN;\n{insert}\nCOMMIT;\n")

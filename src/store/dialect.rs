@@ -38,6 +38,9 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
     type Done: RowsAffected;
     /// A list of values as one parameter (`phone_list`).
     type List: for<'q> Encode<'q, Self::Db> + Type<Self::Db> + Send + 'static;
+    /// An import's new contacts bound into the statements that insert them: bound on the
+    /// import's preparing thread (`import_prepare`), so that the writer only runs them.
+    type NewContacts: Send + 'static;
 
     /// The pool that serves reads.
     fn reader(&self) -> &Pool<Self::Db>;
@@ -186,14 +189,28 @@ pub(crate) trait Dialect: Clone + Send + Sync + Sized + 'static {
         numbers: &[&ParsedNumber],
         now: i64,
     ) -> impl Future<Output = StoreResult<Vec<i64>>> + Send;
-    /// Inserts an import's contacts whose numbers the plan does not have yet; returns the
-    /// numbers inserted, each with its contact's key.
+    /// The key the next contact inserted will have, where the dialect gives contacts' keys
+    /// itself (SQLite, whose import holds the only writer); `None` where the database draws
+    /// them.
+    fn next_contact_key(
+        conn: &mut Conn<Self>,
+    ) -> impl Future<Output = StoreResult<Option<i64>>> + Send;
+    /// Binds `contacts` of the plan with key `plan` for `insert_import_contacts`, their keys
+    /// counted from `first_key` where the dialect gives keys.
+    fn bind_import_contacts(
+        plan: i64,
+        contacts: &[ContactValues],
+        first_key: Option<i64>,
+        now: i64,
+    ) -> Self::NewContacts;
+    /// Inserts `contacts`, as `bound`, where the plan does not have their numbers yet;
+    /// returns, for each contact in order, its key if it was inserted and `None` if the number
+    /// was there.
     fn insert_import_contacts(
         conn: &mut Conn<Self>,
-        plan: &PlanId,
+        bound: Self::NewContacts,
         contacts: &[ContactValues],
-        now: i64,
-    ) -> impl Future<Output = StoreResult<Vec<(String, i64)>>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<Option<i64>>>> + Send;
     /// Rewrites the contacts an import changed (all but the number).
     fn update_import_contacts(
         conn: &mut Conn<Self>,

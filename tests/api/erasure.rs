@@ -161,6 +161,14 @@ async fn an_erased_number_stays_gone_until_its_owner_returns(app: TestApp) {
         )
         .await;
     assert!(errors.contains("erased"), "{errors}");
+    // The row after the erased one is written with its own values.
+    let new: Value = app
+        .get("/api/contacts?phone=14155550302")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(new["contacts"][0]["first_name"], "New", "{new}");
 
     // Its messages are not acted on, nor kept; only its own opt-in brings it back.
     let ignored = inbound(&app, "mo-2", "JOIN").await;

@@ -653,6 +653,17 @@ async fn numbers_met_again_are_left_out_at_any_distance(app: TestApp) {
         .collect();
     assert_eq!(rows, ["4", "9000", "11000"], "{errors}");
     assert!(errors.contains("earlier row"), "{errors}");
+    // The group holds the file's numbers, each once: the existing contact beside the new ones
+    // of its chunk, each new one by its own key.
+    let group_id = report["groups"][0]["id"].as_str().unwrap();
+    let members = app.member_numbers(group_id).await;
+    let mut expected: Vec<String> = (2..=12_001)
+        .filter(|row| ![3, 4, 9_000, 11_000].contains(row))
+        .map(number)
+        .chain([existing.to_owned()])
+        .collect();
+    expected.sort();
+    assert_eq!(members, expected);
 
     // The same file again: every first occurrence is found unchanged, the rest are still
     // duplicates.

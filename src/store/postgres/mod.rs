@@ -145,6 +145,7 @@ impl Dialect for Postgres {
     type Db = sqlx::Postgres;
     type Done = sqlx::postgres::PgQueryResult;
     type List = Vec<String>;
+    type NewContacts = sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
     fn reader(&self) -> &PgPool {
         &self.pool
@@ -567,28 +568,29 @@ impl Dialect for Postgres {
             .push("::text[]) AS phone)");
     }
 
-    /// Inserts an import's contacts whose numbers the plan does not have yet, in one statement over
-    /// arrays; returns the numbers inserted.
-    async fn insert_import_contacts(
-        conn: &mut Conn<Self>,
-        plan: &PlanId,
+    /// The sequence of `contacts.key` draws them.
+    async fn next_contact_key(_: &mut Conn<Self>) -> StoreResult<Option<i64>> {
+        Ok(None)
+    }
+
+    /// One statement over arrays.
+    fn bind_import_contacts(
+        plan: i64,
         contacts: &[ContactValues],
+        _: Option<i64>,
         now: i64,
-    ) -> StoreResult<Vec<(String, i64)>> {
-        if contacts.is_empty() {
-            return Ok(Vec::new());
-        }
+    ) -> Self::NewContacts {
         let c = ContactColumns::of(contacts);
-        Ok(sqlx::query_as(
+        sqlx::query(
             "INSERT INTO contacts (plan, id, phone, first_name, last_name, email, gender, fields, \
              number_type, country, sort_name, sort_name_last, opted_out, opted_out_at, \
              opted_out_reason, time_zone, created_at, modified_at) \
-             SELECT (SELECT key FROM plans WHERE id = $1), t.*, $2, $2 FROM unnest($3::bytea[], $4::text[], $5::text[], $6::text[], \
+             SELECT $1, t.*, $2, $2 FROM unnest($3::bytea[], $4::text[], $5::text[], $6::text[], \
              $7::text[], $8::text[], $9::text[], $10::smallint[], $11::text[], $12::text[], \
              $13::text[], $14::boolean[], $15::bigint[], $16::text[], $17::text[]) AS t \
              ON CONFLICT (plan, phone) DO NOTHING RETURNING phone, key",
         )
-        .bind(plan.as_str())
+        .bind(plan)
         .bind(now)
         .bind(c.ids)
         .bind(c.phones)
@@ -605,8 +607,26 @@ impl Dialect for Postgres {
         .bind(c.opted_out_at)
         .bind(c.opted_out_reasons)
         .bind(c.time_zones)
-        .fetch_all(&mut *conn)
-        .await?)
+    }
+
+    async fn insert_import_contacts(
+        conn: &mut Conn<Self>,
+        bound: Self::NewContacts,
+        contacts: &[ContactValues],
+    ) -> StoreResult<Vec<Option<i64>>> {
+        if contacts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inserted: std::collections::HashMap<String, i64> = bound
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|row| Ok((sqlx::Row::try_get(row, 0)?, sqlx::Row::try_get(row, 1)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(contacts
+            .iter()
+            .map(|contact| inserted.get(&contact.phone).copied())
+            .collect())
     }
 
     /// `c.phone = ANY(…)`: an array the planner probes the unique index with, whatever it believes

@@ -1,9 +1,10 @@
 //! Imports. An import is written in one transaction: rows arrive in chunks from the
-//! reader, each chunk is matched against the plan's contacts in one query and written with a few
-//! set-based statements (the dialect's `insert_import_contacts`, `update_import_contacts` and
-//! `insert_import_errors`, and one insert of memberships per group); the import's status becomes `done` in the
-//! same transaction, guarded by its attempt number, so that an import is whole or absent and
-//! never applied twice.
+//! reader, are made ready on a thread of their own (`import_prepare`), and each chunk is written
+//! with a few set-based statements (the dialect's `insert_import_contacts` of every row as a new
+//! contact; a lookup, `update_import_contacts` and merge only for numbers the plan had;
+//! `insert_import_errors`; one insert of memberships per group); the import's status becomes
+//! `done` in the same transaction, guarded by its attempt number, so that an import is whole or
+//! absent and never applied twice.
 
 use super::*;
 use crate::domain::auto_update::DoubleOptIn;
@@ -28,37 +29,6 @@ pub(crate) struct ContactValues {
     pub opted_out: bool,
     pub opted_out_at: Option<i64>,
     pub opted_out_reason: Option<String>,
-}
-
-/// The ids of the contacts one import creates: consecutive ULIDs from a random start, so that a
-/// number met again later in the file is known to be this import's own by its contact's id,
-/// without keeping the file's numbers in memory.
-pub(crate) struct ImportedIds {
-    first: ulid::Ulid,
-    next: ulid::Ulid,
-}
-
-impl ImportedIds {
-    pub fn new() -> Self {
-        let start = ulid::Ulid::new();
-        // The top random bit cleared leaves 2^79 ids to count through before the random part
-        // would overflow into the timestamp.
-        let random = start.random() & ((1u128 << 79) - 1);
-        let first = ulid::Ulid::from_parts(start.timestamp_ms(), random);
-        Self { first, next: first }
-    }
-
-    pub fn generate(&mut self) -> crate::domain::ids::ContactId {
-        let id = self.next;
-        self.next = ulid::Ulid(id.0 + 1);
-        crate::domain::ids::ContactId::from_trusted(id.to_string())
-    }
-
-    /// Whether this import created the contact with `id`. Another writer would have to draw
-    /// the same millisecond and an 80-bit random part within this import's range.
-    pub fn created(&self, id: &str) -> bool {
-        ulid::Ulid::from_string(id).is_ok_and(|id| self.first <= id && id < self.next)
-    }
 }
 
 /// Stored pieces of uploaded and exported files.
@@ -509,42 +479,6 @@ where
         })
     }
 
-    pub(crate) fn new_contact(row: &ImportRow, id: ContactId, now: i64) -> ContactValues {
-        let first_name = row.first_name.as_ref().map(|n| n.as_str().to_owned());
-        let last_name = row.last_name.as_ref().map(|n| n.as_str().to_owned());
-        let (sort_name, sort_name_last) =
-            stored_sort_names(first_name.as_deref(), last_name.as_deref());
-        let opted_out = row.opted_out == Some(true);
-        ContactValues {
-            id,
-            phone: row.phone.msisdn.as_str().to_owned(),
-            first_name,
-            last_name,
-            email: row.email.as_ref().map(|e| e.as_str().to_owned()),
-            gender: row.gender.as_ref().map(|g| g.as_str().to_owned()),
-            time_zone: row.time_zone.as_ref().map(|z| z.as_str().to_owned()),
-            fields: serde_json::Value::Object(row.fields.clone()).to_string(),
-            number_type: Some(row.phone.number_type.code()),
-            country: row.phone.country.clone(),
-            sort_name,
-            sort_name_last,
-            opted_out,
-            opted_out_at: opted_out.then_some(now),
-            opted_out_reason: opted_out.then(|| IMPORT_OPT_OUT_REASON.to_owned()),
-        }
-    }
-
-    pub(crate) fn duplicate_row(row: &ImportRow) -> RejectedRow {
-        RejectedRow {
-            row: row.row,
-            reason: format!(
-                "phone: {} is already in an earlier row of the file (only the first is \
-                     imported)",
-                row.phone.msisdn.as_str()
-            ),
-        }
-    }
-
     /// Writes one chunk of rows: new contacts, changed contacts, opt-outs and memberships.
     /// Returns the rows left out because their number came earlier in the file or was erased.
     #[allow(clippy::too_many_arguments)]
@@ -555,31 +489,30 @@ where
         groups: &mut ImportGroups<D>,
         seen: &mut ImportSeen<D>,
         report: &mut ImportReport,
-        rows: Vec<ImportRow>,
+        chunk: PreparedRows<D>,
         now: i64,
     ) -> StoreResult<Vec<RejectedRow>> {
-        let mut duplicates = Vec::new();
-        let rows: Vec<ImportRow> = {
-            let mut in_chunk = std::collections::HashSet::with_capacity(rows.len());
-            rows.into_iter()
-                .filter(|row| {
-                    let first = in_chunk.insert(row.phone.msisdn.as_str().to_owned());
-                    if !first {
-                        duplicates.push(Self::duplicate_row(row));
-                    }
-                    first
-                })
-                .collect()
-        };
+        let PreparedRows {
+            rows,
+            mut duplicates,
+            fresh,
+            mut insert,
+            first_key,
+            plan: plan_key,
+            ids,
+        } = chunk;
+        seen.ids = ids;
         // A number erased at its owner's request is left out, with the reason.
         let phones: Vec<&str> = rows.iter().map(|row| row.phone.msisdn.as_str()).collect();
         let erased = Self::erased_among(conn, plan, &phones).await?;
         let mut left_out = Vec::new();
-        let rows: Vec<ImportRow> = if erased.is_empty() {
-            rows
+        let (rows, fresh): (Vec<ImportRow>, Vec<ContactValues>) = if erased.is_empty() {
+            (rows, fresh)
         } else {
-            rows.into_iter()
-                .filter(|row| {
+            let kept: (Vec<ImportRow>, Vec<ContactValues>) = rows
+                .into_iter()
+                .zip(fresh)
+                .filter(|(row, _)| {
                     let kept = !erased.contains(row.phone.msisdn.as_str());
                     if !kept {
                         report.invalid += 1;
@@ -590,23 +523,18 @@ where
                     }
                     kept
                 })
-                .collect()
+                .unzip();
+            insert = D::bind_import_contacts(plan_key, &kept.1, first_key, now);
+            kept
         };
         // Most rows of most imports are new: insert every row as a new contact first, and
         // look up (and merge into) only those whose number the plan already had.
-        let fresh: Vec<ContactValues> = rows
-            .iter()
-            .map(|row| Self::new_contact(row, seen.ids.generate(), now))
-            .collect();
-        let inserted: std::collections::HashMap<String, i64> =
-            D::insert_import_contacts(conn, plan, &fresh, now)
-                .await?
-                .into_iter()
-                .collect();
+        let inserted = D::insert_import_contacts(conn, insert, &fresh).await?;
         let taken: Vec<&str> = rows
             .iter()
-            .map(|row| row.phone.msisdn.as_str())
-            .filter(|phone| !inserted.contains_key(*phone))
+            .zip(&inserted)
+            .filter(|(_, key)| key.is_none())
+            .map(|(row, _)| row.phone.msisdn.as_str())
             .collect();
         let mut existing: std::collections::HashMap<String, (ContactRecord, i64)> =
             if taken.is_empty() {
@@ -650,10 +578,10 @@ where
         // Each row's contact key.
         let mut keys: Vec<i64> = Vec::with_capacity(rows.len());
         let mut by_group: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
-        for (row, values) in rows.iter().zip(fresh) {
-            let key = if let Some(&key) = inserted.get(values.phone.as_str()) {
+        for ((row, values), inserted) in rows.iter().zip(&fresh).zip(inserted) {
+            let key = if let Some(key) = inserted {
                 if values.opted_out {
-                    opted_out.push((values.id, values.phone));
+                    opted_out.push((values.id.clone(), values.phone.clone()));
                 }
                 report.created += 1;
                 key
@@ -665,7 +593,7 @@ where
                         ))
                     })?;
                 if !first_merges.contains(&contact.phone) {
-                    duplicates.push(Self::duplicate_row(row));
+                    duplicates.push(duplicate_row(row));
                     continue;
                 }
                 if row.opted_out == Some(false) && contact.opted_out {
@@ -699,6 +627,9 @@ where
                 }
             }
         }
+        // Freeing a chunk's rows and values (some 100,000 allocations) is left to another
+        // thread: done here, the connection would wait for it before the chunk's last writes.
+        tokio::task::spawn_blocking(move || drop((rows, fresh)));
         report.duplicates += duplicates.len() as u64;
         duplicates.extend(left_out);
         report.opted_out += opted_out.len() as u64;
@@ -1112,7 +1043,7 @@ where
     ) -> StoreResult<ImportReport> {
         // The writer is taken once the first rows are read, not while the file opens.
         let abandoned = || StoreError::JobState(JobConflict::Abandoned);
-        let mut next = Some(messages.recv().await.ok_or_else(abandoned)?);
+        let first = messages.recv().await.ok_or_else(abandoned)?;
         let (mut tx, _importing) = self.dialect.begin_import(plan).await?;
         let started = std::time::Instant::now();
         // After the wait for the import's turn: its rows are not older than those of the
@@ -1120,19 +1051,18 @@ where
         let now = Timestamp::now().millis();
         let conn: &mut Conn<D> = &mut tx;
         let mut groups = Self::import_targets(conn, plan, &write, now).await?;
+        let plan_key: i64 = sqlx::query_scalar("SELECT key FROM plans WHERE id = $1")
+            .bind(plan.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
+        let next_key = D::next_contact_key(conn).await?;
+        let mut prepared = ImportPreparer::new(plan_key, next_key, now).start::<D>(first, messages);
         let mut seen = ImportSeen::<D>::new();
         let mut written = ImportReport::default();
         let mut finished = None;
-        loop {
-            let message = match next.take() {
-                Some(message) => message,
-                None => match messages.recv().await {
-                    Some(message) => message,
-                    None => break,
-                },
-            };
+        while let Some(message) = prepared.recv().await {
             match message {
-                ImportMessage::Rows(rows) => {
+                Prepared::Rows(chunk) => {
                     let again = Self::write_import_rows(
                         conn,
                         plan,
@@ -1140,7 +1070,7 @@ where
                         &mut groups,
                         &mut seen,
                         &mut written,
-                        rows,
+                        chunk,
                         now,
                     )
                     .await?;
@@ -1151,12 +1081,12 @@ where
                         D::insert_import_errors(conn, plan, id, &again).await?;
                     }
                 }
-                ImportMessage::Rejected(rows) => {
+                Prepared::Rejected(rows) => {
                     if let Some((id, _, _)) = &write.job {
                         D::insert_import_errors(conn, plan, id, &rows).await?;
                     }
                 }
-                ImportMessage::Finish(report) => {
+                Prepared::Finish(report) => {
                     finished = Some(report);
                     break;
                 }

@@ -10,6 +10,7 @@ mod erasure;
 mod exports;
 mod filter;
 mod groups;
+mod import_prepare;
 mod imports;
 mod person;
 mod plans;
@@ -45,6 +46,7 @@ use webhooks::Event;
 pub(crate) use batches::{Columns, DetailsRow, Recipient, Wanted};
 pub(crate) use contacts::*;
 pub(crate) use groups::*;
+pub(crate) use import_prepare::*;
 pub(crate) use imports::*;
 use seal::{CURSOR_SECRET, CursorSeal};
 
