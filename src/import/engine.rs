@@ -61,7 +61,7 @@ pub struct ImportJob {
 }
 
 pub async fn run(store: Arc<dyn Store>, job: ImportJob) -> Result<ImportReport, ImportError> {
-    let (sender, receiver) = mpsc::channel(4);
+    let (sender, receiver) = mpsc::channel(2);
     let ImportJob {
         plan,
         file,

@@ -6,8 +6,9 @@
 
 use super::*;
 
-/// Chunks made ready before the writer takes them: one is written while the next is made.
-const PREPARED_AHEAD: usize = 2;
+/// Chunks made ready before the writer takes them: one is written while the next is made
+/// (more ahead held memory, not time: the writer is the slowest stage).
+const PREPARED_AHEAD: usize = 1;
 
 /// The ids of the contacts one import creates: consecutive ULIDs from a random start, so that a
 /// number met again later in the file is known to be this import's own by its contact's id,
