@@ -21,10 +21,9 @@ use crate::domain::ids::{ContactId, GroupId, ImportId, PlanId};
 use crate::domain::msisdn::ParsedNumber;
 use inline::InlineReader;
 
-/// An import's chunk of new contacts, bound: keys `first` on, one for each of `rows`.
+/// An import's chunk of new contacts, bound, with keys from `first` on.
 pub(crate) struct NewContacts {
     first: i64,
-    rows: usize,
     insert: sqlx::QueryBuilder<sqlx::Sqlite>,
 }
 
@@ -633,29 +632,21 @@ impl Dialect for Sqlite {
             });
             insert.push(" ON CONFLICT (plan, phone) DO NOTHING");
         }
-        NewContacts {
-            first,
-            rows: contacts.len(),
-            insert,
-        }
+        NewContacts { first, insert }
     }
 
-    /// Where fewer rows went in than were bound (some numbers were there), the keys present in
-    /// the chunk's range say which.
+    /// `contacts` are those `bound` was made of. Where fewer rows went in than were bound (some
+    /// numbers were there), the keys present in the chunk's range say which.
     async fn insert_import_contacts(
         conn: &mut Conn<Self>,
         bound: Self::NewContacts,
         contacts: &[ContactValues],
     ) -> StoreResult<Vec<Option<i64>>> {
-        let NewContacts {
-            first,
-            rows,
-            mut insert,
-        } = bound;
+        let NewContacts { first, mut insert } = bound;
+        let rows = contacts.len();
         if rows == 0 {
             return Ok(Vec::new());
         }
-        debug_assert_eq!(rows, contacts.len());
         let added = insert.build().execute(&mut *conn).await?.rows_affected();
         let last = first + rows as i64 - 1;
         if added == rows as u64 {
