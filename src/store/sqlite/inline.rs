@@ -167,7 +167,7 @@ impl InlineReader {
         // pages through the memory map.
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "mmap_size", 1_073_741_824_i64)?;
-        conn.pragma_update(None, "cache_size", -16_384_i64)?;
+        conn.pragma_update(None, "cache_size", -super::CACHE_KIB)?;
         // Without the query planner stability guarantee SQLite re-plans a statement whenever a
         // parameter it peeked at (a `LIMIT $n`, say) is bound again: a fifth of a members
         // page's time went into re-preparing it.

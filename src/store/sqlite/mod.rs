@@ -37,12 +37,25 @@ pub(crate) struct Sqlite {
     write_wait: Duration,
     /// Imports holding the writer: a write that waits in vain says why.
     importing: Arc<std::sync::atomic::AtomicUsize>,
+    /// Set while the writer's connection has an import's page cache: see [`IMPORT_CACHE_KIB`].
+    import_cache: Arc<std::sync::atomic::AtomicBool>,
     /// Imports wait here for their turn at the writer, without a connection, for as long as
     /// the one before them runs (up to [`IMPORT_QUEUE_WAIT`]) rather than the write wait.
     import_queue: Arc<tokio::sync::Mutex<()>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Every connection's page cache, in KiB.
+const CACHE_KIB: i64 = 16_384;
+
+/// The writer's page cache while an import holds it, in KiB: the import's inserts land all over
+/// the indexes of numbers, names and addresses, and pages the cache cannot hold are written out
+/// and read back before the commit writes them again. With 48 MiB a scattered file of 1,000,000
+/// rows took 0.84× the time of 16 MiB, a file in number order (whose inserts stay on a few
+/// pages) 1.05× (docs/BENCHMARKS.md, step 14); 64 MiB was no faster. The writer's connection gets
+/// its usual cache back as it is released, so the memory is held only while an import runs.
+const IMPORT_CACHE_KIB: i64 = 49_152;
 
 /// The pause between an import's tries for the file's write lock while another process holds
 /// it (see `begin_import`).
@@ -104,16 +117,32 @@ impl Sqlite {
             // each connection keeps 16 MiB of pages of its own: scans of a million-member group
             // run at memory speed.
             .pragma("mmap_size", "1073741824")
-            .pragma("cache_size", "-16384")
+            .pragma("cache_size", format!("-{CACHE_KIB}"))
             // SQLite keeps no statistics of its own accord; without them a join may scan a
             // whole plan where an index would do.
             .optimize_on_close(true, None);
+        let import_cache = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let raised = import_cache.clone();
         // sqlx's pool pings a connection as it hands it out, which for SQLite is one more
         // round trip to the connection's thread; a local file has no link to lose.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(write_wait)
             .test_before_acquire(false)
+            .after_release(move |conn, _| {
+                let raised = raised.clone();
+                Box::pin(async move {
+                    if raised.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                        // A failure here closes the connection, which drops its cache too.
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "PRAGMA cache_size = -{CACHE_KIB}"
+                        )))
+                        .execute(conn)
+                        .await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&write).await?;
@@ -129,6 +158,7 @@ impl Sqlite {
             inline,
             write_wait,
             importing: Arc::default(),
+            import_cache,
             import_queue: Arc::default(),
         })
     }
@@ -279,7 +309,16 @@ impl Dialect for Sqlite {
             })?;
         loop {
             match self.begin_write().await {
-                Ok(tx) => return Ok((tx, Importing::start(Some(&self.importing), Some(turn)))),
+                Ok(mut tx) => {
+                    self.import_cache
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "PRAGMA cache_size = -{IMPORT_CACHE_KIB}"
+                    )))
+                    .execute(&mut *tx)
+                    .await?;
+                    return Ok((tx, Importing::start(Some(&self.importing), Some(turn))));
+                }
                 Err(StoreError::Busy {
                     cause: BusyCause::OtherProcess,
                     ..
@@ -725,5 +764,47 @@ impl Dialect for Sqlite {
         .execute(&mut *conn)
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn cache_kib(conn: &mut sqlx::SqliteConnection) -> i64 {
+        let size: i64 = sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(conn)
+            .await
+            .expect("cache_size");
+        -size
+    }
+
+    /// The import's cache is the writer's only while the import holds it, whether the import
+    /// commits or fails.
+    #[tokio::test]
+    async fn an_import_has_its_larger_cache_only_while_it_holds_the_writer() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("cache.db").display());
+        let store = Sqlite::connect(&url, StoreOptions::default())
+            .await
+            .expect("connect");
+        let plan = PlanId::generate();
+        for commit in [true, false] {
+            let (mut tx, importing) = store.begin_import(&plan).await.expect("import begins");
+            assert_eq!(cache_kib(&mut tx).await, IMPORT_CACHE_KIB);
+            if commit {
+                tx.commit().await.expect("commit");
+            } else {
+                drop(tx);
+            }
+            drop(importing);
+            let mut tx = store.begin_write().await.expect("write begins");
+            assert_eq!(
+                cache_kib(&mut tx).await,
+                CACHE_KIB,
+                "after commit: {commit}"
+            );
+            tx.rollback().await.expect("rollback");
+        }
     }
 }
