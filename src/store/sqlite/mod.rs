@@ -52,7 +52,7 @@ const CACHE_KIB: i64 = 16_384;
 /// The writer's page cache while an import holds it, in KiB: the import's inserts land all over
 /// the indexes of numbers, names and addresses, and pages the cache cannot hold are written out
 /// and read back before the commit writes them again. With 48 MiB a scattered file of 1,000,000
-/// rows took 0.84× the time of 16 MiB, a file in number order (whose inserts stay on a few
+/// rows took 0.84–0.86× the time of 16 MiB, a file in number order (whose inserts stay on a few
 /// pages) 1.05× (docs/BENCHMARKS.md, step 14); 64 MiB was no faster. The writer's connection gets
 /// its usual cache back as it is released, so the memory is held only while an import runs.
 const IMPORT_CACHE_KIB: i64 = 49_152;
