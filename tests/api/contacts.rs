@@ -1095,6 +1095,101 @@ async fn postgres_memberships_follow_their_contacts_like_foreign_keys() {
     assert_eq!(left, 0);
 }
 
+/// A contact's plan is checked a statement at a time on PostgreSQL (migration 34), with a
+/// foreign key's rules: a contact naming a missing plan is refused, a contact never moves to
+/// another plan, and deleting a plan waits for a transaction adding a contact to it and then
+/// takes that contact along, with its memberships.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_contacts_follow_their_plan_like_a_foreign_key() {
+    use sqlx::Connection;
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let mut admin = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let code = |error: sqlx::Error| {
+        let code = error.as_database_error().and_then(|e| e.code());
+        (code.map(|code| code.into_owned()), error.to_string())
+    };
+    let refused = sqlx::query(
+        "INSERT INTO contacts (plan, id, phone, created_at, modified_at) \
+         VALUES (987654321, '\\x01', '+14155550721', 0, 0)",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap_err();
+    let (refused, message) = code(refused);
+    assert_eq!(refused.as_deref(), Some("23503"), "{message}");
+
+    let other: i64 = sqlx::query_scalar(
+        "INSERT INTO plans (id, name, created_at) VALUES ('other-plan', 'Other', 0) RETURNING key",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    let contact = create(&app, json!({"phone": "+14155550722"})).await;
+    let moved = sqlx::query("UPDATE contacts SET plan = $1 WHERE id = $2")
+        .bind(other)
+        .bind(stored_id(contact["id"].as_str().unwrap()))
+        .execute(&mut admin)
+        .await
+        .unwrap_err();
+    let (moved, message) = code(moved);
+    assert_eq!(moved.as_deref(), Some("23503"), "{message}");
+
+    // A contact added to the other plan, not yet committed, holds the plan's deletion back; the
+    // deletion then removes it and its membership.
+    let group: i64 = sqlx::query_scalar(
+        "INSERT INTO contact_groups (plan_id, id, name, status, created_at, modified_at) \
+         VALUES ('other-plan', 'OTHERGROUP', 'Other', 'ACTIVE', 0, 0) RETURNING key",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    let mut adding = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let mut adding = adding.begin().await.unwrap();
+    sqlx::query(
+        "WITH added AS (INSERT INTO contacts (plan, id, phone, created_at, modified_at) \
+         VALUES ($1, '\\x02', '+14155550723', 0, 0) RETURNING key) \
+         INSERT INTO group_members (grp, contact) SELECT $2, key FROM added",
+    )
+    .bind(other)
+    .bind(group)
+    .execute(&mut *adding)
+    .await
+    .unwrap();
+    let url = app.database_url.clone();
+    let delete = async {
+        sqlx::query("DELETE FROM plans WHERE id = 'other-plan'")
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    };
+    let commit = async move {
+        wait_for_a_lock(&url, "the plan's deletion never waited for the contact").await;
+        adding.commit().await.unwrap();
+    };
+    tokio::join!(delete, commit);
+    let left: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM contacts WHERE plan = $1), \
+                (SELECT COUNT(*) FROM group_members WHERE grp = $2)",
+    )
+    .bind(other)
+    .bind(group)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(left, (0, 0));
+    // The app's own plan and contact are untouched.
+    let kept = app
+        .get(&format!("/api/contacts/{}", contact["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(kept.status(), 200);
+}
+
 /// Adding a number to a group while another transaction deletes its contact: the addition's
 /// look-up waits for the delete (it locks the contacts it finds as the memberships' check
 /// will), then finds no contact and makes a new one for the number. Before, it found the
