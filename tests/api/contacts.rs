@@ -1184,9 +1184,8 @@ async fn postgres_contacts_follow_their_plan_like_a_foreign_key() {
     .unwrap();
     assert_eq!(left, (0, 0));
     // The app's own plan and contact are untouched.
-    let kept = app
-        .get(&format!("/api/contacts/{}", contact["id"].as_str().unwrap()))
-        .await;
+    let id = contact["id"].as_str().unwrap();
+    let kept = app.get(&format!("/api/contacts/{id}")).await;
     assert_eq!(kept.status(), 200);
 }
 
