@@ -8,7 +8,7 @@ five more columns) timed four ways in one run, each on a fresh database:
     roster import     into a new group, on PostgreSQL
 
     python3 bench/import.py [--rows N] [--order sequential|scattered] [--skip-postgres]
-                            [--rss-rows M] [--baseline LABEL=PATH ...]
+                            [--rss-rows M] [--baseline LABEL=PATH ...] [--rounds R]
 
 Prints each time, the ratio of roster to its raw tool (target: at most 2.0) and roster's peak
 resident memory (target: under 200 MB whatever N). Beside them, the raw tool loading the same
@@ -20,6 +20,9 @@ different place. Each `--baseline` is another build of roster (e.g. the previous
 into a fresh database of its own in the same run; every build's database is then measured: bytes
 per row on SQLite (the file) and on PostgreSQL (each table with its indexes), then bytes per
 contact and per membership once vacuumed (SQLite: `dbstat`; PostgreSQL: after VACUUM FULL).
+With `--rounds R` each build imports the file R times, the builds taking turns in an order
+reversed every other round, and the median is reported with every time: on a noisy machine a
+single import of the same code varied by 10–17% depending on whether it ran first.
 """
 
 import argparse
@@ -130,6 +133,30 @@ def roster_import(csv_path, database, binary=ROSTER):
     return seconds, report
 
 
+def median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def alternate(csv_path, builds, rounds, fresh_database):
+    """Times each build's import of the file `rounds` times, the builds in turn and their order
+    reversed every other round, so that a drift of the machine over the run (or whatever the
+    first import pays) does not favour one build; each import into a fresh database from
+    `fresh_database(index)`, the last one of each build left for the footprints. Returns, per
+    build, its times and the report of its last import."""
+    times = {index: [] for index in range(len(builds))}
+    reports = {}
+    for round_ in range(rounds):
+        order = list(enumerate(builds))
+        if round_ % 2:
+            order.reverse()
+        for index, (_, binary) in order:
+            seconds, reports[index] = roster_import(csv_path, fresh_database(index), binary)
+            times[index].append(seconds)
+    return [(times[index], reports[index]) for index in range(len(builds))]
+
+
 def sqlite_bytes(path):
     """The database file's size once its write-ahead log is folded in."""
     subprocess.run(["sqlite3", path, "PRAGMA wal_checkpoint(TRUNCATE);"], check=True,
@@ -202,6 +229,9 @@ def main():
                         help="also measure peak memory importing a file of this many rows")
     parser.add_argument("--baseline", action="append", default=[], metavar="LABEL=PATH",
                         help="another roster binary to time in the same run (repeatable)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="import the file this many times with each build, the builds "
+                             "alternating, and report the median")
     args = parser.parse_args()
     baselines = [tuple(item.split("=", 1)) for item in args.baseline]
     print("building roster (release)...", file=sys.stderr)
@@ -222,19 +252,29 @@ def main():
               "email TEXT, city TEXT, customer_id TEXT);\n"
               f".import --csv --skip 1 {csv_path} contacts\n")
     raw_s, _ = timed(["sqlite3", raw_db], script)
-    db = f"sqlite://{os.path.join(workdir, 'roster.db')}"
-    roster_s, report = roster_import(csv_path, db)
+    builds = [("this build", ROSTER)] + baselines
+
+    def sqlite_path(index):
+        return os.path.join(workdir, f"build{index}.db")
+
+    def fresh_sqlite(index):
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(sqlite_path(index) + suffix):
+                os.remove(sqlite_path(index) + suffix)
+        return f"sqlite://{sqlite_path(index)}"
+
+    timings = alternate(csv_path, builds, args.rounds, fresh_sqlite)
     floor_s = floor_sqlite(csv_path, os.path.join(workdir, "floor.db"))
-    results.append(("SQLite", "sqlite3 .import", raw_s, roster_s, floor_s, report))
-    footprints = [("SQLite", "this build", sqlite_bytes(os.path.join(workdir, "roster.db")))]
-    splits = [("SQLite", "this build", sqlite_split(os.path.join(workdir, "roster.db")))]
+    results.append(("SQLite", "sqlite3 .import", raw_s, median(timings[0][0]), floor_s,
+                    timings[0][1]))
+    footprints = []
+    splits = []
     compared = []
-    for index, (label, binary) in enumerate(baselines):
-        path = os.path.join(workdir, f"baseline{index}.db")
-        seconds, _ = roster_import(csv_path, f"sqlite://{path}", binary)
-        compared.append(("SQLite", label, seconds, roster_s))
-        footprints.append(("SQLite", label, sqlite_bytes(path)))
-        splits.append(("SQLite", label, sqlite_split(path)))
+    for index, (label, _) in enumerate(builds):
+        if index:
+            compared.append(("SQLite", label, timings[index][0], timings[0][0]))
+        footprints.append(("SQLite", label, sqlite_bytes(sqlite_path(index))))
+        splits.append(("SQLite", label, sqlite_split(sqlite_path(index))))
 
     pg_server = url = None
     if not args.skip_postgres:
@@ -253,18 +293,21 @@ def main():
                  "last_name text, email text, city text, customer_id text)"])
             raw_s, _ = timed(["psql", url, "-q", "-c",
                                  f"\\copy raw_contacts FROM '{csv_path}' CSV HEADER"])
-            own = other_database(url, "roster_bench")
-            roster_s, report = roster_import(csv_path, own)
+            pg_databases = {}
+
+            def fresh_postgres(index):
+                pg_databases[index] = other_database(url, f"build{index}")
+                return pg_databases[index]
+
+            timings = alternate(csv_path, builds, args.rounds, fresh_postgres)
             floor_s = floor_postgres(csv_path, url)
-            results.append(("PostgreSQL", "psql \\copy", raw_s, roster_s, floor_s, report))
-            footprints.append(("PostgreSQL", "this build", postgres_bytes(own)))
-            splits.append(("PostgreSQL", "this build", postgres_split(own)))
-            for index, (label, binary) in enumerate(baselines):
-                other = other_database(url, f"baseline{index}")
-                seconds, _ = roster_import(csv_path, other, binary)
-                compared.append(("PostgreSQL", label, seconds, roster_s))
-                footprints.append(("PostgreSQL", label, postgres_bytes(other)))
-                splits.append(("PostgreSQL", label, postgres_split(other)))
+            results.append(("PostgreSQL", "psql \\copy", raw_s, median(timings[0][0]), floor_s,
+                            timings[0][1]))
+            for index, (label, _) in enumerate(builds):
+                if index:
+                    compared.append(("PostgreSQL", label, timings[index][0], timings[0][0]))
+                footprints.append(("PostgreSQL", label, postgres_bytes(pg_databases[index])))
+                splits.append(("PostgreSQL", label, postgres_split(pg_databases[index])))
     try:
         print(f"\nimport of {args.rows:,} rows ({size_mb:.0f} MB CSV: phone + 5 columns, "
               f"{args.order} order) into a new group\n")
@@ -276,12 +319,23 @@ def main():
         for backend, _, _, _, _, report in results:
             created = [line for line in report.splitlines() if line.startswith("created")]
             print(f"{backend}: {created[0] if created else report.strip()}")
+        if args.rounds > 1:
+            print(f"\n(roster s: the median of {args.rounds} imports, the builds alternating)")
         if compared:
             print(f"\n{'backend':<11} {'baseline':<20} {'baseline s':>11} {'this s':>8} "
                   f"{'speed-up':>9}")
             for backend, label, seconds, own_s in compared:
-                print(f"{backend:<11} {label:<20} {seconds:11.2f} {own_s:8.2f} "
-                      f"{seconds / own_s:9.2f}")
+                print(f"{backend:<11} {label:<20} {median(seconds):11.2f} {median(own_s):8.2f} "
+                      f"{median(seconds) / median(own_s):9.2f}")
+            if args.rounds > 1:
+                print("\nevery import, in seconds, in the order of the rounds")
+                shown = set()
+                for backend, label, seconds, own_s in compared:
+                    if backend not in shown:
+                        shown.add(backend)
+                        print(f"{backend:<11} {'this build':<20} "
+                              + " ".join(f"{t:.2f}" for t in own_s))
+                    print(f"{backend:<11} {label:<20} " + " ".join(f"{t:.2f}" for t in seconds))
         print(f"\nfootprint after importing {args.rows:,} rows into one group "
               "(bytes per row: contact and membership together)")
         for backend, label, size in footprints:
