@@ -16,7 +16,7 @@ use crate::domain::group::GroupName;
 use crate::domain::ids::{GroupId, PlanId};
 use crate::domain::msisdn::RegionCode;
 use crate::export::{ExportFormat, Stager};
-use crate::import::engine::{self, ImportJob};
+use crate::import::engine::{self, ImportJob, RejectedRows};
 use crate::import::mapping::Mapping;
 use crate::import::read;
 use crate::store::{
@@ -178,9 +178,7 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
             confirm: args.confirm,
         },
         progress: progress.clone(),
-        on_rejected: Some(Box::new(move |row: &RejectedRow| {
-            seen.lock().unwrap_or_else(|e| e.into_inner()).see(row);
-        })),
+        on_rejected: Some(Box::new(SharedRejections(seen))),
     };
     let ticker = tokio::spawn(show_progress(progress));
     let outcome = engine::run(store, job).await;
@@ -232,6 +230,26 @@ impl Rejections {
         if self.keep_all {
             self.all.push(row.clone());
         }
+    }
+}
+
+/// The rejections the import fills in as it reads.
+struct SharedRejections(Arc<Mutex<Rejections>>);
+
+impl SharedRejections {
+    fn rejections(&self) -> std::sync::MutexGuard<'_, Rejections> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl RejectedRows for SharedRejections {
+    fn see(&mut self, row: &RejectedRow) {
+        self.rejections().see(row);
+    }
+
+    fn start_over(&mut self) {
+        let mut rejections = self.rejections();
+        *rejections = Rejections::new(rejections.keep_all);
     }
 }
 

@@ -220,6 +220,9 @@ pub struct ImportReport {
     /// Opted-out contacts a row would have opted back in: only the contact can do that.
     pub opt_ins_refused: u64,
     pub groups: Vec<ImportedGroup>,
+    /// What the importer should know about the file and the run: numbers stored as spreadsheet
+    /// numbers, a smart group named by rows, or (first) that PostgreSQL stopped the import for
+    /// another write changing the same contacts and it started over.
     pub warnings: Vec<String>,
 }
 

@@ -268,3 +268,157 @@ async fn concurrent_child_group_changes_never_close_a_cycle(app: TestApp) {
         assert!(statuses.contains(&400), "{statuses:?}");
     }
 }
+
+/// An import PostgreSQL stops as a deadlock starts over and finishes, its report saying so and
+/// its rejected row listed once: committed through the API, then from the command line. A
+/// transaction holds the contact of the import's second chunk, waits until the import waits
+/// for it, then asks for the contact the import's first chunk holds; its own deadlock timeout
+/// is long, so PostgreSQL stops the import. Before, the import failed whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_import_stopped_as_a_deadlock_starts_over() {
+    use sqlx::Connection;
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (round, via) in ["api", "cli"].into_iter().enumerate() {
+        // The first and the 5,001st number (the first of the second chunk) are contacts already.
+        let number = |n: usize| format!("+1415{:07}", 5_000_000 + round * 100_000 + n);
+        let (first, second) = (number(0), number(5_000));
+        for phone in [&first, &second] {
+            let created = app
+                .send_json(Method::POST, "/api/contacts", &json!({"phone": phone}))
+                .await;
+            assert_eq!(created.status(), 201, "{via}: {phone}");
+        }
+        let mut csv = format!("phone,first_name\n{first},Ann\nnot a number,Bob\n");
+        for n in 1..5_010 {
+            csv.push_str(&format!("{},Pat\n", number(n)));
+        }
+
+        let mut holder = sqlx::PgConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        let mut holder = holder.begin().await.unwrap();
+        sqlx::query("SET LOCAL deadlock_timeout = '60s'")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let lock = "SELECT 1 FROM contacts WHERE phone = $1 FOR UPDATE";
+        sqlx::query(lock)
+            .bind(&second)
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+
+        let group = format!("Deadlock {via}");
+        let running = match via {
+            "api" => {
+                let (status, preview) =
+                    crate::imports::upload(&app, "customers.csv", csv.into_bytes()).await;
+                assert_eq!(status, 201, "upload: {preview}");
+                let id = preview["id"].as_str().unwrap().to_owned();
+                let settings = json!({"default_region": "US", "group_names": [group]});
+                let path = format!("/api/imports/{id}/commit");
+                let committed = app.send_json(Method::POST, &path, &settings).await;
+                assert_eq!(committed.status(), 202, "commit");
+                Err(id)
+            }
+            _ => {
+                let file = dir.path().join("customers.csv");
+                std::fs::write(&file, csv).unwrap();
+                let errors = dir.path().join("rejected.csv");
+                let child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+                    .arg("import")
+                    .arg(&file)
+                    .args(["--plan", &app.plan_id, "--group", &group, "--errors"])
+                    .arg(&errors)
+                    .env("ROSTER_DATABASE_URL", &app.database_url)
+                    .env("RUST_LOG", "warn")
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                Ok((child, errors))
+            }
+        };
+
+        // The import waits for the held contact; asking for the one it holds closes the cycle.
+        let mut admin = sqlx::PgConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            // Tests beside this one wait in databases of their own on the same cluster.
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "{via}: the import never came to wait for the held contact"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        sqlx::query(lock)
+            .bind(&first)
+            .execute(&mut *holder)
+            .await
+            .expect("PostgreSQL stops the import, not the holder");
+        holder.rollback().await.unwrap();
+
+        let (report, rejected) = match running {
+            Err(id) => {
+                let import = crate::imports::wait_import(&app, &id).await;
+                assert_eq!(import["status"], "done", "{import}");
+                let rejected = import["rejected"].as_array().unwrap().len();
+                (import["report"].clone(), rejected)
+            }
+            Ok((child, errors)) => {
+                let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let stdout = String::from_utf8_lossy(&output.stdout);
+                assert!(output.status.success(), "{stdout}\n{output:?}");
+                assert_eq!(stdout.matches("row 3: ").count(), 1, "{stdout}");
+                assert!(stdout.contains("warning: PostgreSQL stopped"), "{stdout}");
+                let errors = std::fs::read_to_string(errors).unwrap();
+                let lines = errors.lines().count();
+                // Its header, and the rejected row once.
+                assert_eq!(lines, 2, "{errors}");
+                let created = stdout
+                    .lines()
+                    .find_map(|line| line.strip_prefix("created:"))
+                    .unwrap()
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap();
+                (
+                    json!({"created": created, "warnings": ["PostgreSQL stopped"]}),
+                    1,
+                )
+            }
+        };
+        assert_eq!(report["created"], 5_008, "{via}: {report}");
+        assert_eq!(rejected, 1, "{via}: {report}");
+        let warning = report["warnings"][0].as_str().unwrap_or_default();
+        assert!(warning.starts_with("PostgreSQL stopped"), "{via}: {report}");
+        let listed: serde_json::Value = app
+            .get(&format!(
+                "/api/contacts?phone=%2B1415{}&count=true&limit=1",
+                50 + round
+            ))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(listed["count"], 5_010, "{via}: {listed}");
+    }
+}
