@@ -344,28 +344,8 @@ async fn postgres_an_import_stopped_as_a_deadlock_starts_over() {
         };
 
         // The import waits for the held contact; asking for the one it holds closes the cycle.
-        let mut admin = sqlx::PgConnection::connect(&app.database_url)
-            .await
-            .unwrap();
-        let started = std::time::Instant::now();
-        loop {
-            // Tests beside this one wait in databases of their own on the same cluster.
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-            .fetch_one(&mut admin)
-            .await
-            .unwrap();
-            if waiting > 0 {
-                break;
-            }
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(30),
-                "{via}: the import never came to wait for the held contact"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        let never = format!("{via}: the import never came to wait for the held contact");
+        crate::contacts::wait_for_a_lock(&app.database_url, &never).await;
         sqlx::query(lock)
             .bind(&first)
             .execute(&mut *holder)

@@ -919,7 +919,7 @@ async fn concurrent_creates_of_one_number_make_one_contact(app: TestApp) {
 
 /// Returns once a session of the PostgreSQL database at `url` waits for a lock; fails with
 /// `never` after 30 s.
-async fn wait_for_a_lock(url: &str, never: &str) {
+pub async fn wait_for_a_lock(url: &str, never: &str) {
     use sqlx::Connection;
     let mut watcher = sqlx::PgConnection::connect(url).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
