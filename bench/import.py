@@ -9,6 +9,7 @@ five more columns) timed four ways in one run, each on a fresh database:
 
     python3 bench/import.py [--rows N] [--order sequential|scattered] [--skip-postgres]
                             [--rss-rows M] [--baseline LABEL=PATH ...] [--rounds R]
+                            [--old-floor PATH]
 
 Prints each time, the ratio of roster to its raw tool (target: at most 2.0) and roster's peak
 resident memory (target: under 200 MB whatever N). Beside them, the raw tool loading the same
@@ -23,6 +24,9 @@ contact and per membership once vacuumed (SQLite: `dbstat`; PostgreSQL: after VA
 With `--rounds R` each build imports the file R times, the builds taking turns in an order
 reversed every other round, and the median is reported with every time: on a noisy machine a
 single import of the same code varied by 10–17% depending on whether it ran first.
+`--old-floor PATH` (the last build before storage v2, 89ca30b) also times the floor on the schema
+that build migrates to: the old floor ÷ the floor is what the new schema alone gives any importer,
+and so bounds the speed-up over that build of one that pays the floor.
 """
 
 import argparse
@@ -94,13 +98,31 @@ INSERT INTO group_members (grp, contact)
   FROM contacts WHERE plan = (SELECT key FROM plans WHERE id = '{plan}');
 """
 
+# The same into the schema before storage v2 (89ca30b: text keys, the plan's id in every index,
+# the number beside each membership, the sort names stored), with its own `migrate`.
+OLD_FLOOR_SQL = """
+INSERT INTO contact_groups (plan_id, id, name, status, created_at, modified_at)
+  VALUES ('{plan}', 'FLOOR', 'Floor', 'ACTIVE', 0, 0);
+INSERT INTO contacts (plan_id, id, phone, first_name, last_name, email, fields, number_type,
+                      country, opted_out, created_at, modified_at, sort_name, sort_name_last)
+  SELECT '{plan}', {id}, phone, first_name, last_name, email, {fields}, 'fixed_line_or_mobile',
+         'US', false, 1, 1, lower(first_name || ' ' || last_name),
+         lower(last_name || ' ' || first_name) FROM staged;
+INSERT INTO group_members (plan_id, group_id, contact_id, phone)
+  SELECT '{plan}', 'FLOOR', id, phone FROM contacts WHERE plan_id = '{plan}';
+"""
 
-def floor_sqlite(csv_path, db):
-    run([ROSTER, "migrate", "--database", f"sqlite://{db}"])
-    plan = json.loads(run([ROSTER, "plans", "create", "Floor", "--database",
+
+def floor_sqlite(csv_path, db, old_build=None):
+    """The floor, or with `old_build` (a path to 89ca30b) the old floor."""
+    binary = old_build or ROSTER
+    run([binary, "migrate", "--database", f"sqlite://{db}"])
+    plan = json.loads(run([binary, "plans", "create", "Floor", "--database",
                            f"sqlite://{db}"]).stdout)["service_plan_id"]
-    insert = FLOOR_SQL.format(plan=plan, id="CAST(printf('%016d', rowid) AS BLOB)",
-                              fields="json_object('city', city, 'customer_id', customer_id)")
+    # Contacts' ids: 26 characters of text before storage v2, 16 bytes since.
+    row_id = "printf('%026d', rowid)" if old_build else "CAST(printf('%016d', rowid) AS BLOB)"
+    insert = (OLD_FLOOR_SQL if old_build else FLOOR_SQL).format(
+        plan=plan, id=row_id, fields="json_object('city', city, 'customer_id', customer_id)")
     # Roster's connections' settings, its 16 MB page cache included (the CLI's own is 2 MB, which
     # made the floor of a scattered file a third slower than Roster's cache would).
     script = ("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;\n"
@@ -111,12 +133,16 @@ def floor_sqlite(csv_path, db):
     return timed(["sqlite3", db], script)[0]
 
 
-def floor_postgres(csv_path, url):
-    plan = json.loads(run([ROSTER, "plans", "create", "Floor", "--database", url]).stdout)
-    insert = FLOOR_SQL.format(plan=plan["service_plan_id"],
-                              id="convert_to(lpad((row_number() OVER ())::text, 16, '0'), 'UTF8')",
-                              fields="json_build_object('city', city, 'customer_id', "
-                                     "customer_id)::text")
+def floor_postgres(csv_path, url, old_build=None):
+    """The floor, or with `old_build` the old floor, in the (fresh) database of `url`."""
+    binary = old_build or ROSTER
+    run([binary, "migrate", "--database", url])
+    plan = json.loads(run([binary, "plans", "create", "Floor", "--database", url]).stdout)
+    row_id = "lpad((row_number() OVER ())::text, {}, '0')"
+    row_id = row_id.format(26) if old_build else f"convert_to({row_id.format(16)}, 'UTF8')"
+    insert = (OLD_FLOOR_SQL if old_build else FLOOR_SQL).format(
+        plan=plan["service_plan_id"], id=row_id,
+        fields="json_build_object('city', city, 'customer_id', customer_id)::text")
     script = ("CREATE TEMP TABLE staged (phone text, first_name text, last_name text, "
               "email text, city text, customer_id text);\n"
               f"\\copy staged FROM '{csv_path}' CSV HEADER\n"
@@ -155,6 +181,25 @@ def alternate(csv_path, builds, rounds, fresh_database):
             seconds, reports[index] = roster_import(csv_path, fresh_database(index), binary)
             times[index].append(seconds)
     return [(times[index], reports[index]) for index in range(len(builds))]
+
+
+def floors(rounds, measure, old_build):
+    """The floor's times (and with `old_build` the old floor's), `rounds` of each taking turns
+    as the builds do, each by `measure(build)` into a fresh database."""
+    builds = [None] + ([old_build] if old_build else [])
+    times = {build: [] for build in builds}
+    for round_ in range(rounds):
+        for build in (reversed(builds) if round_ % 2 else builds):
+            times[build].append(measure(build))
+    return times[None], times[old_build] if old_build else None
+
+
+def removed(path):
+    """`path`, with no SQLite database there any more."""
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    return path
 
 
 def sqlite_bytes(path):
@@ -231,7 +276,10 @@ def main():
                         help="another roster binary to time in the same run (repeatable)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="import the file this many times with each build, the builds "
-                             "alternating, and report the median")
+                             "alternating, and report the median (the floors' too)")
+    parser.add_argument("--old-floor", metavar="PATH",
+                        help="the build before storage v2 (89ca30b): also time the floor on "
+                             "its schema")
     args = parser.parse_args()
     baselines = [tuple(item.split("=", 1)) for item in args.baseline]
     print("building roster (release)...", file=sys.stderr)
@@ -258,14 +306,12 @@ def main():
         return os.path.join(workdir, f"build{index}.db")
 
     def fresh_sqlite(index):
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(sqlite_path(index) + suffix):
-                os.remove(sqlite_path(index) + suffix)
-        return f"sqlite://{sqlite_path(index)}"
+        return f"sqlite://{removed(sqlite_path(index))}"
 
     timings = alternate(csv_path, builds, args.rounds, fresh_sqlite)
-    floor_s = floor_sqlite(csv_path, os.path.join(workdir, "floor.db"))
-    results.append(("SQLite", "sqlite3 .import", raw_s, median(timings[0][0]), floor_s,
+    floor_runs = floors(args.rounds, lambda old: floor_sqlite(
+        csv_path, removed(os.path.join(workdir, "floor.db")), old), args.old_floor)
+    results.append(("SQLite", "sqlite3 .import", raw_s, median(timings[0][0]), floor_runs,
                     timings[0][1]))
     footprints = []
     splits = []
@@ -300,9 +346,10 @@ def main():
                 return pg_databases[index]
 
             timings = alternate(csv_path, builds, args.rounds, fresh_postgres)
-            floor_s = floor_postgres(csv_path, url)
-            results.append(("PostgreSQL", "psql \\copy", raw_s, median(timings[0][0]), floor_s,
-                            timings[0][1]))
+            floor_runs = floors(args.rounds, lambda old: floor_postgres(
+                csv_path, other_database(url, "floor"), old), args.old_floor)
+            results.append(("PostgreSQL", "psql \\copy", raw_s, median(timings[0][0]),
+                            floor_runs, timings[0][1]))
             for index, (label, _) in enumerate(builds):
                 if index:
                     compared.append(("PostgreSQL", label, timings[index][0], timings[0][0]))
@@ -313,9 +360,23 @@ def main():
               f"{args.order} order) into a new group\n")
         print(f"{'backend':<11} {'raw tool':<16} {'raw s':>7} {'roster s':>9} {'ratio':>6} "
               f"{'floor s':>8} {'roster/floor':>13}")
-        for backend, tool, raw_s, roster_s, floor_s, report in results:
+        for backend, tool, raw_s, roster_s, (floor_times, _), report in results:
+            floor_s = median(floor_times)
             print(f"{backend:<11} {tool:<16} {raw_s:7.2f} {roster_s:9.2f} {roster_s / raw_s:6.2f} "
                   f"{floor_s:8.2f} {roster_s / floor_s:13.2f}")
+        if args.old_floor:
+            print(f"\n{'backend':<11} {'floor s':>8} {'old floor s':>12} {'old/floor':>10}  "
+                  "(the old floor: the same SQL into the schema of --old-floor's build)")
+            for backend, _, _, _, (floor_times, old_times), _ in results:
+                print(f"{backend:<11} {median(floor_times):8.2f} {median(old_times):12.2f} "
+                      f"{median(old_times) / median(floor_times):10.2f}")
+        if args.rounds > 1:
+            print("\nevery floor, in seconds, in the order of the rounds")
+            for backend, _, _, _, (floor_times, old_times), _ in results:
+                print(f"{backend:<11} {'floor':<20} " + " ".join(f"{t:.2f}" for t in floor_times))
+                if old_times:
+                    print(f"{backend:<11} {'old floor':<20} "
+                          + " ".join(f"{t:.2f}" for t in old_times))
         for backend, _, _, _, _, report in results:
             created = [line for line in report.splitlines() if line.startswith("created")]
             print(f"{backend}: {created[0] if created else report.strip()}")
