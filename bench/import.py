@@ -22,11 +22,11 @@ into a fresh database of its own in the same run; every build's database is then
 per row on SQLite (the file) and on PostgreSQL (each table with its indexes), then bytes per
 contact and per membership once vacuumed (SQLite: `dbstat`; PostgreSQL: after VACUUM FULL).
 With `--rounds R` each build imports the file R times, the builds taking turns in an order
-reversed every other round, and the median is reported with every time: on a noisy machine a
-single import of the same code varied by 10–17% depending on whether it ran first.
-`--old-floor PATH` (the last build before storage v2, 89ca30b) also times the floor on the schema
-that build migrates to: the old floor ÷ the floor is what the new schema alone gives any importer,
-and so bounds the speed-up over that build of one that pays the floor.
+reversed every other round, and the median is reported with every time (the floors too are timed
+R times in turns): on a noisy machine a single import of the same code varied by 10–17% depending
+on whether it ran first. `--old-floor PATH` (the last build before storage v2, 89ca30b) also times
+the floor on the schema that build migrates to: the old floor ÷ the floor is what the new schema
+alone gives an importer that validates nothing.
 """
 
 import argparse
